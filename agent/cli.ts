@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { runAction } from './cli/run-action.js';
+
+// Each command loads its implementation on use: start-up is felt on slow boards, and
+// the Azure SDK alone costs hundreds of milliseconds to load.
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('iot-agent')
+  .description('Device agent for Linux IoT boards: hardening, TPM identity, Azure IoT Hub provisioning and commands')
+  .version(version)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+const tpm = program.command('tpm').description("inspect the board's TPM 2.0");
+tpm
+  .command('info')
+  .description('show the registration id, EK and SRK (what a DPS enrollment needs), identity key and TPM facts')
+  .option('--tpm <transport>', 'TPM transport: device:/dev/tpmrm0, swtpm:host=H,port=P or mssim:host=H,port=P (env IOT_AGENT_TPM)')
+  .option('--registration-id <id>', 'use this registration id instead of the one derived from the EK')
+  .option('--json', 'print one JSON object')
+  .action((options) => runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(options)));
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  // Usage errors were already printed by commander; --help and --version end here too.
+  process.exit(err instanceof CommanderError && err.exitCode === 0 ? 0 : 2);
+}

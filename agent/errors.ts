@@ -1,0 +1,53 @@
+/**
+ * Errors are values with a cause and a hint, created where the failure is understood.
+ * The CLI prints them on one line; the daemon logs them with their cause chain.
+ */
+
+/** Exit codes shared by every CLI command, so scripts can branch on them. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  tpmUnavailable: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface AgentErrorOptions {
+  cause?: unknown;
+  hint?: string;
+  exitCode?: ExitCode;
+}
+
+export class AgentError extends Error {
+  readonly hint: string | undefined;
+  readonly exitCode: ExitCode;
+
+  constructor(message: string, options: AgentErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? ExitCode.failure;
+  }
+}
+
+/** The message of an error followed by the messages of its causes, without repeats. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    const message = current instanceof Error ? current.message : String(current);
+    if (message && !parts.some((p) => p.includes(message))) parts.push(message);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(': ');
+}
+
+/** One line for a person: what failed, why, and what to do about it. */
+export function oneLine(err: unknown): string {
+  const hint = err instanceof AgentError && err.hint ? ` (hint: ${err.hint})` : '';
+  return (describeError(err) + hint).replace(/\s*\n\s*/g, ' ');
+}
+
+export function exitCodeOf(err: unknown): ExitCode {
+  return err instanceof AgentError ? err.exitCode : ExitCode.failure;
+}

@@ -1,0 +1,99 @@
+import { Tpm, type ReadPublicResponse, type TpmError, type TPM_HANDLE } from 'tss.js';
+import { AgentError } from '../errors.js';
+import { describeResponseCode, responseCodeOf } from './response-code.js';
+import { TpmUnavailableError, type TpmTransport } from './transport.js';
+
+/** A TPM command that reached the TPM and was refused by it. */
+export class TpmCommandError extends AgentError {
+  constructor(
+    readonly command: string,
+    readonly responseCode: number,
+    transportName: string,
+  ) {
+    super(`TPM2_${command} failed on ${transportName}: ${describeResponseCode(responseCode)}`);
+  }
+}
+
+type Continuation<T> = (err: TpmError | null, result?: T) => void;
+
+/** tss.js's device interface (connect, dispatchCommand, close) over one of the agent's transports. */
+class TransportDevice {
+  /** The untrimmed code of the last response: tss.js keeps only a masked copy. */
+  lastResponseCode = 0;
+  lastTransportError: unknown;
+
+  constructor(private readonly transport: TpmTransport) {}
+
+  connect(done: (err: Error | null) => void): null {
+    setImmediate(done, null); // the transport connects on first use
+    return null;
+  }
+
+  dispatchCommand(command: Buffer, done: (err: Error | null, response?: Buffer) => void): void {
+    this.lastTransportError = undefined;
+    this.transport.transmit(command).then(
+      (response) => {
+        this.lastResponseCode = responseCodeOf(response);
+        done(null, response);
+      },
+      (err: unknown) => {
+        this.lastTransportError = err;
+        done(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  }
+
+  close(): void {
+    void this.transport.close();
+  }
+}
+
+/**
+ * tss.js's Tpm over one of the agent's transports, with a promise API whose errors name
+ * the command, the transport and the response code in words. The same tss.js object
+ * serves the Azure SDK's TpmSecurityClient, so both talk to the TPM the same way.
+ */
+export class TpmClient {
+  readonly tpm: Tpm;
+  private readonly device: TransportDevice;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly transport: TpmTransport) {
+    this.device = new TransportDevice(transport);
+    this.tpm = new Tpm(false);
+    // tss.js accepts any object with connect/dispatchCommand/close as its device.
+    (this.tpm as unknown as { device: TransportDevice }).device = this.device;
+  }
+
+  /** Runs one tss.js command, after any command already running from this client. */
+  run<T>(command: string, invoke: (tpm: Tpm, done: Continuation<T>) => void): Promise<T> {
+    const result = this.queue.then(() => this.runNow(command, invoke));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    await this.transport.close();
+  }
+
+  readPublic(handle: TPM_HANDLE): Promise<ReadPublicResponse> {
+    return this.run<ReadPublicResponse>('ReadPublic', (tpm, done) => tpm.ReadPublic(handle, done));
+  }
+
+  private runNow<T>(command: string, invoke: (tpm: Tpm, done: Continuation<T>) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      invoke(this.tpm, (err, result) => {
+        if (!err) {
+          resolve(result as T);
+        } else if (this.device.lastTransportError !== undefined) {
+          const cause = this.device.lastTransportError;
+          reject(cause instanceof AgentError ? cause : new TpmUnavailableError(`${this.transport.name}: TPM2_${command} failed`, { cause }));
+        } else {
+          const rc = this.device.lastResponseCode || err.responseCode;
+          reject(new TpmCommandError(command, rc, this.transport.name));
+        }
+      });
+    });
+  }
+}

@@ -1,0 +1,123 @@
+import { TPM_CC } from 'tss.js';
+import { AgentError, ExitCode } from '../errors.js';
+
+/** A way to hand raw TPM 2.0 command buffers to a TPM and get its responses back. */
+export interface TpmTransport {
+  /** Names the transport in errors and logs, e.g. "swtpm 127.0.0.1:2321". */
+  readonly name: string;
+  transmit(command: Buffer): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface TransportOptions {
+  /** Deadline for an ordinary command. */
+  commandTimeoutMs?: number;
+  /** Deadline for commands that generate keys: a real TPM can take many seconds for RSA-2048. */
+  keyGenerationTimeoutMs?: number;
+}
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 8_000;
+export const DEFAULT_KEY_GENERATION_TIMEOUT_MS = 90_000;
+
+const KEY_GENERATION_COMMANDS = new Set<number>([TPM_CC.CreatePrimary, TPM_CC.Create, TPM_CC.CreateLoaded]);
+
+/** The TPM could not be reached or did not answer; nothing is known about the command's effect. */
+export class TpmUnavailableError extends AgentError {
+  constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, { ...options, exitCode: ExitCode.tpmUnavailable });
+  }
+}
+
+export const HEADER_SIZE = 10;
+
+export function commandCodeOf(command: Buffer): number {
+  return command.length >= HEADER_SIZE ? command.readUInt32BE(6) : 0;
+}
+
+export function commandName(command: Buffer): string {
+  const name = TPM_CC[commandCodeOf(command)];
+  return name ? `TPM2_${name}` : `TPM command 0x${commandCodeOf(command).toString(16)}`;
+}
+
+/** Size the response announces in its header, once the header has arrived. */
+export function announcedSize(response: Buffer): number | undefined {
+  return response.length >= HEADER_SIZE ? response.readUInt32BE(2) : undefined;
+}
+
+/**
+ * What every transport shares: one command at a time, a deadline per command, and a
+ * reset after any failure so that a late answer is never taken for the next command's.
+ */
+export abstract class SerialTransport implements TpmTransport {
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  protected constructor(
+    readonly name: string,
+    private readonly options: TransportOptions,
+  ) {}
+
+  /** Sends one command and collects its whole response. */
+  protected abstract exchange(command: Buffer): Promise<Buffer>;
+  /** Drops the connection so that the next command starts on a fresh one. */
+  protected abstract reset(): void;
+
+  transmit(command: Buffer): Promise<Buffer> {
+    const run = this.queue.then(() => this.transmitNow(command));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.queue;
+    this.reset();
+  }
+
+  private async transmitNow(command: Buffer): Promise<Buffer> {
+    if (this.closed) throw new TpmUnavailableError(`${this.name}: transport is closed`);
+    const limit = this.timeoutFor(command);
+    const work = this.exchange(command);
+    work.catch(() => undefined); // the deadline may win the race; the late failure is not news
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TpmUnavailableError(`${this.name}: no answer to ${commandName(command)} within ${limit} ms`, {
+          hint: 'the TPM is busy, hung or not there; check the transport setting and that the TPM (or swtpm) runs',
+        })),
+        limit,
+      );
+    });
+    try {
+      const response = await Promise.race([work, deadline]);
+      if (response.length < HEADER_SIZE || announcedSize(response) !== response.length) {
+        throw new TpmUnavailableError(`${this.name}: malformed response to ${commandName(command)} (${response.length} bytes)`);
+      }
+      return response;
+    } catch (err) {
+      this.reset();
+      if (err instanceof TpmUnavailableError) throw err;
+      throw new TpmUnavailableError(`${this.name}: ${commandName(command)} failed`, { cause: err, hint: hintFor(err) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private timeoutFor(command: Buffer): number {
+    return KEY_GENERATION_COMMANDS.has(commandCodeOf(command))
+      ? this.options.keyGenerationTimeoutMs ?? DEFAULT_KEY_GENERATION_TIMEOUT_MS
+      : this.options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  }
+}
+
+function hintFor(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ECONNREFUSED': return 'nothing listens there: start the TPM simulator (scripts/swtpm.sh start) or fix the port';
+    case 'ENOENT': return 'no such device: is the TPM enabled in firmware and its kernel driver loaded?';
+    case 'EACCES':
+    case 'EPERM': return 'permission denied: run as a member of the tss group (or as root)';
+    case 'EBUSY': return 'the raw TPM device is held by another program; use the resource manager /dev/tpmrm0';
+    default: return undefined;
+  }
+}

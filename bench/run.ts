@@ -1,0 +1,18 @@
+/**
+ * Benchmarks, apart from the tests: `npm run bench -- <name>` (or no name for all).
+ * Each one measures against a floor or baseline in the same run and prints ratios.
+ */
+const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
+  tpm: () => import('./tpm.js'),
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !(name in benches));
+if (unknown.length) {
+  process.stderr.write(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}\n`);
+  process.exit(2);
+}
+for (const name of wanted.length ? wanted : Object.keys(benches)) {
+  process.stdout.write(`\n== ${name}\n`);
+  await (await benches[name]!()).run();
+}
