@@ -42,3 +42,12 @@ export async function waitForListener(host: string, port: number, timeoutMs = 5_
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * A loopback address of its own for one test file (127.64.0.0/10), so that several
+ * clouds can each listen on the fixed ports 443 and 8883 side by side.
+ */
+export function randomLoopbackAddress(): string {
+  const byte = () => Math.floor(Math.random() * 254) + 1;
+  return `127.${64 + Math.floor(Math.random() * 64)}.${byte()}.${byte()}`;
+}
