@@ -63,7 +63,7 @@ async function openssl(args: string[]): Promise<void> {
     await run('openssl', args);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new Error('openssl is not installed: run scripts/setup.sh (Debian package openssl)');
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? e.message}`);
+    if (e.code === 'ENOENT') throw new Error('openssl is not installed: run scripts/setup.sh (Debian package openssl)', { cause: err });
+    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.trim() ?? e.message}`, { cause: err });
   }
 }

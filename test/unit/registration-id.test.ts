@@ -1,0 +1,37 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { base32Lower, checkRegistrationId, registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
+
+// The encoder the Azure SDK uses, as an independent reference.
+const base32Encode = createRequire(import.meta.url)('base32-encode') as (data: Buffer, variant: string) => string;
+
+describe('registration id', () => {
+  it('matches the RFC 4648 test vectors in lowercase without padding', () => {
+    const vectors: [string, string][] = [['', ''], ['f', 'my'], ['fo', 'mzxq'], ['foo', 'mzxw6'], ['foob', 'mzxw6yq'],
+      ['fooba', 'mzxw6ytb'], ['foobar', 'mzxw6ytboi']];
+    for (const [input, output] of vectors) expect(base32Lower(Buffer.from(input))).toBe(output);
+  });
+
+  it('agrees with the SDK base32 encoder on random input', () => {
+    for (let i = 0; i < 200; i++) {
+      const data = randomBytes(i % 40);
+      expect(base32Lower(data)).toBe(base32Encode(data, 'RFC4648').toLowerCase().replace(/=/g, ''));
+    }
+  });
+
+  it('hashes the EK TPM2B_PUBLIC with SHA-256', () => {
+    const ek = randomBytes(314);
+    const digest = createHash('sha256').update(ek).digest();
+    expect(registrationIdFromEndorsementKey(ek)).toBe(base32Lower(digest));
+    expect(registrationIdFromEndorsementKey(ek)).toHaveLength(52);
+  });
+
+  it.each(['device-01', 'a', 'x.y_z:1-', 'a'.repeat(128)])('accepts the configured id %j', (id) => {
+    expect(checkRegistrationId(id)).toBe(id);
+  });
+
+  it.each(['', 'Device', 'with space', 'ends.', 'ends_', 'a'.repeat(129), 'ümlaut', 'semi;colon'])('rejects the configured id %j', (id) => {
+    expect(() => checkRegistrationId(id)).toThrow(/invalid registration id/);
+  });
+});
