@@ -11,6 +11,7 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 const program = new Command('iot-agent')
   .description('Device agent for Linux IoT boards: hardening, TPM identity, Azure IoT Hub provisioning and commands')
   .version(version)
+  .option('--config <path>', 'config file (default /etc/iot-agent/config.yaml)')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
@@ -21,7 +22,8 @@ tpm
   .option('--tpm <transport>', 'TPM transport: device:/dev/tpmrm0, swtpm:host=H,port=P or mssim:host=H,port=P (env IOT_AGENT_TPM)')
   .option('--registration-id <id>', 'use this registration id instead of the one derived from the EK')
   .option('--json', 'print one JSON object')
-  .action((options) => runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(options)));
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(command.optsWithGlobals())));
 
 try {
   await program.parseAsync();

@@ -1,10 +1,12 @@
+import { loadConfig } from '../config.js';
 import { ensureIdentity } from '../tpm/identity.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
-import { DEFAULT_TRANSPORT, formatTransport, parseTransport } from '../tpm/transport-spec.js';
+import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
 
 export interface TpmInfoOptions {
+  config?: string;
   tpm?: string;
   registrationId?: string;
   json?: boolean;
@@ -12,10 +14,13 @@ export interface TpmInfoOptions {
 
 /** `iot-agent tpm info`: what a technician needs to enroll the device, and what TPM it has. */
 export async function tpmInfo(options: TpmInfoOptions): Promise<void> {
-  const spec = parseTransport(options.tpm ?? process.env.IOT_AGENT_TPM ?? DEFAULT_TRANSPORT);
+  const config = await loadConfig(options.config);
+  const spec = parseTransport(options.tpm ?? (process.env.IOT_AGENT_TPM || config.tpm.transport));
   const client = new TpmClient(openTransport(spec));
   try {
-    const identity = await ensureIdentity(client, { registrationId: options.registrationId });
+    const identity = await ensureIdentity(client, {
+      registrationId: options.registrationId ?? config.provisioning.registrationId,
+    });
     const facts = await readTpmFacts(client);
     const info = {
       transport: formatTransport(spec),

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { runCli } from '../support/cli.js';
@@ -87,5 +90,35 @@ describe('iot-agent tpm info', () => {
     const result = await runCli(['tpm', 'info', '--frobnicate']);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("unknown option '--frobnicate'");
+  });
+});
+
+describe('iot-agent tpm info with a config file', () => {
+  let swtpm: SwtpmInstance;
+  let dir: string;
+  beforeAll(async () => {
+    swtpm = await SwtpmInstance.start();
+    dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-config-'));
+  });
+  afterAll(async () => {
+    await swtpm?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('takes the transport and registration id from the config file', async () => {
+    const file = path.join(dir, 'config.yaml');
+    writeFileSync(file, `tpm:\n  transport: ${swtpm.transport}\nprovisioning:\n  registrationId: from-config\n`);
+    const result = await runCli(['--config', file, 'tpm', 'info', '--json'], { IOT_AGENT_TPM: '' });
+    expect(result.stderr).toBe('');
+    expect(JSON.parse(result.stdout)).toMatchObject({ registrationId: 'from-config', transport: swtpm.transport });
+  });
+
+  it('stops at an invalid config with exit code 2 and one line naming the key', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, 'tpm:\n  transprot: device\n');
+    const result = await runCli(['--config', file, 'tpm', 'info']);
+    expect(result.code).toBe(2);
+    expectOneCleanErrorLine(result.stderr);
+    expect(result.stderr).toContain('tpm.transprot: unknown key (did you mean tpm.transport?)');
   });
 });

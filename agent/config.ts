@@ -1,0 +1,193 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { AgentError, ExitCode } from './errors.js';
+import { checkRegistrationId } from './tpm/registration-id.js';
+import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
+
+export const REPROVISION_POLICIES = ['onErrorOnly', 'alwaysOnStartup', 'never'] as const;
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+export interface AgentConfig {
+  provisioning: {
+    /** Required to provision; absent in a config that only serves `tpm info` or `harden`. */
+    idScope: string | undefined;
+    globalEndpoint: string;
+    /** Overrides the registration id derived from the EK. */
+    registrationId: string | undefined;
+    reprovision: (typeof REPROVISION_POLICIES)[number];
+  };
+  tpm: { transport: string };
+  tls: { extraCaFile: string | undefined };
+  stateDir: string;
+  runtimeDir: string;
+  log: { level: (typeof LOG_LEVELS)[number] };
+}
+
+export const DEFAULTS: AgentConfig = {
+  provisioning: {
+    idScope: undefined,
+    globalEndpoint: 'global.azure-devices-provisioning.net',
+    registrationId: undefined,
+    reprovision: 'onErrorOnly',
+  },
+  tpm: { transport: DEFAULT_TRANSPORT },
+  tls: { extraCaFile: undefined },
+  stateDir: '/var/lib/iot-agent',
+  runtimeDir: '/run/iot-agent',
+  log: { level: 'info' },
+};
+
+/** A config problem: names the file, the key, the value and what is expected, on one line. */
+export class ConfigError extends AgentError {
+  constructor(source: string, message: string) {
+    super(`config ${source}: ${message}`, { exitCode: ExitCode.usage });
+  }
+}
+
+/**
+ * Reads the config file. The default file may be absent (every key has a default but the
+ * ID scope); a file named on the command line must exist.
+ */
+export async function loadConfig(path?: string): Promise<AgentConfig> {
+  const source = path ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = await readFile(source, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && path === undefined) return structuredClone(DEFAULTS);
+    throw new ConfigError(source, `cannot be read (${code ?? String(err)})`);
+  }
+  return parseConfig(text, source);
+}
+
+export function parseConfig(text: string, source: string): AgentConfig {
+  let document: unknown;
+  try {
+    document = parseYaml(text, { uniqueKeys: true, prettyErrors: false });
+  } catch (err) {
+    const firstLine = (err as Error).message.split('\n')[0];
+    throw new ConfigError(source, `is not valid YAML: ${firstLine}`);
+  }
+  if (document === null || document === undefined) return structuredClone(DEFAULTS);
+  const v = new Validator(source);
+  const root = v.object(document, '');
+  v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log']);
+  const provisioning = v.object(root.provisioning ?? {}, 'provisioning');
+  v.onlyKeys(provisioning, 'provisioning', ['idScope', 'globalEndpoint', 'registrationId', 'reprovision']);
+  const tpm = v.object(root.tpm ?? {}, 'tpm');
+  v.onlyKeys(tpm, 'tpm', ['transport']);
+  const tls = v.object(root.tls ?? {}, 'tls');
+  v.onlyKeys(tls, 'tls', ['extraCaFile']);
+  const log = v.object(root.log ?? {}, 'log');
+  v.onlyKeys(log, 'log', ['level']);
+
+  return {
+    provisioning: {
+      idScope: v.optional(provisioning.idScope, 'provisioning.idScope', (value, key) =>
+        v.matching(value, key, /^[A-Za-z0-9]{3,64}$/, 'an ID scope such as 0ne0012ABCD (letters and digits)')),
+      globalEndpoint: v.optional(provisioning.globalEndpoint, 'provisioning.globalEndpoint', (value, key) =>
+        v.matching(value, key, /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+          'a host name such as global.azure-devices-provisioning.net (no scheme, no port)')) ?? DEFAULTS.provisioning.globalEndpoint,
+      registrationId: v.optional(provisioning.registrationId, 'provisioning.registrationId', (value, key) =>
+        v.checked(value, key, checkRegistrationId)),
+      reprovision: v.optional(provisioning.reprovision, 'provisioning.reprovision', (value, key) =>
+        v.oneOf(value, key, REPROVISION_POLICIES)) ?? DEFAULTS.provisioning.reprovision,
+    },
+    tpm: {
+      transport: v.optional(tpm.transport, 'tpm.transport', (value, key) =>
+        v.checked(value, key, (text) => (parseTransport(text), text))) ?? DEFAULTS.tpm.transport,
+    },
+    tls: { extraCaFile: v.optional(tls.extraCaFile, 'tls.extraCaFile', (value, key) => v.absolutePath(value, key)) },
+    stateDir: v.optional(root.stateDir, 'stateDir', (value, key) => v.absolutePath(value, key)) ?? DEFAULTS.stateDir,
+    runtimeDir: v.optional(root.runtimeDir, 'runtimeDir', (value, key) => v.absolutePath(value, key)) ?? DEFAULTS.runtimeDir,
+    log: { level: v.optional(log.level, 'log.level', (value, key) => v.oneOf(value, key, LOG_LEVELS)) ?? DEFAULTS.log.level },
+  };
+}
+
+/** The ID scope, or a clear error for the commands that cannot work without one. */
+export function requireIdScope(config: AgentConfig, source = DEFAULT_CONFIG_PATH): string {
+  if (config.provisioning.idScope === undefined) {
+    throw new ConfigError(source, 'provisioning.idScope is missing: expected the ID scope of your DPS instance (Azure portal, DPS overview)');
+  }
+  return config.provisioning.idScope;
+}
+
+class Validator {
+  constructor(private readonly source: string) {}
+
+  fail(key: string, value: unknown, expected: string): never {
+    throw new ConfigError(this.source, `${key || 'the document'}: ${show(value)} is not valid: expected ${expected}`);
+  }
+
+  object(value: unknown, key: string): Record<string, unknown> {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(key, value, 'a mapping of keys to values');
+    return value as Record<string, unknown>;
+  }
+
+  onlyKeys(object: Record<string, unknown>, key: string, allowed: string[]): void {
+    for (const name of Object.keys(object)) {
+      if (allowed.includes(name)) continue;
+      const where = key ? `${key}.${name}` : name;
+      const near = allowed.find((a) => a.toLowerCase() === name.toLowerCase() || editDistance(a, name) <= 2);
+      throw new ConfigError(this.source, `${where}: unknown key${near ? ` (did you mean ${key ? `${key}.` : ''}${near}?)` : ''}; expected one of ${allowed.join(', ')}`);
+    }
+  }
+
+  optional<T>(value: unknown, key: string, check: (value: unknown, key: string) => T): T | undefined {
+    return value === undefined || value === null ? undefined : check(value, key);
+  }
+
+  string(value: unknown, key: string, expected: string): string {
+    if (typeof value !== 'string') this.fail(key, value, expected);
+    return value;
+  }
+
+  matching(value: unknown, key: string, pattern: RegExp, expected: string): string {
+    const text = this.string(value, key, expected);
+    if (!pattern.test(text)) this.fail(key, value, expected);
+    return text;
+  }
+
+  oneOf<T extends string>(value: unknown, key: string, allowed: readonly T[]): T {
+    const expected = `one of ${allowed.join(', ')}`;
+    const text = this.string(value, key, expected);
+    if (!allowed.includes(text as T)) this.fail(key, value, expected);
+    return text as T;
+  }
+
+  absolutePath(value: unknown, key: string): string {
+    return this.matching(value, key, /^\/[^\0]*$/, 'an absolute path');
+  }
+
+  checked(value: unknown, key: string, check: (text: string) => string): string {
+    const text = this.string(value, key, 'a string');
+    try {
+      return check(text);
+    } catch (err) {
+      const hint = err instanceof AgentError && err.hint ? `; ${err.hint}` : '';
+      throw new ConfigError(this.source, `${key}: ${(err as Error).message}${hint}`);
+    }
+  }
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}

@@ -1,0 +1,91 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULTS, loadConfig, parseConfig, requireIdScope } from '../../agent/config.js';
+
+function errorOf(text: string): ConfigError {
+  try {
+    parseConfig(text, '/etc/iot-agent/config.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).exitCode).toBe(2);
+    expect((err as ConfigError).message).not.toContain('\n');
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config file', () => {
+  it('fills every default for an empty file', () => {
+    expect(parseConfig('', 'x')).toEqual(DEFAULTS);
+    expect(parseConfig('# only a comment\n', 'x')).toEqual(DEFAULTS);
+    expect(DEFAULTS.tpm.transport).toBe('device:/dev/tpmrm0');
+    expect(DEFAULTS.provisioning.globalEndpoint).toBe('global.azure-devices-provisioning.net');
+    expect(DEFAULTS.provisioning.reprovision).toBe('onErrorOnly');
+    expect(DEFAULTS.stateDir).toBe('/var/lib/iot-agent');
+    expect(DEFAULTS.runtimeDir).toBe('/run/iot-agent');
+  });
+
+  it('reads every key', () => {
+    const config = parseConfig([
+      'provisioning:',
+      '  idScope: 0ne0012ABCD',
+      '  globalEndpoint: 127.0.0.2',
+      '  registrationId: board-17',
+      '  reprovision: alwaysOnStartup',
+      'tpm:',
+      '  transport: swtpm:host=127.0.0.1,port=2321',
+      'tls:',
+      '  extraCaFile: /etc/iot-agent/ca.pem',
+      'stateDir: /tmp/state',
+      'runtimeDir: /tmp/run',
+      'log:',
+      '  level: debug',
+    ].join('\n'), 'x');
+    expect(config).toEqual({
+      provisioning: { idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup' },
+      tpm: { transport: 'swtpm:host=127.0.0.1,port=2321' },
+      tls: { extraCaFile: '/etc/iot-agent/ca.pem' },
+      stateDir: '/tmp/state',
+      runtimeDir: '/tmp/run',
+      log: { level: 'debug' },
+    });
+  });
+
+  it.each([
+    ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision'],
+    ['statedir: /x', 'statedir: unknown key (did you mean stateDir?)'],
+    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log'],
+    ['provisioning:\n  reprovision: sometimes', 'provisioning.reprovision: "sometimes" is not valid: expected one of onErrorOnly, alwaysOnStartup, never'],
+    ['provisioning:\n  idScope: 12', 'provisioning.idScope: 12 is not valid: expected an ID scope'],
+    ['provisioning:\n  idScope: "0ne 1"', 'provisioning.idScope: "0ne 1" is not valid'],
+    ['provisioning:\n  globalEndpoint: https://global.azure-devices-provisioning.net', 'provisioning.globalEndpoint: "https://global.azure-devices-provisioning.net" is not valid: expected a host name'],
+    ['provisioning:\n  registrationId: Board 17', 'provisioning.registrationId: invalid registration id "Board 17"'],
+    ['tpm:\n  transport: tpm0', 'tpm.transport: invalid TPM transport "tpm0": unknown kind "tpm0" (expected device, swtpm or mssim); accepted forms:'],
+    ['tpm: device', 'tpm: "device" is not valid: expected a mapping of keys to values'],
+    ['tls:\n  extraCaFile: ca.pem', 'tls.extraCaFile: "ca.pem" is not valid: expected an absolute path'],
+    ['stateDir: [a, b]', 'stateDir: ["a","b"] is not valid: expected an absolute path'],
+    ['log:\n  level: loud', 'log.level: "loud" is not valid: expected one of debug, info, warn, error'],
+    ['- a\n- b', 'the document: ["a","b"] is not valid: expected a mapping of keys to values'],
+    ['just text', 'the document: "just text" is not valid'],
+    ['tpm: {transport: [', 'is not valid YAML'],
+    ['log:\n  level: info\nlog:\n  level: debug', 'is not valid YAML: Map keys must be unique'],
+    ['stateDir: ' + 'x'.repeat(200), `stateDir: "${'x'.repeat(56)}... is not valid`],
+  ])('rejects %j naming key, value and expectation on one line', (text, message) => {
+    expect(errorOf(text).message).toContain(message);
+  });
+
+  it('requires an ID scope only where provisioning needs one', () => {
+    expect(() => requireIdScope(parseConfig('', 'x'))).toThrow(/provisioning.idScope is missing/);
+    expect(requireIdScope(parseConfig('provisioning:\n  idScope: 0ne0012ABCD', 'x'))).toBe('0ne0012ABCD');
+  });
+
+  it('treats a missing default file as all defaults, and a missing named file as an error', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-config-'));
+    await expect(loadConfig(path.join(dir, 'absent.yaml'))).rejects.toThrow(/absent.yaml: cannot be read \(ENOENT\)/);
+    const file = path.join(dir, 'config.yaml');
+    writeFileSync(file, 'log:\n  level: warn\n');
+    expect((await loadConfig(file)).log.level).toBe('warn');
+  });
+});
