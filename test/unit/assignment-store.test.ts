@@ -1,0 +1,94 @@
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  assignmentPath, clearAssignment, parseAssignment, readAssignment, writeAssignment, type Assignment,
+} from '../../agent/state/assignment-store.js';
+
+const assignment: Assignment = {
+  assignedHub: 'hub-a.example.net',
+  deviceId: 'board-17',
+  registrationId: 'board-17',
+  idScope: '0ne0012ABCD',
+  globalEndpoint: 'global.azure-devices-provisioning.net',
+  assignedAt: '2026-11-26T02:30:00.000Z',
+};
+
+function stateDir(): string {
+  return mkdtempSync(path.join(tmpdir(), 'iot-agent-state-'));
+}
+
+describe('assignment state file', () => {
+  it('round-trips, owner-only, with kind and schema version, leaving no temporary files', async () => {
+    const dir = stateDir();
+    await writeAssignment(dir, assignment);
+    expect(await readAssignment(dir)).toEqual({ status: 'valid', assignment });
+    expect(statSync(assignmentPath(dir)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(assignmentPath(dir), 'utf8'))).toMatchObject({ kind: 'iot-agent/assignment', schema: 1 });
+    expect(readdirSync(dir)).toEqual(['assignment.json']);
+  });
+
+  it('creates the state directory owner-only when missing', async () => {
+    const dir = path.join(stateDir(), 'nested', 'state');
+    await writeAssignment(dir, assignment);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+  });
+
+  it('replaces an older assignment and can be cleared', async () => {
+    const dir = stateDir();
+    await writeAssignment(dir, assignment);
+    await writeAssignment(dir, { ...assignment, assignedHub: 'hub-b.example.net' });
+    const stored = await readAssignment(dir);
+    expect(stored.status === 'valid' && stored.assignment.assignedHub).toBe('hub-b.example.net');
+    await clearAssignment(dir);
+    expect(await readAssignment(dir)).toEqual({ status: 'absent' });
+    await clearAssignment(dir); // idempotent
+  });
+
+  it('reports a missing file as absent', async () => {
+    expect(await readAssignment(stateDir())).toEqual({ status: 'absent' });
+  });
+
+  it('reports a truncated file as invalid instead of throwing', async () => {
+    const dir = stateDir();
+    await writeAssignment(dir, assignment);
+    const text = readFileSync(assignmentPath(dir), 'utf8');
+    for (const cut of [0, 1, 20, text.length - 3]) {
+      writeFileSync(assignmentPath(dir), text.slice(0, cut));
+      const stored = await readAssignment(dir);
+      expect(stored.status).toBe('invalid');
+    }
+  });
+
+  it('reports an unreadable path as invalid', async () => {
+    const dir = stateDir();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(assignmentPath(dir)); // a directory where the file should be
+    expect(await readAssignment(dir)).toEqual({ status: 'invalid', reason: 'cannot be read (EISDIR)' });
+  });
+
+  it.each([
+    ['', 'the file is empty'],
+    ['{"kind":"iot-agent/assign', 'not valid JSON'],
+    ['\u0000\u0001garbage', 'not valid JSON'],
+    ['[]', 'does not hold a JSON object'],
+    ['null', 'does not hold a JSON object'],
+    ['{"kind":"something-else","schema":1}', 'not an iot-agent assignment'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 2 }), 'schema 2 is not the supported 1'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: '1' }), 'schema "1"'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, deviceId: 7 }), 'deviceId is missing'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, assignedHub: '' }), 'assignedHub is missing'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, assignedAt: 'yesterday' }), 'assignedAt is not a date'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, idScope: 'x'.repeat(600) }), 'idScope is missing'],
+  ])('treats %j as invalid: %s', (text, reason) => {
+    const stored = parseAssignment(text);
+    expect(stored.status).toBe('invalid');
+    expect(stored.status === 'invalid' && stored.reason).toContain(reason);
+  });
+
+  it('ignores unknown extra fields of the same schema', () => {
+    const stored = parseAssignment(JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, extra: true }));
+    expect(stored).toEqual({ status: 'valid', assignment });
+  });
+});
