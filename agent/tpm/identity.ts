@@ -1,4 +1,4 @@
-import { type CreatePrimaryResponse, Endorsement, NullPwSession, Owner, TPM_HANDLE, TPMS_SENSITIVE_CREATE, type TPMT_PUBLIC } from 'tss.js';
+import { type CreatePrimaryResponse, Endorsement, NullPwSession, Owner, TPM_HANDLE, TPMS_SENSITIVE_CREATE, type TPMT_PUBLIC } from './tss-lib.js';
 import { endorsementKeyTemplate, storageRootKeyTemplate } from './key-templates.js';
 import { checkRegistrationId, registrationIdFromEndorsementKey } from './registration-id.js';
 import { TpmCommandError, type TpmClient } from './tpm-client.js';

@@ -1,6 +1,6 @@
 import {
   TPM_ALG_ID, TPMA_OBJECT, TPMS_NULL_ASYM_SCHEME, TPMS_RSA_PARMS, TPMT_PUBLIC, TPMT_SYM_DEF_OBJECT, TPM2B_PUBLIC_KEY_RSA,
-} from 'tss.js';
+} from './tss-lib.js';
 
 /**
  * The key templates of the Azure IoT SDKs, so that a device provisioned by them (or by

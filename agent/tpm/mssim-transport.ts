@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import { TpmTcpDevice } from 'tss.js';
+import { TpmTcpDevice } from './tss-lib.js';
 import { SerialTransport, type TransportOptions } from './transport.js';
 
 type Callback<T> = (err: Error | null, result?: T) => void;
@@ -14,6 +14,9 @@ interface TcpDevice {
   connectCont: Callback<void> | null;
   dispatchCont: Callback<Buffer> | null;
   onHandShake(fragment: Buffer): void;
+  onDispatch(fragment: Buffer): void;
+  /** The response bytes received so far for the command in flight. */
+  tcpResp: Buffer;
 }
 
 /**
@@ -23,6 +26,8 @@ interface TcpDevice {
  */
 export class MssimTransport extends SerialTransport {
   private device: TcpDevice | undefined;
+  /** The device still in its handshake: a deadline can expire there too, and reset() must reach it. */
+  private connecting: TcpDevice | undefined;
 
   constructor(
     private readonly host: string,
@@ -43,17 +48,18 @@ export class MssimTransport extends SerialTransport {
   }
 
   protected reset(): void {
-    const device = this.device;
-    this.device = undefined;
-    if (device) {
-      device.tpmSocket?.destroy();
-      device.tpmPlatSocket?.destroy();
-      device.close();
+    for (const device of [this.device, this.connecting]) {
+      device?.tpmSocket?.destroy();
+      device?.tpmPlatSocket?.destroy();
+      device?.close();
     }
+    this.device = undefined;
+    this.connecting = undefined;
   }
 
   private connect(): Promise<TcpDevice> {
     const device = new TpmTcpDevice(this.host, this.port) as unknown as TcpDevice;
+    this.connecting = device;
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         if (this.device === device) this.device = undefined;
@@ -76,7 +82,23 @@ export class MssimTransport extends SerialTransport {
         handShake(fragment);
         guard(device.tpmPlatSocket, 'platform');
       };
+      // tss.js reads a response's u32 size before checking that four bytes have arrived, so a
+      // shorter first fragment (a simulator dying mid-answer) threw out of the socket's 'data'
+      // event and ended the process. Keep such a fragment until the size is whole.
+      const dispatch = device.onDispatch.bind(device);
+      device.onDispatch = (fragment: Buffer) => {
+        if (device.tcpResp.length + fragment.length < 4) {
+          device.tcpResp = Buffer.concat([device.tcpResp, fragment]);
+          return;
+        }
+        try {
+          dispatch(fragment);
+        } catch (err) {
+          fail(err instanceof Error ? err : new Error(String(err)));
+        }
+      };
       device.connect((err) => {
+        if (this.connecting === device) this.connecting = undefined;
         if (err) {
           reject(err);
         } else {

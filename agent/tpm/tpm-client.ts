@@ -1,4 +1,4 @@
-import { Tpm, type ReadPublicResponse, type TpmError, type TPM_HANDLE } from 'tss.js';
+import { Tpm, type ReadPublicResponse, type TpmError, type TPM_HANDLE } from './tss-lib.js';
 import { AgentError } from '../errors.js';
 import { describeResponseCode, responseCodeOf } from './response-code.js';
 import { TpmUnavailableError, type TpmTransport } from './transport.js';
@@ -50,19 +50,22 @@ class TransportDevice {
 
 /**
  * tss.js's Tpm over one of the agent's transports, with a promise API whose errors name
- * the command, the transport and the response code in words. The same tss.js object
- * serves the Azure SDK's TpmSecurityClient, so both talk to the TPM the same way.
+ * the command, the transport and the response code in words.
+ *
+ * `tpm` is a second tss.js object on the same transport, for the Azure SDK's
+ * TpmSecurityClient. A tss.js Tpm keeps per-command state (the pending response handler),
+ * so two users must never share one; the transport below serialises their commands.
  */
 export class TpmClient {
   readonly tpm: Tpm;
+  private readonly own: Tpm;
   private readonly device: TransportDevice;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(readonly transport: TpmTransport) {
     this.device = new TransportDevice(transport);
-    this.tpm = new Tpm(false);
-    // tss.js accepts any object with connect/dispatchCommand/close as its device.
-    (this.tpm as unknown as { device: TransportDevice }).device = this.device;
+    this.own = tssTpmOn(this.device);
+    this.tpm = tssTpmOn(new TransportDevice(transport));
   }
 
   /** Runs one tss.js command, after any command already running from this client. */
@@ -83,7 +86,7 @@ export class TpmClient {
 
   private runNow<T>(command: string, invoke: (tpm: Tpm, done: Continuation<T>) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      invoke(this.tpm, (err, result) => {
+      invoke(this.own, (err, result) => {
         if (!err) {
           resolve(result as T);
         } else if (this.device.lastTransportError !== undefined) {
@@ -96,4 +99,11 @@ export class TpmClient {
       });
     });
   }
+}
+
+/** tss.js accepts any object with connect/dispatchCommand/close as its device. */
+function tssTpmOn(device: TransportDevice): Tpm {
+  const tpm = new Tpm(false);
+  (tpm as unknown as { device: TransportDevice }).device = device;
+  return tpm;
 }

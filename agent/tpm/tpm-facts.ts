@@ -1,4 +1,4 @@
-import { TPM_CAP, type GetCapabilityResponse, type TPML_TAGGED_TPM_PROPERTY } from 'tss.js';
+import { TPM_CAP, type GetCapabilityResponse, type TPML_TAGGED_TPM_PROPERTY } from './tss-lib.js';
 import type { TpmClient } from './tpm-client.js';
 
 /** TPM_PT values of the fixed property group (TPM 2.0 Part 2, §6.13). */

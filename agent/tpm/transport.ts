@@ -1,4 +1,4 @@
-import { TPM_CC } from 'tss.js';
+import { TPM_CC } from './tss-lib.js';
 import { AgentError, ExitCode } from '../errors.js';
 
 /** A way to hand raw TPM 2.0 command buffers to a TPM and get its responses back. */

@@ -74,6 +74,23 @@ describe('device identity on a real swtpm', () => {
     }
   });
 
+  it('serves the SDK and the agent at the same time without mixing up their responses', async () => {
+    const client = clientFor(swtpm.transport);
+    try {
+      const sdk = new TpmSecurityClient(undefined, client.tpm);
+      const sdkEks = Array.from({ length: 5 }, () => new Promise<Buffer>((resolve, reject) =>
+        sdk.getEndorsementKey((err?: Error, ek?: Buffer) => (err ? reject(err) : resolve(ek!)))));
+      const facts = Array.from({ length: 5 }, () => readTpmFacts(client));
+      const identities = Array.from({ length: 5 }, () => ensureIdentity(client));
+      const [eks, allFacts, ids] = await Promise.all([Promise.all(sdkEks), Promise.all(facts), Promise.all(identities)]);
+      for (const ek of eks) expect(ek.equals(ids[0]!.endorsementKey)).toBe(true);
+      for (const f of allFacts) expect(f.manufacturer).toBe('IBM');
+      for (const id of ids) expect(id.registrationId).toBe(ids[0]!.registrationId);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('reads byte-identical EK and SRK publics with tpm2-tools, an independent implementation', async () => {
     const mine = await identityOf(swtpm.transport); // closes its connection: swtpm serves one at a time
     const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-readpublic-'));
