@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from './errors.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
@@ -64,6 +65,8 @@ export async function loadConfig(path?: string): Promise<AgentConfig> {
 }
 
 export function parseConfig(text: string, source: string): AgentConfig {
+  // Loaded here, not at start-up: most boards' CLI runs never read a config file with content.
+  const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof Yaml;
   let document: unknown;
   try {
     document = parseYaml(text, { uniqueKeys: true, prettyErrors: false });
