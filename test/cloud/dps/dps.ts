@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LinkedHub } from '../contracts.js';
+import { createSas } from '../sas.js';
+import { ensureServerCredentials, type ServerCredentials } from '../tls.js';
+import type { AllocationPolicy, Enrollment, EnrollmentRequest } from './enrollment.js';
+import { badRequest, DpsError, errorBody, methodNotAllowed, notFound } from './errors.js';
+import { Faults } from './faults.js';
+import { readBody, readJson, sendJson } from './http-io.js';
+import { parseRegistrationRequest } from './registration-request.js';
+import { Registrations, type RegistrationCounters, type Reply } from './registrations.js';
+import { EnrollmentService } from './service-api.js';
+import { DpsState } from './state.js';
+
+export interface DpsOptions {
+  /** The loopback address to listen on; also the host name devices use, unless hostName is given. */
+  address: string;
+  /** Enrollments, assignments, the id scope, the service key and (by default) the TLS files live here. */
+  stateDir: string;
+  linkedHubs: LinkedHub[];
+  /** Kept across restarts once chosen; a random `0ne…` scope by default. */
+  idScope?: string;
+  /** Base64 key of the `provisioningserviceowner` policy; random and kept across restarts by default. */
+  serviceKey?: string;
+  /** The policy for enrollments that name none: `hashed` (evenly weighted, DPS's default) or `static`. */
+  allocation?: AllocationPolicy;
+  /** A name that resolves to `address`, for the certificate and for devices; defaults to the address. */
+  hostName?: string;
+  port?: number;
+  retryAfterSeconds?: number;
+  /** Certificates made elsewhere (e.g. one CA for the whole local cloud); made in stateDir/tls otherwise. */
+  tls?: ServerCredentials;
+}
+
+export interface Dps {
+  readonly host: string;
+  readonly port: number;
+  readonly idScope: string;
+  /** PEM of the CA that issued the server certificate: what clients must trust. */
+  readonly ca: string;
+  readonly caCertPath: string;
+  readonly serviceConnectionString: string;
+  readonly faults: Faults;
+  readonly counters: RegistrationCounters & { serviceRequests: number };
+  /** Creates or replaces an individual enrollment, as the service API's PUT does. */
+  enroll(enrollment: EnrollmentRequest): Enrollment;
+  enrollment(registrationId: string): Enrollment | undefined;
+  stop(): Promise<void>;
+}
+
+export const SERVICE_POLICY = 'provisioningserviceowner';
+const DEVICE_PATH = /^\/([^/]+)\/registrations\/([^/]+)\/(register|operations\/([^/]+))$/;
+const ENROLLMENT_PATH = /^\/enrollments\/([^/]+)$/;
+
+/** Starts the local DPS on https://<address>:443. */
+export async function startDps(options: DpsOptions): Promise<Dps> {
+  const host = options.hostName ?? options.address;
+  const state = new DpsState(path.join(options.stateDir, 'dps'), { idScope: options.idScope, serviceKey: options.serviceKey });
+  const { idScope, serviceKey } = state.identity;
+  const tls = options.tls ?? await ensureServerCredentials(path.join(options.stateDir, 'tls'), [...new Set([host, options.address])]);
+  const hubNames = options.linkedHubs.map((h) => h.hostName);
+  const faults = new Faults();
+  const registrations = new Registrations(state, {
+    idScope, linkedHubs: options.linkedHubs, allocation: options.allocation ?? 'hashed', retryAfterSeconds: options.retryAfterSeconds ?? 2,
+  });
+  const service = new EnrollmentService(state, { host, policyName: SERVICE_POLICY, key: Buffer.from(serviceKey, 'base64') }, hubNames);
+  const counters = Object.assign(registrations.counters, { serviceRequests: 0 });
+
+  async function route(req: IncomingMessage): Promise<Reply> {
+    const url = new URL(req.url ?? '/', 'https://dps.invalid');
+    const device = DEVICE_PATH.exec(url.pathname);
+    if (device) {
+      if (faults.latencyMs > 0) await sleep(faults.latencyMs);
+      try {
+        return await deviceRoute(req, url, segment(device[1]!), segment(device[2]!), device[4] === undefined ? undefined : segment(device[4]));
+      } catch (err) {
+        if (err instanceof DpsError && err.status < 500 && err.status !== 429) counters.refusals++;
+        throw err;
+      }
+    }
+    const enrollment = ENROLLMENT_PATH.exec(url.pathname);
+    if (enrollment) {
+      counters.serviceRequests++;
+      requireApiVersion(url);
+      service.authenticate(req.headers.authorization);
+      const id = segment(enrollment[1]!);
+      const ifMatch = req.headers['if-match'];
+      switch (req.method) {
+        case 'PUT': return service.put(id, await readJson(req), ifMatch);
+        case 'GET': await readBody(req); return service.get(id);
+        case 'DELETE': await readBody(req); return service.delete(id, ifMatch);
+        default: throw methodNotAllowed(`${req.method} is not allowed on an enrollment`);
+      }
+    }
+    req.resume();
+    throw notFound(`no such resource: ${url.pathname}`);
+  }
+
+  async function deviceRoute(req: IncomingMessage, url: URL, scope: string, registrationId: string, operationId: string | undefined): Promise<Reply> {
+    requireApiVersion(url);
+    if (scope !== idScope) throw notFound(`unknown ID scope ${scope}`);
+    if (operationId === undefined) {
+      if (req.method !== 'PUT') throw methodNotAllowed('registration takes PUT');
+      const fault = faults.take();
+      if (fault) {
+        req.resume();
+        throw fault;
+      }
+      return registrations.register(parseRegistrationRequest(await readJson(req), registrationId), req.headers.authorization);
+    }
+    if (req.method !== 'GET') throw methodNotAllowed('operation status takes GET');
+    await readBody(req); // the SDK sends "{}" with its GET
+    return registrations.operationStatus(registrationId, operationId, req.headers.authorization);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const trackingId = randomUUID();
+    try {
+      const reply = await route(req);
+      if (reply.body === undefined) {
+        res.writeHead(reply.status, { 'x-ms-request-id': trackingId, ...reply.headers });
+        res.end();
+      } else {
+        sendJson(res, reply.status, reply.body, { 'x-ms-request-id': trackingId, ...reply.headers });
+      }
+    } catch (err) {
+      const error = err instanceof DpsError ? err : new DpsError(500, 500000, `internal error: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, error.status, errorBody(error, trackingId), { 'x-ms-request-id': trackingId, ...error.headers });
+    }
+  }
+
+  const server = https.createServer({ key: tls.key, cert: tls.cert, keepAlive: true }, (req, res) => void handle(req, res));
+  const port = options.port ?? 443;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, options.address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  return {
+    host, port, idScope, ca: tls.ca, caCertPath: tls.caCertPath, faults, counters,
+    serviceConnectionString: `HostName=${host};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${serviceKey}`,
+    enroll: (input) => service.put(input.registrationId, input, undefined).body as Enrollment,
+    enrollment: (id) => state.enrollments.get(id),
+    stop: () => new Promise<void>((resolve) => {
+      server.close(() => {
+        state.flush();
+        resolve();
+      });
+      server.closeAllConnections();
+    }),
+  };
+}
+
+function requireApiVersion(url: URL): void {
+  if (!url.searchParams.get('api-version')) throw badRequest('the api-version query parameter is required');
+}
+
+function segment(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw badRequest('the URL is not valid percent-encoding');
+  }
+}
+
+/** A service SAS token as the SDK makes one, for callers that talk to the REST API directly. */
+export function serviceToken(host: string, key: string, expiry = Math.floor(Date.now() / 1000) + 3600): string {
+  return createSas(Buffer.from(key, 'base64'), host, expiry, SERVICE_POLICY);
+}

@@ -1,0 +1,147 @@
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ProvisioningDeviceClient } from 'azure-iot-provisioning-device';
+import type { ProvisioningServiceClient } from 'azure-iot-provisioning-service';
+import type { IndividualEnrollment } from 'azure-iot-provisioning-service/dist/interfaces.js';
+import { TpmSecurityClient } from 'azure-iot-security-tpm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TpmClient } from '../../agent/tpm/tpm-client.js';
+import { startDps, type Dps } from '../cloud/dps/dps.js';
+import { RecordingHub } from '../cloud/dps/recording-hub.js';
+import { provisioningServiceClient, provisioningTransport } from '../cloud/dps/sdk-clients.js';
+import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
+import { randomLoopbackAddress } from '../support/ports.js';
+import { SwtpmInstance } from '../support/swtpm.js';
+import { clientFor } from '../support/tpm.js';
+
+/**
+ * The local DPS against the unmodified Azure SDKs and a real TPM (swtpm): enrollment with
+ * azure-iot-provisioning-service, registration with azure-iot-provisioning-device(-http)
+ * and azure-iot-security-tpm, over real TLS that trusts only the test CA.
+ */
+describe('local DPS with the Azure SDKs and swtpm', () => {
+  const hubA = new RecordingHub('hub-a.cloud.test');
+  const hubB = new RecordingHub('hub-b.cloud.test');
+  let stateDir: string;
+  let dps: Dps;
+  let swtpm: SwtpmInstance;
+  let tpmClient: TpmClient;
+  let security: TpmSecurityClient;
+  let service: ProvisioningServiceClient;
+  let registrationId: string;
+  let endorsementKey: string;
+
+  beforeAll(async () => {
+    stateDir = mkdtempSync(path.join(tmpdir(), 'cloud-dps-sdk-'));
+    [dps, swtpm] = await Promise.all([
+      startDps({ address: randomLoopbackAddress(), stateDir, linkedHubs: [hubA, hubB], allocation: 'static', retryAfterSeconds: 1 }),
+      SwtpmInstance.start(),
+    ]);
+    tpmClient = clientFor(swtpm.transport);
+    security = new TpmSecurityClient(undefined, tpmClient.tpm);
+    service = provisioningServiceClient(dps.serviceConnectionString, dps.ca);
+    endorsementKey = (await callback<Buffer>((cb) => security.getEndorsementKey(cb))).toString('base64');
+    registrationId = await callback<string>((cb) => security.getRegistrationId(cb));
+  });
+
+  afterAll(async () => {
+    await tpmClient?.close();
+    await Promise.all([dps?.stop(), swtpm?.stop()]);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  /** For TPM devices the SDK's result is DPS's whole operation body, registrationState inside. */
+  const register = async () => ((await callback<unknown>((cb) =>
+    ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), security).register(cb))) as { registrationState: Record<string, unknown> }).registrationState;
+
+  /**
+   * A refused challenge is a 401 without an authenticationKey, which the SDK reports as a
+   * FormatError (as it would against Azure); the server's refusal count says it refused.
+   */
+  const expectRefused = async (attempt: Promise<unknown>) => {
+    const before = dps.counters.refusals;
+    await expect(attempt).rejects.toMatchObject({ name: 'FormatError' });
+    expect(dps.counters.refusals).toBe(before + 1);
+  };
+
+  const signWithIdentity = (data: Buffer) => callback<Buffer>((cb) => security.signWithIdentity(data, cb));
+
+  it('enrolls the swtpm EK through the service SDK', async () => {
+    const created = await callback<IndividualEnrollment>((cb) => service.createOrUpdateIndividualEnrollment({
+      registrationId, deviceId: 'sdk-device-1', attestation: { type: 'tpm', tpm: { endorsementKey } },
+      allocationPolicy: 'static', iotHubs: [hubA.hostName], initialTwin: { properties: { desired: { telemetryInterval: 30 } } },
+    } as unknown as IndividualEnrollment, cb));
+    expect(created).toMatchObject({ registrationId, deviceId: 'sdk-device-1', provisioningStatus: 'enabled' });
+    expect(created.etag).toBeTruthy();
+    const fetched = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    expect(fetched.etag).toBe(created.etag);
+  });
+
+  it('provisions the TPM device: assigned to the static hub, which gets the key the TPM now holds', async () => {
+    const result = await register();
+    expect(result).toMatchObject({ registrationId, assignedHub: hubA.hostName, deviceId: 'sdk-device-1', status: 'assigned', substatus: 'initialAssignment' });
+    const onHub = hubA.last()!;
+    expect(onHub).toMatchObject({ deviceId: 'sdk-device-1', registrationId, initialTwin: { properties: { desired: { telemetryInterval: 30 } } } });
+    const data = Buffer.from(`${hubA.hostName}/devices/sdk-device-1\n1893456000`);
+    expect(Buffer.from(await signWithIdentity(data))).toEqual(createHmac('sha256', onHub.primaryKey).update(data).digest());
+    expect(dps.counters).toMatchObject({ challenges: 1, registrations: 1 });
+  });
+
+  it('moves the device to another hub when its enrollment changes and it re-provisions', async () => {
+    const current = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, iotHubs: [hubB.hostName] }, cb));
+    const result = await register();
+    expect(result).toMatchObject({ assignedHub: hubB.hostName, substatus: 'deviceDataMigrated' });
+    const data = Buffer.from('moved');
+    expect(Buffer.from(await signWithIdentity(data))).toEqual(createHmac('sha256', hubB.last()!.primaryKey).update(data).digest());
+    expect(hubB.last()!.primaryKey).not.toEqual(hubA.last()!.primaryKey);
+  });
+
+  // What the agent must handle itself: for a TPM device the SDK treats the challenge request's
+  // 429/503 as "not a 401" and gives up with InvalidOperationError instead of retrying.
+  it('surfaces a throttled or unavailable challenge to the caller, then serves the next attempt', async () => {
+    dps.faults.throttleNext(1, 1);
+    await expect(register()).rejects.toMatchObject({ name: 'InvalidOperationError' });
+    dps.faults.failNext(1);
+    await expect(register()).rejects.toMatchObject({ name: 'InvalidOperationError' });
+    await expect(register()).resolves.toMatchObject({ status: 'assigned' });
+  });
+
+  it('refuses a stale etag with 412 (PreconditionFailed)', async () => {
+    const current = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current }, cb));
+    const err = await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, deviceId: 'other' }, cb)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ response: { statusCode: 412 } });
+  });
+
+  it('refuses a disabled enrollment with 401, then serves it again once enabled', async () => {
+    const current = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, provisioningStatus: 'disabled' }, cb));
+    await expectRefused(register());
+    const disabled = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...disabled, provisioningStatus: 'enabled' }, cb));
+    await expect(register()).resolves.toMatchObject({ status: 'assigned' });
+  });
+
+  it('refuses a TPM whose EK is not the enrolled one with 401', async () => {
+    const stranger = SoftwareTpm.create();
+    await callback((cb) => service.createOrUpdateIndividualEnrollment({
+      registrationId: 'enrolled-with-another-ek', attestation: { type: 'tpm', tpm: { endorsementKey: stranger.endorsementKey.toString('base64') } },
+    } as IndividualEnrollment, cb));
+    const impostor = new TpmSecurityClient('enrolled-with-another-ek', tpmClient.tpm);
+    await expectRefused(callback((cb) => ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), impostor).register(cb)));
+  });
+
+  it('deletes the enrollment; the device is then refused and the enrollment is 404', async () => {
+    await callback((cb) => service.deleteIndividualEnrollment(registrationId, cb));
+    await expect(callback((cb) => service.getIndividualEnrollment(registrationId, cb))).rejects.toMatchObject({ response: { statusCode: 404 } });
+    await expectRefused(register());
+  });
+});
+
+/** Adapts a Node-style callback API to a promise. */
+function callback<T = unknown>(fn: (cb: (err?: Error | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
