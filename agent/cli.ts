@@ -15,6 +15,13 @@ const program = new Command('iot-agent')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
+program
+  .command('check')
+  .description('is this device ready? config, TPM, identity key, clock, DNS and TLS to DPS and hub, state; exit 1 if any fails')
+  .option('--json', 'print one JSON object: {"checks":[{"id","status","message","hint"?}]}')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/check.js')).check(command.optsWithGlobals())));
+
 const tpm = program.command('tpm').description("inspect the board's TPM 2.0");
 tpm
   .command('info')

@@ -1,0 +1,26 @@
+import { fail, pass, type CheckResult } from './result.js';
+
+/**
+ * A clock before this agent was built was never set (boards without an RTC battery wake
+ * up in 1970 or at their image's build time). Raise it with each release.
+ */
+export const CLOCK_NOT_BEFORE = new Date('2026-01-01T00:00:00Z');
+/** A clock this far ahead is wrong too, and makes SAS tokens with absurd expiry times. */
+export const CLOCK_NOT_AFTER = new Date('2100-01-01T00:00:00Z');
+
+const NTP_HINT = 'enable time synchronisation: `timedatectl set-ntp true` (systemd-timesyncd), allow outbound NTP (udp/123), then re-run check';
+
+/** Whether the system time is plausible: SAS tokens and TLS certificate checks depend on it. */
+export function checkClock(now: Date, notBefore = CLOCK_NOT_BEFORE, notAfter = CLOCK_NOT_AFTER): CheckResult {
+  const shown = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const day = (d: Date) => d.toISOString().slice(0, 10);
+  if (now < notBefore) {
+    return fail('clock', `system time ${shown} is before ${day(notBefore)}, older than this agent: the clock was never set, `
+      + 'so DPS and the hub will reject its SAS tokens and TLS certificates look not yet valid', NTP_HINT);
+  }
+  if (now >= notAfter) {
+    return fail('clock', `system time ${shown} is after ${day(notAfter)}: the clock is wrong, `
+      + 'so DPS and the hub will reject its SAS tokens and TLS certificates look expired', NTP_HINT);
+  }
+  return pass('clock', `system time ${shown} is plausible`);
+}

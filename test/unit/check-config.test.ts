@@ -1,0 +1,60 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkConfig } from '../../agent/check/config-check.js';
+import { salvageConfig } from '../../agent/check/config-salvage.js';
+import { DEFAULTS } from '../../agent/config.js';
+
+function configFile(text: string): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-check-config-')), 'config.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('check: config', () => {
+  it('passes a valid config with an ID scope', async () => {
+    const { result, config } = await checkConfig(configFile('provisioning:\n  idScope: 0ne0012ABCD\n'));
+    expect(result.status).toBe('pass');
+    expect(result.message).toContain('is valid (ID scope 0ne0012ABCD, DPS global.azure-devices-provisioning.net)');
+    expect(config.provisioning.idScope).toBe('0ne0012ABCD');
+  });
+
+  it('warns that a device without an ID scope cannot provision', async () => {
+    const { result } = await checkConfig(configFile('stateDir: /tmp/x\n'));
+    expect(result.status).toBe('warn');
+    expect(result.message).toContain('provisioning.idScope is missing: the device cannot provision');
+  });
+
+  it('fails an invalid config with the ConfigError message and keeps its valid keys for the other checks', async () => {
+    const file = configFile('stateDir: /srv/state\ntpm:\n  transprot: device\nprovisioning:\n  globalEndpoint: dps.example.net\n  idScope: "not a scope"\n');
+    const { result, config } = await checkConfig(file);
+    expect(result.status).toBe('fail');
+    expect(result.message).toContain(`config ${file}: `);
+    expect(result.message).toContain('the other checks use built-in defaults in place of tpm.transprot, provisioning.idScope');
+    expect(config.stateDir).toBe('/srv/state');
+    expect(config.provisioning.globalEndpoint).toBe('dps.example.net');
+    expect(config.tpm.transport).toBe(DEFAULTS.tpm.transport);
+  });
+
+  it('fails a config file that cannot be read, using the defaults', async () => {
+    const { result, config } = await checkConfig('/nonexistent/iot-agent/config.yaml');
+    expect(result.status).toBe('fail');
+    expect(result.message).toBe('config /nonexistent/iot-agent/config.yaml: cannot be read (ENOENT); the other checks use the built-in defaults');
+    expect(result.hint).toContain('--config');
+    expect(config).toEqual(DEFAULTS);
+  });
+});
+
+describe('check: salvaging an invalid config', () => {
+  it('keeps nothing from a file that is not YAML', () => {
+    expect(salvageConfig('a: [', 'f')).toEqual({ config: DEFAULTS, ignored: ['(the whole file: not valid YAML)'] });
+  });
+
+  it('drops unknown and invalid keys one by one', () => {
+    const { config, ignored } = salvageConfig('log:\n  level: loud\ntls:\n  extraCaFile: /ca.pem\nfrobnicate: 1\ntpm: device\n', 'f');
+    expect(ignored).toEqual(['log.level', 'frobnicate', 'tpm']);
+    expect(config.tls.extraCaFile).toBe('/ca.pem');
+    expect(config.log.level).toBe(DEFAULTS.log.level);
+  });
+});
