@@ -32,6 +32,33 @@ tpm
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(command.optsWithGlobals())));
 
+const harden = program.command('harden').description('hardening profiles: firewall, IPv6, USB and network sysctls');
+const collect = (value: string, previous: string[]) => [...previous, value];
+const hardenCommand = (name: string, description: string) => harden
+  .command(name)
+  .description(description)
+  .option('--profile <name|path>', 'built-in (baseline, strict), site profile in /etc/iot-agent/profiles, or a YAML file')
+  .option('--json', 'print one JSON object')
+  .option('--root <dir>', 'root for /etc and /sys (a prepared tree for tests)', '/')
+  .option('--state-dir <dir>', 'snapshots and records (default <root>/var/lib/iot-agent/hardening)')
+  .option('--backend <auto|nft|legacy>', 'iptables implementation', 'auto')
+  .option('--netns <name>', 'run firewall and sysctl commands inside this network namespace (QA)');
+hardenCommand('plan', 'print exactly what apply would do; changes nothing')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/harden.js')).hardenPlan(command.optsWithGlobals())));
+hardenCommand('apply', 'apply a profile atomically, keeping a snapshot to roll back to')
+  .option('--confirm-timeout <seconds>', 'roll back by itself unless every --confirm-host answers a TLS handshake in time')
+  .option('--confirm-host <host:port>', 'hub or DPS endpoint that must stay reachable (repeatable)', collect, [])
+  .option('--boot', 'boot path: re-apply the recorded profile, or the last known good one after an interrupted change')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/harden.js')).hardenApply(command.optsWithGlobals())));
+hardenCommand('verify', 'compare the live state with the applied profile; exit 1 on drift')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/harden.js')).hardenVerify(command.optsWithGlobals())));
+hardenCommand('rollback', 'restore the state from before the last apply')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/harden.js')).hardenRollback(command.optsWithGlobals())));
+
 try {
   await program.parseAsync();
 } catch (err) {

@@ -8,6 +8,7 @@ packages=(
   tpm2-tools libtss2-tcti-swtpm0    # independent TPM implementation to cross-check against
   iptables iproute2                 # firewall and network namespaces for hardening tests
   hping3 nmap python3-scapy         # crafted packets against the firewall
+  kmod procps systemd               # modprobe -C, sysctl and systemd-analyze for hardening tests
   python3 openssl ca-certificates
 )
 
