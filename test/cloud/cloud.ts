@@ -1,0 +1,87 @@
+import path from 'node:path';
+import { startDps, type Dps } from './dps/dps.js';
+import type { AllocationPolicy } from './dps/enrollment.js';
+import { startHub, type LocalHub } from './hub/hub.js';
+import { ensureServerCredentials } from './tls.js';
+
+/**
+ * The whole local cloud: one DPS and its linked hubs, each on a loopback address of its own
+ * (so each keeps Azure's fixed ports 443 and 8883), all with certificates from one private
+ * CA in `<dir>/tls`, and all state under `dir`.
+ */
+export interface CloudOptions {
+  dir: string;
+  dpsAddress?: string;
+  /** One address per linked hub; the first is the default hub. */
+  hubAddresses?: string[];
+  allocation?: AllocationPolicy;
+  /** Keep the ID scope across restarts (it is kept in `dir` anyway once chosen). */
+  idScope?: string;
+  retryAfterSeconds?: number;
+  log?: (line: string) => void;
+}
+
+/** What QA, the demo and tests need to reach the cloud: the first line `npm run cloud` prints. */
+export interface CloudDescription {
+  idScope: string;
+  provisioningHost: string;
+  hubHost: string;
+  caCertPath: string;
+  provisioningServiceConnectionString: string;
+  hubServiceConnectionString: string;
+  adminUrl: string;
+  linkedHubs: { host: string; serviceConnectionString: string; adminUrl: string }[];
+}
+
+export interface LocalCloud {
+  readonly dps: Dps;
+  readonly hubs: LocalHub[];
+  readonly ca: string;
+  readonly caCertPath: string;
+  describe(): CloudDescription;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_DPS_ADDRESS = '127.0.77.1';
+export const DEFAULT_HUB_ADDRESSES = ['127.0.77.2', '127.0.77.3'];
+
+export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
+  const dpsAddress = options.dpsAddress ?? DEFAULT_DPS_ADDRESS;
+  const hubAddresses = options.hubAddresses ?? DEFAULT_HUB_ADDRESSES;
+  const tlsDir = path.join(options.dir, 'tls');
+  const tls = await ensureServerCredentials(tlsDir, [dpsAddress, ...hubAddresses]);
+  const hubs: LocalHub[] = [];
+  try {
+    for (const [i, address] of hubAddresses.entries()) {
+      hubs.push(await startHub({ address, stateDir: path.join(options.dir, `hub-${i + 1}`), tls, log: options.log }));
+    }
+    const dps = await startDps({
+      address: dpsAddress, stateDir: options.dir, linkedHubs: hubs, tls,
+      allocation: options.allocation, idScope: options.idScope, retryAfterSeconds: options.retryAfterSeconds,
+    });
+    const adminUrl = (hub: LocalHub) => `https://${hub.hostName}:${hub.httpsPort}/admin`;
+    return {
+      dps,
+      hubs,
+      ca: tls.ca,
+      caCertPath: tls.caCertPath,
+      describe: () => ({
+        idScope: dps.idScope,
+        provisioningHost: dps.host,
+        hubHost: hubs[0]!.hostName,
+        caCertPath: tls.caCertPath,
+        provisioningServiceConnectionString: dps.serviceConnectionString,
+        hubServiceConnectionString: hubs[0]!.serviceConnectionString,
+        adminUrl: adminUrl(hubs[0]!),
+        linkedHubs: hubs.map((h) => ({ host: h.hostName, serviceConnectionString: h.serviceConnectionString, adminUrl: adminUrl(h) })),
+      }),
+      stop: async () => {
+        await dps.stop();
+        await Promise.all(hubs.map((h) => h.stop()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(hubs.map((h) => h.stop().catch(() => undefined)));
+    throw err;
+  }
+}

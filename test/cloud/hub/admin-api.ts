@@ -1,0 +1,70 @@
+import type { ServerResponse } from 'node:http';
+import type { C2dMessage } from './c2d.js';
+import type { HubCore } from './hub-core.js';
+import { errors } from './hub-error.js';
+import { json } from './service-api.js';
+import { isJsonObject, type JsonObject } from './twin.js';
+
+/**
+ * The local cloud's admin API (not an IoT Hub API; see README.md here): what
+ * azure-iothub would do over AMQP (C2D), what tests need to observe (D2C, counters),
+ * and fault injection (stop / start the MQTT listener). Same auth as the service API.
+ */
+export async function handleAdmin(core: HubCore, method: string, path: string[], url: URL,
+  body: () => Promise<unknown>, res: ServerResponse): Promise<void> {
+  const [first, second, third] = path;
+  if (method === 'GET' && first === 'counters' && path.length === 1) return json(res, 200, core.counters);
+  if (method === 'GET' && first === 'd2c' && path.length === 1) {
+    const since = url.searchParams.get('since');
+    if (since !== null && !/^\d{1,15}$/.test(since)) throw errors.argumentInvalid('since must be a sequence number');
+    const deviceId = url.searchParams.get('deviceId') ?? undefined;
+    const messages = core.d2c({ deviceId, since: since === null ? undefined : Number(since) });
+    return json(res, 200, messages.map((m) => ({ ...m, body: m.body.toString('base64') })));
+  }
+  if (method === 'POST' && first === 'devices' && second && third === 'messages' && path.length === 3) {
+    const messageId = await core.sendC2d(second, parseC2dBody(await body()));
+    return json(res, 202, { messageId });
+  }
+  if (method === 'PUT' && first === 'devices' && second && path.length === 2) {
+    const input = await body();
+    if (!isJsonObject(input) || typeof input.primaryKey !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(input.primaryKey)) {
+      throw errors.argumentInvalid('body must be {"primaryKey": "<base64>", "registrationId"?: "..."}');
+    }
+    await core.registerDevice({
+      deviceId: second,
+      registrationId: typeof input.registrationId === 'string' ? input.registrationId : second,
+      primaryKey: Buffer.from(input.primaryKey, 'base64'),
+    });
+    return json(res, 200, core.getDevice(second));
+  }
+  if (method === 'POST' && first === 'mqtt' && (second === 'stop' || second === 'start') && path.length === 2) {
+    if (second === 'stop') await core.stopMqtt();
+    else await core.startMqtt();
+    return json(res, 200, { listening: core.broker.listening });
+  }
+  throw errors.notFound(`${method} /admin/${path.join('/')}`);
+}
+
+export function parseC2dBody(input: unknown): C2dMessage {
+  if (!isJsonObject(input)) throw errors.argumentInvalid('C2D body must be a JSON object');
+  const { data, dataBase64, properties } = input;
+  if ((typeof data === 'string') === (typeof dataBase64 === 'string')) throw errors.argumentInvalid('give exactly one of data (text) or dataBase64');
+  if (typeof dataBase64 === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(dataBase64)) throw errors.argumentInvalid('dataBase64 is not base64');
+  if (properties !== undefined && (!isJsonObject(properties) || !Object.values(properties).every((v) => typeof v === 'string'))) {
+    throw errors.argumentInvalid('properties must be an object of strings');
+  }
+  const text = (name: string): string | undefined => {
+    const value = input[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.length > 128) throw errors.argumentInvalid(`${name} must be a string of at most 128 characters`);
+    return value;
+  };
+  return {
+    data: typeof data === 'string' ? data : Buffer.from(dataBase64 as string, 'base64'),
+    messageId: text('messageId'),
+    correlationId: text('correlationId'),
+    contentType: text('contentType'),
+    contentEncoding: text('contentEncoding'),
+    properties: properties as JsonObject as Record<string, string> | undefined,
+  };
+}

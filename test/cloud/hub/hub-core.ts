@@ -1,0 +1,260 @@
+import type { HubDeviceRegistration } from '../contracts.js';
+import { HubBroker } from './broker.js';
+import { C2dQueues, c2dPacket, MAX_C2D_BYTES, type C2dMessage } from './c2d.js';
+import { authenticateDevice } from './device-auth.js';
+import { newCounters, type HubCounters } from './counters.js';
+import { D2cLog, type D2cMessage } from './d2c-log.js';
+import { handleDeviceRequest, type DeviceRequestContext } from './device-requests.js';
+import { errors } from './hub-error.js';
+import { MethodTimeoutError, PendingMethods } from './methods.js';
+import type { MethodRequest } from './method-request.js';
+import { DeviceRegistry, RegistryError } from './registry.js';
+import { deviceView, twinView, type Presence } from './service-views.js';
+import { desiredSubscription, methodsSubscription } from './topics.js';
+import { isJsonObject, patchDesired, patchTags, twinEtag, TwinPatchError, type Json, type JsonObject } from './twin.js';
+
+
+/**
+ * IoT Hub's behaviour, apart from its two wire protocols: devices, twins, direct
+ * methods, C2D and D2C. The MQTT broker feeds it device requests; the service REST
+ * API and the admin API call its methods.
+ */
+export class HubCore {
+  readonly counters: HubCounters = newCounters();
+  readonly d2cLog = new D2cLog();
+  private readonly methods = new PendingMethods();
+  private readonly c2d = new C2dQueues();
+  private readonly presence = new Map<string, { since: string; lastActivity: string }>();
+  private readonly subscribeWaiters = new Map<string, Set<() => void>>();
+  /** Set once by create(): the broker needs the core's callbacks and the core sends through the broker. */
+  broker!: HubBroker;
+
+  private constructor(readonly hostName: string, readonly registry: DeviceRegistry) {}
+
+  private get requestContext(): DeviceRequestContext {
+    return { registry: this.registry, broker: this.broker, d2cLog: this.d2cLog, counters: this.counters, methods: this.methods };
+  }
+
+  static async create(hostName: string, registry: DeviceRegistry, log: (line: string) => void): Promise<HubCore> {
+    const core = new HubCore(hostName, registry);
+    const broker = await HubBroker.create({
+      authenticate: (clientId, username, password) => authenticateDevice(hostName, clientId, username, password, (id) => registry.get(id)),
+      onRequest: (deviceId, request, payload) => {
+        core.touch(deviceId);
+        handleDeviceRequest(core.requestContext, deviceId, request, payload);
+      },
+      onConnect: (deviceId) => {
+        core.counters.connects++;
+        core.touch(deviceId, true);
+        // A SUBSCRIBE can be handled before the broker calls the client ready; look again now.
+        core.onReady(deviceId);
+      },
+      onDisconnect: (deviceId) => {
+        core.counters.disconnects++;
+        core.touch(deviceId, true);
+      },
+      onRefused: (deviceId, reason) => {
+        core.counters.refused++;
+        log(`refused ${deviceId || '(no client id)'}: ${reason}`);
+      },
+      onSubscribed: (deviceId) => core.onSubscribed(deviceId),
+    });
+    core.broker = broker;
+    return core;
+  }
+
+  async registerDevice(registration: HubDeviceRegistration): Promise<void> {
+    try {
+      await this.registry.register(registration);
+    } catch (err) {
+      if (err instanceof RegistryError) throw errors.argumentInvalid(err.message);
+      throw err;
+    }
+    this.counters.registrations++;
+  }
+
+  private device(deviceId: string) {
+    const device = this.registry.get(deviceId);
+    if (!device) throw errors.deviceNotFound(deviceId);
+    return device;
+  }
+
+  private presenceOf(deviceId: string): Presence {
+    const seen = this.presence.get(deviceId);
+    const never = '0001-01-01T00:00:00Z';
+    return {
+      connected: this.broker.isOnline(deviceId),
+      since: seen?.since ?? never,
+      lastActivityTime: seen?.lastActivity ?? never,
+      c2dPending: this.c2d.count(deviceId),
+    };
+  }
+
+  private touch(deviceId: string, stateChanged = false): void {
+    const now = new Date().toISOString();
+    const seen = this.presence.get(deviceId);
+    this.presence.set(deviceId, { since: stateChanged || !seen ? now : seen.since, lastActivity: now });
+  }
+
+  getDevice(deviceId: string): JsonObject {
+    return deviceView(this.device(deviceId), this.presenceOf(deviceId));
+  }
+
+  getTwin(deviceId: string): JsonObject {
+    return twinView(this.device(deviceId), this.presenceOf(deviceId));
+  }
+
+  async deleteDevice(deviceId: string, ifMatch: string | undefined): Promise<void> {
+    const device = this.device(deviceId);
+    const etag = deviceView(device, this.presenceOf(deviceId)).etag;
+    if (!etagMatches(ifMatch, etag as string)) throw errors.preconditionFailed('The device identity etag does not match If-Match');
+    await this.registry.remove(deviceId);
+    this.c2d.drop(deviceId);
+    this.broker.disconnect(deviceId);
+  }
+
+  /** `PATCH /twins/{id}`: tags and desired properties; desired changes go to the device. */
+  async updateTwin(deviceId: string, body: unknown, ifMatch: string | undefined): Promise<JsonObject> {
+    const device = this.device(deviceId);
+    if (!isJsonObject(body)) throw errors.argumentInvalid('Twin patch must be a JSON object');
+    if (!etagMatches(ifMatch, twinEtag(device.twin))) throw errors.preconditionFailed('The twin etag does not match If-Match');
+    const properties = body.properties;
+    if (properties !== undefined && !isJsonObject(properties)) throw errors.argumentInvalid('properties must be an object');
+    if (properties && properties.reported !== undefined) throw errors.argumentInvalid('Reported properties can only be changed by the device');
+    let twin = device.twin;
+    const desired = properties?.desired;
+    try {
+      if (body.tags !== undefined) twin = patchTags(twin, body.tags as JsonObject);
+      if (desired !== undefined) twin = patchDesired(twin, desired as JsonObject);
+    } catch (err) {
+      if (err instanceof TwinPatchError) throw errors.argumentInvalid(err.message);
+      throw err;
+    }
+    await this.registry.updateTwin(deviceId, twin);
+    if (desired !== undefined) {
+      this.counters.desiredPatches++;
+      if (this.broker.isSubscribed(deviceId, desiredSubscription)) {
+        const push = { ...(desired as JsonObject), $version: twin.desiredVersion };
+        this.broker.sendToDevice(deviceId, `$iothub/twin/PATCH/properties/desired/?$version=${twin.desiredVersion}`, JSON.stringify(push));
+      }
+    }
+    return this.getTwin(deviceId);
+  }
+
+  /** A direct method: to the device over MQTT, back with its status and payload, or a hub error. */
+  async invokeMethod(deviceId: string, request: MethodRequest): Promise<{ status: number; payload: Json }> {
+    this.device(deviceId);
+    this.counters.methodCalls++;
+    if (!this.methodsReady(deviceId)) {
+      if (request.connectTimeoutInSeconds === 0) throw errors.deviceNotOnline(deviceId);
+      await this.waitForMethods(deviceId, request.connectTimeoutInSeconds * 1000);
+    }
+    const rid = this.methods.newRid();
+    const answer = this.methods.wait(deviceId, rid, request.responseTimeoutInSeconds * 1000);
+    this.broker.sendToDevice(deviceId, `$iothub/methods/POST/${request.methodName}/?$rid=${rid}`, JSON.stringify(request.payload));
+    try {
+      const result = await answer;
+      return { status: result.status, payload: parsePayload(result.payload) };
+    } catch (err) {
+      if (err instanceof MethodTimeoutError) {
+        this.counters.methodTimeouts++;
+        throw errors.gatewayTimeout();
+      }
+      throw err;
+    }
+  }
+
+  private methodsReady(deviceId: string): boolean {
+    return this.broker.isOnline(deviceId) && this.broker.isSubscribed(deviceId, methodsSubscription);
+  }
+
+  private waitForMethods(deviceId: string, ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const waiters = this.subscribeWaiters.get(deviceId) ?? new Set<() => void>();
+      const check = () => {
+        if (!this.methodsReady(deviceId)) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(errors.deviceNotOnline(deviceId));
+      }, ms);
+      waiters.add(check);
+      this.subscribeWaiters.set(deviceId, waiters);
+    });
+  }
+
+  private onSubscribed(deviceId: string): void {
+    this.counters.subscribes++;
+    this.onReady(deviceId);
+  }
+
+  /** Lets waiting method calls go and queued C2D out, once the device is connected and subscribed. */
+  private onReady(deviceId: string): void {
+    for (const check of [...(this.subscribeWaiters.get(deviceId) ?? [])]) check();
+    if (this.broker.isSubscribed(deviceId, `devices/${deviceId}/messages/devicebound/#`)) {
+      for (const packet of this.c2d.take(deviceId)) {
+        // Should the broker refuse it (it is closing), the message waits for the next subscription.
+        this.broker.publishQueued(packet.topic, packet.payload).catch(() => this.c2d.hold(deviceId, packet));
+      }
+    }
+  }
+
+  async sendC2d(deviceId: string, message: C2dMessage): Promise<string> {
+    this.device(deviceId);
+    const packet = c2dPacket(deviceId, message);
+    if (packet.payload.length > MAX_C2D_BYTES) throw errors.tooLarge(MAX_C2D_BYTES);
+    this.counters.c2dMessages++;
+    // A session that subscribed keeps QoS 1 messages in the broker while the device is away.
+    if (this.broker.isSubscribed(deviceId, `devices/${deviceId}/messages/devicebound/#`)) {
+      await this.broker.publishQueued(packet.topic, packet.payload);
+    } else if (!this.c2d.hold(deviceId, packet)) {
+      throw errors.queueFull(deviceId);
+    }
+    return packet.messageId;
+  }
+
+  d2c(filter: { deviceId?: string; since?: number } = {}): D2cMessage[] {
+    return this.d2cLog.list(filter);
+  }
+
+  /** Where the MQTT listener goes; set by startHub before the first startMqtt(). */
+  mqttEndpoint: { host: string; port: number; credentials: { key: string; cert: string } } | undefined;
+
+  async startMqtt(): Promise<void> {
+    if (!this.mqttEndpoint) throw errors.unavailable('MQTT endpoint not configured');
+    const { host, port, credentials } = this.mqttEndpoint;
+    await this.broker.listen(host, port, credentials);
+  }
+
+  /** "The hub is down": no new connections, current ones dropped; sessions and state stay. */
+  async stopMqtt(): Promise<void> {
+    await this.broker.closeListener();
+  }
+
+  async close(): Promise<void> {
+    this.methods.cancelAll();
+    await this.broker.close();
+    await this.registry.flush();
+  }
+}
+
+/** `If-Match`: absent or `*` matches anything; the SDK sends etags in double quotes. */
+export function etagMatches(ifMatch: string | undefined, etag: string): boolean {
+  if (ifMatch === undefined) return true;
+  const value = ifMatch.trim().replace(/^"(.*)"$/, '$1');
+  return value === '*' || value === etag;
+}
+
+function parsePayload(payload: Buffer): Json {
+  if (payload.length === 0) return null;
+  try {
+    return JSON.parse(payload.toString('utf8')) as Json;
+  } catch {
+    // A device that answers with something other than JSON gets its text passed on.
+    return payload.toString('utf8');
+  }
+}
+

@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { HubDeviceRegistration, LinkedHub } from '../contracts.js';
+import { ensureServerCredentials, type ServerCredentials } from '../tls.js';
+import type { C2dMessage } from './c2d.js';
+import type { D2cMessage } from './d2c-log.js';
+import type { HubCounters } from './counters.js';
+import { HubCore } from './hub-core.js';
+import { readJson, writeJsonAtomic } from './json-store.js';
+import { DeviceRegistry } from './registry.js';
+import { serviceHandler } from './service-api.js';
+import { isJsonObject } from './twin.js';
+
+/**
+ * The local IoT Hub: MQTT over TLS on `address:8883` for devices, HTTPS on
+ * `address:443` for the service SDK and the admin API, state in `stateDir`.
+ */
+export interface HubOptions {
+  /** A loopback address of its own (see test/support/ports.ts randomLoopbackAddress). */
+  address: string;
+  stateDir: string;
+  /** The name devices and services use; defaults to `address` (the certificate carries an IP SAN). */
+  hostName?: string;
+  /** The iothubowner policy key (base64); generated on first start and kept in stateDir otherwise. */
+  policyKey?: string;
+  /** Where the test CA and server certificate live; defaults to `<stateDir>/tls`. */
+  tlsDir?: string;
+  /** Certificates made elsewhere (one CA for the whole local cloud); made in tlsDir otherwise. */
+  tls?: ServerCredentials;
+  mqttPort?: number;
+  httpsPort?: number;
+  log?: (line: string) => void;
+}
+
+export interface LocalHub extends LinkedHub {
+  readonly hostName: string;
+  readonly address: string;
+  /** PEM of the test CA that clients must trust, and its file. */
+  readonly ca: string;
+  readonly caCertPath: string;
+  readonly mqttPort: number;
+  readonly httpsPort: number;
+  readonly serviceConnectionString: string;
+  /** A software-key device's connection string, for tests and simulated devices. */
+  deviceConnectionString(deviceId: string): string;
+  registerDevice(registration: HubDeviceRegistration): Promise<void>;
+  d2c(filter?: { deviceId?: string; since?: number }): D2cMessage[];
+  readonly counters: Readonly<HubCounters>;
+  sendC2d(deviceId: string, message: C2dMessage): Promise<string>;
+  stopMqtt(): Promise<void>;
+  startMqtt(): Promise<void>;
+  stop(): Promise<void>;
+  /** The hub's internals, for the benchmark and tests that look inside. */
+  readonly core: HubCore;
+}
+
+export const POLICY_NAME = 'iothubowner';
+
+export async function startHub(options: HubOptions): Promise<LocalHub> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`[hub] ${line}\n`));
+  const hostName = options.hostName ?? options.address;
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+  const tlsDir = options.tlsDir ?? path.join(options.stateDir, 'tls');
+  const credentials = options.tls ?? await ensureServerCredentials(tlsDir, [hostName, options.address]);
+  const policyKey = await loadPolicyKey(options.stateDir, options.policyKey);
+  const registry = await DeviceRegistry.open(options.stateDir);
+  const core = await HubCore.create(hostName, registry, log);
+
+  const mqttPort = options.mqttPort ?? 8883;
+  core.mqttEndpoint = { host: options.address, port: mqttPort, credentials };
+  const httpsServer = https.createServer({ key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2' },
+    serviceHandler(core, new Map([[POLICY_NAME, Buffer.from(policyKey, 'base64')]]), log));
+  httpsServer.on('tlsClientError', () => undefined);
+  try {
+    await core.startMqtt();
+    await listen(httpsServer, options.address, options.httpsPort ?? 443);
+  } catch (err) {
+    httpsServer.close();
+    await core.close();
+    throw err;
+  }
+  const httpsPort = (httpsServer.address() as AddressInfo).port;
+
+  let stopped = false;
+  return {
+    hostName,
+    address: options.address,
+    ca: credentials.ca,
+    caCertPath: credentials.caCertPath,
+    mqttPort,
+    httpsPort,
+    serviceConnectionString: `HostName=${hostName};SharedAccessKeyName=${POLICY_NAME};SharedAccessKey=${policyKey}`,
+    deviceConnectionString(deviceId) {
+      const device = registry.require(deviceId);
+      // With a DNS-style host name nobody resolves, the SDK's GatewayHostName says where to connect.
+      const gateway = hostName === options.address ? '' : `;GatewayHostName=${options.address}`;
+      return `HostName=${hostName};DeviceId=${deviceId};SharedAccessKey=${device.primaryKey}${gateway}`;
+    },
+    registerDevice: (registration) => core.registerDevice(registration),
+    d2c: (filter) => core.d2c(filter),
+    get counters() {
+      return { ...core.counters };
+    },
+    sendC2d: (deviceId, message) => core.sendC2d(deviceId, message),
+    stopMqtt: () => core.stopMqtt(),
+    startMqtt: () => core.startMqtt(),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      const closed = new Promise<void>((resolve) => httpsServer.close(() => resolve()));
+      httpsServer.closeAllConnections();
+      await Promise.all([closed, core.close()]);
+    },
+    core,
+  };
+}
+
+function listen(server: https.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** The policy key survives restarts, so connection strings handed out stay valid. */
+async function loadPolicyKey(stateDir: string, given: string | undefined): Promise<string> {
+  const file = path.join(stateDir, 'hub-policy.json');
+  const stored = await readJson(file);
+  const storedKey = isJsonObject(stored) && typeof stored.primaryKey === 'string' ? stored.primaryKey : undefined;
+  const key = given ?? storedKey ?? randomBytes(32).toString('base64');
+  if (key !== storedKey) await writeJsonAtomic(file, { keyName: POLICY_NAME, primaryKey: key });
+  return key;
+}

@@ -1,0 +1,149 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import common from 'azure-iot-common';
+import device from 'azure-iot-device';
+import deviceMqtt from 'azure-iot-device-mqtt';
+import provisioningDevice from 'azure-iot-provisioning-device';
+import securityTpm from 'azure-iot-security-tpm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CloudDescription } from '../cloud/cloud.js';
+import { provisioningServiceClient, provisioningTransport } from '../cloud/dps/sdk-clients.js';
+import { serviceClients } from '../cloud/hub/service-sdk.js';
+import { serviceRequest } from '../cloud/hub/service-request.js';
+import { randomLoopbackAddress } from '../support/ports.js';
+import { SwtpmInstance } from '../support/swtpm.js';
+import { clientFor } from '../support/tpm.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/test/cloud/main.js', import.meta.url));
+const { Message } = common;
+
+/** `npm run cloud` as QA runs it: a separate process whose first stdout line describes it. */
+async function startCloudProcess(dir: string, addresses: string[]): Promise<{ child: ChildProcess; description: CloudDescription }> {
+  const child = spawn(process.execPath, [MAIN, '--dir', dir, '--dps-address', addresses[0]!, '--hub-address', addresses[1]!, '--hub-address', addresses[2]!],
+    { stdio: ['ignore', 'pipe', 'ignore'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`cloud exited with ${code} (is dist/ built? npm run build)`)));
+    createInterface({ input: child.stdout! }).once('line', resolve);
+  });
+  return { child, description: JSON.parse(line) as CloudDescription };
+}
+
+async function stopCloudProcess(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  child.kill('SIGTERM');
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+function callback<T>(call: (cb: (err?: Error | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+describe('the local cloud with the Azure SDKs only and a real TPM', () => {
+  let dir: string;
+  let swtpm: SwtpmInstance;
+  let cloud: { child: ChildProcess; description: CloudDescription };
+  const addresses = [randomLoopbackAddress(), randomLoopbackAddress(), randomLoopbackAddress()];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-cloud-e2e-'));
+    [swtpm, cloud] = await Promise.all([SwtpmInstance.start(), startCloudProcess(dir, addresses)]);
+  }, 30_000);
+  afterAll(async () => {
+    if (cloud) await stopCloudProcess(cloud.child);
+    await swtpm?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('describes itself in one JSON line', () => {
+    const d = cloud.description;
+    expect(d).toMatchObject({ provisioningHost: addresses[0], hubHost: addresses[1] });
+    expect(d.idScope).toMatch(/^0ne[0-9A-F]{8}$/);
+    expect(d.linkedHubs.map((h) => h.host)).toEqual([addresses[1], addresses[2]]);
+    expect(readFileSync(d.caCertPath, 'utf8')).toContain('BEGIN CERTIFICATE');
+    expect(d.provisioningServiceConnectionString).toMatch(/^HostName=[^;]+;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=/);
+    expect(d.hubServiceConnectionString).toMatch(/^HostName=[^;]+;SharedAccessKeyName=iothubowner;SharedAccessKey=/);
+    expect(d.adminUrl).toBe(`https://${addresses[1]}:443/admin`);
+  });
+
+  it('enrolls, provisions, connects, and serves twin, methods, C2D and D2C, across a token renewal and a restart', async () => {
+    const d = cloud.description;
+    const ca = readFileSync(d.caCertPath, 'utf8');
+    const tpm = clientFor(swtpm.transport);
+    const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
+    try {
+      // Enroll the TPM's EK with the unmodified provisioning service SDK.
+      const ek = await callback<Buffer>((cb) => security.getEndorsementKey(cb));
+      const registrationId = await callback<string>((cb) => security.getRegistrationId(cb));
+      const service = provisioningServiceClient(d.provisioningServiceConnectionString, ca);
+      await service.createOrUpdateIndividualEnrollment({
+        registrationId, deviceId: 'sdk-device', attestation: { type: 'tpm', tpm: { endorsementKey: ek.toString('base64') } },
+      } as never);
+
+      // Provision with the unmodified device SDK: TPM attestation over HTTPS.
+      const result = await callback<{ registrationState?: { assignedHub: string; deviceId: string } }>((cb) =>
+        provisioningDevice.ProvisioningDeviceClient.create(d.provisioningHost, d.idScope, provisioningTransport(ca), security).register(cb as never));
+      const assigned = result.registrationState!;
+      expect(assigned.deviceId).toBe('sdk-device');
+      const hub = d.linkedHubs.find((h) => h.host === assigned.assignedHub)!;
+      expect(hub).toBeDefined();
+
+      // Connect with the TPM authentication provider; tokens live 6 s and are renewed 3 s early.
+      const auth = securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient(assigned.deviceId, assigned.assignedHub, security);
+      Object.assign(auth as object, { _tokenValidTimeInSeconds: 6, _tokenRenewalMarginInSeconds: 3 });
+      const client = device.Client.fromAuthenticationProvider(auth, deviceMqtt.Mqtt);
+      await client.setOptions({ ca });
+      await client.open();
+      const { client: hubService, registry } = serviceClients(hub.serviceConnectionString, ca);
+      try {
+        const twin = await client.getTwin();
+        await new Promise<void>((resolve, reject) => twin.properties.reported.update({ firmware: '1.2.3' }, (err?: Error) => (err ? reject(err) : resolve())));
+        const desired = new Promise<number>((resolve) => twin.on('properties.desired', (patch: { interval?: number }) => {
+          if (patch.interval !== undefined) resolve(patch.interval);
+        }));
+        await registry.updateTwin('sdk-device', { properties: { desired: { interval: 30 } } } as never, '*');
+        expect(await desired).toBe(30);
+        expect((await registry.getTwin('sdk-device')).responseBody.properties.reported.firmware).toBe('1.2.3');
+
+        client.onDeviceMethod('ping', (request, response) => void response.send(200, { pong: request.payload }));
+        const c2d: string[] = [];
+        client.on('message', (msg: InstanceType<typeof Message>) => {
+          c2d.push(msg.getData().toString());
+          void client.complete(msg);
+        });
+        await new Promise((r) => setTimeout(r, 300)); // subscriptions settle
+
+        const invoke = async (n: number) => (await hubService.invokeDeviceMethod('sdk-device', { methodName: 'ping', payload: n, responseTimeoutInSeconds: 5 })).result;
+        expect(await invoke(1)).toEqual({ status: 200, payload: { pong: 1 } });
+        const target = { address: hub.host, hostName: hub.host, ca, serviceConnectionString: hub.serviceConnectionString };
+        expect((await serviceRequest(target, 'POST', '/admin/devices/sdk-device/messages', JSON.stringify({ data: 'hello' }))).status).toBe(202);
+        await client.sendEvent(new Message('{"t":21.5}'));
+
+        // Past two token lifetimes: the renewed tokens keep methods and C2D flowing.
+        await new Promise((r) => setTimeout(r, 8_000));
+        expect(await invoke(2)).toEqual({ status: 200, payload: { pong: 2 } });
+        expect((await serviceRequest(target, 'POST', '/admin/devices/sdk-device/messages', JSON.stringify({ data: 'again' }))).status).toBe(202);
+        await expect.poll(() => c2d, { timeout: 5_000 }).toEqual(['hello', 'again']);
+        const d2c = JSON.parse((await serviceRequest(target, 'GET', '/admin/d2c?deviceId=sdk-device')).body) as { body: string }[];
+        expect(d2c.map((m) => Buffer.from(m.body, 'base64').toString())).toContain('{"t":21.5}');
+      } finally {
+        await client.close();
+      }
+
+      // Restart: state survives, and the provisioned device connects again without DPS.
+      expect(await stopCloudProcess(cloud.child)).toBe(0);
+      cloud = await startCloudProcess(dir, addresses);
+      expect(cloud.description.idScope).toBe(d.idScope);
+      const again = device.Client.fromAuthenticationProvider(
+        securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient(assigned.deviceId, assigned.assignedHub, security), deviceMqtt.Mqtt);
+      await again.setOptions({ ca });
+      await again.open();
+      await again.close();
+    } finally {
+      await tpm.close();
+    }
+  }, 60_000);
+});
