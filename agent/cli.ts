@@ -22,6 +22,27 @@ program
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/check.js')).check(command.optsWithGlobals())));
 
+program
+  .command('run')
+  .description('run the agent: provision with DPS when needed, keep the IoT Hub session healthy (systemd starts this)')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/run.js')).run(command.optsWithGlobals())));
+
+program
+  .command('provision')
+  .description('register with DPS now, through the running daemon or directly, showing each step')
+  .option('--force', 'register again even when a valid assignment is cached (the daemon always re-registers)')
+  .option('--json', 'print one JSON object at the end')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/provision.js')).provision(command.optsWithGlobals())));
+
+program
+  .command('status')
+  .description("the agent's state, registration id, device id and hub, whether or not the daemon runs")
+  .option('--json', 'print one JSON object')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/status.js')).status(command.optsWithGlobals())));
+
 const tpm = program.command('tpm').description("inspect the board's TPM 2.0");
 tpm
   .command('info')

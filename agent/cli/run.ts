@@ -1,0 +1,57 @@
+import { loadConfig, requireIdScope } from '../config.js';
+import { Daemon } from '../daemon/daemon.js';
+import { Logger } from '../log/logger.js';
+
+/** Hard limit for a clean stop: systemd's default is 90 s, technicians expect seconds. */
+const STOP_DEADLINE_MS = 4_500;
+
+/** `iot-agent run`: the daemon in the foreground, as systemd starts it. Resolves when it has stopped. */
+export async function run(options: { config?: string }): Promise<number> {
+  const config = await loadConfig(options.config);
+  requireIdScope(config, options.config);
+  const log = new Logger({ level: config.log.level });
+  const daemon = new Daemon({ config, configPath: options.config, log, ...testTuning() });
+
+  // The daemon must outlive any single fault: log it and carry on where that is safe.
+  process.on('unhandledRejection', (err) => log.error('daemon.unhandled_rejection', { err }));
+  process.on('uncaughtException', (err) => {
+    log.error('daemon.uncaught_exception', { err, action: 'exiting so systemd restarts a clean process' });
+    process.exit(70);
+  });
+
+  await daemon.start();
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info('daemon.stopping', { signal });
+      setTimeout(() => {
+        log.warn('daemon.stop_timeout', { afterMs: STOP_DEADLINE_MS });
+        resolve(0);
+      }, STOP_DEADLINE_MS).unref();
+      daemon.stop().then(() => resolve(0), (err: unknown) => {
+        log.error('daemon.stop_failed', { err });
+        resolve(1);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => void daemon.reload());
+  });
+}
+
+/**
+ * Shorter timings for the test suite and QA's fault drills (IOT_AGENT_TEST_TIMINGS=1):
+ * token lifetime, keep-alive and backoff in seconds rather than minutes.
+ */
+function testTuning() {
+  const spec = process.env.IOT_AGENT_TEST_TIMINGS;
+  if (!spec) return {};
+  const [tokenLifetime, renewalMargin, keepAlive] = spec.split(',').map(Number);
+  return {
+    backoff: { initialMs: 200, maxMs: 2_000, multiplier: 2 },
+    keepAliveSeconds: keepAlive || 5,
+    ...(tokenLifetime ? { tokenLifetimeSeconds: tokenLifetime, tokenRenewalMarginSeconds: renewalMargin || Math.floor(tokenLifetime / 4) } : {}),
+  };
+}

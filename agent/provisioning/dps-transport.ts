@@ -1,0 +1,57 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import httpBase from 'azure-iot-http-base';
+import provisioningHttp from 'azure-iot-provisioning-device-http';
+
+// CommonJS packages: Node's ESM loader cannot always see their named exports.
+const HttpBase = httpBase.Http;
+const { Http } = provisioningHttp;
+type Http = InstanceType<typeof Http>;
+
+/** Status and Retry-After of the last answer DPS gave, or why none came, whatever the SDK made of it. */
+export interface DpsResponse {
+  statusCode: number | undefined;
+  retryAfter: string | undefined;
+  /** A failure below HTTP (DNS, TCP, TLS), which the SDK may replace with a vaguer error. */
+  error: Error | undefined;
+}
+
+type Done = (err: Error | undefined, body?: unknown, response?: IncomingMessage) => void;
+
+/**
+ * The SDK's HTTP request builder, trusting an extra CA and remembering each response.
+ * The SDK turns a 429 on the challenge request into an error that has lost the status
+ * and Retry-After; this is where the agent sees them, so its own retry can honour them.
+ */
+class ObservingHttpBase extends HttpBase {
+  last: DpsResponse | undefined;
+
+  override buildRequest(method: never, path: string, headers: never, host: never, options: never, done?: never): ClientRequest {
+    const callback = (done ?? options) as unknown as Done;
+    const observed: Done = (err, body, response) => {
+      const seen = response ?? (err as { response?: IncomingMessage } | undefined)?.response;
+      const retryAfter = seen?.headers?.['retry-after'];
+      this.last = {
+        statusCode: seen?.statusCode,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        error: seen === undefined ? err : undefined,
+      };
+      callback(err, body, response);
+    };
+    return done === undefined
+      ? super.buildRequest(method, path, headers, host, observed as never)
+      : super.buildRequest(method, path, headers, host, options, observed as never);
+  }
+}
+
+export interface DpsTransport {
+  transport: Http;
+  lastResponse(): DpsResponse | undefined;
+}
+
+/** The unmodified SDK transport (DPS with TPM needs HTTPS), verifying TLS against the system CAs plus `ca`. */
+export function createDpsTransport(ca?: string): DpsTransport {
+  const base = new ObservingHttpBase();
+  if (ca !== undefined) base.setOptions({ ca });
+  // The transport bundles its own copy of azure-iot-http-base; the class is the same code.
+  return { transport: new Http(base as unknown as ConstructorParameters<typeof Http>[0]), lastResponse: () => base.last };
+}

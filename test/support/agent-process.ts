@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CLI_PATH, runCli, type CliResult } from './cli.js';
+
+export interface AgentFiles {
+  dir: string;
+  configPath: string;
+  stateDir: string;
+  runtimeDir: string;
+}
+
+/** A config file for an agent under test, with its own state and runtime directories in `dir`. */
+export function writeAgentConfig(dir: string, settings: {
+  idScope: string; globalEndpoint: string; transport: string; caFile: string; reprovision?: string; registrationId?: string;
+}): AgentFiles {
+  const stateDir = path.join(dir, 'state');
+  const runtimeDir = path.join(dir, 'run');
+  mkdirSync(dir, { recursive: true });
+  const configPath = path.join(dir, 'config.yaml');
+  writeFileSync(configPath, [
+    'provisioning:',
+    `  idScope: ${settings.idScope}`,
+    `  globalEndpoint: ${settings.globalEndpoint}`,
+    ...(settings.registrationId ? [`  registrationId: ${settings.registrationId}`] : []),
+    `  reprovision: ${settings.reprovision ?? 'onErrorOnly'}`,
+    'tpm:',
+    `  transport: ${settings.transport}`,
+    'tls:',
+    `  extraCaFile: ${settings.caFile}`,
+    `stateDir: ${stateDir}`,
+    `runtimeDir: ${runtimeDir}`,
+    'log:',
+    '  level: debug',
+    '',
+  ].join('\n'));
+  return { dir, configPath, stateDir, runtimeDir };
+}
+
+/** `iot-agent run` as systemd would start it, with its log lines collected. */
+export class AgentProcess {
+  readonly lines: string[] = [];
+  private closed = false;
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  private constructor(readonly child: ChildProcess, readonly files: AgentFiles) {
+    let partial = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      partial += chunk.toString();
+      const parts = partial.split('\n');
+      partial = parts.pop()!;
+      this.lines.push(...parts);
+    });
+    // 'close' comes after the last stderr bytes, so the log is whole when the exit is seen.
+    this.exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    this.exited.then(() => { this.closed = true; }, () => undefined);
+  }
+
+  /** `timings`: IOT_AGENT_TEST_TIMINGS (token lifetime, renewal margin, keep-alive seconds). */
+  static start(files: AgentFiles, timings = '0,0,5'): AgentProcess {
+    const child = spawn(process.execPath, [CLI_PATH, '--config', files.configPath, 'run'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: timings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+    });
+    return new AgentProcess(child, files);
+  }
+
+  status(): Promise<CliResult> {
+    return agentStatus(this.files);
+  }
+
+  /** Polls `iot-agent status` until `state` is reached. */
+  async waitForState(state: string, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      if (this.closed) throw new Error(`agent exited with ${this.child.exitCode}:\n${this.lines.slice(-15).join('\n')}`);
+      const result = await this.status();
+      if (result.code === 0) {
+        last = JSON.parse(result.stdout);
+        if ((last as { state?: string }).state === state) return last as Record<string, unknown>;
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    throw new Error(`agent not ${state} within ${timeoutMs} ms; last status ${JSON.stringify(last)}\n${this.lines.slice(-15).join('\n')}`);
+  }
+
+  /** Waits for a log line containing `text`. */
+  async waitForLog(text: string, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const line = this.lines.find((l) => l.includes(text));
+      if (line) return line;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no log line with ${JSON.stringify(text)} within ${timeoutMs} ms:\n${this.lines.slice(-15).join('\n')}`);
+  }
+
+  /** SIGTERM and the time until the process has exited. */
+  async stop(): Promise<{ code: number | null; ms: number }> {
+    const t0 = performance.now();
+    if (this.child.exitCode === null) this.child.kill('SIGTERM');
+    const { code } = await this.exited;
+    return { code, ms: performance.now() - t0 };
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/** `iot-agent status --json` for the agent configured in `files`, running or not. */
+export function agentStatus(files: AgentFiles): Promise<CliResult> {
+  return runCli(['--config', files.configPath, 'status', '--json']);
+}
