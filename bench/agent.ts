@@ -1,0 +1,146 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Daemon } from '../agent/daemon/daemon.js';
+import { loadConfig } from '../agent/config.js';
+import { Logger } from '../agent/log/logger.js';
+import { ensureIdentity } from '../agent/tpm/identity.js';
+import type { CloudDescription } from '../test/cloud/cloud.js';
+import { provisioningServiceClient } from '../test/cloud/dps/sdk-clients.js';
+import { writeAgentConfig, type AgentFiles } from '../test/support/agent-process.js';
+import { randomLoopbackAddress } from '../test/support/ports.js';
+import { SwtpmInstance } from '../test/support/swtpm.js';
+import { clientFor } from '../test/support/tpm.js';
+
+/**
+ * `npm run bench -- agent`: process start to ready for `iot-agent run`, warm (cached
+ * assignment) and cold (full TPM attestation), next to the Azure SDK's plain sample flow
+ * (provision on every start, then connect) on the same swtpm and local cloud; RSS at
+ * ready; and the event loop's largest stall while the daemon provisions and connects.
+ * BENCH_ROUNDS sets the rounds (default 7); BENCH_FLAGS adds node flags to the agent's
+ * command line, to compare V8 settings (e.g. --max-semi-space-size=1).
+ */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const CLI = fileURLToPath(new URL('../agent/cli.js', import.meta.url));
+const SAMPLE = fileURLToPath(new URL('./sdk-sample-flow.js', import.meta.url));
+const CLOUD = fileURLToPath(new URL('../test/cloud/main.js', import.meta.url));
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-bench-agent-'));
+  const addresses = [randomLoopbackAddress(), randomLoopbackAddress()];
+  const cloud = spawn(process.execPath, [CLOUD, '--dir', path.join(dir, 'cloud'), '--dps-address', addresses[0]!, '--hub-address', addresses[1]!],
+    { stdio: ['ignore', 'pipe', 'ignore'] });
+  const swtpm = await SwtpmInstance.start();
+  try {
+    const description = JSON.parse(await firstLine(cloud)) as CloudDescription;
+    const tpm = clientFor(swtpm.transport);
+    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
+    await provisioningServiceClient(description.provisioningServiceConnectionString, readFileSync(description.caCertPath, 'utf8'))
+      .createOrUpdateIndividualEnrollment({ registrationId: identity.registrationId, deviceId: 'bench-device',
+        attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } } as never);
+    const files = writeAgentConfig(path.join(dir, 'agent'), {
+      idScope: description.idScope, globalEndpoint: description.provisioningHost, transport: swtpm.transport, caFile: description.caCertPath,
+    });
+
+    const sample: number[] = []; const sampleRss: number[] = [];
+    const cold: number[] = []; const warm: number[] = []; const rss: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const s = await sampleFlow(swtpm.transport, description);
+      sample.push(s.ms); sampleRss.push(s.rss);
+      rmSync(path.join(files.stateDir, 'assignment.json'), { force: true });
+      cold.push((await agentToReady(files)).ms);
+      const w = await agentToReady(files);
+      warm.push(w.ms); rss.push(w.rss);
+    }
+    const lag = await inProcessLag(files);
+
+    const m = { sample: median(sample), sampleRss: median(sampleRss), cold: median(cold), warm: median(warm), rss: median(rss) };
+    const rows: [string, string, string, string, string][] = [
+      ['SDK sample flow: start to connected (baseline)', ms(m.sample), '-', '-', 'info'],
+      ['iot-agent run, warm start to ready', ms(m.warm), ratio(m.warm / m.sample), '<= 0.5x', verdict(m.warm / m.sample <= 0.5)],
+      ['iot-agent run, cold start to ready (attestation)', ms(m.cold), ratio(m.cold / m.sample), '<= 1.1x', verdict(m.cold / m.sample <= 1.1)],
+      ['RSS at ready (warm)', mb(m.rss), `sample ${mb(m.sampleRss)}`, '< 60 MB', verdict(m.rss < 60 * 2 ** 20)],
+      ['largest event-loop lag, provisioning + connect', ms(lag.max), `p99 ${ms(lag.p99)}`, '< 20 ms', verdict(lag.max < 20)],
+    ];
+    const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i]!.length), 6));
+    for (const row of [['measure', 'value', 'vs baseline', 'target', 'result'], ...rows]) {
+      process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+    }
+    process.stdout.write(`medians of ${ROUNDS} interleaved rounds; lag from one in-process cold start (perf_hooks, 1 ms resolution)\n`);
+    process.stdout.write(`${JSON.stringify({ bench: 'agent', rounds: ROUNDS, sampleMs: m.sample, warmMs: m.warm, coldMs: m.cold,
+      warmRatio: round(m.warm / m.sample), coldRatio: round(m.cold / m.sample), rssBytes: m.rss, sampleRssBytes: m.sampleRss,
+      lagMaxMs: round(lag.max), lagP99Ms: round(lag.p99), samples: { sample, warm, cold } })}\n`);
+  } finally {
+    cloud.kill('SIGTERM');
+    await swtpm.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`cloud exited with ${code}`)));
+    createInterface({ input: child.stdout! }).once('line', resolve);
+  });
+}
+
+async function sampleFlow(transport: string, d: CloudDescription): Promise<{ ms: number; rss: number }> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [SAMPLE, transport, d.provisioningHost, d.idScope, d.caCertPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await firstLine(child);
+  const ms = performance.now() - t0;
+  await new Promise((r) => child.once('exit', r));
+  return { ms, rss: Number(line.split(' ')[1]) };
+}
+
+/** Spawns `iot-agent run`, waits for its state.changed to=ready line, reads its RSS, stops it. */
+async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: number }> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [...(process.env.BENCH_FLAGS ? process.env.BENCH_FLAGS.split(' ') : []), CLI, '--config', files.configPath, 'run'], {
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+  });
+  const ms = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('agent not ready within 30 s')), 30_000);
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      if (line.includes('event=state.changed') && line.includes('to=ready')) { clearTimeout(timer); resolve(performance.now() - t0); }
+    });
+  });
+  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return { ms, rss };
+}
+
+/** The daemon in this process, cold, with the loop's delay histogram running throughout. */
+async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: number }> {
+  rmSync(path.join(files.stateDir, 'assignment.json'), { force: true });
+  const config = await loadConfig(files.configPath);
+  const daemon = new Daemon({ config, configPath: files.configPath, log: new Logger({ level: 'error', write: () => undefined }) });
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  await daemon.start();
+  const deadline = Date.now() + 30_000;
+  while (daemon.status().state !== 'ready') {
+    if (Date.now() > deadline) throw new Error(`in-process daemon not ready: ${JSON.stringify(daemon.status())}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  histogram.disable();
+  await daemon.stop();
+  // The histogram counts the 1 ms sampling interval itself; subtract it to get the stall.
+  return { max: Math.max(0, histogram.max / 1e6 - 1), p99: Math.max(0, histogram.percentile(99) / 1e6 - 1) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+const round = (n: number) => Math.round(n * 1000) / 1000;
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
+const ratio = (n: number) => `${n.toFixed(2)}x`;
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
