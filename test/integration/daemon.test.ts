@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -220,5 +220,13 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^iot-agent: provisioning failed at step "challenge": DPS .* refused the device \(401\).*hint: check that an individual enrollment exists/);
+  }, 60_000);
+
+  it('keeps its control socket owner-only and the TPM to itself while it runs', async () => {
+    const agent = startAgent();
+    await agent.waitForState('ready');
+    expect(statSync(path.join(files.runtimeDir, 'control.sock')).mode & 0o777).toBe(0o600);
+    const { TpmLock } = await import('../../agent/daemon/tpm-lock.js');
+    await expect(TpmLock.acquire(files.runtimeDir, 'a test')).rejects.toThrow(/the TPM is in use by the iot-agent daemon/);
   }, 60_000);
 });
