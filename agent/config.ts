@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from './errors.js';
+import { DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, QUEUE_LIMIT_RANGE, TELEMETRY_INTERVAL_RANGE } from './telemetry/interval.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
 
@@ -24,6 +25,14 @@ export interface AgentConfig {
   stateDir: string;
   runtimeDir: string;
   log: { level: (typeof LOG_LEVELS)[number] };
+  /** `iot-agent harden guard`: how long a newly applied, unconfirmed profile may keep the hub away before it is reverted. */
+  hardening: { bootGraceSeconds: number };
+  telemetry: {
+    /** Health telemetry period; the twin and setTelemetryInterval change it at run time. */
+    intervalSeconds: number;
+    /** Most D2C messages kept on disk while offline; the oldest are dropped (and counted) beyond it. */
+    queueLimit: number;
+  };
 }
 
 export const DEFAULTS: AgentConfig = {
@@ -38,6 +47,8 @@ export const DEFAULTS: AgentConfig = {
   stateDir: '/var/lib/iot-agent',
   runtimeDir: '/run/iot-agent',
   log: { level: 'info' },
+  hardening: { bootGraceSeconds: 300 },
+  telemetry: { intervalSeconds: DEFAULT_TELEMETRY_INTERVAL_SECONDS, queueLimit: DEFAULT_QUEUE_LIMIT },
 };
 
 /** A config problem: names the file, the key, the value and what is expected, on one line. */
@@ -77,7 +88,7 @@ export function parseConfig(text: string, source: string): AgentConfig {
   if (document === null || document === undefined) return structuredClone(DEFAULTS);
   const v = new Validator(source);
   const root = v.object(document, '');
-  v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log']);
+  v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log', 'hardening', 'telemetry']);
   const provisioning = v.object(root.provisioning ?? {}, 'provisioning');
   v.onlyKeys(provisioning, 'provisioning', ['idScope', 'globalEndpoint', 'registrationId', 'reprovision']);
   const tpm = v.object(root.tpm ?? {}, 'tpm');
@@ -86,6 +97,10 @@ export function parseConfig(text: string, source: string): AgentConfig {
   v.onlyKeys(tls, 'tls', ['extraCaFile']);
   const log = v.object(root.log ?? {}, 'log');
   v.onlyKeys(log, 'log', ['level']);
+  const telemetry = v.object(root.telemetry ?? {}, 'telemetry');
+  v.onlyKeys(telemetry, 'telemetry', ['intervalSeconds', 'queueLimit']);
+  const hardening = v.object(root.hardening ?? {}, 'hardening');
+  v.onlyKeys(hardening, 'hardening', ['bootGraceSeconds']);
 
   return {
     provisioning: {
@@ -107,6 +122,17 @@ export function parseConfig(text: string, source: string): AgentConfig {
     stateDir: v.optional(root.stateDir, 'stateDir', (value, key) => v.absolutePath(value, key)) ?? DEFAULTS.stateDir,
     runtimeDir: v.optional(root.runtimeDir, 'runtimeDir', (value, key) => v.absolutePath(value, key)) ?? DEFAULTS.runtimeDir,
     log: { level: v.optional(log.level, 'log.level', (value, key) => v.oneOf(value, key, LOG_LEVELS)) ?? DEFAULTS.log.level },
+    hardening: {
+      // At least the time a board needs to bring its network up and finish a TLS handshake.
+      bootGraceSeconds: v.optional(hardening.bootGraceSeconds, 'hardening.bootGraceSeconds', (value, key) =>
+        v.integer(value, key, 30, 3_600)) ?? DEFAULTS.hardening.bootGraceSeconds,
+    },
+    telemetry: {
+      intervalSeconds: v.optional(telemetry.intervalSeconds, 'telemetry.intervalSeconds', (value, key) =>
+        v.integer(value, key, TELEMETRY_INTERVAL_RANGE.min, TELEMETRY_INTERVAL_RANGE.max)) ?? DEFAULTS.telemetry.intervalSeconds,
+      queueLimit: v.optional(telemetry.queueLimit, 'telemetry.queueLimit', (value, key) =>
+        v.integer(value, key, QUEUE_LIMIT_RANGE.min, QUEUE_LIMIT_RANGE.max)) ?? DEFAULTS.telemetry.queueLimit,
+    },
   };
 }
 
@@ -159,6 +185,13 @@ class Validator {
     const text = this.string(value, key, expected);
     if (!allowed.includes(text as T)) this.fail(key, value, expected);
     return text as T;
+  }
+
+  integer(value: unknown, key: string, min: number, max: number): number {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.fail(key, value, `a whole number from ${min} to ${max}`);
+    }
+    return value;
   }
 
   absolutePath(value: unknown, key: string): string {

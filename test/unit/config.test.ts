@@ -25,6 +25,8 @@ describe('config file', () => {
     expect(DEFAULTS.provisioning.reprovision).toBe('onErrorOnly');
     expect(DEFAULTS.stateDir).toBe('/var/lib/iot-agent');
     expect(DEFAULTS.runtimeDir).toBe('/run/iot-agent');
+    expect(DEFAULTS.hardening.bootGraceSeconds).toBe(300);
+    expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000 });
   });
 
   it('reads every key', () => {
@@ -42,6 +44,11 @@ describe('config file', () => {
       'runtimeDir: /tmp/run',
       'log:',
       '  level: debug',
+      'hardening:',
+      '  bootGraceSeconds: 600',
+      'telemetry:',
+      '  intervalSeconds: 15',
+      '  queueLimit: 500',
     ].join('\n'), 'x');
     expect(config).toEqual({
       provisioning: { idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup' },
@@ -50,13 +57,15 @@ describe('config file', () => {
       stateDir: '/tmp/state',
       runtimeDir: '/tmp/run',
       log: { level: 'debug' },
+      hardening: { bootGraceSeconds: 600 },
+      telemetry: { intervalSeconds: 15, queueLimit: 500 },
     });
   });
 
   it.each([
     ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision'],
     ['statedir: /x', 'statedir: unknown key (did you mean stateDir?)'],
-    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log'],
+    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log, hardening, telemetry'],
     ['provisioning:\n  reprovision: sometimes', 'provisioning.reprovision: "sometimes" is not valid: expected one of onErrorOnly, alwaysOnStartup, never'],
     ['provisioning:\n  idScope: 12', 'provisioning.idScope: 12 is not valid: expected an ID scope'],
     ['provisioning:\n  idScope: "0ne 1"', 'provisioning.idScope: "0ne 1" is not valid'],
@@ -67,6 +76,15 @@ describe('config file', () => {
     ['tls:\n  extraCaFile: ca.pem', 'tls.extraCaFile: "ca.pem" is not valid: expected an absolute path'],
     ['stateDir: [a, b]', 'stateDir: ["a","b"] is not valid: expected an absolute path'],
     ['log:\n  level: loud', 'log.level: "loud" is not valid: expected one of debug, info, warn, error'],
+    ['hardening:\n  bootGraceSeconds: 5', 'hardening.bootGraceSeconds: 5 is not valid: expected a whole number from 30 to 3600'],
+    ['hardening:\n  bootGraceSeconds: 90.5', 'hardening.bootGraceSeconds: 90.5 is not valid: expected a whole number'],
+    ['hardening:\n  bootGraceSeconds: "300"', 'hardening.bootGraceSeconds: "300" is not valid: expected a whole number'],
+    ['hardening:\n  bootgrace: 300', 'hardening.bootgrace: unknown key; expected one of bootGraceSeconds'],
+    ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 1 to 86400'],
+    ['telemetry:\n  intervalSeconds: "60"', 'telemetry.intervalSeconds: "60" is not valid: expected a whole number'],
+    ['telemetry:\n  queueLimit: 5', 'telemetry.queueLimit: 5 is not valid: expected a whole number from 10 to 1000000'],
+    ['telemetry:\n  queuelimit: 5', 'telemetry.queuelimit: unknown key (did you mean telemetry.queueLimit?); expected one of intervalSeconds, queueLimit'],
+    ['telemetry: 60', 'telemetry: 60 is not valid: expected a mapping of keys to values'],
     ['- a\n- b', 'the document: ["a","b"] is not valid: expected a mapping of keys to values'],
     ['just text', 'the document: "just text" is not valid'],
     ['tpm: {transport: [', 'is not valid YAML'],
