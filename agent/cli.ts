@@ -55,15 +55,16 @@ tpm
 
 const harden = program.command('harden').description('hardening profiles: firewall, IPv6, USB and network sysctls');
 const collect = (value: string, previous: string[]) => [...previous, value];
-const hardenCommand = (name: string, description: string) => harden
-  .command(name)
-  .description(description)
-  .option('--profile <name|path>', 'built-in (baseline, strict), site profile in /etc/iot-agent/profiles, or a YAML file')
+const hardenOptions = (command: Command) => command
   .option('--json', 'print one JSON object')
   .option('--root <dir>', 'root for /etc and /sys (a prepared tree for tests)', '/')
   .option('--state-dir <dir>', 'snapshots and records (default <root>/var/lib/iot-agent/hardening)')
   .option('--backend <auto|nft|legacy>', 'iptables implementation', 'auto')
   .option('--netns <name>', 'run firewall and sysctl commands inside this network namespace (QA)');
+const hardenCommand = (name: string, description: string) => hardenOptions(harden
+  .command(name)
+  .description(description)
+  .option('--profile <name|path>', 'built-in (baseline, strict), site profile in /etc/iot-agent/profiles, or a YAML file'));
 hardenCommand('plan', 'print exactly what apply would do; changes nothing')
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenPlan(command.optsWithGlobals())));
@@ -79,6 +80,13 @@ hardenCommand('verify', 'compare the live state with the applied profile; exit 1
 hardenCommand('rollback', 'restore the state from before the last apply')
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenRollback(command.optsWithGlobals())));
+hardenOptions(harden
+  .command('guard')
+  .description('after boot: keep a newly applied profile once the hub answers, or revert to the last known good one after the grace time')
+  .option('--grace <seconds>', 'how long the hub may stay unreachable (default: hardening.bootGraceSeconds in the config, 300)')
+  .option('--confirm-host <host:port>', 'endpoint that must answer instead of the configured hub or DPS (repeatable)', collect, []))
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/harden.js')).hardenGuard(command.optsWithGlobals())));
 
 try {
   await program.parseAsync();

@@ -2,8 +2,9 @@ import type { ApplyReport, HardeningEngine } from './engine.js';
 
 /**
  * The mechanism behind "a newly applied profile that keeps the hub away is reverted":
- * the daemon creates one guard after `harden apply --boot`, calls `hubReachable()` when
- * its hub session is up and `check()` periodically. The decision itself is `revertDue`.
+ * `iot-agent harden guard` (guard-run.ts, a root step after boot: the daemon runs
+ * unprivileged) creates one guard, calls `hubReachable()` once the hub answers a TLS
+ * handshake and `check()` when the grace time is over. The decision itself is `revertDue`.
  */
 export interface GuardFacts {
   appliedHash: string | null;

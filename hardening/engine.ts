@@ -7,11 +7,13 @@ import type { LoadedProfile } from './load-profile.js';
 import { buildPlan, type Plan } from './plan.js';
 import { probeTargets, type HostPort, type ProbeResult } from './probe.js';
 import type { Profile } from './profile.js';
-import { AGENT_CHAINS, type Family } from './render-firewall.js';
+import { AGENT_CHAINS, type Family, type FirewallRules } from './render-firewall.js';
 import { isHostController, MANAGED_FILES, USB_DEVICES_DIR } from './render-host.js';
-import { agentJumps, applyText, chainRules, parseFilterTable, removeText, revertText, type FilterTable } from './restore-text.js';
+import { agentJumps, applyText, chainRules, coveredByTest, parseFilterTable, removeText, revertText, type FilterTable } from './restore-text.js';
 import { ExecRunner, type CommandRunner } from './runner.js';
 import { readTextOrNull, StateStore, writeFileAtomic } from './state-store.js';
+import { CommandSysctl, ProcSysctl, type SysctlIo } from './sysctl-io.js';
+import { toolIdentity } from './tool-identity.js';
 
 /**
  * The thin I/O side of hardening: reads the live state, loads rendered rules atomically,
@@ -27,6 +29,8 @@ export interface EngineOptions {
   /** Put in front of every command, e.g. `['ip', 'netns', 'exec', NAME]`. */
   commandPrefix?: readonly string[];
   runner?: CommandRunner;
+  /** Default: /proc/sys directly without a prefix or runner of the caller's; `sysctl` through the runner otherwise. */
+  sysctl?: SysctlIo;
   now?: () => number;
 }
 
@@ -40,6 +44,14 @@ export interface AppliedRecord {
   /** Proven not to cut the device off its hub (confirmed transaction, or by the daemon). */
   confirmed: boolean;
   firewall: Record<Family, string[] | null>;
+  /**
+   * What `firewall` was read back from: the rendered rules and the save tool's binary. A
+   * later apply of the same rules with the same binary reuses the lines instead of
+   * reading the table back again (the boot path re-applies the same profile every boot).
+   */
+  readback?: Record<Family, string | null>;
+  /** The boot it was applied in: at the next boot the kernel starts with empty tables. */
+  bootId?: string;
 }
 
 export interface KnownGoodRecord {
@@ -66,6 +78,9 @@ interface LiveState {
   firewall: Record<Family, string | null>;
   sysctls: Record<string, string | null>;
 }
+
+/** The rule text a --test run accepted before the live table was read (null: none was run, or it failed). */
+type TestedTexts = Record<Family, string | null>;
 
 /** How many profiles back rollback can go. */
 const SNAPSHOT_DEPTH = 8;
@@ -118,6 +133,7 @@ export class HardeningEngine {
   readonly backend: Backend;
   readonly store: StateStore;
   private readonly runner: CommandRunner;
+  private readonly sysctl: SysctlIo;
   private readonly now: () => number;
 
   constructor(options: EngineOptions = {}) {
@@ -125,6 +141,8 @@ export class HardeningEngine {
     this.backend = options.backend ?? 'auto';
     this.store = new StateStore(options.stateDir ?? path.join(this.root, DEFAULT_STATE_DIR));
     this.runner = options.runner ?? new ExecRunner(options.commandPrefix ?? []);
+    const ownNamespace = options.runner === undefined && (options.commandPrefix ?? []).length === 0;
+    this.sysctl = options.sysctl ?? (ownNamespace ? new ProcSysctl() : new CommandSysctl(this.runner));
     this.now = options.now ?? Date.now;
   }
 
@@ -158,10 +176,25 @@ export class HardeningEngine {
       profile: plan.profile, hash: plan.hash, changed: false, confirmed: false, rolledBack: false, notes, durationMs: 0,
       ...extra,
     });
-    const previous = await this.applied();
-    const knownGood = await this.knownGood();
+    // Everything read before the change, side by side: the live tables and sysctls, the
+    // files and sysfs values for the snapshot, the records, and a --test of the rules with
+    // every jump (what is loaded later is that text, or it less jumps already present).
+    // The --test goes first: on nft it is the longest step (the kernel aborts the batch),
+    // and each process started holds this thread up for a millisecond or two. Skipped when
+    // the profile was applied in this boot already: most likely there is nothing to do, and
+    // on nft the reads would wait for the --test.
+    const [previous, boot] = await Promise.all([this.applied(), bootId()]);
+    const likelyUnchanged = previous?.hash === plan.hash && previous.bootId === boot;
+    const [tested, live, knownGood, existing, files, sysfs, tools] = await Promise.all([
+      likelyUnchanged ? { 4: null, 6: null } : this.testAhead(plan),
+      this.readLive(plan),
+      this.knownGood(),
+      this.store.read<Snapshot>('snapshot'),
+      Promise.all(MANAGED_FILES.map(async (f) => [f, await readTextOrNull(this.at(f))] as const)),
+      Promise.all(plan.host.sysfs.map(async (e) => [e.path, await readTrimmed(this.at(e.path))] as const)),
+      Promise.all(([4, 6] as const).map((f) => toolIdentity(saveCommand(this.backend, f)[0]!))),
+    ]);
 
-    const live = await this.readLive(plan);
     const current = await this.compare(plan, previous, live);
     if (previous?.hash === plan.hash && current.every((i) => i.ok)) {
       return report({ confirmed: previous.confirmed, durationMs: this.now() - started });
@@ -184,7 +217,11 @@ export class HardeningEngine {
       ? applyText(plan.firewall[6], parseFilterTable(saved6 ?? ''))
       : saved6 === null ? '' : removeText(parseFilterTable(saved6));
     if (saved6 === null && plan.firewall[6] === undefined) notes.push('ip6tables unavailable: IPv6 rules left alone');
-    await Promise.all([this.restore(4, text4, true), text6 ? this.restore(6, text6, true) : undefined]);
+    // Only a text the early --test did not cover is tested now (e.g. removing IPv6 chains).
+    await Promise.all([
+      tested[4] !== null && coveredByTest(text4, tested[4]) ? undefined : this.restore(4, text4, true),
+      !text6 || (tested[6] !== null && coveredByTest(text6, tested[6])) ? undefined : this.restore(6, text6, true),
+    ]);
 
     const sysctlsBefore = live.sysctls;
     const snapshot: Snapshot = {
@@ -192,38 +229,46 @@ export class HardeningEngine {
       backend: this.backend,
       firewall: { 4: saved4, 6: saved6 },
       sysctls: sysctlsBefore,
-      files: Object.fromEntries(await Promise.all(MANAGED_FILES.map(async (f) => [f, await readTextOrNull(this.at(f))] as const))),
-      sysfs: Object.fromEntries(await Promise.all(plan.host.sysfs.map(async (s) => [s.path, await readTrimmed(this.at(s.path))] as const))),
+      files: Object.fromEntries(files),
+      sysfs: Object.fromEntries(sysfs),
       applied: previous,
     };
     // Re-applying the profile already recorded (a repair) keeps the snapshot from before
     // that profile, so rollback always undoes the profile, not the repair.
-    const existing = await this.store.read<Snapshot>('snapshot');
     const kept = previous?.hash === plan.hash ? existing : null;
     if (kept) notes.push(`re-applied over drift; rollback still returns to the state of ${kept.takenAt}`);
-    else await this.store.write('snapshot', { ...snapshot, older: trimSnapshots(existing, SNAPSHOT_DEPTH - 1) });
-    if (confirm) await this.store.write('pending', { hash: plan.hash, startedAt: snapshot.takenAt, timeoutSeconds: confirm.timeoutSeconds });
+    // Durable before anything changes: a power cut mid-apply leaves a snapshot to return to.
+    await Promise.all([
+      kept ? undefined : this.store.write('snapshot', { ...snapshot, older: trimSnapshots(existing, SNAPSHOT_DEPTH - 1) }),
+      confirm ? this.store.write('pending', { hash: plan.hash, startedAt: snapshot.takenAt, timeoutSeconds: confirm.timeoutSeconds }) : undefined,
+    ]);
 
-    let saved4After = '';
+    // The same rules loaded by the same binary read back the same: reuse the recorded lines.
+    const readback = { 4: readbackKey(this.backend, tools[0]!, plan.firewall[4]), 6: readbackKey(this.backend, tools[1]!, plan.firewall[6]) };
+    const known = (family: Family) => (readback[family] !== null && previous?.readback?.[family] === readback[family] ? previous.firewall[family] : null);
+    const firewall: Record<Family, string[] | null> = {
+      4: known(4),
+      6: text6 ? known(6) : saved6 === null ? null : agentLines(parseFilterTable(saved6)),
+    };
     try {
-      // The IPv4 table first; then everything else side by side, since none depends on another.
-      await this.restore(4, text4, false);
       const sysctls = Object.fromEntries(Object.entries(plan.host.sysctls).filter(([k, v]) => {
         if (sysctlsBefore[k] !== null) return sysctlsBefore[k] !== v;
         if (!k.startsWith('net.ipv6.')) throw new AgentError(`sysctl ${k} does not exist on this kernel`);
         notes.push(`sysctl ${k} absent (IPv6 not in this kernel): skipped`);
         return false;
       }));
+      // Every part at once: none depends on another, and any failure restores the snapshot.
       const results = await Promise.allSettled([
-        this.save(4).then((text) => { saved4After = text; }),
-        text6 ? this.restore(6, text6, false) : Promise.resolve(),
-        this.writeSysctls(sysctls),
+        this.restore(4, text4, false).then(async () => { firewall[4] ??= await this.agentLinesOrNull(4); }),
+        text6 ? this.restore(6, text6, false).then(async () => { firewall[6] ??= await this.agentLinesOrNull(6); }) : undefined,
+        this.sysctl.write(sysctls),
         ...plan.host.files.map((file) => writeFileAtomic(this.at(file.path), file.content)),
         ...plan.host.removeFiles.map((file) => rm(this.at(file), { force: true })),
         ...plan.host.sysfs.map((entry) => writeFile(this.at(entry.path), `${entry.value}\n`)),
       ]);
       const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failure) throw failure.reason;
+      if (firewall[4] === null) throw new AgentError('iptables-save failed after loading the rules');
     } catch (err) {
       // Back to the state just before this apply (held in memory when a repair kept the older snapshot).
       await this.restoreSnapshot(snapshot);
@@ -234,12 +279,7 @@ export class HardeningEngine {
 
     const record: AppliedRecord = {
       profile: loaded.profile, hash: plan.hash, origin: loaded.origin, appliedAt: new Date(this.now()).toISOString(),
-      backend: this.backend, confirmed: !confirm && knownGood?.hash === plan.hash,
-      firewall: {
-        4: agentLines(parseFilterTable(saved4After)),
-        // The IPv6 table is read again only if it was changed.
-        6: text6 ? await this.agentLinesOrNull(6) : saved6 === null ? null : agentLines(parseFilterTable(saved6)),
-      },
+      backend: this.backend, confirmed: !confirm && knownGood?.hash === plan.hash, firewall, readback, bootId: boot,
     };
     await this.store.write('applied', record);
     if (!confirm) return report({ changed: true, confirmed: record.confirmed, durationMs: this.now() - started });
@@ -262,6 +302,21 @@ export class HardeningEngine {
       reason: `not reachable within ${confirm.timeoutSeconds} s after applying ${plan.profile} (${failed}); previous state restored`,
       durationMs: this.now() - started,
     });
+  }
+
+  /**
+   * `--test` of each family's rules with every jump inserted, run while the live table is
+   * still being read. A rejection is not final here: the exact text is tested again later.
+   */
+  private async testAhead(plan: Plan): Promise<TestedTexts> {
+    const test = async (family: Family): Promise<string | null> => {
+      const rules = plan.firewall[family];
+      if (!rules) return null;
+      const text = applyText(rules, undefined);
+      return this.restore(family, text, true).then(() => text, () => null);
+    };
+    const [v4, v6] = await Promise.all([test(4), test(6)]);
+    return { 4: v4, 6: v6 };
   }
 
   /** Restores the snapshot taken by the last apply that changed something. */
@@ -372,7 +427,7 @@ export class HardeningEngine {
       await this.restore(family, text, false);
     }
     const sysctls = Object.fromEntries(Object.entries(snapshot.sysctls).filter((e): e is [string, string] => e[1] !== null));
-    await this.writeSysctls(sysctls);
+    await this.sysctl.write(sysctls);
     for (const [file, content] of Object.entries(snapshot.files)) {
       if (content === null) await rm(this.at(file), { force: true });
       else await writeFileAtomic(this.at(file), content);
@@ -391,7 +446,7 @@ export class HardeningEngine {
     const [v4, v6, sysctls] = await Promise.all([
       this.save(4),
       this.trySave(6, plan.firewall[6] !== undefined),
-      this.readSysctls(Object.keys(plan.host.sysctls)),
+      this.sysctl.read(Object.keys(plan.host.sysctls)),
     ]);
     return { firewall: { 4: v4, 6: v6 }, sysctls };
   }
@@ -489,23 +544,6 @@ export class HardeningEngine {
     }
   }
 
-  private async readSysctls(keys: readonly string[]): Promise<Record<string, string | null>> {
-    const values: Record<string, string | null> = Object.fromEntries(keys.map((k) => [k, null]));
-    if (keys.length === 0) return values;
-    // -e: a key the kernel lacks is left out instead of failing the whole read.
-    const { stdout } = await this.runner.run(['sysctl', '-e', ...keys]);
-    for (const line of stdout.split('\n')) {
-      const m = /^(\S+)\s*=\s*(.*)$/.exec(line);
-      if (m && m[1]! in values) values[m[1]!] = m[2]!.trim();
-    }
-    return values;
-  }
-
-  private async writeSysctls(values: Record<string, string>): Promise<void> {
-    const pairs = Object.entries(values).map(([k, v]) => `${k}=${v}`);
-    if (pairs.length) await this.runner.run(['sysctl', '-q', '-w', ...pairs]);
-  }
-
   /** One change at a time per state directory (the daemon and a technician may both try). */
   private async locked<T>(action: () => Promise<T>): Promise<T> {
     await mkdir(this.store.dir, { recursive: true, mode: 0o700 });
@@ -533,8 +571,12 @@ export class HardeningEngine {
   }
 }
 
-async function bootId(): Promise<string> {
-  return ((await readTextOrNull('/proc/sys/kernel/random/boot_id')) ?? 'unknown').trim();
+let bootIdRead: Promise<string> | undefined;
+
+/** This boot's id, read once per process (it cannot change while the process lives). */
+function bootId(): Promise<string> {
+  bootIdRead ??= readTextOrNull('/proc/sys/kernel/random/boot_id').then((text) => (text ?? 'unknown').trim());
+  return bootIdRead;
 }
 
 /** The agent's part of a filter table: its chains' rules and the jumps into them. */
@@ -542,6 +584,12 @@ export function agentLines(table: FilterTable): string[] {
   const lines: string[] = [];
   for (const { chain } of AGENT_CHAINS) if (table.chains.has(chain)) lines.push(`:${chain}`, ...chainRules(table, chain));
   return [...lines, ...agentJumps(table).map((j) => j.line)];
+}
+
+/** Identifies a readback: backend, save binary and the rendered chain rules (null: nothing to read back). */
+function readbackKey(backend: Backend, tool: string | null, rules: FirewallRules | undefined): string | null {
+  if (!rules || tool === null) return null;
+  return createHash('sha256').update(JSON.stringify([backend, tool, rules])).digest('hex');
 }
 
 function trimSnapshots(snapshot: Snapshot | null, depth: number): Snapshot | null {

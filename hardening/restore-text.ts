@@ -106,3 +106,18 @@ export function agentStateEquals(a: FilterTable, b: FilterTable): boolean {
   });
   return view(a) === view(b);
 }
+
+const JUMP_INSERT = /^-I (\S+) 1 -j (\S+)$/;
+
+/**
+ * True when `text` is `tested` with some jump inserts left out: whatever the kernel
+ * accepted in `tested` (a --test run before the live table was known, with every jump)
+ * it accepts in `text`, since the jumps only point at chains both declare.
+ */
+export function coveredByTest(text: string, tested: string): boolean {
+  const isJump = (line: string) => JUMP_INSERT.test(line) && AGENT_NAMES.has(JUMP_INSERT.exec(line)![2]!);
+  const rest = (t: string) => t.split('\n').filter((l) => !isJump(l));
+  const testedLines = new Set(tested.split('\n'));
+  return JSON.stringify(rest(text)) === JSON.stringify(rest(tested))
+    && text.split('\n').filter(isJump).every((l) => testedLines.has(l));
+}

@@ -9,6 +9,8 @@ packages=(
   iptables iproute2                 # firewall and network namespaces for hardening tests
   hping3 nmap python3-scapy         # crafted packets against the firewall
   kmod procps systemd               # modprobe -C, sysctl and systemd-analyze for hardening tests
+  python3-seccomp                   # the systemd units' syscall filter, applied without systemd in tests
+  debootstrap systemd-container     # the boot test: a Debian trixie root booted with systemd-nspawn
   python3 openssl ca-certificates
 )
 

@@ -1,12 +1,15 @@
+import type { AgentConfig } from '../config.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type ApplyReport, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { formatPlan, planJson } from '../../hardening/plan.js';
-import { parseHostPort } from '../../hardening/probe.js';
+import type { GuardOutcome } from '../../hardening/guard-run.js';
+import { formatHostPort, parseHostPort, probeTargets, type HostPort } from '../../hardening/probe.js';
+import { ExecRunner } from '../../hardening/runner.js';
 
 export interface HardenOptions {
-  /** The agent config (global option); hub and DPS endpoints will come from it in a later issue. */
+  /** The agent config (global option): hub, DPS and the boot grace time for `guard`. */
   config?: string;
   profile?: string;
   json?: boolean;
@@ -17,6 +20,7 @@ export interface HardenOptions {
   confirmTimeout?: string;
   confirmHost?: string[];
   boot?: boolean;
+  grace?: string;
 }
 
 const DEFAULT_PROFILE = 'baseline';
@@ -72,6 +76,59 @@ export async function hardenRollback(options: HardenOptions): Promise<number> {
   return ExitCode.ok;
 }
 
+/**
+ * `iot-agent harden guard`: the boot-time revert as its own root step, after the network
+ * is up. Exit 0 when the profile was confirmed, kept or reverted; 1 when reverting failed.
+ */
+export async function hardenGuard(options: HardenOptions): Promise<number> {
+  const engine = engineFor(options);
+  const given = options.grace === undefined ? undefined : Number(options.grace);
+  if (given !== undefined && (!Number.isInteger(given) || given < 1 || given > 3_600)) {
+    throw usage(`invalid --grace ${JSON.stringify(options.grace)}`, 'whole seconds from 1 to 3600 (default: hardening.bootGraceSeconds in the config)');
+  }
+  const explicit = (options.confirmHost ?? []).map(parseHostPort);
+  // Loaded here: `plan` must stay fast, and only the guard reads the agent config.
+  const [{ loadConfig }, { nothingToGuard, runGuard }] = await Promise.all([import('../config.js'), import('../../hardening/guard-run.js')]);
+  // Checked before the config is read: most boots have nothing to guard, and need no config for it.
+  const idle = await nothingToGuard(engine);
+  if (idle !== null) {
+    const outcome: GuardOutcome = { status: 'nothing-to-guard', reason: idle };
+    process.stdout.write(options.json ? `${JSON.stringify(outcome)}\n` : `Nothing to guard: ${idle}\n`);
+    return ExitCode.ok;
+  }
+  const config = await loadConfig(options.config);
+  const graceSeconds = given ?? config.hardening.bootGraceSeconds;
+  const { targets, source } = explicit.length ? { targets: explicit, source: '--confirm-host' } : await configTargets(config);
+  const runner = new ExecRunner(netnsPrefix(options));
+  let outcome: GuardOutcome;
+  try {
+    outcome = await runGuard({ engine, targets, graceSeconds, probe: (t, ms) => probeTargets(runner, t, ms) });
+  } catch (err) {
+    throw new AgentError('the boot guard could not revert to the last known good profile', {
+      cause: err, hint: 'run `iot-agent harden verify` and `iot-agent harden rollback`, or apply a profile by hand', exitCode: ExitCode.failure,
+    });
+  }
+  if (options.json) process.stdout.write(`${JSON.stringify({ ...outcome, targets: targets.map(formatHostPort), targetSource: source, graceSeconds })}\n`);
+  else process.stdout.write(describeGuard(outcome, targets, source, graceSeconds));
+  return ExitCode.ok;
+}
+
+/**
+ * What must answer, from the config: the assigned hub once provisioned (the issue's "unable
+ * to reach its hub"); before that, DPS, which the agent needs first.
+ */
+async function configTargets(config: AgentConfig): Promise<{ targets: HostPort[]; source: string }> {
+  const { readAssignment } = await import('../state/assignment-store.js');
+  const stored = await readAssignment(config.stateDir);
+  if (stored.status === 'valid') return { targets: [{ host: stored.assignment.assignedHub, port: 8883 }], source: 'assigned hub (cached assignment)' };
+  const why = stored.status === 'absent' ? 'not provisioned yet' : `cached assignment unusable: ${stored.reason}`;
+  return { targets: [{ host: config.provisioning.globalEndpoint, port: 443 }], source: `DPS (provisioning.globalEndpoint; ${why})` };
+}
+
+function netnsPrefix(options: HardenOptions): string[] {
+  return options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
+}
+
 function engineFor(options: HardenOptions): HardeningEngine {
   const backend = (options.backend ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw usage(`unknown --backend ${JSON.stringify(options.backend)}`, `one of ${BACKENDS.join(', ')}`);
@@ -82,7 +139,7 @@ function engineFor(options: HardenOptions): HardeningEngine {
     root: options.root ?? '/',
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
     backend,
-    commandPrefix: options.netns ? ['ip', 'netns', 'exec', options.netns] : [],
+    commandPrefix: netnsPrefix(options),
   });
 }
 
@@ -110,6 +167,18 @@ function describeApply(r: ApplyReport & { chosen?: string }): string {
   else lines.push(`Applied profile ${r.profile} (${short}) in ${r.durationMs} ms${r.confirmed ? ', confirmed' : ''}`);
   for (const p of r.probes ?? []) lines.push(`  ${p.ok ? 'reachable  ' : 'unreachable'} ${p.target}: ${p.detail}`);
   for (const note of r.notes) lines.push(`  note: ${note}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function describeGuard(o: GuardOutcome, targets: readonly HostPort[], source: string, graceSeconds: number): string {
+  if (o.status === 'nothing-to-guard') return `Nothing to guard: ${o.reason}\n`;
+  const lines = [`Guarding for up to ${graceSeconds} s: ${targets.map(formatHostPort).join(', ')} (${source})`];
+  if (o.status === 'confirmed') lines.push(`Confirmed after ${o.rounds} probe round(s): ${o.reason}`);
+  if (o.status === 'kept') lines.push(`Kept the applied profile: ${o.reason}`);
+  if (o.status === 'reverted') {
+    lines.push(`Reverted: ${o.reason}`, o.reconnected ? '  the targets answer again' : '  the targets still do not answer');
+  }
+  for (const p of o.status === 'reverted' ? o.after : o.probes) lines.push(`  ${p.ok ? 'reachable  ' : 'unreachable'} ${p.target}: ${p.detail}`);
   return `${lines.join('\n')}\n`;
 }
 
