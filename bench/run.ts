@@ -5,6 +5,7 @@
 const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   tpm: () => import('./tpm.js'),
   agent: () => import('./agent.js'),
+  'agent-commands': () => import('./agent-commands.js'),
   'cloud-hub': () => import('./cloud-hub.js'),
   hardening: () => import('./hardening.js'),
   'cloud-dps': () => import('./cloud-dps.js'),

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { RESTART_EXIT_CODE } from '../commands/restart-agent.js';
 import { loadConfig, requireIdScope } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { Logger } from '../log/logger.js';
@@ -10,7 +12,12 @@ export async function run(options: { config?: string }): Promise<number> {
   const config = await loadConfig(options.config);
   requireIdScope(config, options.config);
   const log = new Logger({ level: config.log.level });
-  const daemon = new Daemon({ config, configPath: options.config, log, ...testTuning() });
+  let stop: (signal: string, code?: number) => void = () => undefined;
+  const daemon = new Daemon({
+    config, configPath: options.config, log, agentVersion: agentVersion(), ...testTuning(),
+    // Restart=on-failure in the unit: a non-zero exit after a clean stop brings up a fresh process.
+    onRestartRequested: () => stop('restartAgent', RESTART_EXIT_CODE),
+  });
 
   // The daemon must outlive any single fault: log it and carry on where that is safe.
   process.on('unhandledRejection', (err) => log.error('daemon.unhandled_rejection', { err }));
@@ -22,15 +29,15 @@ export async function run(options: { config?: string }): Promise<number> {
   await daemon.start();
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    stop = (signal: string, code = 0) => {
       if (stopping) return;
       stopping = true;
       log.info('daemon.stopping', { signal });
       setTimeout(() => {
         log.warn('daemon.stop_timeout', { afterMs: STOP_DEADLINE_MS });
-        resolve(0);
+        resolve(code);
       }, STOP_DEADLINE_MS).unref();
-      daemon.stop().then(() => resolve(0), (err: unknown) => {
+      daemon.stop().then(() => resolve(code), (err: unknown) => {
         log.error('daemon.stop_failed', { err });
         resolve(1);
       });
@@ -54,4 +61,17 @@ function testTuning() {
     keepAliveSeconds: keepAlive || 5,
     ...(tokenLifetime ? { tokenLifetimeSeconds: tokenLifetime, tokenRenewalMarginSeconds: renewalMargin || Math.floor(tokenLifetime / 4) } : {}),
   };
+}
+
+/** The package version (dist/agent/cli/run.js and agent/cli/run.ts sit at different depths). */
+function agentVersion(): string {
+  for (const relative of ['../../../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'iot-agent' && pkg.version) return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return '0.0.0';
 }

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type net from 'node:net';
+import { rebootSettingsFromEnv } from '../commands/reboot-scheduler.js';
+import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { HubSession } from '../hub/session.js';
@@ -12,8 +14,10 @@ import { clearAssignment, readAssignment, writeAssignment, type Assignment } fro
 import { ensureIdentity, type DeviceIdentity } from '../tpm/identity.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
+import { readTpmFacts } from '../tpm/tpm-facts.js';
 import { parseTransport } from '../tpm/transport-spec.js';
 import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
+import { DeviceFeatures } from './device-features.js';
 import { SystemdNotifier } from './systemd-notify.js';
 import { TpmLock } from './tpm-lock.js';
 
@@ -39,6 +43,9 @@ export interface DaemonOptions {
   keepAliveSeconds?: number;
   tokenLifetimeSeconds?: number;
   tokenRenewalMarginSeconds?: number;
+  agentVersion?: string;
+  /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
+  onRestartRequested?: () => void;
 }
 
 /** Thrown inside a flow that a newer one (reload, re-provision, stop) replaced. */
@@ -67,6 +74,7 @@ export class Daemon {
   private readonly changes = new EventEmitter<{ state: [DaemonState] }>();
   private announcedReady = false;
   private caPem: string | undefined;
+  private features: DeviceFeatures | undefined;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
@@ -90,6 +98,8 @@ export class Daemon {
     requireIdScope(this.config, this.options.configPath);
     this.lock = await TpmLock.acquire(this.config.runtimeDir, 'the iot-agent daemon');
     this.control = await serveControlSocket(this.config.runtimeDir, (request, reply) => this.onControl(request, reply));
+    this.features = await this.createFeatures();
+    this.features.start();
     this.notifier.startWatchdog(() => this.state !== 'stopping');
     this.log.info('daemon.started', { pid: process.pid, config: this.options.configPath ?? 'default' });
     void this.flow(++this.generation);
@@ -102,6 +112,7 @@ export class Daemon {
     this.notifier.stopWatchdog();
     this.wakeSleepers();
     await this.session?.stop();
+    await this.features?.stop();
     await this.tpm?.close().catch(() => undefined);
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
     await this.lock?.release();
@@ -119,10 +130,11 @@ export class Daemon {
       return;
     }
     this.log.setLevel(next.log.level);
-    const before = JSON.stringify({ ...this.config, log: undefined });
+    this.features?.onConfigReloaded(next);
+    const before = JSON.stringify({ ...this.config, log: undefined, telemetry: undefined });
     this.config = next;
-    if (JSON.stringify({ ...next, log: undefined }) === before) {
-      this.log.info('config.reloaded', { changed: 'log level only or nothing' });
+    if (JSON.stringify({ ...next, log: undefined, telemetry: undefined }) === before) {
+      this.log.info('config.reloaded', { changed: 'log level, telemetry or nothing' });
       return;
     }
     this.log.info('config.reloaded', { changed: 'provisioning, TPM, TLS or directories: restarting the flow' });
@@ -132,6 +144,7 @@ export class Daemon {
   private async restartFlow(): Promise<void> {
     const generation = ++this.generation;
     this.wakeSleepers();
+    this.features?.detach();
     await this.session?.stop();
     this.session = undefined;
     await this.tpm?.close().catch(() => undefined);
@@ -212,6 +225,7 @@ export class Daemon {
       deviceId: assignment.deviceId, ca: this.caPem, log: this.log.child({ component: 'hub' }),
       keepAliveSeconds: this.options.keepAliveSeconds, tokenLifetimeSeconds: this.options.tokenLifetimeSeconds,
       tokenRenewalMarginSeconds: this.options.tokenRenewalMarginSeconds, backoff: this.options.backoff,
+      onConnected: (client, twin) => this.features?.onConnected(client, twin),
     });
     this.session = session;
     session.on('connected', () => {
@@ -223,10 +237,13 @@ export class Daemon {
       }
     });
     session.on('disconnected', (err) => {
-      if (generation === this.generation) this.setState('degraded', `hub unreachable: ${describeError(err)}`);
+      if (generation !== this.generation) return;
+      this.features?.detach();
+      this.setState('degraded', `hub unreachable: ${describeError(err)}`);
     });
     session.on('rejected', (err) => {
       if (generation !== this.generation) return;
+      this.features?.detach();
       if (reprovisionOnRejection(this.config)) {
         this.log.warn('hub.rejected_reprovisioning', { err });
         void clearAssignment(this.config.stateDir).then(() => this.restartFlow());
@@ -239,6 +256,37 @@ export class Daemon {
     session.start();
   }
 
+  /** Commands, twin and telemetry on top of the session: created once, attached on every connect. */
+  private createFeatures(): Promise<DeviceFeatures> {
+    return DeviceFeatures.create({
+      config: this.config,
+      log: this.log,
+      agentVersion: this.options.agentVersion ?? '0.0.0',
+      identity: () => ({ ...this.status(), state: this.state }),
+      tpmFacts: async () => {
+        if (!this.tpm) return undefined;
+        const facts = await readTpmFacts(this.tpm);
+        return { manufacturer: facts.manufacturerName, firmware: facts.firmwareVersion };
+      },
+      endpoints: () => [
+        ...(this.assignment ? [{ host: this.assignment.assignedHub, port: 8883 }] : []),
+        { host: this.config.provisioning.globalEndpoint, port: 443 },
+      ],
+      reprovision: () => this.reprovisionNow(),
+      restart: () => this.options.onRestartRequested?.(),
+      hardeningSite: hardeningSiteFromEnv(),
+      reboot: rebootSettingsFromEnv(),
+    });
+  }
+
+  /** The reprovision command: forget the assignment, run the flow again and wait until connected. */
+  private async reprovisionNow(): Promise<void> {
+    this.log.info('daemon.reprovision_requested');
+    await clearAssignment(this.config.stateDir);
+    await this.restartFlow();
+    await this.waitForReady(this.generation, 120_000);
+  }
+
   private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {
     if (request.op === 'status') {
       reply({ event: 'status', ...this.status() });
@@ -248,6 +296,7 @@ export class Daemon {
     // hand back to the normal flow, which retries on its own if this attempt failed.
     const generation = ++this.generation;
     this.wakeSleepers();
+    this.features?.detach();
     await this.session?.stop();
     this.session = undefined;
     await this.tpm?.close().catch(() => undefined);

@@ -1,0 +1,25 @@
+import { CommandFailure, defineCommand } from './command.js';
+
+/** `applyHardening { profile, confirmTimeoutSec }`: a confirmed transaction; the result is reported when done. */
+export const applyHardening = defineCommand({
+  name: 'applyHardening',
+  summary: 'apply a hardening profile as a transaction confirmed against the hub and DPS; result reported when done',
+  args: {
+    profile: { type: 'string', pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, maxLength: 64, expected: 'a built-in or site profile name (letters, digits, . _ -)' },
+    confirmTimeoutSec: { type: 'integer', min: 5, max: 3600, optional: true },
+  },
+  exclusive: true,
+  run: async ({ profile, confirmTimeoutSec }, context) => {
+    const timeout = confirmTimeoutSec ?? 60;
+    return {
+      status: 202,
+      payload: { accepted: true, message: `applying profile ${profile}, confirming within ${timeout} s`, profile, confirmTimeoutSec: timeout },
+      followUp: context.hardening.apply(profile, timeout).then((report) => {
+        if (report.rolledBack) return { status: 500, payload: { message: `profile ${profile} was rolled back: ${String(report.reason)}`, report } };
+        return { status: 200, payload: { message: `profile ${profile} applied${report.confirmed ? ' and confirmed' : ''}`, report } };
+      }, (err: unknown) => {
+        throw err instanceof CommandFailure ? err : new CommandFailure(500, `profile ${profile} not applied: ${(err as Error).message}`);
+      }),
+    };
+  },
+});

@@ -1,0 +1,104 @@
+import type { EventEmitter } from 'node:events';
+import device from 'azure-iot-device';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { CommandReply } from './command.js';
+import { EnvelopeError, parseEnvelope } from './envelope.js';
+import type { ExecutedIds } from './executed-ids.js';
+import type { CommandRegistry, CommandResult } from './registry.js';
+import { clip } from './schema.js';
+
+// CommonJS package: Node's ESM loader cannot see its named exports.
+const { DeviceMethodResponse } = device;
+type Client = InstanceType<typeof device.Client>;
+type Message = InstanceType<typeof device.Message>;
+
+/** What the MQTT transport hands to method listeners (azure-iot-device's MethodMessage). */
+interface MethodMessage {
+  requestId: string;
+  methods: { methodName: string };
+}
+
+/**
+ * Serves the registry on one hub connection: every command as a direct method, the same
+ * names in C2D envelopes, and a 404 for method names nobody registered (the SDK would
+ * drop those and leave the caller to time out).
+ */
+export class CommandEndpoint {
+  constructor(
+    private readonly registry: CommandRegistry,
+    private readonly executed: ExecutedIds,
+    private readonly report: (result: CommandResult) => void,
+    private readonly log: Logger,
+  ) {}
+
+  attach(client: Client): void {
+    for (const name of this.registry.names()) {
+      client.onDeviceMethod(name, (request, response) => {
+        void this.registry.dispatch(name, request.payload, { via: 'method' })
+          .then((reply) => reply, (err: unknown) => internalError(name, err))
+          .then((reply) => response.send(reply.status, reply.payload, (err) => {
+            if (err) this.log.warn('command.response_failed', { command: name, err });
+          }));
+      });
+    }
+    this.answerUnknownMethods(client);
+    client.on('message', (message: Message) => {
+      this.onC2d(client, message).catch((err: unknown) => this.log.error('command.c2d_failed', { err }));
+    });
+  }
+
+  private answerUnknownMethods(client: Client): void {
+    const transport = (client as unknown as { _transport: EventEmitter })._transport;
+    const emit = transport.emit.bind(transport);
+    transport.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+      if (typeof event === 'string' && event.startsWith('method_') && transport.listenerCount(event) === 0) {
+        const message = args[0] as MethodMessage;
+        void this.registry.dispatch(message.methods.methodName, undefined, { via: 'method' }).then((reply) => {
+          new DeviceMethodResponse(message.requestId, transport as never).send(reply.status, reply.payload, (err) => {
+            if (err) this.log.warn('command.response_failed', { command: clip(message.methods.methodName), err });
+          });
+        });
+        return true;
+      }
+      return emit(event, ...args);
+    };
+  }
+
+  private async onC2d(client: Client, message: Message): Promise<void> {
+    // MQTT: the SDK has already acknowledged the message; complete() is a no-op kept for other transports.
+    client.complete(message, () => undefined);
+    const correlation = typeof message.messageId === 'string' ? clip(message.messageId, 128) : undefined;
+    let envelope;
+    try {
+      envelope = parseEnvelope(Buffer.isBuffer(message.data) ? message.data : Buffer.from(String(message.data ?? '')));
+    } catch (err) {
+      if (!(err instanceof EnvelopeError)) throw err;
+      this.log.warn('command.bad_envelope', { messageId: correlation, reason: err.message });
+      this.report(result('(invalid)', err.id ?? correlation, {
+        status: 400, payload: { message: `invalid command envelope: ${err.message}`, field: err.field, reason: err.reason },
+      }));
+      return;
+    }
+    const seen = this.executed.find(envelope.id);
+    if (seen) {
+      this.log.info('command.duplicate', { id: envelope.id, command: envelope.command });
+      this.report(result(envelope.command, envelope.id, {
+        status: 208, payload: { message: `command id ${envelope.id} was already executed at ${seen.at}; not executed again`, duplicate: true, firstStatus: seen.status ?? null },
+      }));
+      return;
+    }
+    await this.executed.record({ id: envelope.id, command: envelope.command, at: new Date().toISOString() });
+    const reply = await this.registry.dispatch(envelope.command, envelope.args, { via: 'c2d', id: envelope.id })
+      .catch((err: unknown) => internalError(envelope.command, err));
+    await this.executed.finish(envelope.id, reply.status);
+  }
+}
+
+function result(command: string, id: string | undefined, reply: CommandReply): CommandResult {
+  return { ...reply, command: clip(command), via: 'c2d', id, phase: 'done', at: new Date().toISOString() };
+}
+
+function internalError(name: string, err: unknown): CommandReply {
+  return { status: 500, payload: { message: `${clip(name)} failed: ${describeError(err).split('\n')[0]}` } };
+}

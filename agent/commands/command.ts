@@ -1,0 +1,56 @@
+import type { Logger } from '../log/logger.js';
+import type { ArgsOf, ArgsSchema } from './schema.js';
+
+/** A command's answer: an HTTP-like status (as IoT Hub direct methods carry) and a JSON payload. */
+export interface CommandReply {
+  status: number;
+  payload: unknown;
+}
+
+export interface CommandOutcome extends CommandReply {
+  /**
+   * Slow work that goes on after the acknowledgement (reboot, re-provision, hardening).
+   * The registry keeps exclusive commands locked until it settles, then reports its result.
+   */
+  followUp?: Promise<CommandReply>;
+}
+
+/** What the daemon lends to commands. Commands call down through this, never into the daemon. */
+export interface CommandContext {
+  readonly log: Logger;
+  readonly agentVersion: string;
+  identity(): { registrationId?: string; deviceId?: string; assignedHub?: string; state: string };
+  requestReprovision(): Promise<void>;
+  requestRestart(): void;
+  readonly reboot: { schedule(): { delaySeconds: number; done: Promise<void> }; pending(): boolean };
+  readonly telemetry: { intervalSeconds(): number; setIntervalSeconds(seconds: number): void };
+  readonly hardening: HardeningAccess;
+  systemInfo(): Promise<Record<string, unknown>>;
+}
+
+export interface HardeningAccess {
+  /** Applies a profile as a confirmed transaction against the hub and DPS endpoints. */
+  apply(profile: string, confirmTimeoutSeconds: number): Promise<Record<string, unknown>>;
+  status(): Promise<Record<string, unknown>>;
+}
+
+export interface Command<S extends ArgsSchema = ArgsSchema> {
+  readonly name: string;
+  readonly summary: string;
+  readonly args: S;
+  /** Long or exclusive (reboot, re-provision, hardening): one at a time, a second gets 409. */
+  readonly exclusive?: boolean;
+  run(args: ArgsOf<S>, context: CommandContext): Promise<CommandOutcome>;
+}
+
+/** Keeps the argument types of a command literal while it is declared. */
+export function defineCommand<S extends ArgsSchema>(command: Command<S>): Command<S> {
+  return command;
+}
+
+/** A failure a handler understands: its status and message go back to the caller as they are. */
+export class CommandFailure extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}

@@ -1,0 +1,16 @@
+import { defineCommand } from './command.js';
+
+/** Exit code of a requested restart: systemd's Restart=on-failure starts the agent again. */
+export const RESTART_EXIT_CODE = 75;
+
+/** `restartAgent`: acknowledged, then the process exits with RESTART_EXIT_CODE. */
+export const restartAgent = defineCommand({
+  name: 'restartAgent',
+  summary: `acknowledge, stop cleanly and exit with code ${RESTART_EXIT_CODE} so systemd restarts the agent`,
+  args: {},
+  exclusive: true,
+  run: async (_args, context) => {
+    context.requestRestart();
+    return { status: 202, payload: { accepted: true, message: `restarting (exit code ${RESTART_EXIT_CODE})`, exitCode: RESTART_EXIT_CODE } };
+  },
+});

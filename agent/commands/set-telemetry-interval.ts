@@ -1,0 +1,14 @@
+import { TELEMETRY_INTERVAL_RANGE } from '../telemetry/interval.js';
+import { defineCommand } from './command.js';
+
+/** `setTelemetryInterval { seconds }`: until the next restart or desired-property change. */
+export const setTelemetryInterval = defineCommand({
+  name: 'setTelemetryInterval',
+  summary: `health telemetry period in seconds (${TELEMETRY_INTERVAL_RANGE.min} to ${TELEMETRY_INTERVAL_RANGE.max})`,
+  args: { seconds: { type: 'integer', ...TELEMETRY_INTERVAL_RANGE } },
+  run: async ({ seconds }, context) => {
+    const previous = context.telemetry.intervalSeconds();
+    context.telemetry.setIntervalSeconds(seconds);
+    return { status: 200, payload: { intervalSeconds: seconds, previous } };
+  },
+});

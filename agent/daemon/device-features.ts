@@ -1,0 +1,232 @@
+import path from 'node:path';
+import type { Client, Twin } from 'azure-iot-device';
+import type { HostPort } from '../../hardening/probe.js';
+import { hardeningAccess, type HardeningSite } from '../commands/hardening-access.js';
+import { CommandEndpoint } from '../commands/cloud-endpoint.js';
+import type { CommandContext } from '../commands/command.js';
+import { ExecutedIds } from '../commands/executed-ids.js';
+import { RebootScheduler } from '../commands/reboot-scheduler.js';
+import { CommandRegistry, type CommandResult } from '../commands/registry.js';
+import type { AgentConfig } from '../config.js';
+import type { Level, Logger } from '../log/logger.js';
+import { DiskQueue } from '../telemetry/disk-queue.js';
+import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
+import { ReportedProperties } from '../twin/reporter.js';
+import { guardTwinMerges } from '../twin/sdk-guard.js';
+
+/** What the daemon lends to the features: facts about the device and the actions only it can take. */
+export interface FeatureHooks {
+  config: AgentConfig;
+  log: Logger;
+  agentVersion: string;
+  identity(): { registrationId?: string; deviceId?: string; assignedHub?: string; state: string; since: string };
+  tpmFacts(): Promise<{ manufacturer: string; firmware: string } | undefined>;
+  /** The hub (8883) and DPS (443) a hardening change must keep reachable. */
+  endpoints(): HostPort[];
+  reprovision(): Promise<void>;
+  restart(): void;
+  hardeningSite: HardeningSite;
+  reboot: { argv?: string[]; delaySeconds?: number };
+}
+
+const RESULT_MESSAGE_CHARS = 200;
+
+/**
+ * The device's features on top of the hub session, created once per daemon: commands
+ * (direct methods and C2D envelopes), the twin (reported state, writable properties) and
+ * health telemetry with its disk queue. Attached to each new SDK client after every
+ * (re)connect, detached when the link drops.
+ *
+ * Command results: every result goes to the twin's reported `lastCommands.<command>`
+ * (coalesced); results of C2D envelopes, and the final outcome of slow work (reboot,
+ * reprovision, applyHardening) however it was asked for, also go out as D2C messages with
+ * `iot-agent-message=command-result` and `correlationId` = the envelope id, through the
+ * same disk queue as telemetry (so they survive outages too).
+ */
+export class DeviceFeatures {
+  readonly registry: CommandRegistry;
+  private readonly reported: ReportedProperties;
+  private readonly desired: DesiredSync;
+  private readonly endpoint: CommandEndpoint;
+  private readonly hardening: ReturnType<typeof hardeningAccess>;
+  private logLevel: Level;
+  private hardeningProfile: string | undefined;
+  private attached: Client | undefined;
+  private configured: AgentConfig['telemetry'];
+  private facts: Promise<[{ manufacturer: string; firmware: string } | undefined, Record<string, unknown>]> | undefined;
+
+  private constructor(private readonly hooks: FeatureHooks, private readonly telemetry: Telemetry, executed: ExecutedIds) {
+    const { log } = hooks;
+    this.logLevel = hooks.config.log.level;
+    this.configured = { ...hooks.config.telemetry };
+    this.reported = new ReportedProperties(log.child({ component: 'twin' }));
+    this.hardening = hardeningAccess(hooks.hardeningSite, () => hooks.endpoints());
+    const reboot = new RebootScheduler(log, hooks.reboot.argv, hooks.reboot.delaySeconds);
+    const context: CommandContext = {
+      log,
+      agentVersion: hooks.agentVersion,
+      identity: () => hooks.identity(),
+      requestReprovision: () => hooks.reprovision(),
+      requestRestart: () => setTimeout(() => hooks.restart(), 300),
+      reboot,
+      telemetry: { intervalSeconds: () => telemetry.intervalSeconds(), setIntervalSeconds: (s) => this.setTelemetryInterval(s) },
+      hardening: {
+        apply: async (profile, timeout) => {
+          try {
+            return await this.hardening.apply(profile, timeout);
+          } finally {
+            void this.reportHardening();
+          }
+        },
+        status: () => this.hardening.status(),
+      },
+      systemInfo: readSystemInfo,
+    };
+    this.registry = new CommandRegistry(context, (result) => this.onResult(result));
+    this.endpoint = new CommandEndpoint(this.registry, executed, (result) => this.onResult(result), log.child({ component: 'commands' }));
+    this.desired = new DesiredSync({
+      telemetryIntervalSeconds: async (seconds: number) => {
+        this.setTelemetryInterval(seconds);
+        return { ac: 200, ad: 'applied' };
+      },
+      logLevel: async (level: Level) => {
+        this.logLevel = level;
+        log.setLevel(level);
+        return { ac: 200, ad: 'applied' };
+      },
+      hardeningProfile: async (profile: string) => this.applyDesiredProfile(profile),
+    }, (key) => ({ telemetryIntervalSeconds: telemetry.intervalSeconds(), logLevel: this.logLevel, hardeningProfile: this.hardeningProfile })[key],
+    this.reported, log.child({ component: 'twin' }));
+  }
+
+  static async create(hooks: FeatureHooks): Promise<DeviceFeatures> {
+    const { config, log } = hooks;
+    guardTwinMerges(log.child({ component: 'twin' }));
+    const queue = await DiskQueue.open(path.join(config.stateDir, 'telemetry'), config.telemetry.queueLimit, log.child({ component: 'telemetry' }));
+    const executed = await ExecutedIds.open(config.stateDir, log);
+    const made: { features?: DeviceFeatures } = {};
+    const telemetry = new Telemetry({
+      queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: readHealth,
+      connection: () => {
+        const { state, since } = hooks.identity();
+        return { state: made.features?.attached ? 'connected' : 'disconnected', daemonState: state, since };
+      },
+    });
+    made.features = new DeviceFeatures(hooks, telemetry, executed);
+    return made.features;
+  }
+
+  start(): void {
+    this.telemetry.start();
+  }
+
+  async stop(): Promise<void> {
+    this.detach();
+    await this.telemetry.stop();
+  }
+
+  /** HubSession's onConnected: serve commands, sync the twin, drain the queue. Never throws. */
+  async onConnected(client: Client, twin: Twin): Promise<void> {
+    const { log } = this.hooks;
+    try {
+      this.attached = client;
+      this.endpoint.attach(client);
+      twin.on('error', (err: Error) => log.warn('twin.error', { err }));
+      this.reported.attach(twin);
+      // Not awaited: reading the TPM and the OS must not hold up `ready`.
+      void this.staticReport().then((report) => this.reported.update(report), (err: unknown) => log.warn('twin.report_failed', { err }));
+      twin.on('properties.desired', (patch: unknown) => void this.desired.handle(patch));
+      void this.desired.handle(twin.properties.desired);
+      this.telemetry.attach(client);
+      void this.reportHardening();
+    } catch (err) {
+      log.error('features.attach_failed', { err });
+    }
+  }
+
+  /** SIGHUP: a changed telemetry interval applies now; a changed queue limit at the next start. */
+  onConfigReloaded(config: AgentConfig): void {
+    const { telemetry } = config;
+    if (telemetry.intervalSeconds !== this.configured.intervalSeconds) this.setTelemetryInterval(telemetry.intervalSeconds);
+    if (telemetry.queueLimit !== this.configured.queueLimit) this.hooks.log.warn('config.reload_partial', { key: 'telemetry.queueLimit', appliesAt: 'the next start' });
+    this.configured = { ...telemetry };
+  }
+
+  detach(): void {
+    this.attached = undefined;
+    this.telemetry.detach();
+    this.reported.detach();
+  }
+
+  private async staticReport(): Promise<Record<string, unknown>> {
+    const { registrationId, deviceId } = this.hooks.identity();
+    // Read once per process: neither the TPM nor the OS release change under a running agent.
+    this.facts ??= Promise.all([this.hooks.tpmFacts().catch(() => undefined), readSystemSummary()]);
+    const [tpm, system] = await this.facts;
+    if (!tpm) this.facts = undefined;
+    return {
+      agentVersion: this.hooks.agentVersion, registrationId: registrationId ?? null, deviceId: deviceId ?? null,
+      tpm: tpm ?? null, system, telemetry: this.telemetry.stats(), logLevel: this.logLevel,
+      commands: { known: this.registry.names().join(',') },
+    };
+  }
+
+  private setTelemetryInterval(seconds: number): void {
+    this.telemetry.setIntervalSeconds(seconds);
+    this.reported.update({ telemetry: this.telemetry.stats() });
+  }
+
+  private async reportHardening(): Promise<void> {
+    try {
+      const summary = await this.hardening.summary();
+      this.hardeningProfile = typeof summary.profile === 'string' ? summary.profile : undefined;
+      this.reported.update({ hardening: { ...summary, checkedAt: new Date().toISOString() } });
+    } catch (err) {
+      this.hooks.log.warn('hardening.status_failed', { err });
+    }
+  }
+
+  /**
+   * A desired profile goes through the same exclusive command as applyHardening (waiting
+   * while another runs) — unless it is already applied, confirmed and without drift: every
+   * agent start sees the desired profile again, and re-running a confirmed transaction then
+   * would hold the exclusive slot and risk a needless rollback window.
+   */
+  private async applyDesiredProfile(profile: string): Promise<ApplyOutcome> {
+    const current = await this.hardening.summary().catch(() => undefined);
+    if (current?.profile === profile && current.confirmed === true && current.drift === 0) {
+      return { ac: 200, ad: `profile ${profile} already applied` };
+    }
+    const attempt = async (): Promise<{ ac: number; ad: string }> => {
+      for (let tries = 0; tries < 120; tries++) {
+        const { reply, final } = await this.registry.execute('applyHardening', { profile }, { via: 'twin' });
+        if (reply.status !== 409) {
+          const outcome = reply.status >= 300 ? reply : await final;
+          return { ac: outcome.status, ad: messageOf(outcome.payload) };
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+      }
+      return { ac: 409, ad: 'another exclusive command kept running for 10 minutes; set the profile again' };
+    };
+    return { ac: 202, ad: `applying profile ${profile}`, final: attempt() };
+  }
+
+  private onResult(result: CommandResult): void {
+    const key = this.registry.names().includes(result.command) ? result.command : '(unknown)';
+    this.reported.update({
+      lastCommands: { [key]: { id: result.id ?? null, via: result.via, status: result.status, phase: result.phase, at: result.at, message: messageOf(result.payload) } },
+      telemetry: this.telemetry.stats(),
+    });
+    if (result.via === 'c2d' || result.phase === 'final') {
+      void this.telemetry.enqueue('command-result', result, result.id).catch((err: unknown) => this.hooks.log.warn('commands.result_not_queued', { err }));
+    }
+  }
+}
+
+function messageOf(payload: unknown): string {
+  const message = typeof payload === 'object' && payload !== null ? (payload as { message?: unknown }).message : undefined;
+  const text = typeof message === 'string' ? message : '';
+  return text.length > RESULT_MESSAGE_CHARS ? `${text.slice(0, RESULT_MESSAGE_CHARS - 3)}...` : text;
+}

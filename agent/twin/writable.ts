@@ -1,0 +1,59 @@
+import { LOG_LEVELS } from '../config.js';
+import { TELEMETRY_INTERVAL_RANGE } from '../telemetry/interval.js';
+
+/**
+ * The writable (desired) properties and their checks: pure, no I/O. Values come from the
+ * cloud and are untrusted; a value that fails its check is never applied.
+ */
+export const WRITABLE_PROPERTIES = ['telemetryIntervalSeconds', 'logLevel', 'hardeningProfile'] as const;
+export type WritableProperty = (typeof WRITABLE_PROPERTIES)[number];
+
+export type Checked = { ok: true; value: number | string } | { ok: false; reason: string };
+
+export function checkWritable(key: WritableProperty, value: unknown): Checked {
+  switch (key) {
+    case 'telemetryIntervalSeconds': {
+      const { min, max } = TELEMETRY_INTERVAL_RANGE;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+        return { ok: false, reason: `expected whole seconds from ${min} to ${max}, got ${describe(value)}` };
+      }
+      return { ok: true, value };
+    }
+    case 'logLevel':
+      if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {
+        return { ok: false, reason: `expected one of ${LOG_LEVELS.join(', ')}, got ${describe(value)}` };
+      }
+      return { ok: true, value };
+    case 'hardeningProfile':
+      if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value)) {
+        return { ok: false, reason: `expected a built-in or site profile name (letters, digits, . _ -), got ${describe(value)}` };
+      }
+      return { ok: true, value };
+  }
+}
+
+/** Azure's acknowledgement of a writable property: `{ value, ac, av, ad }`. */
+export interface WritableAck {
+  value: unknown;
+  ac: number;
+  av: number;
+  ad: string;
+}
+
+export function ack(value: unknown, ac: number, av: number, ad: string): WritableAck {
+  return { value, ac, av, ad };
+}
+
+/** The desired document's version, or 0 when it has none or a broken one. */
+export function desiredVersion(doc: Record<string, unknown>): number {
+  const version = doc.$version;
+  return typeof version === 'number' && Number.isSafeInteger(version) ? version : 0;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
+  if (typeof value === 'number') return String(value).slice(0, 24);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}

@@ -1,0 +1,120 @@
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ensureIdentity } from '../../agent/tpm/identity.js';
+import { startCloud, type LocalCloud } from '../cloud/cloud.js';
+import type { D2cMessage } from '../cloud/hub/d2c-log.js';
+import { serviceClients } from '../cloud/hub/service-sdk.js';
+import { AgentProcess, writeAgentConfig, type AgentFiles } from './agent-process.js';
+import { randomLoopbackAddress } from './ports.js';
+import { SwtpmInstance } from './swtpm.js';
+import { clientFor } from './tpm.js';
+
+export interface MethodAnswer {
+  status: number;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * One enrolled device on the local cloud with a real swtpm, an agent config with
+ * telemetry settings, and the unmodified azure-iothub service clients as the caller.
+ */
+export class DeviceCloud {
+  readonly agents: AgentProcess[] = [];
+  private constructor(
+    readonly dir: string,
+    readonly cloud: LocalCloud,
+    readonly swtpm: SwtpmInstance,
+    readonly deviceId: string,
+    readonly files: AgentFiles,
+    readonly service: ReturnType<typeof serviceClients>,
+  ) {}
+
+  /**
+   * `hardening`: the namespace and root the agent's hardening engine must use. Without
+   * one, the engine is pointed at a temporary root and a namespace that does not exist:
+   * an agent under test never reads or changes this machine's firewall or /etc.
+   */
+  static async start(options: {
+    deviceId: string; telemetry?: { intervalSeconds?: number; queueLimit?: number }; hardening?: { netns: string; root: string; confirm: string };
+  }): Promise<DeviceCloud> {
+    const dir = mkdtempSync(path.join(tmpdir(), `iot-agent-${options.deviceId}-`));
+    const hardening = options.hardening ?? { netns: 'iotagent-test-nonexistent', root: path.join(dir, 'hardening-root'), confirm: '127.0.0.1:9' };
+    process.env.IOT_AGENT_HARDENING_TEST = `netns=${hardening.netns},root=${hardening.root},backend=nft,confirm=${hardening.confirm}`;
+    const [cloud, swtpm] = await Promise.all([
+      startCloud({ dir: path.join(dir, 'cloud'), dpsAddress: randomLoopbackAddress(), hubAddresses: [randomLoopbackAddress()],
+        allocation: 'static', retryAfterSeconds: 1, log: () => undefined }),
+      SwtpmInstance.start(),
+    ]);
+    const tpm = clientFor(swtpm.transport);
+    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
+    cloud.dps.enroll({ registrationId: identity.registrationId, deviceId: options.deviceId, iotHubs: [cloud.hubs[0]!.hostName],
+      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
+    const files = writeAgentConfig(path.join(dir, 'agent'), {
+      idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
+    });
+    const t = options.telemetry ?? {};
+    appendFileSync(files.configPath, `telemetry:\n  intervalSeconds: ${t.intervalSeconds ?? 3600}\n  queueLimit: ${t.queueLimit ?? 10000}\n`);
+    const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca);
+    return new DeviceCloud(dir, cloud, swtpm, options.deviceId, files, service);
+  }
+
+  get hub() {
+    return this.cloud.hubs[0]!;
+  }
+
+  startAgent(timings?: string): AgentProcess {
+    const agent = AgentProcess.start(this.files, timings);
+    this.agents.push(agent);
+    return agent;
+  }
+
+  /** A direct method through azure-iothub's Client.invokeDeviceMethod. */
+  async invoke(methodName: string, payload?: unknown, responseTimeoutInSeconds = 10): Promise<MethodAnswer> {
+    const { result } = await this.service.client.invokeDeviceMethod(this.deviceId,
+      { methodName, payload, responseTimeoutInSeconds, connectTimeoutInSeconds: 10 });
+    return result as MethodAnswer;
+  }
+
+  /** A C2D message with raw bytes or a JSON envelope. */
+  sendC2d(data: Buffer | string | object, messageId?: string): Promise<string> {
+    const body = Buffer.isBuffer(data) || typeof data === 'string' ? data : JSON.stringify(data);
+    return this.hub.sendC2d(this.deviceId, { data: body, ...(messageId ? { messageId } : {}) });
+  }
+
+  d2c(kind?: string, since?: number): D2cMessage[] {
+    return this.hub.d2c({ deviceId: this.deviceId, since }).filter((m) => kind === undefined || m.properties['iot-agent-message'] === kind);
+  }
+
+  /** Command results (D2C, iot-agent-message=command-result) for a correlation id. */
+  results(correlationId: string): { status: number; phase: string; payload: Record<string, unknown>; command: string }[] {
+    return this.d2c('command-result').filter((m) => m.systemProperties.cid === correlationId).map((m) => JSON.parse(m.body.toString('utf8')));
+  }
+
+  async waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const agent = this.agents.at(-1);
+    throw new Error(`${what}: not within ${timeoutMs} ms${agent ? `\n${agent.lines.slice(-15).join('\n')}` : ''}`);
+  }
+
+  async reported(): Promise<Record<string, unknown>> {
+    const { responseBody } = await this.service.registry.getTwin(this.deviceId);
+    return (responseBody as unknown as { properties: { reported: Record<string, unknown> } }).properties.reported;
+  }
+
+  async stopAgents(): Promise<void> {
+    await Promise.all(this.agents.splice(0).map((a) => a.stop()));
+  }
+
+  async stop(): Promise<void> {
+    for (const agent of this.agents.splice(0)) agent.kill();
+    await this.cloud.stop();
+    await this.swtpm.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

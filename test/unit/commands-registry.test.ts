@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { CommandFailure, defineCommand, type CommandContext } from '../../agent/commands/command.js';
+import { COMMANDS, CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
+import { Logger } from '../../agent/log/logger.js';
+
+function context(overrides: Partial<CommandContext> = {}): CommandContext {
+  let interval = 60;
+  return {
+    log: new Logger({ write: () => undefined }),
+    agentVersion: '9.9.9',
+    identity: () => ({ state: 'ready', deviceId: 'd1', assignedHub: 'hub' }),
+    requestReprovision: async () => undefined,
+    requestRestart: () => undefined,
+    reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
+    telemetry: { intervalSeconds: () => interval, setIntervalSeconds: (s) => { interval = s; } },
+    hardening: { apply: async () => ({ confirmed: true }), status: async () => ({ profile: null }) },
+    systemInfo: async () => ({ os: {} }),
+    ...overrides,
+  };
+}
+
+describe('the command registry', () => {
+  it('holds every command of the issue, each once', () => {
+    expect(COMMANDS.map((c) => c.name)).toEqual(['ping', 'getSystemInfo', 'reboot', 'reprovision', 'restartAgent',
+      'applyHardening', 'getHardeningStatus', 'getLogs', 'setTelemetryInterval']);
+  });
+
+  it('answers an unknown command with 404 listing the known ones', async () => {
+    const reply = await new CommandRegistry(context()).dispatch('format', {}, { via: 'method' });
+    expect(reply.status).toBe(404);
+    expect(reply.payload).toMatchObject({ known: expect.arrayContaining(['ping', 'reboot']) });
+  });
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('treats the inherited name %s as unknown', async (name) => {
+    expect((await new CommandRegistry(context()).dispatch(name, {}, { via: 'method' })).status).toBe(404);
+  });
+
+  it('answers invalid arguments with 400, the field and the reason', async () => {
+    const reply = await new CommandRegistry(context()).dispatch('setTelemetryInterval', { seconds: 86_401 }, { via: 'method' });
+    expect(reply).toEqual({ status: 400, payload: {
+      message: 'invalid arguments for setTelemetryInterval: seconds: 86401 is out of range: expected 1 to 86400', field: 'seconds', reason: '86401 is out of range: expected 1 to 86400',
+    } });
+  });
+
+  it('answers a handler failure with 500 and a message, never a stack trace', async () => {
+    const registry = new CommandRegistry(context({ systemInfo: async () => { throw new Error('df hung', { cause: new Error('ETIMEDOUT') }); } }));
+    const reply = await registry.dispatch('getSystemInfo', undefined, { via: 'method' });
+    expect(reply).toEqual({ status: 500, payload: { message: 'getSystemInfo failed: df hung: ETIMEDOUT' } });
+  });
+
+  it('passes a CommandFailure status through', async () => {
+    const registry = new CommandRegistry(context({ reboot: { schedule: () => ({ delaySeconds: 1, done: Promise.resolve() }), pending: () => true } }));
+    expect(await registry.dispatch('reboot', {}, { via: 'method' })).toEqual({ status: 409, payload: { message: 'a reboot is already pending' } });
+  });
+
+  it('serialises exclusive commands: a second one while slow work runs gets 409, and the slot frees when it ends', async () => {
+    let finish!: (report: Record<string, unknown>) => void;
+    const results: CommandResult[] = [];
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise((r) => { finish = r; }), status: async () => ({}) } }), (r) => results.push(r));
+    const first = await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'c2d', id: 'a' });
+    expect(first.status).toBe(202);
+    expect(await registry.dispatch('reprovision', {}, { via: 'method' })).toMatchObject({ status: 409, payload: { running: 'applyHardening' } });
+    expect((await registry.dispatch('ping', {}, { via: 'method' })).status).toBe(200);
+    finish({ confirmed: true, rolledBack: false });
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(registry.busyWith()).toBeUndefined();
+    expect(results.filter((r) => r.id === 'a').map((r) => [r.phase, r.status])).toEqual([['accepted', 202], ['final', 200]]);
+  });
+
+  it('reports a rolled-back hardening change as a failed final result', async () => {
+    const registry = new CommandRegistry(context({ hardening: { apply: async () => ({ rolledBack: true, reason: 'hub unreachable' }), status: async () => ({}) } }));
+    const { final } = await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 30 }, { via: 'twin' });
+    expect(await final).toMatchObject({ status: 500, payload: { message: 'profile strict was rolled back: hub unreachable' } });
+  });
+
+  it('adds a command with one new module and one registry line', async () => {
+    const echo = defineCommand({ name: 'echo', summary: 'echo', args: { text: { type: 'string', pattern: /^.*$/, maxLength: 10, expected: 'text' } },
+      run: async ({ text }) => { if (text === 'fail') throw new CommandFailure(418, 'teapot'); return { status: 200, payload: { text } }; } });
+    const registry = new CommandRegistry(context(), undefined, [...COMMANDS, echo as never]);
+    expect(await registry.dispatch('echo', { text: 'hi' }, { via: 'method' })).toEqual({ status: 200, payload: { text: 'hi' } });
+    expect(await registry.dispatch('echo', { text: 'fail' }, { via: 'method' })).toEqual({ status: 418, payload: { message: 'teapot' } });
+  });
+
+  it('bounds getLogs to the asked lines and keeps them in order', async () => {
+    const log = new Logger({ write: () => undefined });
+    for (let i = 0; i < 20; i++) log.info('line', { i });
+    const reply = await new CommandRegistry(context({ log })).dispatch('getLogs', { lines: 3 }, { via: 'method' });
+    expect((reply.payload as { lines: string[] }).lines.map((l) => /i=(\d+)/.exec(l)?.[1])).toEqual(['17', '18', '19']);
+    expect((await new CommandRegistry(context({ log })).dispatch('getLogs', { lines: 501 }, { via: 'method' })).status).toBe(400);
+  });
+});
