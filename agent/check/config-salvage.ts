@@ -7,8 +7,11 @@ export interface SalvagedConfig {
   ignored: string[];
 }
 
-const SECTIONS = ['provisioning', 'tpm', 'tls', 'log'] as const;
-const SCALARS = ['stateDir', 'runtimeDir'] as const;
+type Section = { [K in keyof AgentConfig]: AgentConfig[K] extends object ? K : never }[keyof AgentConfig];
+type Scalar = Exclude<keyof AgentConfig, Section>;
+// Derived from the defaults, so a key added to the config is salvaged without a change here.
+const SECTIONS = (Object.keys(DEFAULTS) as (keyof AgentConfig)[]).filter((k) => isMapping(DEFAULTS[k])) as Section[];
+const SCALARS = (Object.keys(DEFAULTS) as (keyof AgentConfig)[]).filter((k) => typeof DEFAULTS[k] === 'string') as Scalar[];
 
 /**
  * The usable part of an invalid config: each key that is valid on its own is kept, the
@@ -58,10 +61,10 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isScalarKey(key: string): key is (typeof SCALARS)[number] {
+function isScalarKey(key: string): key is Scalar {
   return (SCALARS as readonly string[]).includes(key);
 }
 
-function isSection(key: string): key is (typeof SECTIONS)[number] {
+function isSection(key: string): key is Section {
   return (SECTIONS as readonly string[]).includes(key);
 }

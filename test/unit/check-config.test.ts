@@ -51,6 +51,13 @@ describe('check: salvaging an invalid config', () => {
     expect(salvageConfig('a: [', 'f')).toEqual({ config: DEFAULTS, ignored: ['(the whole file: not valid YAML)'] });
   });
 
+  it('salvages every section the config has, the newer ones included', () => {
+    const { config, ignored } = salvageConfig('log:\n  level: loud\ntelemetry:\n  intervalSeconds: 15\n  queueLimit: 1\nhardening:\n  bootGraceSeconds: 90\n', 'f');
+    expect(config.telemetry).toEqual({ intervalSeconds: 15, queueLimit: DEFAULTS.telemetry.queueLimit });
+    expect(config.hardening.bootGraceSeconds).toBe(90);
+    expect(ignored).toEqual(['log.level', 'telemetry.queueLimit']);
+  });
+
   it('drops unknown and invalid keys one by one', () => {
     const { config, ignored } = salvageConfig('log:\n  level: loud\ntls:\n  extraCaFile: /ca.pem\nfrobnicate: 1\ntpm: device\n', 'f');
     expect(ignored).toEqual(['log.level', 'frobnicate', 'tpm']);
