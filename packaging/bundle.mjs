@@ -1,0 +1,84 @@
+// Bundles the agent (agent/cli.ts and everything it imports, production dependencies
+// included) into OUTDIR/dist/agent: cli.js plus one chunk per lazily loaded command, so
+// `iot-agent --help` still loads only cli.js and commander. Writes the built-in hardening
+// profiles as YAML to OUTDIR/profiles. Used by scripts/build-deb.sh.
+//
+// usage: node packaging/bundle.mjs OUTDIR
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { Buffer } from 'node:buffer';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = process.argv[2];
+if (!outdir) {
+  process.stderr.write('usage: node packaging/bundle.mjs OUTDIR\n');
+  process.exit(2);
+}
+
+// The agent loads some CommonJS modules through createRequire(), which a bundler cannot
+// follow: `createRequire(import.meta.url)(id)` (to spare Node's ESM export scan), and
+// require functions rooted in a dependency, `const r = createRequire(<require>.resolve(pkg))`,
+// to reach the very copy of a module the Azure SDK uses. For the bundle, both are resolved
+// now, with Node's own resolution, into plain require("<absolute path>") calls that
+// esbuild inlines; the module graph stays the same as when run from node_modules.
+const requireRoot = /const (\w+) = createRequire\((createRequire\(import\.meta\.url\)|\w+)\.resolve\('([^']+)'\)\);\n/g;
+function resolveCreateRequire(source, file) {
+  const bases = new Map();
+  let out = source.replace(requireRoot, (_, name, from, pkg) => {
+    const base = from.startsWith('createRequire') ? file : bases.get(from);
+    if (!base) throw new Error(`${file}: ${from}.resolve: unknown require function`);
+    bases.set(name, createRequire(base).resolve(pkg));
+    return '';
+  });
+  for (const [name, base] of bases) {
+    out = out.replace(new RegExp(`\\b${name}\\('([^']+)'\\)`, 'g'), (_, id) => `require(${JSON.stringify(createRequire(base).resolve(id))})`);
+  }
+  return out.replaceAll('createRequire(import.meta.url)(', 'require(');
+}
+
+const inlineCreateRequire = {
+  name: 'inline-create-require',
+  setup(build) {
+    build.onLoad({ filter: /\.ts$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      return { contents: resolveCreateRequire(source, args.path), loader: 'ts' };
+    });
+  },
+};
+
+const result = await esbuild.build({
+  absWorkingDir: repo,
+  entryPoints: ['agent/cli.ts'],
+  outdir: path.join(outdir, 'dist/agent'),
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  chunkNames: 'chunks/[name]-[hash]',
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'none',
+  metafile: true,
+  logLevel: 'warning',
+  // Bundled CommonJS code calls require() for Node's built-ins; in an ES module that
+  // function must be made, once per chunk.
+  banner: { js: "import{createRequire as __iotAgentRequire}from'node:module';const require=__iotAgentRequire(import.meta.url);" },
+  plugins: [inlineCreateRequire],
+});
+
+// The built-in profiles, as the YAML an operator starts a site profile from.
+const profilesTs = await readFile(path.join(repo, 'hardening/builtin-profiles.ts'), 'utf8');
+const { code } = await esbuild.transform(profilesTs, { loader: 'ts', format: 'esm' });
+const { BUILTIN_PROFILES } = await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
+await mkdir(path.join(outdir, 'profiles'), { recursive: true });
+for (const [name, yaml] of Object.entries(BUILTIN_PROFILES)) {
+  await writeFile(path.join(outdir, 'profiles', `${name}.yaml`), `# Built-in profile "${name}" (compiled into iot-agent; this copy is for reading and extends:).\n${yaml.trimStart()}`);
+}
+
+const bytes = Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0);
+process.stderr.write(`bundle: ${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1e6).toFixed(1)} MB\n`);

@@ -1,0 +1,70 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildDeb } from './artifacts.js';
+
+const run = promisify(execFile);
+
+/** The .deb as scripts/build-deb.sh makes it, inspected with dpkg-deb (the boot test installs it). */
+describe('the Debian package', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'iot-agent-deb-'));
+  const tree = path.join(work, 'tree');
+  let deb: string;
+  let files: string[];
+  let control: string;
+
+  beforeAll(async () => {
+    ({ deb } = await buildDeb(work));
+    files = (await run('dpkg-deb', ['-c', deb])).stdout.trim().split('\n').map((l) => l.split(/\s+/).slice(5).join(' ').replace(/^\.\//, '/'));
+    control = (await run('dpkg-deb', ['-f', deb])).stdout;
+    execFileSync('dpkg-deb', ['-R', deb, tree]);
+  }, 120_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('is named iot-agent_<version>_all.deb and depends on the distribution\'s nodejs (>= 20)', () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(path.basename(deb)).toBe(`iot-agent_${version}_all.deb`);
+    expect(control).toMatch(/^Architecture: all$/m);
+    expect(control).toMatch(/^Depends: .*\bnodejs \(>= 20\)/m);
+    expect(control).toMatch(/^Depends: .*\btpm-udev\b/m);
+  });
+
+  it('holds the bundled agent, the units, sysusers, tmpfiles, polkit rule, default config and profiles, and no node_modules', () => {
+    for (const file of [
+      '/usr/bin/iot-agent', '/usr/lib/iot-agent/dist/agent/cli.js', '/usr/lib/iot-agent/package.json',
+      '/usr/lib/systemd/system/iot-agent.service', '/usr/lib/systemd/system/iot-agent-hardening.service',
+      '/usr/lib/systemd/system/iot-agent-harden-apply@.service', '/usr/lib/systemd/system/iot-agent.service.d/restart-backoff.conf',
+      '/usr/lib/sysusers.d/iot-agent.conf', '/usr/lib/tmpfiles.d/iot-agent.conf', '/usr/share/polkit-1/rules.d/50-iot-agent.rules',
+      '/etc/iot-agent/config.yaml', '/usr/share/iot-agent/profiles/baseline.yaml', '/usr/share/iot-agent/profiles/strict.yaml',
+    ]) expect(files, file).toContain(file);
+    expect(files.filter((f) => f.includes('node_modules'))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.ts') || f.endsWith('.map'))).toEqual([]);
+  });
+
+  it('marks the config as a conffile and ships maintainer scripts that are valid sh', async () => {
+    expect(readFileSync(path.join(tree, 'DEBIAN/conffiles'), 'utf8').trim().split('\n')).toEqual(['/etc/iot-agent/config.yaml']);
+    for (const script of ['postinst', 'prerm', 'postrm']) {
+      await run('sh', ['-n', path.join(tree, 'DEBIAN', script)]);
+    }
+  });
+
+  it('installs in 15 MB or less', () => {
+    const kb = Number(/^Installed-Size: (\d+)$/m.exec(control)![1]);
+    expect(kb).toBeLessThanOrEqual(15 * 1024);
+  });
+
+  it('keeps `iot-agent --help` lazy: the bundled CLI answers without loading the commands', async () => {
+    const cli = path.join(tree, 'usr/lib/iot-agent/dist/agent/cli.js');
+    const t0 = performance.now();
+    const { stdout } = await run(process.execPath, ['--trace-warnings', cli, '--help'], { cwd: '/' });
+    const ms = performance.now() - t0;
+    expect(stdout).toContain('Usage: iot-agent');
+    // The Azure SDK chunk alone takes longer than this to load on the CI machine.
+    expect(ms).toBeLessThan(1_000);
+    const big = readFileSync(cli, 'utf8');
+    expect(big.length).toBeLessThan(200_000);
+  });
+});

@@ -1,0 +1,77 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireHardeningTools } from '../support/netns.js';
+import { REPO } from './artifacts.js';
+
+const run = promisify(execFile);
+const UNITS = ['iot-agent.service', 'iot-agent-harden-apply@.service'];
+
+/**
+ * The agent's units on this host's systemd (Debian 12's 252; the boot test runs trixie's
+ * too), against a throw-away root: a stand-in /usr/bin/iot-agent and the host's own
+ * targets, so nothing on this host changes.
+ */
+describe('the agent units, sysusers.d and tmpfiles.d files', () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'iot-agent-units-'));
+  beforeAll(() => {
+    requireHardeningTools(['systemd-analyze', 'systemd-sysusers', 'systemd-tmpfiles']);
+    for (const dir of ['usr/bin', 'bin', 'etc/systemd/system', 'usr/lib/systemd']) mkdirSync(path.join(root, dir), { recursive: true });
+    for (const tool of ['usr/bin/iot-agent', 'bin/kill']) {
+      writeFileSync(path.join(root, tool), '#!/bin/sh\nexit 0\n');
+      chmodSync(path.join(root, tool), 0o755);
+    }
+    // The targets and units the agent's units are ordered against come from the host.
+    execFileSync('cp', ['-a', '/lib/systemd/system', path.join(root, 'usr/lib/systemd/')]);
+    for (const unit of [...UNITS, 'iot-agent-hardening.service']) {
+      copyFileSync(path.join(REPO, 'systemd', unit), path.join(root, 'etc/systemd/system', unit));
+    }
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('pass systemd-analyze verify with nothing on stderr', async () => {
+    const { stdout, stderr } = await run('systemd-analyze', ['verify', `--root=${root}`, 'iot-agent.service', 'iot-agent-harden-apply@strict.service'])
+      .catch((err: { stdout: string; stderr: string }) => err);
+    expect(stderr).toBe('');
+    expect(stdout).toBe('');
+  });
+
+  it('score at most 2.0 (agent) and 4.0 (root apply unit) in systemd-analyze security --offline=true', async () => {
+    const score = async (unit: string) => {
+      const { stdout } = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', path.join(REPO, 'systemd', unit)])
+        .catch((err: { stdout: string }) => err);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(stdout);
+      if (!m) throw new Error(`no score for ${unit}:\n${stdout}`);
+      return Number(m[1]);
+    };
+    expect(await score('iot-agent.service')).toBeLessThanOrEqual(2.0);
+    expect(await score('iot-agent-harden-apply@.service')).toBeLessThanOrEqual(4.0);
+  });
+
+  it('run the agent as its own user in the tss group, with no capabilities, a watchdog and restarts', () => {
+    const unit = readFileSync(path.join(REPO, 'systemd/iot-agent.service'), 'utf8');
+    for (const line of ['Type=notify', 'NotifyAccess=all', 'User=iot-agent', 'SupplementaryGroups=tss', 'CapabilityBoundingSet=',
+      'NoNewPrivileges=yes', 'Restart=on-failure', 'StateDirectory=iot-agent', 'RuntimeDirectory=iot-agent', 'ConfigurationDirectory=iot-agent']) {
+      expect(unit).toMatch(new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    }
+    expect(unit).toMatch(/^WatchdogSec=\d+s$/m);
+    expect(unit).toMatch(/^After=iot-agent-hardening\.service network-online\.target$/m);
+  });
+
+  it('create the user, its tss membership and the directories with systemd-sysusers and systemd-tmpfiles', async () => {
+    const sysusers = path.join(REPO, 'systemd/sysusers.d/iot-agent.conf');
+    await run('systemd-sysusers', [`--root=${root}`, sysusers]);
+    expect(readFileSync(path.join(root, 'etc/passwd'), 'utf8')).toMatch(/^iot-agent:x:\d+:\d+:iot-agent device agent:\/var\/lib\/iot-agent:\/usr\/sbin\/nologin$/m);
+    expect(readFileSync(path.join(root, 'etc/group'), 'utf8')).toMatch(/^tss:x:\d+:iot-agent$/m);
+    const { stderr } = await run('systemd-tmpfiles', [`--root=${root}`, '--create', path.join(REPO, 'systemd/tmpfiles.d/iot-agent.conf')]);
+    expect(stderr).toBe('');
+    const uid = Number(/^iot-agent:x:(\d+):/m.exec(readFileSync(path.join(root, 'etc/passwd'), 'utf8'))![1]);
+    const state = statSync(path.join(root, 'var/lib/iot-agent'));
+    expect({ uid: state.uid, mode: state.mode & 0o777 }).toEqual({ uid, mode: 0o750 });
+    const profiles = statSync(path.join(root, 'etc/iot-agent/profiles'));
+    expect({ uid: profiles.uid, mode: profiles.mode & 0o777 }).toEqual({ uid: 0, mode: 0o755 });
+  });
+});
