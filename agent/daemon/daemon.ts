@@ -46,7 +46,14 @@ export interface DaemonOptions {
   agentVersion?: string;
   /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
   onRestartRequested?: () => void;
+  /** How long systemd may wait for READY=1 before the daemon sends it unconnected. */
+  readyGraceMs?: number;
+  /** Where READY/STATUS/WATCHDOG go; systemd-notify by default. */
+  notifier?: Pick<SystemdNotifier, keyof SystemdNotifier>;
 }
+
+/** Below the unit's TimeoutStartSec (120 s), above a normal cold start on a slow link. */
+export const DEFAULT_READY_GRACE_MS = 90_000;
 
 /** Thrown inside a flow that a newer one (reload, re-provision, stop) replaced. */
 class Superseded extends Error {}
@@ -59,7 +66,7 @@ class Superseded extends Error {}
 export class Daemon {
   private config: AgentConfig;
   private readonly log: Logger;
-  private readonly notifier = new SystemdNotifier();
+  private readonly notifier: Pick<SystemdNotifier, keyof SystemdNotifier>;
   private state: DaemonState = 'starting';
   private reason: string | undefined;
   private since = new Date();
@@ -73,12 +80,14 @@ export class Daemon {
   private readonly sleepers = new Set<() => void>();
   private readonly changes = new EventEmitter<{ state: [DaemonState] }>();
   private announcedReady = false;
+  private readyGraceTimer: NodeJS.Timeout | undefined;
   private caPem: string | undefined;
   private features: DeviceFeatures | undefined;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
     this.log = options.log;
+    this.notifier = options.notifier ?? new SystemdNotifier();
   }
 
   status(): DaemonStatus {
@@ -101,6 +110,11 @@ export class Daemon {
     this.features = await this.createFeatures();
     this.features.start();
     this.notifier.startWatchdog(() => this.state !== 'stopping');
+    // READY=1 means connected; an offline board still tells systemd it is up once the grace
+    // time has passed, so boot completes and units ordered after the agent start.
+    this.readyGraceTimer = setTimeout(() => this.announceReady(`started, not connected yet: ${this.reason ?? this.state}`),
+      this.options.readyGraceMs ?? DEFAULT_READY_GRACE_MS);
+    this.readyGraceTimer.unref();
     this.log.info('daemon.started', { pid: process.pid, config: this.options.configPath ?? 'default' });
     void this.flow(++this.generation);
   }
@@ -108,6 +122,7 @@ export class Daemon {
   async stop(): Promise<void> {
     this.generation++;
     this.setState('stopping');
+    clearTimeout(this.readyGraceTimer);
     this.notifier.stopping();
     this.notifier.stopWatchdog();
     this.wakeSleepers();
@@ -231,10 +246,7 @@ export class Daemon {
     session.on('connected', () => {
       if (generation !== this.generation) return;
       this.setState('ready', `connected to ${assignment.assignedHub} as ${assignment.deviceId}`);
-      if (!this.announcedReady) {
-        this.announcedReady = true;
-        this.notifier.ready(`ready: ${assignment.deviceId} on ${assignment.assignedHub}`);
-      }
+      this.announceReady(`ready: ${assignment.deviceId} on ${assignment.assignedHub}`);
     });
     session.on('disconnected', (err) => {
       if (generation !== this.generation) return;
@@ -327,6 +339,13 @@ export class Daemon {
       this.changes.on('state', onState);
       onState(this.state);
     });
+  }
+
+  private announceReady(status: string): void {
+    clearTimeout(this.readyGraceTimer);
+    if (this.announcedReady) return;
+    this.announcedReady = true;
+    this.notifier.ready(status);
   }
 
   private setState(state: DaemonState, reason?: string): void {

@@ -1,0 +1,50 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
+import { Daemon } from '../../agent/daemon/daemon.js';
+import { Logger } from '../../agent/log/logger.js';
+import { freePortPair } from '../support/ports.js';
+
+/** What the daemon tells systemd, recorded instead of sent. */
+class RecordingNotifier {
+  readonly messages: string[] = [];
+  ready(status: string) { this.messages.push(`READY ${status}`); }
+  status(status: string) { this.messages.push(`STATUS ${status}`); }
+  stopping() { this.messages.push('STOPPING'); }
+  startWatchdog() { this.messages.push('WATCHDOG started'); }
+  stopWatchdog() { this.messages.push('WATCHDOG stopped'); }
+}
+
+describe('what the daemon tells systemd', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-notify-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('sends READY=1 after the grace time on a board that cannot connect, with the reason, and STATUS on every state', async () => {
+    const port = await freePortPair(); // nothing listens: the TPM stays unavailable
+    const config: AgentConfig = {
+      ...DEFAULTS,
+      provisioning: { ...DEFAULTS.provisioning, idScope: '0ne00000001', globalEndpoint: '127.0.0.1' },
+      tpm: { transport: `swtpm:host=127.0.0.1,port=${port}` },
+      stateDir: path.join(dir, 'state'),
+      runtimeDir: path.join(dir, 'run'),
+    };
+    const notifier = new RecordingNotifier();
+    const daemon = new Daemon({
+      config, configPath: undefined, log: new Logger({ write: () => undefined }), notifier, readyGraceMs: 300,
+      backoff: { initialMs: 50, maxMs: 100, multiplier: 2 },
+    });
+    await daemon.start();
+    try {
+      await expect.poll(() => notifier.messages.find((m) => m.startsWith('READY')), { timeout: 3_000 })
+        .toMatch(/^READY started, not connected yet: TPM unavailable: swtpm 127\.0\.0\.1:\d+: TPM2_ReadPublic failed/);
+      expect(notifier.messages).toContain('WATCHDOG started');
+      expect(notifier.messages.some((m) => m.startsWith('STATUS degraded: TPM unavailable'))).toBe(true);
+      expect(notifier.messages.filter((m) => m.startsWith('READY'))).toHaveLength(1);
+    } finally {
+      await daemon.stop();
+    }
+    expect(notifier.messages.slice(-3)).toEqual(['STATUS stopping', 'STOPPING', 'WATCHDOG stopped']);
+  });
+});
