@@ -22,10 +22,12 @@ import { clientFor } from '../test/support/tpm.js';
  * (provision on every start, then connect) on the same swtpm and local cloud; RSS at
  * ready; and the event loop's largest stall while the daemon provisions and connects.
  * BENCH_ROUNDS sets the rounds (default 7); BENCH_FLAGS adds node flags to the agent's
- * command line, to compare V8 settings (e.g. --max-semi-space-size=1).
+ * command line, to compare V8 settings (e.g. --max-semi-space-size=1); BENCH_CLI runs
+ * another build of the CLI (the packaged bundle).
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const CLI = fileURLToPath(new URL('../agent/cli.js', import.meta.url));
+// BENCH_CLI: another build of the CLI to measure, e.g. the bundle that goes into the .deb.
+const CLI = process.env.BENCH_CLI ?? fileURLToPath(new URL('../agent/cli.js', import.meta.url));
 const SAMPLE = fileURLToPath(new URL('./sdk-sample-flow.js', import.meta.url));
 const CLOUD = fileURLToPath(new URL('../test/cloud/main.js', import.meta.url));
 
