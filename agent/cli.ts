@@ -58,7 +58,7 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 const hardenOptions = (command: Command) => command
   .option('--json', 'print one JSON object')
   .option('--root <dir>', 'root for /etc and /sys (a prepared tree for tests)', '/')
-  .option('--state-dir <dir>', 'snapshots and records (default <root>/var/lib/iot-agent/hardening)')
+  .option('--state-dir <dir>', 'snapshots and records (default <root>/var/lib/iot-agent-hardening)')
   .option('--backend <auto|nft|legacy>', 'iptables implementation', 'auto')
   .option('--netns <name>', 'run firewall and sysctl commands inside this network namespace (QA)');
 const hardenCommand = (name: string, description: string) => hardenOptions(harden

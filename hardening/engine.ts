@@ -23,7 +23,11 @@ import { toolIdentity } from './tool-identity.js';
 export interface EngineOptions {
   /** Root for /etc and /sys (a prepared directory tree in tests). */
   root?: string;
-  /** Snapshots and records; default `<root>/var/lib/iot-agent/hardening`. */
+  /**
+   * Snapshots and records; default `<root>/var/lib/iot-agent-hardening`: its own directory,
+   * owned by root (the hardening units' StateDirectory=), never the agent's /var/lib/iot-agent,
+   * which systemd hands to the unprivileged agent user. Records are 0644: the agent reads them.
+   */
   stateDir?: string;
   backend?: Backend;
   /** Put in front of every command, e.g. `['ip', 'netns', 'exec', NAME]`. */
@@ -126,7 +130,33 @@ export interface ConfirmOptions {
   timeoutSeconds: number;
 }
 
-export const DEFAULT_STATE_DIR = 'var/lib/iot-agent/hardening';
+export const DEFAULT_STATE_DIR = 'var/lib/iot-agent-hardening';
+
+/** Who ran a verify that was recorded: the boot unit, the guard, or an apply (CLI or harden-apply@). */
+export type VerifiedBy = 'boot' | 'guard' | 'apply';
+
+/**
+ * The drift found by the last root run (boot apply, guard, harden-apply@), for readers that
+ * cannot read the firewall themselves: the unprivileged agent reports it with its time.
+ */
+export interface VerifiedRecord extends VerifyReport {
+  checkedAt: string;
+  by: VerifiedBy;
+}
+
+/**
+ * The outcome of the last non-boot `harden apply`, so that whoever asked for it through
+ * systemd (iot-agent-harden-apply@NAME.service) can read it back. `requestId` is the
+ * caller's IOT_AGENT_REQUEST_ID, passed through the unit's environment file.
+ */
+export interface ApplyOutcomeRecord {
+  requestId: string | null;
+  invocationId: string | null;
+  profile: string;
+  finishedAt: string;
+  report?: ApplyReport;
+  error?: string;
+}
 
 export class HardeningEngine {
   readonly root: string;
@@ -157,6 +187,30 @@ export class HardeningEngine {
 
   async knownGood(): Promise<KnownGoodRecord | null> {
     return this.store.read<KnownGoodRecord>('known-good');
+  }
+
+  /** The drift recorded by the last root run that verified (null: none recorded). */
+  async lastVerified(): Promise<VerifiedRecord | null> {
+    return this.store.read<VerifiedRecord>('verified');
+  }
+
+  /** Verifies the applied profile and records the result with its time; null when none is applied. */
+  async recordVerify(by: VerifiedBy): Promise<VerifiedRecord | null> {
+    if (!(await this.applied())) {
+      await this.store.remove('verified');
+      return null;
+    }
+    const record: VerifiedRecord = { ...(await this.verify()), checkedAt: new Date(this.now()).toISOString(), by };
+    await this.store.write('verified', record);
+    return record;
+  }
+
+  async lastApplyOutcome(): Promise<ApplyOutcomeRecord | null> {
+    return this.store.read<ApplyOutcomeRecord>('last-apply');
+  }
+
+  async recordApplyOutcome(outcome: Omit<ApplyOutcomeRecord, 'finishedAt'>): Promise<void> {
+    await this.store.write('last-apply', { ...outcome, finishedAt: new Date(this.now()).toISOString() });
   }
 
   /**
@@ -546,7 +600,8 @@ export class HardeningEngine {
 
   /** One change at a time per state directory (the daemon and a technician may both try). */
   private async locked<T>(action: () => Promise<T>): Promise<T> {
-    await mkdir(this.store.dir, { recursive: true, mode: 0o700 });
+    // Readable by all (the agent reads the records), writable by root only.
+    await mkdir(this.store.dir, { recursive: true, mode: 0o755 });
     const lock = path.join(this.store.dir, 'lock');
     // The boot id makes a lock left by a previous boot stale even if its pid is reused.
     const owner = `${process.pid} ${await bootId()}`;

@@ -39,7 +39,10 @@ export async function readTextOrNull(file: string): Promise<string | null> {
   }
 }
 
-/** JSON records of the hardening engine, one file each, in the state directory. */
+/**
+ * JSON records of the hardening engine, one file each, in the state directory. Mode 0644:
+ * nothing in them is secret, and the unprivileged agent reads them (only root writes).
+ */
 export class StateStore {
   constructor(readonly dir: string) {}
 
@@ -55,7 +58,7 @@ export class StateStore {
   }
 
   async write(name: string, value: unknown): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, `${name}.json`), `${JSON.stringify(value, null, 2)}\n`, 0o600);
+    await writeFileAtomic(path.join(this.dir, `${name}.json`), `${JSON.stringify(value, null, 2)}\n`, 0o644);
   }
 
   async remove(name: string): Promise<void> {

@@ -1,5 +1,5 @@
 import type { AgentConfig } from '../config.js';
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, describeError, ExitCode } from '../errors.js';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type ApplyReport, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
@@ -34,7 +34,12 @@ export async function hardenPlan(options: HardenOptions): Promise<number> {
   return ExitCode.ok;
 }
 
-/** `iot-agent harden apply`: applies a profile, as a transaction with --confirm-timeout. */
+/**
+ * `iot-agent harden apply`: applies a profile, as a transaction with --confirm-timeout.
+ * Afterwards it records the drift it finds (the unprivileged agent reports that, as it
+ * cannot read the firewall) and, unless --boot, the outcome, tagged with the
+ * IOT_AGENT_REQUEST_ID that iot-agent-harden-apply@.service passes from the agent.
+ */
 export async function hardenApply(options: HardenOptions): Promise<number> {
   const engine = engineFor(options);
   const root = options.root ?? '/';
@@ -44,9 +49,18 @@ export async function hardenApply(options: HardenOptions): Promise<number> {
     if (confirm) throw usage('--boot cannot be combined with --confirm-timeout/--confirm-host', 'the network is not up at boot; the daemon confirms later');
     report = await engine.applyAtBoot(() => loadProfile(options.profile ?? DEFAULT_PROFILE, root));
   } else {
-    const loaded: LoadedProfile = await loadProfile(options.profile ?? DEFAULT_PROFILE, root);
-    report = await engine.apply(loaded, confirm);
+    const name = options.profile ?? DEFAULT_PROFILE;
+    const outcome = { requestId: process.env.IOT_AGENT_REQUEST_ID ?? null, invocationId: process.env.INVOCATION_ID ?? null, profile: name };
+    try {
+      const loaded: LoadedProfile = await loadProfile(name, root);
+      report = await engine.apply(loaded, confirm);
+    } catch (err) {
+      await record('the apply outcome', () => engine.recordApplyOutcome({ ...outcome, error: describeError(err) }));
+      throw err;
+    }
+    await record('the apply outcome', () => engine.recordApplyOutcome({ ...outcome, report }));
   }
+  await record('the verify result', () => engine.recordVerify(options.boot ? 'boot' : 'apply'));
   if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(describeApply(report));
   if (report.rolledBack) {
@@ -54,6 +68,15 @@ export async function hardenApply(options: HardenOptions): Promise<number> {
     return ExitCode.failure;
   }
   return ExitCode.ok;
+}
+
+/** Records are for readers after the fact: failing to write one never fails the apply or guard itself. */
+async function record(what: string, write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    process.stderr.write(`iot-agent: warning: could not record ${what}: ${describeError(err)}\n`);
+  }
 }
 
 /** `iot-agent harden verify`: live state against the profile, item by item; exit 1 on drift. */
@@ -108,6 +131,7 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
       cause: err, hint: 'run `iot-agent harden verify` and `iot-agent harden rollback`, or apply a profile by hand', exitCode: ExitCode.failure,
     });
   }
+  await record('the verify result', () => engine.recordVerify('guard'));
   if (options.json) process.stdout.write(`${JSON.stringify({ ...outcome, targets: targets.map(formatHostPort), targetSource: source, graceSeconds })}\n`);
   else process.stdout.write(describeGuard(outcome, targets, source, graceSeconds));
   return ExitCode.ok;

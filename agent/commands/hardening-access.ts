@@ -1,10 +1,11 @@
 import path from 'node:path';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
-import { HardeningEngine } from '../../hardening/engine.js';
+import { HardeningEngine, type AppliedRecord, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfile } from '../../hardening/load-profile.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
 import { describeError } from '../errors.js';
 import type { HardeningAccess } from './command.js';
+import { applyThroughUnit } from './hardening-unit.js';
 
 /**
  * Where the engine works. Production: the real root and network namespace, confirming
@@ -40,40 +41,64 @@ export function hardeningSiteFromEnv(env: NodeJS.ProcessEnv = process.env): Hard
   return { root, netns, backend, ...(confirm ? { confirmTargets: confirm.split(';').map(parseHostPort) } : {}) };
 }
 
-/** The hardening engine as the commands and the twin see it. */
-export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
+/**
+ * Whether profiles are applied by this process (root: tests, QA, a technician's run) or
+ * through the root oneshot iot-agent-harden-apply@.service (the packaged, unprivileged agent).
+ */
+export function appliesInProcess(site: HardeningSite, uid: number | undefined = process.getuid?.()): boolean {
+  return site.netns !== undefined || uid === 0;
+}
+
+/**
+ * The hardening engine as the commands and the twin see it. As root, status verifies the
+ * live state; unprivileged, it cannot read the firewall and reports the drift that the last
+ * root run (boot apply, guard, harden-apply@) recorded, with when and by whom it was checked.
+ */
+export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
   const engine = new HardeningEngine({
     root: site.root,
     backend: site.backend,
     ...(site.stateDir ? { stateDir: site.stateDir } : {}),
     commandPrefix: site.netns ? ['ip', 'netns', 'exec', site.netns] : [],
   });
-  const summary = async (): Promise<Record<string, unknown>> => {
+  const inProcess = options.inProcess ?? appliesInProcess(site);
+
+  /** The drift: verified live as root, otherwise the record of the last root run when it is about the applied profile. */
+  const driftOf = async (applied: AppliedRecord): Promise<{ report?: VerifyReport; fields: Record<string, unknown> }> => {
+    if (inProcess) {
+      try {
+        const report = await engine.verify();
+        return { report, fields: { drift: report.drift, driftCheckedAt: new Date().toISOString(), driftCheckedBy: 'agent' } };
+      } catch (err) {
+        return { fields: { drift: null, driftError: describeError(err) } };
+      }
+    }
+    const recorded = await engine.lastVerified().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    if (recorded instanceof Error) return { fields: { drift: null, driftError: describeError(recorded) } };
+    if (!recorded || recorded.hash !== applied.hash || recorded.appliedHash !== applied.hash) {
+      return { fields: { drift: null, driftError: `not verified since profile ${applied.profile.name} was applied` } };
+    }
+    return { report: recorded, fields: { drift: recorded.drift, driftCheckedAt: recorded.checkedAt, driftCheckedBy: recorded.by } };
+  };
+
+  const describe = async (withItems: boolean): Promise<Record<string, unknown>> => {
     const applied = await engine.applied();
     if (!applied) return { profile: null, appliedHash: null, confirmed: false, drift: null };
-    let drift: number | null = null;
-    let driftError: string | undefined;
-    try {
-      drift = (await engine.verify()).drift;
-    } catch (err) {
-      driftError = describeError(err);
-    }
+    const { report, fields } = await driftOf(applied);
+    const drifted = report?.items.filter((i) => !i.ok).map((i) => ({ kind: i.kind, target: i.target, expected: i.expected, actual: i.actual })) ?? [];
     return {
       profile: applied.profile.name, appliedHash: applied.hash, confirmed: applied.confirmed, appliedAt: applied.appliedAt,
-      origin: applied.origin, drift, ...(driftError ? { driftError } : {}),
+      origin: applied.origin, ...fields, ...(withItems ? { drifted } : {}),
     };
   };
+
   return {
-    summary,
-    status: async () => {
-      const base = await summary();
-      if (base.profile === null) return base;
-      const report = await engine.verify().catch(() => undefined);
-      return { ...base, drifted: report?.items.filter((i) => !i.ok).map((i) => ({ kind: i.kind, target: i.target, expected: i.expected, actual: i.actual })) ?? [] };
-    },
+    summary: () => describe(false),
+    status: () => describe(true),
     apply: async (profile, confirmTimeoutSeconds) => {
-      const loaded = await loadProfile(profile, site.root);
       const targets = site.confirmTargets ?? endpoints();
+      if (!inProcess) return { ...(await applyThroughUnit({ engine, profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
+      const loaded = await loadProfile(profile, site.root);
       const report = await engine.apply(loaded, { targets, timeoutSeconds: confirmTimeoutSeconds });
       return { ...report };
     },

@@ -111,6 +111,8 @@ describe('the hardening units\' capabilities and syscall filter are enough for t
     expect(JSON.parse(applied.stdout)).toMatchObject({ profile: 'strict', changed: true });
     const verified = await sandboxed('iot-agent-hardening.service', ['verify', ...options]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    // The boot run recorded what it verified, for the unprivileged agent to report.
+    expect(await new HardeningEngine({ root: path.join(root, backend) }).lastVerified()).toMatchObject({ profile: 'strict', drift: 0, by: 'boot' });
   });
 
   it('iot-agent-hardening-guard.service\'s sandbox probes and reverts to the last known good profile', async () => {
@@ -123,5 +125,6 @@ describe('the hardening units\' capabilities and syscall filter are enough for t
     const guard = await sandboxed('iot-agent-hardening-guard.service', ['guard', '--grace', '1', '--confirm-host', `${pair.peerAddress}:8884`, ...options]);
     expect(guard.code, guard.stderr).toBe(0);
     expect(JSON.parse(guard.stdout)).toMatchObject({ status: 'reverted', report: { profile: 'strict' } });
+    expect(await new HardeningEngine({ root: path.join(root, 'guard') }).lastVerified()).toMatchObject({ profile: 'strict', drift: 0, by: 'guard' });
   });
 });

@@ -164,8 +164,21 @@ describe('the Debian package on a booted trixie system', () => {
     const status = JSON.parse(await board().ok(['iot-agent', 'status', '--json'])) as Record<string, unknown>;
     expect(status).toMatchObject({ state: 'ready', deviceId, assignedHub: cloud.hubs[0]!.hostName, daemon: 'running' });
     expect(cloud.hubs[0]!.counters.connects).toBeGreaterThan(0);
-    notes.push(`after boot: ${(await board().ok(['stat', '-c', '%n %U:%G %a', '/var/lib/iot-agent', '/var/lib/iot-agent/hardening'])).trim().replaceAll('\n', ', ')}`);
   }, 300_000);
+
+  it('keeps the hardening records root\'s after the agent started: /var/lib/iot-agent-hardening root-owned and readable, /var/lib/iot-agent the agent\'s', async () => {
+    // Before the fix both units shared StateDirectory=iot-agent, and the agent's start handed
+    // the records the boot unit re-applies to the unprivileged user.
+    expect(await board().ok(['stat', '-c', '%n %U:%G %a', '/var/lib/iot-agent-hardening', '/var/lib/iot-agent'])).toBe(
+      '/var/lib/iot-agent-hardening root:root 755\n/var/lib/iot-agent iot-agent:iot-agent 750\n');
+    const records = (await board().ok(['find', '/var/lib/iot-agent-hardening', '-name', '*.json', '-printf', '%f %u:%g %m\n'])).trim().split('\n').sort();
+    expect(records).toEqual(expect.arrayContaining(['applied.json root:root 644', 'verified.json root:root 644']));
+    expect(records.every((r) => r.endsWith(' root:root 644'))).toBe(true);
+    expect((await board().exec(['test', '-e', '/var/lib/iot-agent/hardening'])).code).toBe(1);
+    const write = await board().exec(['runuser', '-u', 'iot-agent', '--', 'sh', '-c', 'echo {} > /var/lib/iot-agent-hardening/applied.json']);
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/Permission denied/);
+  }, 60_000);
 
   it('answers ping and getSystemInfo from inside its sandbox, called through the IoT Hub service SDK', async () => {
     const { client } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
@@ -227,7 +240,7 @@ describe('the Debian package on a booted trixie system', () => {
 
   it('lets the agent user reboot and start the hardening apply unit through polkit, and nothing else', async () => {
     const asAgent = (...argv: string[]) => board().exec(['runuser', '-u', 'iot-agent', '--', ...argv]);
-    await board().ok(['sh', '-c', `printf 'IOT_AGENT_CONFIRM_HOST=%s:8883\\n' ${network.hostAddress2} >/run/iot-agent/harden-confirm.env`]);
+    await board().ok(['sh', '-c', `printf 'IOT_AGENT_CONFIRM_HOST=%s:8883\\nIOT_AGENT_CONFIRM_TIMEOUT=30\\n' ${network.hostAddress2} >/run/iot-agent/harden-confirm.env`]);
     const apply = await asAgent('systemctl', 'start', 'iot-agent-harden-apply@boardtest.service');
     expect(apply.stderr).toBe('');
     expect(apply.code).toBe(0);
@@ -264,6 +277,82 @@ describe('the Debian package on a booted trixie system', () => {
     await waitFor(async () => (await board().show('iot-agent.service', ['ActiveState'])).ActiveState === 'active' || undefined, 60_000);
   }, 180_000);
 
+  it('applies strict on the cloud\'s applyHardening through the root unit, 202 then a final 200, and reports the recorded drift', async () => {
+    const { client, registry } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
+    const call = async (methodName: string, payload: unknown) =>
+      (await client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds: 20 })).result as { status: number; payload: Record<string, unknown> };
+    const lastApply = async () => {
+      const twin = (await registry.getTwin(deviceId)).responseBody as unknown as { properties: { reported: { lastCommands?: Record<string, { status: number; phase: string; at: string; message: string }> } } };
+      return twin.properties.reported.lastCommands?.applyHardening;
+    };
+    const before = await lastApply();
+    const t0 = performance.now();
+    const ack = await call('applyHardening', { profile: 'strict', confirmTimeoutSec: 30 });
+    expect(ack).toMatchObject({ status: 202, payload: { accepted: true, profile: 'strict', confirmTimeoutSec: 30 } });
+    const final = await waitFor(async () => {
+      const last = await lastApply();
+      return last?.phase === 'final' && last.at !== before?.at ? last : undefined;
+    }, 120_000, async () => (await board().exec(['journalctl', '-u', 'iot-agent', '-u', 'iot-agent-harden-apply@strict', '-n', '40', '--no-pager'])).stdout);
+    timings['applyHardening strict to final result'] = performance.now() - t0;
+    expect(final, final.message).toMatchObject({ status: 200, message: 'profile strict applied and confirmed' });
+    // Applied by the root oneshot (the agent holds no capability), which logged its report.
+    expect(await board().ok(['journalctl', '-u', 'iot-agent-harden-apply@strict.service', '--no-pager', '-o', 'cat']))
+      .toMatch(/^Applied profile strict \([0-9a-f]{12}\) in \d+ ms, confirmed$/m);
+
+    // In place inside the container: strict's own rules, and boardtest's swtpm exception gone.
+    const inbound = await board().ok(['iptables', '-S', 'IOT-AGENT-IN']);
+    expect(inbound).toContain('iot-agent:drop-echo');
+    expect(inbound).not.toContain('iot-agent:echo-limited');
+    expect(inbound).not.toContain('iot-agent:allow-in-');
+    expect(await board().ok(['iptables', '-S', 'IOT-AGENT-OUT'])).not.toMatch(/--dport 2321:2322/);
+    expect((await board().ok(['sysctl', '-n', 'net.ipv6.conf.all.disable_ipv6'])).trim()).toBe('1');
+    expect((await board().exec(['iot-agent', 'harden', 'verify'])).code).toBe(0);
+
+    const status = await call('getHardeningStatus', {});
+    expect(status).toMatchObject({ status: 200, payload: { profile: 'strict', confirmed: true, drift: 0, driftCheckedBy: 'apply', drifted: [] } });
+    const checkedAt = Date.parse(String(status.payload.driftCheckedAt));
+    expect(Date.now() - checkedAt).toBeLessThan(180_000);
+    expect(status.payload.driftError).toBeUndefined();
+    notes.push(`getHardeningStatus under the package: ${JSON.stringify(status.payload)}`);
+    await waitFor(async () => {
+      const twin = (await registry.getTwin(deviceId)).responseBody as unknown as { properties: { reported: { hardening?: Record<string, unknown> } } };
+      const reported = twin.properties.reported.hardening;
+      return reported?.profile === 'strict' && reported.drift === 0 && typeof reported.driftCheckedAt === 'string' ? reported : undefined;
+    }, 30_000);
+  }, 180_000);
+
+  it('reports a final 500 with the report when the root unit rolls back a profile that cuts the hub off, and strict stays', async () => {
+    // Nothing outbound but DNS: the hub stops answering, and the unit restores strict by itself.
+    writeFileSync(path.join(root, 'etc/iot-agent/profiles/nohub.yaml'), [
+      'description: QA only, nothing outbound but DNS',
+      'firewall:',
+      '  inbound: []',
+      '  outbound:',
+      '    defaults: false',
+      '    allow:',
+      '      - { protocol: udp, port: 53 }',
+      '',
+    ].join('\n'));
+    const { client, registry } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
+    const lastApply = async () => {
+      const twin = (await registry.getTwin(deviceId)).responseBody as unknown as { properties: { reported: { lastCommands?: Record<string, { status: number; phase: string; at: string; message: string }> } } };
+      return twin.properties.reported.lastCommands?.applyHardening;
+    };
+    const before = await lastApply();
+    const { result } = await client.invokeDeviceMethod(deviceId, { methodName: 'applyHardening', payload: { profile: 'nohub', confirmTimeoutSec: 5 }, responseTimeoutInSeconds: 20 });
+    expect(result).toMatchObject({ status: 202 });
+    const final = await waitFor(async () => {
+      const last = await lastApply();
+      return last?.phase === 'final' && last.at !== before?.at ? last : undefined;
+    }, 120_000);
+    expect(final.status).toBe(500);
+    expect(final.message).toMatch(/^profile nohub was rolled back: not reachable within 5 s/);
+    expect(await board().ok(['iptables', '-S', 'IOT-AGENT-IN'])).toContain('iot-agent:drop-echo');
+    const { client: again } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
+    const status = (await again.invokeDeviceMethod(deviceId, { methodName: 'getHardeningStatus', payload: {}, responseTimeoutInSeconds: 20 })).result as { status: number; payload: Record<string, unknown> };
+    expect(status).toMatchObject({ status: 200, payload: { profile: 'strict', confirmed: true, drift: 0, driftCheckedBy: 'apply' } });
+  }, 180_000);
+
   it('apt remove stops the units and keeps the config; purge removes state and config', async () => {
     await board().ok(['apt-get', 'remove', '-y', '-q', 'iot-agent'], { env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 120_000 });
     expect((await board().exec(['systemctl', 'is-active', 'iot-agent.service'])).stdout.trim()).not.toBe('active');
@@ -272,7 +361,7 @@ describe('the Debian package on a booted trixie system', () => {
     expect((await board().exec(['test', '-f', '/etc/iot-agent/config.yaml'])).code).toBe(0);
     expect((await board().exec(['test', '-f', '/var/lib/iot-agent/assignment.json'])).code).toBe(0);
     await board().ok(['apt-get', 'purge', '-y', '-q', 'iot-agent'], { env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 120_000 });
-    for (const gone of ['/etc/iot-agent', '/var/lib/iot-agent']) {
+    for (const gone of ['/etc/iot-agent', '/var/lib/iot-agent', '/var/lib/iot-agent-hardening']) {
       expect((await board().exec(['test', '-e', gone])).code, gone).toBe(1);
     }
   }, 240_000);

@@ -61,6 +61,17 @@ describe('the agent units, sysusers.d and tmpfiles.d files', () => {
     expect(unit).toMatch(/^After=iot-agent-hardening\.service network-online\.target$/m);
   });
 
+  it('keep the hardening records in their own root directory: only the root units declare it, the agent unit never', () => {
+    const unit = (name: string) => readFileSync(path.join(REPO, 'systemd', name), 'utf8');
+    for (const name of ['iot-agent-hardening.service', 'iot-agent-hardening-guard.service', 'iot-agent-harden-apply@.service']) {
+      expect(unit(name), name).toMatch(/^StateDirectory=iot-agent-hardening$/m);
+      expect(unit(name), name).toMatch(/^StateDirectoryMode=0755$/m);
+      expect(unit(name), name).not.toMatch(/^(User|DynamicUser)=/m);
+      expect(unit(name), name).not.toMatch(/^StateDirectory=.*\biot-agent(\s|$)/m);
+    }
+    expect(unit('iot-agent.service')).not.toMatch(/^StateDirectory=.*iot-agent-hardening/m);
+  });
+
   it('create the user, its tss membership and the directories with systemd-sysusers and systemd-tmpfiles', async () => {
     const sysusers = path.join(REPO, 'systemd/sysusers.d/iot-agent.conf');
     await run('systemd-sysusers', [`--root=${root}`, sysusers]);
@@ -71,6 +82,8 @@ describe('the agent units, sysusers.d and tmpfiles.d files', () => {
     const uid = Number(/^iot-agent:x:(\d+):/m.exec(readFileSync(path.join(root, 'etc/passwd'), 'utf8'))![1]);
     const state = statSync(path.join(root, 'var/lib/iot-agent'));
     expect({ uid: state.uid, mode: state.mode & 0o777 }).toEqual({ uid, mode: 0o750 });
+    const records = statSync(path.join(root, 'var/lib/iot-agent-hardening'));
+    expect({ uid: records.uid, gid: records.gid, mode: records.mode & 0o777 }).toEqual({ uid: 0, gid: 0, mode: 0o755 });
     const profiles = statSync(path.join(root, 'etc/iot-agent/profiles'));
     expect({ uid: profiles.uid, mode: profiles.mode & 0o777 }).toEqual({ uid: 0, mode: 0o755 });
   });
