@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError, ExitCode } from '../agent/errors.js';
+import { isProcessAlive } from '../agent/state/process-alive.js';
 import { restoreCommand, saveCommand, type Backend } from './backend.js';
 import type { LoadedProfile } from './load-profile.js';
 import { buildPlan, type Plan } from './plan.js';
@@ -613,7 +614,7 @@ export class HardeningEngine {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(lock, err);
         const [pid = '', boot = ''] = ((await readTextOrNull(lock)) ?? '').trim().split(' ');
         const holder = Number(pid);
-        const live = boot === owner.split(' ')[1] && Number.isInteger(holder) && holder > 0 && (holder === process.pid || isAlive(holder));
+        const live = boot === owner.split(' ')[1] && Number.isInteger(holder) && holder > 0 && (holder === process.pid || isProcessAlive(holder));
         if (live) throw lockError(lock, undefined, holder);
         await rm(lock, { force: true });
       }
@@ -678,15 +679,6 @@ async function readTrimmed(file: string): Promise<string | null> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -157,6 +157,11 @@ export class Daemon {
   }
 
   private async restartFlow(): Promise<void> {
+    void this.flow(await this.endFlow());
+  }
+
+  /** Ends the running flow (its session and TPM connection) and returns the next generation. */
+  private async endFlow(): Promise<number> {
     const generation = ++this.generation;
     this.wakeSleepers();
     this.features?.detach();
@@ -164,7 +169,7 @@ export class Daemon {
     this.session = undefined;
     await this.tpm?.close().catch(() => undefined);
     this.tpm = undefined;
-    void this.flow(generation);
+    return generation;
   }
 
   private async flow(generation: number, onStep?: (step: string, detail?: string) => void): Promise<void> {
@@ -306,12 +311,7 @@ export class Daemon {
     }
     // A technician asked for it: run one attempt in the open and report each step, then
     // hand back to the normal flow, which retries on its own if this attempt failed.
-    const generation = ++this.generation;
-    this.wakeSleepers();
-    this.features?.detach();
-    await this.session?.stop();
-    this.session = undefined;
-    await this.tpm?.close().catch(() => undefined);
+    const generation = await this.endFlow();
     try {
       await this.flow(generation, (step, detail) => reply({ event: 'step', step, message: detail ?? step }));
       await this.waitForReady(generation, 60_000);

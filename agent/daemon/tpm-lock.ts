@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError } from '../errors.js';
+import { isProcessAlive } from '../state/process-alive.js';
 
 /**
  * One process drives the TPM at a time: the daemon while it runs, or a CLI command when it
@@ -23,7 +24,7 @@ export class TpmLock {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const holder = await readFile(file, 'utf8').catch(() => '');
         const pid = Number(holder.split(' ')[0]);
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isProcessAlive(pid)) {
           throw new AgentError(`the TPM is in use by ${holder.trim().split(' ').slice(1).join(' ') || 'another process'} (pid ${pid})`, {
             hint: 'wait for it to finish, or stop the iot-agent service first',
           });
@@ -36,14 +37,5 @@ export class TpmLock {
 
   async release(): Promise<void> {
     await rm(this.file, { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

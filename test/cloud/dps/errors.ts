@@ -1,3 +1,5 @@
+import { parseSas, SasError, type SasToken } from '../sas.js';
+
 /**
  * DPS's error replies: an HTTP status and a JSON body
  * `{"errorCode": <6 digits>, "trackingId", "message", "timestampUtc"}`.
@@ -17,6 +19,17 @@ export class DpsError extends Error {
 }
 
 export const unauthorized = (message: string) => new DpsError(401, 401002, message);
+
+/** A SAS token from an Authorization header, or the 401 DPS gives for a malformed one. */
+export function parseSasOrRefuse(authorization: string): SasToken {
+  try {
+    return parseSas(authorization);
+  } catch (err) {
+    if (err instanceof SasError) throw unauthorized(`malformed SAS token: ${err.message}`);
+    throw err;
+  }
+}
+
 export const badRequest = (message: string) => new DpsError(400, 400004, message);
 export const notFound = (message: string) => new DpsError(404, 404201, message);
 export const methodNotAllowed = (message: string) => new DpsError(405, 405001, message);

@@ -1,10 +1,10 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { LinkedHub } from '../contracts.js';
-import { checkSas, parseSas, SasError } from '../sas.js';
+import { checkSas } from '../sas.js';
 import { ActivationBlobError, buildActivationBlob } from './activation-blob.js';
 import { chooseHub } from './allocation.js';
 import type { AllocationPolicy, Enrollment } from './enrollment.js';
-import { badRequest, notFound, unauthorized } from './errors.js';
+import { badRequest, notFound, parseSasOrRefuse, unauthorized } from './errors.js';
 import type { TpmRegistrationRequest } from './registration-request.js';
 import type { DpsState } from './state.js';
 
@@ -103,13 +103,7 @@ export class Registrations {
 
   /** Checks a registration SAS token: resource, key name, signature with the challenge key, expiry. */
   private verify(authorization: string, registrationId: string, key: Buffer | undefined): Buffer {
-    let token;
-    try {
-      token = parseSas(authorization);
-    } catch (err) {
-      if (err instanceof SasError) throw unauthorized(`malformed SAS token: ${err.message}`);
-      throw err;
-    }
+    const token = parseSasOrRefuse(authorization);
     const resource = `${this.options.idScope}/registrations/${registrationId}`;
     if (token.resource !== resource) throw unauthorized(`the SAS token is for ${token.resource}, not ${resource}`);
     if (token.keyName !== 'registration') throw unauthorized('the SAS token must be signed with the key named "registration"');

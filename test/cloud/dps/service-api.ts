@@ -1,6 +1,6 @@
-import { checkSas, parseSas, SasError } from '../sas.js';
+import { checkSas } from '../sas.js';
 import { parseEnrollment, type Enrollment } from './enrollment.js';
-import { notFound, preconditionFailed, unauthorized } from './errors.js';
+import { notFound, parseSasOrRefuse, preconditionFailed, unauthorized } from './errors.js';
 import { etag, type Reply } from './registrations.js';
 import type { DpsState } from './state.js';
 
@@ -25,13 +25,7 @@ export class EnrollmentService {
   /** Service tokens: `sr` is the DPS host, `skn` the policy, signed with the policy's key. */
   authenticate(authorization: string | undefined): void {
     if (!authorization) throw unauthorized('the service API needs a SharedAccessSignature Authorization header');
-    let token;
-    try {
-      token = parseSas(authorization);
-    } catch (err) {
-      if (err instanceof SasError) throw unauthorized(`malformed SAS token: ${err.message}`);
-      throw err;
-    }
+    const token = parseSasOrRefuse(authorization);
     if (token.resource.toLowerCase() !== this.credentials.host.toLowerCase()) throw unauthorized(`the SAS token is for ${token.resource}, not ${this.credentials.host}`);
     if (token.keyName !== this.credentials.policyName) throw unauthorized(`unknown shared access policy ${JSON.stringify(token.keyName ?? '')}`);
     const result = checkSas(token, this.credentials.key);
