@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { runAction } from './cli/run-action.js';
+import { agentVersion } from './version.js';
 
 // Each command loads its implementation on use: start-up is felt on slow boards, and
 // the Azure SDK alone costs hundreds of milliseconds to load.
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const version = agentVersion();
 
 const program = new Command('iot-agent')
   .description('Device agent for Linux IoT boards: hardening, TPM identity, Azure IoT Hub provisioning and commands')

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { RESTART_EXIT_CODE } from '../commands/restart-agent.js';
 import { loadConfig, requireIdScope } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { Logger } from '../log/logger.js';
+import { agentVersion } from '../version.js';
 
 /** Hard limit for a clean stop: systemd's default is 90 s, technicians expect seconds. */
 const STOP_DEADLINE_MS = 4_500;
@@ -61,17 +61,4 @@ function testTuning() {
     keepAliveSeconds: keepAlive || 5,
     ...(tokenLifetime ? { tokenLifetimeSeconds: tokenLifetime, tokenRenewalMarginSeconds: renewalMargin || Math.floor(tokenLifetime / 4) } : {}),
   };
-}
-
-/** The package version (dist/agent/cli/run.js and agent/cli/run.ts sit at different depths). */
-function agentVersion(): string {
-  for (const relative of ['../../../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'iot-agent' && pkg.version) return pkg.version;
-    } catch {
-      // try the next location
-    }
-  }
-  return '0.0.0';
 }
