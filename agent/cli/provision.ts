@@ -119,14 +119,13 @@ async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | 
   });
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new AgentError(`no connection to ${assignment.assignedHub} within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+      // The session retries on its own; give up after the deadline with the last reason.
       let lastError: Error | undefined;
+      const timer = setTimeout(() => reject(new AgentError(`no connection to ${assignment.assignedHub} within ${CONNECT_TIMEOUT_MS / 1000} s`,
+        { cause: lastError })), CONNECT_TIMEOUT_MS);
       session.on('connected', () => { clearTimeout(timer); resolve(); });
       session.on('rejected', (err) => { clearTimeout(timer); reject(new AgentError(`the hub refused the device: ${describeError(err)}`)); });
-      session.on('disconnected', (err) => {
-        lastError = err;
-        if (lastError) timer.refresh(); // keep waiting while retries go on, but not forever
-      });
+      session.on('disconnected', (err) => { lastError = err; });
       session.start();
     });
   } finally {
