@@ -69,6 +69,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private connecting = false;
+  /** The current client's token provider, stopped with it. */
+  private auth: InstanceType<typeof TpmAuthenticationProvider> | undefined;
 
   constructor(private readonly options: HubSessionOptions) {
     super();
@@ -126,12 +128,14 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     const lifetimes = auth as unknown as { _tokenValidTimeInSeconds: number; _tokenRenewalMarginInSeconds: number };
     if (this.options.tokenLifetimeSeconds) lifetimes._tokenValidTimeInSeconds = this.options.tokenLifetimeSeconds;
     if (this.options.tokenRenewalMarginSeconds) lifetimes._tokenRenewalMarginInSeconds = this.options.tokenRenewalMarginSeconds;
+    const client = Client.fromAuthenticationProvider(auth, Mqtt);
     // A failed renewal is emitted as 'error': without a listener it would end the process.
+    // Only the current client's provider may start a reconnect.
     auth.on('error', (err: Error) => {
       log.warn('hub.token_renewal_failed', { err });
-      this.onFailure(err);
+      if (this.client === client) this.onFailure(err);
     });
-    const client = Client.fromAuthenticationProvider(auth, Mqtt);
+    this.auth = auth;
     client.setRetryPolicy(new NoRetry());
     void client.setOptions({
       keepalive: this.options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
@@ -168,6 +172,9 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     if (!client) return;
     client.removeAllListeners();
     client.on('error', () => undefined);
+    // Its provider's renewal timer would otherwise go on signing tokens with the TPM.
+    this.auth?.stop();
+    this.auth = undefined;
     await client.close().catch(() => undefined);
   }
 }
