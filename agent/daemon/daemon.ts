@@ -79,6 +79,7 @@ export class Daemon {
   private control: net.Server | undefined;
   private readonly sleepers = new Set<() => void>();
   private readonly changes = new EventEmitter<{ state: [DaemonState] }>();
+  private flowBackoff: Backoff;
   private announcedReady = false;
   private readyGraceTimer: NodeJS.Timeout | undefined;
   private caPem: string | undefined;
@@ -88,6 +89,7 @@ export class Daemon {
     this.config = options.config;
     this.log = options.log;
     this.notifier = options.notifier ?? new SystemdNotifier();
+    this.flowBackoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF);
   }
 
   status(): DaemonStatus {
@@ -199,8 +201,12 @@ export class Daemon {
     } catch (err) {
       if (err instanceof Superseded) return;
       if (onStep) throw err;
-      this.log.error('daemon.flow_failed', { err });
-      this.setState('degraded', describeError(err));
+      // Whatever stopped this flow (an unreadable CA file, say) may be mended later: try again.
+      const delay = this.flowBackoff.next();
+      this.log.error('daemon.flow_failed', { err, retryInMs: delay });
+      this.setState('degraded', `${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`);
+      const retry = await this.sleep(delay, generation).then(() => true, () => false);
+      if (retry) void this.flow(generation);
     }
   }
 
@@ -251,6 +257,7 @@ export class Daemon {
     session.on('connected', () => {
       if (generation !== this.generation) return;
       this.setState('ready', `connected to ${assignment.assignedHub} as ${assignment.deviceId}`);
+      this.flowBackoff.reset();
       this.announceReady(`ready: ${assignment.deviceId} on ${assignment.assignedHub}`);
     });
     session.on('disconnected', (err) => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ class RecordingNotifier {
   stopWatchdog() { this.messages.push('WATCHDOG stopped'); }
 }
 
-describe('what the daemon tells systemd', () => {
+describe('the daemon on a board that cannot get far: what it tells systemd, and how it keeps trying', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-notify-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -46,5 +46,30 @@ describe('what the daemon tells systemd', () => {
       await daemon.stop();
     }
     expect(notifier.messages.slice(-3)).toEqual(['STATUS stopping', 'STOPPING', 'WATCHDOG stopped']);
+  });
+
+  it('retries a flow that stopped on something mended later, such as a missing CA file', async () => {
+    const port = await freePortPair();
+    const caFile = path.join(dir, 'later-ca.pem');
+    const config: AgentConfig = {
+      ...DEFAULTS,
+      provisioning: { ...DEFAULTS.provisioning, idScope: '0ne00000001', globalEndpoint: '127.0.0.1' },
+      tpm: { transport: `swtpm:host=127.0.0.1,port=${port}` },
+      tls: { extraCaFile: caFile },
+      stateDir: path.join(dir, 'state2'),
+      runtimeDir: path.join(dir, 'run2'),
+    };
+    const daemon = new Daemon({
+      config, configPath: undefined, log: new Logger({ write: () => undefined }), notifier: new RecordingNotifier(),
+      backoff: { initialMs: 50, maxMs: 100, multiplier: 2 },
+    });
+    await daemon.start();
+    try {
+      await expect.poll(() => daemon.status().reason ?? '', { timeout: 3_000 }).toMatch(/ENOENT.*later-ca\.pem.*\(next try in \d+ s\)/);
+      writeFileSync(caFile, 'not needed until the TLS handshake');
+      await expect.poll(() => daemon.status().reason ?? '', { timeout: 3_000 }).toMatch(/^TPM unavailable/);
+    } finally {
+      await daemon.stop();
+    }
   });
 });
