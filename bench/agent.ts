@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,9 +12,11 @@ import { ensureIdentity } from '../agent/tpm/identity.js';
 import type { CloudDescription } from '../test/cloud/cloud.js';
 import { provisioningServiceClient } from '../test/cloud/dps/sdk-clients.js';
 import { writeAgentConfig, type AgentFiles } from '../test/support/agent-process.js';
+import { CloudProcess, firstLine } from '../test/support/cloud-process.js';
 import { randomLoopbackAddress } from '../test/support/ports.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
 import { clientFor } from '../test/support/tpm.js';
+import { median } from './stats.js';
 
 /**
  * `npm run bench -- agent`: process start to ready for `iot-agent run`, warm (cached
@@ -29,16 +31,14 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 // BENCH_CLI: another build of the CLI to measure, e.g. the bundle that goes into the .deb.
 const CLI = process.env.BENCH_CLI ?? fileURLToPath(new URL('../agent/cli.js', import.meta.url));
 const SAMPLE = fileURLToPath(new URL('./sdk-sample-flow.js', import.meta.url));
-const CLOUD = fileURLToPath(new URL('../test/cloud/main.js', import.meta.url));
 
 export async function run(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-bench-agent-'));
   const addresses = [randomLoopbackAddress(), randomLoopbackAddress()];
-  const cloud = spawn(process.execPath, [CLOUD, '--dir', path.join(dir, 'cloud'), '--dps-address', addresses[0]!, '--hub-address', addresses[1]!],
-    { stdio: ['ignore', 'pipe', 'ignore'] });
+  const cloud = await CloudProcess.start(path.join(dir, 'cloud'), addresses);
   const swtpm = await SwtpmInstance.start();
   try {
-    const description = JSON.parse(await firstLine(cloud)) as CloudDescription;
+    const { description } = cloud;
     const tpm = clientFor(swtpm.transport);
     const identity = await ensureIdentity(tpm).finally(() => tpm.close());
     await provisioningServiceClient(description.provisioningServiceConnectionString, readFileSync(description.caCertPath, 'utf8'))
@@ -77,17 +77,10 @@ export async function run(): Promise<void> {
       warmRatio: round(m.warm / m.sample), coldRatio: round(m.cold / m.sample), rssBytes: m.rss, sampleRssBytes: m.sampleRss,
       lagMaxMs: round(lag.max), lagP99Ms: round(lag.p99), samples: { sample, warm, cold } })}\n`);
   } finally {
-    cloud.kill('SIGTERM');
+    await cloud.stop();
     await swtpm.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function firstLine(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`cloud exited with ${code}`)));
-    createInterface({ input: child.stdout! }).once('line', resolve);
-  });
 }
 
 async function sampleFlow(transport: string, d: CloudDescription): Promise<{ ms: number; rss: number }> {
@@ -137,10 +130,6 @@ async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: numb
   return { max: Math.max(0, histogram.max / 1e6 - 1), p99: Math.max(0, histogram.percentile(99) / 1e6 - 1) };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 const round = (n: number) => Math.round(n * 1000) / 1000;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;

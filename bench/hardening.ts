@@ -12,6 +12,7 @@ import { applyText, parseFilterTable, removeText } from '../hardening/restore-te
 import { ExecRunner, type CommandRunner } from '../hardening/runner.js';
 import { CommandSysctl, ProcSysctl } from '../hardening/sysctl-io.js';
 import { NetnsPair, requireHardeningTools } from '../test/support/netns.js';
+import { median } from './stats.js';
 
 /**
  * `npm run bench -- hardening`: applying `strict` with the engine (the whole transaction:
@@ -170,10 +171,6 @@ async function medianOf(rounds: number, action: () => Promise<unknown>): Promise
   return median(samples);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 function fmt(ms: number): string {
   return `${ms.toFixed(1)} ms`;

@@ -8,6 +8,7 @@ import { SwtpmTransport } from '../agent/tpm/swtpm-transport.js';
 import { TpmClient } from '../agent/tpm/tpm-client.js';
 import { Tpm } from '../agent/tpm/tss-lib.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
+import { median } from './stats.js';
 
 /**
  * `npm run bench -- tpm`: the TPM layer against floors measured in the same run, on a
@@ -354,11 +355,6 @@ function printTable(lines: Line[]): void {
   for (const row of rows.slice(1)) process.stdout.write(`${format(row)}\n`);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 function round(value: number, digits: number): number {
   return Number(value.toFixed(digits));

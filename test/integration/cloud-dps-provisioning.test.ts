@@ -15,6 +15,7 @@ import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
+import { fromCallback } from '../support/callback.js';
 
 /**
  * The local DPS against the unmodified Azure SDKs and a real TPM (swtpm): enrollment with
@@ -42,8 +43,8 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
     tpmClient = clientFor(swtpm.transport);
     security = new TpmSecurityClient(undefined, tpmClient.tpm);
     service = provisioningServiceClient(dps.serviceConnectionString, dps.ca);
-    endorsementKey = (await callback<Buffer>((cb) => security.getEndorsementKey(cb))).toString('base64');
-    registrationId = await callback<string>((cb) => security.getRegistrationId(cb));
+    endorsementKey = (await fromCallback<Buffer>((cb) => security.getEndorsementKey(cb))).toString('base64');
+    registrationId = await fromCallback<string>((cb) => security.getRegistrationId(cb));
   });
 
   afterAll(async () => {
@@ -53,7 +54,7 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
   });
 
   /** For TPM devices the SDK's result is DPS's whole operation body, registrationState inside. */
-  const register = async () => ((await callback<unknown>((cb) =>
+  const register = async () => ((await fromCallback<unknown>((cb) =>
     ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), security).register(cb))) as { registrationState: Record<string, unknown> }).registrationState;
 
   /**
@@ -66,16 +67,16 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
     expect(dps.counters.refusals).toBe(before + 1);
   };
 
-  const signWithIdentity = (data: Buffer) => callback<Buffer>((cb) => security.signWithIdentity(data, cb));
+  const signWithIdentity = (data: Buffer) => fromCallback<Buffer>((cb) => security.signWithIdentity(data, cb));
 
   it('enrolls the swtpm EK through the service SDK', async () => {
-    const created = await callback<IndividualEnrollment>((cb) => service.createOrUpdateIndividualEnrollment({
+    const created = await fromCallback<IndividualEnrollment>((cb) => service.createOrUpdateIndividualEnrollment({
       registrationId, deviceId: 'sdk-device-1', attestation: { type: 'tpm', tpm: { endorsementKey } },
       allocationPolicy: 'static', iotHubs: [hubA.hostName], initialTwin: { properties: { desired: { telemetryInterval: 30 } } },
     } as unknown as IndividualEnrollment, cb));
     expect(created).toMatchObject({ registrationId, deviceId: 'sdk-device-1', provisioningStatus: 'enabled' });
     expect(created.etag).toBeTruthy();
-    const fetched = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    const fetched = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
     expect(fetched.etag).toBe(created.etag);
   });
 
@@ -90,8 +91,8 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
   });
 
   it('moves the device to another hub when its enrollment changes and it re-provisions', async () => {
-    const current = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
-    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, iotHubs: [hubB.hostName] }, cb));
+    const current = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, iotHubs: [hubB.hostName] }, cb));
     const result = await register();
     expect(result).toMatchObject({ assignedHub: hubB.hostName, substatus: 'deviceDataMigrated' });
     const data = Buffer.from('moved');
@@ -110,38 +111,33 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
   });
 
   it('refuses a stale etag with 412 (PreconditionFailed)', async () => {
-    const current = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
-    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current }, cb));
-    const err = await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, deviceId: 'other' }, cb)).catch((e: unknown) => e);
+    const current = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...current }, cb));
+    const err = await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, deviceId: 'other' }, cb)).catch((e: unknown) => e);
     expect(err).toMatchObject({ response: { statusCode: 412 } });
   });
 
   it('refuses a disabled enrollment with 401, then serves it again once enabled', async () => {
-    const current = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
-    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, provisioningStatus: 'disabled' }, cb));
+    const current = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, provisioningStatus: 'disabled' }, cb));
     await expectRefused(register());
-    const disabled = await callback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
-    await callback((cb) => service.createOrUpdateIndividualEnrollment({ ...disabled, provisioningStatus: 'enabled' }, cb));
+    const disabled = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
+    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...disabled, provisioningStatus: 'enabled' }, cb));
     await expect(register()).resolves.toMatchObject({ status: 'assigned' });
   });
 
   it('refuses a TPM whose EK is not the enrolled one with 401', async () => {
     const stranger = SoftwareTpm.create();
-    await callback((cb) => service.createOrUpdateIndividualEnrollment({
+    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({
       registrationId: 'enrolled-with-another-ek', attestation: { type: 'tpm', tpm: { endorsementKey: stranger.endorsementKey.toString('base64') } },
     } as IndividualEnrollment, cb));
     const impostor = new TpmSecurityClient('enrolled-with-another-ek', tpmClient.tpm);
-    await expectRefused(callback((cb) => ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), impostor).register(cb)));
+    await expectRefused(fromCallback((cb) => ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), impostor).register(cb)));
   });
 
   it('deletes the enrollment; the device is then refused and the enrollment is 404', async () => {
-    await callback((cb) => service.deleteIndividualEnrollment(registrationId, cb));
-    await expect(callback((cb) => service.getIndividualEnrollment(registrationId, cb))).rejects.toMatchObject({ response: { statusCode: 404 } });
+    await fromCallback((cb) => service.deleteIndividualEnrollment(registrationId, cb));
+    await expect(fromCallback((cb) => service.getIndividualEnrollment(registrationId, cb))).rejects.toMatchObject({ response: { statusCode: 404 } });
     await expectRefused(register());
   });
 });
-
-/** Adapts a Node-style callback API to a promise. */
-function callback<T = unknown>(fn: (cb: (err?: Error | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
-}

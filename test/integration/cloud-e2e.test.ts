@@ -1,59 +1,35 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import common from 'azure-iot-common';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import provisioningDevice from 'azure-iot-provisioning-device';
 import securityTpm from 'azure-iot-security-tpm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CloudDescription } from '../cloud/cloud.js';
 import { provisioningServiceClient, provisioningTransport } from '../cloud/dps/sdk-clients.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { serviceRequest } from '../cloud/hub/service-request.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
+import { fromCallback } from '../support/callback.js';
+import { CloudProcess } from '../support/cloud-process.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/test/cloud/main.js', import.meta.url));
 const { Message } = common;
-
-/** `npm run cloud` as QA runs it: a separate process whose first stdout line describes it. */
-async function startCloudProcess(dir: string, addresses: string[]): Promise<{ child: ChildProcess; description: CloudDescription }> {
-  const child = spawn(process.execPath, [MAIN, '--dir', dir, '--dps-address', addresses[0]!, '--hub-address', addresses[1]!, '--hub-address', addresses[2]!],
-    { stdio: ['ignore', 'pipe', 'ignore'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`cloud exited with ${code} (is dist/ built? npm run build)`)));
-    createInterface({ input: child.stdout! }).once('line', resolve);
-  });
-  return { child, description: JSON.parse(line) as CloudDescription };
-}
-
-async function stopCloudProcess(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  child.kill('SIGTERM');
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
-
-function callback<T>(call: (cb: (err?: Error | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value as T))));
-}
 
 describe('the local cloud with the Azure SDKs only and a real TPM', () => {
   let dir: string;
   let swtpm: SwtpmInstance;
-  let cloud: { child: ChildProcess; description: CloudDescription };
+  let cloud: CloudProcess;
   const addresses = [randomLoopbackAddress(), randomLoopbackAddress(), randomLoopbackAddress()];
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-cloud-e2e-'));
-    [swtpm, cloud] = await Promise.all([SwtpmInstance.start(), startCloudProcess(dir, addresses)]);
+    [swtpm, cloud] = await Promise.all([SwtpmInstance.start(), CloudProcess.start(dir, addresses)]);
   }, 30_000);
   afterAll(async () => {
-    if (cloud) await stopCloudProcess(cloud.child);
+    if (cloud) await cloud.stop();
     await swtpm?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -76,15 +52,15 @@ describe('the local cloud with the Azure SDKs only and a real TPM', () => {
     const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
     try {
       // Enroll the TPM's EK with the unmodified provisioning service SDK.
-      const ek = await callback<Buffer>((cb) => security.getEndorsementKey(cb));
-      const registrationId = await callback<string>((cb) => security.getRegistrationId(cb));
+      const ek = await fromCallback<Buffer>((cb) => security.getEndorsementKey(cb));
+      const registrationId = await fromCallback<string>((cb) => security.getRegistrationId(cb));
       const service = provisioningServiceClient(d.provisioningServiceConnectionString, ca);
       await service.createOrUpdateIndividualEnrollment({
         registrationId, deviceId: 'sdk-device', attestation: { type: 'tpm', tpm: { endorsementKey: ek.toString('base64') } },
       } as never);
 
       // Provision with the unmodified device SDK: TPM attestation over HTTPS.
-      const result = await callback<{ registrationState?: { assignedHub: string; deviceId: string } }>((cb) =>
+      const result = await fromCallback<{ registrationState?: { assignedHub: string; deviceId: string } }>((cb) =>
         provisioningDevice.ProvisioningDeviceClient.create(d.provisioningHost, d.idScope, provisioningTransport(ca), security).register(cb as never));
       const assigned = result.registrationState!;
       expect(assigned.deviceId).toBe('sdk-device');
@@ -134,8 +110,8 @@ describe('the local cloud with the Azure SDKs only and a real TPM', () => {
       }
 
       // Restart: state survives, and the provisioned device connects again without DPS.
-      expect(await stopCloudProcess(cloud.child)).toBe(0);
-      cloud = await startCloudProcess(dir, addresses);
+      expect(await cloud.stop()).toBe(0);
+      cloud = await CloudProcess.start(dir, addresses);
       expect(cloud.description.idScope).toBe(d.idScope);
       const again = device.Client.fromAuthenticationProvider(
         securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient(assigned.deviceId, assigned.assignedHub, security), deviceMqtt.Mqtt);

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESTART_EXIT_CODE } from '../../agent/commands/restart-agent.js';
-import { ensureServerCredentials } from '../cloud/tls.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { DeviceCloud } from '../support/device-cloud.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';
@@ -30,11 +29,7 @@ describe('hardening, reprovision, reboot and restart commands, by direct method 
     requireHardeningTools(['ip', 'iptables-nft-save', 'iptables-nft-restore', 'openssl', 'sysctl']);
     pair = await NetnsPair.create();
     root = mkdtempSync(path.join(tmpdir(), 'iot-agent-cmd-harden-'));
-    const tls = await ensureServerCredentials(path.join(root, 'tls'), [pair.peerAddress]);
-    writeFileSync(path.join(root, 'tls', 'server.key.pem'), tls.key);
-    writeFileSync(path.join(root, 'tls', 'server.cert.pem'), tls.cert);
-    await pair.waitReady(pair.spawn(pair.peer, ['openssl', 's_server', '-accept', `${pair.peerAddress}:8883`,
-      '-cert', path.join(root, 'tls', 'server.cert.pem'), '-key', path.join(root, 'tls', 'server.key.pem')]), 'ACCEPT');
+    await pair.serveTls(path.join(root, 'tls'), 8883);
     mkdirSync(path.join(root, 'etc'), { recursive: true });
     dc = await DeviceCloud.start({ deviceId: 'board-life', hardening: { netns: pair.device, root, confirm: `${pair.peerAddress}:8883` } });
     rebootLog = path.join(dc.dir, 'reboots.log');

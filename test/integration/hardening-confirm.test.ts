@@ -7,7 +7,6 @@ import { HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { probeTargets, type HostPort } from '../../hardening/probe.js';
 import { ExecRunner } from '../../hardening/runner.js';
-import { ensureServerCredentials } from '../cloud/tls.js';
 import { filterTable, NetnsPair, requireHardeningTools } from '../support/netns.js';
 
 // Remote changes as transactions: the "hub" is a TLS server listening on 8883 in the peer
@@ -26,11 +25,7 @@ describe('confirmed apply and last known good, against a TLS server in a namespa
     pair = await NetnsPair.create();
     root = mkdtempSync(path.join(tmpdir(), 'iot-agent-harden-confirm-'));
     hub = { host: pair.peerAddress, port: 8883 };
-    const tls = await ensureServerCredentials(path.join(root, 'tls'), [pair.peerAddress]);
-    writeFileSync(path.join(root, 'tls', 'server.key.pem'), tls.key);
-    writeFileSync(path.join(root, 'tls', 'server.cert.pem'), tls.cert);
-    await pair.waitReady(pair.spawn(pair.peer, ['openssl', 's_server', '-accept', `${hub.host}:${hub.port}`,
-      '-cert', path.join(root, 'tls', 'server.cert.pem'), '-key', path.join(root, 'tls', 'server.key.pem')]), 'ACCEPT');
+    await pair.serveTls(path.join(root, 'tls'), hub.port);
     engine = new HardeningEngine({ root, backend: 'nft', commandPrefix: pair.prefix(pair.device) });
     strict = await loadProfile('strict', root);
     // A site profile that forgot the hub: only DNS outbound.

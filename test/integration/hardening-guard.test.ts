@@ -7,7 +7,6 @@ import { HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { probeTargets, type HostPort } from '../../hardening/probe.js';
 import { ExecRunner } from '../../hardening/runner.js';
-import { ensureServerCredentials } from '../cloud/tls.js';
 import { runCli } from '../support/cli.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';
 
@@ -32,11 +31,7 @@ describe('harden guard after boot, against a TLS hub in a namespace', () => {
     pair = await NetnsPair.create();
     root = mkdtempSync(path.join(tmpdir(), 'iot-agent-harden-guard-'));
     hub = { host: pair.peerAddress, port: 8883 };
-    const tls = await ensureServerCredentials(path.join(root, 'tls'), [pair.peerAddress]);
-    writeFileSync(path.join(root, 'tls', 'server.key.pem'), tls.key);
-    writeFileSync(path.join(root, 'tls', 'server.cert.pem'), tls.cert);
-    await pair.waitReady(pair.spawn(pair.peer, ['openssl', 's_server', '-accept', `${hub.host}:${hub.port}`,
-      '-cert', path.join(root, 'tls', 'server.cert.pem'), '-key', path.join(root, 'tls', 'server.key.pem')]), 'ACCEPT');
+    await pair.serveTls(path.join(root, 'tls'), hub.port);
     // The agent's config and the assignment DPS gave it: the hub the guard must reach.
     const stateDir = path.join(root, 'var/lib/iot-agent');
     config = path.join(root, 'config.yaml');

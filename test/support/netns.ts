@@ -1,7 +1,9 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import { ensureServerCredentials } from '../cloud/tls.js';
 
 const run = promisify(execFile);
 const SETUP_HINT = 'run scripts/setup.sh as root to install the test tools';
@@ -108,6 +110,16 @@ export class NetnsPair {
       'except OSError as e: print(e)',
     ].join('\n');
     return (await this.exec(this.peer, [PYTHON, '-c', script])).stdout.trim();
+  }
+
+  /**
+   * A TLS server (openssl s_server) on the peer's address, standing in for a hub or DPS,
+   * with a certificate from a test CA kept in `tlsDir`.
+   */
+  async serveTls(tlsDir: string, port: number): Promise<ChildProcess> {
+    await ensureServerCredentials(tlsDir, [this.peerAddress]);
+    return this.waitReady(this.spawn(this.peer, ['openssl', 's_server', '-accept', `${this.peerAddress}:${port}`,
+      '-cert', path.join(tlsDir, 'server.pem'), '-key', path.join(tlsDir, 'server.key')]), 'ACCEPT');
   }
 
   async waitReady(child: ChildProcess, marker: string, timeoutMs = 10_000): Promise<ChildProcess> {
