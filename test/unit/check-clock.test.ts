@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkClock, CLOCK_NOT_AFTER, CLOCK_NOT_BEFORE } from '../../agent/check/clock-check.js';
+import { checkClock } from '../../agent/check/clock-check.js';
+import { CLOCK_NOT_AFTER, CLOCK_NOT_BEFORE } from '../../agent/time/clock-bounds.js';
 
 describe('check: clock plausibility', () => {
   it('passes a time after the agent was built', () => {
