@@ -19,6 +19,12 @@ export interface AgentConfig {
     /** Overrides the registration id derived from the EK. */
     registrationId: string | undefined;
     reprovision: (typeof REPROVISION_POLICIES)[number];
+    /** At most one re-provisioning caused by the hub (refusal, unreachable) per this many seconds. */
+    minReprovisionSeconds: number;
+    /** Ask DPS again once the hub has been unreachable this long (0: never). */
+    hubUnreachableSeconds: number;
+    /** How long DPS is left alone once only an operator can help (device disabled, registration failed, refused). */
+    operatorRetrySeconds: number;
   };
   tpm: { transport: string };
   tls: { extraCaFile: string | undefined };
@@ -41,6 +47,9 @@ export const DEFAULTS: AgentConfig = {
     globalEndpoint: 'global.azure-devices-provisioning.net',
     registrationId: undefined,
     reprovision: 'onErrorOnly',
+    minReprovisionSeconds: 3_600,
+    hubUnreachableSeconds: 1_800,
+    operatorRetrySeconds: 6 * 3_600,
   },
   tpm: { transport: DEFAULT_TRANSPORT },
   tls: { extraCaFile: undefined },
@@ -90,7 +99,8 @@ export function parseConfig(text: string, source: string): AgentConfig {
   const root = v.object(document, '');
   v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log', 'hardening', 'telemetry']);
   const provisioning = v.object(root.provisioning ?? {}, 'provisioning');
-  v.onlyKeys(provisioning, 'provisioning', ['idScope', 'globalEndpoint', 'registrationId', 'reprovision']);
+  v.onlyKeys(provisioning, 'provisioning', ['idScope', 'globalEndpoint', 'registrationId', 'reprovision', 'minReprovisionSeconds',
+    'hubUnreachableSeconds', 'operatorRetrySeconds']);
   const tpm = v.object(root.tpm ?? {}, 'tpm');
   v.onlyKeys(tpm, 'tpm', ['transport']);
   const tls = v.object(root.tls ?? {}, 'tls');
@@ -113,6 +123,13 @@ export function parseConfig(text: string, source: string): AgentConfig {
         v.checked(value, key, checkRegistrationId)),
       reprovision: v.optional(provisioning.reprovision, 'provisioning.reprovision', (value, key) =>
         v.oneOf(value, key, REPROVISION_POLICIES)) ?? DEFAULTS.provisioning.reprovision,
+      // Below a minute, a refused device would cost a billed registration and a TPM re-key every minute.
+      minReprovisionSeconds: v.optional(provisioning.minReprovisionSeconds, 'provisioning.minReprovisionSeconds', (value, key) =>
+        v.integer(value, key, 60, 7 * 86_400)) ?? DEFAULTS.provisioning.minReprovisionSeconds,
+      hubUnreachableSeconds: v.optional(provisioning.hubUnreachableSeconds, 'provisioning.hubUnreachableSeconds', (value, key) =>
+        (value === 0 ? 0 : v.integer(value, key, 30, 7 * 86_400, '0 (never) or '))) ?? DEFAULTS.provisioning.hubUnreachableSeconds,
+      operatorRetrySeconds: v.optional(provisioning.operatorRetrySeconds, 'provisioning.operatorRetrySeconds', (value, key) =>
+        v.integer(value, key, 600, 7 * 86_400)) ?? DEFAULTS.provisioning.operatorRetrySeconds,
     },
     tpm: {
       transport: v.optional(tpm.transport, 'tpm.transport', (value, key) =>
@@ -187,9 +204,9 @@ class Validator {
     return text as T;
   }
 
-  integer(value: unknown, key: string, min: number, max: number): number {
+  integer(value: unknown, key: string, min: number, max: number, alternative = ''): number {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      this.fail(key, value, `a whole number from ${min} to ${max}`);
+      this.fail(key, value, `${alternative}a whole number from ${min} to ${max}`);
     }
     return value;
   }

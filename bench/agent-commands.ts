@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import { Logger } from '../agent/log/logger.js';
 import { DiskQueue } from '../agent/telemetry/disk-queue.js';
 import { deviceToken, deviceUsername } from '../test/cloud/hub/raw-mqtt.js';
-import type { AgentFiles } from '../test/support/agent-process.js';
+import { TEST_TIMINGS, type AgentFiles } from '../test/support/agent-process.js';
 import { DeviceCloud } from '../test/support/device-cloud.js';
 
 /**
@@ -132,7 +132,7 @@ export async function run(): Promise<void> {
 /** The built agent (`dist/agent/cli.js run`), as test/support's AgentProcess starts it from the sources' side. */
 function startAgent(files: AgentFiles) {
   const child = spawn(process.execPath, [fileURLToPath(new URL('../agent/cli.js', import.meta.url)), '--config', files.configPath, 'run'], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TEST_TIMINGS: '0,0,5', IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TEST_TIMINGS: TEST_TIMINGS, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
   });
   const lines: string[] = [];
   let partial = '';

@@ -1,4 +1,5 @@
 import { loadConfig } from '../config.js';
+import { runtimeOverrides } from '../runtime-overrides.js';
 import { ensureIdentity } from '../tpm/identity.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
@@ -15,7 +16,7 @@ export interface TpmInfoOptions {
 /** `iot-agent tpm info`: what a technician needs to enroll the device, and what TPM it has. */
 export async function tpmInfo(options: TpmInfoOptions): Promise<void> {
   const config = await loadConfig(options.config);
-  const spec = parseTransport(options.tpm ?? (process.env.IOT_AGENT_TPM || config.tpm.transport));
+  const spec = parseTransport(options.tpm ?? runtimeOverrides().tpmTransport ?? config.tpm.transport);
   const client = new TpmClient(openTransport(spec));
   try {
     const identity = await ensureIdentity(client, {

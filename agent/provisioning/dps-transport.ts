@@ -25,10 +25,16 @@ type Done = (err: Error | undefined, body?: unknown, response?: IncomingMessage)
 class ObservingHttpBase extends HttpBase {
   last: DpsResponse | undefined;
 
+  constructor(private readonly onDate?: DateObserver) {
+    super();
+  }
+
   override buildRequest(method: never, path: string, headers: never, host: never, options: never, done?: never): ClientRequest {
     const callback = (done ?? options) as unknown as Done;
+    const sentAt = Date.now();
     const observed: Done = (err, body, response) => {
       const seen = response ?? (err as { response?: IncomingMessage } | undefined)?.response;
+      if (seen) this.onDate?.(seen.headers?.date, sentAt, Date.now());
       const retryAfter = seen?.headers?.['retry-after'];
       this.last = {
         statusCode: seen?.statusCode,
@@ -48,9 +54,12 @@ export interface DpsTransport {
   lastResponse(): DpsResponse | undefined;
 }
 
+/** Each answer's Date header and the local wall-clock times around its request. */
+export type DateObserver = (date: string | undefined, sentAt: number, receivedAt: number) => void;
+
 /** The unmodified SDK transport (DPS with TPM needs HTTPS), verifying TLS against the system CAs plus `ca`. */
-export function createDpsTransport(ca?: string): DpsTransport {
-  const base = new ObservingHttpBase();
+export function createDpsTransport(ca?: string, onDate?: DateObserver): DpsTransport {
+  const base = new ObservingHttpBase(onDate);
   if (ca !== undefined) base.setOptions({ ca });
   // The transport bundles its own copy of azure-iot-http-base; the class is the same code.
   return { transport: new Http(base as unknown as ConstructorParameters<typeof Http>[0]), lastResponse: () => base.last };

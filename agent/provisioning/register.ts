@@ -1,7 +1,9 @@
 import provisioningDevice from 'azure-iot-provisioning-device';
 import securityTpm from 'azure-iot-security-tpm';
+import { identityKeyHandleInUse, useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
 import { AgentError } from '../errors.js';
 import { parseRetryAfter } from '../retry/backoff.js';
+import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { createDpsTransport, type DpsResponse } from './dps-transport.js';
 
@@ -28,7 +30,11 @@ export interface RegisterOptions {
   globalEndpoint: string;
   /** PEM of a private CA to trust besides the system's (QA's local cloud). */
   ca?: string;
+  /** The persistent handle the new hub key goes to (default: the SDK's 0x81000100). */
+  identityKeyHandle?: number;
   onStep?: (step: ProvisionStep, detail?: string) => void;
+  /** Each answer's Date header, with the local times around the request: the service's clock. */
+  onDate?: (date: string | undefined, sentAt: number, receivedAt: number) => void;
 }
 
 /** DPS refused or could not be reached; `retryable` says whether trying again soon can help. */
@@ -69,7 +75,9 @@ class StepReportingSecurityClient extends TpmSecurityClient {
  * key activated into the TPM, signed registration, polling until assigned, hub key activated.
  */
 export async function registerWithDps(options: RegisterOptions): Promise<DpsAssignment> {
-  const { transport, lastResponse } = createDpsTransport(options.ca);
+  const { transport, lastResponse } = createDpsTransport(options.ca, options.onDate);
+  const previousHandle = identityKeyHandleInUse();
+  useIdentityKeyHandle(options.identityKeyHandle ?? IDENTITY_KEY_HANDLE);
   const security = new StepReportingSecurityClient(options.registrationId, options.tpm.tpm, options.onStep);
   // The SDK's own interface type for TPM security clients is structural; the class is what it expects.
   const client = ProvisioningDeviceClient.create(options.globalEndpoint, options.idScope, transport, security as never);
@@ -85,6 +93,8 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
     return { assignedHub: result.assignedHub, deviceId: result.deviceId };
   } catch (err) {
     throw err instanceof DpsError ? err : classify(err, lastResponse(), options);
+  } finally {
+    useIdentityKeyHandle(previousHandle);
   }
 }
 

@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { IDENTITY_KEY_SLOTS, isIdentityKeySlot } from '../tpm/key-slots.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 /** Bumped when the file's shape changes; a file of another version is not trusted. */
@@ -16,6 +17,8 @@ export interface Assignment {
   globalEndpoint: string;
   /** ISO 8601 time of the assignment. */
   assignedAt: string;
+  /** The TPM handle of the hub key DPS issued with this assignment (0x81000100 when the file predates key slots). */
+  identityKeyHandle: number;
 }
 
 export type StoredAssignment =
@@ -66,7 +69,11 @@ export function parseAssignment(text: string): StoredAssignment {
     }
   }
   if (Number.isNaN(Date.parse(record.assignedAt as string))) return { status: 'invalid', reason: 'assignedAt is not a date' };
-  const assignment = Object.fromEntries(fields.map((f) => [f, record[f]])) as unknown as Assignment;
+  const handle = record.identityKeyHandle ?? IDENTITY_KEY_SLOTS[0];
+  if (typeof handle !== 'number' || !isIdentityKeySlot(handle)) {
+    return { status: 'invalid', reason: `identityKeyHandle ${JSON.stringify(handle)} is not one of the agent's key slots` };
+  }
+  const assignment = { ...Object.fromEntries(fields.map((f) => [f, record[f]])), identityKeyHandle: handle } as unknown as Assignment;
   return { status: 'valid', assignment };
 }
 

@@ -33,7 +33,7 @@ describe('the daemon on a board that cannot get far: what it tells systemd, and 
     const notifier = new RecordingNotifier();
     const daemon = new Daemon({
       config, configPath: undefined, log: new Logger({ write: () => undefined }), notifier, readyGraceMs: 300,
-      backoff: { initialMs: 50, maxMs: 100, multiplier: 2 },
+      overrides: { timings: { backoff: { initialMs: 50, maxMs: 100, multiplier: 2 } } },
     });
     await daemon.start();
     try {
@@ -61,7 +61,7 @@ describe('the daemon on a board that cannot get far: what it tells systemd, and 
     };
     const daemon = new Daemon({
       config, configPath: undefined, log: new Logger({ write: () => undefined }), notifier: new RecordingNotifier(),
-      backoff: { initialMs: 50, maxMs: 100, multiplier: 2 },
+      overrides: { timings: { backoff: { initialMs: 50, maxMs: 100, multiplier: 2 } } },
     });
     await daemon.start();
     try {

@@ -38,7 +38,7 @@ describe('harden guard after boot, against a TLS hub in a namespace', () => {
     writeFileSync(config, `stateDir: ${stateDir}\nprovisioning:\n  globalEndpoint: ${pair.peerAddress2}\nhardening:\n  bootGraceSeconds: 30\n`);
     await writeAssignment(stateDir, {
       assignedHub: hub.host, deviceId: 'board-17', registrationId: 'board-17', idScope: '0ne0012ABCD',
-      globalEndpoint: pair.peerAddress2, assignedAt: new Date().toISOString(),
+      globalEndpoint: pair.peerAddress2, assignedAt: new Date().toISOString(), identityKeyHandle: 0x81000100,
     });
     engine = new HardeningEngine({ root, backend: 'nft', commandPrefix: pair.prefix(pair.device) });
     strict = await loadProfile('strict', root);

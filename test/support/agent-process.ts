@@ -37,6 +37,9 @@ export function writeAgentConfig(dir: string, settings: {
   return { dir, configPath, stateDir, runtimeDir };
 }
 
+/** Test defaults for IOT_AGENT_TEST_TIMINGS: quick, and without the policy's spread and rate limit. */
+export const TEST_TIMINGS = 'keepAlive=5,backoff=fast,spread=0,minReprovision=0';
+
 /** `iot-agent run` as systemd would start it, with its log lines collected. */
 export class AgentProcess {
   readonly lines: string[] = [];
@@ -56,11 +59,14 @@ export class AgentProcess {
     this.exited.then(() => { this.closed = true; }, () => undefined);
   }
 
-  /** `timings`: IOT_AGENT_TEST_TIMINGS (token lifetime, renewal margin, keep-alive seconds). */
-  static start(files: AgentFiles, timings = '0,0,5'): AgentProcess {
+  /**
+   * `timings`: IOT_AGENT_TEST_TIMINGS keys over the test defaults (a 5 s keep-alive, fast
+   * backoff, no reconnect spread, no re-provisioning rate limit), e.g. `tokenLifetime=4`.
+   */
+  static start(files: AgentFiles, timings = '', env: NodeJS.ProcessEnv = {}): AgentProcess {
     const child = spawn(process.execPath, [CLI_PATH, '--config', files.configPath, 'run'], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: timings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: `${TEST_TIMINGS},${timings}`, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...env },
     });
     return new AgentProcess(child, files);
   }

@@ -36,6 +36,9 @@ describe('config file', () => {
       '  globalEndpoint: 127.0.0.2',
       '  registrationId: board-17',
       '  reprovision: alwaysOnStartup',
+      '  minReprovisionSeconds: 600',
+      '  hubUnreachableSeconds: 0',
+      '  operatorRetrySeconds: 3600',
       'tpm:',
       '  transport: swtpm:host=127.0.0.1,port=2321',
       'tls:',
@@ -51,7 +54,10 @@ describe('config file', () => {
       '  queueLimit: 500',
     ].join('\n'), 'x');
     expect(config).toEqual({
-      provisioning: { idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup' },
+      provisioning: {
+        idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup',
+        minReprovisionSeconds: 600, hubUnreachableSeconds: 0, operatorRetrySeconds: 3_600,
+      },
       tpm: { transport: 'swtpm:host=127.0.0.1,port=2321' },
       tls: { extraCaFile: '/etc/iot-agent/ca.pem' },
       stateDir: '/tmp/state',
@@ -71,6 +77,11 @@ describe('config file', () => {
     ['provisioning:\n  idScope: "0ne 1"', 'provisioning.idScope: "0ne 1" is not valid'],
     ['provisioning:\n  globalEndpoint: https://global.azure-devices-provisioning.net', 'provisioning.globalEndpoint: "https://global.azure-devices-provisioning.net" is not valid: expected a host name'],
     ['provisioning:\n  registrationId: Board 17', 'provisioning.registrationId: invalid registration id "Board 17"'],
+    ['provisioning:\n  minReprovisionSeconds: 0', 'provisioning.minReprovisionSeconds: 0 is not valid: expected a whole number from 60 to 604800'],
+    ['provisioning:\n  minReprovisionSeconds: "3600"', 'provisioning.minReprovisionSeconds: "3600" is not valid'],
+    ['provisioning:\n  hubUnreachableSeconds: 10', 'provisioning.hubUnreachableSeconds: 10 is not valid: expected 0 (never) or a whole number from 30 to 604800'],
+    ['provisioning:\n  hubUnreachableSeconds: -1', 'provisioning.hubUnreachableSeconds: -1 is not valid'],
+    ['provisioning:\n  operatorRetrySeconds: 59', 'provisioning.operatorRetrySeconds: 59 is not valid: expected a whole number from 600 to 604800'],
     ['tpm:\n  transport: tpm0', 'tpm.transport: invalid TPM transport "tpm0": unknown kind "tpm0" (expected device, swtpm or mssim); accepted forms:'],
     ['tpm: device', 'tpm: "device" is not valid: expected a mapping of keys to values'],
     ['tls:\n  extraCaFile: ca.pem', 'tls.extraCaFile: "ca.pem" is not valid: expected an absolute path'],

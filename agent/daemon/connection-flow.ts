@@ -1,0 +1,270 @@
+import { readFile } from 'node:fs/promises';
+import type { Client, Twin } from 'azure-iot-device';
+import { requireIdScope, type AgentConfig } from '../config.js';
+import { AgentError, describeError } from '../errors.js';
+import { HubConnectError, HubSession } from '../hub/session.js';
+import type { Logger } from '../log/logger.js';
+import { readyIdentity, registerAssignment, startDecision, type StepReporter } from '../provisioning/flow.js';
+import { DpsError } from '../provisioning/register.js';
+import type { ConnectionPolicy, Decision, DpsFailure } from '../retry/connection-policy.js';
+import { readAssignment, type Assignment } from '../state/assignment-store.js';
+import type { ServiceClock } from '../time/service-clock.js';
+import { fetchServiceDate } from '../time/service-date.js';
+import { trustedCas } from '../lib/trust.js';
+import type { DeviceIdentity } from '../tpm/identity.js';
+import { openTransport } from '../tpm/open-transport.js';
+import { TpmClient } from '../tpm/tpm-client.js';
+import { parseTransport } from '../tpm/transport-spec.js';
+import { Superseded, type Generations } from './generations.js';
+
+export type FlowState = 'starting' | 'provisioning' | 'connecting' | 'ready' | 'degraded';
+
+/** Timings a test may shorten; production uses the defaults of each module. */
+export interface SessionTimings {
+  keepAliveSeconds?: number;
+  tokenLifetimeSeconds?: number;
+  tokenRenewalMarginSeconds?: number;
+}
+
+/** What the daemon lends to its flows. */
+export interface FlowHost {
+  readonly log: Logger;
+  readonly policy: ConnectionPolicy;
+  readonly clock: ServiceClock;
+  readonly generations: Generations;
+  readonly timings: SessionTimings;
+  /** The TPM transport string in force (the config's, or the runtime override). */
+  transport(config: AgentConfig): string;
+  setState(state: FlowState, reason?: string, err?: unknown): void;
+  connected(assignment: Assignment): void;
+  attach(client: Client, twin: Twin): Promise<void>;
+  detach(): void;
+  /** Persists the policy's history after a registration. */
+  remember(): Promise<void>;
+}
+
+/** How long a hub's Date header may take when a refusal might be the clock's fault. */
+const CLOCK_PROBE_MS = 5_000;
+
+/**
+ * One generation of the daemon's work, from the TPM to a served hub session: what the
+ * connection policy decides is carried out here, step by step, until a newer generation
+ * (reload, re-provisioning, stop) supersedes it.
+ */
+export class ConnectionFlow {
+  tpm: TpmClient | undefined;
+  identity: DeviceIdentity | undefined;
+  assignment: Assignment | undefined;
+  session: HubSession | undefined;
+  private ca: string | undefined;
+
+  constructor(private readonly host: FlowHost, private readonly config: AgentConfig, readonly generation: number,
+    private readonly configPath: string | undefined) {}
+
+  /** The daemon on its own (service mode): the cache if valid, else DPS; then the hub, for ever. */
+  async run(): Promise<void> {
+    const { host } = this;
+    for (;;) {
+      try {
+        await this.prepare();
+        const idScope = requireIdScope(this.config, this.configPath);
+        const stored = await readAssignment(this.config.stateDir);
+        if (stored.status === 'invalid') host.log.warn('state.invalid', { reason: stored.reason, treatedAs: 'not provisioned' });
+        const decision = startDecision('service', false, this.config, idScope, this.identity!.registrationId, stored);
+        if (decision.action === 'useCached') host.log.info('provisioning.cached', { hub: decision.assignment.assignedHub, deviceId: decision.assignment.deviceId });
+        const assignment = decision.action === 'useCached' ? decision.assignment : await this.provisionUntilDone(decision.reason, undefined);
+        await this.serve(assignment);
+      } catch (err) {
+        if (err instanceof Superseded) return;
+        // Whatever stopped this flow (the TPM, an unreadable CA file) may be mended later.
+        const delay = host.policy.flowFailed();
+        host.log.error('daemon.flow_failed', { err, retryInMs: delay });
+        host.setState('degraded', `${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`, err);
+        await this.closeTpm();
+        if (!(await this.sleep(delay).then(() => true, () => false))) return;
+      }
+    }
+  }
+
+  /**
+   * A person asked (the reprovision command, `iot-agent provision` through the daemon):
+   * one registration in the open, keeping `fallback` until DPS has answered. Resolves with
+   * the new assignment once it is served; on failure the device goes back to the fallback
+   * hub (or to the normal flow) and the error goes to the person.
+   */
+  async reprovision(fallback: Assignment | undefined, onStep?: StepReporter): Promise<Assignment> {
+    const { host } = this;
+    let assignment: Assignment;
+    try {
+      await this.prepare(onStep);
+      host.setState('provisioning', 'requested');
+      assignment = await this.register(fallback, onStep);
+    } catch (err) {
+      if (err instanceof Superseded) throw err;
+      const decision = host.policy.dpsFailed(dpsFailure(err), fallback !== undefined);
+      host.log.warn('provisioning.failed', { err, then: decision.action, reason: decision.reason });
+      void (fallback ? this.serveForever(fallback) : this.run());
+      throw err;
+    }
+    void this.serveForever(assignment);
+    return assignment;
+  }
+
+  async stop(): Promise<void> {
+    await this.session?.stop();
+    this.session = undefined;
+    await this.closeTpm();
+  }
+
+  /** The TPM and its identity, and the CA file: retried by the caller (run) or told (reprovision). */
+  private async prepare(onStep?: StepReporter): Promise<void> {
+    const { config, host } = this;
+    this.check();
+    host.setState('starting');
+    this.ca = config.tls.extraCaFile ? await readFile(config.tls.extraCaFile, 'utf8') : undefined;
+    this.tpm ??= new TpmClient(openTransport(parseTransport(host.transport(config))));
+    const tpm = this.tpm;
+    this.identity = await readyIdentity(tpm, config, onStep).catch((err: unknown) => {
+      throw new AgentError('TPM unavailable', { cause: err, hint: err instanceof AgentError ? err.hint : undefined });
+    });
+    this.check();
+  }
+
+  /** DPS until it assigns, or back to `fallback` when it fails and there is one. */
+  private async provisionUntilDone(reason: string, fallback: Assignment | undefined): Promise<Assignment> {
+    const { host } = this;
+    for (;;) {
+      host.setState('provisioning', reason);
+      try {
+        return await this.register(fallback);
+      } catch (err) {
+        if (err instanceof Superseded) throw err;
+        const decision = host.policy.dpsFailed(dpsFailure(err), fallback !== undefined);
+        host.log.warn('provisioning.failed', { err, then: decision.action, retryInMs: decision.delayMs, reason: decision.reason });
+        if (decision.action === 'fallback') return fallback!;
+        host.setState('degraded', `provisioning failed: ${describeError(err)} (next try in ${Math.ceil(decision.delayMs / 1000)} s)`, err);
+        await this.sleep(decision.delayMs);
+      }
+    }
+  }
+
+  private async register(fallback: Assignment | undefined, onStep?: StepReporter): Promise<Assignment> {
+    const { host, config } = this;
+    const assignment = await registerAssignment({
+      tpm: this.tpm!, config, idScope: requireIdScope(config, this.configPath), registrationId: this.identity!.registrationId,
+      ca: this.ca, current: fallback, clock: host.clock, onStep,
+      log: (event, fields) => host.log.info(event, fields),
+    });
+    this.check();
+    host.policy.dpsAssigned();
+    await host.remember().catch((err: unknown) => host.log.warn('state.history_not_saved', { err }));
+    return assignment;
+  }
+
+  /** Serves `assignment`; should that ever stop for another reason than a newer flow, the normal flow takes over. */
+  private async serveForever(assignment: Assignment): Promise<void> {
+    try {
+      await this.serve(assignment);
+    } catch (err) {
+      if (err instanceof Superseded) return;
+      this.host.log.error('daemon.flow_failed', { err });
+      await this.run();
+    }
+  }
+
+  /** Connects to the hub of `first` and keeps the session, doing what the policy decides after each failure. */
+  private async serve(first: Assignment): Promise<never> {
+    const { host } = this;
+    let assignment = first;
+    let session = this.newSession(assignment);
+    for (;;) {
+      this.check();
+      this.assignment = assignment;
+      host.setState('connecting', `to ${assignment.assignedHub}`);
+      let decision: Decision;
+      try {
+        await session.connect();
+        this.check();
+        host.policy.hubConnected();
+        host.connected(assignment);
+        const lost = await host.generations.until<Error>(this.generation, (done) => {
+          session.once('lost', done);
+          return () => session.off('lost', done);
+        });
+        host.detach();
+        decision = host.policy.hubLost();
+        host.setState('degraded', `hub connection lost: ${describeError(lost)} (reconnecting in ${Math.ceil(decision.delayMs / 1000)} s)`, lost);
+      } catch (err) {
+        if (err instanceof Superseded) throw err;
+        host.detach();
+        const kind = err instanceof HubConnectError ? err.kind : 'unreachable';
+        if (kind === 'refused' && await this.clockWasWrong(assignment)) continue;
+        decision = host.policy.hubFailed(kind);
+        host.log.warn(kind === 'refused' ? 'hub.rejected' : 'hub.unreachable', { hub: assignment.assignedHub, err, then: decision.action, retryInMs: decision.delayMs });
+        host.setState('degraded', `${kind === 'refused' ? 'the hub refused the device' : 'hub unreachable'}: ${describeError(err)}`
+          + (decision.action === 'reprovision' ? ' (asking DPS again)' : ` (next try in ${Math.ceil(decision.delayMs / 1000)} s)`), err);
+      }
+      if (decision.action === 'reprovision') {
+        await session.stop();
+        const next = await this.provisionUntilDone(decision.reason, assignment);
+        if (next !== assignment) {
+          assignment = next;
+          session = this.newSession(assignment);
+        }
+        continue;
+      }
+      await this.sleep(decision.delayMs);
+    }
+  }
+
+  private newSession(assignment: Assignment): HubSession {
+    const { host } = this;
+    const session = new HubSession({
+      tpm: this.tpm!, target: assignment, ca: this.ca, log: host.log.child({ component: 'hub' }),
+      ...host.timings, clockCorrectionMs: () => host.clock.correctionMs(),
+      onConnected: (client, twin) => host.attach(client, twin),
+    });
+    this.session = session;
+    return session;
+  }
+
+  /**
+   * A refused token may only be the board's clock: asks the hub for its time, and when the
+   * correction changed, signs again at once instead of counting a refusal.
+   */
+  private async clockWasWrong(assignment: Assignment): Promise<boolean> {
+    const { clock, log } = this.host;
+    const before = clock.correctionMs();
+    try {
+      const seen = await fetchServiceDate(assignment.assignedHub, 443, trustedCas(this.ca), CLOCK_PROBE_MS);
+      clock.observe(seen.date, seen.sentAt, seen.receivedAt);
+    } catch (err) {
+      log.debug('clock.probe_failed', { hub: assignment.assignedHub, err });
+      return false;
+    }
+    const after = clock.correctionMs();
+    if (Math.abs(after - before) < 60_000) return false;
+    log.warn('clock.corrected', { offsetMs: clock.offsetMs(), signingWith: 'the hub\'s time', reason: 'the hub refused a token signed with the local clock' });
+    return true;
+  }
+
+  private async closeTpm(): Promise<void> {
+    await this.tpm?.close().catch(() => undefined);
+    this.tpm = undefined;
+  }
+
+  private check(): void {
+    this.host.generations.check(this.generation);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return this.host.generations.sleep(ms, this.generation);
+  }
+}
+
+/** What the policy needs to know of a failed DPS attempt. */
+export function dpsFailure(err: unknown): DpsFailure {
+  if (!(err instanceof DpsError)) return { retryable: true };
+  const fields = err as DpsError & { operatorMustAct?: boolean };
+  return { retryable: err.retryable, retryAfterMs: err.retryAfterMs, refused: !err.retryable, operatorMustAct: fields.operatorMustAct === true };
+}
