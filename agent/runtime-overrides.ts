@@ -60,8 +60,8 @@ const TIMING_KEYS: Record<string, (value: string, timings: TestTimings) => void>
   spread: (v, t) => { t.reconnectSpreadMs = seconds(v, 'spread', 0, 3_600) * 1000; },
   minReprovision: (v, t) => { t.minReprovisionSeconds = seconds(v, 'minReprovision', 0, 86_400); },
   backoff: (v, t) => {
-    if (v !== 'fast') throw timingsError(`backoff=${v}: expected backoff=fast`);
-    t.backoff = FAST_BACKOFF;
+    if (v !== 'fast' && v !== 'default') throw timingsError(`backoff=${v}: expected backoff=fast or backoff=default`);
+    t.backoff = v === 'fast' ? FAST_BACKOFF : undefined;
   },
 };
 

@@ -63,10 +63,11 @@ export class AgentProcess {
    * `timings`: IOT_AGENT_TEST_TIMINGS keys over the test defaults (a 5 s keep-alive, fast
    * backoff, no reconnect spread, no re-provisioning rate limit), e.g. `tokenLifetime=4`.
    */
-  static start(files: AgentFiles, timings = '', env: NodeJS.ProcessEnv = {}): AgentProcess {
-    const child = spawn(process.execPath, [CLI_PATH, '--config', files.configPath, 'run'], {
+  static start(files: AgentFiles, timings = '', options: { env?: NodeJS.ProcessEnv; prefix?: readonly string[] } = {}): AgentProcess {
+    const argv = [...(options.prefix ?? []), process.execPath, CLI_PATH, '--config', files.configPath, 'run'];
+    const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: `${TEST_TIMINGS},${timings}`, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...env },
+      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: `${TEST_TIMINGS},${timings}`, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...options.env },
     });
     return new AgentProcess(child, files);
   }
@@ -118,4 +119,13 @@ export class AgentProcess {
 /** `iot-agent status --json` for the agent configured in `files`, running or not. */
 export function agentStatus(files: AgentFiles): Promise<CliResult> {
   return runCli(['--config', files.configPath, 'status', '--json']);
+}
+
+/**
+ * A prefix that runs a command in a mount namespace of its own where `resolvConf` is
+ * /etc/resolv.conf: name lookups of the agent under test go where the test says (a
+ * loopback address), never to this machine's resolvers. Needs root, as the suite does.
+ */
+export function privateResolverPrefix(resolvConf: string): string[] {
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf];
 }

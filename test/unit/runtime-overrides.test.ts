@@ -17,6 +17,7 @@ describe('runtime overrides from the environment', () => {
       keepAliveSeconds: 3, backoff: FAST_BACKOFF, reconnectSpreadMs: 0, minReprovisionSeconds: 0,
     });
     expect(parseTestTimings('tokenLifetime=8')).toEqual({ tokenLifetimeSeconds: 8, tokenRenewalMarginSeconds: 2 });
+    expect(parseTestTimings('backoff=fast,backoff=default').backoff).toBeUndefined();
     expect(parseTestTimings(' , ')).toEqual({});
   });
 
@@ -28,7 +29,7 @@ describe('runtime overrides from the environment', () => {
     ['keepAlive=1.5', 'keepAlive=1.5'],
     ['keepAlive=-1', 'keepAlive=-1'],
     ['spread=9999999', 'spread=9999999'],
-    ['backoff=slow', 'backoff=slow: expected backoff=fast'],
+    ['backoff=slow', 'backoff=slow: expected backoff=fast or backoff=default'],
     ['tokenLifetime=4,renewalMargin=4', 'renewalMargin must be below tokenLifetime'],
     ['colour=blue', '"colour=blue": expected one of'],
   ])('refuses IOT_AGENT_TEST_TIMINGS %j', (spec, message) => {
