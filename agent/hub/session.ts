@@ -7,6 +7,7 @@ import deviceMqtt from 'azure-iot-device-mqtt';
 import securityTpm from 'azure-iot-security-tpm';
 import { useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
 import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
+import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
 import { AgentError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
@@ -131,9 +132,10 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   private newClient(): Client {
     const { target, log } = this.options;
     const auth = TpmAuthenticationProvider.fromTpmSecurityClient(target.deviceId, target.assignedHub, this.security);
+    const client = Client.fromAuthenticationProvider(auth, Mqtt);
+    dropTokenEventsUntilLive(auth, () => this.client === client && this.live);
     setHubTokenTiming(auth, this.options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS,
       this.options.tokenRenewalMarginSeconds ?? DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, this.options.clockCorrectionMs?.() ?? 0);
-    const client = Client.fromAuthenticationProvider(auth, Mqtt);
     // A failed renewal is emitted as 'error': without a listener it would end the process.
     auth.on('error', (err: Error) => {
       log.warn('hub.token_renewal_failed', { err });

@@ -23,17 +23,11 @@ describe('the connection policy, end to end', () => {
   const agents: AgentProcess[] = [];
   const DEVICE = 'board-40';
 
-  const configFor = (name: string, provisioning: string[] = []): AgentFiles => {
-    const files = writeAgentConfig(path.join(dir, name), {
-      idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
-    });
-    // Keys of the provisioning section, in place of writeAgentConfig's own lines for the same keys.
-    const keys = provisioning.map((l) => l.split(':')[0]!);
-    const lines = readFileSync(files.configPath, 'utf8').split('\n').filter((l) => !keys.some((k) => l.startsWith(`  ${k}:`)));
-    lines.splice(lines.indexOf('provisioning:') + 1, 0, ...provisioning.map((l) => `  ${l}`));
-    writeFileSync(files.configPath, lines.join('\n'));
-    return files;
-  };
+  const configFor = (name: string, provisioning: Record<string, string | number> = {}): AgentFiles => writeAgentConfig(path.join(dir, name), {
+    idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
+    reprovision: typeof provisioning.reprovision === 'string' ? provisioning.reprovision : undefined,
+    provisioning: Object.fromEntries(Object.entries(provisioning).filter(([k]) => k !== 'reprovision')),
+  });
   const start = (files: AgentFiles, timings = '', options: Parameters<typeof AgentProcess.start>[2] = {}) => {
     const agent = AgentProcess.start(files, timings, options);
     agents.push(agent);
@@ -64,7 +58,7 @@ describe('the connection policy, end to end', () => {
   });
 
   it('with reprovision never, a refused device knocks at most ten times in its first minute and never asks DPS', async () => {
-    const files = configFor('never', ['reprovision: never']);
+    const files = configFor('never', { reprovision: 'never' });
     const first = start(files);
     await first.waitForState('ready', 45_000);
     await first.stop();
@@ -113,7 +107,7 @@ describe('the connection policy, end to end', () => {
   }, 90_000);
 
   it('goes back to DPS when the cached hub no longer resolves for hubUnreachableSeconds, and is ready on the real hub', async () => {
-    const files = configFor('gone-hub', ['hubUnreachableSeconds: 30']);
+    const files = configFor('gone-hub', { hubUnreachableSeconds: 30 });
     const first = start(files);
     await first.waitForState('ready', 45_000);
     await first.stop();

@@ -13,6 +13,8 @@ export interface AgentFiles {
 /** A config file for an agent under test, with its own state and runtime directories in `dir`. */
 export function writeAgentConfig(dir: string, settings: {
   idScope: string; globalEndpoint: string; transport: string; caFile: string; reprovision?: string; registrationId?: string;
+  /** Further keys of the provisioning section, e.g. { minReprovisionSeconds: 60 }. */
+  provisioning?: Record<string, string | number>;
 }): AgentFiles {
   const stateDir = path.join(dir, 'state');
   const runtimeDir = path.join(dir, 'run');
@@ -24,6 +26,7 @@ export function writeAgentConfig(dir: string, settings: {
     `  globalEndpoint: ${settings.globalEndpoint}`,
     ...(settings.registrationId ? [`  registrationId: ${settings.registrationId}`] : []),
     `  reprovision: ${settings.reprovision ?? 'onErrorOnly'}`,
+    ...Object.entries(settings.provisioning ?? {}).map(([key, value]) => `  ${key}: ${value}`),
     'tpm:',
     `  transport: ${settings.transport}`,
     'tls:',
@@ -40,9 +43,18 @@ export function writeAgentConfig(dir: string, settings: {
 /** Test defaults for IOT_AGENT_TEST_TIMINGS: quick, and without the policy's spread and rate limit. */
 export const TEST_TIMINGS = 'keepAlive=5,backoff=fast,spread=0,minReprovision=0';
 
+export interface AgentStartOptions {
+  env?: NodeJS.ProcessEnv;
+  /** argv in front of the agent's own, e.g. privateResolverPrefix(). */
+  prefix?: readonly string[];
+  /** false: only the `timings` given, without the tests' quick defaults (production timings otherwise). */
+  testTimings?: false;
+}
+
 /** `iot-agent run` as systemd would start it, with its log lines collected. */
 export class AgentProcess {
   readonly lines: string[] = [];
+  private readonly listeners: ((line: string) => void)[] = [];
   private closed = false;
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
@@ -53,6 +65,7 @@ export class AgentProcess {
       const parts = partial.split('\n');
       partial = parts.pop()!;
       this.lines.push(...parts);
+      for (const line of parts) for (const listener of this.listeners) listener(line);
     });
     // 'close' comes after the last stderr bytes, so the log is whole when the exit is seen.
     this.exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
@@ -63,13 +76,24 @@ export class AgentProcess {
    * `timings`: IOT_AGENT_TEST_TIMINGS keys over the test defaults (a 5 s keep-alive, fast
    * backoff, no reconnect spread, no re-provisioning rate limit), e.g. `tokenLifetime=4`.
    */
-  static start(files: AgentFiles, timings = '', options: { env?: NodeJS.ProcessEnv; prefix?: readonly string[] } = {}): AgentProcess {
+  static start(files: AgentFiles, timings = '', options: AgentStartOptions = {}): AgentProcess {
     const argv = [...(options.prefix ?? []), process.execPath, CLI_PATH, '--config', files.configPath, 'run'];
+    const testTimings = options.testTimings === false ? timings : `${TEST_TIMINGS},${timings}`;
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: `${TEST_TIMINGS},${timings}`, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...options.env },
+      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: testTimings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...options.env },
     });
     return new AgentProcess(child, files);
+  }
+
+  /** Whether the process has ended. */
+  get ended(): boolean {
+    return this.closed;
+  }
+
+  /** Calls `listener` with each log line from now on. */
+  onLine(listener: (line: string) => void): void {
+    this.listeners.push(listener);
   }
 
   status(): Promise<CliResult> {
