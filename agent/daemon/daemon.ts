@@ -15,15 +15,18 @@ import { ensureIdentity, type DeviceIdentity } from '../tpm/identity.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import type { QueueFacts } from '../telemetry/disk-queue.js';
+import { readTpmReport } from '../tpm/tpm-report.js';
+import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
 import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
+import { FailureRecord, type FailureFacts } from './failure-record.js';
 import { SystemdNotifier } from './systemd-notify.js';
-import { TpmLock } from './tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
 
 export type DaemonState = 'starting' | 'provisioning' | 'connecting' | 'ready' | 'degraded' | 'stopping';
 
-export interface DaemonStatus {
+export interface DaemonStatus extends FailureFacts {
   state: DaemonState;
   reason: string | undefined;
   since: string;
@@ -32,6 +35,22 @@ export interface DaemonStatus {
   deviceId: string | undefined;
   assignedHub: string | undefined;
   idScope: string | undefined;
+  /** The IoT Hub protocol the session speaks. */
+  hubProtocol: 'mqtt';
+  /** The telemetry disk queue: undelivered messages, drops, and the oldest message's age. */
+  telemetryQueue: QueueFacts | null;
+  /** The service's clock minus this device's, in ms; null until measured. */
+  clockOffsetMs: number | null;
+}
+
+/** The daemon's live state for a support bundle. */
+export interface DaemonSnapshot {
+  status: DaemonStatus;
+  logLevel: string;
+  /** The in-memory ring of recent log lines, oldest first. */
+  recentLog: string[];
+  /** C2D command ids remembered as executed. */
+  executedCommands: number | null;
 }
 
 export interface DaemonOptions {
@@ -84,6 +103,7 @@ export class Daemon {
   private readyGraceTimer: NodeJS.Timeout | undefined;
   private caPem: string | undefined;
   private features: DeviceFeatures | undefined;
+  private readonly failures = new FailureRecord();
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
@@ -102,12 +122,24 @@ export class Daemon {
       deviceId: this.assignment?.deviceId,
       assignedHub: this.assignment?.assignedHub,
       idScope: this.config.provisioning.idScope,
+      hubProtocol: 'mqtt',
+      ...this.failures.facts(),
+      telemetryQueue: this.features?.queueFacts() ?? null,
+      clockOffsetMs: null,
+    };
+  }
+
+  /** What a support bundle needs from the running daemon, read in-process. */
+  snapshot(): DaemonSnapshot {
+    return {
+      status: this.status(), logLevel: this.log.currentLevel(), recentLog: this.log.recent(Number.MAX_SAFE_INTEGER),
+      executedCommands: this.features?.executedCount() ?? null,
     };
   }
 
   async start(): Promise<void> {
     requireIdScope(this.config, this.options.configPath);
-    this.lock = await TpmLock.acquire(this.config.runtimeDir, 'the iot-agent daemon');
+    this.lock = await TpmLock.acquire(this.config.runtimeDir, DAEMON_LOCK_OWNER);
     this.control = await serveControlSocket(this.config.runtimeDir, (request, reply) => this.onControl(request, reply));
     this.features = await this.createFeatures();
     this.features.start();
@@ -300,6 +332,10 @@ export class Daemon {
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: hardeningSiteFromEnv(),
       reboot: rebootSettingsFromEnv(),
+      // Loaded on use: the bundle's collectors and tar are not needed to run.
+      supportBundle: async (since, dir, now) => (await import('../support/daemon-sources.js')).buildInDaemon({
+        config: this.config, configPath: this.options.configPath, snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
+      }, since, dir, now),
     });
   }
 
@@ -312,10 +348,28 @@ export class Daemon {
   }
 
   private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {
-    if (request.op === 'status') {
-      reply({ event: 'status', ...this.status() });
-      return;
+    switch (request.op) {
+      case 'status':
+        reply({ event: 'status', ...this.status() });
+        return;
+      case 'tpm':
+        reply({ event: 'tpm', pid: process.pid, ...await this.tpmReport() });
+        return;
+      case 'support':
+        reply({ event: 'support', ...this.snapshot() });
+        return;
+      case 'provision':
+        return this.provisionOnRequest(reply);
     }
+  }
+
+  /** What the TPM holds, read through the daemon's own connection (swtpm serves one at a time). */
+  async tpmReport() {
+    if (!this.tpm) throw new Error(`the TPM is not open (${this.reason ?? this.state})`);
+    return readTpmReport(this.tpm, formatTransport(parseTransport(this.config.tpm.transport)));
+  }
+
+  private async provisionOnRequest(reply: (line: ControlReply) => void): Promise<void> {
     // A technician asked for it: run one attempt in the open and report each step, then
     // hand back to the normal flow, which retries on its own if this attempt failed.
     const generation = await this.endFlow();
@@ -357,6 +411,9 @@ export class Daemon {
 
   private setState(state: DaemonState, reason?: string): void {
     if (this.state === 'stopping' && state !== 'stopping') return;
+    // Every failure counts, also one that repeats the last one word for word.
+    if (state === 'degraded') this.failures.failed(reason ?? state);
+    if (state === 'ready') this.failures.recovered();
     if (state === this.state && reason === this.reason) return;
     this.log.info('state.changed', { from: this.state, to: state, reason });
     this.state = state;
@@ -387,8 +444,10 @@ export class Daemon {
 
   private sleep(ms: number, generation: number): Promise<void> {
     return new Promise((resolve, reject) => {
+      const awake = this.failures.waiting(ms);
       const wake = () => {
         clearTimeout(timer);
+        awake();
         this.sleepers.delete(wake);
         if (generation === this.generation) resolve();
         else reject(new Superseded());
