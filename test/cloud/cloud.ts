@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { startDps, type Dps } from './dps/dps.js';
 import { FileUploads } from './files/file-uploads.js';
-import { DEFAULT_BLOB_PORT, startStorage, type LocalStorage } from './files/storage.js';
+import { startStorage, type LocalStorage } from './files/storage.js';
 import type { AllocationPolicy } from './dps/enrollment.js';
 import { startHub, type LocalHub } from './hub/hub.js';
 import { ensureServerCredentials } from './tls.js';
@@ -64,7 +64,7 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
   try {
     if (options.storage) {
       const port = typeof options.storage === 'object' ? options.storage.port : undefined;
-      storage = await startStorage({ address: hubAddresses[0]!, port: port ?? DEFAULT_BLOB_PORT, dir: path.join(options.dir, 'storage'), tls });
+      storage = await startStorage({ address: hubAddresses[0]!, port, dir: path.join(options.dir, 'storage'), tls });
     }
     const files = storage ? new FileUploads(storage) : undefined;
     for (const [i, address] of hubAddresses.entries()) {

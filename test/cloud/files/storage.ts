@@ -18,8 +18,6 @@ import type { ServerCredentials } from '../tls.js';
  */
 export const ACCOUNT_NAME = 'devstoreaccount1';
 const ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
-/** Azurite's default blob port; each cloud has a loopback address of its own. */
-export const DEFAULT_BLOB_PORT = 10000;
 /** IoT Hub's default SAS URI lifetime for file uploads (configurable on a real hub). */
 export const SAS_TTL_SECONDS = 3600;
 /** A SAS version both @azure/storage-blob and Azurite sign and check alike. */
@@ -27,6 +25,7 @@ const SAS_VERSION = '2021-12-02';
 
 export interface StorageOptions {
   address: string;
+  /** Default: a free port, chosen by Azurite. */
   port?: number;
   dir: string;
   tls: ServerCredentials;
@@ -54,10 +53,9 @@ export interface LocalStorage {
 }
 
 export async function startStorage(options: StorageOptions): Promise<LocalStorage> {
-  const port = options.port ?? DEFAULT_BLOB_PORT;
   const container = options.container ?? 'device-uploads';
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-  const child = await startAzurite(options.address, port, options.dir, options.tls);
+  const { child, port } = await startAzurite(options.address, options.port ?? 0, options.dir, options.tls);
   const blobEndpoint = `https://${options.address}:${port}/${ACCOUNT_NAME}`;
   // The storage SDK takes no CA option; this process trusts the test CA the way the agent does.
   trustForBlobStorage(options.tls.ca);
@@ -100,8 +98,8 @@ export async function startStorage(options: StorageOptions): Promise<LocalStorag
   };
 }
 
-/** Starts azurite-blob with a fixed argv and waits for its "listening" line. */
-async function startAzurite(address: string, port: number, dir: string, tls: ServerCredentials): Promise<ChildProcess> {
+/** Starts azurite-blob with a fixed argv and waits for the line that says where it listens. */
+async function startAzurite(address: string, port: number, dir: string, tls: ServerCredentials): Promise<{ child: ChildProcess; port: number }> {
   let main: string;
   try {
     main = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
@@ -114,12 +112,14 @@ async function startAzurite(address: string, port: number, dir: string, tls: Ser
   writeFileSync(keyFile, tls.key, { mode: 0o600 });
   const child = spawn(process.execPath, [
     main, '--blobHost', address, '--blobPort', String(port), '--location', dir, '--cert', certFile, '--key', keyFile,
-    // Never phone home from a test; newer clients' API versions are accepted as older ones.
-    '--disableTelemetry', '--skipApiVersionCheck', '--silent',
+    // Never phone home from a test; newer clients' API versions are accepted as older ones;
+    // --loose: the device SDK's storage client (12.8) sends an x-ms-encryption-algorithm
+    // header on every Put Block that Azurite's strict mode refuses (FeatureNotSupported).
+    '--disableTelemetry', '--skipApiVersionCheck', '--loose', '--silent',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  await new Promise<void>((resolve, reject) => {
+  const listening = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`Azurite did not start within 30 s: ${stderr.trim()}`));
@@ -128,13 +128,15 @@ async function startAzurite(address: string, port: number, dir: string, tls: Ser
       clearTimeout(timer);
       reject(new Error(`Azurite exited with ${code}: ${stderr.trim()}${/EADDRINUSE/.test(stderr) ? ` (${address}:${port} is taken)` : ''}`));
     });
+    // "Azurite Blob service successfully listens on https://127.0.0.1:43117"
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (/successfully listening/i.test(line)) {
+      const port = /successfully listens on https?:\/\/\S+:(\d+)/.exec(line)?.[1];
+      if (port) {
         clearTimeout(timer);
-        resolve();
+        resolve(Number(port));
       }
     });
   });
   child.removeAllListeners('exit');
-  return child;
+  return { child, port: listening };
 }
