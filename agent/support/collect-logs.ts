@@ -30,17 +30,19 @@ export function journalCollector(sources: BundleSources): Collector {
     collect: async (context) => {
       const outcome = await context.exec(argv, { maxBytes: MAX_JOURNAL_BYTES, timeoutMs: 15_000 });
       if (outcome.notInstalled) throw new NotAvailable('journalctl is not installed: no journal on this system');
-      if (/No journal files were found/i.test(outcome.stderr) && outcome.stdout.trim() === '') {
+      const lines = outcome.stdout.split('\n').filter((line) => line !== '' && !line.startsWith('-- No entries --'));
+      if (lines.length === 0 && /No journal files were found/i.test(outcome.stderr)) {
         throw new NotAvailable('no journal files on this system (journald does not keep one)');
       }
       if (outcome.error || (outcome.exitCode !== 0 && !outcome.truncated)) {
         throw new Error(`journalctl failed: ${outcome.error ?? `exit code ${outcome.exitCode}`}${outcome.stderr ? `: ${outcome.stderr.trim().split('\n')[0]}` : ''}`);
       }
-      const lines = outcome.stdout.split('\n').filter((line) => line !== '' && !line.startsWith('-- No entries --'));
       // A cut journal ends in a partial line: it is the oldest, drop it.
       if (outcome.truncated) lines.pop();
       lines.reverse();
-      const header = outcome.truncated ? [`-- cut to the newest ${MAX_JOURNAL_BYTES} bytes: older lines left out --`] : [];
+      // journalctl's own notes, e.g. that an unprivileged user sees only part of the journal.
+      const notes = outcome.stderr.split('\n').filter((l) => l.trim() !== '').slice(0, 3).map((l) => `-- journalctl: ${l.trim()} --`);
+      const header = [...notes, ...(outcome.truncated ? [`-- cut to the newest ${MAX_JOURNAL_BYTES} bytes: older lines left out --`] : [])];
       return [{ name: 'journal.txt', text: [...header, ...lines, ''].join('\n') }];
     },
   };

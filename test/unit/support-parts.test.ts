@@ -1,7 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { execBounded } from '../../agent/support/bounded-exec.js';
 import { bundleName } from '../../agent/support/bundle.js';
-import { journalArgv } from '../../agent/support/collect-logs.js';
+import { journalArgv, journalCollector, MAX_JOURNAL_BYTES } from '../../agent/support/collect-logs.js';
+import type { BundleSources } from '../../agent/support/sources.js';
 import { NotAvailable, runCollector, type Collector } from '../../agent/support/collector.js';
 import { keysFromDefaults } from '../../agent/support/config-keys.js';
 import { parseSince } from '../../agent/support/since.js';
@@ -81,5 +85,49 @@ describe('support bundle parts', () => {
     expect(missing).toMatchObject({ notInstalled: true, error: 'iot-agent-no-such-tool is not installed' });
     const failing = await execBounded(['sh', '-c', 'echo oops >&2; exit 3'], { timeoutMs: 1_000, maxBytes: 10 });
     expect(failing).toMatchObject({ exitCode: 3, stderr: 'oops\n', truncated: false });
+  });
+
+  describe('the journal collector, with a stand-in journalctl first on PATH', () => {
+    const bin = mkdtempSync(path.join(tmpdir(), 'iot-agent-journalctl-'));
+    const savedPath = process.env.PATH;
+    afterAll(() => {
+      process.env.PATH = savedPath;
+      rmSync(bin, { recursive: true, force: true });
+    });
+    const withJournalctl = async (script: string) => {
+      writeFileSync(path.join(bin, 'journalctl'), `#!/bin/sh\n${script}\n`);
+      chmodSync(path.join(bin, 'journalctl'), 0o755);
+      process.env.PATH = `${bin}:${savedPath}`;
+      return runCollector(journalCollector({ since: new Date('2026-03-15T00:00:00Z') } as BundleSources));
+    };
+
+    it('puts the newest-first output back in order', async () => {
+      const { entry, files } = await withJournalctl("printf '2026-03-15T10:00:02+0000 b iot-agent[1]: second\\n2026-03-15T10:00:01+0000 b iot-agent[1]: first\\n'");
+      expect(entry.status).toBe('ok');
+      expect(files).toEqual([{ name: 'journal.txt', text: '2026-03-15T10:00:01+0000 b iot-agent[1]: first\n2026-03-15T10:00:02+0000 b iot-agent[1]: second\n' }]);
+    });
+
+    it('keeps the newest lines of a journal over the limit, and says it cut the rest', async () => {
+      const { entry, files } = await withJournalctl(`i=0; while [ $i -lt 200000 ]; do echo "line $i of a very long journal, newest first ......"; i=$((i+1)); done`);
+      expect(entry).toMatchObject({ status: 'ok', commands: [expect.objectContaining({ truncated: true })] });
+      const text = (files[0] as { text: string }).text;
+      const lines = text.trimEnd().split('\n');
+      expect(lines[0]).toBe(`-- cut to the newest ${MAX_JOURNAL_BYTES} bytes: older lines left out --`);
+      expect(lines.at(-1)).toBe('line 0 of a very long journal, newest first ......');
+      expect(lines.slice(1).every((l) => /^line \d+ of a very long journal, newest first \.{6}$/.test(l))).toBe(true);
+      expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_JOURNAL_BYTES + 100);
+    });
+
+    it('records a system without journal files as unavailable, and a failing journalctl as failed', async () => {
+      const none = await withJournalctl("echo '-- No entries --'; echo 'No journal files were found.' >&2");
+      expect(none.entry).toMatchObject({ status: 'unavailable', error: 'no journal files on this system (journald does not keep one)' });
+      const broken = await withJournalctl("echo 'Failed to parse timestamp: @x' >&2; exit 1");
+      expect(broken.entry).toMatchObject({ status: 'failed', error: 'journalctl failed: exit code 1: Failed to parse timestamp: @x' });
+    });
+
+    it('keeps journalctl\'s note that an unprivileged user sees part of the journal', async () => {
+      const { files } = await withJournalctl("echo 'Hint: You are currently not seeing messages from other users and the system.' >&2; echo '2026-03-15T10:00:01+0000 b iot-agent[1]: x'");
+      expect((files[0] as { text: string }).text).toBe('-- journalctl: Hint: You are currently not seeing messages from other users and the system. --\n2026-03-15T10:00:01+0000 b iot-agent[1]: x\n');
+    });
   });
 });
