@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseJsonBody, readBody } from '../hub/http-body.js';
 import { errors } from '../hub/hub-error.js';
+import { decodeSegment, header } from '../hub/service-api.js';
 import type { DeviceRecord } from '../hub/registry.js';
 import { checkSas, parseSas, SasError } from '../sas.js';
 import type { LocalStorage } from './storage.js';
@@ -65,14 +66,14 @@ export class FileUploads {
 
   async handle(hub: DeviceLookup, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const [, rawId, notifications, rawCorrelation] = PATH.exec(url.pathname)!;
-    const deviceId = decode(rawId!);
+    const deviceId = decodeSegment(rawId!);
     if (req.method !== 'POST') throw errors.notFound(`${req.method} ${url.pathname}`);
     if (!url.searchParams.get('api-version')) throw errors.badFormat('The api-version query parameter is required');
     authenticate(hub, deviceId, header(req, 'authorization'));
     const body = parseJsonBody(await readBody(req, MAX_BODY_BYTES));
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw errors.argumentInvalid('Request body must be a JSON object');
     if (notifications) {
-      await this.complete(deviceId, body as Record<string, unknown>, rawCorrelation === undefined ? undefined : decode(rawCorrelation));
+      await this.complete(deviceId, body as Record<string, unknown>, rawCorrelation === undefined ? undefined : decodeSegment(rawCorrelation));
       res.writeHead(204).end();
       return;
     }
@@ -138,17 +139,4 @@ function authenticate(hub: DeviceLookup, deviceId: string, authorization: string
   const results = [device.primaryKey, device.secondaryKey].map((key) => checkSas(token, Buffer.from(key, 'base64')));
   if (results.includes('ok')) return;
   throw errors.unauthorized(results.includes('expired') ? 'token expired' : 'signature does not match the device key');
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function decode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw errors.badFormat(`Path segment ${JSON.stringify(segment.slice(0, 40))} is not valid URL encoding`);
-  }
 }
