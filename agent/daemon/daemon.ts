@@ -16,7 +16,7 @@ import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
 import type { QueueFacts } from '../telemetry/disk-queue.js';
-import { readTpmReport } from '../tpm/tpm-report.js';
+import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
 import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
 import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
@@ -364,7 +364,7 @@ export class Daemon {
   }
 
   /** What the TPM holds, read through the daemon's own connection (swtpm serves one at a time). */
-  async tpmReport() {
+  async tpmReport(): Promise<TpmReport> {
     if (!this.tpm) throw new Error(`the TPM is not open (${this.reason ?? this.state})`);
     return readTpmReport(this.tpm, formatTransport(parseTransport(this.config.tpm.transport)));
   }
