@@ -155,6 +155,12 @@ describe('iot-agent support-bundle', () => {
       expect(unpacked.json('tpm.json')).toMatchObject({ via: 'direct', endorsementKey: { ok: true } });
       expect(unpacked.collector('daemon-log')).toMatchObject({ status: 'unavailable', error: expect.stringContaining('the daemon does not run') });
       expect(unpacked.json('state.json')).toMatchObject({ telemetryQueue: { depth: expect.any(Number) }, executedCommands: { count: 0 } });
+      const human = await runCli(['--config', dc.files.configPath, 'support-bundle', '--output', path.join(out, 'human')], { IOT_AGENT_TPM: '' });
+      const [first, second] = human.stdout.split('\n');
+      expect(path.basename(first!)).toMatch(NAME);
+      expect(statSync(first!).isFile()).toBe(true);
+      expect(second).toMatch(/^ {2}\d+ KiB, (9|10) of 11 collectors complete, daemon not running$/);
+      expect(human.stdout).toContain('\n  daemon-log: unavailable (the daemon does not run: its recent lines are in the journal only)\n');
       const status = await runCli(['--config', dc.files.configPath, 'status', '--json']);
       expect(JSON.parse(status.stdout)).toMatchObject({ daemon: 'not running', telemetryQueue: { dropped: 0 }, lastError: null });
     }, 60_000);
