@@ -43,6 +43,15 @@ program
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/status.js')).status(command.optsWithGlobals())));
 
+program
+  .command('support-bundle')
+  .description('everything support needs in one .tar.gz (status, check, TPM facts, config, journal, hardening, network), secrets removed')
+  .option('--output <dir>', 'where to write iot-agent-support-<hostname>-<UTC time>.tar.gz (default: the current directory)')
+  .option('--since <duration>', 'journal entries from this long ago: 24h, 90m, 2d (default 24h)')
+  .option('--json', 'print one JSON object: {"path","bytes","durationMs","daemon","collectors"}')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/support-bundle.js')).supportBundle(command.optsWithGlobals())));
+
 const tpm = program.command('tpm').description("inspect the board's TPM 2.0");
 tpm
   .command('info')

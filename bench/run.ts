@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   hardening: () => import('./hardening.js'),
   'cloud-dps': () => import('./cloud-dps.js'),
   fleet: () => import('./fleet.js'),
+  'support-bundle': () => import('./support-bundle.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -6,7 +6,7 @@ import { withDeadline } from './deadline.js';
 import { checkEndpoint, type Endpoint } from './endpoint-check.js';
 import { CHECK_IDS, fail, seconds, warn, type CheckId, type CheckResult } from './result.js';
 import { describeAssignment, describeStateDir, inspectStateDir } from './state-check.js';
-import { checkTpm } from './tpm-check.js';
+import { checkTpm, type TpmCheckOptions } from './tpm-check.js';
 import { loadTrust } from './trust.js';
 
 export interface CheckOptions {
@@ -19,6 +19,8 @@ export interface CheckOptions {
   networkTimeoutMs?: number;
   /** Deadline for each TPM command. */
   tpmCommandTimeoutMs?: number;
+  /** How the TPM is read: the daemon passes its own connection; the CLI asks the daemon or opens it. */
+  tpmRead?: TpmCheckOptions['read'];
 }
 
 export const NETWORK_TIMEOUT_MS = 5_000;
@@ -62,6 +64,8 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
       origin: options.tpmOverride ? 'IOT_AGENT_TPM' : 'tpm.transport',
       commandTimeoutMs: tpmMs,
       registrationId: config.provisioning.registrationId,
+      runtimeDir: config.runtimeDir,
+      read: options.tpmRead,
     }), ['tpm', 'identity'], 2 * tpmMs + GUARD_SLACK_MS),
     guard(checkEndpoint(dpsEndpoint(config), trust, networkMs), ['dps-dns', 'dps-tls'], endpointMs),
     hub === undefined

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
-import { DaemonAbsentError, requestDaemon } from '../daemon/control-socket.js';
+import { DaemonAbsentError, payloadOf, requestDaemon } from '../daemon/control-socket.js';
 import { TpmLock } from '../daemon/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import { Logger } from '../log/logger.js';
@@ -60,10 +60,9 @@ async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, messag
   for await (const line of requestDaemon(config.runtimeDir, { op: 'provision', force: true })) {
     if (line.event === 'step') show(line.step as ProvisionStep, String(line.message));
     else if (line.event === 'error') throw new AgentError(String(line.message));
-    else if (line.event === 'done') last = line;
+    else if (line.event === 'done') last = payloadOf(line);
   }
   if (!last) throw new AgentError('the daemon ended the request without a result');
-  delete last.event;
   return last;
 }
 

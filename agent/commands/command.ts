@@ -26,6 +26,12 @@ export interface CommandContext {
   readonly telemetry: { intervalSeconds(): number; setIntervalSeconds(seconds: number): void };
   readonly hardening: HardeningAccess;
   systemInfo(): Promise<Record<string, unknown>>;
+  readonly support: SupportAccess;
+}
+
+/** Support bundles: built by the daemon, uploaded through IoT Hub file upload. */
+export interface SupportAccess {
+  buildAndUpload(request: { sinceSeconds: number; now: Date; blobName: string }): Promise<{ blobName: string; bytes: number; collectors: Record<string, string> }>;
 }
 
 export interface HardeningAccess {

@@ -39,6 +39,10 @@ export class ExecutedIds {
     return store;
   }
 
+  count(): number {
+    return this.entries.length;
+  }
+
   find(id: string): ExecutedEntry | undefined {
     return this.entries.find((e) => e.id === id);
   }

@@ -10,6 +10,7 @@ import { reprovision } from './reprovision.js';
 import { restartAgent } from './restart-agent.js';
 import { clip, InvalidArgument, validateArgs, type ArgsSchema } from './schema.js';
 import { setTelemetryInterval } from './set-telemetry-interval.js';
+import { uploadSupportBundle } from './upload-support-bundle.js';
 
 /** Every cloud command: adding one is a new module and one line here. */
 export const COMMANDS: readonly Command<ArgsSchema>[] = [
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command<ArgsSchema>[] = [
   getHardeningStatus,
   getLogs,
   setTelemetryInterval,
+  uploadSupportBundle,
 ] as Command<ArgsSchema>[];
 
 /** Where a request came from: a direct method, or a C2D envelope with its id. */

@@ -35,7 +35,8 @@ export interface FlowHost {
   readonly timings: SessionTimings;
   /** The TPM transport string in force (the config's, or the runtime override). */
   transport(config: AgentConfig): string;
-  setState(state: FlowState, reason?: string, err?: unknown): void;
+  /** `failure`: what went wrong, in words, when the new state is one (remembered as the last error). */
+  setState(state: FlowState, reason?: string, failure?: string): void;
   connected(assignment: Assignment): void;
   attach(client: Client, twin: Twin): Promise<void>;
   detach(): void;
@@ -79,7 +80,7 @@ export class ConnectionFlow {
         // Whatever stopped this flow (the TPM, an unreadable CA file) may be mended later.
         const delay = host.policy.flowFailed();
         host.log.error('daemon.flow_failed', { err, retryInMs: delay });
-        host.setState('degraded', `${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`, err);
+        host.setState('degraded', `${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`, describeError(err));
         await this.closeTpm();
         if (!(await this.sleep(delay).then(() => true, () => false))) return;
       }
@@ -142,7 +143,8 @@ export class ConnectionFlow {
         const decision = host.policy.dpsFailed(dpsFailure(err), fallback !== undefined);
         host.log.warn('provisioning.failed', { err, then: decision.action, retryInMs: decision.delayMs, reason: decision.reason });
         if (decision.action === 'fallback') return fallback!;
-        host.setState('degraded', `provisioning failed: ${describeError(err)} (next try in ${Math.ceil(decision.delayMs / 1000)} s)`, err);
+        const failure = `provisioning failed: ${describeError(err)}`;
+        host.setState('degraded', `${failure} (next try in ${Math.ceil(decision.delayMs / 1000)} s)`, failure);
         await this.sleep(decision.delayMs);
       }
     }
@@ -193,7 +195,8 @@ export class ConnectionFlow {
         });
         host.detach();
         decision = host.policy.hubLost();
-        host.setState('degraded', `hub connection lost: ${describeError(lost)} (reconnecting in ${Math.ceil(decision.delayMs / 1000)} s)`, lost);
+        const failure = `hub connection lost: ${describeError(lost)}`;
+        host.setState('degraded', `${failure} (reconnecting in ${Math.ceil(decision.delayMs / 1000)} s)`, failure);
       } catch (err) {
         if (err instanceof Superseded) throw err;
         host.detach();
@@ -201,8 +204,8 @@ export class ConnectionFlow {
         if (kind === 'refused' && await this.clockWasWrong(assignment)) continue;
         decision = host.policy.hubFailed(kind);
         host.log.warn(kind === 'refused' ? 'hub.rejected' : 'hub.unreachable', { hub: assignment.assignedHub, err, then: decision.action, retryInMs: decision.delayMs });
-        host.setState('degraded', `${kind === 'refused' ? 'the hub refused the device' : 'hub unreachable'}: ${describeError(err)}`
-          + (decision.action === 'reprovision' ? ' (asking DPS again)' : ` (next try in ${Math.ceil(decision.delayMs / 1000)} s)`), err);
+        const failure = `${kind === 'refused' ? 'the hub refused the device' : 'hub unreachable'}: ${describeError(err)}`;
+        host.setState('degraded', `${failure}${decision.action === 'reprovision' ? ' (asking DPS again)' : ` (next try in ${Math.ceil(decision.delayMs / 1000)} s)`}`, failure);
       }
       if (decision.action === 'reprovision') {
         await session.stop();

@@ -11,14 +11,17 @@ import { ConnectionPolicy, DEFAULT_RECONNECT_SPREAD_MS, type PolicySettings } fr
 import type { Assignment } from '../state/assignment-store.js';
 import { readConnectionHistory, writeConnectionHistory } from '../state/connection-history.js';
 import { ServiceClock } from '../time/service-clock.js';
+import type { QueueFacts } from '../telemetry/disk-queue.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
+import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
+import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { ConnectionFlow, type FlowState, type SessionTimings } from './connection-flow.js';
 import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
 import { Generations } from './generations.js';
 import { SystemdNotifier } from './systemd-notify.js';
-import { TpmLock } from './tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
 
 export type DaemonState = FlowState | 'stopping';
 
@@ -31,17 +34,32 @@ export interface DaemonStatus {
   deviceId: string | undefined;
   assignedHub: string | undefined;
   idScope: string | undefined;
-  /** The last failure, with its time. */
-  lastError: { message: string; at: string } | undefined;
+  /** The IoT Hub protocol the session speaks. */
+  hubProtocol: 'mqtt';
+  /** The last failure, with its time (kept after recovery, for the record). */
+  lastError: { message: string; at: string } | null;
+  /** Failures since the last connection to the hub. */
   consecutiveFailures: number;
-  /** When the next attempt (connect, DPS or the flow) is due. */
-  nextAttemptAt: string | undefined;
+  /** When the next attempt (connect, DPS or the flow) is due (ISO 8601), null when nothing waits. */
+  nextRetryAt: string | null;
   /** DPS is not asked again before this (rate limit, Retry-After, operator hold). */
-  dpsHeldOffUntil: string | undefined;
+  dpsHeldOffUntil: string | null;
   /** DPS will not assign this device until an operator acts (disabled, failed, refused). */
   operatorMustAct: boolean;
-  /** Service time minus local time, as measured from DPS's and the hub's Date headers. */
-  clockOffsetMs: number | undefined;
+  /** The telemetry disk queue: undelivered messages, drops, and the oldest message's age. */
+  telemetryQueue: QueueFacts | null;
+  /** The service's clock minus this device's, in ms, from DPS's and the hub's Date headers; null until measured. */
+  clockOffsetMs: number | null;
+}
+
+/** The daemon's live state for a support bundle. */
+export interface DaemonSnapshot {
+  status: DaemonStatus;
+  logLevel: string;
+  /** The in-memory ring of recent log lines, oldest first. */
+  recentLog: string[];
+  /** C2D command ids remembered as executed. */
+  executedCommands: number | null;
 }
 
 export interface DaemonOptions {
@@ -92,7 +110,7 @@ export class Daemon {
   private state: DaemonState = 'starting';
   private reason: string | undefined;
   private since = new Date();
-  private lastError: { message: string; at: string } | undefined;
+  private lastError: DaemonStatus['lastError'] = null;
   private flow: ConnectionFlow | undefined;
   private lock: TpmLock | undefined;
   private control: net.Server | undefined;
@@ -111,7 +129,7 @@ export class Daemon {
 
   status(): DaemonStatus {
     const view = this.policy.view();
-    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
     return {
       state: this.state,
       reason: this.reason,
@@ -121,18 +139,36 @@ export class Daemon {
       deviceId: this.flow?.assignment?.deviceId,
       assignedHub: this.flow?.assignment?.assignedHub,
       idScope: this.config.provisioning.idScope,
+      hubProtocol: 'mqtt',
       lastError: this.lastError,
       consecutiveFailures: view.consecutiveFailures,
-      nextAttemptAt: iso(view.nextAttemptAt),
+      nextRetryAt: iso(view.nextAttemptAt),
       dpsHeldOffUntil: iso(view.dpsHeldOffUntil),
       operatorMustAct: view.operatorMustAct,
-      clockOffsetMs: this.clock.offsetMs(),
+      telemetryQueue: this.features?.queueFacts() ?? null,
+      clockOffsetMs: this.clock.offsetMs() ?? null,
     };
+  }
+
+  /** What a support bundle needs from the running daemon, read in-process. */
+  snapshot(): DaemonSnapshot {
+    return {
+      status: this.status(), logLevel: this.log.currentLevel(), recentLog: this.log.recent(Number.MAX_SAFE_INTEGER),
+      executedCommands: this.features?.executedCount() ?? null,
+    };
+  }
+
+  /** What the TPM holds, read through the daemon's own connection (swtpm serves one at a time). */
+  async tpmReport(): Promise<TpmReport> {
+    const tpm = this.flow?.tpm;
+    if (!tpm) throw new Error(`the TPM is not open (${this.reason ?? this.state})`);
+    const transport = this.options.overrides?.tpmTransport ?? this.config.tpm.transport;
+    return readTpmReport(tpm, formatTransport(parseTransport(transport)));
   }
 
   async start(): Promise<void> {
     requireIdScope(this.config, this.options.configPath);
-    this.lock = await TpmLock.acquire(this.config.runtimeDir, 'the iot-agent daemon');
+    this.lock = await TpmLock.acquire(this.config.runtimeDir, DAEMON_LOCK_OWNER);
     this.policy = new ConnectionPolicy(policySettings(this.config, this.options.overrides), await readConnectionHistory(this.config.stateDir));
     signDpsTokensWith(() => this.clock.now());
     this.clock.on('corrected', (offsetMs) => this.resign(`the service clock differs from the local one by ${Math.round(offsetMs / 1000)} s`));
@@ -200,7 +236,7 @@ export class Daemon {
       generations: this.generations,
       timings: this.sessionTimings(),
       transport: (config) => this.options.overrides?.tpmTransport ?? config.tpm.transport,
-      setState: (state, reason, err) => this.setState(state, reason, err),
+      setState: (state, reason, failure) => this.setState(state, reason, failure),
       connected: (assignment) => this.onConnected(assignment),
       attach: (client: Client, twin: Twin) => this.features?.onConnected(client, twin) ?? Promise.resolve(),
       detach: () => this.features?.detach(),
@@ -284,14 +320,31 @@ export class Daemon {
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: this.options.overrides?.hardeningSite ?? { root: '/', backend: 'auto' },
       reboot: this.options.overrides?.reboot ?? {},
+      // Loaded on use: the bundle's collectors and tar are not needed to run.
+      supportBundle: async (since, dir, now) => (await import('../support/daemon-sources.js')).buildInDaemon({
+        config: this.config, configPath: this.options.configPath, snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
+      }, since, dir, now),
     });
   }
 
   private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {
-    if (request.op === 'status') {
-      reply({ event: 'status', ...this.status() });
-      return;
+    switch (request.op) {
+      case 'status':
+        reply({ event: 'status', ...this.status() });
+        return;
+      case 'tpm':
+        reply({ event: 'tpm', pid: process.pid, ...await this.tpmReport() });
+        return;
+      case 'support':
+        reply({ event: 'support', ...this.snapshot() });
+        return;
+      case 'provision':
+        return this.provisionOnRequest(reply);
     }
+  }
+
+  /** A technician asked (`iot-agent provision`): one registration in the open, each step reported. */
+  private async provisionOnRequest(reply: (line: ControlReply) => void): Promise<void> {
     let done: ProvisionStep | undefined;
     try {
       const assignment = await this.reprovisionNow((step, words) => {
@@ -331,8 +384,8 @@ export class Daemon {
     this.notifier.ready(status);
   }
 
-  private setState(state: DaemonState, reason?: string, err?: unknown): void {
-    if (err !== undefined) this.lastError = { message: describeError(err), at: new Date().toISOString() };
+  private setState(state: DaemonState, reason?: string, failure?: string): void {
+    if (failure !== undefined) this.lastError = { message: failure, at: new Date().toISOString() };
     if (this.state === 'stopping' && state !== 'stopping') return;
     if (state === this.state && reason === this.reason) return;
     this.log.info('state.changed', { from: this.state, to: state, reason });

@@ -9,12 +9,14 @@ import { RebootScheduler } from '../commands/reboot-scheduler.js';
 import { CommandRegistry, type CommandResult } from '../commands/registry.js';
 import type { AgentConfig } from '../config.js';
 import type { Level, Logger } from '../log/logger.js';
-import { DiskQueue } from '../telemetry/disk-queue.js';
+import { DiskQueue, queueFacts, type QueueFacts } from '../telemetry/disk-queue.js';
 import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
 import { ReportedProperties } from '../twin/reporter.js';
 import { guardTwinMerges } from '../twin/sdk-guard.js';
+import type { BundleResult } from '../support/bundle.js';
+import { supportUpload } from './support-upload.js';
 
 /** What the daemon lends to the features: facts about the device and the actions only it can take. */
 export interface FeatureHooks {
@@ -29,6 +31,8 @@ export interface FeatureHooks {
   restart(): void;
   hardeningSite: HardeningSite;
   reboot: { argv?: string[]; delaySeconds?: number };
+  /** Builds a support bundle with the daemon's own sources (uploadSupportBundle). */
+  supportBundle(since: Date, outputDir: string, now: Date): Promise<BundleResult>;
 }
 
 const RESULT_MESSAGE_CHARS = 200;
@@ -57,7 +61,7 @@ export class DeviceFeatures {
   private configured: AgentConfig['telemetry'];
   private facts: Promise<[{ manufacturer: string; firmware: string } | undefined, Record<string, unknown>]> | undefined;
 
-  private constructor(private readonly hooks: FeatureHooks, private readonly telemetry: Telemetry, executed: ExecutedIds) {
+  private constructor(private readonly hooks: FeatureHooks, private readonly telemetry: Telemetry, private readonly executed: ExecutedIds) {
     const { log } = hooks;
     this.logLevel = hooks.config.log.level;
     this.configured = { ...hooks.config.telemetry };
@@ -83,6 +87,7 @@ export class DeviceFeatures {
         status: () => this.hardening.status(),
       },
       systemInfo: readSystemInfo,
+      support: supportUpload({ config: hooks.config, client: () => this.attached, build: (since, dir, now) => hooks.supportBundle(since, dir, now) }),
     };
     this.registry = new CommandRegistry(context, (result) => this.onResult(result));
     this.endpoint = new CommandEndpoint(this.registry, executed, (result) => this.onResult(result), log.child({ component: 'commands' }));
@@ -152,6 +157,14 @@ export class DeviceFeatures {
     if (telemetry.intervalSeconds !== this.configured.intervalSeconds) this.setTelemetryInterval(telemetry.intervalSeconds);
     if (telemetry.queueLimit !== this.configured.queueLimit) this.hooks.log.warn('config.reload_partial', { key: 'telemetry.queueLimit', appliesAt: 'the next start' });
     this.configured = { ...telemetry };
+  }
+
+  queueFacts(): QueueFacts {
+    return queueFacts(this.telemetry.queueStats());
+  }
+
+  executedCount(): number {
+    return this.executed.count();
   }
 
   detach(): void {

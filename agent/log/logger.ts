@@ -50,6 +50,10 @@ export class Logger {
     this.root().level = level;
   }
 
+  currentLevel(): Level {
+    return this.root().level;
+  }
+
   debug(event: string, fields?: Fields): void { this.log('debug', event, fields); }
   info(event: string, fields?: Fields): void { this.log('info', event, fields); }
   warn(event: string, fields?: Fields): void { this.log('warn', event, fields); }

@@ -1,6 +1,6 @@
 import device from 'azure-iot-device';
 import type { Logger } from '../log/logger.js';
-import type { DiskQueue, QueuedMessage } from './disk-queue.js';
+import type { DiskQueue, QueuedMessage, QueueStats } from './disk-queue.js';
 
 // CommonJS package: Node's ESM loader cannot see its named exports.
 const { Message } = device;
@@ -59,6 +59,10 @@ export class Telemetry {
     this.options.log.info('telemetry.interval_changed', { from: this.interval, to: seconds });
     this.interval = seconds;
     this.arm();
+  }
+
+  queueStats(): QueueStats {
+    return this.options.queue.stats();
   }
 
   stats(): { intervalSeconds: number; queued: number; dropped: number } {

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { startDps, type Dps } from './dps/dps.js';
+import { FileUploads } from './files/file-uploads.js';
+import { startStorage, type LocalStorage } from './files/storage.js';
 import type { AllocationPolicy } from './dps/enrollment.js';
 import { startHub, type LocalHub } from './hub/hub.js';
 import { ensureServerCredentials } from './tls.js';
@@ -19,6 +21,8 @@ export interface CloudOptions {
   idScope?: string;
   retryAfterSeconds?: number;
   log?: (line: string) => void;
+  /** Blob storage (Azurite) for device file uploads, on the first hub's address. */
+  storage?: boolean | { port?: number };
 }
 
 /** What QA, the demo and tests need to reach the cloud: the first line `npm run cloud` prints. */
@@ -31,6 +35,8 @@ export interface CloudDescription {
   hubServiceConnectionString: string;
   adminUrl: string;
   linkedHubs: { host: string; serviceConnectionString: string; adminUrl: string }[];
+  /** Where device file uploads land (Azurite), when the cloud runs with storage. */
+  storage?: { blobEndpoint: string; container: string };
 }
 
 export interface LocalCloud {
@@ -38,6 +44,9 @@ export interface LocalCloud {
   readonly hubs: LocalHub[];
   readonly ca: string;
   readonly caCertPath: string;
+  readonly storage: LocalStorage | undefined;
+  /** The hubs' file upload endpoints and the notifications they queued. */
+  readonly files: FileUploads | undefined;
   describe(): CloudDescription;
   stop(): Promise<void>;
 }
@@ -51,9 +60,15 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
   const tlsDir = path.join(options.dir, 'tls');
   const tls = await ensureServerCredentials(tlsDir, [dpsAddress, ...hubAddresses]);
   const hubs: LocalHub[] = [];
+  let storage: LocalStorage | undefined;
   try {
+    if (options.storage) {
+      const port = typeof options.storage === 'object' ? options.storage.port : undefined;
+      storage = await startStorage({ address: hubAddresses[0]!, port, dir: path.join(options.dir, 'storage'), tls });
+    }
+    const files = storage ? new FileUploads(storage) : undefined;
     for (const [i, address] of hubAddresses.entries()) {
-      hubs.push(await startHub({ address, stateDir: path.join(options.dir, `hub-${i + 1}`), tls, log: options.log }));
+      hubs.push(await startHub({ address, stateDir: path.join(options.dir, `hub-${i + 1}`), tls, log: options.log, files }));
     }
     const dps = await startDps({
       address: dpsAddress, stateDir: options.dir, linkedHubs: hubs, tls,
@@ -65,6 +80,8 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
       hubs,
       ca: tls.ca,
       caCertPath: tls.caCertPath,
+      storage,
+      files,
       describe: () => ({
         idScope: dps.idScope,
         provisioningHost: dps.host,
@@ -74,14 +91,17 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
         hubServiceConnectionString: hubs[0]!.serviceConnectionString,
         adminUrl: adminUrl(hubs[0]!),
         linkedHubs: hubs.map((h) => ({ host: h.hostName, serviceConnectionString: h.serviceConnectionString, adminUrl: adminUrl(h) })),
+        ...(storage ? { storage: { blobEndpoint: storage.blobEndpoint, container: storage.container } } : {}),
       }),
       stop: async () => {
         await dps.stop();
         await Promise.all(hubs.map((h) => h.stop()));
+        await storage?.stop();
       },
     };
   } catch (err) {
     await Promise.all(hubs.map((h) => h.stop().catch(() => undefined)));
+    await storage?.stop();
     throw err;
   }
 }

@@ -43,6 +43,8 @@ try {
     dpsAddress: values['dps-address'] ?? DEFAULT_DPS_ADDRESS,
     hubAddresses: values['hub-address'] ?? DEFAULT_HUB_ADDRESSES,
     allocation: values.allocation as 'hashed' | 'static' | undefined,
+    // Blob storage for device file uploads (support bundles): Azurite beside the first hub.
+    storage: true,
     log: (line) => process.stderr.write(`[hub] ${line}\n`),
   });
   process.stdout.write(`${JSON.stringify(cloud.describe())}\n`);

@@ -37,13 +37,15 @@ export class DeviceCloud {
    */
   static async start(options: {
     deviceId: string; telemetry?: { intervalSeconds?: number; queueLimit?: number }; hardening?: { netns: string; root: string; confirm: string };
+    /** Blob storage (Azurite) behind the hub's file upload endpoints. */
+    storage?: boolean;
   }): Promise<DeviceCloud> {
     const dir = mkdtempSync(path.join(tmpdir(), `iot-agent-${options.deviceId}-`));
     const hardening = options.hardening ?? { netns: 'iotagent-test-nonexistent', root: path.join(dir, 'hardening-root'), confirm: '127.0.0.1:9' };
     process.env.IOT_AGENT_HARDENING_TEST = `netns=${hardening.netns},root=${hardening.root},backend=nft,confirm=${hardening.confirm}`;
     const [cloud, swtpm] = await Promise.all([
       startCloud({ dir: path.join(dir, 'cloud'), dpsAddress: randomLoopbackAddress(), hubAddresses: [randomLoopbackAddress()],
-        allocation: 'static', retryAfterSeconds: 1, log: () => undefined }),
+        allocation: 'static', retryAfterSeconds: 1, log: () => undefined, storage: options.storage }),
       SwtpmInstance.start(),
     ]);
     const tpm = clientFor(swtpm.transport);

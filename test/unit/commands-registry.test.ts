@@ -15,6 +15,7 @@ function context(overrides: Partial<CommandContext> = {}): CommandContext {
     telemetry: { intervalSeconds: () => interval, setIntervalSeconds: (s) => { interval = s; } },
     hardening: { apply: async () => ({ confirmed: true }), status: async () => ({ profile: null }) },
     systemInfo: async () => ({ os: {} }),
+    support: { buildAndUpload: async ({ blobName }) => ({ blobName, bytes: 2048, collectors: { tpm: 'ok' } }) },
     ...overrides,
   };
 }
@@ -22,7 +23,7 @@ function context(overrides: Partial<CommandContext> = {}): CommandContext {
 describe('the command registry', () => {
   it('holds every command of the issue, each once', () => {
     expect(COMMANDS.map((c) => c.name)).toEqual(['ping', 'getSystemInfo', 'reboot', 'reprovision', 'restartAgent',
-      'applyHardening', 'getHardeningStatus', 'getLogs', 'setTelemetryInterval']);
+      'applyHardening', 'getHardeningStatus', 'getLogs', 'setTelemetryInterval', 'uploadSupportBundle']);
   });
 
   it('answers an unknown command with 404 listing the known ones', async () => {

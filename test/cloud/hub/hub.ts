@@ -8,6 +8,7 @@ import { ensureServerCredentials, type ServerCredentials } from '../tls.js';
 import type { C2dMessage } from './c2d.js';
 import type { D2cMessage } from './d2c-log.js';
 import type { HubCounters } from './counters.js';
+import type { FileUploads } from '../files/file-uploads.js';
 import { HubCore } from './hub-core.js';
 import { readJson, writeJsonAtomic } from './json-store.js';
 import { DeviceRegistry } from './registry.js';
@@ -33,6 +34,8 @@ export interface HubOptions {
   mqttPort?: number;
   httpsPort?: number;
   log?: (line: string) => void;
+  /** Device file uploads into blob storage (files/); without it the hub has no storage linked. */
+  files?: FileUploads;
 }
 
 export interface LocalHub extends LinkedHub {
@@ -72,7 +75,7 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
   const mqttPort = options.mqttPort ?? 8883;
   core.mqttEndpoint = { host: options.address, port: mqttPort, credentials };
   const httpsServer = https.createServer({ key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2' },
-    serviceHandler(core, new Map([[POLICY_NAME, Buffer.from(policyKey, 'base64')]]), log));
+    serviceHandler(core, new Map([[POLICY_NAME, Buffer.from(policyKey, 'base64')]]), log, options.files));
   httpsServer.on('tlsClientError', () => undefined);
   try {
     await core.startMqtt();

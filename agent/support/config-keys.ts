@@ -1,0 +1,33 @@
+import { parse as parseYaml } from 'yaml';
+import { DEFAULTS } from '../config.js';
+
+/**
+ * The config keys a file leaves to the built-in defaults (`tpm.transport`, `log.level`, …),
+ * derived from the defaults so that a key added to the config is listed without a change
+ * here. A file that is not YAML or not a mapping leaves every key to the defaults.
+ */
+export function keysFromDefaults(text: string | undefined): string[] {
+  let document: unknown;
+  try {
+    document = text === undefined ? undefined : parseYaml(text, { prettyErrors: false });
+  } catch {
+    document = undefined;
+  }
+  const given = isMapping(document) ? document : {};
+  const keys: string[] = [];
+  for (const [key, value] of Object.entries(DEFAULTS)) {
+    if (isMapping(value)) {
+      const section = given[key];
+      for (const leaf of Object.keys(value)) {
+        if (!isMapping(section) || section[leaf] === undefined || section[leaf] === null) keys.push(`${key}.${leaf}`);
+      }
+    } else if (given[key] === undefined || given[key] === null) {
+      keys.push(key);
+    }
+  }
+  return keys;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
