@@ -287,6 +287,7 @@ export class Daemon {
       log: this.log,
       agentVersion: this.options.agentVersion ?? '0.0.0',
       identity: () => ({ ...this.status(), state: this.state }),
+      tpm: () => this.tpm,
       tpmFacts: async () => {
         if (!this.tpm) return undefined;
         const facts = await readTpmFacts(this.tpm);
