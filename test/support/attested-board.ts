@@ -85,7 +85,7 @@ export class AttestedBoard {
 
   /** The EK of the board's DPS enrollment, through the provisioning service SDK: what an operator trusts. */
   async enrolledEk(): Promise<Buffer> {
-    const registrationId = (await this.dc.reported()).registrationId as string;
+    const registrationId = await this.dc.waitFor('the reported registration id', async () => (await this.dc.reported()).registrationId as string | undefined);
     const dps = provisioningServiceClient(this.dc.cloud.dps.serviceConnectionString, this.dc.cloud.ca);
     return endorsementKeyFromDps(dps, registrationId, this.dc.deviceId);
   }
