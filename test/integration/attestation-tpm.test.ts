@@ -27,7 +27,7 @@ async function tpm2(tool: string, args: string[]): Promise<string> {
   try {
     return (await run(tool, args, { timeout: 20_000 })).stdout;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${tool} is not installed: run scripts/setup.sh (Debian package tpm2-tools)`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${tool} is not installed: run scripts/setup.sh (Debian package tpm2-tools)`, { cause: err });
     throw err;
   }
 }
