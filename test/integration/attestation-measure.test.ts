@@ -111,6 +111,13 @@ describe('harden apply, rollback and the boot path measure what they leave in fo
     expect(log().events.at(-1)).toMatchObject({ extended: false, reason: expect.stringMatching(/the agent config cannot be used: .*attestation.pcr: 3 is not valid/) });
   }, 60_000);
 
+  it.each(['iot-agent-hardening.service', 'iot-agent-harden-apply@.service', 'iot-agent-hardening-guard.service'])(
+    '%s gives the measurement the TPM in its private /dev, and nothing else of it', (unit) => {
+      const text = readFileSync(path.join('systemd', unit), 'utf8');
+      expect(text).toMatch(/^PrivateDevices=yes$/m);
+      expect(text.match(/^(BindPaths|DeviceAllow)=.*$/gm)).toEqual(['BindPaths=-/dev/tpmrm0', 'DeviceAllow=/dev/tpmrm0 rw']);
+    });
+
   it('a test root without --tpm measures into nothing (never this machine\'s TPM)', async () => {
     const other = path.join(dir, 'other-root');
     const result = await runCli(['--config', config, 'harden', 'apply', '--profile', 'baseline', '--root', other, '--netns', pair.device, '--backend', 'nft', '--json'], {}, 60_000);
