@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   'cloud-hub': () => import('./cloud-hub.js'),
   hardening: () => import('./hardening.js'),
   'cloud-dps': () => import('./cloud-dps.js'),
+  attest: () => import('./attest.js'),
 };
 
 const wanted = process.argv.slice(2);

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const CLI_PATH = fileURLToPath(new URL('../../dist/agent/cli.js', import.meta.url));
+// The built CLI, whether this module runs from dist/ (benchmarks) or from source (tests).
+export const CLI_PATH = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../agent/cli.js' : '../../dist/agent/cli.js', import.meta.url));
 
 export interface CliResult {
   code: number;
