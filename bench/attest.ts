@@ -6,7 +6,7 @@ import { defaultSelection, formatSelection } from '../agent/attestation/pcr-sele
 import { verifyAttestation, type VerifyInput } from '../verifier/checks.js';
 import { FileBindingStore } from '../verifier/bindings.js';
 import { AttestedBoard } from '../test/support/attested-board.js';
-import { median } from './stats.js';
+import { median, percentiles as stats } from './stats.js';
 
 /**
  * `npm run bench -- attest`: proving a board's posture, on the local cloud with a real agent,
@@ -122,12 +122,6 @@ function perSecond(round: () => number): number {
   const t0 = performance.now();
   while (performance.now() - t0 < THROUGHPUT_MS) done += round();
   return done / ((performance.now() - t0) / 1000);
-}
-
-function stats(values: number[]): { p50: number; p99: number } {
-  const sorted = values.filter((v) => !Number.isNaN(v)).sort((x, y) => x - y);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1)))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99) };
 }
 
 function pad(value: Buffer): Buffer {

@@ -3,7 +3,7 @@ import { parseAttestationKey } from '../agent/attestation/attestation-key.js';
 import { makeCredential } from '../agent/tpm/wire/credential.js';
 import { TpmParseError } from '../agent/tpm/wire/tpm-bytes.js';
 import { nameOf, parseRsaPublic } from '../agent/tpm/wire/tpm-public.js';
-import type { DeviceChannel } from './channel.js';
+import { messageOf, type DeviceChannel } from './channel.js';
 import { VerifierError } from './errors.js';
 
 /** An AK the verifier has proven to live in the enrolled TPM. */
@@ -57,9 +57,4 @@ export async function bindAttestationKey(channel: DeviceChannel, endorsementKey:
     });
   }
   return { deviceId: channel.deviceId, akPublic, akName, ekName: nameOf(ek.tpmtPublic).toString('hex'), boundAt: now.toISOString() };
-}
-
-function messageOf(payload: unknown): string {
-  const message = typeof payload === 'object' && payload !== null ? (payload as { message?: unknown }).message : undefined;
-  return typeof message === 'string' ? message.slice(0, 300) : 'no message';
 }

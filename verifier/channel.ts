@@ -51,3 +51,9 @@ export function hubChannel(clients: ServiceClients, deviceId: string, responseTi
     },
   };
 }
+
+/** The `message` of a method's answer payload, for errors and verdicts (short, and never a whole payload). */
+export function messageOf(payload: unknown): string {
+  const message = typeof payload === 'object' && payload !== null ? (payload as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message.slice(0, 300) : JSON.stringify(payload ?? null).slice(0, 300);
+}

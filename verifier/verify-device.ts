@@ -3,7 +3,7 @@ import { parseAttestationKey } from '../agent/attestation/attestation-key.js';
 import { defaultSelection, formatSelection } from '../agent/attestation/pcr-selection.js';
 import { bindAttestationKey, type Binding } from './bind.js';
 import type { BindingStore } from './bindings.js';
-import type { DeviceChannel } from './channel.js';
+import { messageOf, type DeviceChannel } from './channel.js';
 import { verifyAttestation, type Verdict } from './checks.js';
 import { VerifierError } from './errors.js';
 
@@ -67,9 +67,4 @@ export async function verifyDevice(options: VerifyDeviceOptions): Promise<Device
 function pcrValuesOf(payload: unknown): Map<number, Buffer> {
   const pcrs = (payload as { pcrs: Record<string, string> }).pcrs;
   return new Map(Object.entries(pcrs).map(([pcr, hex]) => [Number(pcr), Buffer.from(hex, 'hex')]));
-}
-
-function messageOf(payload: unknown): string {
-  const message = typeof payload === 'object' && payload !== null ? (payload as { message?: unknown }).message : undefined;
-  return typeof message === 'string' ? message.slice(0, 300) : JSON.stringify(payload ?? null).slice(0, 300);
 }
