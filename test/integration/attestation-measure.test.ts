@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEventLogText, replayLog, type EventLog } from '../../agent/attestation/event-log.js';
 import { parseHardeningEvent } from '../../agent/attestation/hardening-event.js';
 import { pcrRead } from '../../agent/attestation/tpm-commands.js';
-import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
+import { DEFAULT_STATE_DIR, HardeningEngine } from '../../hardening/engine.js';
 import { EVENT_LOG_FILE } from '../../hardening/measure.js';
 import { runCli } from '../support/cli.js';
 import { filterTable, NetnsPair, requireHardeningTools } from '../support/netns.js';
@@ -109,6 +109,16 @@ describe('harden apply, rollback and the boot path measure what they leave in fo
     const result = await harden(['apply', '--profile', 'strict'], swtpm.transport, broken);
     expect(result.code, result.stderr).toBe(0);
     expect(log().events.at(-1)).toMatchObject({ extended: false, reason: expect.stringMatching(/the agent config cannot be used: .*attestation.pcr: 3 is not valid/) });
+  }, 60_000);
+
+  it('the boot guard\'s revert to the last known good profile is measured, by the guard', async () => {
+    expect((await harden(['apply', '--profile', 'strict'])).code).toBe(0);
+    await new HardeningEngine({ root }).markKnownGood();
+    expect((await harden(['apply', '--profile', 'baseline'])).code).toBe(0);
+    const guard = await harden(['guard', '--grace', '1', '--confirm-host', `${pair.peerAddress}:8884`]);
+    expect(guard.code, guard.stderr).toBe(0);
+    expect(JSON.parse(guard.stdout)).toMatchObject({ status: 'reverted', report: { profile: 'strict' } });
+    expect(parseHardeningEvent(log().events.at(-1)!.data)).toMatchObject({ op: 'apply', by: 'guard', profile: 'strict' });
   }, 60_000);
 
   it.each(['iot-agent-hardening.service', 'iot-agent-harden-apply@.service', 'iot-agent-hardening-guard.service'])(
