@@ -5,7 +5,7 @@ import { describeError } from '../errors.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { MAX_REPLY_BYTES, type AttestReply } from './attest-reply.js';
 import { AK_HANDLE } from './attestation-key.js';
-import { parseEventLogText, type EventLog } from './event-log.js';
+import { parseEventLogText, replayLog, type EventLog } from './event-log.js';
 import { defaultSelection } from './pcr-selection.js';
 import { readPublic } from './tpm-commands.js';
 import { activateAttestationKey, ensureAttestationKey, quotePcrs } from './tpm-attestation.js';
@@ -55,9 +55,16 @@ export function attestationAccess(options: AttestationAccessOptions): Attestatio
       const started = performance.now();
       const ak = await readPublic(tpm, AK_HANDLE);
       if (!ak) throw new CommandFailure(409, 'there is no attestation key yet: call attestationKey (and have it bound) first');
-      const made = await quotePcrs(tpm, nonce, selection);
+      // The root side extends the PCR first and writes the log right after: a quote that falls
+      // in between is made again, so an honest board never answers with a log one event short.
+      let made = await quotePcrs(tpm, nonce, selection);
+      let log = await readEventLog(options.eventLogPath);
+      for (let attempt = 1; attempt < 3 && !consistent(log.log, made.pcrValues); attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        made = await quotePcrs(tpm, nonce, selection);
+        log = await readEventLog(options.eventLogPath);
+      }
       const tpmMs = Math.round((performance.now() - started) * 100) / 100;
-      const log = await readEventLog(options.eventLogPath);
       const reply: AttestReply = {
         quote: made.attest.toString('base64'),
         signature: made.signature.toString('base64'),
@@ -85,6 +92,12 @@ export function attestationAccess(options: AttestationAccessOptions): Attestatio
       return current();
     },
   };
+}
+
+/** Whether the log replays to the quoted value of its PCR (true when that cannot be told). */
+function consistent(log: EventLog | null, values: Map<number, Buffer>): boolean {
+  const quoted = log ? values.get(log.pcr) : undefined;
+  return !log || !quoted || replayLog(log).pcr.equals(quoted);
 }
 
 /** The log as the root side wrote it; absent before the first measurement since it began. */

@@ -11,7 +11,8 @@ import { recordMeasurement, type TpmSource } from '../../agent/attestation/measu
 import { defaultSelection } from '../../agent/attestation/pcr-selection.js';
 import { parseQuote, verifyQuoteSignature } from '../../agent/attestation/quote.js';
 import { activateAttestationKey, ensureAttestationKey, quotePcrs } from '../../agent/attestation/tpm-attestation.js';
-import { pcrRead, readClock } from '../../agent/attestation/tpm-commands.js';
+import { pcrEvent, pcrRead, readClock } from '../../agent/attestation/tpm-commands.js';
+import { attestationAccess } from '../../agent/attestation/access.js';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { makeCredential } from '../../agent/tpm/wire/credential.js';
@@ -113,6 +114,29 @@ describe('attestation against a real TPM (swtpm), cross-checked with tpm2-tools'
     const after = await withTpm(async (c) => ({ clock: await readClock(c.transport), pcrs: await pcrRead(c.transport, [0, PCR]) }));
     expect(after.clock.resetCount).toBe(before.clock.resetCount);
     expect(after.pcrs).toEqual(before.pcrs);
+  });
+
+  it('answers attest with the log that matches its quote, when the log is written just after the PCR was extended', async () => {
+    const logFile = path.join(dir, 'race-events.json');
+    const RACE_PCR = 15; // its own PCR: the log tests below start from a zero PCR 13
+    rmSync(logFile, { force: true });
+    await recordMeasurement({ logPath: logFile, pcr: RACE_PCR, data: '{"race":1}', bootId: 'b', now: new Date(), tpm: source() });
+    const complete = readFileSync(logFile, 'utf8');
+    const client = clientFor(swtpm.transport);
+    try {
+      // As the root side leaves it for a moment: the PCR extended, the log not yet written.
+      await pcrEvent(client.transport, RACE_PCR, Buffer.from('{"race":2}'));
+      const withSecond = parseEventLogText(complete);
+      const second = { seq: withSecond.events.length + 1, at: new Date().toISOString(), extended: true as const, sha256: createHash('sha256').update('{"race":2}').digest('hex'), data: '{"race":2}' };
+      const access = attestationAccess({ tpm: () => client, pcr: RACE_PCR, eventLogPath: logFile, onChange: () => undefined });
+      await access.key();
+      setTimeout(() => writeFileSync(logFile, JSON.stringify({ ...withSecond, events: [...withSecond.events, second] })), 30);
+      const reply = await access.quote(randomBytes(32), undefined);
+      expect(reply.eventLog?.events.map((e) => e.data)).toEqual([...withSecond.events.map((e) => e.data), '{"race":2}']);
+      expect(replayLog(reply.eventLog!).pcr.toString('hex')).toBe(reply.pcrs[String(RACE_PCR)]);
+    } finally {
+      await client.close();
+    }
   });
 
   describe('measurements and their event log', () => {
