@@ -70,6 +70,7 @@ const hardenOptions = (command: Command) => command
   .option('--state-dir <dir>', 'snapshots and records (default <root>/var/lib/iot-agent-hardening)')
   .option('--backend <auto|nft|legacy>', 'iptables implementation', 'auto')
   .option('--netns <name>', 'run firewall and sysctl commands inside this network namespace (QA)');
+const measureHelp = 'measure what is left in force into this TPM (default: tpm.transport of the config; with --root, none unless given)';
 const hardenCommand = (name: string, description: string) => hardenOptions(harden
   .command(name)
   .description(description)
@@ -81,19 +82,22 @@ hardenCommand('apply', 'apply a profile atomically, keeping a snapshot to roll b
   .option('--confirm-timeout <seconds>', 'roll back by itself unless every --confirm-host answers a TLS handshake in time')
   .option('--confirm-host <host:port>', 'hub or DPS endpoint that must stay reachable (repeatable)', collect, [])
   .option('--boot', 'boot path: re-apply the recorded profile, or the last known good one after an interrupted change')
+  .option('--tpm <transport>', measureHelp)
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenApply(command.optsWithGlobals())));
 hardenCommand('verify', 'compare the live state with the applied profile; exit 1 on drift')
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenVerify(command.optsWithGlobals())));
 hardenCommand('rollback', 'restore the state from before the last apply')
+  .option('--tpm <transport>', measureHelp)
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenRollback(command.optsWithGlobals())));
 hardenOptions(harden
   .command('guard')
   .description('after boot: keep a newly applied profile once the hub answers, or revert to the last known good one after the grace time')
   .option('--grace <seconds>', 'how long the hub may stay unreachable (default: hardening.bootGraceSeconds in the config, 300)')
-  .option('--confirm-host <host:port>', 'endpoint that must answer instead of the configured hub or DPS (repeatable)', collect, []))
+  .option('--confirm-host <host:port>', 'endpoint that must answer instead of the configured hub or DPS (repeatable)', collect, [])
+  .option('--tpm <transport>', measureHelp))
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenGuard(command.optsWithGlobals())));
 

@@ -8,6 +8,16 @@ import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
 
+/**
+ * PCR 13: of the PCRs the TCG PC Client firmware profile leaves to the OS (8-15), the one
+ * the Linux TPM PCR Registry (UAPI Group) gives the narrowest use: systemd-stub's initrd
+ * system extensions, which only a unified kernel image with extensions in the ESP makes.
+ * Debian's boot chains measure into 8 and 9 (GRUB; U-Boot's measured bootm), 10 (IMA),
+ * 14 (shim's MOK list) and, with UKIs, 11, 12 and 15 (systemd).
+ */
+export const DEFAULT_ATTESTATION_PCR = 13;
+export const ATTESTATION_PCR_RANGE = { min: 8, max: 15 } as const;
+
 export const REPROVISION_POLICIES = ['onErrorOnly', 'alwaysOnStartup', 'never'] as const;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -33,6 +43,8 @@ export interface AgentConfig {
   log: { level: (typeof LOG_LEVELS)[number] };
   /** `iot-agent harden guard`: how long a newly applied, unconfirmed profile may keep the hub away before it is reverted. */
   hardening: { bootGraceSeconds: number };
+  /** The PCR that hardening is measured into (README "Proving a board's posture"). */
+  attestation: { pcr: number };
   telemetry: {
     /** Health telemetry period; the twin and setTelemetryInterval change it at run time. */
     intervalSeconds: number;
@@ -57,6 +69,7 @@ export const DEFAULTS: AgentConfig = {
   runtimeDir: '/run/iot-agent',
   log: { level: 'info' },
   hardening: { bootGraceSeconds: 300 },
+  attestation: { pcr: DEFAULT_ATTESTATION_PCR },
   telemetry: { intervalSeconds: DEFAULT_TELEMETRY_INTERVAL_SECONDS, queueLimit: DEFAULT_QUEUE_LIMIT },
 };
 
@@ -97,7 +110,7 @@ export function parseConfig(text: string, source: string): AgentConfig {
   if (document === null || document === undefined) return structuredClone(DEFAULTS);
   const v = new Validator(source);
   const root = v.object(document, '');
-  v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log', 'hardening', 'telemetry']);
+  v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log', 'hardening', 'attestation', 'telemetry']);
   const provisioning = v.object(root.provisioning ?? {}, 'provisioning');
   v.onlyKeys(provisioning, 'provisioning', ['idScope', 'globalEndpoint', 'registrationId', 'reprovision', 'minReprovisionSeconds',
     'hubUnreachableSeconds', 'operatorRetrySeconds']);
@@ -111,6 +124,8 @@ export function parseConfig(text: string, source: string): AgentConfig {
   v.onlyKeys(telemetry, 'telemetry', ['intervalSeconds', 'queueLimit']);
   const hardening = v.object(root.hardening ?? {}, 'hardening');
   v.onlyKeys(hardening, 'hardening', ['bootGraceSeconds']);
+  const attestation = v.object(root.attestation ?? {}, 'attestation');
+  v.onlyKeys(attestation, 'attestation', ['pcr']);
 
   return {
     provisioning: {
@@ -143,6 +158,11 @@ export function parseConfig(text: string, source: string): AgentConfig {
       // At least the time a board needs to bring its network up and finish a TLS handshake.
       bootGraceSeconds: v.optional(hardening.bootGraceSeconds, 'hardening.bootGraceSeconds', (value, key) =>
         v.integer(value, key, 30, 3_600)) ?? DEFAULTS.hardening.bootGraceSeconds,
+    },
+    attestation: {
+      // Only the PCRs the OS may use and no boot firmware resets: 0-7 belong to the firmware, 16-23 can be reset.
+      pcr: v.optional(attestation.pcr, 'attestation.pcr', (value, key) =>
+        v.integer(value, key, ATTESTATION_PCR_RANGE.min, ATTESTATION_PCR_RANGE.max)) ?? DEFAULTS.attestation.pcr,
     },
     telemetry: {
       intervalSeconds: v.optional(telemetry.intervalSeconds, 'telemetry.intervalSeconds', (value, key) =>

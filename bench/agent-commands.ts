@@ -9,6 +9,7 @@ import { DiskQueue } from '../agent/telemetry/disk-queue.js';
 import { deviceToken, deviceUsername } from '../test/cloud/hub/raw-mqtt.js';
 import { TEST_TIMINGS, type AgentFiles } from '../test/support/agent-process.js';
 import { DeviceCloud } from '../test/support/device-cloud.js';
+import { percentiles as stats } from './stats.js';
 
 /**
  * The agent's command and telemetry paths on the local cloud, against floors measured in
@@ -169,11 +170,6 @@ async function timed(op: () => Promise<void>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-function stats(values: number[]): { p50: number; p99: number } {
-  const sorted = [...values].sort((x, y) => x - y);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1)))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99) };
-}
 
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 const mb = (v: number) => `${(v / 2 ** 20).toFixed(1)} MiB`;

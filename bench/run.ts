@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   'cloud-dps': () => import('./cloud-dps.js'),
   fleet: () => import('./fleet.js'),
   'support-bundle': () => import('./support-bundle.js'),
+  attest: () => import('./attest.js'),
 };
 
 const wanted = process.argv.slice(2);

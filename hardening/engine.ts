@@ -5,6 +5,7 @@ import { AgentError, ExitCode } from '../agent/errors.js';
 import { isProcessAlive } from '../agent/state/process-alive.js';
 import { restoreCommand, saveCommand, type Backend } from './backend.js';
 import type { LoadedProfile } from './load-profile.js';
+import type { MeasureHook } from './measure.js';
 import { buildPlan, type Plan } from './plan.js';
 import { probeTargets, type HostPort, type ProbeResult } from './probe.js';
 import type { Profile } from './profile.js';
@@ -37,6 +38,8 @@ export interface EngineOptions {
   /** Default: /proc/sys directly without a prefix or runner of the caller's; `sysctl` through the runner otherwise. */
   sysctl?: SysctlIo;
   now?: () => number;
+  /** Told what is in force after each apply and rollback, inside the lock: hardening/measure.ts extends a TPM PCR. */
+  measure?: MeasureHook;
 }
 
 /** What was applied last, with the firewall as the backend printed it right after loading. */
@@ -166,6 +169,7 @@ export class HardeningEngine {
   private readonly runner: CommandRunner;
   private readonly sysctl: SysctlIo;
   private readonly now: () => number;
+  private readonly measure: MeasureHook | undefined;
 
   constructor(options: EngineOptions = {}) {
     this.root = options.root ?? '/';
@@ -175,6 +179,7 @@ export class HardeningEngine {
     const ownNamespace = options.runner === undefined && (options.commandPrefix ?? []).length === 0;
     this.sysctl = options.sysctl ?? (ownNamespace ? new ProcSysctl() : new CommandSysctl(this.runner));
     this.now = options.now ?? Date.now;
+    this.measure = options.measure;
   }
 
   /** What apply would do. Reads only the USB controllers under the root; needs no privileges. */
@@ -220,7 +225,11 @@ export class HardeningEngine {
    * within the timeout, and otherwise restores the snapshot by itself.
    */
   async apply(loaded: LoadedProfile, confirm?: ConfirmOptions): Promise<ApplyReport> {
-    return this.locked(() => this.applyUnlocked(loaded, confirm));
+    return this.locked(async () => {
+      const report = await this.applyUnlocked(loaded, confirm);
+      await this.measure?.afterChange(this, { operation: 'apply', changed: report.changed && !report.rolledBack });
+      return report;
+    });
   }
 
   private async applyUnlocked(loaded: LoadedProfile, confirm?: ConfirmOptions): Promise<ApplyReport> {
@@ -383,6 +392,7 @@ export class HardeningEngine {
       }
       const notes = await this.restoreSnapshot(snapshot);
       await this.popSnapshot();
+      await this.measure?.afterChange(this, { operation: 'rollback', changed: true });
       const exact = sameFilter(parseFilterTable(await this.save(4)), parseFilterTable(snapshot.firewall[4] ?? ''));
       return { restoredTo: snapshot.takenAt, exact, notes };
     });

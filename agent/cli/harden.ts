@@ -7,6 +7,7 @@ import { formatPlan, planJson } from '../../hardening/plan.js';
 import type { GuardOutcome } from '../../hardening/guard-run.js';
 import { formatHostPort, parseHostPort, probeTargets, type HostPort } from '../../hardening/probe.js';
 import { ExecRunner } from '../../hardening/runner.js';
+import type { MeasuredBy } from '../attestation/hardening-event.js';
 
 export interface HardenOptions {
   /** The agent config (global option): hub, DPS and the boot grace time for `guard`. */
@@ -21,6 +22,8 @@ export interface HardenOptions {
   confirmHost?: string[];
   boot?: boolean;
   grace?: string;
+  /** The TPM to measure into instead of the config's tpm.transport; with a --root other than /, the only one. */
+  tpm?: string;
 }
 
 const DEFAULT_PROFILE = 'baseline';
@@ -41,7 +44,8 @@ export async function hardenPlan(options: HardenOptions): Promise<number> {
  * IOT_AGENT_REQUEST_ID that iot-agent-harden-apply@.service passes from the agent.
  */
 export async function hardenApply(options: HardenOptions): Promise<number> {
-  const engine = engineFor(options);
+  const measure = await measureFor(options, options.boot ? 'boot' : 'cli');
+  const engine = engineFor(options, measure);
   const root = options.root ?? '/';
   const confirm = confirmOptions(options);
   let report: ApplyReport & { chosen?: string };
@@ -61,8 +65,9 @@ export async function hardenApply(options: HardenOptions): Promise<number> {
     await record('the apply outcome', () => engine.recordApplyOutcome({ ...outcome, report }));
   }
   await record('the verify result', () => engine.recordVerify(options.boot ? 'boot' : 'apply'));
-  if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else process.stdout.write(describeApply(report));
+  const measured = measure?.last();
+  if (options.json) process.stdout.write(`${JSON.stringify(measured ? { ...report, measurement: measured } : report)}\n`);
+  else process.stdout.write(describeApply(report) + (measured ? describeMeasurement(measured) : ''));
   if (report.rolledBack) {
     if (!options.json) process.stderr.write(`iot-agent: ${report.reason}\n`);
     return ExitCode.failure;
@@ -90,7 +95,7 @@ export async function hardenVerify(options: HardenOptions): Promise<number> {
 
 /** `iot-agent harden rollback`: restores the snapshot taken by the last apply. */
 export async function hardenRollback(options: HardenOptions): Promise<number> {
-  const report = await engineFor(options).rollback();
+  const report = await engineFor(options, await measureFor(options, 'cli')).rollback();
   if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else {
     process.stdout.write(`Restored the state of ${report.restoredTo}${report.exact ? '' : ' (the filter table differs from the snapshot: other software changed it since)'}\n`);
@@ -104,7 +109,7 @@ export async function hardenRollback(options: HardenOptions): Promise<number> {
  * is up. Exit 0 when the profile was confirmed, kept or reverted; 1 when reverting failed.
  */
 export async function hardenGuard(options: HardenOptions): Promise<number> {
-  const engine = engineFor(options);
+  const engine = engineFor(options, await measureFor(options, 'guard'));
   const given = options.grace === undefined ? undefined : Number(options.grace);
   if (given !== undefined && (!Number.isInteger(given) || given < 1 || given > 3_600)) {
     throw usage(`invalid --grace ${JSON.stringify(options.grace)}`, 'whole seconds from 1 to 3600 (default: hardening.bootGraceSeconds in the config)');
@@ -153,7 +158,7 @@ function netnsPrefix(options: HardenOptions): string[] {
   return options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
 }
 
-function engineFor(options: HardenOptions): HardeningEngine {
+function engineFor(options: HardenOptions, measure?: CliMeasure): HardeningEngine {
   const backend = (options.backend ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw usage(`unknown --backend ${JSON.stringify(options.backend)}`, `one of ${BACKENDS.join(', ')}`);
   if (options.netns !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(options.netns)) {
@@ -164,7 +169,27 @@ function engineFor(options: HardenOptions): HardeningEngine {
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
     backend,
     commandPrefix: netnsPrefix(options),
+    ...(measure ? { measure } : {}),
   });
+}
+
+type CliMeasure = Awaited<ReturnType<typeof import('./harden-measure.js').cliMeasure>>;
+
+/**
+ * The measurement of what an apply, rollback or guard leaves in force: into the config's
+ * TPM (or --tpm) on the board itself; with a --root other than / (a test tree, not this
+ * board) only into a TPM named with --tpm, so that a test never extends the machine's own.
+ */
+async function measureFor(options: HardenOptions, by: MeasuredBy): Promise<CliMeasure | undefined> {
+  if (options.tpm === undefined && (options.root ?? '/') !== '/') return undefined;
+  const { cliMeasure } = await import('./harden-measure.js');
+  return cliMeasure({ configPath: options.config, tpm: options.tpm, by, warn: (message) => process.stderr.write(`iot-agent: warning: ${message}\n`) });
+}
+
+function describeMeasurement(m: NonNullable<ReturnType<CliMeasure['last']>>): string {
+  if (m.outcome === 'gap') return `  not measured into PCR ${m.pcr}: ${m.reason} (recorded as a gap, event ${m.seq})\n`;
+  if (m.outcome === 'extended') return `  measured into PCR ${m.pcr} (event ${m.seq})\n`;
+  return `  PCR ${m.pcr} already holds this state\n`;
 }
 
 function confirmOptions(options: HardenOptions): { targets: ReturnType<typeof parseHostPort>[]; timeoutSeconds: number } | undefined {

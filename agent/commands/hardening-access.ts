@@ -2,6 +2,7 @@ import path from 'node:path';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type AppliedRecord, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfile } from '../../hardening/load-profile.js';
+import type { MeasureHook } from '../../hardening/measure.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
 import { describeError } from '../errors.js';
 import type { HardeningAccess } from './command.js';
@@ -54,12 +55,14 @@ export function appliesInProcess(site: HardeningSite, uid: number | undefined = 
  * live state; unprivileged, it cannot read the firewall and reports the drift that the last
  * root run (boot apply, guard, harden-apply@) recorded, with when and by whom it was checked.
  */
-export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
+export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean; measure?: MeasureHook } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
   const engine = new HardeningEngine({
     root: site.root,
     backend: site.backend,
     ...(site.stateDir ? { stateDir: site.stateDir } : {}),
     commandPrefix: site.netns ? ['ip', 'netns', 'exec', site.netns] : [],
+    // In-process applies are measured here; through the unit, the root CLI measures.
+    ...(options.measure ? { measure: options.measure } : {}),
   });
   const inProcess = options.inProcess ?? appliesInProcess(site);
 

@@ -1,5 +1,8 @@
 import { describeError } from '../errors.js';
+import { activateAttestationKey } from './activate-attestation-key.js';
 import { applyHardening } from './apply-hardening.js';
+import { attest } from './attest.js';
+import { attestationKey } from './attestation-key.js';
 import { CommandFailure, type Command, type CommandContext, type CommandReply } from './command.js';
 import { getHardeningStatus } from './get-hardening-status.js';
 import { getLogs } from './get-logs.js';
@@ -24,6 +27,9 @@ export const COMMANDS: readonly Command<ArgsSchema>[] = [
   getLogs,
   setTelemetryInterval,
   uploadSupportBundle,
+  attestationKey,
+  activateAttestationKey,
+  attest,
 ] as Command<ArgsSchema>[];
 
 /** Where a request came from: a direct method, or a C2D envelope with its id. */

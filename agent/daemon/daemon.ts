@@ -306,6 +306,7 @@ export class Daemon {
       log: this.log,
       agentVersion: this.options.agentVersion ?? '0.0.0',
       identity: () => ({ ...this.status(), state: this.state }),
+      tpm: () => this.flow?.tpm,
       tpmFacts: async () => {
         const tpm = this.flow?.tpm;
         if (!tpm) return undefined;

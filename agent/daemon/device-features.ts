@@ -1,6 +1,9 @@
 import path from 'node:path';
 import type { Client, Twin } from 'azure-iot-device';
+import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
+import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
+import { attestationAccess } from '../attestation/access.js';
 import { hardeningAccess, type HardeningSite } from '../commands/hardening-access.js';
 import { CommandEndpoint } from '../commands/cloud-endpoint.js';
 import type { CommandContext } from '../commands/command.js';
@@ -11,6 +14,7 @@ import type { AgentConfig } from '../config.js';
 import type { Level, Logger } from '../log/logger.js';
 import { DiskQueue, queueFacts, type QueueFacts } from '../telemetry/disk-queue.js';
 import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
+import type { TpmClient } from '../tpm/tpm-client.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
 import { ReportedProperties } from '../twin/reporter.js';
@@ -25,6 +29,8 @@ export interface FeatureHooks {
   agentVersion: string;
   identity(): { registrationId?: string; deviceId?: string; assignedHub?: string; state: string; since: string };
   tpmFacts(): Promise<{ manufacturer: string; firmware: string } | undefined>;
+  /** The daemon's TPM connection of the moment: attestation quotes with it, and in-process hardening measures with it. */
+  tpm(): TpmClient | undefined;
   /** The hub (8883) and DPS (443) a hardening change must keep reachable. */
   endpoints(): HostPort[];
   reprovision(): Promise<void>;
@@ -55,6 +61,7 @@ export class DeviceFeatures {
   private readonly desired: DesiredSync;
   private readonly endpoint: CommandEndpoint;
   private readonly hardening: ReturnType<typeof hardeningAccess>;
+  private readonly attestation: ReturnType<typeof attestationAccess>;
   private logLevel: Level;
   private hardeningProfile: string | undefined;
   private attached: Client | undefined;
@@ -66,7 +73,28 @@ export class DeviceFeatures {
     this.logLevel = hooks.config.log.level;
     this.configured = { ...hooks.config.telemetry };
     this.reported = new ReportedProperties(log.child({ component: 'twin' }));
-    this.hardening = hardeningAccess(hooks.hardeningSite, () => hooks.endpoints());
+    // In-process applies (root, QA) are measured through the daemon's own TPM connection:
+    // swtpm serves one connection at a time, and the daemon holds it.
+    const daemonTpm = {
+      open: async () => {
+        const client = hooks.tpm();
+        if (!client) throw new Error('the agent has no TPM connection yet');
+        return client.transport;
+      },
+      release: async () => undefined,
+    };
+    const measure = new PcrMeasure({
+      pcr: hooks.config.attestation.pcr, by: 'agent', tpm: daemonTpm, agentVersion: hooks.agentVersion,
+      warn: (message) => log.warn('hardening.measure_failed', { message }),
+    });
+    this.hardening = hardeningAccess(hooks.hardeningSite, () => hooks.endpoints(), { measure });
+    const site = hooks.hardeningSite;
+    this.attestation = attestationAccess({
+      tpm: () => hooks.tpm(),
+      pcr: hooks.config.attestation.pcr,
+      eventLogPath: path.join(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR), EVENT_LOG_FILE),
+      onChange: (attestation) => this.reported.update({ attestation }),
+    });
     const reboot = new RebootScheduler(log, hooks.reboot.argv, hooks.reboot.delaySeconds);
     const context: CommandContext = {
       log,
@@ -86,6 +114,7 @@ export class DeviceFeatures {
         },
         status: () => this.hardening.status(),
       },
+      attestation: this.attestation,
       systemInfo: readSystemInfo,
       support: supportUpload({ config: hooks.config, client: () => this.attached, build: (since, dir, now) => hooks.supportBundle(since, dir, now) }),
     };
@@ -179,10 +208,11 @@ export class DeviceFeatures {
     this.facts ??= Promise.all([this.hooks.tpmFacts().catch(() => undefined), readSystemSummary()]);
     const [tpm, system] = await this.facts;
     if (!tpm) this.facts = undefined;
+    const attestation = await this.attestation.report().catch(() => null);
     return {
       agentVersion: this.hooks.agentVersion, registrationId: registrationId ?? null, deviceId: deviceId ?? null,
       tpm: tpm ?? null, system, telemetry: this.telemetry.stats(), logLevel: this.logLevel,
-      commands: { known: this.registry.names().join(',') },
+      commands: { known: this.registry.names().join(',') }, ...(attestation ? { attestation } : {}),
     };
   }
 

@@ -14,6 +14,11 @@ function context(overrides: Partial<CommandContext> = {}): CommandContext {
     reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
     telemetry: { intervalSeconds: () => interval, setIntervalSeconds: (s) => { interval = s; } },
     hardening: { apply: async () => ({ confirmed: true }), status: async () => ({ profile: null }) },
+    attestation: {
+      key: async () => ({ akPublic: '', akName: '', handle: '0x81010100', created: false }),
+      activate: async () => Buffer.alloc(32),
+      quote: async () => ({ quote: '', signature: '', pcrs: {}, eventLog: null, akName: '' }),
+    },
     systemInfo: async () => ({ os: {} }),
     support: { buildAndUpload: async ({ blobName }) => ({ blobName, bytes: 2048, collectors: { tpm: 'ok' } }) },
     ...overrides,
@@ -23,7 +28,7 @@ function context(overrides: Partial<CommandContext> = {}): CommandContext {
 describe('the command registry', () => {
   it('holds every command of the issue, each once', () => {
     expect(COMMANDS.map((c) => c.name)).toEqual(['ping', 'getSystemInfo', 'reboot', 'reprovision', 'restartAgent',
-      'applyHardening', 'getHardeningStatus', 'getLogs', 'setTelemetryInterval', 'uploadSupportBundle']);
+      'applyHardening', 'getHardeningStatus', 'getLogs', 'setTelemetryInterval', 'uploadSupportBundle', 'attestationKey', 'activateAttestationKey', 'attest']);
   });
 
   it('answers an unknown command with 404 listing the known ones', async () => {

@@ -13,6 +13,11 @@ function context(support: SupportAccess): CommandContext {
     reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
     telemetry: { intervalSeconds: () => 60, setIntervalSeconds: () => undefined },
     hardening: { apply: async () => ({}), status: async () => ({}) },
+    attestation: {
+      key: async () => { throw new Error('not used here'); },
+      activate: async () => { throw new Error('not used here'); },
+      quote: async () => { throw new Error('not used here'); },
+    },
     systemInfo: async () => ({}),
     support,
   };

@@ -26,6 +26,7 @@ describe('config file', () => {
     expect(DEFAULTS.stateDir).toBe('/var/lib/iot-agent');
     expect(DEFAULTS.runtimeDir).toBe('/run/iot-agent');
     expect(DEFAULTS.hardening.bootGraceSeconds).toBe(300);
+    expect(DEFAULTS.attestation.pcr).toBe(13);
     expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000 });
   });
 
@@ -49,6 +50,8 @@ describe('config file', () => {
       '  level: debug',
       'hardening:',
       '  bootGraceSeconds: 600',
+      'attestation:',
+      '  pcr: 15',
       'telemetry:',
       '  intervalSeconds: 15',
       '  queueLimit: 500',
@@ -64,6 +67,7 @@ describe('config file', () => {
       runtimeDir: '/tmp/run',
       log: { level: 'debug' },
       hardening: { bootGraceSeconds: 600 },
+      attestation: { pcr: 15 },
       telemetry: { intervalSeconds: 15, queueLimit: 500 },
     });
   });
@@ -71,7 +75,7 @@ describe('config file', () => {
   it.each([
     ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision'],
     ['statedir: /x', 'statedir: unknown key (did you mean stateDir?)'],
-    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log, hardening, telemetry'],
+    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log, hardening, attestation, telemetry'],
     ['provisioning:\n  reprovision: sometimes', 'provisioning.reprovision: "sometimes" is not valid: expected one of onErrorOnly, alwaysOnStartup, never'],
     ['provisioning:\n  idScope: 12', 'provisioning.idScope: 12 is not valid: expected an ID scope'],
     ['provisioning:\n  idScope: "0ne 1"', 'provisioning.idScope: "0ne 1" is not valid'],
@@ -91,6 +95,12 @@ describe('config file', () => {
     ['hardening:\n  bootGraceSeconds: 90.5', 'hardening.bootGraceSeconds: 90.5 is not valid: expected a whole number'],
     ['hardening:\n  bootGraceSeconds: "300"', 'hardening.bootGraceSeconds: "300" is not valid: expected a whole number'],
     ['hardening:\n  bootgrace: 300', 'hardening.bootgrace: unknown key; expected one of bootGraceSeconds'],
+    ['attestation:\n  pcr: 7', 'attestation.pcr: 7 is not valid: expected a whole number from 8 to 15'],
+    ['attestation:\n  pcr: 16', 'attestation.pcr: 16 is not valid: expected a whole number from 8 to 15'],
+    ['attestation:\n  pcr: "13"', 'attestation.pcr: "13" is not valid: expected a whole number'],
+    ['attestation:\n  pcr: 13.5', 'attestation.pcr: 13.5 is not valid: expected a whole number'],
+    ['attestation:\n  prc: 13', 'attestation.prc: unknown key (did you mean attestation.pcr?); expected one of pcr'],
+    ['attestation: 13', 'attestation: 13 is not valid: expected a mapping of keys to values'],
     ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 1 to 86400'],
     ['telemetry:\n  intervalSeconds: "60"', 'telemetry.intervalSeconds: "60" is not valid: expected a whole number'],
     ['telemetry:\n  queueLimit: 5', 'telemetry.queueLimit: 5 is not valid: expected a whole number from 10 to 1000000'],

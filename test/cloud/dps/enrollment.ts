@@ -1,7 +1,7 @@
 import type { HubDeviceRegistration } from '../contracts.js';
 import { badRequest } from './errors.js';
 import { asObject } from './http-io.js';
-import { parseRsaPublic } from './tpm-public.js';
+import { parseRsaPublic } from '../../../agent/tpm/wire/tpm-public.js';
 
 export type AllocationPolicy = 'static' | 'hashed';
 

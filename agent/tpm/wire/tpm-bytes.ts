@@ -1,4 +1,4 @@
-/** Big-endian TPM marshalling: just the pieces the activation blob needs. */
+/** Big-endian TPM 2.0 marshalling (Part 2 §5): sizes, TPM2B buffers and a bounds-checked reader. */
 
 export class TpmParseError extends Error {}
 

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { TpmParseError, TpmReader, u16 } from './tpm-bytes.js';
 
-/** Algorithm ids from TPM 2.0 Part 2 §6.3 (TPM_ALG_ID), only those the blob involves. */
+/** Algorithm ids from TPM 2.0 Part 2 §6.3 (TPM_ALG_ID), only those the agent and its stand-ins use. */
 export const ALG = { RSA: 0x0001, KEYEDHASH: 0x0008, SHA256: 0x000b, AES: 0x0006, NULL: 0x0010, HMAC: 0x0005, CFB: 0x0043 } as const;
 
 /** An RSA storage key's public area (the EK or the SRK), as far as the blob needs it. */
