@@ -1,6 +1,8 @@
 import type { AgentConfig } from '../config.js';
 import { readAssignment, type StoredAssignment } from '../state/assignment-store.js';
-import { checkClock } from './clock-check.js';
+import { offsetFromDate } from '../time/service-clock.js';
+import { fetchServiceDate } from '../time/service-date.js';
+import { checkClock, type MeasuredOffset } from './clock-check.js';
 import { checkConfig } from './config-check.js';
 import { withDeadline } from './deadline.js';
 import { checkEndpoint, type Endpoint } from './endpoint-check.js';
@@ -58,7 +60,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
   const hub = stored.status === 'valid' ? stored.assignment.assignedHub : undefined;
   const endpointMs = 2 * networkMs + GUARD_SLACK_MS;
 
-  const [tpm, dps, hubChecks] = await Promise.all([
+  const [tpm, dps, hubChecks, measured] = await Promise.all([
     guard(checkTpm({
       transport: options.tpmOverride || config.tpm.transport,
       origin: options.tpmOverride ? 'IOT_AGENT_TPM' : 'tpm.transport',
@@ -71,13 +73,26 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
     hub === undefined
       ? noHubKnown(stored)
       : guard(checkEndpoint(hubEndpoint(hub, config), trust, networkMs), ['hub-dns', 'hub-tls'], endpointMs),
+    // One network step at most: the offset is a nicety beside the checks that must finish.
+    trust.ok ? withDeadline(measureOffset(config.provisioning.globalEndpoint, trust.ca, networkMs), networkMs, () => undefined) : undefined,
   ]);
 
   const results = [
-    configResult, ...tpm, checkClock(now()), describeAssignment(stored, config), describeStateDir(config.stateDir, stateDir),
+    configResult, ...tpm, checkClock(now(), measured), describeAssignment(stored, config), describeStateDir(config.stateDir, stateDir),
     ...dps, ...hubChecks,
   ];
   return CHECK_IDS.map((id) => results.find((r) => r.id === id)!);
+}
+
+/** DPS's clock against ours, from the Date header of one HTTPS answer; undefined when DPS cannot be asked. */
+async function measureOffset(host: string, ca: string[] | undefined, timeoutMs: number): Promise<MeasuredOffset | undefined> {
+  try {
+    const { date, sentAt, receivedAt } = await fetchServiceDate(host, 443, ca, timeoutMs);
+    const offsetMs = offsetFromDate(date, sentAt, receivedAt);
+    return offsetMs === undefined ? undefined : { offsetMs, source: `DPS ${host}` };
+  } catch {
+    return undefined;
+  }
 }
 
 function dpsEndpoint(config: AgentConfig): Endpoint {

@@ -43,10 +43,8 @@ export class ServiceClock extends EventEmitter<ServiceClockEvents> {
    * around the request, so the round trip is split in two. Unreadable dates are ignored.
    */
   observe(dateHeader: string | undefined, sentAt: number, receivedAt = this.wall()): void {
-    const service = parseHttpDate(dateHeader);
-    if (service === undefined) return;
-    // The header is truncated to the second: its middle is half a second later.
-    const offset = service + 500 - (sentAt + receivedAt) / 2;
+    const offset = offsetFromDate(dateHeader, sentAt, receivedAt);
+    if (offset === undefined) return;
     const before = this.correctionMs();
     this.offset = offset;
     this.measuredAt = receivedAt;
@@ -101,4 +99,14 @@ export class ServiceClock extends EventEmitter<ServiceClockEvents> {
     timer.unref();
     return () => clearInterval(timer);
   }
+}
+
+/**
+ * Service time minus local time from one Date header and the local times around its
+ * request: the round trip split in two, and the header (truncated to the second) taken at
+ * its middle. Undefined for an absent or unreadable header.
+ */
+export function offsetFromDate(dateHeader: string | undefined, sentAt: number, receivedAt: number): number | undefined {
+  const service = parseHttpDate(dateHeader);
+  return service === undefined ? undefined : service + 500 - (sentAt + receivedAt) / 2;
 }

@@ -58,7 +58,13 @@ describe('the agent units, sysusers.d and tmpfiles.d files', () => {
       expect(unit).toMatch(new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
     }
     expect(unit).toMatch(/^WatchdogSec=\d+s$/m);
-    expect(unit).toMatch(/^After=iot-agent-hardening\.service network-online\.target$/m);
+    expect(unit).toMatch(/^After=iot-agent-hardening\.service network-online\.target time-sync\.target$/m);
+  });
+
+  it('order the agent after time synchronisation, and bound the wait for it', () => {
+    const dropIn = readFileSync(path.join(REPO, 'packaging/systemd/systemd-time-wait-sync.service.d/50-iot-agent-bounded.conf'), 'utf8');
+    expect(dropIn).toMatch(/^\[Service\]\nTimeoutStartSec=90s$/m);
+    expect(readFileSync(path.join(REPO, 'scripts/build-deb.sh'), 'utf8')).toContain('systemd-time-wait-sync.service.d/50-iot-agent-bounded.conf');
   });
 
   it('keep the hardening records in their own root directory: only the root units declare it, the agent unit never', () => {
