@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
 
 /** Bumped when the file's shape changes; a file of another version is not trusted. */
 export const ASSIGNMENT_SCHEMA = 1;
