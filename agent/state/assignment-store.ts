@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { assignmentTextProblem } from '../provisioning/assignment-text.js';
 
 /** Bumped when the file's shape changes; a file of another version is not trusted. */
 export const ASSIGNMENT_SCHEMA = 1;
@@ -67,6 +68,8 @@ export function parseAssignment(text: string): StoredAssignment {
   }
   if (Number.isNaN(Date.parse(record.assignedAt as string))) return { status: 'invalid', reason: 'assignedAt is not a date' };
   const assignment = Object.fromEntries(fields.map((f) => [f, record[f]])) as unknown as Assignment;
+  const refused = assignmentTextProblem(assignment);
+  if (refused) return { status: 'invalid', reason: refused };
   return { status: 'valid', assignment };
 }
 
