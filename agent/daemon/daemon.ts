@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type net from 'node:net';
 import { rebootSettingsFromEnv } from '../commands/reboot-scheduler.js';
 import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
+import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { HubSession } from '../hub/session.js';
@@ -292,10 +293,7 @@ export class Daemon {
         const facts = await readTpmFacts(this.tpm);
         return { manufacturer: facts.manufacturerName, firmware: facts.firmwareVersion };
       },
-      endpoints: () => [
-        ...(this.assignment ? [{ host: this.assignment.assignedHub, port: 8883 }] : []),
-        { host: this.config.provisioning.globalEndpoint, port: 443 },
-      ],
+      endpoints: () => neededEndpoints(this.config, this.assignment),
       reprovision: () => this.reprovisionNow(),
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: hardeningSiteFromEnv(),
