@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -126,5 +126,20 @@ describe('the hardening units\' capabilities and syscall filter are enough for t
     expect(guard.code, guard.stderr).toBe(0);
     expect(JSON.parse(guard.stdout)).toMatchObject({ status: 'reverted', report: { profile: 'strict' } });
     expect(await new HardeningEngine({ root: path.join(root, 'guard') }).lastVerified()).toMatchObject({ profile: 'strict', drift: 0, by: 'guard' });
+  });
+
+  it('iot-agent-harden-apply@.service\'s sandbox applies the profile the agent asked for, confirmed against the endpoints of its request', async () => {
+    await pair.serveTls(path.join(root, 'tls'), 8883);
+    await pair.serveTls(path.join(root, 'tls'), 443);
+    const run = path.join(root, 'run-iot-agent');
+    mkdirSync(run, { mode: 0o750 });
+    const request = path.join(run, 'harden-request.json');
+    writeFileSync(request, JSON.stringify({ version: 1, requestId: 'req-1', profile: 'strict', confirmTimeoutSeconds: 5,
+      confirmTargets: [`${pair.peerAddress}:8883`, `${pair.peerAddress}:443`] }));
+    const options = ['--root', path.join(root, 'apply'), '--backend', 'nft', '--json'];
+    const applied = await sandboxed('iot-agent-harden-apply@.service', ['apply', '--profile=strict', `--request=${request}`, ...options]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(JSON.parse(applied.stdout)).toMatchObject({ profile: 'strict', changed: true, confirmed: true });
+    expect(await new HardeningEngine({ root: path.join(root, 'apply') }).lastApplyOutcome()).toMatchObject({ requestId: 'req-1', profile: 'strict' });
   });
 });
