@@ -57,7 +57,8 @@ export async function applyThroughUnit(options: UnitApplyOptions): Promise<Apply
   } catch (err) {
     throw new CommandFailure(500, `cannot ask for profile ${profile}: ${(err as Error).message}`);
   }
-  await writeFileAtomic(options.requestFile ?? APPLY_REQUEST_FILE, request, 0o600);
+  // Group-readable: the root unit has no CAP_DAC_OVERRIDE and reads it as a member of the agent's group.
+  await writeFileAtomic(options.requestFile ?? APPLY_REQUEST_FILE, request, 0o640);
 
   const limitMs = (timeoutSeconds + UNIT_MARGIN_SECONDS) * 1000;
   let failure: string | undefined;

@@ -76,7 +76,7 @@ export function parseAssignment(text: string): StoredAssignment {
 export async function writeAssignment(stateDir: string, assignment: Assignment): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const document = { kind: KIND, schema: ASSIGNMENT_SCHEMA, ...assignment };
-  await writeFileAtomic(assignmentPath(stateDir), `${JSON.stringify(document, null, 2)}\n`, 0o600);
+  await writeFileAtomic(assignmentPath(stateDir), `${JSON.stringify(document, null, 2)}\n`, 0o640);
 }
 
 export async function clearAssignment(stateDir: string): Promise<void> {

@@ -73,6 +73,10 @@ describe('the agent units, sysusers.d and tmpfiles.d files', () => {
     // Exactly the directories of the files a profile writes (the records: StateDirectory=).
     const writes = [...new Set(MANAGED_FILES.map((f) => `-/${path.dirname(f)}`))].sort();
     expect(directive(text, 'ReadWritePaths').join(' ').split(/\s+/).sort()).toEqual(writes);
+    // Root without CAP_DAC_OVERRIDE reads the agent's files through its group; the boot unit
+    // reads none and must start even if that group is gone.
+    expect(directive(text, 'SupplementaryGroups')).toEqual(name === 'iot-agent-hardening.service' ? [] : ['iot-agent']);
+    expect(directive(text, 'CapabilityBoundingSet')).toEqual(['CAP_NET_ADMIN CAP_NET_RAW']);
     expect(directive(text, 'ExecStart')).toHaveLength(1);
     expect(directive(text, 'ExecStart')[0]).not.toMatch(/\$\{?[A-Z_]/);
   });
