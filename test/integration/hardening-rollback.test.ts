@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -45,6 +45,8 @@ describe('rollback that never gives up, on the nft backend in a namespace', () =
     await ipt('-I', 'INPUT', '1', '-s', '192.0.2.66/32', '-j', 'DROP');
     expect(await input()).toEqual(['-A INPUT -s 192.0.2.66/32 -j DROP', '-A INPUT -j IOT-AGENT-IN']);
     await engine.apply(strict);
+    // The snapshot holds other software's rules (the ban): root's eyes only.
+    expect(statSync(engine.records.snapshot.file).mode & 0o777).toBe(0o600);
     // The ban expires before the rollback: position 2 no longer exists once our jump is deleted.
     await ipt('-D', 'INPUT', '-s', '192.0.2.66/32', '-j', 'DROP');
     const report = await engine.rollback();

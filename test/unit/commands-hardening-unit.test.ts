@@ -6,7 +6,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appliesInProcess, hardeningAccess, PRODUCTION_SITE } from '../../agent/commands/hardening-access.js';
-import { applyUnitName, unitInstance } from '../../agent/commands/hardening-unit.js';
+import { applyThroughUnit, applyUnitName, unitInstance } from '../../agent/commands/hardening-unit.js';
+import { neededEndpoints } from '../../agent/commands/needed-endpoints.js';
+import { DEFAULTS } from '../../agent/config.js';
+import { HardeningEngine } from '../../hardening/engine.js';
 import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
 import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
 import { bootId } from '../../hardening/lock.js';
@@ -34,6 +37,25 @@ describe('applying a profile through iot-agent-harden-apply@.service', () => {
 
   it.each(['evil.yaml', '../etc', 'a/b', '', 'x'.repeat(65), 'sp ace', '-lead', '_x', 'strict\n'])('refuses a name that polkit would refuse or %%I could make a path: %j', (name) => {
     expect(() => unitInstance(name)).toThrow(/letters, digits, _ and -/);
+  });
+
+  it('asks the root unit to confirm against every endpoint the agent needs, in a request only the agent and its group read', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-request-'));
+    try {
+      const systemctl = path.join(dir, 'systemctl');
+      await writeFile(systemctl, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const requestFile = path.join(dir, 'harden-request.json');
+      const config = { ...DEFAULTS, provisioning: { ...DEFAULTS.provisioning, globalEndpoint: 'dps.example.net' } };
+      const targets = neededEndpoints(config, { assignedHub: 'hub-1.azure-devices.net' });
+      const attempt = applyThroughUnit({ engine: new HardeningEngine({ root: dir }), profile: 'board-2', timeoutSeconds: 30, targets, requestFile, systemctl });
+      await expect(attempt).rejects.toThrow(/iot-agent-harden-apply@board\\x2d2\.service finished without recording an outcome for this request/);
+      expect(JSON.parse(readFileSync(requestFile, 'utf8'))).toMatchObject({
+        version: 1, profile: 'board-2', confirmTimeoutSeconds: 30, confirmTargets: ['hub-1.azure-devices.net:8883', 'dps.example.net:443'],
+      });
+      expect(statSync(requestFile).mode & 0o777).toBe(0o640);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is the path for the unprivileged production agent; root and test namespaces apply in process', () => {
