@@ -72,6 +72,8 @@ export class HostIo {
   /** vendor:product of the USB device an interface's device link leads into, or null (not USB). */
   private async usbDeviceOf(link: string): Promise<string | null> {
     let dir = await realpath(link).catch(() => null);
+    // Virtual and PCI interfaces never lead through a USB host controller (usbN).
+    if (dir === null || !/\/usb\d+\//.test(dir)) return null;
     const top = this.at('sys/devices');
     // Up from the interface's function to the USB device that carries idVendor and idProduct.
     for (let depth = 0; dir !== null && dir.startsWith(`${top}/`) && depth < 8; depth++, dir = path.dirname(dir)) {

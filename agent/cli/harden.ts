@@ -1,6 +1,6 @@
 import type { AgentConfig } from '../config.js';
 import { AgentError, describeError, ExitCode } from '../errors.js';
-import { readApplyRequest, type ApplyRequest } from '../../hardening/apply-request.js';
+import type { ApplyRequest } from '../../hardening/apply-request.js';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type ApplyReport, type BootReport, type ConfirmOptions, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfile, loadProfileByName } from '../../hardening/load-profile.js';
@@ -56,6 +56,8 @@ export async function hardenApply(options: HardenOptions): Promise<number> {
     let request: ApplyRequest | undefined;
     if (options.request !== undefined) {
       if (confirm) throw usage('--request cannot be combined with --confirm-timeout/--confirm-host', 'the request names the endpoints to confirm against');
+      // Loaded here: only the root apply unit passes a request, and `plan` must stay fast.
+      const { readApplyRequest } = await import('../../hardening/apply-request.js');
       request = await readApplyRequest(options.request, name);
       outcome.requestId = request.requestId;
       confirm = { targets: request.confirmTargets, timeoutSeconds: request.confirmTimeoutSeconds };
