@@ -81,6 +81,7 @@ hardenCommand('plan', 'print exactly what apply would do; changes nothing')
 hardenCommand('apply', 'apply a profile atomically, keeping a snapshot to roll back to')
   .option('--confirm-timeout <seconds>', 'roll back by itself unless every --confirm-host answers a TLS handshake in time')
   .option('--confirm-host <host:port>', 'hub or DPS endpoint that must stay reachable (repeatable)', collect, [])
+  .option('--request <file>', 'the agent\'s request (iot-agent-harden-apply@.service): confirm targets and timeout, checked as a closed schema')
   .option('--boot', 'boot path: re-apply the recorded profile, or the last known good one after an interrupted change')
   .option('--tpm <transport>', measureHelp)
   .action((_options, command: Command) =>

@@ -24,7 +24,7 @@ export const EVENT_LOG_FILE = 'pcr-events.json';
 export interface EngineView {
   applied(): Promise<{ profile: Profile; origin: string; hash: string } | null>;
   plan(loaded: LoadedProfile): Promise<Plan>;
-  readonly store: { readonly dir: string };
+  readonly records: { readonly dir: string };
 }
 
 /** The engine's optional hook (EngineOptions.measure). */
@@ -53,7 +53,7 @@ export class PcrMeasure implements MeasureHook {
       const plan = applied ? await engine.plan({ profile: applied.profile, origin: applied.origin }) : null;
       const event = hardeningEvent(plan, change.operation, this.options.by, this.options.agentVersion);
       const outcome = await recordMeasurement({
-        logPath: path.join(engine.store.dir, EVENT_LOG_FILE),
+        logPath: path.join(engine.records.dir, EVENT_LOG_FILE),
         pcr: this.options.pcr,
         data: hardeningEventText(event),
         bootId: await (this.options.bootId ?? readBootId)(),

@@ -1,4 +1,5 @@
 import { AgentError, ExitCode } from '../agent/errors.js';
+import { isHostName } from '../agent/lib/host-name.js';
 import type { CommandRunner } from './runner.js';
 
 /** A hub or DPS endpoint that must stay reachable after a remote change. */
@@ -15,9 +16,9 @@ export interface ProbeResult {
 }
 
 export function parseHostPort(text: string): HostPort {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/]+)):(\d{1,5})$/.exec(text.trim());
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 1 && port <= 65535)) {
+  if (!m || !(port >= 1 && port <= 65535) || !isHostName(m[1] ?? m[2]!)) {
     throw new AgentError(`invalid host:port ${JSON.stringify(text)}`, {
       hint: 'give the hub or DPS endpoint as host:port, e.g. myhub.azure-devices.net:8883 or [fd00::1]:443', exitCode: ExitCode.usage,
     });
@@ -54,4 +55,45 @@ export async function probeTargets(runner: CommandRunner, targets: readonly Host
       return { target, ok: false, detail: err instanceof Error ? err.message : String(err) };
     }
   }));
+}
+
+export type Probe = (targets: readonly HostPort[], timeoutMs: number) => Promise<ProbeResult[]>;
+
+export interface ProbeLoop {
+  probe: Probe;
+  targets: readonly HostPort[];
+  /** Until when (ms since the epoch) to keep trying. */
+  deadline: number;
+  intervalMs: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const PROBE_TIMEOUT_MS = 3_000;
+
+/**
+ * The one probe loop (the confirm step of a transaction and the boot guard): every target
+ * probed at once, again every interval until all answer or the deadline passes. Bounded in
+ * rounds too, so a clock that stands still cannot keep it going.
+ */
+export async function probeUntilReachable(loop: ProbeLoop): Promise<{ ok: boolean; probes: ProbeResult[]; rounds: number }> {
+  const now = loop.now ?? Date.now;
+  const sleep = loop.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const maxRounds = Math.ceil(Math.max(0, loop.deadline - now()) / Math.max(loop.intervalMs, 1)) + 2;
+  let probes: ProbeResult[] = [];
+  let rounds = 0;
+  while (rounds < maxRounds) {
+    rounds++;
+    probes = await loop.probe(loop.targets, Math.min(PROBE_TIMEOUT_MS, Math.max(loop.deadline - now(), 200)));
+    if (probes.every((p) => p.ok)) return { ok: true, probes, rounds };
+    const left = loop.deadline - now();
+    if (left <= 0) break;
+    await sleep(Math.min(loop.intervalMs, left));
+  }
+  return { ok: false, probes, rounds };
+}
+
+/** `host:port: why` for each target that did not answer. */
+export function describeFailures(probes: readonly ProbeResult[]): string {
+  return probes.filter((p) => !p.ok).map((p) => `${p.target}: ${p.detail}`).join('; ');
 }

@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from '../agent/state/atomic-file.js';
+import { writeFileAtomic } from '../agent/lib/atomic-file.js';
 import type { Binding } from './bind.js';
 import { VerifierError } from './errors.js';
 

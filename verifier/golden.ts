@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { BOOT_PCRS } from '../agent/attestation/pcr-selection.js';
-import { writeFileAtomic } from '../agent/state/atomic-file.js';
+import { writeFileAtomic } from '../agent/lib/atomic-file.js';
 import { VerifierError } from './errors.js';
 
 /**

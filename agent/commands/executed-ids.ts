@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { writeFileAtomic } from '../state/atomic-file.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
 
 const FILE = 'executed-commands.json';
 const KIND = 'iot-agent/executed-commands';
@@ -63,7 +63,7 @@ export class ExecutedIds {
 
   private save(): Promise<void> {
     const text = JSON.stringify({ kind: KIND, entries: this.entries });
-    this.writing = this.writing.then(() => writeFileAtomic(this.file, text)).catch((err: unknown) => {
+    this.writing = this.writing.then(() => writeFileAtomic(this.file, text, 0o600)).catch((err: unknown) => {
       this.log.warn('commands.executed_ids_write_failed', { file: this.file, err });
     });
     return this.writing;

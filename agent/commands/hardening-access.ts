@@ -1,16 +1,18 @@
 import path from 'node:path';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type AppliedRecord, type VerifyReport } from '../../hardening/engine.js';
-import { loadProfile } from '../../hardening/load-profile.js';
+import { loadProfileByName } from '../../hardening/load-profile.js';
+import { bootId } from '../../hardening/lock.js';
 import type { MeasureHook } from '../../hardening/measure.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
 import { describeError } from '../errors.js';
-import type { HardeningAccess } from './command.js';
+import { CommandFailure, type HardeningAccess } from './command.js';
 import { applyThroughUnit } from './hardening-unit.js';
 
 /**
  * Where the engine works. Production: the real root and network namespace, confirming
- * against the current hub (8883) and DPS (443). Tests (IOT_AGENT_HARDENING_TEST) name a
+ * against every endpoint the agent needs (needed-endpoints.ts). Tests (IOT_AGENT_HARDENING_TEST) name a
  * namespace and a temporary root they created, and the endpoints reachable from it.
  */
 export interface HardeningSite {
@@ -84,14 +86,24 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     return { report: recorded, fields: { drift: recorded.drift, driftCheckedAt: recorded.checkedAt, driftCheckedBy: recorded.by } };
   };
 
+  /** This boot's fail-closed outcome, if the boot path had to load the fail-closed rules instead of the profile. */
+  const bootFailure = async (): Promise<Record<string, unknown>> => {
+    const [boot, current] = await Promise.all([engine.lastBoot().catch(() => null), bootId()]);
+    if (boot?.outcome !== 'fail-closed' || boot.bootId !== current) return {};
+    return { failClosed: true, bootFailure: { at: boot.at, profile: boot.profile, error: boot.error ?? 'no reason recorded' } };
+  };
+
   const describe = async (withItems: boolean): Promise<Record<string, unknown>> => {
-    const applied = await engine.applied();
-    if (!applied) return { profile: null, appliedHash: null, confirmed: false, drift: null };
+    const [applied, boot] = await Promise.all([
+      engine.applied().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))), bootFailure(),
+    ]);
+    if (applied instanceof Error) return { profile: null, appliedHash: null, confirmed: false, drift: null, recordError: describeError(applied), ...boot };
+    if (!applied) return { profile: null, appliedHash: null, confirmed: false, drift: null, ...boot };
     const { report, fields } = await driftOf(applied);
     const drifted = report?.items.filter((i) => !i.ok).map((i) => ({ kind: i.kind, target: i.target, expected: i.expected, actual: i.actual })) ?? [];
     return {
       profile: applied.profile.name, appliedHash: applied.hash, confirmed: applied.confirmed, appliedAt: applied.appliedAt,
-      origin: applied.origin, ...fields, ...(withItems ? { drifted } : {}),
+      origin: applied.origin, ...fields, ...(withItems ? { drifted } : {}), ...boot,
     };
   };
 
@@ -99,9 +111,11 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     summary: () => describe(false),
     status: () => describe(true),
     apply: async (profile, confirmTimeoutSeconds) => {
+      // Names only, in every mode: a cloud-sent path (or name.yaml) is never read.
+      if (!PROFILE_NAME.test(profile)) throw new CommandFailure(400, `profile must be ${PROFILE_NAME_EXPECTED}, never a path`);
       const targets = site.confirmTargets ?? endpoints();
       if (!inProcess) return { ...(await applyThroughUnit({ engine, profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
-      const loaded = await loadProfile(profile, site.root);
+      const loaded = await loadProfileByName(profile, site.root);
       const report = await engine.apply(loaded, { targets, timeoutSeconds: confirmTimeoutSeconds });
       return { ...report };
     },

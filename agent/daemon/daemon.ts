@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Client, Twin } from 'azure-iot-device';
 import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
+import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -313,10 +314,7 @@ export class Daemon {
         const facts = await readTpmFacts(tpm);
         return { manufacturer: facts.manufacturerName, firmware: facts.firmwareVersion };
       },
-      endpoints: () => [
-        ...(this.flow?.assignment ? [{ host: this.flow.assignment.assignedHub, port: 8883 }] : []),
-        { host: this.config.provisioning.globalEndpoint, port: 443 },
-      ],
+      endpoints: () => neededEndpoints(this.config, this.flow?.assignment),
       reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: this.options.overrides?.hardeningSite ?? { root: '/', backend: 'auto' },

@@ -5,6 +5,7 @@ import { AgentError } from '../errors.js';
 import { parseRetryAfter } from '../retry/backoff.js';
 import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
+import { assignmentTextProblem } from './assignment-text.js';
 import { createDpsTransport, type DpsResponse } from './dps-transport.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
@@ -88,6 +89,12 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
         (err ? reject(err) : resolve(res?.registrationState ?? res ?? {}))));
     if (!result.assignedHub || !result.deviceId) {
       throw new DpsError('DPS answered without an assigned hub and device id', true, undefined);
+    }
+    const refused = assignmentTextProblem({ assignedHub: result.assignedHub, deviceId: result.deviceId });
+    if (refused) {
+      throw new DpsError(`DPS ${options.globalEndpoint} answered with an unusable assignment: ${refused}; nothing was cached`, false, undefined, {
+        hint: 'check the enrollment\'s device id and the linked hubs in DPS',
+      });
     }
     options.onStep?.('assigned', `${result.assignedHub} as ${result.deviceId}`);
     return { assignedHub: result.assignedHub, deviceId: result.deviceId };

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PolicyHistory } from '../retry/connection-policy.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
 
 const FILE = 'connection-history.json';
 const KIND = 'iot-agent/connection-history';

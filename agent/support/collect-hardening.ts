@@ -1,7 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { saveCommand } from '../../hardening/backend.js';
-import { agentLines, HardeningEngine, type AppliedRecord } from '../../hardening/engine.js';
+import { agentLines } from '../../hardening/drift.js';
+import { HardeningEngine } from '../../hardening/engine.js';
+import type { AppliedRecord } from '../../hardening/records.js';
 import { isHostController, renderSysctls, USB_DEVICES_DIR } from '../../hardening/render-host.js';
 import { parseFilterTable } from '../../hardening/restore-text.js';
 import { ProcSysctl } from '../../hardening/sysctl-io.js';
@@ -22,7 +24,7 @@ export function hardeningCollector(sources: BundleSources): Collector {
     root: site.root, backend: site.backend, commandPrefix: prefix, ...(site.stateDir ? { stateDir: site.stateDir } : {}),
   });
   return {
-    name: 'hardening', reads: `records in ${engine.store.dir}, ${site.netns ? `namespace ${site.netns}: ` : ''}firewall, sysctls, ${path.join(site.root, USB_DEVICES_DIR)}`,
+    name: 'hardening', reads: `records in ${engine.records.dir}, ${site.netns ? `namespace ${site.netns}: ` : ''}firewall, sysctls, ${path.join(site.root, USB_DEVICES_DIR)}`,
     timeoutMs: 15_000,
     collect: async (context) => {
       const records = await readRecords(engine);
@@ -45,10 +47,12 @@ export function hardeningCollector(sources: BundleSources): Collector {
 }
 
 async function readRecords(engine: HardeningEngine): Promise<Record<string, unknown>> {
-  const names = ['applied', 'known-good', 'pending', 'last-apply', 'verified'];
-  const entries = await Promise.all(names.map(async (name) => {
+  const { records } = engine;
+  const files = { applied: records.applied, 'known-good': records.knownGood, pending: records.pending, 'last-apply': records.lastApply,
+    verified: records.verified, boot: records.boot, originals: records.originals };
+  const entries = await Promise.all(Object.entries(files).map(async ([name, file]) => {
     try {
-      return [name, await engine.store.read(name)] as const;
+      return [name, await file.read()] as const;
     } catch (err) {
       return [name, { unreadable: describeError(err) }] as const;
     }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { writeFileAtomic } from '../state/atomic-file.js';
+import { syncDirectory, writeFileAtomic } from '../lib/atomic-file.js';
 
 /** One queued D2C message. `mid` is its message id, stable across restarts and retries. */
 export interface QueuedMessage {
@@ -166,7 +166,7 @@ export class DiskQueue {
     await this.segment?.handle.close();
     const name = this.segmentName(seq);
     const handle = await open(path.join(this.dir, name), 'a', 0o600);
-    await syncDir(this.dir);
+    await syncDirectory(this.dir);
     this.segment = { handle, firstSeq: seq, count: 0 };
     return this.segment;
   }
@@ -187,7 +187,7 @@ export class DiskQueue {
   private async writeCursor(): Promise<void> {
     this.cursorDirty = false;
     const cursor: Cursor = { kind: 'iot-agent/telemetry-cursor', ackedSeq: this.ackedSeq, dropped: this.dropped };
-    await writeFileAtomic(path.join(this.dir, CURSOR), JSON.stringify(cursor));
+    await writeFileAtomic(path.join(this.dir, CURSOR), JSON.stringify(cursor), 0o600);
     // Only after the cursor is durable may delivered segments go.
     for (const [name, last] of this.segments) {
       if (last > this.ackedSeq || (this.segment && name === this.segmentName(this.segment.firstSeq))) continue;
@@ -273,14 +273,5 @@ function parseLine(line: string): QueuedMessage | undefined {
     return value;
   } catch {
     return undefined;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

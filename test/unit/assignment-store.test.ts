@@ -21,11 +21,11 @@ function stateDir(): string {
 }
 
 describe('assignment state file', () => {
-  it('round-trips, owner-only, with kind and schema version, leaving no temporary files', async () => {
+  it('round-trips, readable by the agent and its group only (the root guard reads it as a member), with kind and schema version, leaving no temporary files', async () => {
     const dir = stateDir();
     await writeAssignment(dir, assignment);
     expect(await readAssignment(dir)).toEqual({ status: 'valid', assignment });
-    expect(statSync(assignmentPath(dir)).mode & 0o777).toBe(0o600);
+    expect(statSync(assignmentPath(dir)).mode & 0o777).toBe(0o640);
     expect(JSON.parse(readFileSync(assignmentPath(dir), 'utf8'))).toMatchObject({ kind: 'iot-agent/assignment', schema: 1 });
     expect(readdirSync(dir)).toEqual(['assignment.json']);
   });

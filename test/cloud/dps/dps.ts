@@ -113,7 +113,8 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
     }
     if (req.method !== 'GET') throw methodNotAllowed('operation status takes GET');
     await readBody(req); // the SDK sends "{}" with its GET
-    return registrations.operationStatus(registrationId, operationId, req.headers.authorization);
+    const reply = registrations.operationStatus(registrationId, operationId, req.headers.authorization);
+    return { ...reply, body: faults.answer(reply.body) };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

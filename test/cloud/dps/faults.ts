@@ -7,6 +7,11 @@ import { throttled, unavailable, type DpsError } from './errors.js';
 export class Faults {
   /** Added to every registration and operation-status answer. */
   latencyMs = 0;
+  /**
+   * A hostile or broken DPS: these fields replace the registration state of every
+   * "assigned" operation-status answer (the device's assignment is made as usual).
+   */
+  assignedOverride: { assignedHub?: string; deviceId?: string } | undefined;
   private queue: Array<() => DpsError> = [];
 
   /** The next `count` registration requests get 429 Too Many Requests with `Retry-After: retryAfterSeconds`. */
@@ -22,6 +27,14 @@ export class Faults {
   clear(): void {
     this.queue = [];
     this.latencyMs = 0;
+    this.assignedOverride = undefined;
+  }
+
+  /** The operation-status body as sent, with `assignedOverride` applied. */
+  answer(body: unknown): unknown {
+    const state = (body as { status?: string; registrationState?: object } | undefined);
+    if (!this.assignedOverride || state?.status !== 'assigned') return body;
+    return { ...state, registrationState: { ...state.registrationState, ...this.assignedOverride } };
   }
 
   /** The fault for this request, if one is queued. */
