@@ -2,12 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_PATH, runCli, type CliResult } from './cli.js';
+import { withHosts } from './hosts.js';
 
 export interface AgentFiles {
   dir: string;
   configPath: string;
   stateDir: string;
   runtimeDir: string;
+  /** The agent's /etc/hosts when the cloud has DNS names (test/support/hosts.ts). */
+  hostsFile?: string;
 }
 
 /** A config file for an agent under test, with its own state and runtime directories in `dir`. */
@@ -37,6 +40,9 @@ export function writeAgentConfig(dir: string, settings: {
   return { dir, configPath, stateDir, runtimeDir };
 }
 
+/** Test timings: token lifetime and renewal margin as the SDK's, 5 s keep-alive, a telemetry-interval second of 100 ms. */
+export const DEFAULT_TEST_TIMINGS = '0,0,5,100';
+
 /** `iot-agent run` as systemd would start it, with its log lines collected. */
 export class AgentProcess {
   readonly lines: string[] = [];
@@ -56,11 +62,16 @@ export class AgentProcess {
     this.exited.then(() => { this.closed = true; }, () => undefined);
   }
 
-  /** `timings`: IOT_AGENT_TEST_TIMINGS (token lifetime, renewal margin, keep-alive seconds). */
-  static start(files: AgentFiles, timings = '0,0,5'): AgentProcess {
-    const child = spawn(process.execPath, [CLI_PATH, '--config', files.configPath, 'run'], {
+  /**
+   * `timings`: IOT_AGENT_TEST_TIMINGS (token lifetime, renewal margin, keep-alive seconds,
+   * milliseconds per telemetry-interval second). `env` adds to the environment.
+   */
+  static start(files: AgentFiles, timings = DEFAULT_TEST_TIMINGS, env: NodeJS.ProcessEnv = {}): AgentProcess {
+    const argv = [CLI_PATH, '--config', files.configPath, 'run'];
+    const { command, args } = files.hostsFile ? withHosts(files.hostsFile, process.execPath, argv) : { command: process.execPath, args: argv };
+    const child = spawn(command, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: timings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: timings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...env },
     });
     return new AgentProcess(child, files);
   }

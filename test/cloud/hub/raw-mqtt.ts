@@ -1,5 +1,6 @@
 import mqtt from 'mqtt';
 import { createSas } from '../sas.js';
+import { servernameFor } from '../tls.js';
 
 /**
  * A bare MQTT 3.1.1 client (mqtt.js) for what the device SDK will not do on purpose:
@@ -25,6 +26,8 @@ export function rawConnect(target: RawTarget, clientId: string, password: string
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(`mqtts://${target.address}:8883`, {
       clientId, username, password, protocolVersion: 4, clean: false, ca: target.ca, reconnectPeriod: 0, connectTimeout: 5_000,
+      // The hub's name goes in SNI, as the SDK sends it; mqtt.js would name the address.
+      ...servernameFor(target.hostName),
     });
     client.once('connect', (connack) => resolve({ client, sessionPresent: connack.sessionPresent }));
     client.once('error', (err) => {
