@@ -1,13 +1,23 @@
 import { throttled, unavailable, type DpsError } from './errors.js';
 
+/** How DPS ends a registration it could not complete: `status: "failed"` with its code and message. */
+export interface AssignmentFailure {
+  errorCode: number;
+  errorMessage: string;
+}
+
 /**
  * Fault knobs for agent tests: refuse the next N registration requests with 429 (with
- * Retry-After) or 503, and delay every device-facing answer.
+ * Retry-After) or 503, end the next N assignments as `failed`, make assignments take
+ * longer, and delay every device-facing answer.
  */
 export class Faults {
   /** Added to every registration and operation-status answer. */
   latencyMs = 0;
+  /** How long an assignment takes once the signed registration arrived (the device polls meanwhile). */
+  assignmentDelayMs = 0;
   private queue: Array<() => DpsError> = [];
+  private failures: AssignmentFailure[] = [];
 
   /** The next `count` registration requests get 429 Too Many Requests with `Retry-After: retryAfterSeconds`. */
   throttleNext(count: number, retryAfterSeconds = 1): void {
@@ -19,9 +29,20 @@ export class Faults {
     for (let i = 0; i < count; i++) this.queue.push(unavailable);
   }
 
+  /** The next `count` assignments end with `status: "failed"` and this code and message. */
+  failAssignmentNext(count: number, failure: AssignmentFailure): void {
+    for (let i = 0; i < count; i++) this.failures.push(failure);
+  }
+
+  takeAssignmentFailure(): AssignmentFailure | undefined {
+    return this.failures.shift();
+  }
+
   clear(): void {
     this.queue = [];
+    this.failures = [];
     this.latencyMs = 0;
+    this.assignmentDelayMs = 0;
   }
 
   /** The fault for this request, if one is queued. */

@@ -6,7 +6,8 @@ import { decodePropertyBag, PropertyBagError } from './property-bag.js';
  * never reach another device's topics (device ids are compared exactly).
  */
 export type DeviceRequest =
-  | { kind: 'telemetry'; properties: Map<string, string> }
+  /** `propertyBytes`: the encoded property bag, which counts towards the message size. */
+  | { kind: 'telemetry'; properties: Map<string, string>; propertyBytes: number }
   | { kind: 'twin-get'; rid: string }
   | { kind: 'twin-patch-reported'; rid: string }
   | { kind: 'method-response'; rid: string; status: number };
@@ -16,11 +17,11 @@ export class TopicError extends Error {}
 /** Parses a topic a device published to; throws TopicError when the device may not publish there. */
 export function parseDevicePublish(deviceId: string, topic: string): DeviceRequest {
   const eventsPrefix = `devices/${deviceId}/messages/events`;
-  if (topic === eventsPrefix || topic === `${eventsPrefix}/`) return { kind: 'telemetry', properties: new Map() };
+  if (topic === eventsPrefix || topic === `${eventsPrefix}/`) return { kind: 'telemetry', properties: new Map(), propertyBytes: 0 };
   if (topic.startsWith(`${eventsPrefix}/`)) {
     const bag = topic.slice(eventsPrefix.length + 1);
     if (bag.includes('/')) throw new TopicError(`unexpected level in telemetry topic ${clip(topic)}`);
-    return { kind: 'telemetry', properties: bagOrThrow(bag) };
+    return { kind: 'telemetry', properties: bagOrThrow(bag), propertyBytes: Buffer.byteLength(bag) };
   }
   if (!topic.startsWith('$iothub/')) throw new TopicError(`device ${deviceId} may not publish to ${clip(topic)}`);
   const q = topic.indexOf('?');
