@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError, describeError } from '../errors.js';
 import { DaemonAbsentError, requestDaemon } from '../daemon/control-socket.js';
@@ -83,7 +83,9 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
   try {
     const identity = await ensureIdentity(tpm, { registrationId: config.provisioning.registrationId });
     show('tpm', `TPM ready, registration id ${identity.registrationId}`);
-    const ca = config.tls.extraCaFile ? await readFile(config.tls.extraCaFile, 'utf8') : undefined;
+    const trust = await loadTrust(config.tls.extraCaFile);
+    if (!trust.ok) throw new AgentError(trust.problem, { hint: trust.hint });
+    const ca = caBundle(trust);
     const stored = await readAssignment(config.stateDir);
     const decision = decideAtStartup(config, idScope, identity.registrationId, stored);
     let assignment: Assignment;

@@ -49,16 +49,20 @@ export async function run(options: { config?: string }): Promise<number> {
 }
 
 /**
- * Shorter timings for the test suite and QA's fault drills (IOT_AGENT_TEST_TIMINGS=1):
- * token lifetime, keep-alive and backoff in seconds rather than minutes.
+ * Shorter timings for the test suite and QA's fault drills
+ * (IOT_AGENT_TEST_TIMINGS=lifetime,margin,keepalive[,telemetryMs]): token lifetime,
+ * keep-alive and backoff in seconds rather than minutes, and a telemetry-interval second
+ * of telemetryMs milliseconds, so that tests keep the 10 s floor of the interval and still
+ * see health messages every second. The packaged unit never sets it.
  */
 function testTuning() {
   const spec = process.env.IOT_AGENT_TEST_TIMINGS;
   if (!spec) return {};
-  const [tokenLifetime, renewalMargin, keepAlive] = spec.split(',').map(Number);
+  const [tokenLifetime, renewalMargin, keepAlive, telemetryMs] = spec.split(',').map(Number);
   return {
     backoff: { initialMs: 200, maxMs: 2_000, multiplier: 2 },
     keepAliveSeconds: keepAlive || 5,
     ...(tokenLifetime ? { tokenLifetimeSeconds: tokenLifetime, tokenRenewalMarginSeconds: renewalMargin || Math.floor(tokenLifetime / 4) } : {}),
+    ...(telemetryMs && telemetryMs >= 10 && telemetryMs <= 1000 ? { telemetrySecondMs: telemetryMs } : {}),
   };
 }

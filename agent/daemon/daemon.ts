@@ -1,14 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import type net from 'node:net';
 import { rebootSettingsFromEnv } from '../commands/reboot-scheduler.js';
 import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
+import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
-import { describeError } from '../errors.js';
+import { AgentError, describeError } from '../errors.js';
 import { HubSession } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
 import { decideAtStartup, reprovisionOnRejection } from '../provisioning/decide.js';
-import { DpsError, registerWithDps, type ProvisionStep } from '../provisioning/register.js';
+import { DpsError } from '../provisioning/dps-error.js';
+import { registerWithDps, type ProvisionStep } from '../provisioning/register.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffPolicy } from '../retry/backoff.js';
 import { clearAssignment, readAssignment, writeAssignment, type Assignment } from '../state/assignment-store.js';
 import { ensureIdentity, type DeviceIdentity } from '../tpm/identity.js';
@@ -50,6 +51,8 @@ export interface DaemonOptions {
   readyGraceMs?: number;
   /** Where READY/STATUS/WATCHDOG go; systemd-notify by default. */
   notifier?: Pick<SystemdNotifier, keyof SystemdNotifier>;
+  /** Milliseconds in a second of the telemetry interval (tests shorten it). */
+  telemetrySecondMs?: number;
 }
 
 /** Below the unit's TimeoutStartSec (120 s), above a normal cold start on a slow link. */
@@ -84,6 +87,8 @@ export class Daemon {
   private readyGraceTimer: NodeJS.Timeout | undefined;
   private caPem: string | undefined;
   private features: DeviceFeatures | undefined;
+  /** Set when the hub refused the device and it was re-provisioned for that; cleared once connected. */
+  private reprovisionedAfterRejection = false;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
@@ -179,7 +184,9 @@ export class Daemon {
       this.setState('starting');
       const { config } = this;
       const idScope = requireIdScope(config, this.options.configPath);
-      this.caPem = config.tls.extraCaFile ? await readFile(config.tls.extraCaFile, 'utf8') : undefined;
+      const trust = await loadTrust(config.tls.extraCaFile);
+      if (!trust.ok) throw new AgentError(trust.problem, { hint: trust.hint });
+      this.caPem = caBundle(trust);
       this.tpm = new TpmClient(openTransport(parseTransport(config.tpm.transport)));
       const tpm = this.tpm;
       this.identity = await this.retryForever(generation, 'TPM unavailable', () =>
@@ -236,9 +243,11 @@ export class Daemon {
         if (err instanceof Superseded) throw err;
         this.check(generation);
         if (onStep) throw err; // a technician asked: tell them now rather than retry out of sight
-        const delay = backoff.next(err instanceof DpsError ? err.retryAfterMs : undefined);
-        this.log.warn('provisioning.failed', { err, retryInMs: delay });
-        this.setState('degraded', `provisioning failed: ${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`);
+        // What only an operator can mend (a disabled or missing enrollment) is tried rarely: every attempt is billed and re-keys the TPM.
+        const operator = err instanceof DpsError && err.operatorMustAct;
+        const delay = operator ? slowRetryMs(config) : backoff.next(err instanceof DpsError ? err.retryAfterMs : undefined);
+        this.log.warn('provisioning.failed', { err, retryInMs: delay, operatorMustAct: operator });
+        this.setState('degraded', `provisioning failed: ${describeError(err)} (${operator ? 'an operator must act; ' : ''}next try in ${inWords(delay)})`);
         await this.sleep(delay, generation);
       }
     }
@@ -251,11 +260,12 @@ export class Daemon {
       deviceId: assignment.deviceId, ca: this.caPem, log: this.log.child({ component: 'hub' }),
       keepAliveSeconds: this.options.keepAliveSeconds, tokenLifetimeSeconds: this.options.tokenLifetimeSeconds,
       tokenRenewalMarginSeconds: this.options.tokenRenewalMarginSeconds, backoff: this.options.backoff,
-      onConnected: (client, twin) => this.features?.onConnected(client, twin),
+      onConnected: (client, twin, desired) => this.features?.onConnected(client, twin, desired),
     });
     this.session = session;
     session.on('connected', () => {
       if (generation !== this.generation) return;
+      this.reprovisionedAfterRejection = false;
       this.setState('ready', `connected to ${assignment.assignedHub} as ${assignment.deviceId}`);
       this.flowBackoff.reset();
       this.announceReady(`ready: ${assignment.deviceId} on ${assignment.assignedHub}`);
@@ -268,14 +278,20 @@ export class Daemon {
     session.on('rejected', (err) => {
       if (generation !== this.generation) return;
       this.features?.detach();
-      if (reprovisionOnRejection(this.config)) {
+      if (reprovisionOnRejection(this.config) && !this.reprovisionedAfterRejection) {
+        this.reprovisionedAfterRejection = true;
         this.log.warn('hub.rejected_reprovisioning', { err });
         void clearAssignment(this.config.stateDir).then(() => this.restartFlow());
-      } else {
-        this.setState('degraded', `the hub refused the device (${describeError(err)}) and reprovision is never`);
-        const delay = new Backoff(this.options.backoff ?? DEFAULT_BACKOFF).next();
-        void this.sleep(delay, generation).then(() => session.start(), () => undefined);
+        return;
       }
+      // Refused again right after DPS assigned it, or never to re-provision: the device is
+      // disabled (or deleted) in the hub's registry, which only an operator can change.
+      const delay = slowRetryMs(this.config);
+      const why = this.reprovisionedAfterRejection ? 'even after re-provisioning' : 'and provisioning.reprovision is never';
+      this.log.warn('hub.rejected_again', { err, retryInMs: delay });
+      this.setState('degraded', `the hub refused the device ${why} (${describeError(err)}): it may be disabled in the hub's registry; `
+        + `an operator must act; next try in ${inWords(delay)}`);
+      void this.sleep(delay, generation).then(() => session.start(), () => undefined);
     });
     session.start();
   }
@@ -300,6 +316,7 @@ export class Daemon {
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: hardeningSiteFromEnv(),
       reboot: rebootSettingsFromEnv(),
+      telemetrySecondMs: this.options.telemetrySecondMs,
     });
   }
 
@@ -401,6 +418,15 @@ export class Daemon {
   private wakeSleepers(): void {
     for (const wake of [...this.sleepers]) wake();
   }
+}
+
+/** provisioning.slowRetryHours, give or take a tenth, so that a fleet refused at once does not come back at once. */
+function slowRetryMs(config: AgentConfig): number {
+  return Math.round(config.provisioning.slowRetryHours * 3_600_000 * (0.9 + Math.random() * 0.2));
+}
+
+function inWords(ms: number): string {
+  return ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.ceil(ms / 1000)} s`;
 }
 
 function stepWords(step: ProvisionStep, detail?: string): string {

@@ -9,6 +9,8 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffPolicy } from '../retry/backoff.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
+import { DesiredFeed } from '../twin/desired-feed.js';
+import { enableDesiredUpdates, onDesiredPatch, setTokenLifetimes } from './sdk-internals.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const { errors, NoRetry } = common;
@@ -33,7 +35,7 @@ export interface HubSessionOptions {
   registrationId: string;
   assignedHub: string;
   deviceId: string;
-  /** PEM of a private CA to trust besides the system's. */
+  /** The CAs to trust, in PEM (agent/check/trust.ts: the system's plus tls.extraCaFile); Node's default when absent. */
   ca?: string;
   log: Logger;
   /** MQTT keep-alive: a dead link is noticed within about 1.5 times this. */
@@ -42,8 +44,13 @@ export interface HubSessionOptions {
   tokenLifetimeSeconds?: number;
   tokenRenewalMarginSeconds?: number;
   backoff?: BackoffPolicy;
-  /** Called after every (re)connect with the client and the full twin, before `connected` is emitted. */
-  onConnected?: (client: Client, twin: Twin) => Promise<void> | void;
+  /** How long a connection must last before the reconnect backoff starts over (a hub that drops each new connection meets a growing delay). */
+  stableAfterMs?: number;
+  /**
+   * Called after every (re)connect with the client, the full twin and the desired-property
+   * feed (subscribed before the twin was fetched), before `connected` is emitted.
+   */
+  onConnected?: (client: Client, twin: Twin, desired: DesiredFeed) => Promise<void> | void;
 }
 
 export interface HubSessionEvents {
@@ -55,18 +62,25 @@ export interface HubSessionEvents {
 }
 
 export const DEFAULT_KEEPALIVE_SECONDS = 60;
+export const DEFAULT_STABLE_AFTER_MS = 60_000;
+/** Twin GETs tried on one connection before it is given up (IoT Hub answers 429 when its twin reads throttle). */
+const TWIN_GET_ATTEMPTS = 5;
 
 /**
  * The device's session with its IoT Hub over MQTT, authenticated by the TPM. It reconnects
  * forever with capped, jittered backoff (the SDK's own retry gives up after minutes, so it
- * is switched off), and fetches the whole twin after every connect so that desired
- * properties changed while offline are not missed.
+ * is switched off); the backoff starts over only once a connection has lasted, so a hub
+ * that closes every new connection (throttling, a used-up quota) is not stormed. After
+ * every connect it follows IoT Hub's reconnection flow: subscribe to desired-property
+ * updates, then fetch the whole twin (retried with backoff when throttled), so that
+ * nothing changed while offline or in between is missed.
  */
 export class HubSession extends EventEmitter<HubSessionEvents> {
   private client: Client | undefined;
   private readonly security: TpmSecurityClient;
   private readonly backoff: Backoff;
   private retryTimer: NodeJS.Timeout | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private connecting = false;
   /** The current client's token provider, stopped with it. */
@@ -95,6 +109,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.stableTimer);
     await this.dropClient();
   }
 
@@ -108,11 +123,16 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     try {
       log.info('hub.connecting', { hub: this.options.assignedHub, deviceId: this.options.deviceId });
       await client.open();
-      const twin = await client.getTwin();
-      await this.options.onConnected?.(client, twin);
+      const desired = new DesiredFeed();
+      onDesiredPatch(client, (patch) => desired.push(patch));
+      await enableDesiredUpdates(client);
+      const twin = await this.fetchTwin(client);
+      await this.options.onConnected?.(client, twin, desired);
       if (this.stopped || this.client !== client) return;
       this.connecting = false;
-      this.backoff.reset();
+      clearTimeout(this.stableTimer);
+      this.stableTimer = setTimeout(() => this.backoff.reset(), this.options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS);
+      this.stableTimer.unref();
       this.emit('connected');
     } catch (err) {
       this.connecting = false;
@@ -121,13 +141,25 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     }
   }
 
+  /** The whole twin; a GET the hub refuses (429, a server error) is tried again on the same connection. */
+  private async fetchTwin(client: Client): Promise<Twin> {
+    const backoff = new Backoff(this.options.backoff ?? DEFAULT_BACKOFF);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.getTwin();
+      } catch (err) {
+        if (attempt >= TWIN_GET_ATTEMPTS || this.stopped || this.client !== client) throw err;
+        const delay = backoff.next();
+        this.options.log.warn('hub.twin_get_failed', { err, attempt, retryInMs: delay });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
   private newClient(): Client {
     const { assignedHub, deviceId, log } = this.options;
     const auth = TpmAuthenticationProvider.fromTpmSecurityClient(deviceId, assignedHub, this.security);
-    // The SDK exposes no setter for TPM token lifetimes; these are its documented defaults' fields.
-    const lifetimes = auth as unknown as { _tokenValidTimeInSeconds: number; _tokenRenewalMarginInSeconds: number };
-    if (this.options.tokenLifetimeSeconds) lifetimes._tokenValidTimeInSeconds = this.options.tokenLifetimeSeconds;
-    if (this.options.tokenRenewalMarginSeconds) lifetimes._tokenRenewalMarginInSeconds = this.options.tokenRenewalMarginSeconds;
+    setTokenLifetimes(auth, this.options.tokenLifetimeSeconds, this.options.tokenRenewalMarginSeconds);
     const client = Client.fromAuthenticationProvider(auth, Mqtt);
     // A failed renewal is emitted as 'error': without a listener it would end the process.
     // Only the current client's provider may start a reconnect.
@@ -150,6 +182,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
 
   private onFailure(err: Error): void {
     if (this.stopped || this.retryTimer !== undefined) return;
+    clearTimeout(this.stableTimer);
     if (isRejection(err)) {
       this.options.log.warn('hub.rejected', { hub: this.options.assignedHub, err });
       void this.dropClient();

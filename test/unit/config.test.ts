@@ -26,7 +26,8 @@ describe('config file', () => {
     expect(DEFAULTS.stateDir).toBe('/var/lib/iot-agent');
     expect(DEFAULTS.runtimeDir).toBe('/run/iot-agent');
     expect(DEFAULTS.hardening.bootGraceSeconds).toBe(300);
-    expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000 });
+    expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000, maxMessagesPerSecond: 4 });
+    expect(DEFAULTS.provisioning.slowRetryHours).toBe(6);
   });
 
   it('reads every key', () => {
@@ -36,6 +37,7 @@ describe('config file', () => {
       '  globalEndpoint: 127.0.0.2',
       '  registrationId: board-17',
       '  reprovision: alwaysOnStartup',
+      '  slowRetryHours: 12',
       'tpm:',
       '  transport: swtpm:host=127.0.0.1,port=2321',
       'tls:',
@@ -49,21 +51,22 @@ describe('config file', () => {
       'telemetry:',
       '  intervalSeconds: 15',
       '  queueLimit: 500',
+      '  maxMessagesPerSecond: 20',
     ].join('\n'), 'x');
     expect(config).toEqual({
-      provisioning: { idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup' },
+      provisioning: { idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup', slowRetryHours: 12 },
       tpm: { transport: 'swtpm:host=127.0.0.1,port=2321' },
       tls: { extraCaFile: '/etc/iot-agent/ca.pem' },
       stateDir: '/tmp/state',
       runtimeDir: '/tmp/run',
       log: { level: 'debug' },
       hardening: { bootGraceSeconds: 600 },
-      telemetry: { intervalSeconds: 15, queueLimit: 500 },
+      telemetry: { intervalSeconds: 15, queueLimit: 500, maxMessagesPerSecond: 20 },
     });
   });
 
   it.each([
-    ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision'],
+    ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision, slowRetryHours'],
     ['statedir: /x', 'statedir: unknown key (did you mean stateDir?)'],
     ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log, hardening, telemetry'],
     ['provisioning:\n  reprovision: sometimes', 'provisioning.reprovision: "sometimes" is not valid: expected one of onErrorOnly, alwaysOnStartup, never'],
@@ -80,10 +83,17 @@ describe('config file', () => {
     ['hardening:\n  bootGraceSeconds: 90.5', 'hardening.bootGraceSeconds: 90.5 is not valid: expected a whole number'],
     ['hardening:\n  bootGraceSeconds: "300"', 'hardening.bootGraceSeconds: "300" is not valid: expected a whole number'],
     ['hardening:\n  bootgrace: 300', 'hardening.bootgrace: unknown key; expected one of bootGraceSeconds'],
-    ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 1 to 86400'],
+    ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 10 to 86400'],
+    ['telemetry:\n  intervalSeconds: 9', 'telemetry.intervalSeconds: 9 is not valid: expected a whole number from 10 to 86400'],
+    ['telemetry:\n  maxMessagesPerSecond: 0', 'telemetry.maxMessagesPerSecond: 0 is not valid: expected a whole number from 1 to 1000'],
+    ['telemetry:\n  maxMessagesPerSecond: 2.5', 'telemetry.maxMessagesPerSecond: 2.5 is not valid: expected a whole number'],
+    ['provisioning:\n  slowRetryHours: 0', 'provisioning.slowRetryHours: 0 is not valid: expected a whole number from 1 to 168'],
+    ['provisioning:\n  slowRetryHours: "6"', 'provisioning.slowRetryHours: "6" is not valid: expected a whole number'],
+    ['provisioning:\n  registrationId: board-', 'provisioning.registrationId: invalid registration id "board-"'],
+    ['provisioning:\n  registrationId: .board', 'provisioning.registrationId: invalid registration id ".board"'],
     ['telemetry:\n  intervalSeconds: "60"', 'telemetry.intervalSeconds: "60" is not valid: expected a whole number'],
     ['telemetry:\n  queueLimit: 5', 'telemetry.queueLimit: 5 is not valid: expected a whole number from 10 to 1000000'],
-    ['telemetry:\n  queuelimit: 5', 'telemetry.queuelimit: unknown key (did you mean telemetry.queueLimit?); expected one of intervalSeconds, queueLimit'],
+    ['telemetry:\n  queuelimit: 5', 'telemetry.queuelimit: unknown key (did you mean telemetry.queueLimit?); expected one of intervalSeconds, queueLimit, maxMessagesPerSecond'],
     ['telemetry: 60', 'telemetry: 60 is not valid: expected a mapping of keys to values'],
     ['- a\n- b', 'the document: ["a","b"] is not valid: expected a mapping of keys to values'],
     ['just text', 'the document: "just text" is not valid'],

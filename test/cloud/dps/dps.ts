@@ -119,7 +119,7 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
     }
     if (operationId === undefined) {
       if (req.method !== 'PUT') throw methodNotAllowed('registration takes PUT');
-      const fault = faults.take();
+      const fault = faults.take(req.headers.authorization !== undefined);
       if (fault) {
         req.resume();
         throw fault;

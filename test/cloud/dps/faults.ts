@@ -17,11 +17,17 @@ export class Faults {
   /** How long an assignment takes once the signed registration arrived (the device polls meanwhile). */
   assignmentDelayMs = 0;
   private queue: Array<() => DpsError> = [];
+  private signedQueue: Array<() => DpsError> = [];
   private failures: AssignmentFailure[] = [];
 
   /** The next `count` registration requests get 429 Too Many Requests with `Retry-After: retryAfterSeconds`. */
   throttleNext(count: number, retryAfterSeconds = 1): void {
     for (let i = 0; i < count; i++) this.queue.push(() => throttled(retryAfterSeconds));
+  }
+
+  /** The next `count` signed registration requests (after the challenge) get 429 with `Retry-After: retryAfterSeconds`. */
+  throttleSignedNext(count: number, retryAfterSeconds = 1): void {
+    for (let i = 0; i < count; i++) this.signedQueue.push(() => throttled(retryAfterSeconds));
   }
 
   /** The next `count` registration requests get 503 Service Unavailable. */
@@ -40,13 +46,14 @@ export class Faults {
 
   clear(): void {
     this.queue = [];
+    this.signedQueue = [];
     this.failures = [];
     this.latencyMs = 0;
     this.assignmentDelayMs = 0;
   }
 
-  /** The fault for this request, if one is queued. */
-  take(): DpsError | undefined {
-    return this.queue.shift()?.();
+  /** The fault for this registration request (`signed`: it carries the challenge's SAS token), if one is queued. */
+  take(signed = false): DpsError | undefined {
+    return ((signed ? this.signedQueue.shift() : undefined) ?? this.queue.shift())?.();
   }
 }
