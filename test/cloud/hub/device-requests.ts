@@ -40,6 +40,7 @@ export function handleDeviceRequest(ctx: DeviceRequestContext, deviceId: string,
       const device = ctx.registry.get(deviceId);
       if (!device) return twinError(ctx, deviceId, request.rid, 404, 404001, 'Device not found');
       ctx.broker.sendToDevice(deviceId, `$iothub/twin/res/200/?$rid=${request.rid}`, JSON.stringify(deviceTwinView(device.twin)));
+      ctx.faults.takeAfterTwinGet()?.();
       return;
     }
     case 'twin-patch-reported':
@@ -60,7 +61,10 @@ async function patchReportedProperties(ctx: DeviceRequestContext, deviceId: stri
   try {
     twin = patchReported(device.twin, JSON.parse(payload.toString('utf8')) as JsonObject);
   } catch (err) {
-    if (err instanceof TwinPatchError || err instanceof SyntaxError) return twinError(ctx, deviceId, rid, 400, 400004, err.message);
+    if (err instanceof TwinPatchError || err instanceof SyntaxError) {
+      ctx.counters.reportedRefused++;
+      return twinError(ctx, deviceId, rid, 400, 400004, err.message);
+    }
     throw err;
   }
   // Answered once the new twin is on disk, so a 204 means it survives a restart.

@@ -8,6 +8,22 @@ export type TwinOperation = 'get' | 'patch';
 
 export class HubFaults {
   private readonly twinThrottles: Record<TwinOperation, number> = { get: 0, patch: 0 };
+  private afterTwinGet: (() => void) | undefined;
+
+  /**
+   * Runs `action` right after the hub has answered the next twin GET: a change made in the
+   * window between a device's GET and its next request, the race IoT Hub's reconnection
+   * flow is about.
+   */
+  onNextTwinGet(action: () => void): void {
+    this.afterTwinGet = action;
+  }
+
+  takeAfterTwinGet(): (() => void) | undefined {
+    const action = this.afterTwinGet;
+    this.afterTwinGet = undefined;
+    return action;
+  }
 
   /** The next `count` twin requests of `operation` are answered 429. */
   throttleTwin(operation: TwinOperation, count: number): void {
@@ -22,6 +38,7 @@ export class HubFaults {
   }
 
   clear(): void {
+    this.afterTwinGet = undefined;
     this.twinThrottles.get = 0;
     this.twinThrottles.patch = 0;
   }

@@ -185,7 +185,9 @@ export class HubCore {
       if (err instanceof TwinPatchError) throw errors.argumentInvalid(err.message);
       throw err;
     }
-    await this.registry.updateTwin(deviceId, twin);
+    // The registry takes the new twin at once and writes it to disk after; the notification
+    // goes to whoever is subscribed at the moment of the change (IoT Hub keeps none for later).
+    const saved = this.registry.updateTwin(deviceId, twin);
     if (desired !== undefined) {
       this.counters.desiredPatches++;
       if (this.broker.isSubscribed(deviceId, desiredSubscription)) {
@@ -193,6 +195,7 @@ export class HubCore {
         this.broker.sendToDevice(deviceId, `$iothub/twin/PATCH/properties/desired/?$version=${twin.desiredVersion}`, JSON.stringify(push));
       }
     }
+    await saved;
     return this.getTwin(deviceId);
   }
 

@@ -20,7 +20,7 @@ export function deviceUsername(target: RawTarget, deviceId: string): string {
   return `${target.hostName}/${deviceId}/?api-version=2021-04-12`;
 }
 
-/** Resolves with the connected client, or with the CONNACK refusal code. */
+/** Resolves with the connected client, or with the CONNACK refusal code; rejects when the hub cuts the connection without a CONNACK. */
 export function rawConnect(target: RawTarget, clientId: string, password: string, username = deviceUsername(target, clientId)):
   Promise<{ client: mqtt.MqttClient; sessionPresent: boolean } | { refused: number }> {
   return new Promise((resolve, reject) => {
@@ -35,6 +35,10 @@ export function rawConnect(target: RawTarget, clientId: string, password: string
       const code = (err as Error & { code?: number }).code;
       if (typeof code === 'number') resolve({ refused: code });
       else reject(err);
+    });
+    client.once('close', () => {
+      client.end(true);
+      reject(new Error('the hub closed the connection before CONNACK'));
     });
   });
 }
