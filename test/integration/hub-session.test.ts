@@ -81,6 +81,37 @@ describe('the hub session of a TPM device', () => {
     }
   }, 45_000);
 
+  it('does not start its backoff over for connections the hub drops at once: the delays keep growing', async () => {
+    const delays: number[] = [];
+    const recording = new Logger({ journal: false, level: 'warn', write: (l) => {
+      const retry = /event=hub\.disconnected .*retryInMs=(\d+)/.exec(l);
+      if (retry) delays.push(Number(retry[1]));
+    } });
+    const session = new HubSession({
+      tpm, registrationId, assignedHub: hub.hostName, deviceId: 'board-21', ca, log: recording,
+      backoff: { initialMs: 200, maxMs: 2_000, multiplier: 2 },
+    });
+    // A hub that closes every new connection (a throttled device, say).
+    session.on('connected', () => setTimeout(() => hub.core.broker.disconnect('board-21'), 50));
+    try {
+      session.start();
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only ${delays.length} drops in 40 s`)), 40_000);
+        const poll = setInterval(() => {
+          if (delays.length < 8) return;
+          clearInterval(poll);
+          clearTimeout(timer);
+          resolve();
+        }, 50);
+      });
+    } finally {
+      session.removeAllListeners('connected');
+      await session.stop();
+    }
+    // Started over at every connect, each delay would be under the first ceiling (200 ms).
+    expect(Math.max(...delays.slice(3))).toBeGreaterThan(200);
+  }, 60_000);
+
   it('reports a device the hub no longer knows as rejected, so the daemon can re-provision', async () => {
     const session = new HubSession({ tpm, registrationId, assignedHub: hub.hostName, deviceId: 'board-21', ca, log });
     try {

@@ -32,6 +32,11 @@ export interface BrokerHooks {
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 /** "A device can only subscribe to five topics at a time" (Microsoft Learn, IoT Hub MQTT support). */
 export const MAX_SUBSCRIPTIONS = 5;
+/**
+ * How long after refusing a send (429, a used-up quota) the hub closes the connection: time
+ * for the PUBACKs of the sends it did accept to leave, so that none of those is sent twice.
+ */
+const CLOSE_AFTER_REFUSAL_MS = 50;
 /** NOT_AUTHORIZED: what IoT Hub answers to every credential failure. */
 const CONNACK_NOT_AUTHORIZED = 5;
 /** setTimeout's ceiling; longer tokens are re-checked when this fires. */
@@ -44,6 +49,8 @@ export class HubBroker {
   /** Per client id, as IoT Hub keeps them across reconnects with clean=false. */
   private readonly subscriptions = new Map<string, Set<string>>();
   private readonly expiries = new WeakMap<Client, number>();
+  /** Connections the hub is closing after a refused send: nothing more they send is taken. */
+  private readonly closing = new WeakSet<Client>();
   private readonly expiryTimers = new Map<Client, NodeJS.Timeout>();
 
   private constructor(private readonly aedes: Aedes, private readonly hooks: BrokerHooks) {}
@@ -77,6 +84,7 @@ export class HubBroker {
     };
     aedes.authorizePublish = (client, packet, done) => {
       if (!client) return done(null);
+      if (this.closing.has(client)) return; // neither acknowledged nor kept: the device sends it again
       let request: DeviceRequest;
       try {
         if (packet.qos === 2) throw new TopicError('IoT Hub does not support QoS 2');
@@ -103,11 +111,14 @@ export class HubBroker {
       if (request.kind !== 'telemetry') return handle();
       // Traffic shaping: a queued send is acknowledged (PUBACK) only once the hub admits it.
       hooks.admitTelemetry(client, payload.length + request.propertyBytes, (admission) => {
+        if (this.closing.has(client)) return;
         if (admission === 'accepted') return handle();
         const reason = admission === 'quota' ? 'the daily message quota is used up (403002)' : 'throttled (429): the D2C backlog is full';
         hooks.onRefused(client.id, reason);
         // 429 and 403002 close an MQTT connection: MQTT has no way to refuse one message.
-        done(new Error(reason));
+        this.closing.add(client);
+        hooks.onConnectionClosed(client);
+        setTimeout(() => client.close(), CLOSE_AFTER_REFUSAL_MS).unref();
       });
     };
     aedes.authorizeSubscribe = (client, subscription, done) => {
