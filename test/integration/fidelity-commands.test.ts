@@ -92,6 +92,16 @@ describe('the command suite with every kind of payload', () => {
     await dc.waitFor('reboot program ran', () => existsSync(rebootLog));
   });
 
+  it('records a C2D envelope\'s id only once it is accepted: a corrected resend of a refused envelope runs, a second one is a duplicate', async () => {
+    await dc.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 5 }, id: 'fix-1' });
+    await dc.waitFor('the refusal of fix-1', () => dc.results('fix-1').length === 1);
+    await dc.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 40 }, id: 'fix-1' });
+    await dc.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 40 }, id: 'fix-1' });
+    const results = await dc.waitFor('three results for fix-1', () => (dc.results('fix-1').length === 3 ? dc.results('fix-1') : undefined));
+    expect(results[0]!.status).toBe(400);
+    expect(results.slice(1).map((r) => r.status).sort()).toEqual([200, 208]); // the duplicate may be answered before the run ends
+  });
+
   it('never sends a reported patch the hub refuses for its limits', () => {
     expect(dc.hub.counters.reportedRefused).toBe(0);
   });

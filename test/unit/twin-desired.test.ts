@@ -163,6 +163,18 @@ describe('reported properties', () => {
     reported.detach();
   });
 
+  it('fits what it sends to the hub\'s limits: a 10 KB hardening drift error goes out clipped to 4 KB', async () => {
+    const reported = new ReportedProperties(log);
+    const { twin, patches } = recordingTwin();
+    reported.attach(twin);
+    reported.update({ hardening: { drift: null, driftError: 'iptables: '.repeat(1_000) } });
+    await expect.poll(() => patches.length).toBeGreaterThan(0);
+    const sent = (Object.assign({}, ...patches) as { hardening: { driftError: string } }).hardening.driftError;
+    expect(Buffer.byteLength(sent)).toBeLessThanOrEqual(4096);
+    expect(sent.endsWith('...')).toBe(true);
+    reported.detach();
+  });
+
   it('sends one patch at a time, so a refused older one never lands after a newer one', async () => {
     const reported = new ReportedProperties(log, { initialMs: 10, maxMs: 40, multiplier: 2 });
     const { twin, patches } = recordingTwin(1, 300); // the refusal of v1 comes while v2 is waiting
