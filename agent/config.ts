@@ -2,7 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from './errors.js';
-import { DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, QUEUE_LIMIT_RANGE, TELEMETRY_INTERVAL_RANGE } from './telemetry/interval.js';
+import {
+  DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, MAX_MESSAGES_PER_SECOND_RANGE, QUEUE_LIMIT_RANGE,
+  TELEMETRY_INTERVAL_RANGE,
+} from './telemetry/interval.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
 
@@ -33,8 +36,12 @@ export interface AgentConfig {
     minReprovisionSeconds: number;
     /** Ask DPS again once the hub has been unreachable this long (0: never). */
     hubUnreachableSeconds: number;
-    /** How long DPS is left alone once only an operator can help (device disabled, registration failed, refused). */
-    operatorRetrySeconds: number;
+    /**
+     * How often to try again, in hours, when DPS says only an operator can help (an
+     * enrollment that is disabled, missing or refused): each registration is billed and
+     * re-keys the TPM, so such a device must not retry on the short backoff.
+     */
+    slowRetryHours: number;
   };
   tpm: { transport: string };
   tls: { extraCaFile: string | undefined };
@@ -50,8 +57,13 @@ export interface AgentConfig {
     intervalSeconds: number;
     /** Most D2C messages kept on disk while offline; the oldest are dropped (and counted) beyond it. */
     queueLimit: number;
+    /** The device's own cap on D2C messages per second, above all while it drains its queue. */
+    maxMessagesPerSecond: number;
   };
 }
+
+/** Bounds of provisioning.slowRetryHours: at least an hour, at most a week. */
+export const SLOW_RETRY_HOURS_RANGE = { min: 1, max: 168 } as const;
 
 export const DEFAULTS: AgentConfig = {
   provisioning: {
@@ -61,7 +73,7 @@ export const DEFAULTS: AgentConfig = {
     reprovision: 'onErrorOnly',
     minReprovisionSeconds: 3_600,
     hubUnreachableSeconds: 1_800,
-    operatorRetrySeconds: 6 * 3_600,
+    slowRetryHours: 6,
   },
   tpm: { transport: DEFAULT_TRANSPORT },
   tls: { extraCaFile: undefined },
@@ -70,7 +82,7 @@ export const DEFAULTS: AgentConfig = {
   log: { level: 'info' },
   hardening: { bootGraceSeconds: 300 },
   attestation: { pcr: DEFAULT_ATTESTATION_PCR },
-  telemetry: { intervalSeconds: DEFAULT_TELEMETRY_INTERVAL_SECONDS, queueLimit: DEFAULT_QUEUE_LIMIT },
+  telemetry: { intervalSeconds: DEFAULT_TELEMETRY_INTERVAL_SECONDS, queueLimit: DEFAULT_QUEUE_LIMIT, maxMessagesPerSecond: DEFAULT_MAX_MESSAGES_PER_SECOND },
 };
 
 /** A config problem: names the file, the key, the value and what is expected, on one line. */
@@ -113,7 +125,7 @@ export function parseConfig(text: string, source: string): AgentConfig {
   v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log', 'hardening', 'attestation', 'telemetry']);
   const provisioning = v.object(root.provisioning ?? {}, 'provisioning');
   v.onlyKeys(provisioning, 'provisioning', ['idScope', 'globalEndpoint', 'registrationId', 'reprovision', 'minReprovisionSeconds',
-    'hubUnreachableSeconds', 'operatorRetrySeconds']);
+    'hubUnreachableSeconds', 'slowRetryHours']);
   const tpm = v.object(root.tpm ?? {}, 'tpm');
   v.onlyKeys(tpm, 'tpm', ['transport']);
   const tls = v.object(root.tls ?? {}, 'tls');
@@ -121,7 +133,7 @@ export function parseConfig(text: string, source: string): AgentConfig {
   const log = v.object(root.log ?? {}, 'log');
   v.onlyKeys(log, 'log', ['level']);
   const telemetry = v.object(root.telemetry ?? {}, 'telemetry');
-  v.onlyKeys(telemetry, 'telemetry', ['intervalSeconds', 'queueLimit']);
+  v.onlyKeys(telemetry, 'telemetry', ['intervalSeconds', 'queueLimit', 'maxMessagesPerSecond']);
   const hardening = v.object(root.hardening ?? {}, 'hardening');
   v.onlyKeys(hardening, 'hardening', ['bootGraceSeconds']);
   const attestation = v.object(root.attestation ?? {}, 'attestation');
@@ -143,8 +155,8 @@ export function parseConfig(text: string, source: string): AgentConfig {
         v.integer(value, key, 60, 7 * 86_400)) ?? DEFAULTS.provisioning.minReprovisionSeconds,
       hubUnreachableSeconds: v.optional(provisioning.hubUnreachableSeconds, 'provisioning.hubUnreachableSeconds', (value, key) =>
         (value === 0 ? 0 : v.integer(value, key, 30, 7 * 86_400, '0 (never) or '))) ?? DEFAULTS.provisioning.hubUnreachableSeconds,
-      operatorRetrySeconds: v.optional(provisioning.operatorRetrySeconds, 'provisioning.operatorRetrySeconds', (value, key) =>
-        v.integer(value, key, 600, 7 * 86_400)) ?? DEFAULTS.provisioning.operatorRetrySeconds,
+      slowRetryHours: v.optional(provisioning.slowRetryHours, 'provisioning.slowRetryHours', (value, key) =>
+        v.integer(value, key, SLOW_RETRY_HOURS_RANGE.min, SLOW_RETRY_HOURS_RANGE.max)) ?? DEFAULTS.provisioning.slowRetryHours,
     },
     tpm: {
       transport: v.optional(tpm.transport, 'tpm.transport', (value, key) =>
@@ -169,6 +181,8 @@ export function parseConfig(text: string, source: string): AgentConfig {
         v.integer(value, key, TELEMETRY_INTERVAL_RANGE.min, TELEMETRY_INTERVAL_RANGE.max)) ?? DEFAULTS.telemetry.intervalSeconds,
       queueLimit: v.optional(telemetry.queueLimit, 'telemetry.queueLimit', (value, key) =>
         v.integer(value, key, QUEUE_LIMIT_RANGE.min, QUEUE_LIMIT_RANGE.max)) ?? DEFAULTS.telemetry.queueLimit,
+      maxMessagesPerSecond: v.optional(telemetry.maxMessagesPerSecond, 'telemetry.maxMessagesPerSecond', (value, key) =>
+        v.integer(value, key, MAX_MESSAGES_PER_SECOND_RANGE.min, MAX_MESSAGES_PER_SECOND_RANGE.max)) ?? DEFAULTS.telemetry.maxMessagesPerSecond,
     },
   };
 }

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
 import { DaemonAbsentError, payloadOf, requestDaemon } from '../daemon/control-socket.js';
@@ -73,7 +73,9 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
   const tpm = new TpmClient(openTransport(parseTransport(transport)));
   try {
     const identity = await readyIdentity(tpm, config, show);
-    const ca = config.tls.extraCaFile ? await readFile(config.tls.extraCaFile, 'utf8') : undefined;
+    const trust = await loadTrust(config.tls.extraCaFile);
+    if (!trust.ok) throw new AgentError(trust.problem, { hint: trust.hint });
+    const ca = caBundle(trust);
     const stored = await readAssignment(config.stateDir);
     const decision = startDecision('technician', force, config, idScope, identity.registrationId, stored);
     let assignment: Assignment;

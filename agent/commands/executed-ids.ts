@@ -18,8 +18,9 @@ export interface ExecutedEntry {
 /**
  * C2D command ids already taken on, kept on disk so a redelivered message (at-least-once
  * C2D, or a restart before the broker saw the PUBACK) is never executed twice. An id is
- * recorded before its command runs: a crash mid-command means at most once, which is
- * what a reboot or a hardening change needs.
+ * recorded once its envelope is accepted for execution and before the command runs: a
+ * crash mid-command means at most once, which is what a reboot or a hardening change
+ * needs; an envelope refused (unknown command, invalid arguments, busy) is not recorded.
  */
 export class ExecutedIds {
   private entries: ExecutedEntry[] = [];

@@ -1,25 +1,40 @@
 import { defineCommand } from './command.js';
 
 export const MAX_LOG_LINES = 500;
-/** Direct method payloads are limited to 128 KiB: stay well under it. */
-const MAX_LOG_BYTES = 96 * 1024;
+/**
+ * Direct method payloads are limited to 128 KB, counted as the JSON that travels: stay well
+ * under it. A line full of quotes, backslashes or control characters grows when encoded
+ * (a control character becomes six bytes), so the budget counts encoded bytes.
+ */
+export const MAX_LOG_PAYLOAD_BYTES = 96 * 1024;
 const MAX_LINE_CHARS = 2048;
+/** `{"lines":[],"count":500}`: what the answer holds besides the lines. */
+const ENVELOPE_BYTES = Buffer.byteLength(JSON.stringify({ lines: [], count: MAX_LOG_LINES }));
 
-/** `getLogs { lines }`: the agent's recent log lines, oldest first, bounded in count and size. */
+/** `getLogs { lines }`: the agent's recent log lines, oldest first, bounded in count and in encoded size. */
 export const getLogs = defineCommand({
   name: 'getLogs',
   summary: `the agent's recent log lines (1 to ${MAX_LOG_LINES}, default 100)`,
   args: { lines: { type: 'integer', min: 1, max: MAX_LOG_LINES, optional: true } },
   run: async ({ lines }, context) => {
     const picked: string[] = [];
-    let bytes = 0;
+    let bytes = ENVELOPE_BYTES;
     for (const line of context.log.recent(lines ?? 100).reverse()) {
-      const clipped = line.length > MAX_LINE_CHARS ? `${line.slice(0, MAX_LINE_CHARS)}...` : line;
-      bytes += Buffer.byteLength(clipped) + 4;
-      if (bytes > MAX_LOG_BYTES) break;
+      const clipped = clipChars(line, MAX_LINE_CHARS);
+      bytes += Buffer.byteLength(JSON.stringify(clipped)) + 1; // the line as JSON, and its comma
+      if (bytes > MAX_LOG_PAYLOAD_BYTES) break;
       picked.push(clipped);
     }
     picked.reverse();
     return { status: 200, payload: { lines: picked, count: picked.length } };
   },
 });
+
+/** At most `max` characters, never cutting a character in two (a lone surrogate would grow to six bytes in JSON). */
+function clipChars(line: string, max: number): string {
+  if (line.length <= max) return line;
+  let end = max;
+  const last = line.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${line.slice(0, end)}...`;
+}

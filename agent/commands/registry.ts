@@ -36,6 +36,12 @@ export const COMMANDS: readonly Command<ArgsSchema>[] = [
 export interface CommandOrigin {
   via: 'method' | 'c2d' | 'twin';
   id?: string;
+  /**
+   * Called once the request is accepted for execution (known command, valid arguments, not
+   * refused as busy), before it runs; the run waits for it. A C2D envelope's id is recorded
+   * here, so that an envelope refused for a mistake can be corrected and sent again.
+   */
+  accepted?: () => Promise<void>;
 }
 
 /** A command's result as reported to the twin and, for C2D envelopes, in a D2C message. */
@@ -105,6 +111,7 @@ export class CommandRegistry {
       }
       this.running = name;
     }
+    await origin.accepted?.();
     let reply: CommandReply;
     let followUp: Promise<CommandReply> | undefined;
     try {

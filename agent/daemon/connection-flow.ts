@@ -1,17 +1,17 @@
-import { readFile } from 'node:fs/promises';
 import type { Client, Twin } from 'azure-iot-device';
+import { caBundle, loadTrust } from '../check/trust.js';
 import { requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError, describeError } from '../errors.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
 import { readyIdentity, registerAssignment, startDecision, type StepReporter } from '../provisioning/flow.js';
-import { DpsError } from '../provisioning/register.js';
+import { DpsError } from '../provisioning/dps-error.js';
 import type { ConnectionPolicy, Decision, DpsFailure } from '../retry/connection-policy.js';
 import { readAssignment, type Assignment } from '../state/assignment-store.js';
 import type { ServiceClock } from '../time/service-clock.js';
 import { fetchServiceDate } from '../time/service-date.js';
-import { trustedCas } from '../lib/trust.js';
 import type { DeviceIdentity } from '../tpm/identity.js';
+import type { DesiredFeed } from '../twin/desired-feed.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { parseTransport } from '../tpm/transport-spec.js';
@@ -38,7 +38,7 @@ export interface FlowHost {
   /** `failure`: what went wrong, in words, when the new state is one (remembered as the last error). */
   setState(state: FlowState, reason?: string, failure?: string): void;
   connected(assignment: Assignment): void;
-  attach(client: Client, twin: Twin): Promise<void>;
+  attach(client: Client, twin: Twin, desired: DesiredFeed): Promise<void>;
   detach(): void;
   /** Persists the policy's history after a registration. */
   remember(): Promise<void>;
@@ -57,7 +57,9 @@ export class ConnectionFlow {
   identity: DeviceIdentity | undefined;
   assignment: Assignment | undefined;
   session: HubSession | undefined;
+  /** The CAs to trust (the system's plus tls.extraCaFile), as PEM and as a list; undefined: Node's defaults. */
   private ca: string | undefined;
+  private caList: string[] | undefined;
 
   constructor(private readonly host: FlowHost, private readonly config: AgentConfig, readonly generation: number,
     private readonly configPath: string | undefined) {}
@@ -122,7 +124,10 @@ export class ConnectionFlow {
     const { config, host } = this;
     this.check();
     host.setState('starting');
-    this.ca = config.tls.extraCaFile ? await readFile(config.tls.extraCaFile, 'utf8') : undefined;
+    const trust = await loadTrust(config.tls.extraCaFile);
+    if (!trust.ok) throw new AgentError(trust.problem, { hint: trust.hint });
+    this.caList = trust.ca;
+    this.ca = caBundle(trust);
     this.tpm ??= new TpmClient(openTransport(parseTransport(host.transport(config))));
     const tpm = this.tpm;
     this.identity = await readyIdentity(tpm, config, onStep).catch((err: unknown) => {
@@ -225,7 +230,7 @@ export class ConnectionFlow {
     const session = new HubSession({
       tpm: this.tpm!, target: assignment, ca: this.ca, log: host.log.child({ component: 'hub' }),
       ...host.timings, clockCorrectionMs: () => host.clock.correctionMs(),
-      onConnected: (client, twin) => host.attach(client, twin),
+      onConnected: (client, twin, desired) => host.attach(client, twin, desired),
     });
     this.session = session;
     return session;
@@ -239,7 +244,7 @@ export class ConnectionFlow {
     const { clock, log } = this.host;
     const before = clock.correctionMs();
     try {
-      const seen = await fetchServiceDate(assignment.assignedHub, 443, trustedCas(this.ca), CLOCK_PROBE_MS);
+      const seen = await fetchServiceDate(assignment.assignedHub, 443, this.caList, CLOCK_PROBE_MS);
       clock.observe(seen.date, seen.sentAt, seen.receivedAt);
     } catch (err) {
       log.debug('clock.probe_failed', { hub: assignment.assignedHub, err });
@@ -268,6 +273,7 @@ export class ConnectionFlow {
 /** What the policy needs to know of a failed DPS attempt. */
 export function dpsFailure(err: unknown): DpsFailure {
   if (!(err instanceof DpsError)) return { retryable: true };
-  const fields = err as DpsError & { operatorMustAct?: boolean };
-  return { retryable: err.retryable, retryAfterMs: err.retryAfterMs, refused: !err.retryable, operatorMustAct: fields.operatorMustAct === true };
+  const refused = err.httpStatus === 401 || err.httpStatus === 403 || err.httpStatus === 404;
+  // A refusal may be an enrollment on its way: the policy slows down after a few in a row.
+  return { retryable: err.retryable, retryAfterMs: err.retryAfterMs, refused, operatorMustAct: err.operatorMustAct && !refused };
 }

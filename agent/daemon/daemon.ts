@@ -76,6 +76,8 @@ export interface DaemonOptions {
   readyGraceMs?: number;
   /** Where READY/STATUS/WATCHDOG go; systemd-notify by default. */
   notifier?: Pick<SystemdNotifier, keyof SystemdNotifier>;
+  /** Milliseconds in a second of the telemetry interval (tests shorten it). */
+  telemetrySecondMs?: number;
 }
 
 /** Below the unit's TimeoutStartSec (120 s), above a normal cold start on a slow link. */
@@ -88,7 +90,7 @@ export function policySettings(config: AgentConfig, overrides: RuntimeOverrides 
     reprovision: config.provisioning.reprovision,
     minReprovisionSeconds: timings.minReprovisionSeconds ?? config.provisioning.minReprovisionSeconds,
     hubUnreachableSeconds: config.provisioning.hubUnreachableSeconds,
-    operatorRetrySeconds: config.provisioning.operatorRetrySeconds,
+    operatorRetrySeconds: config.provisioning.slowRetryHours * 3_600,
     backoff: timings.backoff ?? DEFAULT_BACKOFF,
     reconnectSpreadMs: timings.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS,
   };
@@ -239,7 +241,7 @@ export class Daemon {
       transport: (config) => this.options.overrides?.tpmTransport ?? config.tpm.transport,
       setState: (state, reason, failure) => this.setState(state, reason, failure),
       connected: (assignment) => this.onConnected(assignment),
-      attach: (client: Client, twin: Twin) => this.features?.onConnected(client, twin) ?? Promise.resolve(),
+      attach: (client: Client, twin: Twin, desired) => this.features?.onConnected(client, twin, desired) ?? Promise.resolve(),
       detach: () => this.features?.detach(),
       remember: () => writeConnectionHistory(this.config.stateDir, this.policy.history()),
     }, this.config, generation, this.options.configPath);
@@ -323,6 +325,7 @@ export class Daemon {
       supportBundle: async (since, dir, now) => (await import('../support/daemon-sources.js')).buildInDaemon({
         config: this.config, configPath: this.options.configPath, snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
       }, since, dir, now),
+      telemetrySecondMs: this.options.overrides?.timings?.telemetrySecondMs,
     });
   }
 

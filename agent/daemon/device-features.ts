@@ -18,7 +18,8 @@ import type { TpmClient } from '../tpm/tpm-client.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
 import { ReportedProperties } from '../twin/reporter.js';
-import { guardTwinMerges } from '../twin/sdk-guard.js';
+import { guardTwinMerges } from '../hub/sdk-internals.js';
+import type { DesiredFeed } from '../twin/desired-feed.js';
 import type { BundleResult } from '../support/bundle.js';
 import { supportUpload } from './support-upload.js';
 
@@ -39,9 +40,17 @@ export interface FeatureHooks {
   reboot: { argv?: string[]; delaySeconds?: number };
   /** Builds a support bundle with the daemon's own sources (uploadSupportBundle). */
   supportBundle(since: Date, outputDir: string, now: Date): Promise<BundleResult>;
+  /** Milliseconds in a second of the telemetry interval (tests shorten it; 1000 otherwise). */
+  telemetrySecondMs?: number;
 }
 
 const RESULT_MESSAGE_CHARS = 200;
+/**
+ * Where results of command names nobody registered go in `lastCommands`: a key the IoT Hub
+ * query language can address (Microsoft Learn, device twins: keys in queries may not hold
+ * whitespace or ()<>@,;:\"/?={}), e.g. `properties.reported.lastCommands.unknownCommand`.
+ */
+export const UNKNOWN_COMMAND_KEY = 'unknownCommand';
 
 /**
  * The device's features on top of the hub session, created once per daemon: commands
@@ -143,6 +152,7 @@ export class DeviceFeatures {
     const made: { features?: DeviceFeatures } = {};
     const telemetry = new Telemetry({
       queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: readHealth,
+      maxMessagesPerSecond: config.telemetry.maxMessagesPerSecond, secondMs: hooks.telemetrySecondMs,
       connection: () => {
         const { state, since } = hooks.identity();
         return { state: made.features?.attached ? 'connected' : 'disconnected', daemonState: state, since };
@@ -162,7 +172,7 @@ export class DeviceFeatures {
   }
 
   /** HubSession's onConnected: serve commands, sync the twin, drain the queue. Never throws. */
-  async onConnected(client: Client, twin: Twin): Promise<void> {
+  async onConnected(client: Client, twin: Twin, desired: DesiredFeed): Promise<void> {
     const { log } = this.hooks;
     try {
       this.attached = client;
@@ -171,8 +181,10 @@ export class DeviceFeatures {
       this.reported.attach(twin);
       // Not awaited: reading the TPM and the OS must not hold up `ready`.
       void this.staticReport().then((report) => this.reported.update(report), (err: unknown) => log.warn('twin.report_failed', { err }));
-      twin.on('properties.desired', (patch: unknown) => void this.desired.handle(patch));
-      void this.desired.handle(twin.properties.desired);
+      desired.start(twin.properties.desired, {
+        full: (doc) => void this.desired.handleFull(doc),
+        patch: (doc) => void this.desired.handlePatch(doc),
+      });
       this.telemetry.attach(client);
       void this.reportHardening();
     } catch (err) {
@@ -180,10 +192,11 @@ export class DeviceFeatures {
     }
   }
 
-  /** SIGHUP: a changed telemetry interval applies now; a changed queue limit at the next start. */
+  /** SIGHUP: a changed telemetry interval or rate cap applies now; a changed queue limit at the next start. */
   onConfigReloaded(config: AgentConfig): void {
     const { telemetry } = config;
     if (telemetry.intervalSeconds !== this.configured.intervalSeconds) this.setTelemetryInterval(telemetry.intervalSeconds);
+    if (telemetry.maxMessagesPerSecond !== this.configured.maxMessagesPerSecond) this.telemetry.setMaxMessagesPerSecond(telemetry.maxMessagesPerSecond);
     if (telemetry.queueLimit !== this.configured.queueLimit) this.hooks.log.warn('config.reload_partial', { key: 'telemetry.queueLimit', appliesAt: 'the next start' });
     this.configured = { ...telemetry };
   }
@@ -209,9 +222,10 @@ export class DeviceFeatures {
     const [tpm, system] = await this.facts;
     if (!tpm) this.facts = undefined;
     const attestation = await this.attestation.report().catch(() => null);
+    // No logLevel here: it is a writable property, whose reported value is its acknowledgement (DesiredSync).
     return {
       agentVersion: this.hooks.agentVersion, registrationId: registrationId ?? null, deviceId: deviceId ?? null,
-      tpm: tpm ?? null, system, telemetry: this.telemetry.stats(), logLevel: this.logLevel,
+      tpm: tpm ?? null, system, telemetry: this.telemetry.stats(),
       commands: { known: this.registry.names().join(',') }, ...(attestation ? { attestation } : {}),
     };
   }
@@ -257,7 +271,7 @@ export class DeviceFeatures {
   }
 
   private onResult(result: CommandResult): void {
-    const key = this.registry.names().includes(result.command) ? result.command : '(unknown)';
+    const key = this.registry.names().includes(result.command) ? result.command : UNKNOWN_COMMAND_KEY;
     this.reported.update({
       lastCommands: { [key]: { id: result.id ?? null, via: result.via, status: result.status, phase: result.phase, at: result.at, message: messageOf(result.payload) } },
       telemetry: this.telemetry.stats(),

@@ -10,7 +10,10 @@ import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
 import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
 import { AgentError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { Backoff, DEFAULT_BACKOFF } from '../retry/backoff.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
+import { DesiredFeed } from '../twin/desired-feed.js';
+import { enableDesiredUpdates, onDesiredPatch } from './sdk-internals.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const { errors, NoRetry } = common;
@@ -41,7 +44,7 @@ export interface HubTarget {
 export interface HubSessionOptions {
   tpm: TpmClient;
   target: HubTarget;
-  /** PEM of a private CA to trust besides the system's. */
+  /** The CAs to trust, in PEM (agent/check/trust.ts: the system's plus tls.extraCaFile); Node's default when absent. */
   ca?: string;
   log: Logger;
   /** MQTT keep-alive: a dead link is noticed within about 1.5 times this. */
@@ -51,8 +54,11 @@ export interface HubSessionOptions {
   tokenRenewalMarginSeconds?: number;
   /** Milliseconds to add to the local clock when computing token expiry (the service clock's correction). */
   clockCorrectionMs?: () => number;
-  /** Called after every connect with the client and the full twin, before connect() resolves. */
-  onConnected?: (client: Client, twin: Twin) => Promise<void> | void;
+  /**
+   * Called after every connect with the client, the full twin and the desired-property
+   * feed (subscribed before the twin was fetched), before connect() resolves.
+   */
+  onConnected?: (client: Client, twin: Twin, desired: DesiredFeed) => Promise<void> | void;
 }
 
 export interface HubSessionEvents {
@@ -70,12 +76,17 @@ export class HubConnectError extends AgentError {
 export const DEFAULT_KEEPALIVE_SECONDS = 60;
 export const DEFAULT_TOKEN_LIFETIME_SECONDS = 3_600;
 export const DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS = 900;
+/** Twin GETs tried on one connection before it is given up (IoT Hub answers 429 when its twin reads throttle). */
+const TWIN_GET_ATTEMPTS = 5;
 
 /**
  * The device's session with its IoT Hub over MQTT, authenticated by the TPM. One connect
  * attempt at a time, each with a fresh client and a freshly signed token; whoever owns the
  * session decides when to try again (agent/retry/connection-policy.ts): the SDK's own
- * retry gives up after minutes and knows nothing of DPS, so it is switched off.
+ * retry gives up after minutes and knows nothing of DPS, so it is switched off. Each
+ * connect follows IoT Hub's reconnection flow: subscribe to desired-property updates, then
+ * fetch the whole twin (retried on the same connection when throttled), so that nothing
+ * changed while offline or in between is missed.
  */
 export class HubSession extends EventEmitter<HubSessionEvents> {
   private client: Client | undefined;
@@ -113,9 +124,12 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     try {
       log.info('hub.connecting', { hub: target.assignedHub, deviceId: target.deviceId });
       await client.open();
-      const twin = await client.getTwin();
+      const desired = new DesiredFeed();
+      onDesiredPatch(client, (patch) => desired.push(patch));
+      await enableDesiredUpdates(client);
+      const twin = await this.fetchTwin(client);
       if (this.client !== client) throw new Error('the session was stopped while connecting');
-      await this.options.onConnected?.(client, twin);
+      await this.options.onConnected?.(client, twin, desired);
       if (this.client !== client) throw new Error('the session was stopped while connecting');
       this.live = true;
     } catch (err) {
@@ -127,6 +141,21 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.dropClient();
+  }
+
+  /** The whole twin; a GET the hub refuses (429, a server error) is tried again on the same connection. */
+  private async fetchTwin(client: Client): Promise<Twin> {
+    const backoff = new Backoff(DEFAULT_BACKOFF);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.getTwin();
+      } catch (err) {
+        if (attempt >= TWIN_GET_ATTEMPTS || this.stopped || this.client !== client) throw err;
+        const delay = backoff.next();
+        this.options.log.warn('hub.twin_get_failed', { err, attempt, retryInMs: delay });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   private newClient(): Client {

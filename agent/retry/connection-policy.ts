@@ -10,8 +10,9 @@ import { Backoff, type BackoffPolicy } from './backoff.js';
  *
  * | event                                   | condition                                             | decision |
  * |-----------------------------------------|-------------------------------------------------------|----------|
- * | hub connected                           |                                                       | hub backoff reset; "unreachable since" cleared |
- * | hub link lost after a working session   |                                                       | reconnect after a random spread (0..spread): a fleet that lost its hub together does not come back together |
+ * | hub connected                           |                                                       | "unreachable since" cleared; failures in a row start over |
+ * | hub link lost after a working session   | it lasted ≥ STABLE_SESSION_MS                         | hub backoff reset; reconnect after a random spread (0..spread): a fleet that lost its hub together does not come back together |
+ * | hub link lost soon after connecting     | it lasted < STABLE_SESSION_MS (throttled, quota)      | reconnect after the hub backoff, which keeps growing: a hub that drops every new connection is not stormed |
  * | hub unreachable (DNS, TCP, TLS, timeout)| unreachable < hubUnreachableSeconds, or it is 0       | reconnect after the hub backoff |
  * | hub unreachable                         | for ≥ hubUnreachableSeconds and DPS not held off      | re-provision, keeping the assignment as the fallback |
  * | hub refused (CONNACK 5/4/2, 401, 404)   | reprovision: never                                    | reconnect after the hub backoff |
@@ -20,7 +21,7 @@ import { Backoff, type BackoffPolicy } from './backoff.js';
  * | DPS assigned                            |                                                       | DPS backoff reset; the registration time is remembered (across restarts) |
  * | DPS failed, a fallback exists           |                                                       | back to the fallback hub now; DPS held off for its backoff (or hours, below) |
  * | DPS failed, no fallback                 | retryable (network, 429, 5xx)                         | DPS again after its backoff, Retry-After as the floor |
- * | DPS failed                              | operator must act (status disabled/failed; refused 401/403/404 for the 3rd time in a row) | DPS again after operatorRetrySeconds (jittered), never sooner |
+ * | DPS failed                              | operator must act (status disabled/failed; refused 401/403/404 for the 3rd time in a row) | DPS again after provisioning.slowRetryHours (jittered), never sooner |
  * | anything else stopped the flow (TPM, CA file) |                                                 | the flow again after the flow backoff |
  *
  * An explicit request (the reprovision command, `iot-agent provision`) is never held off:
@@ -41,6 +42,8 @@ export interface PolicySettings {
 }
 
 export const DEFAULT_RECONNECT_SPREAD_MS = 15_000;
+/** A session that lasted this long was working: its loss starts the hub backoff over. */
+export const STABLE_SESSION_MS = 60_000;
 /** Consecutive DPS refusals (401/403/404) taken as a slip of the operator (an enrollment being created) before DPS is left alone. */
 export const REFUSALS_BEFORE_SLOW_RETRY = 3;
 
@@ -92,6 +95,7 @@ export class ConnectionPolicy {
   private operatorHold = false;
   private failures = 0;
   private nextAt: number | undefined;
+  private connectedAt: number | undefined;
 
   constructor(
     private settings: PolicySettings,
@@ -124,16 +128,27 @@ export class ConnectionPolicy {
   }
 
   hubConnected(): void {
-    this.hub.reset();
     this.flow.reset();
     this.unreachableSince = undefined;
     this.failures = 0;
     this.nextAt = undefined;
+    this.connectedAt = this.clock.now();
   }
 
-  /** The link of a session that had been working dropped: come back, but not all at once. */
+  /**
+   * The link of a connected session dropped. After a session that worked, come back soon but
+   * not all at once; after one the hub dropped at once, back off further.
+   */
   hubLost(): Decision {
-    this.unreachableSince ??= this.clock.now();
+    const now = this.clock.now();
+    this.unreachableSince ??= now;
+    const lasted = now - (this.connectedAt ?? now);
+    this.connectedAt = undefined;
+    if (lasted < STABLE_SESSION_MS) {
+      this.failures++;
+      return this.schedule({ action: 'reconnect', delayMs: this.hub.next(), reason: `the hub dropped the connection after ${Math.round(lasted / 1000)} s` });
+    }
+    this.hub.reset();
     return this.schedule({ action: 'reconnect', delayMs: Math.floor(this.clock.random() * this.settings.reconnectSpreadMs),
       reason: 'the connection to the hub dropped' });
   }

@@ -1,8 +1,9 @@
 import path from 'node:path';
-import { startDps, type Dps } from './dps/dps.js';
+import { startDps, type Dps, type DpsBehaviour } from './dps/dps.js';
 import { FileUploads } from './files/file-uploads.js';
 import { startStorage, type LocalStorage } from './files/storage.js';
 import type { AllocationPolicy } from './dps/enrollment.js';
+import type { HubBehaviour } from './hub/hub-core.js';
 import { startHub, type LocalHub } from './hub/hub.js';
 import { ensureServerCredentials } from './tls.js';
 
@@ -20,6 +21,16 @@ export interface CloudOptions {
   /** Keep the ID scope across restarts (it is kept in `dir` anyway once chosen). */
   idScope?: string;
   retryAfterSeconds?: number;
+  /**
+   * DNS names for DPS and for each hub (in the order of hubAddresses). Certificates then
+   * name them, SNI is required as on Azure, and DPS assigns hubs by name; clients must
+   * resolve the names (test/support/hosts.ts). Without them everything is reached by address.
+   */
+  hostNames?: { dps: string; hubs: string[] };
+  /** Limits and knobs of every hub. */
+  hub?: HubBehaviour;
+  /** Knobs of DPS. */
+  dps?: DpsBehaviour;
   log?: (line: string) => void;
   /** Blob storage (Azurite) for device file uploads, on the first hub's address. */
   storage?: boolean | { port?: number };
@@ -58,7 +69,9 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
   const dpsAddress = options.dpsAddress ?? DEFAULT_DPS_ADDRESS;
   const hubAddresses = options.hubAddresses ?? DEFAULT_HUB_ADDRESSES;
   const tlsDir = path.join(options.dir, 'tls');
-  const tls = await ensureServerCredentials(tlsDir, [dpsAddress, ...hubAddresses]);
+  const names = options.hostNames;
+  if (names && names.hubs.length !== hubAddresses.length) throw new Error('hostNames.hubs needs one name per hub address');
+  const tls = await ensureServerCredentials(tlsDir, [...(names ? [names.dps, ...names.hubs] : []), dpsAddress, ...hubAddresses]);
   const hubs: LocalHub[] = [];
   let storage: LocalStorage | undefined;
   try {
@@ -68,10 +81,12 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
     }
     const files = storage ? new FileUploads(storage) : undefined;
     for (const [i, address] of hubAddresses.entries()) {
-      hubs.push(await startHub({ address, stateDir: path.join(options.dir, `hub-${i + 1}`), tls, log: options.log, files }));
+      hubs.push(await startHub({
+        address, hostName: names?.hubs[i], stateDir: path.join(options.dir, `hub-${i + 1}`), tls, behaviour: options.hub, log: options.log, files,
+      }));
     }
     const dps = await startDps({
-      address: dpsAddress, stateDir: options.dir, linkedHubs: hubs, tls,
+      address: dpsAddress, hostName: names?.dps, stateDir: options.dir, linkedHubs: hubs, tls, behaviour: options.dps,
       allocation: options.allocation, idScope: options.idScope, retryAfterSeconds: options.retryAfterSeconds,
     });
     const adminUrl = (hub: LocalHub) => `https://${hub.hostName}:${hub.httpsPort}/admin`;

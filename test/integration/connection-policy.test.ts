@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
-import { AgentProcess, privateResolverPrefix, writeAgentConfig, type AgentFiles } from '../support/agent-process.js';
+import { AgentProcess, writeAgentConfig, type AgentFiles } from '../support/agent-process.js';
 import { runCli } from '../support/cli.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
@@ -119,7 +119,7 @@ describe('the connection policy, end to end', () => {
     writeFileSync(resolvConf, 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
     const registrations = cloud.dps.counters.registrations;
     const t0 = Date.now();
-    const agent = start(files, '', { prefix: privateResolverPrefix(resolvConf) });
+    const agent = start(files, '', { resolvConf });
     await agent.waitForLog('event=hub.unreachable', 15_000);
     const status = await agent.waitForState('ready', 75_000);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(30_000);

@@ -2,12 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_PATH, runCli, type CliResult } from './cli.js';
+import { withPrivateNames } from './hosts.js';
 
 export interface AgentFiles {
   dir: string;
   configPath: string;
   stateDir: string;
   runtimeDir: string;
+  /** The agent's /etc/hosts when the cloud has DNS names (test/support/hosts.ts). */
+  hostsFile?: string;
 }
 
 /** A config file for an agent under test, with its own state and runtime directories in `dir`. */
@@ -40,13 +43,17 @@ export function writeAgentConfig(dir: string, settings: {
   return { dir, configPath, stateDir, runtimeDir };
 }
 
-/** Test defaults for IOT_AGENT_TEST_TIMINGS: quick, and without the policy's spread and rate limit. */
-export const TEST_TIMINGS = 'keepAlive=5,backoff=fast,spread=0,minReprovision=0';
+/**
+ * Test defaults for IOT_AGENT_TEST_TIMINGS: a 5 s keep-alive, fast backoff, no reconnect
+ * spread, no re-provisioning rate limit, and a telemetry-interval second of 100 ms (so that
+ * tests keep the interval's 10 s floor and still see health messages every second).
+ */
+export const TEST_TIMINGS = 'keepAlive=5,backoff=fast,spread=0,minReprovision=0,telemetrySecondMs=100';
 
 export interface AgentStartOptions {
   env?: NodeJS.ProcessEnv;
-  /** argv in front of the agent's own, e.g. privateResolverPrefix(). */
-  prefix?: readonly string[];
+  /** A resolv.conf for the agent's process tree (test/support/hosts.ts): where names not in its hosts file are looked up. */
+  resolvConf?: string;
   /** false: only the `timings` given, without the tests' quick defaults (production timings otherwise). */
   testTimings?: false;
 }
@@ -73,13 +80,14 @@ export class AgentProcess {
   }
 
   /**
-   * `timings`: IOT_AGENT_TEST_TIMINGS keys over the test defaults (a 5 s keep-alive, fast
-   * backoff, no reconnect spread, no re-provisioning rate limit), e.g. `tokenLifetime=4`.
+   * `timings`: IOT_AGENT_TEST_TIMINGS keys over the test defaults, e.g. `tokenLifetime=4`.
+   * The agent runs with the files' private hosts file (and `resolvConf`) when it has one.
    */
   static start(files: AgentFiles, timings = '', options: AgentStartOptions = {}): AgentProcess {
-    const argv = [...(options.prefix ?? []), process.execPath, CLI_PATH, '--config', files.configPath, 'run'];
+    const argv = [CLI_PATH, '--config', files.configPath, 'run'];
+    const { command, args } = withPrivateNames({ hosts: files.hostsFile, resolvConf: options.resolvConf }, process.execPath, argv);
     const testTimings = options.testTimings === false ? timings : `${TEST_TIMINGS},${timings}`;
-    const child = spawn(argv[0]!, argv.slice(1), {
+    const child = spawn(command, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, IOT_AGENT_TEST_TIMINGS: testTimings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...options.env },
     });
@@ -143,13 +151,4 @@ export class AgentProcess {
 /** `iot-agent status --json` for the agent configured in `files`, running or not. */
 export function agentStatus(files: AgentFiles): Promise<CliResult> {
   return runCli(['--config', files.configPath, 'status', '--json']);
-}
-
-/**
- * A prefix that runs a command in a mount namespace of its own where `resolvConf` is
- * /etc/resolv.conf: name lookups of the agent under test go where the test says (a
- * loopback address), never to this machine's resolvers. Needs root, as the suite does.
- */
-export function privateResolverPrefix(resolvConf: string): string[] {
-  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf];
 }

@@ -27,7 +27,8 @@ describe('config file', () => {
     expect(DEFAULTS.runtimeDir).toBe('/run/iot-agent');
     expect(DEFAULTS.hardening.bootGraceSeconds).toBe(300);
     expect(DEFAULTS.attestation.pcr).toBe(13);
-    expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000 });
+    expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000, maxMessagesPerSecond: 4 });
+    expect(DEFAULTS.provisioning).toMatchObject({ slowRetryHours: 6, minReprovisionSeconds: 3_600, hubUnreachableSeconds: 1_800 });
   });
 
   it('reads every key', () => {
@@ -39,7 +40,7 @@ describe('config file', () => {
       '  reprovision: alwaysOnStartup',
       '  minReprovisionSeconds: 600',
       '  hubUnreachableSeconds: 0',
-      '  operatorRetrySeconds: 3600',
+      '  slowRetryHours: 12',
       'tpm:',
       '  transport: swtpm:host=127.0.0.1,port=2321',
       'tls:',
@@ -55,11 +56,12 @@ describe('config file', () => {
       'telemetry:',
       '  intervalSeconds: 15',
       '  queueLimit: 500',
+      '  maxMessagesPerSecond: 20',
     ].join('\n'), 'x');
     expect(config).toEqual({
       provisioning: {
         idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup',
-        minReprovisionSeconds: 600, hubUnreachableSeconds: 0, operatorRetrySeconds: 3_600,
+        minReprovisionSeconds: 600, hubUnreachableSeconds: 0, slowRetryHours: 12,
       },
       tpm: { transport: 'swtpm:host=127.0.0.1,port=2321' },
       tls: { extraCaFile: '/etc/iot-agent/ca.pem' },
@@ -68,12 +70,12 @@ describe('config file', () => {
       log: { level: 'debug' },
       hardening: { bootGraceSeconds: 600 },
       attestation: { pcr: 15 },
-      telemetry: { intervalSeconds: 15, queueLimit: 500 },
+      telemetry: { intervalSeconds: 15, queueLimit: 500, maxMessagesPerSecond: 20 },
     });
   });
 
   it.each([
-    ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision'],
+    ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision, minReprovisionSeconds, hubUnreachableSeconds, slowRetryHours'],
     ['statedir: /x', 'statedir: unknown key (did you mean stateDir?)'],
     ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log, hardening, attestation, telemetry'],
     ['provisioning:\n  reprovision: sometimes', 'provisioning.reprovision: "sometimes" is not valid: expected one of onErrorOnly, alwaysOnStartup, never'],
@@ -85,7 +87,6 @@ describe('config file', () => {
     ['provisioning:\n  minReprovisionSeconds: "3600"', 'provisioning.minReprovisionSeconds: "3600" is not valid'],
     ['provisioning:\n  hubUnreachableSeconds: 10', 'provisioning.hubUnreachableSeconds: 10 is not valid: expected 0 (never) or a whole number from 30 to 604800'],
     ['provisioning:\n  hubUnreachableSeconds: -1', 'provisioning.hubUnreachableSeconds: -1 is not valid'],
-    ['provisioning:\n  operatorRetrySeconds: 59', 'provisioning.operatorRetrySeconds: 59 is not valid: expected a whole number from 600 to 604800'],
     ['tpm:\n  transport: tpm0', 'tpm.transport: invalid TPM transport "tpm0": unknown kind "tpm0" (expected device, swtpm or mssim); accepted forms:'],
     ['tpm: device', 'tpm: "device" is not valid: expected a mapping of keys to values'],
     ['tls:\n  extraCaFile: ca.pem', 'tls.extraCaFile: "ca.pem" is not valid: expected an absolute path'],
@@ -101,10 +102,17 @@ describe('config file', () => {
     ['attestation:\n  pcr: 13.5', 'attestation.pcr: 13.5 is not valid: expected a whole number'],
     ['attestation:\n  prc: 13', 'attestation.prc: unknown key (did you mean attestation.pcr?); expected one of pcr'],
     ['attestation: 13', 'attestation: 13 is not valid: expected a mapping of keys to values'],
-    ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 1 to 86400'],
+    ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 10 to 86400'],
+    ['telemetry:\n  intervalSeconds: 9', 'telemetry.intervalSeconds: 9 is not valid: expected a whole number from 10 to 86400'],
+    ['telemetry:\n  maxMessagesPerSecond: 0', 'telemetry.maxMessagesPerSecond: 0 is not valid: expected a whole number from 1 to 1000'],
+    ['telemetry:\n  maxMessagesPerSecond: 2.5', 'telemetry.maxMessagesPerSecond: 2.5 is not valid: expected a whole number'],
+    ['provisioning:\n  slowRetryHours: 0', 'provisioning.slowRetryHours: 0 is not valid: expected a whole number from 1 to 168'],
+    ['provisioning:\n  slowRetryHours: "6"', 'provisioning.slowRetryHours: "6" is not valid: expected a whole number'],
+    ['provisioning:\n  registrationId: board-', 'provisioning.registrationId: invalid registration id "board-"'],
+    ['provisioning:\n  registrationId: .board', 'provisioning.registrationId: invalid registration id ".board"'],
     ['telemetry:\n  intervalSeconds: "60"', 'telemetry.intervalSeconds: "60" is not valid: expected a whole number'],
     ['telemetry:\n  queueLimit: 5', 'telemetry.queueLimit: 5 is not valid: expected a whole number from 10 to 1000000'],
-    ['telemetry:\n  queuelimit: 5', 'telemetry.queuelimit: unknown key (did you mean telemetry.queueLimit?); expected one of intervalSeconds, queueLimit'],
+    ['telemetry:\n  queuelimit: 5', 'telemetry.queuelimit: unknown key (did you mean telemetry.queueLimit?); expected one of intervalSeconds, queueLimit, maxMessagesPerSecond'],
     ['telemetry: 60', 'telemetry: 60 is not valid: expected a mapping of keys to values'],
     ['- a\n- b', 'the document: ["a","b"] is not valid: expected a mapping of keys to values'],
     ['just text', 'the document: "just text" is not valid'],

@@ -151,9 +151,32 @@ describe('connection policy: DPS', () => {
 });
 
 describe('connection policy: spreading reconnects', () => {
-  it('draws the first reconnect after a dropped session from 0..spread, not from the backoff', () => {
-    expect(policyAt(0, {}, undefined, 0).policy.hubLost().delayMs).toBe(0);
-    expect(policyAt(0, {}, undefined, 0.5).policy.hubLost().delayMs).toBe(7_500);
+  it('draws the first reconnect after a session that worked from 0..spread, not from the backoff', () => {
+    for (const [random, delay] of [[0, 0], [0.5, 7_500]] as const) {
+      const { policy, clock } = policyAt(0, {}, undefined, random);
+      policy.hubConnected();
+      clock.t = 60_000;
+      expect(policy.hubLost()).toMatchObject({ action: 'reconnect', delayMs: delay });
+    }
+  });
+
+  it('keeps growing the backoff for connections the hub drops at once (throttling, a used-up quota)', () => {
+    const { policy, clock } = policyAt(0);
+    const delays: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      policy.hubConnected();
+      clock.t += 100;
+      const decision = policy.hubLost();
+      delays.push(decision.delayMs);
+      clock.t += decision.delayMs;
+    }
+    expect(delays.slice(0, 5)).toEqual([999, 1_998, 3_996, 7_992, 15_984]);
+    expect(policy.view().consecutiveFailures).toBe(1); // counted since the last connection
+    // A session that then lasts starts the backoff over.
+    policy.hubConnected();
+    clock.t += 60_000;
+    policy.hubLost();
+    expect(policy.hubFailed('unreachable').delayMs).toBe(999);
   });
 
   it('keeps counting failures across flows until a connection succeeds', () => {

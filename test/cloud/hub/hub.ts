@@ -4,12 +4,13 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { HubDeviceRegistration, LinkedHub } from '../contracts.js';
-import { ensureServerCredentials, type ServerCredentials } from '../tls.js';
+import { ensureServerCredentials, listenerTlsOptions, type ServerCredentials } from '../tls.js';
 import type { C2dMessage } from './c2d.js';
 import type { D2cMessage } from './d2c-log.js';
 import type { HubCounters } from './counters.js';
 import type { FileUploads } from '../files/file-uploads.js';
-import { HubCore } from './hub-core.js';
+import { HubCore, type HubBehaviour } from './hub-core.js';
+import type { HubFaults } from './faults.js';
 import { readJson, writeJsonAtomic } from './json-store.js';
 import { DeviceRegistry } from './registry.js';
 import { serviceHandler } from './service-api.js';
@@ -23,8 +24,14 @@ export interface HubOptions {
   /** A loopback address of its own (see test/support/ports.ts randomLoopbackAddress). */
   address: string;
   stateDir: string;
-  /** The name devices and services use; defaults to `address` (the certificate carries an IP SAN). */
+  /**
+   * The name devices and services use; defaults to `address` (the certificate carries an IP
+   * SAN). A DNS name makes the hub require SNI for it, as IoT Hub does; clients then need a
+   * hosts entry or resolver for the name (test/support/hosts.ts).
+   */
   hostName?: string;
+  /** Limits and knobs: D2C rate, backlog and daily quota, C2D time to live, re-enabling on registration. */
+  behaviour?: HubBehaviour;
   /** The iothubowner policy key (base64); generated on first start and kept in stateDir otherwise. */
   policyKey?: string;
   /** Where the test CA and server certificate live; defaults to `<stateDir>/tls`. */
@@ -52,6 +59,10 @@ export interface LocalHub extends LinkedHub {
   registerDevice(registration: HubDeviceRegistration): Promise<void>;
   d2c(filter?: { deviceId?: string; since?: number }): D2cMessage[];
   readonly counters: Readonly<HubCounters>;
+  /** Twin throttling on demand. */
+  readonly faults: HubFaults;
+  /** Replaces the hub's limits and knobs. */
+  configure(behaviour: HubBehaviour): void;
   sendC2d(deviceId: string, message: C2dMessage): Promise<string>;
   stopMqtt(): Promise<void>;
   startMqtt(): Promise<void>;
@@ -71,10 +82,11 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
   const policyKey = await loadPolicyKey(options.stateDir, options.policyKey);
   const registry = await DeviceRegistry.open(options.stateDir);
   const core = await HubCore.create(hostName, registry, log);
+  core.configure(options.behaviour ?? {});
 
   const mqttPort = options.mqttPort ?? 8883;
   core.mqttEndpoint = { host: options.address, port: mqttPort, credentials };
-  const httpsServer = https.createServer({ key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2' },
+  const httpsServer = https.createServer(listenerTlsOptions(credentials, hostName),
     serviceHandler(core, new Map([[POLICY_NAME, Buffer.from(policyKey, 'base64')]]), log, options.files));
   httpsServer.on('tlsClientError', () => undefined);
   try {
@@ -98,15 +110,16 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
     serviceConnectionString: `HostName=${hostName};SharedAccessKeyName=${POLICY_NAME};SharedAccessKey=${policyKey}`,
     deviceConnectionString(deviceId) {
       const device = registry.require(deviceId);
-      // With a DNS-style host name nobody resolves, the SDK's GatewayHostName says where to connect.
-      const gateway = hostName === options.address ? '' : `;GatewayHostName=${options.address}`;
-      return `HostName=${hostName};DeviceId=${deviceId};SharedAccessKey=${device.primaryKey}${gateway}`;
+      // A named hub needs SNI for its name: a device must resolve the name, not connect to the address.
+      return `HostName=${hostName};DeviceId=${deviceId};SharedAccessKey=${device.primaryKey}`;
     },
     registerDevice: (registration) => core.registerDevice(registration),
     d2c: (filter) => core.d2c(filter),
     get counters() {
       return { ...core.counters };
     },
+    faults: core.faults,
+    configure: (behaviour) => core.configure(behaviour),
     sendC2d: (deviceId, message) => core.sendC2d(deviceId, message),
     stopMqtt: () => core.stopMqtt(),
     startMqtt: () => core.startMqtt(),

@@ -4,12 +4,13 @@ import { handleAdmin } from './admin-api.js';
 import type { HubCore } from './hub-core.js';
 import { errorBody, errors, HubError } from './hub-error.js';
 import { parseJsonBody, readBody } from './http-body.js';
+import { parseIdentityUpdate } from './identity-update.js';
 import { parseMethodRequest } from './method-request.js';
 import { checkServiceAuthorization } from './service-auth.js';
 
 /**
  * The hub's HTTPS front on 443: the IoT Hub service REST calls azure-iothub makes
- * (twins, direct methods, device identities) and, under /admin/, the local cloud's
+ * (twins, direct methods, device identities and their status) and, under /admin/, the local cloud's
  * own admin API (admin-api.ts). Both need a service SAS signed with a policy key.
  */
 const MAX_BODY_BYTES = 192 * 1024;
@@ -58,6 +59,9 @@ async function route(core: HubCore, policies: Map<string, Buffer>, req: Incoming
     return json(res, 200, await core.invokeMethod(id, request));
   }
   if (collection === 'devices' && sub === undefined && method === 'GET') return json(res, 200, core.getDevice(id));
+  if (collection === 'devices' && sub === undefined && method === 'PUT') {
+    return json(res, 200, await core.putDevice(id, parseIdentityUpdate(await body(), id), header(req, 'if-match')));
+  }
   if (collection === 'devices' && sub === undefined && method === 'DELETE') {
     await core.deleteDevice(id, header(req, 'if-match'));
     res.writeHead(204).end();

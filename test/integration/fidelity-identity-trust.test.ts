@@ -1,0 +1,95 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureServerCredentials } from '../cloud/tls.js';
+import { runCli } from '../support/cli.js';
+import { DeviceCloud } from '../support/device-cloud.js';
+
+/**
+ * The device disabled in the hub's registry (CONNACK 5 from then on), with and without DPS
+ * re-enabling it on re-registration (not documented: a knob); and tls.extraCaFile adding to
+ * the system's trust instead of replacing it, in the daemon and in `check` alike.
+ */
+describe('a device disabled in the hub\'s registry', () => {
+  let dc: DeviceCloud;
+
+  beforeAll(async () => {
+    dc = await DeviceCloud.start({ deviceId: 'board-disabled' });
+  }, 60_000);
+  afterEach(async () => {
+    await dc.stopAgents();
+    dc.hub.configure({});
+  });
+  afterAll(async () => {
+    await dc?.stop();
+  });
+
+  const disable = () => dc.service.registry.update({ deviceId: dc.deviceId, status: 'disabled', statusReason: 'returned for repair' } as never);
+
+  it('re-provisions once; refused again, it waits for an operator instead of re-provisioning over and over', async () => {
+    const agent = dc.startAgent();
+    await agent.waitForState('ready');
+    const registrations = dc.cloud.dps.counters.registrations;
+    await disable();
+    const status = await agent.waitForState('degraded', 30_000);
+    await dc.waitFor('refused after re-provisioning', async () => String(JSON.parse((await agent.status()).stdout).reason).includes('even after re-provisioning'), 30_000);
+    const reason = String(JSON.parse((await agent.status()).stdout).reason);
+    expect(reason).toMatch(/the hub refused the device even after re-provisioning .*it may be disabled in the hub's registry; an operator must act; next try in \d\.\d h$/);
+    expect(status).toBeDefined();
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(dc.cloud.dps.counters.registrations - registrations).toBe(1);
+  }, 90_000);
+
+  it('comes back by itself when a DPS registration enables the device again', async () => {
+    await dc.service.registry.update({ deviceId: dc.deviceId, status: 'enabled' } as never);
+    const agent = dc.startAgent();
+    await agent.waitForState('ready', 30_000);
+    dc.hub.configure({ registrationReenables: true });
+    const registrations = dc.cloud.dps.counters.registrations;
+    await disable();
+    await dc.waitFor('re-provisioned and connected', async () => {
+      const now = JSON.parse((await agent.status()).stdout) as { state: string };
+      return dc.cloud.dps.counters.registrations > registrations && now.state === 'ready';
+    }, 30_000);
+    expect(dc.cloud.dps.counters.registrations - registrations).toBe(1);
+  }, 90_000);
+});
+
+describe('tls.extraCaFile next to the system\'s CAs', () => {
+  let dc: DeviceCloud;
+  let systemCa: string;
+
+  beforeAll(async () => {
+    dc = await DeviceCloud.start({ deviceId: 'board-trust' });
+    // The cloud's CA stands in for a public root: in the system store (NODE_EXTRA_CA_CERTS), not in the config.
+    systemCa = dc.cloud.caCertPath;
+    const unrelated = await ensureServerCredentials(path.join(dc.dir, 'corporate-ca'), ['proxy.corp.test']);
+    writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace(`extraCaFile: ${systemCa}`, `extraCaFile: ${unrelated.caCertPath}`));
+  }, 60_000);
+  afterAll(async () => {
+    await dc?.stop();
+  });
+
+  const check = async (env: NodeJS.ProcessEnv) => {
+    const result = await runCli(['--config', dc.files.configPath, 'check', '--json'], { IOT_AGENT_TPM: '', ...env }, 30_000, dc.files.hostsFile);
+    const checks = (JSON.parse(result.stdout) as { checks: { id: string; status: string; message: string }[] }).checks;
+    return Object.fromEntries(checks.map((c) => [c.id, c]));
+  };
+
+  it('connects with an unrelated extra CA while the cloud\'s CA is in the system store, and check agrees', async () => {
+    const agent = dc.startAgent(undefined, { NODE_EXTRA_CA_CERTS: systemCa });
+    await agent.waitForState('ready', 40_000);
+    const checks = await check({ NODE_EXTRA_CA_CERTS: systemCa });
+    expect(checks['dps-tls']).toMatchObject({ status: 'pass' });
+    expect(checks['hub-tls']).toMatchObject({ status: 'pass' });
+    await dc.stopAgents();
+  }, 60_000);
+
+  it('fails in both, and says so, when the cloud\'s CA is in neither', async () => {
+    const checks = await check({ NODE_EXTRA_CA_CERTS: '' });
+    expect(checks['dps-tls']).toMatchObject({ status: 'fail', message: expect.stringMatching(/unknown CA/) });
+    const agent = dc.startAgent(undefined, { NODE_EXTRA_CA_CERTS: '' });
+    await agent.waitForState('degraded', 40_000);
+    expect(JSON.parse((await agent.status()).stdout).reason).toMatch(/hub unreachable/); // provisioned in the test before
+  }, 60_000);
+});

@@ -1,0 +1,76 @@
+import device from 'azure-iot-device';
+import deviceMqtt from 'azure-iot-device-mqtt';
+import securityTpm from 'azure-iot-security-tpm';
+import { describe, expect, it } from 'vitest';
+import { DESIRED_PATCH_EVENT, interceptMethodRequests, onDesiredPatch, sdkContractProblems } from '../../agent/hub/sdk-internals.js';
+
+// The SDK members agent/hub/sdk-internals.ts relies on: if an SDK update removes one, this fails first.
+function sdkClient() {
+  const client = device.Client.fromConnectionString('HostName=hub.invalid;DeviceId=d1;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', deviceMqtt.Mqtt);
+  client.on('error', () => undefined);
+  return client;
+}
+
+function tpmProvider() {
+  const security = new securityTpm.TpmSecurityClient('reg-1', {} as never);
+  return securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient('d1', 'hub.invalid', security);
+}
+
+function transportOf(client: InstanceType<typeof device.Client>) {
+  return (client as unknown as { _transport: { emit(event: string, ...args: unknown[]): boolean; listenerCount(e: string): number } })._transport;
+}
+
+describe('the SDK internals the agent relies on', () => {
+  it('are all still there', () => {
+    expect(sdkContractProblems(sdkClient(), tpmProvider())).toEqual([]);
+  });
+
+  it('names what is missing when they are not', () => {
+    const client = sdkClient();
+    (client as unknown as { _transport: unknown })._transport = undefined;
+    expect(sdkContractProblems(client, {})).toEqual([
+      'Client._transport is no EventEmitter',
+      'TpmAuthenticationProvider._tokenValidTimeInSeconds is gone',
+      'TpmAuthenticationProvider._tokenRenewalMarginInSeconds is gone',
+      'TpmAuthenticationProvider is no EventEmitter',
+    ]);
+  });
+
+  it('hands a method request with an empty body to the handler as null, where the SDK alone answers 400', () => {
+    const client = sdkClient();
+    const payloads: unknown[] = [];
+    const answered: number[] = [];
+    interceptMethodRequests(client, () => undefined);
+    // The listener the SDK itself registers for onDeviceMethod, without connecting.
+    const transport = transportOf(client) as unknown as { on(e: string, l: (m: unknown) => void): void; sendMethodResponse(r: { status: number }, done: () => void): void };
+    transport.sendMethodResponse = (response, done) => { answered.push(response.status); done(); };
+    (client as unknown as { _addMethodCallback(name: string, cb: (req: { payload: unknown }) => void): void })._addMethodCallback('ping', (req) => payloads.push(req.payload));
+    transportOf(client).emit('method_ping', { requestId: '1', methods: { methodName: 'ping' }, body: Buffer.alloc(0), properties: {} });
+    transportOf(client).emit('method_ping', { requestId: '2', methods: { methodName: 'ping' }, body: Buffer.from('{"a":1}'), properties: {} });
+    expect(payloads).toEqual([null, { a: 1 }]);
+    expect(answered).toEqual([]);
+  });
+
+  it('passes a method nobody registered to the unknown-method handler, which answers it', async () => {
+    const client = sdkClient();
+    const statuses: number[] = [];
+    const transport = transportOf(client) as unknown as { sendMethodResponse(r: { status: number }, done: () => void): void };
+    transport.sendMethodResponse = (response, done) => { statuses.push(response.status); done(); };
+    const unknown: string[] = [];
+    interceptMethodRequests(client, (name, answer) => { unknown.push(name); void answer(404, { message: 'unknown' }); });
+    expect(transportOf(client).emit('method_selfDestruct', { requestId: '9', methods: { methodName: 'selfDestruct' }, body: Buffer.alloc(0) })).toBe(true);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(unknown).toEqual(['selfDestruct']);
+    expect(statuses).toEqual([404]);
+  });
+
+  it('passes desired patches from the transport on, sanitised', () => {
+    const client = sdkClient();
+    const patches: unknown[] = [];
+    const stop = onDesiredPatch(client, (p) => patches.push(p));
+    transportOf(client).emit(DESIRED_PATCH_EVENT, JSON.parse('{"logLevel":"warn","constructor":[1],"$version":3}'));
+    stop();
+    transportOf(client).emit(DESIRED_PATCH_EVENT, { logLevel: 'error', $version: 4 });
+    expect(patches).toEqual([{ logLevel: 'warn', $version: 3 }]);
+  });
+});
