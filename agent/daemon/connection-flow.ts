@@ -82,7 +82,7 @@ export class ConnectionFlow {
         // Whatever stopped this flow (the TPM, an unreadable CA file) may be mended later.
         const delay = host.policy.flowFailed();
         host.log.error('daemon.flow_failed', { err, retryInMs: delay });
-        host.setState('degraded', `${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`, describeError(err));
+        host.setState('degraded', `${describeError(err)} (next try in ${inWords(delay)})`, describeError(err));
         await this.closeTpm();
         if (!(await this.sleep(delay).then(() => true, () => false))) return;
       }
@@ -146,10 +146,11 @@ export class ConnectionFlow {
       } catch (err) {
         if (err instanceof Superseded) throw err;
         const decision = host.policy.dpsFailed(dpsFailure(err), fallback !== undefined);
-        host.log.warn('provisioning.failed', { err, then: decision.action, retryInMs: decision.delayMs, reason: decision.reason });
+        const operatorMustAct = host.policy.view().operatorMustAct;
+        host.log.warn('provisioning.failed', { err, then: decision.action, retryInMs: decision.delayMs, operatorMustAct, reason: decision.reason });
         if (decision.action === 'fallback') return fallback!;
         const failure = `provisioning failed: ${describeError(err)}`;
-        host.setState('degraded', `${failure} (next try in ${Math.ceil(decision.delayMs / 1000)} s)`, failure);
+        host.setState('degraded', `${failure} (${operatorMustAct ? 'an operator must act; ' : ''}next try in ${inWords(decision.delayMs)})`, failure);
         await this.sleep(decision.delayMs);
       }
     }
@@ -201,7 +202,7 @@ export class ConnectionFlow {
         host.detach();
         decision = host.policy.hubLost();
         const failure = `hub connection lost: ${describeError(lost)}`;
-        host.setState('degraded', `${failure} (reconnecting in ${Math.ceil(decision.delayMs / 1000)} s)`, failure);
+        host.setState('degraded', `${failure} (reconnecting in ${inWords(decision.delayMs)})`, failure);
       } catch (err) {
         if (err instanceof Superseded) throw err;
         host.detach();
@@ -210,7 +211,7 @@ export class ConnectionFlow {
         decision = host.policy.hubFailed(kind);
         host.log.warn(kind === 'refused' ? 'hub.rejected' : 'hub.unreachable', { hub: assignment.assignedHub, err, then: decision.action, retryInMs: decision.delayMs });
         const failure = `${kind === 'refused' ? 'the hub refused the device' : 'hub unreachable'}: ${describeError(err)}`;
-        host.setState('degraded', `${failure}${decision.action === 'reprovision' ? ' (asking DPS again)' : ` (next try in ${Math.ceil(decision.delayMs / 1000)} s)`}`, failure);
+        host.setState('degraded', `${failure}${decision.action === 'reprovision' ? ' (asking DPS again)' : ` (next try in ${inWords(decision.delayMs)})`}`, failure);
       }
       if (decision.action === 'reprovision') {
         await session.stop();
@@ -276,4 +277,11 @@ export function dpsFailure(err: unknown): DpsFailure {
   const refused = err.httpStatus === 401 || err.httpStatus === 403 || err.httpStatus === 404;
   // A refusal may be an enrollment on its way: the policy slows down after a few in a row.
   return { retryable: err.retryable, retryAfterMs: err.retryAfterMs, refused, operatorMustAct: err.operatorMustAct && !refused };
+}
+
+/** A delay as a person reads it: seconds, minutes, or hours with one decimal. */
+export function inWords(ms: number): string {
+  if (ms < 90_000) return `${Math.ceil(ms / 1000)} s`;
+  if (ms < 90 * 60_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
 }

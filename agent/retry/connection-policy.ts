@@ -17,6 +17,7 @@ import { Backoff, type BackoffPolicy } from './backoff.js';
  * | hub unreachable                         | for ≥ hubUnreachableSeconds and DPS not held off      | re-provision, keeping the assignment as the fallback |
  * | hub refused (CONNACK 5/4/2, 401, 404)   | reprovision: never                                    | reconnect after the hub backoff |
  * | hub refused                             | last registration ≥ minReprovisionSeconds ago (or none) and DPS not held off | re-provision, keeping the assignment as the fallback |
+ * | hub refused                             | first refusal after a session that worked since the last registration, at most once per minReprovisionSeconds, DPS not held off | re-provision at once (the device was deleted, disabled or moved meanwhile) |
  * | hub refused                             | otherwise                                             | reconnect after the hub backoff; asked again at the next refusal |
  * | DPS assigned                            |                                                       | DPS backoff reset; the registration time is remembered (across restarts) |
  * | DPS failed, a fallback exists           |                                                       | back to the fallback hub now; DPS held off for its backoff (or hours, below) |
@@ -96,6 +97,9 @@ export class ConnectionPolicy {
   private failures = 0;
   private nextAt: number | undefined;
   private connectedAt: number | undefined;
+  /** A session connected since the last registration: its first refusal is news, worth asking DPS about. */
+  private workedSinceRegistration = false;
+  private lastExceptionAt: number | undefined;
 
   constructor(
     private settings: PolicySettings,
@@ -122,7 +126,7 @@ export class ConnectionPolicy {
     return {
       consecutiveFailures: this.failures,
       nextAttemptAt: this.nextAt !== undefined && this.nextAt > now ? this.nextAt : undefined,
-      dpsHeldOffUntil: this.dpsNotBefore > now ? this.dpsNotBefore : undefined,
+      dpsHeldOffUntil: this.heldUntil(now),
       operatorMustAct: this.operatorHold,
     };
   }
@@ -133,6 +137,7 @@ export class ConnectionPolicy {
     this.failures = 0;
     this.nextAt = undefined;
     this.connectedAt = this.clock.now();
+    this.workedSinceRegistration = true;
   }
 
   /**
@@ -163,6 +168,11 @@ export class ConnectionPolicy {
       }
       const held = this.reprovisionHeldUntil();
       if (held <= now) return this.schedule({ action: 'reprovision', delayMs: 0, reason: 'the hub refused the device' });
+      if (this.refusalIsNews(now)) {
+        this.lastExceptionAt = now;
+        this.workedSinceRegistration = false;
+        return this.schedule({ action: 'reprovision', delayMs: 0, reason: 'the hub refused a device it had accepted since the last registration' });
+      }
       return this.schedule({ action: 'reconnect', delayMs: this.hub.next(retryAfterMs),
         reason: `the hub refused the device; DPS is asked again no sooner than ${new Date(held).toISOString()}` });
     }
@@ -180,6 +190,7 @@ export class ConnectionPolicy {
 
   dpsAssigned(): void {
     this.lastRegistrationAt = this.clock.now();
+    this.workedSinceRegistration = false;
     this.dps.reset();
     this.dpsRefusals = 0;
     this.dpsNotBefore = 0;
@@ -208,6 +219,12 @@ export class ConnectionPolicy {
     return this.schedule({ action: 'retryDps', delayMs: this.flow.next(), reason: '' }).delayMs;
   }
 
+  /** Until when DPS is left alone (its backoff, an operator hold or the rate limit), or undefined. */
+  private heldUntil(now: number): number | undefined {
+    const until = this.lastRegistrationAt === undefined ? this.dpsNotBefore : this.reprovisionHeldUntil();
+    return until > now ? until : undefined;
+  }
+
   /** When a hub-caused re-provisioning may happen next (wall-clock ms). */
   reprovisionHeldUntil(): number {
     // A registration "in the future" means the wall clock went back since: count from now.
@@ -216,6 +233,16 @@ export class ConnectionPolicy {
     const last = this.lastRegistrationAt;
     const rate = last === undefined ? 0 : last + this.settings.minReprovisionSeconds * 1000;
     return Math.max(rate, this.dpsNotBefore);
+  }
+
+  /**
+   * The first refusal after a session that worked since the last registration is news (the
+   * device was deleted, disabled or moved meanwhile) and may go to DPS before the rate limit
+   * allows — once per minReprovisionSeconds, so a device that flaps cannot loop.
+   */
+  private refusalIsNews(now: number): boolean {
+    if (!this.workedSinceRegistration || this.dpsNotBefore > now) return false;
+    return this.lastExceptionAt === undefined || now - this.lastExceptionAt >= this.settings.minReprovisionSeconds * 1000;
   }
 
   private slowDelay(): number {

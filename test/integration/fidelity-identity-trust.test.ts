@@ -26,18 +26,21 @@ describe('a device disabled in the hub\'s registry', () => {
 
   const disable = () => dc.service.registry.update({ deviceId: dc.deviceId, status: 'disabled', statusReason: 'returned for repair' } as never);
 
-  it('re-provisions once; refused again, it waits for an operator instead of re-provisioning over and over', async () => {
-    const agent = dc.startAgent();
+  it('re-provisions once; refused again, it keeps knocking with backoff and leaves DPS alone for minReprovisionSeconds', async () => {
+    // The production rate limit (the tests' default has none).
+    const agent = dc.startAgent('minReprovision=3600');
     await agent.waitForState('ready');
     const registrations = dc.cloud.dps.counters.registrations;
     await disable();
-    const status = await agent.waitForState('degraded', 30_000);
-    await dc.waitFor('refused after re-provisioning', async () => String(JSON.parse((await agent.status()).stdout).reason).includes('even after re-provisioning'), 30_000);
-    const reason = String(JSON.parse((await agent.status()).stdout).reason);
-    expect(reason).toMatch(/the hub refused the device even after re-provisioning .*it may be disabled in the hub's registry; an operator must act; next try in \d\.\d h$/);
-    expect(status).toBeDefined();
+    await dc.waitFor('re-provisioned once and refused again', async () => dc.cloud.dps.counters.registrations > registrations
+      && agent.lines.some((l, i) => i > 0 && l.includes('event=hub.rejected') && l.includes('then=reconnect')), 30_000);
+    const status = JSON.parse((await agent.status()).stdout) as { reason: string; dpsHeldOffUntil: string | null };
+    expect(status.reason).toMatch(/^the hub refused the device: .*Not authorized.* \(next try in \d+ s\)$/);
+    expect(Date.parse(status.dpsHeldOffUntil!)).toBeGreaterThan(Date.now() + 50 * 60_000);
+    const refused = dc.hub.counters.refused;
     await new Promise((r) => setTimeout(r, 5_000));
     expect(dc.cloud.dps.counters.registrations - registrations).toBe(1);
+    expect(dc.hub.counters.refused).toBeGreaterThan(refused); // it keeps trying the hub, on the backoff
   }, 90_000);
 
   it('comes back by itself when a DPS registration enables the device again', async () => {

@@ -32,7 +32,7 @@ describe('iot-agent support-bundle', () => {
 
   async function bundle(configPath = dc.files.configPath, env: NodeJS.ProcessEnv = {}): Promise<{ result: Awaited<ReturnType<typeof runCli>>; json: Record<string, unknown>; unpacked: UnpackedBundle }> {
     const dir = path.join(out, String(++runs));
-    const result = await runCli(['--config', configPath, 'support-bundle', '--output', dir, '--since', '2h', '--json'], { IOT_AGENT_TPM: '', ...env }, 45_000);
+    const result = await runCli(['--config', configPath, 'support-bundle', '--output', dir, '--since', '2h', '--json'], { IOT_AGENT_TPM: '', ...env }, 45_000, dc.files.hostsFile);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const json = JSON.parse(result.stdout) as Record<string, unknown>;

@@ -35,7 +35,8 @@ export class AttestedBoard {
     try {
       await pair.serveTls(path.join(root, 'tls'), 8883);
       mkdirSync(path.join(root, 'etc'), { recursive: true });
-      const dc = await DeviceCloud.start({ deviceId, hardening: { netns: pair.device, root, confirm: `${pair.peerAddress}:8883` } });
+      // By address: the verifier's own service clients run in the test process, where the cloud's names do not resolve.
+      const dc = await DeviceCloud.start({ deviceId, names: false, hardening: { netns: pair.device, root, confirm: `${pair.peerAddress}:8883` } });
       return new AttestedBoard(dc, pair, root, mkdtempSync(path.join(tmpdir(), `iot-agent-${deviceId}-bindings-`)));
     } catch (err) {
       await pair.destroy();

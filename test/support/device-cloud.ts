@@ -46,14 +46,20 @@ export class DeviceCloud {
     storage?: boolean;
     /** Hub limits and knobs, DPS knobs. */
     cloud?: Pick<CloudOptions, 'hub' | 'dps'>;
+    /**
+     * false: DPS and the hub by their addresses, without DNS names, for callers in the test
+     * process that cannot be given a lookup (the verifier's service clients, say).
+     */
+    names?: boolean;
   }): Promise<DeviceCloud> {
     const dir = mkdtempSync(path.join(tmpdir(), `iot-agent-${options.deviceId}-`));
     const hardening = options.hardening ?? { netns: 'iotagent-test-nonexistent', root: path.join(dir, 'hardening-root'), confirm: '127.0.0.1:9' };
     process.env.IOT_AGENT_HARDENING_TEST = `netns=${hardening.netns},root=${hardening.root},backend=nft,confirm=${hardening.confirm}`;
     const dpsAddress = randomLoopbackAddress();
     const hubAddress = randomLoopbackAddress();
-    const hostNames = cloudHostNames();
-    const hosts = { [hostNames.dps]: dpsAddress, [hostNames.hubs[0]!]: hubAddress };
+    const named = options.names !== false;
+    const hostNames = named ? cloudHostNames() : undefined;
+    const hosts: Record<string, string> = hostNames ? { [hostNames.dps]: dpsAddress, [hostNames.hubs[0]!]: hubAddress } : {};
     const [cloud, swtpm] = await Promise.all([
       startCloud({ dir: path.join(dir, 'cloud'), dpsAddress, hubAddresses: [hubAddress], hostNames,
         allocation: 'static', retryAfterSeconds: 1, log: () => undefined, storage: options.storage, ...options.cloud }),
@@ -67,12 +73,12 @@ export class DeviceCloud {
       ...writeAgentConfig(path.join(dir, 'agent'), {
         idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
       }),
-      hostsFile: writeHostsFile(path.join(dir, 'hosts'), hosts),
+      ...(named ? { hostsFile: writeHostsFile(path.join(dir, 'hosts'), hosts) } : {}),
     };
     const t = options.telemetry ?? {};
     appendFileSync(files.configPath, `telemetry:\n  intervalSeconds: ${t.intervalSeconds ?? 3600}\n  queueLimit: ${t.queueLimit ?? 10000}\n`
       + (t.maxMessagesPerSecond ? `  maxMessagesPerSecond: ${t.maxMessagesPerSecond}\n` : ''));
-    const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca, lookupWith(hosts));
+    const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca, named ? lookupWith(hosts) : undefined);
     return new DeviceCloud(dir, cloud, swtpm, options.deviceId, files, service);
   }
 

@@ -56,7 +56,7 @@ export function withPrivateNames(files: PrivateNameFiles, command: string, args:
   if (process.getuid?.() !== 0) throw new Error('private DNS names for a test need root (unshare --mount and a bind mount over /etc/hosts): run the suite as root, as CI does');
   if (!existsSync('/usr/bin/unshare')) throw new Error('unshare is missing: install util-linux (scripts/setup.sh)');
   // "$1" is each file in turn, shifted off once bound; what is left is the command.
-  const script = `${binds.map(([name]) => `mount --bind "$1" /etc/${name} && shift`).join(' && ')} && exec "$@"`;
+  const script = `${binds.map(([name]) => `/usr/bin/mount --bind "$1" /etc/${name} && shift`).join(' && ')} && exec "$@"`;
   return {
     command: '/usr/bin/unshare',
     args: ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', script, 'sh', ...binds.map(([, file]) => file), command, ...args],

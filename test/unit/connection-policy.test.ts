@@ -51,8 +51,24 @@ describe('connection policy: the hub refuses the device', () => {
     expect(policy.hubFailed('refused').action).toBe('reprovision');
   });
 
+  it('re-provisions at once on the first refusal after a working session, then waits for the rate limit', () => {
+    const { policy, clock } = policyAt(10 * HOUR, {}, 10 * HOUR - 60_000);
+    policy.hubConnected();
+    clock.t += 30_000;
+    policy.hubLost();
+    expect(policy.hubFailed('refused')).toMatchObject({ action: 'reprovision', reason: 'the hub refused a device it had accepted since the last registration' });
+    policy.dpsAssigned(); // the same hub, which refuses again
+    expect(policy.hubFailed('refused').action).toBe('reconnect');
+    // Working and refused again within the hour: no second exception.
+    policy.hubConnected();
+    clock.t += 60_000;
+    policy.hubLost();
+    expect(policy.hubFailed('refused').action).toBe('reconnect');
+  });
+
   it('a disabled device costs at most two DPS registrations in ten minutes, however often it is refused', () => {
     const { policy, clock } = policyAt(100 * HOUR);
+    policy.hubConnected(); // it worked, then the hub disabled it
     let registrations = 0;
     while (clock.t < 100 * HOUR + 600_000) {
       const decision = policy.hubFailed('refused');
@@ -143,7 +159,7 @@ describe('connection policy: DPS', () => {
     const { policy, clock } = policyAt(0);
     policy.dpsFailed({ retryable: false, operatorMustAct: true }, false);
     policy.dpsAssigned();
-    expect(policy.view()).toMatchObject({ operatorMustAct: false, dpsHeldOffUntil: undefined, consecutiveFailures: 0 });
+    expect(policy.view()).toMatchObject({ operatorMustAct: false, dpsHeldOffUntil: HOUR, consecutiveFailures: 0 }); // the rate limit from now
     expect(policy.history().lastRegistrationAt).toBe(0);
     clock.t = HOUR - 1;
     expect(policy.hubFailed('refused').action).toBe('reconnect');
