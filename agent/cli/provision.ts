@@ -1,3 +1,4 @@
+import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
 import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
@@ -8,6 +9,7 @@ import { Logger } from '../log/logger.js';
 import { readyIdentity, registerAssignment, startDecision, stepAfter, stepWords, type ProvisionStep } from '../provisioning/flow.js';
 import { runtimeOverrides } from '../runtime-overrides.js';
 import { readAssignment, type Assignment } from '../state/assignment-store.js';
+import { ServiceClock } from '../time/service-clock.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { parseTransport } from '../tpm/transport-spec.js';
@@ -71,6 +73,9 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
   const lock = await TpmLock.acquire(config.runtimeDir, 'iot-agent provision');
   const transport = runtimeOverrides().tpmTransport ?? config.tpm.transport;
   const tpm = new TpmClient(openTransport(parseTransport(transport)));
+  // Tokens signed against DPS's time (learnt from its first answer) when this clock is off.
+  const clock = new ServiceClock();
+  signDpsTokensWith(() => clock.now());
   try {
     const identity = await readyIdentity(tpm, config, show);
     const trust = await loadTrust(config.tls.extraCaFile);
@@ -84,9 +89,9 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
       show('assigned', `already assigned to ${assignment.assignedHub} as ${assignment.deviceId} (use --force to register again)`);
     } else {
       const current = stored.status === 'valid' ? stored.assignment : undefined;
-      assignment = await registerAssignment({ tpm, config, idScope, registrationId: identity.registrationId, ca, current, onStep: show });
+      assignment = await registerAssignment({ tpm, config, idScope, registrationId: identity.registrationId, ca, current, onStep: show, clock });
     }
-    await connectOnce(tpm, assignment, ca);
+    await connectOnce(tpm, assignment, ca, clock);
     show('connected', stepWords('connected', assignment.assignedHub));
     return { state: 'provisioned', ...assignment };
   } finally {
@@ -99,8 +104,10 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
 const CONNECT_DEADLINE_MS = 60_000;
 
 /** Proves the hub takes the device's credentials, then disconnects. */
-async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | undefined): Promise<void> {
-  const session = new HubSession({ tpm, target: assignment, ca, log: new Logger({ level: 'error', write: () => undefined }) });
+async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | undefined, clock: ServiceClock): Promise<void> {
+  const session = new HubSession({
+    tpm, target: assignment, ca, log: new Logger({ level: 'error', write: () => undefined }), clockCorrectionMs: () => clock.correctionMs(),
+  });
   const deadline = Date.now() + CONNECT_DEADLINE_MS;
   try {
     for (;;) {

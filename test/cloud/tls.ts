@@ -20,7 +20,10 @@ export interface ServerCredentials {
 export const CERTIFICATE_AGE_DAYS = 45;
 const CERTIFICATE_LIFETIME_DAYS = 365;
 /** Written next to the certificate: a change of hosts or of this layout makes a new one. */
-const LAYOUT = 'v2';
+const LAYOUT = 'v3';
+/** Public roots (DigiCert Global Root G2, Microsoft RSA Root 2017) were issued years ago; so is the test CA. */
+const CA_AGE_DAYS = 3 * 365;
+const CA_LIFETIME_DAYS = 10 * 365;
 
 /**
  * A private test CA and one server certificate covering `hosts` (DNS names and IP
@@ -39,10 +42,17 @@ export async function ensureServerCredentials(dir: string, hosts: string[]): Pro
   const unique = [...new Set(hosts)];
   const wanted = `${LAYOUT}:${[...unique].sort().join(',')}`;
 
-  if (!existsSync(caCertPath) || !existsSync(caKey)) {
-    await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-keyout', caKey, '-out', caCertPath, '-days', '3650', '-subj', '/CN=iot-agent local cloud test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const caLayout = path.join(dir, 'ca.layout');
+  if (!existsSync(caCertPath) || !existsSync(caKey) || !existsSync(caLayout) || readFileSync(caLayout, 'utf8') !== LAYOUT) {
+    const csr = path.join(dir, 'ca.csr');
+    await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', caKey, '-out', csr, '-subj', '/CN=iot-agent local cloud test CA']);
+    // Self-signed through `openssl ca`, the only way OpenSSL 3.0 backdates a certificate.
+    await openssl(['ca', '-batch', '-selfsign', '-config', writeCaConfig(dir), '-keyfile', caKey, '-in', csr, '-out', caCertPath,
+      '-startdate', asn1Time(new Date(Date.now() - CA_AGE_DAYS * 86_400_000)), '-enddate', asn1Time(new Date(Date.now() + CA_LIFETIME_DAYS * 86_400_000)),
+      '-extensions', 'ca_cert', '-notext']);
+    writeFileSync(caLayout, LAYOUT);
+    rmSync(hostsFile, { force: true }); // a new CA: new server certificates too
   }
   const current = existsSync(hostsFile) ? readFileSync(hostsFile, 'utf8') : '';
   if (current !== wanted || !existsSync(serverCert) || !existsSync(serverKey)) {
@@ -103,7 +113,8 @@ function writeCaConfig(dir: string): string {
     '[local]', `database = ${path.join(dir, 'index.txt')}`, `new_certs_dir = ${issued}`, `serial = ${path.join(dir, 'serial')}`, 'default_md = sha256',
     'policy = any', 'copy_extensions = copy', 'unique_subject = no',
     '[any]', 'commonName = supplied',
-    '[server]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = serverAuth', '',
+    '[server]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = serverAuth',
+    '[ca_cert]', 'basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign,cRLSign', 'subjectKeyIdentifier = hash', '',
   ].join('\n'));
   return file;
 }
