@@ -21,6 +21,7 @@ import { ReportedProperties } from '../twin/reporter.js';
 import { guardTwinMerges } from '../hub/sdk-internals.js';
 import type { DesiredFeed } from '../twin/desired-feed.js';
 import type { BundleResult } from '../support/bundle.js';
+import { FeatureSet } from './feature.js';
 import { supportUpload } from './support-upload.js';
 
 /** What the daemon lends to the features: facts about the device and the actions only it can take. */
@@ -53,10 +54,11 @@ const RESULT_MESSAGE_CHARS = 200;
 export const UNKNOWN_COMMAND_KEY = 'unknownCommand';
 
 /**
- * The device's features on top of the hub session, created once per daemon: commands
- * (direct methods and C2D envelopes), the twin (reported state, writable properties) and
- * health telemetry with its disk queue. Attached to each new SDK client after every
- * (re)connect, detached when the link drops.
+ * The device's features on top of the hub session, created once per daemon, as one
+ * FeatureSet (agent/daemon/feature.ts): the reported state, the writable properties,
+ * commands (direct methods and C2D envelopes), health telemetry with its disk queue and the
+ * hardening report. Each is attached to the new SDK client after every (re)connect and
+ * detached when the link drops.
  *
  * Command results: every result goes to the twin's reported `lastCommands.<command>`
  * (coalesced); results of C2D envelopes, and the final outcome of slow work (reboot,
@@ -76,6 +78,7 @@ export class DeviceFeatures {
   private attached: Client | undefined;
   private configured: AgentConfig['telemetry'];
   private facts: Promise<[{ manufacturer: string; firmware: string } | undefined, Record<string, unknown>]> | undefined;
+  private readonly features: FeatureSet;
 
   private constructor(private readonly hooks: FeatureHooks, private readonly telemetry: Telemetry, private readonly executed: ExecutedIds) {
     const { log } = hooks;
@@ -142,6 +145,34 @@ export class DeviceFeatures {
       hardeningProfile: async (profile: string) => this.applyDesiredProfile(profile),
     }, (key) => ({ telemetryIntervalSeconds: telemetry.intervalSeconds(), logLevel: this.logLevel, hardeningProfile: this.hardeningProfile })[key],
     this.reported, log.child({ component: 'twin' }));
+    this.features = new FeatureSet([
+      {
+        name: 'reported',
+        attach: ({ twin }) => {
+          twin.on('error', (err: Error) => log.warn('twin.error', { err }));
+          this.reported.attach(twin);
+          // Not awaited: reading the TPM and the OS must not hold up `ready`.
+          void this.staticReport().then((report) => this.reported.update(report), (err: unknown) => log.warn('twin.report_failed', { err }));
+        },
+        detach: () => this.reported.detach(),
+      },
+      {
+        name: 'desired',
+        attach: ({ twin, desired }) => desired.start(twin.properties.desired, {
+          full: (doc) => void this.desired.handleFull(doc),
+          patch: (doc) => void this.desired.handlePatch(doc),
+        }),
+      },
+      { name: 'commands', attach: ({ client }) => this.endpoint.attach(client) },
+      {
+        name: 'telemetry',
+        start: () => telemetry.start(),
+        stop: () => telemetry.stop(),
+        attach: ({ client }) => telemetry.attach(client),
+        detach: () => telemetry.detach(),
+      },
+      { name: 'hardening', attach: () => void this.reportHardening() },
+    ], log);
   }
 
   static async create(hooks: FeatureHooks): Promise<DeviceFeatures> {
@@ -163,33 +194,18 @@ export class DeviceFeatures {
   }
 
   start(): void {
-    this.telemetry.start();
+    this.features.start();
   }
 
   async stop(): Promise<void> {
-    this.detach();
-    await this.telemetry.stop();
+    this.attached = undefined;
+    await this.features.stop();
   }
 
-  /** HubSession's onConnected: serve commands, sync the twin, drain the queue. Never throws. */
+  /** HubSession's onConnected: every feature attached to the new client, in order. Never throws. */
   async onConnected(client: Client, twin: Twin, desired: DesiredFeed): Promise<void> {
-    const { log } = this.hooks;
-    try {
-      this.attached = client;
-      this.endpoint.attach(client);
-      twin.on('error', (err: Error) => log.warn('twin.error', { err }));
-      this.reported.attach(twin);
-      // Not awaited: reading the TPM and the OS must not hold up `ready`.
-      void this.staticReport().then((report) => this.reported.update(report), (err: unknown) => log.warn('twin.report_failed', { err }));
-      desired.start(twin.properties.desired, {
-        full: (doc) => void this.desired.handleFull(doc),
-        patch: (doc) => void this.desired.handlePatch(doc),
-      });
-      this.telemetry.attach(client);
-      void this.reportHardening();
-    } catch (err) {
-      log.error('features.attach_failed', { err });
-    }
+    this.attached = client;
+    await this.features.attach({ client, twin, desired });
   }
 
   /** SIGHUP: a changed telemetry interval or rate cap applies now; a changed queue limit at the next start. */
@@ -211,8 +227,7 @@ export class DeviceFeatures {
 
   detach(): void {
     this.attached = undefined;
-    this.telemetry.detach();
-    this.reported.detach();
+    this.features.detach();
   }
 
   private async staticReport(): Promise<Record<string, unknown>> {
