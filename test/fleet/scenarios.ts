@@ -51,10 +51,12 @@ export function dpsOutage(fleet: Fleet): Promise<ScenarioResult> {
 export function disabled(fleet: Fleet, watchMs = 60_000): Promise<ScenarioResult> {
   return measure(fleet, 'disabled', async (notes) => {
     const board = fleet.boards[0]!;
-    const refused = fleet.hub.counters.refused;
-    await fleet.hub.core.deleteDevice(board.deviceId, undefined);
+    // The hub the board is on now (an earlier scenario may have moved it).
+    const hub = fleet.cloud.hubs.find((h) => h.hostName === board.hub) ?? fleet.hub;
+    const refused = hub.counters.refused;
+    await hub.core.deleteDevice(board.deviceId, undefined);
     await new Promise((r) => setTimeout(r, watchMs));
-    notes.push(`${board.deviceId}: ${fleet.hub.counters.refused - refused} refused connects in ${watchMs / 1000} s, state ${board.state}`);
+    notes.push(`${board.deviceId}: ${hub.counters.refused - refused} refused connects in ${watchMs / 1000} s, state ${board.state}`);
   });
 }
 
