@@ -16,7 +16,8 @@ import { PrivateNetns } from '../support/private-netns.js';
  * test's own (a user namespace makes it root there when the test is not), on a prepared root
  * directory: what a board gets, without touching the host.
  */
-const THIS_BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+/** This boot's id as the kernel gives it. */
+const thisBoot = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0).reverse()) cleanup();
@@ -73,7 +74,7 @@ describe('applying a profile', () => {
     expect(saved).toMatch(/-A INPUT -j IOT-AGENT-IN\n-A INPUT -s 192\.0\.2\.1\/32 -j ACCEPT\n/);
     expect(saved).toContain('-A OUTPUT -j IOT-AGENT-OUT');
     const applied = (await b.engine.applied())!;
-    expect(applied).toMatchObject({ hash: report.hash, origin: 'builtin:baseline', backend: 'nft', confirmed: false, bootId: THIS_BOOT });
+    expect(applied).toMatchObject({ hash: report.hash, origin: 'builtin:baseline', backend: 'nft', confirmed: false, bootId: thisBoot() });
     expect(applied.firewall[4]).toEqual(agentPart(saved));
     expect(applied.firewall[6]).toEqual(agentPart(await b.ns.run(['ip6tables-nft-save', '-t', 'filter'])));
     expect(applied.readback![4]).toMatch(/^[0-9a-f]{64}$/);
@@ -208,7 +209,7 @@ describe('the boot path', () => {
     const b = await board();
     const report = await b.engine.applyAtBoot(() => builtin('strict'), async () => []);
     expect(report).toMatchObject({ profile: 'strict', changed: true, chosen: 'no profile recorded yet: the configured one' });
-    expect(await b.engine.lastBoot()).toMatchObject({ bootId: THIS_BOOT, outcome: 'applied', profile: 'strict' });
+    expect(await b.engine.lastBoot()).toMatchObject({ bootId: thisBoot(), outcome: 'applied', profile: 'strict' });
   });
 
   it('goes back to the last known good profile after a confirmed change was interrupted', async () => {

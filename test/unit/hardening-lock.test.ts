@@ -23,11 +23,12 @@ function deadPid(): number {
   return pid!;
 }
 
-const THIS_BOOT = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+/** This boot's id as the kernel gives it. */
+const thisBoot = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 
 describe('this boot\'s id', () => {
   it('is the kernel\'s boot id, read once per process', async () => {
-    expect(await bootId()).toBe(THIS_BOOT);
+    expect(await bootId()).toBe(thisBoot());
     expect(bootId()).toBe(bootId());
   });
 });
@@ -37,7 +38,7 @@ describe('one hardening change at a time', () => {
     const dir = stateDir();
     const lock = path.join(dir, 'lock');
     const result = await withLock(dir, async () => {
-      expect(readFileSync(lock, 'utf8')).toBe(`${process.pid} ${THIS_BOOT}\n`);
+      expect(readFileSync(lock, 'utf8')).toBe(`${process.pid} ${thisBoot()}\n`);
       return 42;
     });
     expect(result).toBe(42);
@@ -69,13 +70,13 @@ describe('one hardening change at a time', () => {
     const lock = path.join(dir, 'lock');
     for (const holder of [process.pid, process.ppid]) {
       await withLock(dir, async () => {
-        writeFileSync(lock, `${holder} ${THIS_BOOT}\n`);
+        writeFileSync(lock, `${holder} ${thisBoot()}\n`);
         const nested = await withLock(dir, async () => 'ran').catch((e: unknown) => e);
         expect(nested).toMatchObject({
           message: `another hardening change is in progress (pid ${holder})`,
           hint: `wait for it to finish; remove ${lock} only if that process is gone`,
         });
-        expect(readFileSync(lock, 'utf8')).toBe(`${holder} ${THIS_BOOT}\n`);
+        expect(readFileSync(lock, 'utf8')).toBe(`${holder} ${thisBoot()}\n`);
       });
     }
   });
@@ -83,11 +84,11 @@ describe('one hardening change at a time', () => {
   it('takes over a lock left by a process that is gone, by an earlier boot, or that makes no sense', async () => {
     const dir = stateDir();
     const lock = path.join(dir, 'lock');
-    for (const stale of [`${deadPid()} ${THIS_BOOT}\n`, `${process.pid} 00000000-0000-0000-0000-000000000000\n`, `${process.ppid}\n`,
-      `0 ${THIS_BOOT}\n`, `-1 ${THIS_BOOT}\n`, `1.5 ${THIS_BOOT}\n`, `x ${THIS_BOOT}\n`, '']) {
+    for (const stale of [`${deadPid()} ${thisBoot()}\n`, `${process.pid} 00000000-0000-0000-0000-000000000000\n`, `${process.ppid}\n`,
+      `0 ${thisBoot()}\n`, `-1 ${thisBoot()}\n`, `1.5 ${thisBoot()}\n`, `x ${thisBoot()}\n`, '']) {
       mkdirSync(dir, { recursive: true });
       writeFileSync(lock, stale);
-      expect(await withLock(dir, async () => readFileSync(lock, 'utf8')), JSON.stringify(stale)).toBe(`${process.pid} ${THIS_BOOT}\n`);
+      expect(await withLock(dir, async () => readFileSync(lock, 'utf8')), JSON.stringify(stale)).toBe(`${process.pid} ${thisBoot()}\n`);
     }
   });
 });
