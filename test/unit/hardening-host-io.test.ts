@@ -62,12 +62,7 @@ describe('writing a plan\'s host changes', () => {
     const b = board();
     b.put(`root/${MODPROBE_FILE}`, 'old\n');
     const plan = planOf();
-    const umask = process.umask(0o077);
-    try {
-      await Promise.all(b.io.write(plan, { 'net.ipv4.tcp_syncookies': '1' }));
-    } finally {
-      process.umask(umask);
-    }
+    await Promise.all(b.io.write(plan, { 'net.ipv4.tcp_syncookies': '1' }));
     expect(b.read('proc-sys/net/ipv4/tcp_syncookies')).toBe('1\n');
     expect(b.read('proc-sys/net/ipv4/ip_forward')).toBe('1\n');
     expect(b.read(`root/${SYSCTL_FILE}`)).toBe(plan.host.files[0]!.content);

@@ -36,15 +36,10 @@ async function readBack(pick: (r: Records) => RecordFile<unknown>, value: unknow
 }
 
 describe('a record file', () => {
-  it('reads as null when absent, and as what was written, pretty-printed with its mode whatever the umask', async () => {
+  it('reads as null when absent, and as what was written, pretty-printed with its mode', async () => {
     const records = new Records(stateDir());
     expect(await records.pending.read()).toBeNull();
-    const umask = process.umask(0o077);
-    try {
-      await records.pending.write({ hash: 'a', startedAt: 'now', timeoutSeconds: 5 });
-    } finally {
-      process.umask(umask);
-    }
+    await records.pending.write({ hash: 'a', startedAt: 'now', timeoutSeconds: 5 });
     expect(readFileSync(records.pending.file, 'utf8')).toBe('{\n  "hash": "a",\n  "startedAt": "now",\n  "timeoutSeconds": 5\n}\n');
     expect(statSync(records.pending.file).mode & 0o777).toBe(0o644);
     expect(await records.pending.read()).toEqual({ hash: 'a', startedAt: 'now', timeoutSeconds: 5 });
@@ -114,10 +109,11 @@ describe('the engine\'s records', () => {
     ]);
   });
 
-  it('tighten a snapshot an older version left readable, and need none to be there', async () => {
+  it('keep the snapshot of other software\'s rules to root, and tighten one an older version left readable', async () => {
     const records = new Records(stateDir());
     await records.protect();
-    writeFileSync(records.snapshot.file, JSON.stringify(snapshot()));
+    await records.snapshot.write(snapshot() as never);
+    expect(statSync(records.snapshot.file).mode & 0o777).toBe(0o600);
     chmodSync(records.snapshot.file, 0o644);
     await records.protect();
     expect(statSync(records.snapshot.file).mode & 0o777).toBe(0o600);

@@ -5,11 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { restoreCommand, saveCommand, BACKENDS } from '../../hardening/backend.js';
 import { toolIdentity } from '../../hardening/tool-identity.js';
 
-const saved = { path: process.env.PATH, cwd: process.cwd() };
+const savedPath = process.env.PATH;
 const dirs: string[] = [];
 afterEach(() => {
-  process.env.PATH = saved.path;
-  process.chdir(saved.cwd);
+  process.env.PATH = savedPath;
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -53,8 +52,7 @@ describe('which binary a tool name runs', () => {
     mkdirSync(path.join(top, 'dir', 'iot-agent-save'), { recursive: true });
     const real = tempDir();
     writeFileSync(path.join(real, 'iot-agent-save'), 'real');
-    process.chdir(top);
-    process.env.PATH = `rel:${path.join(top, 'dir')}:${real}`;
+    process.env.PATH = `${path.relative(process.cwd(), path.join(top, 'rel'))}:${path.join(top, 'dir')}:${real}`;
     expect(await toolIdentity('iot-agent-save')).toBe(identityOf('iot-agent-save', path.join(real, 'iot-agent-save')));
   });
 
