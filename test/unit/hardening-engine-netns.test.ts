@@ -90,6 +90,8 @@ describe('applying a profile', () => {
     expect(readFileSync(path.join(b.root, 'etc/sysctl.d/90-iot-agent-hardening.conf'), 'utf8')).toContain('net.ipv4.conf.all.rp_filter = 1\n');
     expect(existsSync(path.join(b.root, 'etc/modprobe.d/iot-agent-usb-storage.conf'))).toBe(true);
     expect((await b.engine.verify()).drift).toBe(0);
+    expect(await b.engine.verify(await builtin('strict'))).toMatchObject({ profile: 'strict', appliedHash: report.hash, drift: expect.any(Number) });
+    expect((await b.engine.verify(await builtin('strict'))).drift).toBeGreaterThan(0);
     expect(b.calls).toEqual([{ operation: 'apply', changed: true }]);
   });
 
@@ -127,6 +129,30 @@ describe('applying a profile', () => {
   });
 });
 
+describe('the state before the agent', () => {
+  it('is recorded once per key, and found in the oldest snapshot when a board never recorded it', async () => {
+    const b = await board();
+    const before = await b.sysctl('net.ipv4.conf.all.rp_filter');
+    await b.engine.apply(await builtin('baseline'));
+    await b.engine.records.originals.remove();
+    await b.engine.apply(await builtin('strict'));
+    const originals = (await b.engine.records.originals.read())!;
+    expect(originals.sysctls['net.ipv4.conf.all.rp_filter']).toBe(before);
+    expect(originals.sysfs).toEqual({ 'sys/bus/usb/devices/usb1/authorized_default': '1' });
+    await b.engine.apply(await builtin('baseline'));
+    expect((await b.engine.records.originals.read())!.sysctls['net.ipv4.conf.all.rp_filter']).toBe(before);
+  });
+
+  it('is kept for eight profiles back at most', async () => {
+    const b = await board();
+    const [baseline, strict] = [await builtin('baseline'), await builtin('strict')];
+    for (let i = 0; i < 9; i++) await b.engine.apply(i % 2 === 0 ? baseline : strict);
+    let depth = 0;
+    for (let s = await b.engine.records.snapshot.read(); s; s = s.older ?? null) depth++;
+    expect(depth).toBe(8);
+  });
+});
+
 describe('rolling back', () => {
   it('walks back one profile at a time, to the firewall, sysctls and files as they were, then has nothing left', async () => {
     const b = await board();
@@ -138,6 +164,9 @@ describe('rolling back', () => {
     const withBaseline = withoutCounters(await b.save());
     await b.engine.apply(await builtin('strict'));
     expect(await b.sysctl('net.ipv6.conf.all.disable_ipv6')).toBe('1');
+    // strict leaves IPv6 to the kernel: baseline's IPv6 chains are gone, and recorded as gone.
+    expect(agentPart(await b.ns.run(['ip6tables-nft-save', '-t', 'filter']))).toEqual([]);
+    expect((await b.engine.applied())!.firewall[6]).toEqual([]);
 
     expect((await b.engine.rollback()).exact).toBe(true);
     expect(withoutCounters(await b.save())).toBe(withBaseline);
@@ -220,7 +249,7 @@ describe('the boot path', () => {
     await b.engine.apply(strict);
     await b.engine.records.pending.write({ hash: 'interrupted', startedAt: 'then', timeoutSeconds: 30 });
     const report = await b.engine.applyAtBoot(async () => { throw new Error('configured profile must not be read'); }, async () => []);
-    expect(report).toMatchObject({ profile: 'baseline', chosen: 'last known good (a remote change was interrupted before it was confirmed)' });
+    expect(report).toMatchObject({ profile: 'baseline', changed: true, confirmed: true, chosen: 'last known good (a remote change was interrupted before it was confirmed)' });
     expect(await b.engine.records.pending.read()).toBeNull();
     expect((await b.engine.applied())!.profile.name).toBe('baseline');
   });
