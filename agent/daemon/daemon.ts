@@ -331,7 +331,7 @@ export class Daemon {
         const facts = await readTpmFacts(tpm);
         return { manufacturer: facts.manufacturerName, firmware: facts.firmwareVersion };
       },
-      endpoints: () => neededEndpoints(this.config, this.flow?.assignment),
+      endpoints: () => neededEndpoints(this.config, this.flow?.assignment, this.flow?.route?.protocol),
       reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: this.options.overrides?.hardeningSite ?? { root: '/', backend: 'auto' },
