@@ -64,6 +64,18 @@ describe('the SDK internals the agent relies on', () => {
     expect(statuses).toEqual([404]);
   });
 
+  it('takes MQTT over WebSockets to wss://{hub}:443/$iothub/websocket with the same username and client id as over 8883', () => {
+    // The agent picks the SDK's MqttWs (agent/hub/session.ts); this pins where it goes, as Microsoft Learn documents the endpoint.
+    type Transport = { _getBaseTransportConfig(credentials: object): { uri: string; username: string; clientId: string } };
+    const provider = tpmProvider();
+    const credentials = { host: 'hub.example', deviceId: 'd1', sharedAccessSignature: 'SharedAccessSignature sr=x' };
+    const ws = (new deviceMqtt.MqttWs(provider as never) as unknown as Transport)._getBaseTransportConfig(credentials);
+    const tls = (new deviceMqtt.Mqtt(provider as never) as unknown as Transport)._getBaseTransportConfig(credentials);
+    expect(ws.uri).toBe('wss://hub.example:443/$iothub/websocket');
+    expect(tls.uri).toBe('mqtts://hub.example');
+    expect({ ...ws, uri: undefined }).toEqual({ ...tls, uri: undefined });
+  });
+
   it('passes desired patches from the transport on, sanitised', () => {
     const client = sdkClient();
     const patches: unknown[] = [];
