@@ -78,7 +78,14 @@ describe('the agent behind an authenticating HTTPS proxy', () => {
     await expect.poll(async () => String(JSON.parse((await agent.status()).stdout).lastError?.message), { timeout: 20_000 })
       .toMatch(/the proxy http:\/\/\*\*\*@\S+ \(network\.proxy\) refused the credentials/);
     expect(agent.lines.join('\n')).not.toContain('n0tIt');
-  }, 60_000);
+    // Not provisioned: DPS's answer is the proxy's refusal, named as such (not "DPS refused the device").
+    await dc.stopAgents();
+    rmSync(path.join(dc.files.stateDir, 'assignment.json'), { force: true });
+    const fresh = dc.startAgent();
+    await expect.poll(async () => String(JSON.parse((await fresh.status()).stdout).lastError?.message), { timeout: 20_000 })
+      .toMatch(/^provisioning failed: DPS \S+ not reached: the proxy http:\/\/\*\*\*@\S+ \(network\.proxy\) refused the credentials/);
+    expect(JSON.parse((await fresh.status()).stdout).operatorMustAct).toBe(false);
+  }, 90_000);
 
   it('names a proxy that wants credentials it was not given', async () => {
     configure(`  proxy: "${proxy.url()}"\n`);
