@@ -77,9 +77,14 @@ async function startToReady(cli: string, configPath: string): Promise<{ ms: numb
   const child = spawn(process.execPath, [cli, '--config', configPath, 'run'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
   });
+  const lines: string[] = [];
   const ms = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent (${configPath}) not ready within 30 s`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agent (${configPath}) not ready within 30 s:\n${lines.slice(-10).join('\n')}`));
+    }, 30_000);
     createInterface({ input: child.stderr! }).on('line', (line) => {
+      lines.push(line);
       if (line.includes('event=state.changed') && line.includes('to=ready')) { clearTimeout(timer); resolve(performance.now() - t0); }
     });
   });

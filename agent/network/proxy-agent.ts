@@ -1,3 +1,6 @@
+import type { ClientRequest } from 'node:http';
+import { isIP, type Socket } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { AgentError, describeError } from '../errors.js';
 import type { Proxy } from './proxy.js';
@@ -11,13 +14,13 @@ import type { Proxy } from './proxy.js';
  * surfacing as whatever the SDK makes of the proxy's error page.
  */
 export class ProxyTunnel {
-  readonly agent: HttpsProxyAgent<string>;
+  readonly agent: VerifyingProxyAgent;
   /** The proxy's answer to the last CONNECT that was not 200, cleared by a 200. */
   lastRefusal: { statusCode: number; target: string } | undefined;
 
   constructor(readonly proxy: Proxy) {
     // keepAlive off: each SDK connection is its own tunnel, closed with it.
-    this.agent = new HttpsProxyAgent(proxy.url, { keepAlive: false });
+    this.agent = new VerifyingProxyAgent(proxy.url, { keepAlive: false });
     this.agent.on('proxyConnect', (connect: { statusCode: number }, req: { host?: string; getHeader?(name: string): unknown }) => {
       if (connect.statusCode === 200) this.lastRefusal = undefined;
       else this.lastRefusal = { statusCode: connect.statusCode, target: String(req.getHeader?.('host') ?? req.host ?? '?') };
@@ -42,6 +45,22 @@ export class ProxyTunnel {
         { cause: err, hint: 'check the proxy\'s host and port, and that a firewall lets the board reach it' });
     }
     return undefined;
+  }
+}
+
+/**
+ * https-proxy-agent (7.0.6) starts TLS inside the tunnel without the target's host (only a
+ * servername, which SNI allows for names alone): for a target given by address, Node then
+ * checks the certificate against "localhost" and refuses a valid one. The check is put
+ * back against the real target here; nothing is relaxed.
+ */
+class VerifyingProxyAgent extends HttpsProxyAgent<string> {
+  override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
+    const host = opts.host;
+    if (opts.secureEndpoint && host && isIP(host) !== 0 && !('checkServerIdentity' in opts)) {
+      return super.connect(req, { ...opts, checkServerIdentity: (_name: string, cert: PeerCertificate) => checkServerIdentity(host, cert) } as typeof opts);
+    }
+    return super.connect(req, opts);
   }
 }
 

@@ -1,7 +1,12 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { probeThroughProxy } from '../../agent/check/proxy-probe.js';
+import { parseProxyUrl } from '../../agent/network/proxy.js';
+import { ensureServerCredentials } from '../cloud/tls.js';
 import { runCli } from '../support/cli.js';
+import { randomLoopbackAddress } from '../support/ports.js';
 import { DeviceCloud } from '../support/device-cloud.js';
 import { TinyProxy } from '../support/tinyproxy.js';
 
@@ -55,6 +60,8 @@ describe('the agent behind an authenticating HTTPS proxy', () => {
 
   it('passes check through the proxy: the proxy, DPS and the hub on 443, and says why WebSockets', async () => {
     configure(`  proxy: "${proxy.url(USER)}"\n`);
+    const dpsConnects = () => proxy.connects().filter((c) => c === dpsTarget()).length;
+    const before = dpsConnects();
     const result = await runCli(['--config', dc.files.configPath, 'check', '--json']);
     const checks = JSON.parse(result.stdout).checks as { id: string; status: string; message: string }[];
     const byId = Object.fromEntries(checks.map((c) => [c.id, c]));
@@ -65,6 +72,9 @@ describe('the agent behind an authenticating HTTPS proxy', () => {
     expect(byId['hub-tls']!.message).toContain('not used: through the proxy the hub is reached on 443 only');
     expect(byId['hub-choice']).toMatchObject({ status: 'pass', message: expect.stringMatching(/WebSockets on 443 through the proxy .*: through the proxy, which tunnels 443 only/) });
     expect(byId['dps-dns']!.message).toContain('is resolved by the proxy');
+    // The clock is measured from DPS's Date header through the proxy too: a second CONNECT to DPS.
+    expect(byId.clock!.message).toMatch(/(ahead of|behind) DPS /);
+    expect(dpsConnects() - before).toBe(2);
     expect(result.stdout).not.toContain(SECRET);
   }, 60_000);
 
@@ -117,6 +127,25 @@ describe('the agent behind an authenticating HTTPS proxy', () => {
     // The hub went direct, and with 8883 closed that is WebSockets on 443.
     expect(status.hubProtocol).toBe('mqtt-ws');
   }, 60_000);
+
+  it('verifies an endpoint given by address against that address inside the tunnel', async () => {
+    const address = randomLoopbackAddress();
+    const tls = await ensureServerCredentials(path.join(dc.dir, 'by-address-tls'), [address]);
+    const server = https.createServer({ key: tls.key, cert: tls.cert }, (_req, res) => res.end());
+    await new Promise<void>((resolve) => server.listen(443, address, resolve));
+    try {
+      const through = parseProxyUrl(proxy.url(USER), 'network.proxy');
+      const ok = await probeThroughProxy(through, { host: address, port: 443, ca: [tls.ca], timeoutMs: 5_000 });
+      expect(ok).toMatchObject({ connect: 'accepted', tls: { ok: true } });
+      // A certificate for another address is still refused: nothing is relaxed.
+      const other = await ensureServerCredentials(path.join(dc.dir, 'other-address-tls'), ['127.0.0.1']);
+      server.setSecureContext({ key: other.key, cert: other.cert });
+      const refused = await probeThroughProxy(through, { host: address, port: 443, ca: [other.ca], timeoutMs: 5_000 });
+      expect(refused).toMatchObject({ connect: 'accepted', tls: { ok: false, code: 'ERR_TLS_CERT_ALTNAME_INVALID' } });
+    } finally {
+      server.close();
+    }
+  }, 30_000);
 
   it('leaves the environment\'s proxy alone when the config names one', async () => {
     configure(`  proxy: "${proxy.url(USER)}"\n`);
