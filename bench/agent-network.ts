@@ -24,7 +24,9 @@ export async function networkRows(dir: string, files: AgentFiles, description: C
   const base = readFileSync(files.configPath, 'utf8').replace('level: debug', 'level: info');
   const mqtt = { ...files, configPath: path.join(files.dir, 'config-mqtt.yaml') };
   const wss = { ...files, configPath: path.join(files.dir, 'config-wss.yaml') };
+  const direct = { ...files, configPath: path.join(files.dir, 'config-wss-direct.yaml') };
   writeFileSync(mqtt.configPath, base);
+  writeFileSync(direct.configPath, `${base}network:\n  hubProtocol: mqtt-ws\n`);
   writeFileSync(wss.configPath, `${base}network:\n  proxy: "${proxy.url(USER)}"\n`);
   const { client } = serviceClients(description.hubServiceConnectionString, readFileSync(description.caCertPath, 'utf8'));
   const invoke = async () => {
@@ -33,11 +35,11 @@ export async function networkRows(dir: string, files: AgentFiles, description: C
     if ((result as { status: number }).status !== 200) throw new Error(`ping answered ${(result as { status: number }).status}`);
     return performance.now() - t0;
   };
-  const starts = { mqtt: [] as number[], wss: [] as number[] };
-  const calls = { mqtt: [] as number[], wss: [] as number[] };
+  const starts = { mqtt: [] as number[], wss: [] as number[], direct: [] as number[] };
+  const calls = { mqtt: [] as number[], wss: [] as number[], direct: [] as number[] };
   try {
     for (let round = 0; round < rounds; round++) {
-      for (const [name, config] of [['mqtt', mqtt], ['wss', wss]] as const) {
+      for (const [name, config] of [['mqtt', mqtt], ['wss', wss], ['direct', direct]] as const) {
         const agent = await startToReady(cli, config.configPath);
         starts[name].push(agent.ms);
         try {
@@ -54,7 +56,7 @@ export async function networkRows(dir: string, files: AgentFiles, description: C
     proxy.stop();
   }
   const warm = { mqtt: median(starts.mqtt), wss: median(starts.wss) };
-  const rtt = { mqtt: percentiles(calls.mqtt), wss: percentiles(calls.wss) };
+  const rtt = { mqtt: percentiles(calls.mqtt), wss: percentiles(calls.wss), direct: percentiles(calls.direct) };
   const ms = (n: number) => `${n.toFixed(1)} ms`;
   const ratio = (n: number) => `${n.toFixed(2)}x`;
   const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
@@ -63,10 +65,11 @@ export async function networkRows(dir: string, files: AgentFiles, description: C
     ['warm start to ready, WebSockets through the proxy', ms(warm.wss), ratio(warm.wss / warm.mqtt), '<= 1.3x', verdict(warm.wss / warm.mqtt <= 1.3)],
     ['method round trip p50 over 8883 (baseline)', ms(rtt.mqtt.p50), `p99 ${ms(rtt.mqtt.p99)}`, '-', 'info'],
     ['method round trip p50, WebSockets through the proxy', ms(rtt.wss.p50), ratio(rtt.wss.p50 / rtt.mqtt.p50), '<= 1.3x', verdict(rtt.wss.p50 / rtt.mqtt.p50 <= 1.3)],
+    ['method round trip p50, WebSockets direct (no proxy)', ms(rtt.direct.p50), ratio(rtt.direct.p50 / rtt.mqtt.p50), '-', 'info'],
   ];
   return {
     rows,
-    json: { warmMqttMs: warm.mqtt, warmWssMs: warm.wss, warmRatio: warm.wss / warm.mqtt, rttMqtt: rtt.mqtt, rttWss: rtt.wss,
+    json: { warmMqttMs: warm.mqtt, warmWssMs: warm.wss, warmRatio: warm.wss / warm.mqtt, rttMqtt: rtt.mqtt, rttWss: rtt.wss, rttWssDirect: rtt.direct,
       rttP50Ratio: rtt.wss.p50 / rtt.mqtt.p50, calls: CALLS, rounds, samples: { starts } },
   };
 }

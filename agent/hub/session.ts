@@ -15,7 +15,7 @@ import type { HubProtocol } from '../retry/hub-protocol.js';
 import { Backoff, DEFAULT_BACKOFF } from '../retry/backoff.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { DesiredFeed } from '../twin/desired-feed.js';
-import { enableDesiredUpdates, onDesiredPatch } from './sdk-internals.js';
+import { enableDesiredUpdates, onDesiredPatch, sendWholePacketsOverWebSockets } from './sdk-internals.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const { errors, NoRetry } = common;
@@ -188,6 +188,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     const { target, log } = this.options;
     const auth = TpmAuthenticationProvider.fromTpmSecurityClient(target.deviceId, target.assignedHub, this.security);
     const webSockets = this.route.protocol === 'mqtt-ws';
+    if (webSockets) sendWholePacketsOverWebSockets();
     // MqttWs: wss://{hub}:443/$iothub/websocket, subprotocol mqtt, the same CONNECT and SAS token as over 8883.
     const client = Client.fromAuthenticationProvider(auth, webSockets ? MqttWs : Mqtt);
     dropTokenEventsUntilLive(auth, () => this.client === client && this.live);

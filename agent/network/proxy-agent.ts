@@ -57,10 +57,10 @@ export class ProxyTunnel {
 class VerifyingProxyAgent extends HttpsProxyAgent<string> {
   override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
     const host = opts.host;
-    if (opts.secureEndpoint && host && isIP(host) !== 0 && !('checkServerIdentity' in opts)) {
-      return super.connect(req, { ...opts, checkServerIdentity: (_name: string, cert: PeerCertificate) => checkServerIdentity(host, cert) } as typeof opts);
-    }
-    return super.connect(req, opts);
+    const verified = opts.secureEndpoint && host && isIP(host) !== 0 && !('checkServerIdentity' in opts)
+      ? { ...opts, checkServerIdentity: (_name: string, cert: PeerCertificate) => checkServerIdentity(host, cert) } as typeof opts
+      : opts;
+    return super.connect(req, verified);
   }
 }
 

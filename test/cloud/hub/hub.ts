@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { createWebSocketStream, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import type { HubDeviceRegistration, LinkedHub } from '../contracts.js';
 import { ensureServerCredentials, listenerTlsOptions, type ServerCredentials } from '../tls.js';
 import type { C2dMessage } from './c2d.js';
@@ -16,6 +16,7 @@ import { readJson, writeJsonAtomic } from './json-store.js';
 import { DeviceRegistry } from './registry.js';
 import { serviceHandler } from './service-api.js';
 import type { Port8883 } from './silent-listener.js';
+import { packetStream } from './websocket-stream.js';
 import { isJsonObject } from './twin.js';
 
 /**
@@ -177,7 +178,7 @@ function serveWebSockets(server: https.Server, core: HubCore): { accepted: numbe
     if (!core.webSocketsUp) return refuse('503 Service Unavailable');
     wss.handleUpgrade(req, socket, head, (ws) => {
       counts.accepted++;
-      core.broker.handleWebSocket(createWebSocketStream(ws));
+      core.broker.handleWebSocket(packetStream(ws));
     });
   });
   return counts;
