@@ -2,7 +2,7 @@ import type { AgentConfig } from '../config.js';
 import { proxyFor, proxySettings, ProxySettingError, type Proxy, type ProxySettings } from '../network/proxy.js';
 import { HubProtocolChoice, MQTT_PROBE_MS, type ProtocolMemory } from '../retry/hub-protocol.js';
 import { describeResolution, resolveHost, type Resolution } from './dns-check.js';
-import { probeThroughProxy, type TunnelOutcome } from './proxy-probe.js';
+import type { TunnelOutcome } from './proxy-probe.js';
 import { fail, pass, seconds, warn, type CheckId, type CheckResult } from './result.js';
 import { describeTls } from './tls-check.js';
 import { probeTls, type TlsOutcome } from './tls-probe.js';
@@ -57,6 +57,7 @@ export async function checkNetwork(o: NetworkCheckOptions): Promise<CheckResult[
     if (!trust.ok) return { via: 'none', reason: `not tried: ${trust.problem}` };
     if (proxy) {
       if (!proxyName?.ok) return { via: 'none', reason: `not tried: the proxy ${proxy.host} does not resolve (see proxy)` };
+      const { probeThroughProxy } = await import('./proxy-probe.js');
       return { via: 'proxy', outcome: await probeThroughProxy(proxy, { host, port, ca, timeoutMs: stepMs }) };
     }
     if (!name?.ok) return { via: 'none', reason: `not tried: ${host} does not resolve` };

@@ -6,7 +6,6 @@ import { checkClock, type MeasuredOffset } from './clock-check.js';
 import { checkConfig } from './config-check.js';
 import { withDeadline } from './deadline.js';
 import { endpointProxy } from '../network/proxy.js';
-import { ProxyTunnel } from '../network/proxy-agent.js';
 import { readHubProtocolMemory } from '../state/hub-protocol-memory.js';
 import { checkNetwork, NETWORK_CHECK_IDS } from './network-checks.js';
 import { CHECK_IDS, fail, seconds, type CheckId, type CheckResult } from './result.js';
@@ -91,7 +90,8 @@ async function measureOffset(config: AgentConfig, ca: string[] | undefined, time
   const host = config.provisioning.globalEndpoint;
   try {
     const proxy = endpointProxy(config.network, host, 443);
-    const { date, sentAt, receivedAt } = await fetchServiceDate(host, 443, ca, timeoutMs, proxy && new ProxyTunnel(proxy).agent);
+    const agent = proxy && new (await import('../network/proxy-agent.js')).ProxyTunnel(proxy).agent;
+    const { date, sentAt, receivedAt } = await fetchServiceDate(host, 443, ca, timeoutMs, agent);
     const offsetMs = offsetFromDate(date, sentAt, receivedAt);
     return offsetMs === undefined ? undefined : { offsetMs, source: `DPS ${host}` };
   } catch {

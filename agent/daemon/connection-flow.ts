@@ -5,7 +5,7 @@ import { AgentError, describeError } from '../errors.js';
 import { HubConnectError, HubSession, PROTOCOL_WORDS } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
 import { proxyFor, proxySettings, type ProxySettings } from '../network/proxy.js';
-import { ProxyTunnel } from '../network/proxy-agent.js';
+import type { ProxyTunnel } from '../network/proxy-agent.js';
 import { readyIdentity, registerAssignment, startDecision, type StepReporter } from '../provisioning/flow.js';
 import { DpsError } from '../provisioning/dps-error.js';
 import type { ConnectionPolicy, Decision, DpsFailure } from '../retry/connection-policy.js';
@@ -71,6 +71,8 @@ export class ConnectionFlow {
   /** The proxy settings in force (network.proxy, or the environment's). */
   proxies: ProxySettings | undefined;
   private tunnel: ProxyTunnel | undefined;
+  /** The proxy agent's module, loaded only on a board with a proxy. */
+  private tunnels: typeof import('../network/proxy-agent.js') | undefined;
   /** The CAs to trust (the system's plus tls.extraCaFile), as PEM and as a list; undefined: Node's defaults. */
   private ca: string | undefined;
   private caList: string[] | undefined;
@@ -144,6 +146,7 @@ export class ConnectionFlow {
     this.ca = caBundle(trust);
     // A proxy URL that cannot be used (from the environment: the config's is checked on load) stops the flow with its reason.
     this.proxies = proxySettings(config.network);
+    this.tunnels = this.proxies.proxy ? await import('../network/proxy-agent.js') : undefined;
     this.tpm ??= new TpmClient(openTransport(parseTransport(host.transport(config))));
     const tpm = this.tpm;
     this.identity = await readyIdentity(tpm, config, onStep).catch((err: unknown) => {
@@ -267,7 +270,7 @@ export class ConnectionFlow {
   private newSession(assignment: Assignment): HubSession {
     const { host, config } = this;
     const proxy = this.proxies && proxyFor(this.proxies, assignment.assignedHub, 443);
-    this.tunnel = proxy ? new ProxyTunnel(proxy) : undefined;
+    this.tunnel = proxy && this.tunnels ? new this.tunnels.ProxyTunnel(proxy) : undefined;
     host.protocols.update({ setting: config.network.hubProtocol, proxied: proxy !== undefined, probeMs: host.timings.hubProbeMs ?? MQTT_PROBE_MS });
     const session = new HubSession({
       tpm: this.tpm!, target: assignment, ca: this.ca, log: host.log.child({ component: 'hub' }), tunnel: this.tunnel,

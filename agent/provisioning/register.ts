@@ -3,7 +3,6 @@ import securityTpm from 'azure-iot-security-tpm';
 import { identityKeyHandleInUse, useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
 import { AgentError } from '../errors.js';
 import type { Proxy } from '../network/proxy.js';
-import { ProxyTunnel } from '../network/proxy-agent.js';
 import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { assignmentTextProblem } from './assignment-text.js';
@@ -68,7 +67,8 @@ class StepReportingSecurityClient extends TpmSecurityClient {
  * key activated into the TPM, signed registration, polling until assigned, hub key activated.
  */
 export async function registerWithDps(options: RegisterOptions): Promise<DpsAssignment> {
-  const tunnel = options.proxy ? new ProxyTunnel(options.proxy) : undefined;
+  // Loaded on a board with a proxy only.
+  const tunnel = options.proxy ? new (await import('../network/proxy-agent.js')).ProxyTunnel(options.proxy) : undefined;
   const { transport, lastResponse } = createDpsTransport(options.ca, options.onDate, tunnel);
   const previousHandle = identityKeyHandleInUse();
   useIdentityKeyHandle(options.identityKeyHandle ?? IDENTITY_KEY_HANDLE);
