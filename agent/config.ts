@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, MAX_MESSAGES_PER_SECOND_RANGE, QUEUE_LIMIT_RANGE,
   TELEMETRY_INTERVAL_RANGE,
 } from './telemetry/interval.js';
+import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './network/proxy.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
 
@@ -23,6 +24,11 @@ export const ATTESTATION_PCR_RANGE = { min: 8, max: 15 } as const;
 
 export const REPROVISION_POLICIES = ['onErrorOnly', 'alwaysOnStartup', 'never'] as const;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+/** How the hub session travels: `auto` tries 8883 first and falls back to WebSockets on 443 (README "Networks"). */
+export const HUB_PROTOCOLS = ['auto', 'mqtt', 'mqtt-ws'] as const;
+export type HubProtocolSetting = (typeof HUB_PROTOCOLS)[number];
+/** At most this many network.noProxy entries. */
+export const MAX_NO_PROXY_ENTRIES = 64;
 
 export interface AgentConfig {
   provisioning: {
@@ -45,6 +51,13 @@ export interface AgentConfig {
   };
   tpm: { transport: string };
   tls: { extraCaFile: string | undefined };
+  network: {
+    /** `http://[user:password@]host:port`; unset: https_proxy / HTTPS_PROXY from the environment. */
+    proxy: string | undefined;
+    /** Hosts that go direct; unset: no_proxy / NO_PROXY from the environment. */
+    noProxy: string[] | undefined;
+    hubProtocol: HubProtocolSetting;
+  };
   stateDir: string;
   runtimeDir: string;
   log: { level: (typeof LOG_LEVELS)[number] };
@@ -77,6 +90,7 @@ export const DEFAULTS: AgentConfig = {
   },
   tpm: { transport: DEFAULT_TRANSPORT },
   tls: { extraCaFile: undefined },
+  network: { proxy: undefined, noProxy: undefined, hubProtocol: 'auto' },
   stateDir: '/var/lib/iot-agent',
   runtimeDir: '/run/iot-agent',
   log: { level: 'info' },
@@ -122,7 +136,7 @@ export function parseConfig(text: string, source: string): AgentConfig {
   if (document === null || document === undefined) return structuredClone(DEFAULTS);
   const v = new Validator(source);
   const root = v.object(document, '');
-  v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'stateDir', 'runtimeDir', 'log', 'hardening', 'attestation', 'telemetry']);
+  v.onlyKeys(root, '', ['provisioning', 'tpm', 'tls', 'network', 'stateDir', 'runtimeDir', 'log', 'hardening', 'attestation', 'telemetry']);
   const provisioning = v.object(root.provisioning ?? {}, 'provisioning');
   v.onlyKeys(provisioning, 'provisioning', ['idScope', 'globalEndpoint', 'registrationId', 'reprovision', 'minReprovisionSeconds',
     'hubUnreachableSeconds', 'slowRetryHours']);
@@ -130,6 +144,8 @@ export function parseConfig(text: string, source: string): AgentConfig {
   v.onlyKeys(tpm, 'tpm', ['transport']);
   const tls = v.object(root.tls ?? {}, 'tls');
   v.onlyKeys(tls, 'tls', ['extraCaFile']);
+  const network = v.object(root.network ?? {}, 'network');
+  v.onlyKeys(network, 'network', ['proxy', 'noProxy', 'hubProtocol']);
   const log = v.object(root.log ?? {}, 'log');
   v.onlyKeys(log, 'log', ['level']);
   const telemetry = v.object(root.telemetry ?? {}, 'telemetry');
@@ -163,6 +179,12 @@ export function parseConfig(text: string, source: string): AgentConfig {
         v.checked(value, key, (text) => (parseTransport(text), text))) ?? DEFAULTS.tpm.transport,
     },
     tls: { extraCaFile: v.optional(tls.extraCaFile, 'tls.extraCaFile', (value, key) => v.absolutePath(value, key)) },
+    network: {
+      proxy: v.optional(network.proxy, 'network.proxy', (value, key) => v.proxyUrl(value, key)),
+      noProxy: v.optional(network.noProxy, 'network.noProxy', (value, key) => v.noProxy(value, key)),
+      hubProtocol: v.optional(network.hubProtocol, 'network.hubProtocol', (value, key) =>
+        v.oneOf(value, key, HUB_PROTOCOLS)) ?? DEFAULTS.network.hubProtocol,
+    },
     stateDir: v.optional(root.stateDir, 'stateDir', (value, key) => v.absolutePath(value, key)) ?? DEFAULTS.stateDir,
     runtimeDir: v.optional(root.runtimeDir, 'runtimeDir', (value, key) => v.absolutePath(value, key)) ?? DEFAULTS.runtimeDir,
     log: { level: v.optional(log.level, 'log.level', (value, key) => v.oneOf(value, key, LOG_LEVELS)) ?? DEFAULTS.log.level },
@@ -243,6 +265,37 @@ class Validator {
       this.fail(key, value, `${alternative}a whole number from ${min} to ${max}`);
     }
     return value;
+  }
+
+  /** Checked without ever echoing the value: a proxy URL may hold a password. */
+  proxyUrl(value: unknown, key: string): string {
+    if (typeof value !== 'string') {
+      throw new ConfigError(this.source, `${key}: ${Array.isArray(value) ? 'a list' : `a ${typeof value}`} is not valid: expected a URL such as http://proxy.example:3128`);
+    }
+    try {
+      parseProxyUrl(value, key);
+    } catch (err) {
+      if (!(err instanceof ProxySettingError)) throw err;
+      throw new ConfigError(this.source, `${err.message}; ${err.hint}`);
+    }
+    return value.trim();
+  }
+
+  noProxy(value: unknown, key: string): string[] {
+    const entries = typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : value;
+    if (!Array.isArray(entries) || entries.length > MAX_NO_PROXY_ENTRIES) {
+      this.fail(key, value, `a list of at most ${MAX_NO_PROXY_ENTRIES} host names, .suffixes, IP addresses or CIDRs`);
+    }
+    return entries.map((entry, i) => {
+      const text = this.string(entry, `${key}[${i}]`, 'a host name, .suffix, IP address or CIDR');
+      try {
+        parseNoProxyEntry(text, `${key}[${i}]`);
+      } catch (err) {
+        if (!(err instanceof ProxySettingError)) throw err;
+        throw new ConfigError(this.source, `${err.message}; ${err.hint}`);
+      }
+      return text.trim();
+    });
   }
 
   absolutePath(value: unknown, key: string): string {

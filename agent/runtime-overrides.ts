@@ -19,7 +19,7 @@ export interface RuntimeOverrides {
   reboot?: { argv?: string[]; delaySeconds?: number };
 }
 
-/** IOT_AGENT_TEST_TIMINGS, e.g. `tokenLifetime=6,renewalMargin=2,keepAlive=5,backoff=fast,spread=0,minReprovision=2,telemetrySecondMs=100`. */
+/** IOT_AGENT_TEST_TIMINGS, e.g. `tokenLifetime=6,renewalMargin=2,keepAlive=5,backoff=fast,spread=0,minReprovision=2,hubProbe=3,telemetrySecondMs=100`. */
 export interface TestTimings {
   tokenLifetimeSeconds?: number;
   tokenRenewalMarginSeconds?: number;
@@ -27,6 +27,8 @@ export interface TestTimings {
   backoff?: BackoffPolicy;
   reconnectSpreadMs?: number;
   minReprovisionSeconds?: number;
+  /** How long 8883 gets in network.hubProtocol auto before WebSockets are tried. */
+  hubProbeSeconds?: number;
   /** Milliseconds in a second of the telemetry interval: tests keep its 10 s floor and still see messages every second. */
   telemetrySecondMs?: number;
 }
@@ -61,6 +63,7 @@ const TIMING_KEYS: Record<string, (value: string, timings: TestTimings) => void>
   keepAlive: (v, t) => { t.keepAliveSeconds = seconds(v, 'keepAlive', 1, 3_600); },
   spread: (v, t) => { t.reconnectSpreadMs = seconds(v, 'spread', 0, 3_600) * 1000; },
   minReprovision: (v, t) => { t.minReprovisionSeconds = seconds(v, 'minReprovision', 0, 86_400); },
+  hubProbe: (v, t) => { t.hubProbeSeconds = seconds(v, 'hubProbe', 1, 600); },
   telemetrySecondMs: (v, t) => { t.telemetrySecondMs = seconds(v, 'telemetrySecondMs', 10, 1_000); },
   backoff: (v, t) => {
     if (v !== 'fast' && v !== 'default') throw timingsError(`backoff=${v}: expected backoff=fast or backoff=default`);

@@ -10,11 +10,11 @@ import type { LoadedProfile } from './load-profile.js';
 import { bootId, withLock } from './lock.js';
 import type { MeasureHook } from './measure.js';
 import { buildPlan, type Plan } from './plan.js';
-import { probeTargets, type HostPort, type Probe } from './probe.js';
+import { probeTargets, type HostPort, type Probe, type ProbeProxy } from './probe.js';
 import {
   Records, type AppliedRecord, type ApplyOutcomeRecord, type BootRecord, type KnownGoodRecord, type OriginalsRecord, type VerifiedBy, type VerifiedRecord,
 } from './records.js';
-import type { Family, FirewallRules } from './render-firewall.js';
+import { DEFAULT_EGRESS, type Egress, type Family, type FirewallRules } from './render-firewall.js';
 import type { ApplyReport, RollbackReport, VerifyReport } from './reports.js';
 import { parseFilterTable } from './restore-text.js';
 import { ExecRunner, type CommandRunner } from './runner.js';
@@ -48,6 +48,10 @@ export interface EngineOptions {
   now?: () => number;
   /** Measures what an apply or rollback leaves in force into the TPM (hardening/measure.ts), inside the lock. */
   measure?: MeasureHook;
+  /** What the agent's config asks of the outbound rules (default: 443 and 8883, no proxy). */
+  egress?: Egress;
+  /** The proxy the confirm probes go through, as the agent's connections do. */
+  probeProxy?: ProbeProxy;
 }
 
 export const DEFAULT_STATE_DIR = 'var/lib/iot-agent-hardening';
@@ -64,6 +68,8 @@ export class HardeningEngine {
   private readonly host: HostIo;
   private readonly now: () => number;
   private readonly measure: MeasureHook | undefined;
+  private readonly egress: Egress;
+  private readonly probeProxy: ProbeProxy | undefined;
 
   constructor(options: EngineOptions = {}) {
     this.root = options.root ?? '/';
@@ -75,12 +81,14 @@ export class HardeningEngine {
     this.host = new HostIo(this.root, options.sysctl ?? (ownNamespace ? new ProcSysctl() : new CommandSysctl(this.runner)));
     this.now = options.now ?? Date.now;
     this.measure = options.measure;
+    this.egress = options.egress ?? DEFAULT_EGRESS;
+    this.probeProxy = options.probeProxy;
   }
 
   /** What apply would do. Reads only the USB facts under the root and the records; needs no privileges. */
   async plan(loaded: LoadedProfile, originals?: OriginalsRecord | null): Promise<Plan> {
     const values = originals === undefined ? await this.records.originals.readOrNote([]).catch(() => null) : originals;
-    return buildPlan(loaded.profile, loaded.origin, await this.host.usbFacts(), values);
+    return buildPlan(loaded.profile, loaded.origin, await this.host.usbFacts(), values, this.egress);
   }
 
   applied(): Promise<AppliedRecord | null> {
@@ -248,7 +256,7 @@ export class HardeningEngine {
   }
 
   private parts(): TransactionParts {
-    const probe: Probe = (targets, timeoutMs) => probeTargets(this.runner, targets, timeoutMs);
+    const probe: Probe = (targets, timeoutMs) => probeTargets(this.runner, targets, timeoutMs, this.probeProxy);
     return {
       records: this.records, firewall: this.firewall, host: this.host, backend: this.backend, probe, now: this.now,
       plan: (loaded, originals) => this.plan(loaded, originals),

@@ -1,13 +1,14 @@
 import path from 'node:path';
 import { profileHash, type Profile } from './profile.js';
-import { renderFirewall, type FirewallRules } from './render-firewall.js';
+import { DEFAULT_EGRESS, renderFirewall, type Egress, type FirewallRules } from './render-firewall.js';
 import type { OriginalsRecord } from './records.js';
 import { renderHost, type HostChanges, type UsbFacts } from './render-host.js';
 import { applyText, type FilterTable } from './restore-text.js';
 
 /**
  * Everything `apply` will do for a profile. Pure: built from the profile, the board's USB
- * facts, and the original values of keys earlier profiles set (which this one hands back).
+ * facts, the original values of keys earlier profiles set (which this one hands back), and
+ * what the agent's config asks of the outbound rules (the proxy, 443, 8883).
  */
 export interface Plan {
   profile: string;
@@ -17,7 +18,7 @@ export interface Plan {
   host: HostChanges;
 }
 
-export function buildPlan(profile: Profile, origin: string, usb: UsbFacts, originals: OriginalsRecord | null): Plan {
+export function buildPlan(profile: Profile, origin: string, usb: UsbFacts, originals: OriginalsRecord | null, egress: Egress = DEFAULT_EGRESS): Plan {
   const host = renderHost(profile, usb);
   const setSysfs = new Set(host.sysfs.map((e) => e.path));
   host.restoreSysctls = Object.fromEntries(Object.entries(originals?.sysctls ?? {})
@@ -29,7 +30,7 @@ export function buildPlan(profile: Profile, origin: string, usb: UsbFacts, origi
     profile: profile.name,
     hash: profileHash(profile),
     origin,
-    firewall: { 4: renderFirewall(profile, 4), 6: renderFirewall(profile, 6) },
+    firewall: { 4: renderFirewall(profile, 4, egress), 6: renderFirewall(profile, 6, egress) },
     host,
   };
 }

@@ -28,7 +28,11 @@ export interface Profile {
   firewall: {
     inbound: PortRule[];
     outbound: {
-      /** DNS (53 udp+tcp), NTP (123 udp), HTTPS (443), MQTT over TLS (8883) and DHCP. */
+      /**
+       * DNS (53 udp+tcp), NTP (123 udp) and DHCP, and what the agent's config needs to reach
+       * DPS and the hub: HTTPS (443) and MQTT over TLS (8883), or only its HTTPS proxy
+       * (render-firewall.ts `Egress`, from agent/commands/needed-endpoints.ts).
+       */
       defaults: boolean;
       allow: PortRule[];
     };

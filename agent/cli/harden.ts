@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { AgentConfig } from '../config.js';
 import { AgentError, describeError, ExitCode } from '../errors.js';
 import type { ApplyRequest } from '../../hardening/apply-request.js';
@@ -6,7 +7,8 @@ import { HardeningEngine, type ApplyReport, type BootReport, type ConfirmOptions
 import { loadProfile, loadProfileByName } from '../../hardening/load-profile.js';
 import { formatPlan, planJson } from '../../hardening/plan.js';
 import type { GuardOutcome } from '../../hardening/guard-run.js';
-import { formatHostPort, parseHostPort, probeTargets, type HostPort } from '../../hardening/probe.js';
+import { formatHostPort, parseHostPort, probeTargets, type HostPort, type ProbeProxy } from '../../hardening/probe.js';
+import type { Egress } from '../../hardening/render-firewall.js';
 import { ExecRunner } from '../../hardening/runner.js';
 import type { MeasuredBy } from '../attestation/hardening-event.js';
 
@@ -37,7 +39,7 @@ const MAX_ASSIGNMENT_BYTES = 64 * 1024;
 export async function hardenPlan(options: HardenOptions): Promise<number> {
   const root = options.root ?? '/';
   const loaded = await loadProfile(options.profile ?? DEFAULT_PROFILE, root);
-  const plan = await engineFor(options).plan(loaded);
+  const plan = await (await engineFor(options)).plan(loaded);
   process.stdout.write(options.json ? `${JSON.stringify(planJson(plan, root))}\n` : formatPlan(plan, root));
   return ExitCode.ok;
 }
@@ -50,7 +52,7 @@ export async function hardenPlan(options: HardenOptions): Promise<number> {
  */
 export async function hardenApply(options: HardenOptions): Promise<number> {
   const measure = await measureFor(options, options.boot ? 'boot' : 'cli');
-  const engine = engineFor(options, measure);
+  const engine = await engineFor(options, measure);
   if (options.boot) return hardenApplyAtBoot(engine, options, measure);
   const name = options.profile ?? DEFAULT_PROFILE;
   const outcome = { requestId: null as string | null, invocationId: process.env.INVOCATION_ID ?? null, profile: name.slice(0, 64) };
@@ -115,7 +117,7 @@ async function record(what: string, write: () => Promise<unknown>): Promise<void
 
 /** `iot-agent harden verify`: live state against the profile, item by item; exit 1 on drift. */
 export async function hardenVerify(options: HardenOptions): Promise<number> {
-  const engine = engineFor(options);
+  const engine = await engineFor(options);
   const loaded = options.profile ? await loadProfile(options.profile, options.root ?? '/') : undefined;
   const report = await engine.verify(loaded);
   process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : describeVerify(report));
@@ -124,7 +126,7 @@ export async function hardenVerify(options: HardenOptions): Promise<number> {
 
 /** `iot-agent harden rollback`: restores the snapshot taken by the last apply. */
 export async function hardenRollback(options: HardenOptions): Promise<number> {
-  const report = await engineFor(options, await measureFor(options, 'cli')).rollback();
+  const report = await (await engineFor(options, await measureFor(options, 'cli'))).rollback();
   if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else {
     process.stdout.write(`Restored the state of ${report.restoredTo}${report.exact ? '' : ' (the filter table differs from the snapshot: other software changed it since)'}\n`);
@@ -138,7 +140,7 @@ export async function hardenRollback(options: HardenOptions): Promise<number> {
  * the network is up. Exit 0 when the profile was confirmed, kept or reverted; 1 when reverting failed.
  */
 export async function hardenGuard(options: HardenOptions): Promise<number> {
-  const engine = engineFor(options, await measureFor(options, 'guard'));
+  const engine = await engineFor(options, await measureFor(options, 'guard'));
   const given = options.grace === undefined ? undefined : Number(options.grace);
   if (given !== undefined && (!Number.isInteger(given) || given < 1 || given > 3_600)) {
     throw usage(`invalid --grace ${JSON.stringify(options.grace)}`, 'whole seconds from 1 to 3600 (default: hardening.bootGraceSeconds in the config)');
@@ -157,9 +159,11 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
   const graceSeconds = given ?? config!.hardening.bootGraceSeconds;
   const { targets, source } = explicit.length ? { targets: explicit, source: '--confirm-host' } : { targets: needed, source: neededSource };
   const runner = new ExecRunner(netnsPrefix(options));
+  const { probeProxyFor } = await import('../commands/needed-endpoints.js');
+  const viaProxy = config && probeProxyFor(config);
   let outcome: GuardOutcome;
   try {
-    outcome = await runGuard({ engine, targets, graceSeconds, probe: (t, ms) => probeTargets(runner, t, ms) });
+    outcome = await runGuard({ engine, targets, graceSeconds, probe: (t, ms) => probeTargets(runner, t, ms, viaProxy) });
   } catch (err) {
     throw new AgentError('the boot guard could not revert to the last known good profile', {
       cause: err, hint: 'run `iot-agent harden verify` and `iot-agent harden rollback`, or apply a profile by hand', exitCode: ExitCode.failure,
@@ -179,8 +183,9 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
  * must load its fail-closed rules whatever the config says).
  */
 async function endpointsFromConfig(configPath: string | undefined, strict = false): Promise<{ config: AgentConfig | undefined; targets: HostPort[]; source: string }> {
-  const [{ DEFAULTS, loadConfig }, { neededEndpoints }, { assignmentPath, parseAssignment }, { readUntrustedFile }] = await Promise.all([
+  const [{ DEFAULTS, loadConfig }, { neededEndpoints }, { assignmentPath, parseAssignment }, { readUntrustedFile }, memory] = await Promise.all([
     import('../config.js'), import('../commands/needed-endpoints.js'), import('../state/assignment-store.js'), import('../lib/untrusted-file.js'),
+    import('../state/hub-protocol-memory.js'),
   ]);
   const config = await loadConfig(configPath).catch((err: unknown) => {
     if (strict) throw err;
@@ -196,26 +201,43 @@ async function endpointsFromConfig(configPath: string | undefined, strict = fals
     const absent = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     source = absent ? 'DPS (not provisioned yet)' : `DPS (cached assignment unusable: ${describeError(err)})`;
   }
-  return { config, targets: neededEndpoints(config, assignment), source };
+  // What network.hubProtocol auto learnt (the agent's file, strictly parsed): which port of the hub it uses.
+  const learnt = await readUntrustedFile(path.join(config.stateDir, memory.HUB_PROTOCOL_FILE), 4096)
+    .then((text) => memory.parseHubProtocolMemory(text).memory?.protocol, () => undefined);
+  return { config, targets: neededEndpoints(config, assignment, learnt), source };
 }
 
 function netnsPrefix(options: HardenOptions): string[] {
   return options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
 }
 
-function engineFor(options: HardenOptions, measure?: CliMeasure): HardeningEngine {
+async function engineFor(options: HardenOptions, measure?: CliMeasure): Promise<HardeningEngine> {
   const backend = (options.backend ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw usage(`unknown --backend ${JSON.stringify(options.backend)}`, `one of ${BACKENDS.join(', ')}`);
   if (options.netns !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(options.netns)) {
     throw usage(`invalid --netns ${JSON.stringify(options.netns)}`, 'the name of a namespace listed by `ip netns list`');
   }
+  const { egress, probeProxy } = await networkFromConfig(options.config);
   return new HardeningEngine({
     root: options.root ?? '/',
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
     backend,
     commandPrefix: netnsPrefix(options),
     ...(measure ? { measure } : {}),
+    egress,
+    ...(probeProxy ? { probeProxy } : {}),
   });
+}
+
+/**
+ * The outbound rules and the confirm probes' path from the agent config's network section
+ * (needed-endpoints.ts). A config that cannot be read falls back to the defaults (443 and
+ * 8883, no proxy): a board is hardened whatever its config says, never left open.
+ */
+async function networkFromConfig(configPath: string | undefined): Promise<{ egress: Egress; probeProxy: ProbeProxy | undefined }> {
+  const [{ DEFAULTS, loadConfig }, { egressFor, probeProxyFor }] = await Promise.all([import('../config.js'), import('../commands/needed-endpoints.js')]);
+  const config = await loadConfig(configPath).catch(() => DEFAULTS);
+  return { egress: egressFor(config), probeProxy: probeProxyFor(config) };
 }
 
 type CliMeasure = Awaited<ReturnType<typeof import('./harden-measure.js').cliMeasure>>;

@@ -18,6 +18,8 @@ export type StatusReport = { daemon: 'running' } & DaemonStatus
     idScope: string | undefined;
     /** Nothing is in use, tried or measured while the daemon does not run. */
     hubProtocol: null;
+    hubProtocolReason: null;
+    proxy: null;
     lastError: null;
     consecutiveFailures: null;
     nextRetryAt: null;
@@ -55,6 +57,8 @@ export async function statusReport(config: AgentConfig): Promise<StatusReport> {
     assignedHub: assignment?.assignedHub,
     idScope: assignment?.idScope ?? config.provisioning.idScope,
     hubProtocol: null,
+    hubProtocolReason: null,
+    proxy: null,
     lastError: null,
     consecutiveFailures: null,
     nextRetryAt: null,
@@ -65,7 +69,7 @@ export async function statusReport(config: AgentConfig): Promise<StatusReport> {
   };
 }
 
-const PROTOCOLS: Record<string, string> = { mqtt: 'MQTT over TLS (port 8883)' };
+const PROTOCOLS: Record<string, string> = { mqtt: 'MQTT over TLS (port 8883)', 'mqtt-ws': 'MQTT over WebSockets (port 443)' };
 
 export function formatStatus(report: StatusReport, now = new Date()): string {
   const running = report.daemon === 'running';
@@ -78,7 +82,9 @@ export function formatStatus(report: StatusReport, now = new Date()): string {
     ['Device id', report.deviceId],
     ['Hub', report.assignedHub],
     ['ID scope', report.idScope],
-    ['Hub protocol', report.hubProtocol === null ? undefined : PROTOCOLS[report.hubProtocol] ?? report.hubProtocol],
+    ['Hub protocol', report.hubProtocol === null ? undefined
+      : `${PROTOCOLS[report.hubProtocol] ?? report.hubProtocol}${report.hubProtocolReason ? ` (${report.hubProtocolReason})` : ''}`],
+    ['Proxy', report.proxy ?? (running ? 'none' : undefined)],
     ['Last error', report.lastError ? `${report.lastError.message} (${report.lastError.at}, ${ago(report.lastError.at, now)})` : running ? 'none' : undefined],
     ['Failures in a row', report.consecutiveFailures === null ? undefined : String(report.consecutiveFailures)],
     ['Next retry', report.nextRetryAt ? `${report.nextRetryAt} (${until(report.nextRetryAt, now)})` : running ? 'none pending' : undefined],

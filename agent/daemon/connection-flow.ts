@@ -2,11 +2,14 @@ import type { Client, Twin } from 'azure-iot-device';
 import { caBundle, loadTrust } from '../check/trust.js';
 import { requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError, describeError } from '../errors.js';
-import { HubConnectError, HubSession } from '../hub/session.js';
+import { HubConnectError, HubSession, PROTOCOL_WORDS } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
+import { proxyFor, proxySettings, type ProxySettings } from '../network/proxy.js';
+import type { ProxyTunnel } from '../network/proxy-agent.js';
 import { readyIdentity, registerAssignment, startDecision, type StepReporter } from '../provisioning/flow.js';
 import { DpsError } from '../provisioning/dps-error.js';
 import type { ConnectionPolicy, Decision, DpsFailure } from '../retry/connection-policy.js';
+import { MQTT_PROBE_MS, type HubProtocolChoice, type ProtocolMemory, type ProtocolPlan } from '../retry/hub-protocol.js';
 import { readAssignment, type Assignment } from '../state/assignment-store.js';
 import type { ServiceClock } from '../time/service-clock.js';
 import { fetchServiceDate } from '../time/service-date.js';
@@ -24,12 +27,16 @@ export interface SessionTimings {
   keepAliveSeconds?: number;
   tokenLifetimeSeconds?: number;
   tokenRenewalMarginSeconds?: number;
+  /** How long 8883 gets in network.hubProtocol auto before WebSockets are tried. */
+  hubProbeMs?: number;
 }
 
 /** What the daemon lends to its flows. */
 export interface FlowHost {
   readonly log: Logger;
   readonly policy: ConnectionPolicy;
+  /** Which way the hub session travels (8883 or WebSockets on 443), learnt across flows. */
+  readonly protocols: HubProtocolChoice;
   readonly clock: ServiceClock;
   readonly generations: Generations;
   readonly timings: SessionTimings;
@@ -42,6 +49,8 @@ export interface FlowHost {
   detach(): void;
   /** Persists the policy's history after a registration. */
   remember(): Promise<void>;
+  /** Persists what network.hubProtocol auto learnt. */
+  rememberProtocol(memory: ProtocolMemory): Promise<void>;
 }
 
 /** How long a hub's Date header may take when a refusal might be the clock's fault. */
@@ -57,6 +66,13 @@ export class ConnectionFlow {
   identity: DeviceIdentity | undefined;
   assignment: Assignment | undefined;
   session: HubSession | undefined;
+  /** The hub attempt in progress or connected: its protocol and why. */
+  route: ProtocolPlan | undefined;
+  /** The proxy settings in force (network.proxy, or the environment's). */
+  proxies: ProxySettings | undefined;
+  private tunnel: ProxyTunnel | undefined;
+  /** The proxy agent's module, loaded only on a board with a proxy. */
+  private tunnels: typeof import('../network/proxy-agent.js') | undefined;
   /** The CAs to trust (the system's plus tls.extraCaFile), as PEM and as a list; undefined: Node's defaults. */
   private ca: string | undefined;
   private caList: string[] | undefined;
@@ -128,6 +144,9 @@ export class ConnectionFlow {
     if (!trust.ok) throw new AgentError(trust.problem, { hint: trust.hint });
     this.caList = trust.ca;
     this.ca = caBundle(trust);
+    // A proxy URL that cannot be used (from the environment: the config's is checked on load) stops the flow with its reason.
+    this.proxies = proxySettings(config.network);
+    this.tunnels = this.proxies.proxy ? await import('../network/proxy-agent.js') : undefined;
     this.tpm ??= new TpmClient(openTransport(parseTransport(host.transport(config))));
     const tpm = this.tpm;
     this.identity = await readyIdentity(tpm, config, onStep).catch((err: unknown) => {
@@ -185,14 +204,19 @@ export class ConnectionFlow {
     const { host } = this;
     let assignment = first;
     let session = this.newSession(assignment);
+    let plan: ProtocolPlan | undefined;
     for (;;) {
       this.check();
       this.assignment = assignment;
-      host.setState('connecting', `to ${assignment.assignedHub}`);
+      plan ??= host.protocols.plan();
+      this.route = plan;
+      host.setState('connecting', `to ${assignment.assignedHub} ${PROTOCOL_WORDS[plan.protocol]}${this.tunnel && plan.protocol === 'mqtt-ws' ? ` through the proxy ${this.tunnel.proxy.display}` : ''}`);
       let decision: Decision;
       try {
-        await session.connect();
+        await session.connect(plan);
         this.check();
+        host.protocols.connected(plan.protocol);
+        await this.rememberProtocol();
         host.policy.hubConnected();
         host.connected(assignment);
         const lost = await host.generations.until<Error>(this.generation, (done) => {
@@ -208,6 +232,13 @@ export class ConnectionFlow {
         host.detach();
         const kind = err instanceof HubConnectError ? err.kind : 'unreachable';
         if (kind === 'refused' && await this.clockWasWrong(assignment)) continue;
+        const other = host.protocols.failed(plan, kind);
+        await this.rememberProtocol();
+        if (other) {
+          host.log.warn('hub.protocol_fallback', { hub: assignment.assignedHub, from: plan.protocol, to: other.protocol, reason: other.reason, err });
+          plan = other;
+          continue;
+        }
         decision = host.policy.hubFailed(kind);
         host.log.warn(kind === 'refused' ? 'hub.rejected' : 'hub.unreachable', { hub: assignment.assignedHub, err, then: decision.action, retryInMs: decision.delayMs });
         const failure = `${kind === 'refused' ? 'the hub refused the device' : 'hub unreachable'}: ${describeError(err)}`;
@@ -220,16 +251,29 @@ export class ConnectionFlow {
           assignment = next;
           session = this.newSession(assignment);
         }
+        plan = undefined;
         continue;
       }
       await this.sleep(decision.delayMs);
+      plan = undefined;
     }
   }
 
+  /** Writes what the protocol choice learnt, when it learnt something; a failure to write only costs one probe at the next boot. */
+  private async rememberProtocol(): Promise<void> {
+    const memory = this.host.protocols.takeChange();
+    if (!memory) return;
+    this.host.log.info('hub.protocol_learnt', { protocol: memory.protocol, retryMqttAfter: memory.retryMqttAt && new Date(memory.retryMqttAt).toISOString() });
+    await this.host.rememberProtocol(memory).catch((err: unknown) => this.host.log.warn('state.hub_protocol_not_saved', { err }));
+  }
+
   private newSession(assignment: Assignment): HubSession {
-    const { host } = this;
+    const { host, config } = this;
+    const proxy = this.proxies && proxyFor(this.proxies, assignment.assignedHub, 443);
+    this.tunnel = proxy && this.tunnels ? new this.tunnels.ProxyTunnel(proxy) : undefined;
+    host.protocols.update({ setting: config.network.hubProtocol, proxied: proxy !== undefined, probeMs: host.timings.hubProbeMs ?? MQTT_PROBE_MS });
     const session = new HubSession({
-      tpm: this.tpm!, target: assignment, ca: this.ca, log: host.log.child({ component: 'hub' }),
+      tpm: this.tpm!, target: assignment, ca: this.ca, log: host.log.child({ component: 'hub' }), tunnel: this.tunnel,
       ...host.timings, clockCorrectionMs: () => host.clock.correctionMs(),
       onConnected: (client, twin, desired) => host.attach(client, twin, desired),
     });
@@ -245,7 +289,7 @@ export class ConnectionFlow {
     const { clock, log } = this.host;
     const before = clock.correctionMs();
     try {
-      const seen = await fetchServiceDate(assignment.assignedHub, 443, this.caList, CLOCK_PROBE_MS);
+      const seen = await fetchServiceDate(assignment.assignedHub, 443, this.caList, CLOCK_PROBE_MS, this.tunnel?.agent);
       clock.observe(seen.date, seen.sentAt, seen.receivedAt);
     } catch (err) {
       log.debug('clock.probe_failed', { hub: assignment.assignedHub, err });

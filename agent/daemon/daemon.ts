@@ -9,6 +9,8 @@ import type { Logger } from '../log/logger.js';
 import { stepAfter, type ProvisionStep } from '../provisioning/flow.js';
 import { DEFAULT_BACKOFF } from '../retry/backoff.js';
 import { ConnectionPolicy, DEFAULT_RECONNECT_SPREAD_MS, type PolicySettings } from '../retry/connection-policy.js';
+import { HubProtocolChoice, MQTT_PROBE_MS, type HubProtocol } from '../retry/hub-protocol.js';
+import { readHubProtocolMemory, writeHubProtocolMemory } from '../state/hub-protocol-memory.js';
 import type { Assignment } from '../state/assignment-store.js';
 import { readConnectionHistory, writeConnectionHistory } from '../state/connection-history.js';
 import { ServiceClock } from '../time/service-clock.js';
@@ -35,8 +37,12 @@ export interface DaemonStatus {
   deviceId: string | undefined;
   assignedHub: string | undefined;
   idScope: string | undefined;
-  /** The IoT Hub protocol the session speaks. */
-  hubProtocol: 'mqtt';
+  /** How the hub session travels (connected, or being tried): MQTT on 8883 or MQTT over WebSockets on 443; null before the first attempt. */
+  hubProtocol: HubProtocol | null;
+  /** Why that protocol (network.hubProtocol, a proxy, what auto learnt). */
+  hubProtocolReason: string | null;
+  /** The HTTPS proxy in force, without credentials (`http://***@host:port`), and where it is set; null: none. */
+  proxy: string | null;
   /** The last failure, with its time (kept after recovery, for the record). */
   lastError: { message: string; at: string } | null;
   /** Failures since the last connection to the hub. */
@@ -110,6 +116,7 @@ export class Daemon {
   private readonly generations = new Generations();
   private readonly clock = new ServiceClock();
   private policy: ConnectionPolicy;
+  private protocols = new HubProtocolChoice({ setting: 'auto', proxied: false, probeMs: MQTT_PROBE_MS }, undefined);
   private state: DaemonState = 'starting';
   private reason: string | undefined;
   private since = new Date();
@@ -142,7 +149,9 @@ export class Daemon {
       deviceId: this.flow?.assignment?.deviceId,
       assignedHub: this.flow?.assignment?.assignedHub,
       idScope: this.config.provisioning.idScope,
-      hubProtocol: 'mqtt',
+      hubProtocol: this.flow?.route?.protocol ?? null,
+      hubProtocolReason: this.flow?.route?.reason ?? null,
+      proxy: this.flow?.proxies?.proxy ? `${this.flow.proxies.proxy.display} (${this.flow.proxies.proxy.source})` : null,
       lastError: this.lastError,
       consecutiveFailures: view.consecutiveFailures,
       nextRetryAt: iso(view.nextAttemptAt),
@@ -173,6 +182,9 @@ export class Daemon {
     requireIdScope(this.config, this.options.configPath);
     this.lock = await TpmLock.acquire(this.config.runtimeDir, DAEMON_LOCK_OWNER);
     this.policy = new ConnectionPolicy(policySettings(this.config, this.options.overrides), await readConnectionHistory(this.config.stateDir));
+    const learnt = await readHubProtocolMemory(this.config.stateDir);
+    if (learnt.problem) this.log.warn('state.hub_protocol_ignored', { reason: learnt.problem, treatedAs: 'nothing learnt: 8883 is tried first' });
+    this.protocols = new HubProtocolChoice({ setting: this.config.network.hubProtocol, proxied: false, probeMs: MQTT_PROBE_MS }, learnt.memory);
     signDpsTokensWith(() => this.clock.now());
     this.clock.on('corrected', (offsetMs) => this.resign(`the service clock differs from the local one by ${Math.round(offsetMs / 1000)} s`));
     this.clock.on('jumped', (byMs) => this.resign(`the wall clock jumped by ${Math.round(byMs / 1000)} s`));
@@ -235,6 +247,7 @@ export class Daemon {
     this.flow = new ConnectionFlow({
       log: this.log,
       policy: this.policy,
+      protocols: this.protocols,
       clock: this.clock,
       generations: this.generations,
       timings: this.sessionTimings(),
@@ -244,6 +257,7 @@ export class Daemon {
       attach: (client: Client, twin: Twin, desired) => this.features?.onConnected(client, twin, desired) ?? Promise.resolve(),
       detach: () => this.features?.detach(),
       remember: () => writeConnectionHistory(this.config.stateDir, this.policy.history()),
+      rememberProtocol: (memory) => writeHubProtocolMemory(this.config.stateDir, memory),
     }, this.config, generation, this.options.configPath);
     return this.flow;
   }
@@ -261,6 +275,7 @@ export class Daemon {
       ...(timings.keepAliveSeconds ? { keepAliveSeconds: timings.keepAliveSeconds } : {}),
       ...(timings.tokenLifetimeSeconds ? { tokenLifetimeSeconds: timings.tokenLifetimeSeconds } : {}),
       ...(timings.tokenRenewalMarginSeconds ? { tokenRenewalMarginSeconds: timings.tokenRenewalMarginSeconds } : {}),
+      ...(timings.hubProbeSeconds ? { hubProbeMs: timings.hubProbeSeconds * 1000 } : {}),
     };
   }
 
@@ -316,7 +331,7 @@ export class Daemon {
         const facts = await readTpmFacts(tpm);
         return { manufacturer: facts.manufacturerName, firmware: facts.firmwareVersion };
       },
-      endpoints: () => neededEndpoints(this.config, this.flow?.assignment),
+      endpoints: () => neededEndpoints(this.config, this.flow?.assignment, this.flow?.route?.protocol),
       reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: this.options.overrides?.hardeningSite ?? { root: '/', backend: 'auto' },

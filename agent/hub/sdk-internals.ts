@@ -1,4 +1,6 @@
 import type { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
 import device from 'azure-iot-device';
 import securityTpm from 'azure-iot-security-tpm';
 import { provisioningCommon } from '../azure-sdk/token-clock.js';
@@ -20,9 +22,48 @@ import { sanitizeTwinDocument } from '../twin/sdk-guard.js';
  *   `_tokenRenewalMarginInSeconds`: token lifetimes have no setter (agent/azure-sdk/token-clock.ts).
  * - Also checked here, used in agent/azure-sdk/: `TpmSecurityClient._idKeyPersistentHandle`,
  *   the provisioning SDK's own azure-iot-common `anHourFromNow`, and the provider's `emit`.
+ * - The `ws` module that the SDK's mqtt.js loads: its `createWebSocketStream`, which mqtt.js
+ *   calls for every MqttWs connection (sendWholePacketsOverWebSockets below).
  */
 type Client = InstanceType<typeof device.Client>;
 const { DeviceMethodResponse } = device;
+
+// The copy of ws that the SDK's mqtt.js uses (azure-iot-mqtt-base bundles its own mqtt.js).
+const fromMqttBase = createRequire(createRequire(import.meta.url).resolve('azure-iot-mqtt-base'));
+const fromMqtt = createRequire(fromMqttBase.resolve('mqtt'));
+
+interface WsModule {
+  createWebSocketStream(socket: unknown, options?: object): Duplex;
+}
+
+function sdkWs(): WsModule {
+  return fromMqtt('ws') as WsModule;
+}
+
+let wholePackets = false;
+
+/**
+ * One WebSocket message per MQTT packet. mqtt.js writes a packet in pieces between a cork
+ * and an uncork (mqtt-packet), but the stream ws makes has no `_writev`, so each piece goes
+ * out as a frame of its own, the next only once the last was written. Through a proxy with
+ * Nagle's algorithm on its side (tinyproxy, and Node-based proxies), every piece after the
+ * first then waits for a delayed ACK: some 40 ms on each method answer. With `_writev` the
+ * pieces of a packet leave as one frame. Installed once per process, before the first MqttWs
+ * client connects; mqtt.js looks the function up on each connection.
+ */
+export function sendWholePacketsOverWebSockets(): void {
+  if (wholePackets) return;
+  wholePackets = true;
+  const ws = sdkWs();
+  const create = ws.createWebSocketStream.bind(ws);
+  ws.createWebSocketStream = (socket, options) => {
+    const duplex = create(socket, options);
+    duplex._writev = function writeWhole(chunks, done) {
+      this._write(Buffer.concat(chunks.map((c) => (Buffer.isBuffer(c.chunk) ? c.chunk : Buffer.from(c.chunk as string, c.encoding)))), 'buffer' as BufferEncoding, done);
+    };
+    return duplex;
+  };
+}
 
 /** What the MQTT transport hands to method listeners (azure-iot-device's MethodMessage). */
 interface MethodMessage {
@@ -137,5 +178,6 @@ export function sdkContractProblems(client: Client, provider: object): string[] 
   }
   if (typeof provisioningCommon().anHourFromNow !== 'function') problems.push('azure-iot-common.anHourFromNow (as the provisioning SDK loads it) is gone');
   if (typeof (provider as { emit?: unknown }).emit !== 'function') problems.push('TpmAuthenticationProvider is no EventEmitter');
+  if (typeof sdkWs().createWebSocketStream !== 'function') problems.push('ws.createWebSocketStream (as the SDK\'s mqtt.js loads it) is gone');
   return problems;
 }

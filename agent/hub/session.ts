@@ -10,15 +10,17 @@ import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
 import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
 import { AgentError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { ProxyTunnel } from '../network/proxy-agent.js';
+import type { HubProtocol } from '../retry/hub-protocol.js';
 import { Backoff, DEFAULT_BACKOFF } from '../retry/backoff.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { DesiredFeed } from '../twin/desired-feed.js';
-import { enableDesiredUpdates, onDesiredPatch } from './sdk-internals.js';
+import { enableDesiredUpdates, onDesiredPatch, sendWholePacketsOverWebSockets } from './sdk-internals.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const { errors, NoRetry } = common;
 const { Client } = device;
-const { Mqtt } = deviceMqtt;
+const { Mqtt, MqttWs } = deviceMqtt;
 const { TpmAuthenticationProvider, TpmSecurityClient } = securityTpm;
 type Client = InstanceType<typeof Client>;
 
@@ -52,6 +54,8 @@ export interface HubSessionOptions {
   /** SAS token lifetime and how long before expiry it is renewed (Azure: 3600 and 900). */
   tokenLifetimeSeconds?: number;
   tokenRenewalMarginSeconds?: number;
+  /** The proxy the hub is reached through (WebSockets only), when one applies. */
+  tunnel?: ProxyTunnel;
   /** Milliseconds to add to the local clock when computing token expiry (the service clock's correction). */
   clockCorrectionMs?: () => number;
   /**
@@ -66,12 +70,21 @@ export interface HubSessionEvents {
   lost: [reason: Error];
 }
 
+/** How one connect attempt travels: MQTT over TLS on 8883, or over WebSockets on 443; and how long it may take. */
+export interface HubRoute {
+  protocol: HubProtocol;
+  /** undefined: the SDK's own limit (60 s). */
+  timeoutMs?: number | undefined;
+}
+
 /** A connect attempt failed: refused by the hub (credentials, unknown or disabled device) or the hub was not reached. */
 export class HubConnectError extends AgentError {
-  constructor(readonly kind: 'refused' | 'unreachable', readonly hub: string, cause: unknown) {
-    super(kind === 'refused' ? `the hub ${hub} refused the device` : `the hub ${hub} could not be reached`, { cause });
+  constructor(readonly kind: 'refused' | 'unreachable', readonly hub: string, cause: unknown, readonly protocol: HubProtocol = 'mqtt') {
+    super(kind === 'refused' ? `the hub ${hub} refused the device` : `the hub ${hub} could not be reached ${PROTOCOL_WORDS[protocol]}`, { cause });
   }
 }
+
+export const PROTOCOL_WORDS: Record<HubProtocol, string> = { mqtt: 'over MQTT on 8883', 'mqtt-ws': 'over MQTT over WebSockets on 443' };
 
 export const DEFAULT_KEEPALIVE_SECONDS = 60;
 export const DEFAULT_TOKEN_LIFETIME_SECONDS = 3_600;
@@ -94,6 +107,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   private auth: InstanceType<typeof TpmAuthenticationProvider> | undefined;
   private live = false;
   private stopped = false;
+  private route: HubRoute = { protocol: 'mqtt' };
 
   constructor(private readonly options: HubSessionOptions) {
     super();
@@ -108,22 +122,32 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     return this.live;
   }
 
+  /** The protocol of the last connect attempt (the live one, while connected). */
+  get protocol(): HubProtocol {
+    return this.route.protocol;
+  }
+
   /** The live SDK client, when connected. */
   get deviceClient(): Client | undefined {
     return this.live ? this.client : undefined;
   }
 
-  /** One attempt: open, fetch the twin, hand both to onConnected. Rejects with HubConnectError. */
-  async connect(): Promise<void> {
-    const { log, target } = this.options;
+  /**
+   * One attempt: open, fetch the twin, hand both to onConnected. Rejects with HubConnectError;
+   * an attempt that has not connected within `route.timeoutMs` is given up as unreachable.
+   */
+  async connect(route: HubRoute = { protocol: 'mqtt' }): Promise<void> {
+    const { log, target, tunnel } = this.options;
     this.stopped = false;
+    this.route = route;
     await this.dropClient();
     useIdentityKeyHandle(target.identityKeyHandle);
     const client = this.newClient();
     this.client = client;
     try {
-      log.info('hub.connecting', { hub: target.assignedHub, deviceId: target.deviceId });
-      await client.open();
+      log.info('hub.connecting', { hub: target.assignedHub, deviceId: target.deviceId, protocol: route.protocol,
+        ...(tunnel && route.protocol === 'mqtt-ws' ? { proxy: tunnel.proxy.display } : {}) });
+      await withTimeout(client.open(), route.timeoutMs, `no connection ${PROTOCOL_WORDS[route.protocol]} within ${(route.timeoutMs ?? 0) / 1000} s`);
       const desired = new DesiredFeed();
       onDesiredPatch(client, (patch) => desired.push(patch));
       await enableDesiredUpdates(client);
@@ -134,7 +158,9 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
       this.live = true;
     } catch (err) {
       if (this.client === client) await this.dropClient();
-      throw new HubConnectError(isRefusal(err) ? 'refused' : 'unreachable', target.assignedHub, err);
+      const refused = isRefusal(err);
+      const viaProxy = !refused && route.protocol === 'mqtt-ws' ? tunnel?.explain(err) : undefined;
+      throw new HubConnectError(refused ? 'refused' : 'unreachable', target.assignedHub, viaProxy ?? err, route.protocol);
     }
   }
 
@@ -161,7 +187,10 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   private newClient(): Client {
     const { target, log } = this.options;
     const auth = TpmAuthenticationProvider.fromTpmSecurityClient(target.deviceId, target.assignedHub, this.security);
-    const client = Client.fromAuthenticationProvider(auth, Mqtt);
+    const webSockets = this.route.protocol === 'mqtt-ws';
+    if (webSockets) sendWholePacketsOverWebSockets();
+    // MqttWs: wss://{hub}:443/$iothub/websocket, subprotocol mqtt, the same CONNECT and SAS token as over 8883.
+    const client = Client.fromAuthenticationProvider(auth, webSockets ? MqttWs : Mqtt);
     dropTokenEventsUntilLive(auth, () => this.client === client && this.live);
     setHubTokenTiming(auth, this.options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS,
       this.options.tokenRenewalMarginSeconds ?? DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, this.options.clockCorrectionMs?.() ?? 0);
@@ -175,6 +204,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     void client.setOptions({
       keepalive: this.options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
       ...(this.options.ca ? { ca: this.options.ca } : {}),
+      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent, next to the `ca` above.
+      ...(webSockets && this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
     });
     client.on('error', (err: Error) => this.onLost(client, err));
     client.on('disconnect', (result?: { reason?: Error }) => this.onLost(client, result?.reason ?? new Error('the hub closed the connection')));
@@ -202,6 +233,16 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     this.auth = undefined;
     await client.close().catch(() => undefined);
   }
+}
+
+/** `work`, or a rejection with `message` once `ms` have passed (no limit when undefined). */
+function withTimeout<T>(work: Promise<T>, ms: number | undefined, message: string): Promise<T> {
+  if (ms === undefined) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import httpBase from 'azure-iot-http-base';
 import provisioningHttp from 'azure-iot-provisioning-device-http';
+import type { ProxyTunnel } from '../network/proxy-agent.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const HttpBase = httpBase.Http;
@@ -73,10 +74,13 @@ export interface DpsTransport {
 /** Each answer's Date header and the local wall-clock times around its request. */
 export type DateObserver = (date: string | undefined, sentAt: number, receivedAt: number) => void;
 
-/** The unmodified SDK transport (DPS with TPM needs HTTPS), verifying TLS against the system CAs plus `ca`. */
-export function createDpsTransport(ca?: string, onDate?: DateObserver): DpsTransport {
+/**
+ * The unmodified SDK transport (DPS with TPM needs HTTPS), verifying TLS against the system
+ * CAs plus `ca`, through `tunnel` when a proxy applies (azure-iot-http-base's `http.agent` option).
+ */
+export function createDpsTransport(ca?: string, onDate?: DateObserver, tunnel?: ProxyTunnel): DpsTransport {
   const base = new ObservingHttpBase(onDate);
-  if (ca !== undefined) base.setOptions({ ca });
+  if (ca !== undefined || tunnel) base.setOptions({ ...(ca === undefined ? {} : { ca }), ...(tunnel ? { http: { agent: tunnel.agent } } : {}) });
   // The transport bundles its own copy of azure-iot-http-base; the class is the same code.
   return { transport: new Http(base as unknown as ConstructorParameters<typeof Http>[0]), lastResponse: () => base.last };
 }

@@ -6,6 +6,7 @@ import { ensureIdentity, type DeviceIdentity } from '../tpm/identity.js';
 import { stagingSlot } from '../tpm/key-slots.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { decideAtStartup, type StartupDecision } from './decide.js';
+import { endpointProxy } from '../network/proxy.js';
 import { registerWithDps } from './register.js';
 
 /**
@@ -75,6 +76,7 @@ export async function registerAssignment(request: RegistrationRequest): Promise<
   const identityKeyHandle = stagingSlot(request.current?.identityKeyHandle);
   const result = await registerWithDps({
     tpm: request.tpm, registrationId, idScope, globalEndpoint: config.provisioning.globalEndpoint, ca: request.ca, identityKeyHandle,
+    proxy: endpointProxy(config.network, config.provisioning.globalEndpoint, 443),
     onStep: (step, detail) => {
       request.log?.(`provisioning.${step}`, detail ? { detail } : {});
       request.onStep?.(step, stepWords(step, detail));

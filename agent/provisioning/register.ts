@@ -2,6 +2,7 @@ import provisioningDevice from 'azure-iot-provisioning-device';
 import securityTpm from 'azure-iot-security-tpm';
 import { identityKeyHandleInUse, useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
 import { AgentError } from '../errors.js';
+import type { Proxy } from '../network/proxy.js';
 import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { assignmentTextProblem } from './assignment-text.js';
@@ -31,6 +32,8 @@ export interface RegisterOptions {
   globalEndpoint: string;
   /** The CAs to trust, in PEM (agent/check/trust.ts); Node's default when absent. */
   ca?: string;
+  /** The HTTPS proxy DPS is reached through (plain data: the tunnel is made here). */
+  proxy?: Proxy | undefined;
   /** The persistent handle the new hub key goes to (default: the SDK's 0x81000100). */
   identityKeyHandle?: number;
   onStep?: (step: ProvisionStep, detail?: string) => void;
@@ -64,7 +67,9 @@ class StepReportingSecurityClient extends TpmSecurityClient {
  * key activated into the TPM, signed registration, polling until assigned, hub key activated.
  */
 export async function registerWithDps(options: RegisterOptions): Promise<DpsAssignment> {
-  const { transport, lastResponse } = createDpsTransport(options.ca, options.onDate);
+  // Loaded on a board with a proxy only.
+  const tunnel = options.proxy ? new (await import('../network/proxy-agent.js')).ProxyTunnel(options.proxy) : undefined;
+  const { transport, lastResponse } = createDpsTransport(options.ca, options.onDate, tunnel);
   const previousHandle = identityKeyHandleInUse();
   useIdentityKeyHandle(options.identityKeyHandle ?? IDENTITY_KEY_HANDLE);
   const security = new StepReportingSecurityClient(options.registrationId, options.tpm.tpm, options.onStep);
@@ -86,7 +91,14 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
     options.onStep?.('assigned', `${result.assignedHub} as ${result.deviceId}`);
     return { assignedHub: result.assignedHub, deviceId: result.deviceId };
   } catch (err) {
-    throw err instanceof DpsError ? err : classifyDpsFailure(err, lastResponse(), options, err instanceof AgentError);
+    if (err instanceof DpsError) throw err;
+    // Before DPS's words: a proxy's refusal arrives as an HTTP answer (a 401 or 407 DPS never gave).
+    const viaProxy = tunnel?.explain(lastResponse()?.error ?? err);
+    if (viaProxy) {
+      throw new DpsError(`DPS ${options.globalEndpoint} not reached: ${viaProxy.message}`, { retryable: true, operatorMustAct: false },
+        { cause: viaProxy, hint: viaProxy.hint });
+    }
+    throw classifyDpsFailure(err, lastResponse(), options, err instanceof AgentError);
   } finally {
     useIdentityKeyHandle(previousHandle);
   }

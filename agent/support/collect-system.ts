@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
+import { describeError } from '../errors.js';
+import { proxySettings } from '../network/proxy.js';
 import { readAssignment } from '../state/assignment-store.js';
 import type { CollectContext, Collector } from './collector.js';
 import { redactProxy } from './redact.js';
@@ -9,9 +11,10 @@ const PROXY_VARIABLES = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
- * What matters for connectivity: addresses, routes, name servers, the proxy settings in the
- * environment (credentials removed), and whether the hub (8883, and 443 for MQTT over
- * WebSockets) and DPS (443) accept a TCP connection. TLS is `check`'s part.
+ * What matters for connectivity: addresses, routes, name servers, the proxy in force and the
+ * proxy settings in the environment (credentials removed), and whether the proxy, the hub
+ * (8883, and 443 for MQTT over WebSockets) and DPS (443) accept a TCP connection. TLS and
+ * CONNECT through the proxy are `check`'s part.
  */
 export function networkCollector(sources: BundleSources): Collector {
   return {
@@ -19,7 +22,18 @@ export function networkCollector(sources: BundleSources): Collector {
     collect: async (context) => {
       const stored = await readAssignment(sources.config.stateDir);
       const hub = stored.status === 'valid' ? stored.assignment.assignedHub : undefined;
-      const targets = [...(hub ? [{ host: hub, port: 8883 }, { host: hub, port: 443 }] : []), { host: sources.config.provisioning.globalEndpoint, port: 443 }];
+      let proxy: { url: string; source: string } | { error: string } | null = null;
+      const proxyTarget: { host: string; port: number }[] = [];
+      try {
+        const found = proxySettings(sources.config.network).proxy;
+        if (found) {
+          proxy = { url: found.display, source: found.source };
+          proxyTarget.push({ host: found.host, port: found.port });
+        }
+      } catch (err) {
+        proxy = { error: describeError(err) };
+      }
+      const targets = [...proxyTarget, ...(hub ? [{ host: hub, port: 8883 }, { host: hub, port: 443 }] : []), { host: sources.config.provisioning.globalEndpoint, port: 443 }];
       const [addresses, routes4, routes6, resolvConf, reachability] = await Promise.all([
         json(context, ['ip', '-j', 'address', 'show']),
         json(context, ['ip', '-j', '-4', 'route', 'show', 'table', 'all']),
@@ -27,9 +41,9 @@ export function networkCollector(sources: BundleSources): Collector {
         readFile('/etc/resolv.conf', 'utf8').catch((err: NodeJS.ErrnoException) => `unreadable (${err.code ?? err.message})`),
         Promise.all(targets.map((t) => tcpConnect(t.host, t.port))),
       ]);
-      const proxy = Object.fromEntries(PROXY_VARIABLES.filter((v) => process.env[v] !== undefined).map((v) => [v, redactProxy(process.env[v]!)]));
+      const proxyEnvironment = Object.fromEntries(PROXY_VARIABLES.filter((v) => process.env[v] !== undefined).map((v) => [v, redactProxy(process.env[v]!)]));
       return [
-        { name: 'network/network.json', json: { addresses, routes: { ipv4: routes4, ipv6: routes6 }, proxyEnvironment: proxy, reachability, hubKnown: hub !== undefined } },
+        { name: 'network/network.json', json: { addresses, routes: { ipv4: routes4, ipv6: routes6 }, proxy, proxyEnvironment, reachability, hubKnown: hub !== undefined } },
         { name: 'network/resolv.conf', text: resolvConf },
       ];
     },

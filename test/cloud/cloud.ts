@@ -5,6 +5,7 @@ import { startStorage, type LocalStorage } from './files/storage.js';
 import type { AllocationPolicy } from './dps/enrollment.js';
 import type { HubBehaviour } from './hub/hub-core.js';
 import { startHub, type LocalHub } from './hub/hub.js';
+import type { Port8883 } from './hub/silent-listener.js';
 import { ensureServerCredentials } from './tls.js';
 
 /**
@@ -29,6 +30,8 @@ export interface CloudOptions {
   hostNames?: { dps: string; hubs: string[] };
   /** Limits and knobs of every hub. */
   hub?: HubBehaviour;
+  /** 8883 of every hub as the device's network leaves it: open (default), closed or silent; WebSockets on 443 either way. */
+  port8883?: Port8883;
   /** Knobs of DPS. */
   dps?: DpsBehaviour;
   log?: (line: string) => void;
@@ -83,6 +86,7 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
     for (const [i, address] of hubAddresses.entries()) {
       hubs.push(await startHub({
         address, hostName: names?.hubs[i], stateDir: path.join(options.dir, `hub-${i + 1}`), tls, behaviour: options.hub, log: options.log, files,
+        ...(options.port8883 ? { port8883: options.port8883 } : {}),
       }));
     }
     const dps = await startDps({

@@ -11,7 +11,7 @@ import { DEFAULT_DPS_ADDRESS, DEFAULT_HUB_ADDRESSES, startCloud } from './cloud.
 import { parseBehaviour } from './hub/admin-api.js';
 
 const usage = 'usage: npm run --silent cloud -- --dir DIR [--dps-address 127.x.y.z] [--hub-address 127.x.y.z]... [--allocation hashed|static]'
-  + ' [--hub-behaviour JSON] [--disabled-enrollment status|unauthorized]';
+  + ' [--hub-behaviour JSON] [--disabled-enrollment status|unauthorized] [--port-8883 open|closed|silent]';
 
 function fail(message: string): never {
   process.stderr.write(`cloud: ${message}\n${usage}\n`);
@@ -28,6 +28,7 @@ try {
       allocation: { type: 'string' },
       'hub-behaviour': { type: 'string' },
       'disabled-enrollment': { type: 'string' },
+      'port-8883': { type: 'string' },
     },
   }));
 } catch (err) {
@@ -41,6 +42,8 @@ for (const address of [values['dps-address'], ...(values['hub-address'] ?? [])])
 if (values.allocation !== undefined && values.allocation !== 'hashed' && values.allocation !== 'static') fail('--allocation is hashed or static');
 const disabledEnrollment = values['disabled-enrollment'];
 if (disabledEnrollment !== undefined && disabledEnrollment !== 'status' && disabledEnrollment !== 'unauthorized') fail('--disabled-enrollment is status or unauthorized');
+const port8883 = values['port-8883'];
+if (port8883 !== undefined && port8883 !== 'open' && port8883 !== 'closed' && port8883 !== 'silent') fail('--port-8883 is open, closed or silent');
 let hubBehaviour;
 try {
   hubBehaviour = values['hub-behaviour'] === undefined ? undefined : parseBehaviour(JSON.parse(values['hub-behaviour']));
@@ -58,6 +61,7 @@ try {
     // Blob storage for device file uploads (support bundles): Azurite beside the first hub.
     storage: true,
     hub: hubBehaviour,
+    ...(port8883 ? { port8883 } : {}),
     dps: disabledEnrollment === undefined ? undefined : { disabledEnrollment },
     log: (line) => process.stderr.write(`[hub] ${line}\n`),
   });

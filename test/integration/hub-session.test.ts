@@ -14,7 +14,7 @@ import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
 
-describe('the hub session of a TPM device', () => {
+describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device over %s', (protocol) => {
   let stateDir: string;
   let hub: LocalHub;
   let dps: Dps;
@@ -52,8 +52,11 @@ describe('the hub session of a TPM device', () => {
     const session = new HubSession({ tpm, target: target(), ca, log, keepAliveSeconds: 5, onConnected: (_client, twin) => { twins.push(twin); } });
     try {
       const connects = hub.counters.connects;
-      await session.connect();
+      const overWebSockets = hub.webSocketConnections;
+      await session.connect({ protocol });
       expect(session.connected).toBe(true);
+      expect(session.protocol).toBe(protocol);
+      expect(hub.webSocketConnections - overWebSockets).toBe(protocol === 'mqtt-ws' ? 1 : 0);
       expect(session.deviceClient).toBeDefined();
       // One CONNECT per connect: the first token's event does not make the SDK connect again.
       await new Promise((r) => setTimeout(r, 500));
@@ -66,11 +69,11 @@ describe('the hub session of a TPM device', () => {
       expect(session.connected).toBe(false);
       await hub.core.updateTwin('board-21', { properties: { desired: { telemetryInterval: 42 } } }, undefined);
       // While the hub is down an attempt fails as unreachable, never as a refusal.
-      const down = await session.connect().catch((e: unknown) => e);
+      const down = await session.connect({ protocol }).catch((e: unknown) => e);
       expect(down).toBeInstanceOf(HubConnectError);
       expect((down as HubConnectError).kind).toBe('unreachable');
       await hub.startMqtt();
-      await session.connect();
+      await session.connect({ protocol });
       expect(twins.at(-1)?.properties.desired.telemetryInterval).toBe(42);
       expect(losses).toHaveLength(1);
       expect(lines.some((l) => l.includes('event=hub.disconnected'))).toBe(true);
@@ -83,7 +86,7 @@ describe('the hub session of a TPM device', () => {
     const session = new HubSession({ tpm, target: target(), ca, log });
     try {
       await hub.core.deleteDevice('board-21', undefined);
-      const err = await session.connect().catch((e: unknown) => e);
+      const err = await session.connect({ protocol }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(HubConnectError);
       expect((err as HubConnectError).kind).toBe('refused');
       expect(session.connected).toBe(false);

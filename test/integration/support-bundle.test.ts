@@ -89,7 +89,7 @@ describe('iot-agent support-bundle', () => {
     it('shows the daemon\'s health in status: protocol, last error, failures in a row, next retry, queue and clock offset', async () => {
       const result = await runCli(['--config', dc.files.configPath, 'status']);
       expect(result.code).toBe(0);
-      expect(result.stdout).toMatch(/^Hub protocol +MQTT over TLS \(port 8883\)$/m);
+      expect(result.stdout).toMatch(/^Hub protocol +MQTT over TLS \(port 8883\) \(auto: 8883 first\)$/m);
       expect(result.stdout).toMatch(/^Failures in a row +0$/m);
       expect(result.stdout).toMatch(/^Next retry +none pending$/m);
       expect(result.stdout).toMatch(/^Telemetry queue +\d+ waiting.*, 0 dropped$/m);
@@ -123,6 +123,7 @@ describe('iot-agent support-bundle', () => {
         `# token: SharedAccessSignature sr=hub.example%2Fdevices%2Fboard-bundle&sig=${encodeURIComponent(SAS_SIGNATURE)}&se=1900000000`,
         `# blob: https://acct.blob.core.windows.net/c/b?sv=2021-12-02&sr=b&sp=rw&sig=${SAS_SIGNATURE}`,
         `# proxy: http://operator:${PROXY_PASSWORD}@proxy.example:3128`,
+        'network:', `  proxy: "http://operator:${PROXY_PASSWORD}@127.0.0.1:3128"`,
         '# -----BEGIN PRIVATE KEY-----', `# ${PRIVATE_KEY_BODY}`, '# -----END PRIVATE KEY-----', '',
       ].join('\n'));
       // A record of a failed remote apply whose error quoted a connection string.
@@ -135,6 +136,10 @@ describe('iot-agent support-bundle', () => {
       expect((await dc.invoke('ping')).status).toBe(200); // a method call is logged at debug level
       const { unpacked } = await bundle(configPath, { https_proxy: `http://operator:${PROXY_PASSWORD}@127.0.0.1:3128`, HTTP_PROXY: `operator:${PROXY_PASSWORD}@127.0.0.1:3128` });
       expect(unpacked.files.get('config.yaml')).toContain('SharedAccessKey=[redacted]');
+      // network.proxy as the agent loaded it and as the file has it, and the proxy the network collector names.
+      expect(unpacked.json<{ loaded: { network: { proxy: string } } }>('config.json').loaded.network.proxy).toBe('http://[redacted]@127.0.0.1:3128');
+      expect(unpacked.files.get('config.yaml')).toContain('proxy: "http://[redacted]@127.0.0.1:3128"');
+      expect(unpacked.json<{ proxy: unknown }>('network/network.json').proxy).toEqual({ url: 'http://[redacted]@127.0.0.1:3128', source: 'network.proxy' });
       expect(unpacked.json<{ proxyEnvironment: Record<string, string> }>('network/network.json').proxyEnvironment)
         .toEqual({ https_proxy: 'http://[redacted]@127.0.0.1:3128', HTTP_PROXY: '[redacted]@127.0.0.1:3128' });
       expect(unpacked.files.get('daemon-log.txt')).toMatch(/level=debug event=command.result command=ping/);

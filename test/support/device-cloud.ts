@@ -51,6 +51,8 @@ export class DeviceCloud {
      * process that cannot be given a lookup (the verifier's service clients, say).
      */
     names?: boolean;
+    /** The agent config's network section, as YAML lines under `network:` (e.g. `  hubProtocol: mqtt-ws`). */
+    network?: string;
   }): Promise<DeviceCloud> {
     const dir = mkdtempSync(path.join(tmpdir(), `iot-agent-${options.deviceId}-`));
     const hardening = options.hardening ?? { netns: 'iotagent-test-nonexistent', root: path.join(dir, 'hardening-root'), confirm: '127.0.0.1:9' };
@@ -77,7 +79,8 @@ export class DeviceCloud {
     };
     const t = options.telemetry ?? {};
     appendFileSync(files.configPath, `telemetry:\n  intervalSeconds: ${t.intervalSeconds ?? 3600}\n  queueLimit: ${t.queueLimit ?? 10000}\n`
-      + (t.maxMessagesPerSecond ? `  maxMessagesPerSecond: ${t.maxMessagesPerSecond}\n` : ''));
+      + (t.maxMessagesPerSecond ? `  maxMessagesPerSecond: ${t.maxMessagesPerSecond}\n` : '')
+      + (options.network ? `network:\n${options.network.trimEnd()}\n` : ''));
     const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca, named ? lookupWith(hosts) : undefined);
     return new DeviceCloud(dir, cloud, swtpm, options.deviceId, files, service);
   }

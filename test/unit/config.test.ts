@@ -65,6 +65,7 @@ describe('config file', () => {
       },
       tpm: { transport: 'swtpm:host=127.0.0.1,port=2321' },
       tls: { extraCaFile: '/etc/iot-agent/ca.pem' },
+      network: { proxy: undefined, noProxy: undefined, hubProtocol: 'auto' },
       stateDir: '/tmp/state',
       runtimeDir: '/tmp/run',
       log: { level: 'debug' },
@@ -77,7 +78,7 @@ describe('config file', () => {
   it.each([
     ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision, minReprovisionSeconds, hubUnreachableSeconds, slowRetryHours'],
     ['statedir: /x', 'statedir: unknown key (did you mean stateDir?)'],
-    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log, hardening, attestation, telemetry'],
+    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, network, stateDir, runtimeDir, log, hardening, attestation, telemetry'],
     ['provisioning:\n  reprovision: sometimes', 'provisioning.reprovision: "sometimes" is not valid: expected one of onErrorOnly, alwaysOnStartup, never'],
     ['provisioning:\n  idScope: 12', 'provisioning.idScope: 12 is not valid: expected an ID scope'],
     ['provisioning:\n  idScope: "0ne 1"', 'provisioning.idScope: "0ne 1" is not valid'],
@@ -120,6 +121,43 @@ describe('config file', () => {
     ['log:\n  level: info\nlog:\n  level: debug', 'is not valid YAML: Map keys must be unique'],
     ['stateDir: ' + 'x'.repeat(200), `stateDir: "${'x'.repeat(56)}... is not valid`],
   ])('rejects %j naming key, value and expectation on one line', (text, message) => {
+    expect(errorOf(text).message).toContain(message);
+  });
+
+  it('reads the network section: proxy, noProxy as a list or a string, hubProtocol', () => {
+    expect(DEFAULTS.network).toEqual({ proxy: undefined, noProxy: undefined, hubProtocol: 'auto' });
+    expect(parseConfig('network:\n  proxy: "http://board:S3cret@proxy.acme.example:3128"\n  noProxy: [.acme.example, 10.0.0.0/8]\n  hubProtocol: mqtt-ws', 'x').network)
+      .toEqual({ proxy: 'http://board:S3cret@proxy.acme.example:3128', noProxy: ['.acme.example', '10.0.0.0/8'], hubProtocol: 'mqtt-ws' });
+    expect(parseConfig('network:\n  noProxy: "a.example, b.example"', 'x').network.noProxy).toEqual(['a.example', 'b.example']);
+    expect(parseConfig('network:\n  noProxy: []', 'x').network.noProxy).toEqual([]);
+  });
+
+  it.each([
+    ['network:\n  proxy: "https://u:S3cret@proxy:3128"', 'network.proxy: the scheme must be http://'],
+    ['network:\n  proxy: "http://u:S3cret@proxy"', 'network.proxy: the proxy port is missing; expected http://[user:password@]host:port'],
+    ['network:\n  proxy: "http://u:S3cret@proxy:3128/x"', 'network.proxy: a proxy URL has no path'],
+    ['network:\n  proxy: "u:S3cret@proxy:3128"', 'network.proxy: '],
+    ['network:\n  proxy: 3128', 'network.proxy: a number is not valid: expected a URL'],
+    ['network:\n  proxy: {url: "http://u:S3cret@p:1"}', 'network.proxy: a object is not valid'],
+    ['network:\n  proxy: ["http://u:S3cret@p:1"]', 'network.proxy: a list is not valid'],
+  ])('refuses network.proxy %j without repeating its password', (text, message) => {
+    const err = errorOf(text);
+    expect(err.message).toContain(message);
+    expect(err.message).not.toContain('S3cret');
+  });
+
+  it.each([
+    ['network:\n  noProxy: [a.example, "b c"]', 'network.noProxy[1]: "b c" is not valid; expected a host name'],
+    ['network:\n  noProxy: [10.0.0.0/40]', 'network.noProxy[0]: "10.0.0.0/40" is not a valid CIDR'],
+    ['network:\n  noProxy: [42]', 'network.noProxy[0]: 42 is not valid'],
+    ['network:\n  noProxy: {a: 1}', 'network.noProxy: {"a":1} is not valid: expected a list'],
+    [`network:\n  noProxy: [${Array.from({ length: 65 }, (_, i) => `h${i}.example`).join(', ')}]`, 'expected a list of at most 64'],
+    ['network:\n  hubProtocol: websocket', 'network.hubProtocol: "websocket" is not valid: expected one of auto, mqtt, mqtt-ws'],
+    ['network:\n  hubProtocol: true', 'network.hubProtocol: true is not valid'],
+    ['network:\n  proxyUrl: http://p:1', 'network.proxyUrl: unknown key; expected one of proxy, noProxy, hubProtocol'],
+    ['network:\n  hubprotocol: mqtt', 'network.hubprotocol: unknown key (did you mean network.hubProtocol?)'],
+    ['network: http://p:1', 'network: "http://p:1" is not valid: expected a mapping'],
+  ])('refuses %j', (text, message) => {
     expect(errorOf(text).message).toContain(message);
   });
 

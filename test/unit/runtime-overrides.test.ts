@@ -19,6 +19,7 @@ describe('runtime overrides from the environment', () => {
     expect(parseTestTimings('tokenLifetime=8')).toEqual({ tokenLifetimeSeconds: 8, tokenRenewalMarginSeconds: 2 });
     expect(parseTestTimings('backoff=fast,backoff=default').backoff).toBeUndefined();
     expect(parseTestTimings(' , ')).toEqual({});
+    expect(parseTestTimings('hubProbe=3')).toEqual({ hubProbeSeconds: 3 });
   });
 
   it.each([
@@ -29,6 +30,7 @@ describe('runtime overrides from the environment', () => {
     ['keepAlive=1.5', 'keepAlive=1.5'],
     ['keepAlive=-1', 'keepAlive=-1'],
     ['spread=9999999', 'spread=9999999'],
+    ['hubProbe=0', 'hubProbe=0: expected whole seconds from 1 to 600'],
     ['backoff=slow', 'backoff=slow: expected backoff=fast or backoff=default'],
     ['tokenLifetime=4,renewalMargin=4', 'renewalMargin must be below tokenLifetime'],
     ['colour=blue', '"colour=blue": expected one of'],

@@ -1,6 +1,7 @@
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { listenerTlsOptions } from '../tls.js';
 import { c2dExpired } from './c2d.js';
 import type { Admission } from './d2c-throttle.js';
@@ -8,7 +9,8 @@ import { mayDeliverTo, mayDeviceSubscribe, parseDevicePublish, TopicError, type 
 import type { DeviceAuthResult } from './device-auth.js';
 
 /**
- * The MQTT side of the hub: an aedes broker behind a TLS listener on 8883. It owns
+ * The MQTT side of the hub: an aedes broker behind a TLS listener on 8883 and behind the
+ * WebSocket endpoint on 443 (hub.ts hands each WebSocket over as a stream). It owns
  * the wire (sessions, QoS, persistent subscriptions) and IoT Hub's access rules;
  * what requests mean is the hub's business, handed over through `onRequest`.
  */
@@ -45,6 +47,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class HubBroker {
   private server: tls.Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** MQTT over WebSockets: the same broker, auth and topics, another way in. */
+  private readonly webSockets = new Set<Duplex>();
   private readonly online = new Map<string, Client>();
   /** Per client id, as IoT Hub keeps them across reconnects with clean=false. */
   private readonly subscriptions = new Map<string, Set<string>>();
@@ -205,7 +209,19 @@ export class HubBroker {
     this.server = server;
   }
 
-  /** Stops accepting and drops every device connection (sessions stay, as on a hub outage). */
+  /** One device connection over WebSockets (its stream of MQTT bytes). */
+  handleWebSocket(stream: Duplex): void {
+    this.webSockets.add(stream);
+    stream.once('close', () => this.webSockets.delete(stream));
+    this.aedes.handle(stream);
+  }
+
+  /** Drops the device connections over WebSockets. */
+  dropWebSockets(): void {
+    for (const stream of this.webSockets) stream.destroy();
+  }
+
+  /** Stops accepting on 8883 and drops the connections that came that way (sessions stay, as on a hub outage). */
   async closeListener(): Promise<void> {
     const server = this.server;
     if (!server) return;
@@ -253,6 +269,7 @@ export class HubBroker {
 
   async close(): Promise<void> {
     await this.closeListener();
+    this.dropWebSockets();
     for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));

@@ -8,6 +8,7 @@ import { D2cLog, type D2cMessage } from './d2c-log.js';
 import { D2cThrottle, type D2cLimits } from './d2c-throttle.js';
 import { handleDeviceRequest, type DeviceRequestContext } from './device-requests.js';
 import { HubFaults } from './faults.js';
+import { SilentListener, type Port8883 } from './silent-listener.js';
 import { errors, HubError } from './hub-error.js';
 import type { IdentityChange } from './identity-update.js';
 import { MethodTimeoutError, PendingMethods } from './methods.js';
@@ -287,19 +288,58 @@ export class HubCore {
 
   /** Where the MQTT listener goes; set by startHub before the first startMqtt(). */
   mqttEndpoint: { host: string; port: number; credentials: { key: string; cert: string } } | undefined;
+  /** 8883 as a network between device and hub leaves it: open, closed (refused) or silent (a firewall that drops). */
+  private port8883: Port8883 = 'open';
+  private readonly silent = new SilentListener();
+  private down = false;
+
+  /** Whether MQTT over WebSockets on 443 is served now (not while the hub is down). */
+  get webSocketsUp(): boolean {
+    return !this.down;
+  }
 
   async startMqtt(): Promise<void> {
     if (!this.mqttEndpoint) throw errors.unavailable('MQTT endpoint not configured');
-    const { host, port, credentials } = this.mqttEndpoint;
-    await this.broker.listen(host, port, credentials, this.hostName);
+    this.down = false;
+    await this.apply8883();
   }
 
-  /** "The hub is down": no new connections, current ones dropped; sessions and state stay. */
+  /** "The hub is down": no new connections on 8883 or WebSockets, current ones dropped; sessions and state stay. */
   async stopMqtt(): Promise<void> {
+    this.down = true;
+    this.broker.dropWebSockets();
     await this.broker.closeListener();
   }
 
+  /** Closes, silences or opens 8883 alone: WebSockets on 443 go on as they are. */
+  async set8883(mode: Port8883): Promise<void> {
+    this.port8883 = mode;
+    if (!this.down) await this.apply8883();
+  }
+
+  get mode8883(): Port8883 {
+    return this.port8883;
+  }
+
+  /** TCP connections the silent 8883 took (and never answered). */
+  get silentConnections(): number {
+    return this.silent.accepted;
+  }
+
+  private async apply8883(): Promise<void> {
+    const { host, port, credentials } = this.mqttEndpoint!;
+    if (this.port8883 === 'open') {
+      await this.silent.close();
+      await this.broker.listen(host, port, credentials, this.hostName);
+      return;
+    }
+    await this.broker.closeListener();
+    if (this.port8883 === 'silent') await this.silent.listen(host, port);
+    else await this.silent.close();
+  }
+
   async close(): Promise<void> {
+    await this.silent.close();
     this.methods.cancelAll();
     this.d2cThrottle.close();
     await this.broker.close();
