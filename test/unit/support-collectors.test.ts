@@ -212,7 +212,7 @@ describe('the bundle archive', () => {
   it('says it cannot write the archive when the folder cannot be packed', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'out.tar.gz');
-    const err = await writeArchive(dir, 'no-such-folder', file).catch((e: unknown) => e as AgentError);
+    const err = (await writeArchive(dir, 'no-such-folder', file).catch((e: unknown) => e)) as AgentError;
     expect(err).toBeInstanceOf(AgentError);
     expect(err.message).toBe(`cannot write ${file}`);
     expect(err.cause).toBeDefined();
