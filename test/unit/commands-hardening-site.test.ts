@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hardeningSiteFromEnv, PRODUCTION_SITE } from '../../agent/commands/hardening-access.js';
+import { neededEndpoints } from '../../agent/commands/needed-endpoints.js';
+import { DEFAULTS } from '../../agent/config.js';
 
 describe('where the hardening commands apply profiles', () => {
   it('is the real root and namespace in production, confirming against the hub and DPS of the moment', () => {
@@ -45,6 +47,13 @@ describe('where the hardening commands apply profiles', () => {
 
   it('refuses a confirm target that is not host:port', () => {
     expect(() => hardeningSiteFromEnv({ IOT_AGENT_HARDENING_TEST: 'netns=x,root=/tmp/r,confirm=10.0.0.2' })).toThrow();
+  });
+
+  it('confirms against DPS alone until a hub is assigned, then against the hub first', () => {
+    expect(neededEndpoints(DEFAULTS, undefined)).toEqual([{ host: 'global.azure-devices-provisioning.net', port: 443 }]);
+    expect(neededEndpoints(DEFAULTS, { assignedHub: 'hub-2.azure-devices.net' })).toEqual([
+      { host: 'hub-2.azure-devices.net', port: 8883 }, { host: 'global.azure-devices-provisioning.net', port: 443 },
+    ]);
   });
 });
 
