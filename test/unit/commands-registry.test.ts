@@ -118,6 +118,17 @@ describe('the command registry', () => {
     } });
   });
 
+  it('keeps an exclusive command\'s slot held when other slow work that is not exclusive ends', async () => {
+    const results: CommandResult[] = [];
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise(() => undefined), status: async () => ({}) } }), (r) => results.push(r));
+    expect((await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'method' })).status).toBe(202);
+    const upload = await registry.execute('uploadSupportBundle', {}, { via: 'method' });
+    expect((await upload.final).status).toBe(200);
+    expect(registry.busyWith()).toBe('applyHardening');
+    expect((await registry.dispatch('reprovision', {}, { via: 'c2d', id: 'r-1' })).status).toBe(409);
+    expect(results.at(-1)).toMatchObject({ command: 'reprovision', id: 'r-1', phase: 'done', status: 409 });
+  });
+
   it('frees the exclusive slot when a quick exclusive command has answered, and when it failed', async () => {
     let restarts = 0;
     const registry = new CommandRegistry(context({ requestRestart: () => { restarts++; if (restarts === 2) throw new Error('stop failed'); } }));

@@ -66,7 +66,7 @@ describe('command argument schemas', () => {
   });
 
   it.each([
-    [null, 'null'], [[1], 'an array'], [7, 'the number 7'], [-0.5, 'the number -0.5'], [1 / 3, 'the number 0.3333333333333333'],
+    [null, 'null'], [[1], 'an array'], [7, 'the number 7'], [-0.5, 'the number -0.5'], [1 / 3, 'the number 0.3333333333333333'], [-0.0000012345678901234567, 'the number -0.000001234567890123456'],
     ['abc', 'a string of 3 characters'], [{ a: 1 }, 'an object'], [true, 'a boolean'], [undefined, 'a undefined'],
   ])('describes %j as %s when echoing what it got', (value, words) => {
     expect(kindOf(value)).toBe(words);
