@@ -8,6 +8,7 @@ import { writeArchive } from '../../agent/support/archive.js';
 import { execBounded } from '../../agent/support/bounded-exec.js';
 import { daemonLogCollector, journalCollector, MAX_JOURNAL_BYTES } from '../../agent/support/collect-logs.js';
 import { NotAvailable, runCollector, type Collector } from '../../agent/support/collector.js';
+import { keysFromDefaults } from '../../agent/support/config-keys.js';
 import { MAX_SINCE_SECONDS, parseSince } from '../../agent/support/since.js';
 import type { BundleSources } from '../../agent/support/sources.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
@@ -44,6 +45,30 @@ describe('--since durations', () => {
   it('hints at the form and the limit', () => {
     expect(() => parseSince('soon')).toThrow(expect.objectContaining({ hint: 'a duration such as 24h, 90m, 2d or 1h30m (s, m, h, d), at most 31d' }));
     expect(() => parseSince('99d')).toThrow(expect.objectContaining({ hint: 'a duration such as 24h, 90m, 2d or 1h30m (s, m, h, d), at most 31d', exitCode: 2 }));
+  });
+});
+
+describe('config keys left to the defaults', () => {
+  it('are every key of the config when there is no file, in the config\'s order', () => {
+    expect(keysFromDefaults(undefined)).toEqual([
+      'provisioning.idScope', 'provisioning.globalEndpoint', 'provisioning.registrationId', 'provisioning.reprovision', 'provisioning.minReprovisionSeconds',
+      'provisioning.hubUnreachableSeconds', 'provisioning.slowRetryHours', 'tpm.transport', 'tls.extraCaFile', 'stateDir', 'runtimeDir', 'log.level',
+      'hardening.bootGraceSeconds', 'attestation.pcr', 'telemetry.intervalSeconds', 'telemetry.queueLimit', 'telemetry.maxMessagesPerSecond',
+    ]);
+  });
+
+  it('include a key the file sets to nothing, and every key of a section that is not a mapping', () => {
+    const keys = keysFromDefaults('stateDir:\nruntimeDir: /run/x\nlog: debug\ntelemetry:\n  intervalSeconds: 30\n  queueLimit: ~\n');
+    expect(keys).toContain('stateDir');
+    expect(keys).not.toContain('runtimeDir');
+    expect(keys).toContain('log.level');
+    expect(keys).not.toContain('telemetry.intervalSeconds');
+    expect(keys).toContain('telemetry.queueLimit');
+    expect(keys).toContain('telemetry.maxMessagesPerSecond');
+  });
+
+  it('leave out a key set to false or zero', () => {
+    expect(keysFromDefaults('hardening:\n  bootGraceSeconds: 0\n')).not.toContain('hardening.bootGraceSeconds');
   });
 });
 
