@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { AgentError, ExitCode } from '../../agent/errors.js';
 import { base32Lower, checkRegistrationId, registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 
 /** The encoder the Azure SDK uses, as an independent reference. */
@@ -38,5 +39,20 @@ describe('registration id', () => {
     'a'.repeat(129), 'ümlaut', 'semi;colon'];
   it.each(invalid)('rejects the configured id %j (no special character at the start or the end)', (id) => {
     expect(() => checkRegistrationId(id)).toThrow(/invalid registration id/);
+  });
+
+  it('says what a registration id may hold, as a usage error', () => {
+    let error: unknown;
+    try {
+      checkRegistrationId('Board 7');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(AgentError);
+    expect(error).toMatchObject({
+      message: 'invalid registration id "Board 7"',
+      hint: "use 1 to 128 characters of a-z, 0-9, '-', '.', '_', ':', starting and ending with a letter or digit",
+      exitCode: ExitCode.usage,
+    });
   });
 });
