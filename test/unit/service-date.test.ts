@@ -20,7 +20,7 @@ function credentials(): Promise<ServerCredentials> {
   return certificates.then((c) => c.credentials);
 }
 
-interface Seen { method: string | undefined; userAgent: string | undefined; servername: string | false | undefined }
+interface Seen { method: string | undefined; userAgent: string | undefined; servername: string | false | null | undefined }
 
 const servers: https.Server[] = [];
 /** A loopback HTTPS server that answers every request with `status` and the service's Date, or never answers. */
