@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CLOCK_NOT_BEFORE } from '../../agent/time/clock-bounds.js';
 import { CORRECTION_THRESHOLD_MS, JUMP_THRESHOLD_MS, offsetFromDate, ServiceClock } from '../../agent/time/service-clock.js';
 import { parseHttpDate } from '../../agent/time/http-date.js';
@@ -182,22 +182,49 @@ describe('service clock: jumps', () => {
     expect(clock.checkForJump()).toBeUndefined();
   });
 
-  it('watches for jumps on a timer from the moment it starts, until stopped', async () => {
-    const { clock, c } = clockAt(T0);
-    const jumps: number[] = [];
-    clock.on('jumped', (ms) => jumps.push(ms));
-    c.wall += 3_600_000; // before watching: not a jump it reports
-    const stop = clock.watch(5);
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(jumps).toEqual([]);
-    c.wall += 60_000;
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(jumps).toEqual([60_000]);
-    stop();
-    c.wall += 60_000;
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(jumps).toEqual([60_000]);
+  it('watches for jumps on a timer from the moment it starts, until stopped', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const { clock, c } = clockAt(T0);
+      const jumps: number[] = [];
+      clock.on('jumped', (ms) => jumps.push(ms));
+      c.wall += 3_600_000; // before watching: not a jump it reports
+      const stop = clock.watch(1_000);
+      vi.advanceTimersByTime(1_000);
+      expect(jumps).toEqual([]);
+      c.wall += 60_000;
+      vi.advanceTimersByTime(999);
+      expect(jumps).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(jumps).toEqual([60_000]);
+      stop();
+      c.wall += 60_000;
+      vi.advanceTimersByTime(5_000);
+      expect(jumps).toEqual([60_000]);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
+
+  it('checks every five seconds unless told otherwise', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const { clock, c } = clockAt(T0);
+      const jumps: number[] = [];
+      clock.on('jumped', (ms) => jumps.push(ms));
+      const stop = clock.watch();
+      c.wall += 60_000;
+      vi.advanceTimersByTime(4_999);
+      expect(jumps).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(jumps).toEqual([60_000]);
+      stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
 });
 
 describe('HTTP dates', () => {

@@ -1,6 +1,7 @@
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SocketExchange } from '../../agent/tpm/socket-exchange.js';
+import { freePort } from '../support/ports.js';
 
 const servers: net.Server[] = [];
 const sockets: net.Socket[] = [];
@@ -17,15 +18,6 @@ async function server(onData: (socket: net.Socket, chunk: Buffer) => void): Prom
   servers.push(s);
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
   return { port: (s.address() as AddressInfo).port, connections: () => connections };
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
 }
 
 function after(ms: number): Promise<void> {
@@ -55,8 +47,8 @@ describe('a request/reply TCP exchange', () => {
   it('collects a reply that arrives in pieces until the caller says it is whole', async () => {
     const { port } = await server((socket) => {
       socket.write('ab');
-      setTimeout(() => socket.write('cd'), 20);
-      setTimeout(() => socket.write('ef'), 40);
+      setTimeout(() => socket.write('cd'), 30);
+      setTimeout(() => socket.write('ef'), 60);
     });
     const exchange = new SocketExchange('127.0.0.1', port, 'test peer');
     const seen: string[] = [];
@@ -65,7 +57,9 @@ describe('a request/reply TCP exchange', () => {
       return received.length >= 6;
     });
     expect(reply.toString()).toBe('abcdef');
-    expect(seen).toEqual(['ab', 'abcd', 'abcdef']);
+    // Each look is at everything received so far (pieces may merge on a loaded machine).
+    expect(seen.at(-1)).toBe('abcdef');
+    expect(seen.every((s, i) => 'abcdef'.startsWith(s) && (i === 0 || s.length > seen[i - 1]!.length))).toBe(true);
     exchange.reset();
   });
 
@@ -105,7 +99,7 @@ describe('a request/reply TCP exchange', () => {
   });
 
   it('fails with the connection error when nothing listens, and raises no unhandled error', async () => {
-    const exchange = new SocketExchange('127.0.0.1', await closedPort(), 'test peer');
+    const exchange = new SocketExchange('127.0.0.1', await freePort(), 'test peer');
     await expect(exchange.request(Buffer.from('?'), bytes(1))).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     expect(exchange.connected).toBe(false);
   });
