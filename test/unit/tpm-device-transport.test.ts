@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -76,5 +76,15 @@ describe('the TPM character device transport', () => {
     pipeAt(file);
     expect(await transport.transmit(message(10))).toEqual(message(10));
     await transport.close();
+  });
+
+  it('closes the descriptor of a failed command: a device that keeps failing does not use up descriptors', async () => {
+    const file = path.join(scratch(), 'tpmrm0');
+    writeFileSync(file, '');
+    const transport = new DeviceTransport(file, { commandTimeoutMs: 5_000 });
+    const before = readdirSync('/proc/self/fd').length;
+    for (let i = 0; i < 40; i++) await failure(transport.transmit(message(10)));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // fs.close completes on the thread pool
+    expect(readdirSync('/proc/self/fd').length - before).toBeLessThan(10);
   });
 });

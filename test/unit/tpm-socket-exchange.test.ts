@@ -107,7 +107,7 @@ describe('a request/reply TCP exchange', () => {
   it('fails the request in flight when the connection breaks', async () => {
     const { port } = await server((socket) => socket.resetAndDestroy());
     const exchange = new SocketExchange('127.0.0.1', port, 'test peer');
-    await expect(exchange.request(Buffer.from('?'), bytes(1))).rejects.toThrow(/ECONNRESET|closed the connection/);
+    await expect(exchange.request(Buffer.from('?'), bytes(1))).rejects.toMatchObject({ code: 'ECONNRESET' });
     expect(exchange.connected).toBe(false);
   });
 });
