@@ -2,15 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { exitCodeFor, formatHuman, formatJson, summarize } from '../../agent/check/report.js';
 import { fail, pass, warn, type CheckResult } from '../../agent/check/result.js';
 
-const results: CheckResult[] = [
-  pass('tpm', 'TPM reachable (swtpm:host=127.0.0.1,port=2321): EK present at 0x81010001'),
-  warn('identity', 'no identity key at 0x81000100: not provisioned yet', 'run `iot-agent provision`'),
-  fail('dps-tls', 'DPS a:443: connection refused', 'check the firewall'),
-];
+/** A pass, a warning with a hint and a failure with a hint, as a run of checks returns them. */
+function sample(): CheckResult[] {
+  return [
+    pass('tpm', 'TPM reachable (swtpm:host=127.0.0.1,port=2321): EK present at 0x81010001'),
+    warn('identity', 'no identity key at 0x81000100: not provisioned yet', 'run `iot-agent provision`'),
+    fail('dps-tls', 'DPS a:443: connection refused', 'check the firewall'),
+  ];
+}
 
 describe('check: report', () => {
   it('prints one aligned line per check with its hint, then a summary', () => {
-    expect(formatHuman(results)).toBe([
+    expect(formatHuman(sample())).toBe([
       'PASS  tpm        TPM reachable (swtpm:host=127.0.0.1,port=2321): EK present at 0x81010001',
       'WARN  identity   no identity key at 0x81000100: not provisioned yet  hint: run `iot-agent provision`',
       'FAIL  dps-tls    DPS a:443: connection refused  hint: check the firewall',
@@ -24,6 +27,7 @@ describe('check: report', () => {
   });
 
   it('prints exactly one JSON object with id, status, message and hint only where there is one', () => {
+    const results = sample();
     const text = formatJson(results);
     expect(text.endsWith('}\n')).toBe(true);
     expect(text.trimEnd().split('\n')).toHaveLength(1);
@@ -34,11 +38,12 @@ describe('check: report', () => {
   });
 
   it('exits 0 with warnings only and 1 when anything fails', () => {
+    const results = sample();
     expect(exitCodeFor(results.slice(0, 2))).toBe(0);
     expect(exitCodeFor(results)).toBe(1);
   });
 
   it('says all good when everything passes', () => {
-    expect(summarize([results[0]!])).toBe('1 checks: 1 passed, 0 warned, 0 failed: all good');
+    expect(summarize([sample()[0]!])).toBe('1 checks: 1 passed, 0 warned, 0 failed: all good');
   });
 });

@@ -3,48 +3,54 @@ import { describeAssignment, describeStateDir } from '../../agent/check/state-ch
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import type { Assignment } from '../../agent/state/assignment-store.js';
 
-const config: AgentConfig = {
-  ...structuredClone(DEFAULTS),
-  provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0012ABCD' },
-  stateDir: '/var/lib/iot-agent',
-};
-const assignment: Assignment = {
-  assignedHub: 'hub-a.azure-devices.net',
-  deviceId: 'board-17',
-  registrationId: 'board-17',
-  idScope: '0ne0012ABCD',
-  globalEndpoint: DEFAULTS.provisioning.globalEndpoint,
-  assignedAt: '2026-11-26T02:30:00.000Z',
-  identityKeyHandle: 0x81000100,
-};
+/** A config for ID scope 0ne0012ABCD at the default DPS, with the default state directory. */
+function configured(reprovision: AgentConfig['provisioning']['reprovision'] = 'onErrorOnly'): AgentConfig {
+  return {
+    ...structuredClone(DEFAULTS),
+    provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0012ABCD', reprovision },
+    stateDir: '/var/lib/iot-agent',
+  };
+}
+
+/** What DPS assigned for that config. */
+function assigned(): Assignment {
+  return {
+    assignedHub: 'hub-a.azure-devices.net',
+    deviceId: 'board-17',
+    registrationId: 'board-17',
+    idScope: '0ne0012ABCD',
+    globalEndpoint: DEFAULTS.provisioning.globalEndpoint,
+    assignedAt: '2026-11-26T02:30:00.000Z',
+    identityKeyHandle: 0x81000100,
+  };
+}
 
 describe('check: cached assignment', () => {
   it('passes a valid assignment, naming hub and device', () => {
-    const result = describeAssignment({ status: 'valid', assignment }, config);
+    const result = describeAssignment({ status: 'valid', assignment: assigned() }, configured());
     expect(result).toMatchObject({ id: 'state', status: 'pass' });
     expect(result.message).toBe('provisioned: hub hub-a.azure-devices.net, device board-17 (assigned 2026-11-26T02:30:00.000Z)');
   });
 
   it('warns when the device is not provisioned', () => {
-    const result = describeAssignment({ status: 'absent' }, config);
+    const result = describeAssignment({ status: 'absent' }, configured());
     expect(result.status).toBe('warn');
     expect(result.message).toBe('no cached assignment at /var/lib/iot-agent/assignment.json: not provisioned');
   });
 
   it('fails a corrupt file with the reason and says the agent will re-provision', () => {
-    const result = describeAssignment({ status: 'invalid', reason: 'the file is not valid JSON (truncated or corrupt)' }, config);
+    const result = describeAssignment({ status: 'invalid', reason: 'the file is not valid JSON (truncated or corrupt)' }, configured());
     expect(result.status).toBe('fail');
     expect(result.message).toBe('/var/lib/iot-agent/assignment.json is not usable: the file is not valid JSON (truncated or corrupt)');
     expect(result.hint).toContain('re-provisions');
   });
 
   it('tells how to recover when the agent is set never to re-provision', () => {
-    const never: AgentConfig = { ...config, provisioning: { ...config.provisioning, reprovision: 'never' } };
-    expect(describeAssignment({ status: 'invalid', reason: 'x' }, never).hint).toContain('remove the file');
+    expect(describeAssignment({ status: 'invalid', reason: 'x' }, configured('never')).hint).toContain('remove the file');
   });
 
   it('warns when the assignment came from another DPS than the configured one', () => {
-    const other = describeAssignment({ status: 'valid', assignment: { ...assignment, idScope: '0ne00FFFFFF' } }, config);
+    const other = describeAssignment({ status: 'valid', assignment: { ...assigned(), idScope: '0ne00FFFFFF' } }, configured());
     expect(other.status).toBe('warn');
     expect(other.message).toContain('came from ID scope 0ne00FFFFFF');
   });

@@ -2,13 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { checkTpm, describeReport } from '../../agent/check/tpm-check.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 
-// A TPM2B_PUBLIC: its registration id is base32(SHA-256(bytes)).
-const EK = Buffer.from('0006000b00000000', 'hex').toString('base64');
+/** A TPM2B_PUBLIC, base64: its registration id is base32(SHA-256(bytes)). */
+const ekBase64 = () => Buffer.from('0006000b00000000', 'hex').toString('base64');
 const facts = { ok: true as const, value: { manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SW TPM', firmwareVersion: '1.2.3.4', specLevel: '2.0', family: '2.0', revision: '1.64' } };
 const report = (overrides: Partial<TpmReport> = {}): TpmReport => ({
   transport: 'swtpm:host=127.0.0.1,port=2321',
-  endorsementKey: { ok: true, value: EK },
-  storageRootKey: { ok: true, value: EK },
+  endorsementKey: { ok: true, value: ekBase64() },
+  storageRootKey: { ok: true, value: ekBase64() },
   identityKey: { ok: true, value: { type: 'KEYEDHASH' } },
   facts,
   ...overrides,

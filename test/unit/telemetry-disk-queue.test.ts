@@ -7,8 +7,8 @@ import { DiskQueue, inspectQueue, queueFacts, SEGMENT_MESSAGES } from '../../age
 
 describe('the disk-backed D2C queue', () => {
   let dir: string;
+  let log: Logger;
   const lines: string[] = [];
-  const log = new Logger({ write: (l) => lines.push(l) });
   const opened: DiskQueue[] = [];
   /** Opens without closing the previous one: what a restart after kill -9 sees. */
   const open = async (limit: number) => {
@@ -16,7 +16,11 @@ describe('the disk-backed D2C queue', () => {
     opened.push(queue);
     return queue;
   };
-  beforeEach(() => { dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-queue-')); lines.length = 0; });
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-queue-'));
+    lines.length = 0;
+    log = new Logger({ write: (l) => lines.push(l) });
+  });
   afterEach(async () => {
     for (const queue of opened.splice(0)) await queue.close().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
