@@ -2,8 +2,9 @@ import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
+import tls, { rootCertificates } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { checkEndpoint } from '../../agent/check/endpoint-check.js';
 import { probeTls, type TlsTarget } from '../../agent/check/tls-probe.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 
@@ -113,5 +114,35 @@ describe('check: the TLS probe against a real handshake', () => {
   it('refuses a server that does not speak TLS', async () => {
     const port = await listen(net.createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')));
     expect(await probeTls(target({ port }))).toMatchObject({ ok: false, code: 'ERR_SSL_WRONG_VERSION_NUMBER', phase: 'tls' });
+  });
+});
+
+describe('check: one endpoint, resolved and then shaken hands with', () => {
+  const endpoint = (port: number, host = 'localhost') => ({ dnsId: 'hub-dns', tlsId: 'hub-tls', role: 'hub', host, port, origin: 'the cached assignment' } as const);
+
+  it('resolves a name from /etc/hosts and passes both checks against a trusted server', async () => {
+    const { ca } = await credentials();
+    const { port } = await tlsServer();
+    const [dns, handshake] = await checkEndpoint(endpoint(port), { ok: true, ca: [ca], extraCaFile: '/etc/iot-agent/ca.pem' }, 5_000);
+    expect(dns).toEqual({ id: 'hub-dns', status: 'pass', message: expect.stringMatching(/^hub localhost resolves to 127\.0\.0\.1/) });
+    expect(handshake).toMatchObject({ id: 'hub-tls', status: 'pass', message: expect.stringContaining(`TLS handshake with hub localhost:${port} (127.0.0.1:${port}, TLSv1.3)`) });
+  });
+
+  it('names the extra CA file when the server is not trusted', async () => {
+    const { port } = await tlsServer();
+    const [, handshake] = await checkEndpoint(endpoint(port), { ok: true, ca: [...rootCertificates], extraCaFile: '/etc/iot-agent/ca.pem' }, 5_000);
+    expect(handshake).toMatchObject({ status: 'fail', message: expect.stringContaining('nor tls.extraCaFile (/etc/iot-agent/ca.pem)') });
+  });
+
+  it('does not try TLS when the name does not resolve, and says which check to fix first', async () => {
+    const [dns, handshake] = await checkEndpoint(endpoint(8883, ''), { ok: true, ca: undefined, extraCaFile: undefined }, 5_000);
+    expect(dns).toMatchObject({ status: 'fail', message: 'hub  does not resolve (ENODATA): no such name' });
+    expect(handshake).toEqual({ id: 'hub-tls', status: 'fail', message: 'not tried: hub  does not resolve (see hub-dns)', hint: 'fix hub-dns first' });
+  });
+
+  it('does not try TLS with an unusable CA file, and passes on its problem and hint', async () => {
+    const [dns, handshake] = await checkEndpoint(endpoint(8883, '127.0.0.1'), { ok: false, problem: 'tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' }, 5_000);
+    expect(dns.status).toBe('pass');
+    expect(handshake).toEqual({ id: 'hub-tls', status: 'fail', message: 'not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
   });
 });
