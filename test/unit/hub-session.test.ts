@@ -1,0 +1,39 @@
+import common from 'azure-iot-common';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_KEEPALIVE_SECONDS, DEFAULT_TOKEN_LIFETIME_SECONDS, DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, HubConnectError, isRefusal,
+} from '../../agent/hub/session.js';
+
+describe('the hub session: refusals and defaults', () => {
+  it.each([
+    'Connection refused: Not authorized',
+    'Connection refused: Bad username or password',
+    'Connection refused: Identifier rejected',
+  ])('counts the broker\'s %j as a refusal, wherever it sits in the cause chain', (reason) => {
+    expect(isRefusal(new Error(reason))).toBe(true);
+    expect(isRefusal(new Error('Not authorized', { cause: new Error(reason) }))).toBe(true);
+  });
+
+  it('counts an unknown device as a refusal', () => {
+    expect(isRefusal(new common.errors.DeviceNotFoundError('gone'))).toBe(true);
+  });
+
+  it('does not count the SDK\'s blanket "Not authorized", a refused TCP connection or a server that is unavailable', () => {
+    expect(isRefusal(new common.errors.UnauthorizedError('Not authorized', { cause: new Error('connect ECONNREFUSED 127.0.0.1:8883') } as never))).toBe(false);
+    expect(isRefusal(new Error('Connection refused: Server unavailable'))).toBe(false);
+    expect(isRefusal(new Error('connect ECONNREFUSED 127.0.0.1:8883'))).toBe(false);
+    expect(isRefusal(undefined)).toBe(false);
+  });
+
+  it('says whether the hub refused the device or could not be reached, keeping the cause', () => {
+    const cause = new Error('Connection refused: Not authorized');
+    expect(new HubConnectError('refused', 'hub-a.example', cause)).toMatchObject({
+      message: 'the hub hub-a.example refused the device', kind: 'refused', hub: 'hub-a.example', cause,
+    });
+    expect(new HubConnectError('unreachable', 'hub-a.example', cause).message).toBe('the hub hub-a.example could not be reached');
+  });
+
+  it('keeps Azure\'s token lifetime and renewal margin, and a minute of keep-alive', () => {
+    expect([DEFAULT_TOKEN_LIFETIME_SECONDS, DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, DEFAULT_KEEPALIVE_SECONDS]).toEqual([3_600, 900, 60]);
+  });
+});
