@@ -1,8 +1,13 @@
 import common from 'azure-iot-common';
 import { describe, expect, it } from 'vitest';
 import {
-  DEFAULT_KEEPALIVE_SECONDS, DEFAULT_TOKEN_LIFETIME_SECONDS, DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, HubConnectError, isRefusal,
+  DEFAULT_KEEPALIVE_SECONDS, DEFAULT_TOKEN_LIFETIME_SECONDS, DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, HubConnectError, HubSession, isRefusal,
 } from '../../agent/hub/session.js';
+import { Logger } from '../../agent/log/logger.js';
+import { openTransport } from '../../agent/tpm/open-transport.js';
+import { TpmClient } from '../../agent/tpm/tpm-client.js';
+import { parseTransport } from '../../agent/tpm/transport-spec.js';
+import { freePort } from '../support/ports.js';
 
 describe('the hub session: refusals and defaults', () => {
   it.each([
@@ -35,5 +40,29 @@ describe('the hub session: refusals and defaults', () => {
 
   it('keeps Azure\'s token lifetime and renewal margin, and a minute of keep-alive', () => {
     expect([DEFAULT_TOKEN_LIFETIME_SECONDS, DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, DEFAULT_KEEPALIVE_SECONDS]).toEqual([3_600, 900, 60]);
+  });
+});
+
+describe('the hub session without a TPM', () => {
+  it('fails a connect attempt as unreachable, leaving nothing connected', async () => {
+    const tpm = new TpmClient(openTransport(parseTransport(`swtpm:port=${await freePort()}`), { commandTimeoutMs: 2_000 }));
+    const lines: string[] = [];
+    const target = { assignedHub: '127.0.0.1', deviceId: 'board-17', registrationId: 'board-17', identityKeyHandle: 0x81000100 };
+    const session = new HubSession({ tpm, target, log: new Logger({ journal: false, write: (l) => lines.push(l) }), keepAliveSeconds: 5 });
+    const lost: Error[] = [];
+    session.on('lost', (err) => lost.push(err));
+    try {
+      expect(session.target).toBe(target);
+      const err = await session.connect().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HubConnectError);
+      expect(err).toMatchObject({ kind: 'unreachable', hub: '127.0.0.1', message: 'the hub 127.0.0.1 could not be reached' });
+      expect(session.connected).toBe(false);
+      expect(session.deviceClient).toBeUndefined();
+      expect(lines.some((l) => l.includes('event=hub.connecting') && l.includes('hub=127.0.0.1') && l.includes('deviceId=board-17'))).toBe(true);
+      expect(lost).toEqual([]);
+    } finally {
+      await session.stop();
+      await tpm.close();
+    }
   });
 });
