@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { check } from '../../agent/cli/check.js';
 import { provision } from '../../agent/cli/provision.js';
 import { status } from '../../agent/cli/status.js';
+import { supportBundle } from '../../agent/cli/support-bundle.js';
 import { tpmInfo } from '../../agent/cli/tpm-info.js';
 import { serveControlSocket, type ControlHandler } from '../../agent/daemon/control-socket.js';
 import type { DaemonStatus } from '../../agent/daemon/daemon.js';
@@ -225,5 +226,36 @@ describe('iot-agent provision', () => {
     writeFileSync(configPath, `stateDir: ${dir}\n`);
     const { error } = await captureOutput(() => provision({ config: configPath }));
     expect(error).toMatchObject({ message: expect.stringContaining('provisioning.idScope is missing'), exitCode: 2 });
+  });
+});
+
+describe('iot-agent support-bundle', () => {
+  it('bundles what the state files say when no daemon runs, naming the collectors that did not complete', async () => {
+    const { configPath } = await board();
+    const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
+    const text = await captureOutput(() => supportBundle({ config: configPath, output, since: '1h' }));
+    expect(text.error).toBeUndefined();
+    expect(text.result).toBe(0);
+    const [first, second] = text.stdout.split('\n');
+    expect(first).toMatch(new RegExp(`^${output}/iot-agent-support-.+\\.tar\\.gz$`));
+    expect(second).toMatch(/^ {2}\d+ KiB, \d+ of \d+ collectors complete, daemon not running$/);
+    const again = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
+    const json = await captureOutput(() => supportBundle({ config: configPath, output: again, json: true }));
+    expect(json.error).toBeUndefined();
+    expect(JSON.parse(json.stdout)).toMatchObject({ path: expect.stringContaining(again), bytes: expect.any(Number), daemon: 'not running', collectors: expect.any(Object) });
+  }, 60_000);
+
+  it('warns, and bundles the state files, when the daemon does not give its state', async () => {
+    const { configPath, runtimeDir } = await board();
+    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'error', message: 'busy' }));
+    const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
+    const { stdout, stderr } = await captureOutput(() => supportBundle({ config: configPath, output }));
+    expect(stderr).toContain('iot-agent: warning: the daemon did not answer (the daemon refused support: busy); bundling what the state files say\n');
+    expect(stdout).toContain('daemon not running');
+  }, 60_000);
+
+  it('refuses a --since it cannot read', async () => {
+    const { configPath } = await board();
+    expect((await captureOutput(() => supportBundle({ config: configPath, since: 'yesterday' }))).error).toMatchObject({ exitCode: 2 });
   });
 });
