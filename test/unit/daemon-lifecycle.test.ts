@@ -3,16 +3,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config.js';
-import { askDaemon, DaemonAbsentError } from '../../agent/daemon/control-socket.js';
+import { askDaemon, DaemonAbsentError, requestDaemon } from '../../agent/daemon/control-socket.js';
 import { Daemon, DEFAULT_READY_GRACE_MS } from '../../agent/daemon/daemon.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/daemon/tpm-lock.js';
 import { Logger } from '../../agent/log/logger.js';
-import { FAST_BACKOFF } from '../../agent/runtime-overrides.js';
 import { freePort } from '../support/ports.js';
 
 /**
  * The daemon on a board whose TPM is not there (a swtpm port where nothing listens): it
- * starts, serves its control socket, keeps trying the TPM on a short backoff, reloads and
+ * starts, serves its control socket, keeps trying the TPM on its backoff, reloads and
  * stops, all for real in temporary directories. What it tells systemd is recorded.
  */
 const daemons: Daemon[] = [];
@@ -39,7 +38,8 @@ async function started(configPath: string, readyGraceMs = 60_000) {
   const log = new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line) });
   const daemon = new Daemon({
     config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9', readyGraceMs,
-    overrides: { timings: { backoff: FAST_BACKOFF } },
+    // The TPM is tried again after a random delay of up to an hour: the state stays degraded meanwhile.
+    overrides: { timings: { backoff: { initialMs: 3_600_000, maxMs: 3_600_000, multiplier: 2 } } },
     notifier: {
       ready: (status) => told.push(`READY ${status}`),
       status: (status) => told.push(`STATUS ${status}`),
@@ -62,7 +62,7 @@ describe('the daemon without its TPM', () => {
     const status = await askDaemon(runtimeDir, { op: 'status' }, 'status');
     expect(status).toMatchObject({
       event: 'status', pid: process.pid, idScope: '0ne0012ABCD', hubProtocol: 'mqtt', operatorMustAct: false,
-      reason: expect.stringMatching(/^TPM unavailable: .* \(next try in \d+ s\)$/),
+      reason: expect.stringMatching(/^TPM unavailable: .* \(next try in \d+(\.\d)? (s|min|h)\)$/),
       lastError: { message: expect.stringMatching(/^TPM unavailable: /), at: expect.any(String) },
       telemetryQueue: { depth: 0, dropped: 0, oldestAgeSeconds: null },
     });
@@ -87,6 +87,17 @@ describe('the daemon without its TPM', () => {
     const snapshot = await askDaemon(runtimeDir, { op: 'support' }, 'support');
     expect(snapshot).toMatchObject({ logLevel: 'debug', executedCommands: 0, status: { state: 'degraded' } });
     expect(snapshot.recentLog.some((l) => l.includes('event=daemon.started'))).toBe(true);
+  });
+
+  it('answers a technician\'s provision request with the step that failed, and goes on trying on its own', async () => {
+    const { configPath, runtimeDir } = await board();
+    const { daemon, lines } = await started(configPath);
+    const replies = [];
+    for await (const line of requestDaemon(runtimeDir, { op: 'provision', force: true })) replies.push(line);
+    expect(replies).toEqual([{ event: 'error', step: 'tpm', message: expect.stringMatching(/^TPM unavailable: /) }]);
+    expect(lines.some((l) => l.includes('event=daemon.reprovision_requested'))).toBe(true);
+    expect(lines.some((l) => l.includes('event=provisioning.failed'))).toBe(true);
+    await expect.poll(() => daemon.status().state, { timeout: 10_000 }).toBe('degraded');
   });
 
   it('refuses to start while another process holds the TPM, and without an ID scope', async () => {
