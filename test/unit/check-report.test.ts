@@ -47,3 +47,25 @@ describe('check: report', () => {
     expect(summarize([sample()[0]!])).toBe('1 checks: 1 passed, 0 warned, 0 failed: all good');
   });
 });
+
+describe('check: report verdicts', () => {
+  it('says nothing fails when there are warnings only, and counts each status', () => {
+    expect(summarize([pass('tpm', 'a'), warn('state', 'b'), warn('hub-dns', 'c')])).toBe('3 checks: 1 passed, 2 warned, 0 failed: nothing fails');
+    expect(summarize([fail('tpm', 'a'), fail('state', 'b'), pass('clock', 'c')])).toBe('3 checks: 1 passed, 0 warned, 2 failed: the device is not ready');
+  });
+
+  it('prints no hint where there is none or it is empty, in text and JSON', () => {
+    const quiet = [warn('state', 'no cached assignment'), { id: 'clock' as const, status: 'pass' as const, message: 'ok', hint: '' }];
+    expect(formatHuman(quiet).split('\n').slice(0, 2)).toEqual(['WARN  state      no cached assignment', 'PASS  clock      ok']);
+    expect(JSON.parse(formatJson(quiet))).toEqual({ checks: [{ id: 'state', status: 'warn', message: 'no cached assignment' }, { id: 'clock', status: 'pass', message: 'ok' }] });
+  });
+
+  it('keeps an id as long as the column on one line with one space after it', () => {
+    expect(formatHuman([pass('state-dir', 'x')]).split('\n')[0]).toBe('PASS  state-dir  x');
+  });
+
+  it('exits 0 for an empty report', () => {
+    expect(exitCodeFor([])).toBe(0);
+    expect(summarize([])).toBe('0 checks: 0 passed, 0 warned, 0 failed: all good');
+  });
+});
