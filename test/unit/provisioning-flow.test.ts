@@ -1,7 +1,14 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
-import { PROVISION_STEPS, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
-import type { StoredAssignment } from '../../agent/state/assignment-store.js';
+import { PROVISION_STEPS, readyIdentity, registerAssignment, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
+import { readAssignment, type StoredAssignment } from '../../agent/state/assignment-store.js';
+import { openTransport } from '../../agent/tpm/open-transport.js';
+import { TpmClient } from '../../agent/tpm/tpm-client.js';
+import { parseTransport } from '../../agent/tpm/transport-spec.js';
+import { freePort } from '../support/ports.js';
 
 const config = (): AgentConfig => ({ ...structuredClone(DEFAULTS), provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0001' } });
 const cached = (): StoredAssignment => ({
@@ -48,5 +55,36 @@ describe('what a start does with the cached assignment', () => {
   it('uses a valid cache for a technician without --force, and for the service even when asked to force', () => {
     expect(startDecision('technician', false, config(), '0ne0001', 'r', cached())).toMatchObject({ action: 'useCached' });
     expect(startDecision('service', true, config(), '0ne0001', 'r', cached())).toMatchObject({ action: 'useCached' });
+  });
+});
+
+describe('the provisioning flow without a TPM', () => {
+  const absentTpm = async () => new TpmClient(openTransport(parseTransport(`swtpm:port=${await freePort()}`), { commandTimeoutMs: 2_000 }));
+
+  it('reports no TPM step when the TPM cannot be read', async () => {
+    const tpm = await absentTpm();
+    const steps: string[] = [];
+    try {
+      await expect(readyIdentity(tpm, config(), (step) => steps.push(step))).rejects.toThrow();
+      expect(steps).toEqual([]);
+    } finally {
+      await tpm.close();
+    }
+  });
+
+  it('caches nothing when the registration fails, and logs no step', async () => {
+    const tpm = await absentTpm();
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-flow-'));
+    const events: string[] = [];
+    try {
+      await expect(registerAssignment({
+        tpm, config: { ...config(), stateDir, provisioning: { ...config().provisioning, globalEndpoint: '127.0.0.1' } }, idScope: '0ne0001', registrationId: 'r',
+        ca: undefined, current: undefined, log: (event) => events.push(event),
+      })).rejects.toMatchObject({ message: expect.stringMatching(/^TPM failed during registration with DPS 127\.0\.0\.1/) });
+      expect(await readAssignment(stateDir)).toEqual({ status: 'absent' });
+      expect(events).toEqual([]);
+    } finally {
+      await tpm.close();
+    }
   });
 });
