@@ -1,8 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, loadConfig, parseConfig, requireIdScope } from '../../agent/config.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULTS, loadConfig, parseConfig, requireIdScope } from '../../agent/config.js';
 
 function errorOf(text: string): ConfigError {
   try {
@@ -29,6 +30,11 @@ describe('config file', () => {
     expect(DEFAULTS.attestation.pcr).toBe(13);
     expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000, maxMessagesPerSecond: 4 });
     expect(DEFAULTS.provisioning).toMatchObject({ slowRetryHours: 6, minReprovisionSeconds: 3_600, hubUnreachableSeconds: 1_800 });
+  });
+
+  it('logs at info and trusts no extra CA unless told', () => {
+    expect(parseConfig('', 'x').log).toEqual({ level: 'info' });
+    expect(parseConfig('', 'x').tls).toStrictEqual({ extraCaFile: undefined });
   });
 
   it('reads every key', () => {
@@ -199,6 +205,24 @@ describe('config file: bounds and forms', () => {
     expect(errorOf('tpm:\n  trnsprt: x').message).toContain('tpm.trnsprt: unknown key (did you mean tpm.transport?)');
     expect(errorOf('tls:\n  extraCaFil: /x').message).toContain('(did you mean tls.extraCaFile?)');
     expect(errorOf('tls:\n  CAFILE: /x').message).toContain('tls.CAFILE: unknown key; expected one of extraCaFile');
+    expect(errorOf('STATEDIR: /x').message).toContain('STATEDIR: unknown key (did you mean stateDir?)');
+    expect(errorOf('log:\n  le: debug').message).toContain('log.le: unknown key; expected one of level');
+    expect(errorOf('log:\n  lvl: debug').message).toContain('log.lvl: unknown key (did you mean log.level?)');
+  });
+
+  it('refuses a relative path anywhere a path is expected', () => {
+    expect(errorOf('runtimeDir: run/iot-agent').message).toContain('runtimeDir: "run/iot-agent" is not valid: expected an absolute path');
+  });
+
+  it('gives a registration id\'s problem with its hint', () => {
+    expect(errorOf('provisioning:\n  registrationId: Board').message).toBe(
+      'config /etc/iot-agent/config.yaml: provisioning.registrationId: invalid registration id "Board"; use 1 to 128 characters of a-z, 0-9, \'-\', \'.\', \'_\', \':\', starting and ending with a letter or digit');
+  });
+
+  it('reads the default file when none is named, and all defaults when it is absent', async () => {
+    const text = await readFile(DEFAULT_CONFIG_PATH, 'utf8').catch(() => undefined);
+    expect(DEFAULT_CONFIG_PATH).toBe('/etc/iot-agent/config.yaml');
+    expect(await loadConfig()).toEqual(text === undefined ? DEFAULTS : parseConfig(text, DEFAULT_CONFIG_PATH));
   });
 
   it('refuses a section that is a list or a value, naming it', () => {
