@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkConfig, describeInvalidConfig, describeValidConfig } from '../../agent/check/config-check.js';
 import { salvageConfig } from '../../agent/check/config-salvage.js';
-import { DEFAULTS } from '../../agent/config.js';
+import { DEFAULT_CONFIG_PATH, DEFAULTS } from '../../agent/config.js';
 
 function configFile(text: string): string {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-check-config-')), 'config.yaml');
@@ -111,5 +111,13 @@ describe('check: the config check in words', () => {
     const { result, config } = await checkConfig(file);
     expect(result).toMatchObject({ status: 'fail', message: expect.stringContaining('the other checks use built-in defaults in place of log.colour') });
     expect(config.log.level).toBe('debug');
+  });
+});
+
+describe('check: the default config file', () => {
+  it('says the built-in defaults apply when the default file is absent, and checks it when present', async () => {
+    const { result } = await checkConfig(undefined);
+    if (existsSync(DEFAULT_CONFIG_PATH)) expect(result.message).toMatch(new RegExp(`^(${DEFAULT_CONFIG_PATH} is valid|config ${DEFAULT_CONFIG_PATH}: )`));
+    else expect(result.message).toBe(`no config file at ${DEFAULT_CONFIG_PATH} (built-in defaults); provisioning.idScope is missing: the device cannot provision`);
   });
 });

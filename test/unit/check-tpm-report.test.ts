@@ -87,6 +87,16 @@ describe('the TPM check: transports and failures', () => {
     expect(fromConfig[0].message).toMatch(/^TPM reachable \(swtpm:host=127\.0\.0\.1,port=2400\): /);
   });
 
+  it('hints at the config\'s tpm.transport unless told the transport came from elsewhere', () => {
+    const [silent] = describeReport('t', report({ endorsementKey: { ok: false, error: 'ECONNREFUSED', refused: false } }), undefined);
+    expect(silent.hint).toBe('check tpm.transport in the config and that the TPM (or swtpm) runs');
+  });
+
+  it('sends to `iot-agent status` when the running daemon could not read its TPM', async () => {
+    const [tpm] = await checkTpm({ ...options('swtpm:port=2321'), read: async () => { throw new Error('busy'); } });
+    expect(tpm.hint).toBe('the daemon could not read its TPM: `iot-agent status` shows why');
+  });
+
   it('hints at the place the transport came from when the TPM does not answer', () => {
     const failure = { error: 'ECONNREFUSED', refused: false };
     expect(describeTpmError('t', failure).hint).toBe('check tpm.transport in the config and that the TPM (or swtpm) runs');
