@@ -227,6 +227,35 @@ describe('control socket: edges', () => {
     await expect(askDaemon(runtimeDir, { op: 'status' }, 'status')).rejects.toMatchObject({ message: 'the iot-agent daemon is not running', exitCode: 1 });
   });
 
+  it('takes the first line of a connection as its one request and ignores what follows', async () => {
+    const runtimeDir = dir();
+    const seen: unknown[] = [];
+    const server = await serveControlSocket(runtimeDir, async (request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); });
+    try {
+      const answer = await new Promise<string>((resolve) => {
+        const socket = net.connect(controlSocketPath(runtimeDir));
+        let text = '';
+        socket.on('data', (c: Buffer) => { text += c.toString(); });
+        socket.on('close', () => resolve(text));
+        socket.write('{"op":"tpm"}\n{"op":"status"}\nmore');
+      });
+      expect(answer).toBe('{"event":"error","message":"ok"}\n');
+      expect(seen).toEqual([{ op: 'tpm' }]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('fails, rather than hangs, when its socket cannot be made', async () => {
+    const deep = path.join(dir(), 'x'.repeat(120));
+    await expect(serveControlSocket(deep, async () => undefined)).rejects.toThrow();
+  });
+
+  it('accepts every event the daemon sends', () => {
+    for (const event of ['status', 'step', 'done', 'tpm', 'support', 'error']) expect(parseReply(JSON.stringify({ event }))).toEqual({ event });
+    expect(parseReply('null')).toBe('reply is not a JSON object');
+  });
+
   it('hands a reply\'s data on without its event tag', () => {
     expect(payloadOf({ event: 'step', step: 'tpm', message: 'm' })).toEqual({ step: 'tpm', message: 'm' });
   });

@@ -144,6 +144,24 @@ describe('the SDK internals the agent relies on: each one missing', () => {
     expect(got).toEqual([[{ requestId: '1', methods: { methodName: 'ping' }, body }, 'extra']]);
   });
 
+  it('listens for desired patches under the event name the SDK\'s MQTT transport uses', () => {
+    expect(DESIRED_PATCH_EVENT).toBe('twinDesiredPropertiesUpdate');
+  });
+
+  it('lets the unknown-method handler know when its answer went out, or why it did not', async () => {
+    const client = sdkClient();
+    const transport = transportOf(client) as unknown as { sendMethodResponse(r: { status: number }, done: (err?: Error) => void): void };
+    let fail = false;
+    transport.sendMethodResponse = (_response, done) => setImmediate(() => done(fail ? new Error('link down') : undefined));
+    const answers: Promise<void>[] = [];
+    interceptMethodRequests(client, (_name, answer) => { answers.push(answer(404, { message: 'unknown' })); });
+    transportOf(client).emit('method_a', { requestId: '1', methods: { methodName: 'a' }, body: Buffer.alloc(0) });
+    await expect(answers[0]).resolves.toBeUndefined();
+    fail = true;
+    transportOf(client).emit('method_b', { requestId: '2', methods: { methodName: 'b' }, body: Buffer.alloc(0) });
+    await expect(answers[1]).rejects.toThrow('link down');
+  });
+
   it('passes on only desired patches that are objects', () => {
     const client = sdkClient();
     const patches: unknown[] = [];
