@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AGENT_CHAINS, DEFAULT_OUTBOUND, INPUT_CHAIN, OUTPUT_CHAIN, RULE_PREFIX, renderFirewall } from '../../hardening/render-firewall.js';
+import { AGENT_CHAINS, DEFAULT_EGRESS, defaultOutbound, INPUT_CHAIN, OUTPUT_CHAIN, RULE_PREFIX, renderFirewall } from '../../hardening/render-firewall.js';
 import { builtinProfile, profileFromYaml } from '../support/hardening-profiles.js';
 
 const inbound = (yaml: string, family: 4 | 6) => renderFirewall(profileFromYaml(yaml), family)!.chains[INPUT_CHAIN]!;
@@ -54,7 +54,7 @@ describe('firewall rendering', () => {
       '-p udp --sport 68 --dport 67 -m comment --comment iot-agent:dhcp -j ACCEPT',
       '-m comment --comment iot-agent:default-deny-out -j REJECT',
     ]);
-    expect(DEFAULT_OUTBOUND.map((r) => `${r.protocol}/${r.ports.from}`)).toEqual(['udp/53', 'tcp/53', 'udp/123', 'tcp/443', 'tcp/8883']);
+    expect(defaultOutbound(DEFAULT_EGRESS, 4).map(({ rule }) => `${rule.protocol}/${rule.ports.from}`)).toEqual(['udp/53', 'tcp/53', 'udp/123', 'tcp/443', 'tcp/8883']);
   });
 
   it('renders IPv6 rules only for ipv6: harden', () => {

@@ -52,7 +52,8 @@ describe('config keys left to the defaults', () => {
   it('are every key of the config when there is no file, in the config\'s order', () => {
     expect(keysFromDefaults(undefined)).toEqual([
       'provisioning.idScope', 'provisioning.globalEndpoint', 'provisioning.registrationId', 'provisioning.reprovision', 'provisioning.minReprovisionSeconds',
-      'provisioning.hubUnreachableSeconds', 'provisioning.slowRetryHours', 'tpm.transport', 'tls.extraCaFile', 'stateDir', 'runtimeDir', 'log.level',
+      'provisioning.hubUnreachableSeconds', 'provisioning.slowRetryHours', 'tpm.transport', 'tls.extraCaFile', 'network.proxy', 'network.noProxy',
+      'network.hubProtocol', 'stateDir', 'runtimeDir', 'log.level',
       'hardening.bootGraceSeconds', 'attestation.pcr', 'telemetry.intervalSeconds', 'telemetry.queueLimit', 'telemetry.maxMessagesPerSecond',
     ]);
   });
