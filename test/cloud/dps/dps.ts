@@ -64,7 +64,7 @@ export const SERVICE_POLICY = 'provisioningserviceowner';
 const DEVICE_PATH = /^\/([^/]+)\/registrations\/([^/]+)\/(register|operations\/([^/]+))$/;
 const ENROLLMENT_PATH = /^\/enrollments\/([^/]+)$/;
 /** Request bodies larger than this are refused before they are read (DPS's TPM bodies are ~1 KiB). */
-export const BODY_LIMIT = 64 * 1024;
+const BODY_LIMIT = 64 * 1024;
 
 /** Starts the local DPS on https://<address>:443. */
 export async function startDps(options: DpsOptions): Promise<Dps> {

@@ -4,7 +4,7 @@ import { JsonStore } from '../json-store.js';
 import type { Enrollment } from './enrollment.js';
 
 /** What DPS remembers of a device it assigned (its registration state, minus the key). */
-export interface Assignment {
+export interface SimAssignment {
   registrationId: string;
   deviceId: string;
   assignedHub: string;
@@ -36,15 +36,15 @@ const ASSIGNMENT_DELAY_MS = 200;
  */
 export class DpsState {
   readonly enrollments: Map<string, Enrollment>;
-  readonly assignments: Map<string, Assignment>;
+  readonly assignments: Map<string, SimAssignment>;
   readonly identity: ServiceIdentity;
   private readonly enrollmentFile: JsonStore<Versioned<Record<string, Enrollment>>>;
-  private readonly assignmentFile: JsonStore<Versioned<Record<string, Assignment>>>;
+  private readonly assignmentFile: JsonStore<Versioned<Record<string, SimAssignment>>>;
   private assignmentTimer: NodeJS.Timeout | undefined;
 
   constructor(dir: string, wanted: Partial<ServiceIdentity>) {
     this.enrollmentFile = versionedStore(path.join(dir, 'enrollments.json'), (v) => record<Enrollment>(v, 'enrollments'));
-    this.assignmentFile = versionedStore(path.join(dir, 'assignments.json'), (v) => record<Assignment>(v, 'assignments'));
+    this.assignmentFile = versionedStore(path.join(dir, 'assignments.json'), (v) => record<SimAssignment>(v, 'assignments'));
     this.enrollments = new Map(Object.entries(this.enrollmentFile.load()?.data ?? {}));
     this.assignments = new Map(Object.entries(this.assignmentFile.load()?.data ?? {}));
     const identityFile = versionedStore(path.join(dir, 'service.json'), (v) => record<string>(v, 'service identity') as unknown as ServiceIdentity);
@@ -68,7 +68,7 @@ export class DpsState {
     this.enrollmentFile.saveNow({ version: VERSION, data: Object.fromEntries(this.enrollments) });
   }
 
-  putAssignment(assignment: Assignment): void {
+  putAssignment(assignment: SimAssignment): void {
     this.assignments.set(assignment.registrationId, assignment);
     this.assignmentTimer ??= setTimeout(() => this.flush(), ASSIGNMENT_DELAY_MS);
   }
