@@ -61,6 +61,7 @@ export class TpmClient {
   private readonly own: Tpm;
   private readonly device: TransportDevice;
   private queue: Promise<unknown> = Promise.resolve();
+  private lease: AbortController | undefined;
 
   constructor(readonly transport: TpmTransport) {
     this.device = new TransportDevice(transport);
@@ -75,7 +76,23 @@ export class TpmClient {
     return result;
   }
 
+  /**
+   * Lets another process use the TPM while `use` runs (see TpmTransport.lend); commands
+   * meanwhile wait for it. Closing this client aborts `signal`: the borrower must give the
+   * TPM back at once.
+   */
+  async lend<T>(use: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const lease = new AbortController();
+    this.lease = lease;
+    try {
+      return await this.transport.lend(() => use(lease.signal));
+    } finally {
+      if (this.lease === lease) this.lease = undefined;
+    }
+  }
+
   async close(): Promise<void> {
+    this.lease?.abort();
     await this.queue;
     await this.transport.close();
   }

@@ -1,11 +1,20 @@
 import { TPM_CC } from './tss-lib.js';
 import { AgentError, ExitCode } from '../errors.js';
+import type { TransportSpec } from './transport-spec.js';
 
 /** A way to hand raw TPM 2.0 command buffers to a TPM and get its responses back. */
 export interface TpmTransport {
   /** Names the transport in errors and logs, e.g. "swtpm 127.0.0.1:2321". */
   readonly name: string;
+  /** Where the TPM is, so that another process can reach the same one. */
+  readonly spec: TransportSpec;
   transmit(command: Buffer): Promise<Buffer>;
+  /**
+   * Lets another process use the TPM for as long as `use` runs: waits for the commands
+   * already queued, drops the connection (swtpm serves one at a time), holds later
+   * commands back, and reconnects on the first one after `use` has settled.
+   */
+  lend<T>(use: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -54,6 +63,7 @@ export abstract class SerialTransport implements TpmTransport {
 
   protected constructor(
     readonly name: string,
+    readonly spec: TransportSpec,
     private readonly options: TransportOptions,
   ) {}
 
@@ -64,6 +74,16 @@ export abstract class SerialTransport implements TpmTransport {
 
   transmit(command: Buffer): Promise<Buffer> {
     const run = this.queue.then(() => this.transmitNow(command));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  lend<T>(use: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new TpmUnavailableError(`${this.name}: transport is closed`);
+      this.reset();
+      return use();
+    });
     this.queue = run.catch(() => undefined);
     return run;
   }
