@@ -8,6 +8,11 @@ import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
 
+/** A DPS ID scope: letters and digits. */
+export const ID_SCOPE_PATTERN = /^[A-Za-z0-9]{3,64}$/;
+/** A DNS host name (or an IPv4 address, as QA's local cloud uses): no scheme, no port. */
+export const HOST_NAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
 export const REPROVISION_POLICIES = ['onErrorOnly', 'alwaysOnStartup', 'never'] as const;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -105,10 +110,10 @@ export function parseConfig(text: string, source: string): AgentConfig {
   return {
     provisioning: {
       idScope: v.optional(provisioning.idScope, 'provisioning.idScope', (value, key) =>
-        v.matching(value, key, /^[A-Za-z0-9]{3,64}$/, 'an ID scope such as 0ne0012ABCD (letters and digits)')),
+        v.matching(value, key, ID_SCOPE_PATTERN, 'an ID scope such as 0ne0012ABCD (letters and digits)')),
       globalEndpoint: v.optional(provisioning.globalEndpoint, 'provisioning.globalEndpoint', (value, key) =>
-        v.matching(value, key, /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
-          'a host name such as global.azure-devices-provisioning.net (no scheme, no port)')) ?? DEFAULTS.provisioning.globalEndpoint,
+        v.matching(value, key, HOST_NAME_PATTERN, 'a host name such as global.azure-devices-provisioning.net (no scheme, no port)'))
+        ?? DEFAULTS.provisioning.globalEndpoint,
       registrationId: v.optional(provisioning.registrationId, 'provisioning.registrationId', (value, key) =>
         v.checked(value, key, checkRegistrationId)),
       reprovision: v.optional(provisioning.reprovision, 'provisioning.reprovision', (value, key) =>

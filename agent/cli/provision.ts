@@ -6,7 +6,7 @@ import { TpmLock } from '../daemon/tpm-lock.js';
 import { HubSession } from '../hub/session.js';
 import { Logger } from '../log/logger.js';
 import { decideAtStartup } from '../provisioning/decide.js';
-import { registerWithDps } from '../provisioning/register.js';
+import { registerInChild } from '../provisioning/child-process.js';
 import { readAssignment, writeAssignment, type Assignment } from '../state/assignment-store.js';
 import { ensureIdentity } from '../tpm/identity.js';
 import { openTransport } from '../tpm/open-transport.js';
@@ -91,7 +91,7 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
       assignment = decision.assignment;
       show('assigned', `already assigned to ${assignment.assignedHub} as ${assignment.deviceId} (use --force to register again)`);
     } else {
-      const result = await registerWithDps({
+      const result = await registerInChild({
         tpm, registrationId: identity.registrationId, idScope, globalEndpoint: config.provisioning.globalEndpoint, ca,
         onStep: (step, detail) => show(step, step === 'challenge' ? 'DPS challenge received'
           : step === 'activated' ? 'key activated in the TPM' : `assigned to ${detail}`),

@@ -8,7 +8,8 @@ import { describeError } from '../errors.js';
 import { HubSession } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
 import { decideAtStartup, reprovisionOnRejection } from '../provisioning/decide.js';
-import { DpsError, registerWithDps, type ProvisionStep } from '../provisioning/register.js';
+import { registerInChild } from '../provisioning/child-process.js';
+import { DpsError, type ProvisionStep } from '../provisioning/register.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffPolicy } from '../retry/backoff.js';
 import { clearAssignment, readAssignment, writeAssignment, type Assignment } from '../state/assignment-store.js';
 import { ensureIdentity, type DeviceIdentity } from '../tpm/identity.js';
@@ -218,8 +219,8 @@ export class Daemon {
     for (;;) {
       this.setState('provisioning', reason);
       try {
-        const result = await registerWithDps({
-          tpm: this.tpm!, registrationId: identity.registrationId, idScope, globalEndpoint: config.provisioning.globalEndpoint,
+        const result = await registerInChild({
+          log: this.log, tpm: this.tpm!, registrationId: identity.registrationId, idScope, globalEndpoint: config.provisioning.globalEndpoint,
           ca: this.caPem, onStep: (step: ProvisionStep, detail?: string) => {
             this.log.info(`provisioning.${step}`, detail ? { detail } : {});
             onStep?.(step, stepWords(step, detail));
