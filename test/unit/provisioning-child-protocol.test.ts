@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ChildMessageError, parseChildEvent, parseRegisterRequest } from '../../agent/provisioning/child-protocol.js';
-import { serializeError } from '../../agent/serialized-error.js';
+import { ChildMessageError, parseChildMessage } from '../../agent/child/child-message.js';
+import { serializeError } from '../../agent/child/serialized-error.js';
+import { parseAssignment, parseRegisterRequest, parseStepEvent } from '../../agent/provisioning/child-protocol.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const valid = {
-  kind: 'register', transport: 'swtpm:host=127.0.0.1,port=2321', registrationId: 'board-17', idScope: '0ne00ABCDEF',
+  transport: 'swtpm:host=127.0.0.1,port=2321', registrationId: 'board-17', idScope: '0ne00ABCDEF',
   globalEndpoint: 'global.azure-devices-provisioning.net', ca: CA,
 };
 
@@ -21,7 +22,6 @@ describe('the provisioning child\'s request', () => {
     ['an array', [valid], /not a JSON object/],
     ['null', null, /not a JSON object/],
     ['an unknown field', { ...valid, argv: ['--inspect'] }, /unknown field "argv"/],
-    ['another kind', { ...valid, kind: 'exec' }, /kind "exec" is not "register"/],
     ['no transport', { ...valid, transport: undefined }, /transport undefined is not a non-empty string/],
     ['a bad transport', { ...valid, transport: 'tcp:127.0.0.1' }, /invalid TPM transport/],
     ['a transport with a shell in it', { ...valid, transport: 'device:/dev/tpm0; reboot' }, /invalid TPM transport/],
@@ -43,25 +43,28 @@ describe('the provisioning child\'s request', () => {
   });
 });
 
-describe('the provisioning child\'s events', () => {
-  it('are steps, an assignment or a failure', () => {
-    expect(parseChildEvent({ kind: 'step', step: 'challenge' })).toEqual({ kind: 'step', step: 'challenge' });
-    expect(parseChildEvent({ kind: 'step', step: 'assigned', detail: 'hub as dev' })).toEqual({ kind: 'step', step: 'assigned', detail: 'hub as dev' });
-    expect(parseChildEvent({ kind: 'assigned', assignment: { assignedHub: 'hub', deviceId: 'dev' } }))
-      .toEqual({ kind: 'assigned', assignment: { assignedHub: 'hub', deviceId: 'dev' } });
+describe('what the provisioning child sends back', () => {
+  it('is progress events, then a result or a failure', () => {
+    expect(parseChildMessage({ kind: 'progress', event: { step: 'challenge' } })).toEqual({ kind: 'progress', event: { step: 'challenge' } });
+    expect(parseChildMessage({ kind: 'done', result: 1 })).toEqual({ kind: 'done', result: 1 });
     const error = serializeError(new Error('x'));
-    expect(parseChildEvent(JSON.parse(JSON.stringify({ kind: 'failed', error })))).toMatchObject({ kind: 'failed', error: { $error: 'Error', message: 'x' } });
+    expect(parseChildMessage(JSON.parse(JSON.stringify({ kind: 'failed', error })))).toMatchObject({ kind: 'failed', error: { $error: 'Error', message: 'x' } });
+    expect(parseStepEvent({ step: 'challenge' })).toEqual({ step: 'challenge' });
+    expect(parseStepEvent({ step: 'assigned', detail: 'hub as dev' })).toEqual({ step: 'assigned', detail: 'hub as dev' });
+    expect(parseAssignment({ assignedHub: 'hub', deviceId: 'dev', extra: 1 })).toEqual({ assignedHub: 'hub', deviceId: 'dev', extra: 1 });
   });
 
   it.each([
-    ['no object', 7, /not a JSON object/],
-    ['an unknown kind', { kind: 'shell' }, /unknown event kind "shell"/],
-    ['a step without a name', { kind: 'step' }, /step undefined/],
-    ['a step with a long detail', { kind: 'step', step: 'assigned', detail: 'x'.repeat(2000) }, /detail is longer/],
-    ['an assignment without a hub', { kind: 'assigned', assignment: { deviceId: 'dev' } }, /assignedHub/],
-    ['an assignment that is a string', { kind: 'assigned', assignment: 'hub' }, /assignment is not a JSON object/],
-    ['a failure without an error', { kind: 'failed' }, /error is not a JSON object/],
-  ])('are refused when they are %s', (_what, message, expected) => {
-    expect(() => parseChildEvent(message)).toThrow(expected);
+    ['no object', () => parseChildMessage(7), /the message is not a JSON object/],
+    ['an unknown kind', () => parseChildMessage({ kind: 'shell' }), /unknown message kind "shell"/],
+    ['a failure without an error', () => parseChildMessage({ kind: 'failed' }), /the error is not a JSON object/],
+    ['a step without a name', () => parseStepEvent({}), /step undefined/],
+    ['a step that is a string', () => parseStepEvent('challenge'), /the step is not a JSON object/],
+    ['a step with a long detail', () => parseStepEvent({ step: 'assigned', detail: 'x'.repeat(2000) }), /detail is longer/],
+    ['an assignment without a hub', () => parseAssignment({ deviceId: 'dev' }), /assignedHub/],
+    ['an assignment that is a string', () => parseAssignment('hub'), /the assignment is not a JSON object/],
+  ])('is refused when it is %s', (_what, parse, expected) => {
+    expect(parse).toThrow(ChildMessageError);
+    expect(parse).toThrow(expected);
   });
 });

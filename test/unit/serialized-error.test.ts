@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AgentError, describeError, ExitCode, oneLine } from '../../agent/errors.js';
 import { DpsError } from '../../agent/provisioning/register.js';
-import { deserializeError, errorClassesIn, serializeError } from '../../agent/serialized-error.js';
+import { deserializeError, errorClassesIn, serializeError } from '../../agent/child/serialized-error.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 
 /** Through JSON, as over the IPC channel. */
