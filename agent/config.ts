@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from './errors.js';
+import { requireTransient } from './transient-require.js';
 import { DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, QUEUE_LIMIT_RANGE, TELEMETRY_INTERVAL_RANGE } from './telemetry/interval.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
@@ -81,8 +82,9 @@ export async function loadConfig(path?: string): Promise<AgentConfig> {
 }
 
 export function parseConfig(text: string, source: string): AgentConfig {
-  // Loaded here, not at start-up: most boards' CLI runs never read a config file with content.
-  const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof Yaml;
+  // Loaded here, not at start-up (most CLI runs never read a config file with content), and
+  // not held: the daemon reads its config once, and again on SIGHUP.
+  const { parse: parseYaml } = requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml);
   let document: unknown;
   try {
     document = parseYaml(text, { uniqueKeys: true, prettyErrors: false });
