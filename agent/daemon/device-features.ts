@@ -10,7 +10,9 @@ import { CommandRegistry, type CommandResult } from '../commands/registry.js';
 import type { AgentConfig } from '../config.js';
 import type { Level, Logger } from '../log/logger.js';
 import { DiskQueue } from '../telemetry/disk-queue.js';
-import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
+import { HealthSampler } from '../telemetry/health.js';
+import { systemInfoInChild } from '../telemetry/system-info-process.js';
+import { readSystemSummary } from '../telemetry/system-summary.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
 import { ReportedProperties } from '../twin/reporter.js';
@@ -82,7 +84,7 @@ export class DeviceFeatures {
         },
         status: () => this.hardening.status(),
       },
-      systemInfo: readSystemInfo,
+      systemInfo: () => systemInfoInChild(log),
     };
     this.registry = new CommandRegistry(context, (result) => this.onResult(result));
     this.endpoint = new CommandEndpoint(this.registry, executed, (result) => this.onResult(result), log.child({ component: 'commands' }));
@@ -107,8 +109,9 @@ export class DeviceFeatures {
     const queue = await DiskQueue.open(path.join(config.stateDir, 'telemetry'), config.telemetry.queueLimit, log.child({ component: 'telemetry' }));
     const executed = await ExecutedIds.open(config.stateDir, log);
     const made: { features?: DeviceFeatures } = {};
+    const health = new HealthSampler();
     const telemetry = new Telemetry({
-      queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: readHealth,
+      queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: () => health.sample(),
       connection: () => {
         const { state, since } = hooks.identity();
         return { state: made.features?.attached ? 'connected' : 'disconnected', daemonState: state, since };
