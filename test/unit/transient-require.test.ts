@@ -13,6 +13,18 @@ describe('a package required for one use', () => {
     expect(yamlEntries()).toEqual([]);
   });
 
+  it('is no longer a child of the long-lived module that required it (the bundle\'s chunks keep one for good)', () => {
+    const holder = createRequire(import.meta.url);
+    let loaded: NodeJS.Module | undefined;
+    requireTransient(() => {
+      const exports = holder('yaml') as unknown;
+      loaded = holder.cache[holder.resolve('yaml')];
+      return exports;
+    });
+    expect(loaded?.parent?.children).toBeDefined();
+    expect(loaded!.parent!.children).not.toContain(loaded);
+  });
+
   it('is loaded afresh each time, so that nothing holds the last copy', () => {
     const first = requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml);
     const second = requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml);
