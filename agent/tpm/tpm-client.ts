@@ -1,5 +1,6 @@
-import { Tpm, type ReadPublicResponse, type TpmError, type TPM_HANDLE } from './tss-lib.js';
+import { ReadPublicResponse, TPM_CC, TPM2_ReadPublic_REQUEST, Tpm, type ReqStructure, type RespStructure, type TpmError, type TPM_HANDLE } from './tss-lib.js';
 import { AgentError } from '../errors.js';
+import { frameCommand, parseResponse } from './command-frame.js';
 import { describeResponseCode, responseCodeOf } from './response-code.js';
 import { TpmUnavailableError, type TpmTransport } from './transport.js';
 
@@ -69,6 +70,20 @@ export class TpmClient {
     this.tpm = tssTpmOn(new TransportDevice(transport));
   }
 
+  /**
+   * One command in the agent's own framing (command-frame.ts): the request's parameters
+   * marshalled by tss.js, straight onto the transport, which orders it among the others.
+   * Authorized handles get an empty-password session. The way for anything frequent.
+   */
+  async execute<R extends RespStructure>(commandCode: TPM_CC, request: ReqStructure, responseType: new () => R): Promise<R>;
+  async execute(commandCode: TPM_CC, request: ReqStructure): Promise<void>;
+  async execute<R extends RespStructure>(commandCode: TPM_CC, request: ReqStructure, responseType?: new () => R): Promise<R | void> {
+    const response = await this.transport.transmit(frameCommand(commandCode, request));
+    const { responseCode, result } = parseResponse(response, responseType);
+    if (responseCode !== 0) throw new TpmCommandError(TPM_CC[commandCode] ?? `0x${commandCode.toString(16)}`, responseCode, this.transport.name);
+    return result;
+  }
+
   /** Runs one tss.js command, after any command already running from this client. */
   run<T>(command: string, invoke: (tpm: Tpm, done: Continuation<T>) => void): Promise<T> {
     const result = this.queue.then(() => this.runNow(command, invoke));
@@ -98,7 +113,7 @@ export class TpmClient {
   }
 
   readPublic(handle: TPM_HANDLE): Promise<ReadPublicResponse> {
-    return this.run<ReadPublicResponse>('ReadPublic', (tpm, done) => tpm.ReadPublic(handle, done));
+    return this.execute(TPM_CC.ReadPublic, new TPM2_ReadPublic_REQUEST(handle), ReadPublicResponse);
   }
 
   private runNow<T>(command: string, invoke: (tpm: Tpm, done: Continuation<T>) => void): Promise<T> {
