@@ -1,14 +1,16 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import mqtt from 'mqtt';
 import { Logger } from '../agent/log/logger.js';
 import { DiskQueue } from '../agent/telemetry/disk-queue.js';
 import { deviceToken, deviceUsername } from '../test/cloud/hub/raw-mqtt.js';
-import type { AgentFiles } from '../test/support/agent-process.js';
 import { DeviceCloud } from '../test/support/device-cloud.js';
+import { CLI, FLAGS, rssOf, startAgent } from './agent-under-test.js';
+import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSummary } from './heap-snapshot.js';
 
 /**
  * The agent's command and telemetry paths on the local cloud, against floors measured in
@@ -16,10 +18,15 @@ import { DeviceCloud } from '../test/support/device-cloud.js';
  * 1. Direct-method round trip (azure-iothub → hub → MQTT → agent → back) next to a bare
  *    mqtt.js responder (its own process) on the same hub, calls interleaved.
  *    Targets: p50 ≤ 1.2x, p99 ≤ 1.5x the bare responder.
- * 2. The agent's RSS at ready and after 10,000 method calls. Target: growth < 5 %.
+ * 2. The agent's RSS at ready (after 100 warm-up calls), after 10,000 method calls and
+ *    after 10,000 more. Targets: ≤ 5 % over the first 10,000, ≤ 1 % over the next.
  * 3. 10,000 messages in the agent's disk queue while the hub is down (written by the
  *    agent's own queue code while the agent was stopped), drained after the hub returns.
  *    Target: ≥ 500 messages/s, none lost.
+ * 4. What the agent's heap holds (heap snapshots: live objects only) at ready, after 10,000
+ *    calls and after 10,000 more, and what grew: a leak shows here, V8 sizing its heap to
+ *    the load does not. BENCH_SNAPSHOTS=0 skips it.
+ * BENCH_CLI and BENCH_FLAGS pick the build and node flags (see agent-under-test.ts).
  * The hardening engine is pointed at a temporary root and a namespace that does not exist.
  */
 const PAIRS = 1_000;
@@ -29,12 +36,14 @@ const QUEUED = 10_000;
 const SETTLE_MS = 12_000;
 
 export async function run(): Promise<void> {
+  const figures: Record<string, number> = {};
   const dc = await DeviceCloud.start({ deviceId: 'bench-agent', telemetry: { intervalSeconds: 3600, queueLimit: 20_000 } });
   let bare: ChildProcess | undefined;
   // As in production: log level info (the test config's debug level writes a line per call).
   writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace('level: debug', 'level: info'));
   try {
-    let agent = startAgent(dc.files);
+    line(`agent: ${CLI}${FLAGS.length ? ` with ${FLAGS.join(' ')}` : ''}`);
+    let agent = startAgent(dc.files, { timings: '0,0,5' });
     await agent.waitForLog('to=ready');
     const bareId = 'bench-bare';
     const key = randomBytes(32);
@@ -74,16 +83,26 @@ export async function run(): Promise<void> {
     line(`bare mqtt.js responder        p50 ${ms(b.p50)}  p99 ${ms(b.p99)}  (${PAIRS} calls, interleaved)`);
     line(`agent (registry, validation)  p50 ${ms(a.p50)}  p99 ${ms(a.p99)}`);
     line(`ratio p50 ${(a.p50 / b.p50).toFixed(2)}x (target ≤ 1.2x) ${a.p50 / b.p50 <= 1.2 ? 'OK' : 'OVER'}; p99 ${(a.p99 / b.p99).toFixed(2)}x (target ≤ 1.5x) ${a.p99 / b.p99 <= 1.5 ? 'OK' : 'OVER'}`);
-    const growth = (rssAfter - rssReady) / rssReady;
-    line(`agent RSS ${mb(rssReady)} at ready (after ${WARMUP} warm-up calls), ${mb(rssAfter)} after ${TOTAL_AGENT_CALLS} calls: ${(growth * 100).toFixed(1)} % (target < 5 %) ${growth < 0.05 ? 'OK' : 'OVER'}`);
-    line(`  for scale, the bare mqtt.js responder: ${mb(bareReady)} -> ${mb(bareAfter)} after ${PAIRS + WARMUP} calls (${((bareAfter - bareReady) / bareReady * 100).toFixed(1)} %)`);
+    const firstGrowth = (rssAfter - rssReady) / rssReady;
+    line(`agent RSS ${mb(rssReady)} at ready (after ${WARMUP} warm-up calls), ${mb(rssAfter)} after ${TOTAL_AGENT_CALLS} calls: ${pct(firstGrowth)} (target ≤ 5 %) ${firstGrowth <= 0.05 ? 'OK' : 'OVER'}`);
+    line(`  for scale, the bare mqtt.js responder: ${mb(bareReady)} -> ${mb(bareAfter)} after ${PAIRS + WARMUP} calls (${pct((bareAfter - bareReady) / bareReady)})`);
     line(`  V8 heap in use ${mb(heapReady)} at ready, ${mb(heapAfter)} after (from getSystemInfo)`);
     line(`  both read ${SETTLE_MS / 1000} s after the calls stopped; right after the last call: ${mb(rssRightAfter)}`);
     // Growth that stops is V8 sizing its heap to the load; growth that goes on is a leak.
     for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const rssTwice = rssOf(agent.child.pid!);
-    line(`  after another ${TOTAL_AGENT_CALLS} calls: ${mb(rssTwice)} (${((rssTwice - rssAfter) / rssAfter * 100).toFixed(1)} % over the first ${TOTAL_AGENT_CALLS}), V8 heap in use ${mb(await heapOf())}`);
+    const secondGrowth = (rssTwice - rssAfter) / rssAfter;
+    line(`agent RSS ${mb(rssTwice)} after another ${TOTAL_AGENT_CALLS} calls: ${pct(secondGrowth)} over the first ${TOTAL_AGENT_CALLS} (target ≤ 1 %) ${secondGrowth <= 0.01 ? 'OK' : 'OVER'}; V8 heap in use ${mb(await heapOf())}`);
+    figures.rssReadyBytes = rssReady;
+    figures.rssAfterBytes = rssAfter;
+    figures.rssAfterTwiceBytes = rssTwice;
+    figures.growthFirst = round(firstGrowth);
+    figures.growthSecond = round(secondGrowth);
+    figures.p50Ratio = round(a.p50 / b.p50);
+    figures.p99Ratio = round(a.p99 / b.p99);
+    figures.agentP50Ms = round(a.p50);
+    figures.bareP50Ms = round(b.p50);
 
     // 3. The outage: the hub goes away, 10,000 messages wait on disk, the hub comes back.
     await agent.stop();
@@ -97,7 +116,7 @@ export async function run(): Promise<void> {
     const appendMs = performance.now() - t0;
     await queue.close();
     line(`queued ${QUEUED} messages on disk in ${appendMs.toFixed(0)} ms (${(QUEUED / appendMs * 1000).toFixed(0)} appends/s, each fdatasync'ed)`);
-    agent = startAgent(dc.files);
+    agent = startAgent(dc.files, { timings: '0,0,5' });
     await agent.waitForLog('event=telemetry.queue_opened');
     const hubBack = performance.now();
     await dc.hub.startMqtt();
@@ -123,44 +142,45 @@ export async function run(): Promise<void> {
     line(`drained ${received.size}/${QUEUED} (lost ${QUEUED - received.size}, duplicates ${duplicates}) in ${(last - first).toFixed(0)} ms after the first arrived: ${rate.toFixed(0)} msg/s (target ≥ 500) ${rate >= 500 && received.size === QUEUED ? 'OK' : 'OVER'}`);
     line(`  from the hub's return: ${((last - hubBack) / 1000).toFixed(2)} s including the reconnect (${(received.size / ((last - hubBack) / 1000)).toFixed(0)} msg/s)`);
     await agent.stop();
+    figures.drainPerSecond = Math.round(rate);
+
+    // 4. What the heap holds and what grows, from snapshots (live objects only).
+    if (process.env.BENCH_SNAPSHOTS !== '0') await heapSnapshots(dc, invoke);
+    line(JSON.stringify({ bench: 'agent-commands', cli: CLI, flags: FLAGS, loadAverage1m: round(loadavg()[0]!), ...figures }));
   } finally {
     bare?.kill();
     await dc.stop();
   }
 }
 
-/** The built agent (`dist/agent/cli.js run`), as test/support's AgentProcess starts it from the sources' side. */
-function startAgent(files: AgentFiles) {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../agent/cli.js', import.meta.url)), '--config', files.configPath, 'run'], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TEST_TIMINGS: '0,0,5', IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
-  });
-  const lines: string[] = [];
-  let partial = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-  });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  return {
-    child,
-    async waitForLog(text: string, timeoutMs = 60_000): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      while (!lines.some((l) => l.includes(text))) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`agent: no ${text}:\n${lines.slice(-10).join('\n')}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-    async stop(): Promise<void> {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-function rssOf(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) * 1024;
+/** Snapshots of the agent's heap at ready, after 10,000 calls and after 10,000 more, and what grew between them. */
+async function heapSnapshots(dc: DeviceCloud, invoke: (deviceId: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-bench-heap-'));
+  const agent = startAgent(dc.files, { extraFlags: [SNAPSHOT_FLAG], cwd: dir, timings: '0,0,5' });
+  try {
+    await agent.waitForLog('to=ready');
+    const summaries: [string, HeapSummary][] = [];
+    const snap = async (label: string) => {
+      const file = await takeSnapshot(agent.child.pid!, dir);
+      summaries.push([label, summarize(file)]);
+      rmSync(file);
+    };
+    for (let i = 0; i < WARMUP; i++) await invoke(dc.deviceId);
+    await snap('at ready');
+    for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
+    await snap(`after ${TOTAL_AGENT_CALLS} calls`);
+    for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
+    await snap(`after ${2 * TOTAL_AGENT_CALLS} calls`);
+    line(`heap held (snapshots, live objects only): ${summaries.map(([label, s]) => `${mb(s.total)} ${label}`).join(', ')}`);
+    line(`  largest at ready: ${largest(summaries[0]![1], 6).map((g) => `${g.key} ${kb(g.bytes)}`).join('; ')}`);
+    for (let i = 1; i < summaries.length; i++) {
+      const rows = growth(summaries[i - 1]![1], summaries[i]![1], 6).filter((g) => g.bytes !== 0);
+      line(`  grew ${summaries[i - 1]![0]} -> ${summaries[i]![0]}: ${rows.map((g) => `${g.key} ${kb(g.bytes, true)} (${g.count >= 0 ? '+' : ''}${g.count})`).join('; ') || 'nothing'}`);
+    }
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function timed(op: () => Promise<void>): Promise<number> {
@@ -177,6 +197,9 @@ function stats(values: number[]): { p50: number; p99: number } {
 
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 const mb = (v: number) => `${(v / 2 ** 20).toFixed(1)} MiB`;
+const kb = (v: number, signed = false) => `${signed && v >= 0 ? '+' : ''}${(v / 1024).toFixed(0)} KiB`;
+const pct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)} %`;
+const round = (v: number) => Math.round(v * 1000) / 1000;
 const line = (text: string) => process.stdout.write(`${text}\n`);
 
 /** The floor: a device that is nothing but mqtt.js answering every method with a fixed small JSON. */

@@ -16,6 +16,7 @@ import { CloudProcess, firstLine } from '../test/support/cloud-process.js';
 import { randomLoopbackAddress } from '../test/support/ports.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
 import { clientFor } from '../test/support/tpm.js';
+import { CLI, FLAGS, rssOf } from './agent-under-test.js';
 import { median } from './stats.js';
 
 /**
@@ -28,8 +29,6 @@ import { median } from './stats.js';
  * another build of the CLI (the packaged bundle).
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-// BENCH_CLI: another build of the CLI to measure, e.g. the bundle that goes into the .deb.
-const CLI = process.env.BENCH_CLI ?? fileURLToPath(new URL('../agent/cli.js', import.meta.url));
 const SAMPLE = fileURLToPath(new URL('./sdk-sample-flow.js', import.meta.url));
 
 export async function run(): Promise<void> {
@@ -95,7 +94,7 @@ async function sampleFlow(transport: string, d: CloudDescription): Promise<{ ms:
 /** Spawns `iot-agent run`, waits for its state.changed to=ready line, reads its RSS, stops it. */
 async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: number }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...(process.env.BENCH_FLAGS ? process.env.BENCH_FLAGS.split(' ') : []), CLI, '--config', files.configPath, 'run'], {
+  const child = spawn(process.execPath, [...FLAGS, CLI, '--config', files.configPath, 'run'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
   });
   const ms = await new Promise<number>((resolve, reject) => {
@@ -104,8 +103,7 @@ async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: numbe
       if (line.includes('event=state.changed') && line.includes('to=ready')) { clearTimeout(timer); resolve(performance.now() - t0); }
     });
   });
-  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  const rss = rssOf(child.pid!);
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   return { ms, rss };

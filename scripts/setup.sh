@@ -11,6 +11,7 @@ packages=(
   kmod procps systemd               # modprobe -C, sysctl and systemd-analyze for hardening tests
   python3-seccomp                   # the systemd units' syscall filter, applied without systemd in tests
   debootstrap systemd-container     # the boot test: a Debian trixie root booted with systemd-nspawn
+  gnuplot-nox                       # the soak benchmark's plot
   python3 openssl ca-certificates
 )
 

@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { AgentFiles } from '../test/support/agent-process.js';
+
+/**
+ * `iot-agent run` as the benchmarks start it. BENCH_CLI measures another build of the CLI
+ * (the packaged bundle: BENCH_CLI=<bundle>/dist/agent/cli.js); BENCH_FLAGS adds node flags
+ * (the unit's NODE_OPTIONS, or V8 settings to compare), split on spaces.
+ */
+export const CLI = process.env.BENCH_CLI ?? fileURLToPath(new URL('../agent/cli.js', import.meta.url));
+export const FLAGS = process.env.BENCH_FLAGS ? process.env.BENCH_FLAGS.split(' ').filter(Boolean) : [];
+
+export interface AgentUnderTest {
+  child: ChildProcess;
+  lines: string[];
+  waitForLog(text: string, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** `timings`: IOT_AGENT_TEST_TIMINGS, as the tests use it (keep-alive and backoff in seconds). */
+export function startAgent(files: AgentFiles, options: { extraFlags?: string[]; cwd?: string; timings?: string } = {}): AgentUnderTest {
+  const child = spawn(process.execPath, [...FLAGS, ...(options.extraFlags ?? []), CLI, '--config', files.configPath, 'run'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...(options.timings !== undefined ? { IOT_AGENT_TEST_TIMINGS: options.timings } : {}) },
+  });
+  const lines: string[] = [];
+  let partial = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    const parts = (partial + chunk.toString()).split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return {
+    child,
+    lines,
+    async waitForLog(text: string, timeoutMs = 60_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      while (!lines.some((l) => l.includes(text))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`agent: no ${text}:\n${lines.slice(-10).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async stop(): Promise<void> {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Resident set size of a process, from /proc (what `ps` and systemd show). */
+export function rssOf(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kb) * 1024;
+}
