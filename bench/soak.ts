@@ -164,5 +164,5 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mb = (v: number) => `${(v / 2 ** 20).toFixed(1)} MiB`;
 const mib = (v: number) => (v / 2 ** 20).toFixed(1);
 const pct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)} %`;
-const fmtMinute = (m: number) => (Number.isInteger(m) ? String(m) : m.toFixed(1));
+const fmtMinute = (m: number) => (Number.isInteger(m) ? String(m) : m.toFixed(2));
 const line = (text: string) => process.stdout.write(`${text}\n`);

@@ -50,6 +50,7 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
   const child = fork(entry, [], {
     // Warnings settings only: a debugger or a heap limit is this process's, not the helper's.
     execArgv: process.execArgv.filter((flag) => /^--(disable-warning|no-deprecation|no-warnings)\b/.test(flag)),
+    env: helperEnvironment(process.env),
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'json',
   });
@@ -109,6 +110,17 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
       else resolve(outcome.result);
     }
   });
+}
+
+/**
+ * This process's environment without its V8 memory settings (the unit's NODE_OPTIONS):
+ * they are for a daemon that runs for years, a helper runs for seconds, and --jitless
+ * makes V8 print a warning on every start, which would land in the daemon's log.
+ */
+export function helperEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env.NODE_OPTIONS === undefined) return env;
+  const options = env.NODE_OPTIONS.split(/\s+/).filter((flag) => flag && !/^--(jitless|max-semi-space-size|max-old-space-size)(=|$)/.test(flag));
+  return { ...env, NODE_OPTIONS: options.join(' ') };
 }
 
 /**

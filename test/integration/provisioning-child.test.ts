@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Logger } from '../../agent/log/logger.js';
 import { registerInChild } from '../../agent/provisioning/child-process.js';
 import { DpsError, registerWithDps, type ProvisionStep } from '../../agent/provisioning/register.js';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
@@ -96,6 +97,20 @@ describe('registration with DPS in a short-lived child process', () => {
     expect(steps).toEqual([['challenge', undefined], ['activated', undefined], ['assigned', `${cloud.hubs[0]!.hostName} as board-41`]]);
     expect(provisioningChildrenOf(process.pid)).toEqual([]);
     expect((await ensureIdentity(tpm)).identityKeyPresent).toBe(true);
+  }, 60_000);
+
+  it('runs the helper without the daemon\'s V8 memory flags, so that nothing lands in the daemon\'s log', async () => {
+    const lines: string[] = [];
+    const log = new Logger({ level: 'debug', write: (l) => lines.push(l) });
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = '--max-semi-space-size=1 --jitless';
+    try {
+      await registerInChild({ ...options(), log });
+    } finally {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+    }
+    expect(lines.filter((l) => l.includes('child.output'))).toEqual([]);
   }, 60_000);
 
   it('reports throttling as the same retryable DpsError, with the Retry-After DPS sent', async () => {
