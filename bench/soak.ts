@@ -32,6 +32,7 @@ interface Sample {
   minute: number;
   rssBytes: number;
   heapUsedBytes: number | null;
+  /** Counts when the RSS was read. */
   calls: number;
   failed: number;
   reconnects: number;
@@ -52,7 +53,8 @@ export async function run(): Promise<void> {
   let calls = 0;
   let failed = 0;
   let reconnects = 0;
-  let stopping = false;
+  const done = new AbortController();
+  const stopping = () => done.signal.aborted;
   try {
     await agent.waitForLog('to=ready');
     line(`soak: ${MINUTES} min, a method every ${METHOD_MS / 1000} s, telemetry every ${TELEMETRY_SECONDS} s, the hub away ${HUB_AWAY_MS / 1000} s every ${RECONNECT_MS / 60_000} min, a sample every ${SAMPLE_MS / 1000} s`);
@@ -61,7 +63,7 @@ export async function run(): Promise<void> {
     const elapsed = () => Date.now() - t0;
 
     const methods = (async () => {
-      while (!stopping) {
+      while (!stopping()) {
         const next = Date.now() + METHOD_MS;
         try {
           const answer = await dc.invoke('ping', {}, 5);
@@ -70,13 +72,14 @@ export async function run(): Promise<void> {
         } catch {
           failed++; // the hub is away: the caller sees DeviceNotOnline or a timeout
         }
-        await sleep(Math.max(0, next - Date.now()));
+        await sleep(Math.max(0, next - Date.now()), done.signal);
       }
     })();
     const outages = (async () => {
-      for (let at = RECONNECT_MS; !stopping; at += RECONNECT_MS) {
-        await sleep(Math.max(0, at - elapsed()));
-        if (stopping) break;
+      // Half a sample before each interval's end, so that the samples fall between outages.
+      for (let at = RECONNECT_MS - SAMPLE_MS / 2; !stopping(); at += RECONNECT_MS) {
+        await sleep(Math.max(0, at - elapsed()), done.signal);
+        if (stopping()) break;
         await dc.hub.stopMqtt();
         await sleep(HUB_AWAY_MS);
         await dc.hub.startMqtt();
@@ -86,16 +89,17 @@ export async function run(): Promise<void> {
 
     for (let at = SAMPLE_MS; at <= MINUTES * 60_000; at += SAMPLE_MS) {
       await sleep(Math.max(0, at - elapsed()));
-      const rssBytes = rssOf(agent.child.pid!);
+      const sample = { minute: at / 60_000, rssBytes: rssOf(agent.child.pid!), calls, failed, reconnects };
+      // A short wait: while the hub is away the heap figure is missing rather than late.
       const heapUsedBytes = await heapUsed(dc);
-      samples.push({ minute: at / 60_000, rssBytes, heapUsedBytes, calls, failed, reconnects });
-      line(`  ${fmtMinute(at / 60_000)} min  RSS ${mb(rssBytes)}  heap ${heapUsedBytes === null ? '-' : mb(heapUsedBytes)}  calls ${calls} (failed ${failed})  reconnects ${reconnects}`);
+      samples.push({ ...sample, heapUsedBytes });
+      line(`  ${fmtMinute(sample.minute)} min  RSS ${mb(sample.rssBytes)}  heap ${heapUsedBytes === null ? '-' : mb(heapUsedBytes)}  calls ${calls} (failed ${failed})  reconnects ${reconnects}`);
     }
-    stopping = true;
+    done.abort();
     await Promise.all([methods, outages]);
     report(samples, dc.d2c('health').length, out);
   } finally {
-    stopping = true;
+    done.abort();
     await agent.stop();
     await dc.stop();
   }
@@ -104,7 +108,7 @@ export async function run(): Promise<void> {
 /** The agent's V8 heap in use, as its getSystemInfo reports it (null while the hub is away). */
 async function heapUsed(dc: DeviceCloud): Promise<number | null> {
   try {
-    const answer = await dc.invoke('getSystemInfo', {}, 30);
+    const answer = await dc.invoke('getSystemInfo', {}, 8);
     return (answer.payload as { agent?: { heapUsedBytes?: number } }).agent?.heapUsedBytes ?? null;
   } catch {
     return null;
@@ -160,7 +164,16 @@ function requireGnuplot(): void {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
 const mb = (v: number) => `${(v / 2 ** 20).toFixed(1)} MiB`;
 const mib = (v: number) => (v / 2 ** 20).toFixed(1);
 const pct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)} %`;
