@@ -12,7 +12,7 @@ import { AGENT_CHAINS, type Family, type FirewallRules } from './render-firewall
 import { isHostController, MANAGED_FILES, USB_DEVICES_DIR } from './render-host.js';
 import { agentJumps, applyText, chainRules, coveredByTest, parseFilterTable, removeText, revertText, type FilterTable } from './restore-text.js';
 import { ExecRunner, type CommandRunner } from './runner.js';
-import { readTextOrNull, StateStore, writeFileAtomic } from './state-store.js';
+import { DEFAULT_STATE_DIR, readTextOrNull, StateStore, writeFileAtomic } from './state-store.js';
 import { CommandSysctl, ProcSysctl, type SysctlIo } from './sysctl-io.js';
 import { toolIdentity } from './tool-identity.js';
 
@@ -131,7 +131,7 @@ export interface ConfirmOptions {
   timeoutSeconds: number;
 }
 
-export const DEFAULT_STATE_DIR = 'var/lib/iot-agent-hardening';
+export { DEFAULT_STATE_DIR } from './state-store.js';
 
 /** Who ran a verify that was recorded: the boot unit, the guard, or an apply (CLI or harden-apply@). */
 export type VerifiedBy = 'boot' | 'guard' | 'apply';

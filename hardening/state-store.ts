@@ -39,6 +39,9 @@ export async function readTextOrNull(file: string): Promise<string | null> {
   }
 }
 
+/** Where the hardening engine keeps its records, under the root it works on. */
+export const DEFAULT_STATE_DIR = 'var/lib/iot-agent-hardening';
+
 /**
  * JSON records of the hardening engine, one file each, in the state directory. Mode 0644:
  * nothing in them is secret, and the unprivileged agent reads them (only root writes).

@@ -1,11 +1,10 @@
 import path from 'node:path';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
-import { HardeningEngine, type AppliedRecord, type VerifyReport } from '../../hardening/engine.js';
-import { loadProfile } from '../../hardening/load-profile.js';
+import type { AppliedRecord, HardeningEngine, VerifiedRecord, VerifyReport } from '../../hardening/engine.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
+import { DEFAULT_STATE_DIR, StateStore } from '../../hardening/state-store.js';
 import { describeError } from '../errors.js';
 import type { HardeningAccess } from './command.js';
-import { applyThroughUnit } from './hardening-unit.js';
 
 /**
  * Where the engine works. Production: the real root and network namespace, confirming
@@ -55,25 +54,29 @@ export function appliesInProcess(site: HardeningSite, uid: number | undefined = 
  * root run (boot apply, guard, harden-apply@) recorded, with when and by whom it was checked.
  */
 export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
-  const engine = new HardeningEngine({
+  // The engine (profiles, rendering, iptables) loads on the first apply or live check: the
+  // summary every connect reports, unprivileged, reads only the records root runs leave.
+  let loading: Promise<HardeningEngine> | undefined;
+  const engine = () => (loading ??= import('../../hardening/engine.js').then(({ HardeningEngine }) => new HardeningEngine({
     root: site.root,
     backend: site.backend,
     ...(site.stateDir ? { stateDir: site.stateDir } : {}),
     commandPrefix: site.netns ? ['ip', 'netns', 'exec', site.netns] : [],
-  });
+  })));
+  const records = new StateStore(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR));
   const inProcess = options.inProcess ?? appliesInProcess(site);
 
   /** The drift: verified live as root, otherwise the record of the last root run when it is about the applied profile. */
   const driftOf = async (applied: AppliedRecord): Promise<{ report?: VerifyReport; fields: Record<string, unknown> }> => {
     if (inProcess) {
       try {
-        const report = await engine.verify();
+        const report = await (await engine()).verify();
         return { report, fields: { drift: report.drift, driftCheckedAt: new Date().toISOString(), driftCheckedBy: 'agent' } };
       } catch (err) {
         return { fields: { drift: null, driftError: describeError(err) } };
       }
     }
-    const recorded = await engine.lastVerified().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    const recorded = await records.read<VerifiedRecord>('verified').catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     if (recorded instanceof Error) return { fields: { drift: null, driftError: describeError(recorded) } };
     if (!recorded || recorded.hash !== applied.hash || recorded.appliedHash !== applied.hash) {
       return { fields: { drift: null, driftError: `not verified since profile ${applied.profile.name} was applied` } };
@@ -82,7 +85,7 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
   };
 
   const describe = async (withItems: boolean): Promise<Record<string, unknown>> => {
-    const applied = await engine.applied();
+    const applied = await records.read<AppliedRecord>('applied');
     if (!applied) return { profile: null, appliedHash: null, confirmed: false, drift: null };
     const { report, fields } = await driftOf(applied);
     const drifted = report?.items.filter((i) => !i.ok).map((i) => ({ kind: i.kind, target: i.target, expected: i.expected, actual: i.actual })) ?? [];
@@ -97,9 +100,12 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     status: () => describe(true),
     apply: async (profile, confirmTimeoutSeconds) => {
       const targets = site.confirmTargets ?? endpoints();
-      if (!inProcess) return { ...(await applyThroughUnit({ engine, profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
-      const loaded = await loadProfile(profile, site.root);
-      const report = await engine.apply(loaded, { targets, timeoutSeconds: confirmTimeoutSeconds });
+      if (!inProcess) {
+        const { applyThroughUnit } = await import('./hardening-unit.js');
+        return { ...(await applyThroughUnit({ engine: await engine(), profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
+      }
+      const { loadProfile } = await import('../../hardening/load-profile.js');
+      const report = await (await engine()).apply(await loadProfile(profile, site.root), { targets, timeoutSeconds: confirmTimeoutSeconds });
       return { ...report };
     },
   };
