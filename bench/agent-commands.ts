@@ -24,8 +24,8 @@ import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSumma
  *    agent's own queue code while the agent was stopped), drained after the hub returns.
  *    Target: ≥ 500 messages/s, none lost.
  * 4. What the agent's heap holds (heap snapshots: live objects only) at ready, after 10,000
- *    calls and after 10,000 more, and what grew: a leak shows here, V8 sizing its heap to
- *    the load does not. BENCH_SNAPSHOTS=0 skips it.
+ *    calls, after 10,000 more and after 5 hub outages, and what grew: a leak shows here, V8
+ *    sizing its heap to the load does not. BENCH_SNAPSHOTS=0 skips it.
  * BENCH_CLI and BENCH_FLAGS pick the build and node flags (see agent-under-test.ts).
  * The hardening engine is pointed at a temporary root and a namespace that does not exist.
  */
@@ -34,6 +34,7 @@ const WARMUP = 100;
 const TOTAL_AGENT_CALLS = 10_000;
 const QUEUED = 10_000;
 const SETTLE_MS = 12_000;
+const RECONNECTS = 5;
 
 export async function run(): Promise<void> {
   const figures: Record<string, number> = {};
@@ -171,6 +172,15 @@ async function heapSnapshots(dc: DeviceCloud, invoke: (deviceId: string) => Prom
     await snap(`after ${TOTAL_AGENT_CALLS} calls`);
     for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
     await snap(`after ${2 * TOTAL_AGENT_CALLS} calls`);
+    // Each reconnect makes a new SDK client: what the old one left behind shows here.
+    for (let i = 0; i < RECONNECTS; i++) {
+      await dc.hub.stopMqtt();
+      await new Promise((r) => setTimeout(r, 1_000));
+      await dc.hub.startMqtt();
+      await waitFor(() => invoke(dc.deviceId));
+    }
+    for (let i = 0; i < WARMUP; i++) await invoke(dc.deviceId);
+    await snap(`after ${RECONNECTS} reconnects`);
     line(`heap held (snapshots, live objects only): ${summaries.map(([label, s]) => `${mb(s.total)} ${label}`).join(', ')}`);
     line(`  largest at ready: ${largest(summaries[0]![1], 6).map((g) => `${g.key} ${kb(g.bytes)}`).join('; ')}`);
     for (let i = 1; i < summaries.length; i++) {
@@ -180,6 +190,19 @@ async function heapSnapshots(dc: DeviceCloud, invoke: (deviceId: string) => Prom
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Retries `op` until it succeeds (the agent reconnecting after a hub outage), for up to a minute. */
+async function waitFor(op: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 

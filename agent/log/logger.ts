@@ -10,6 +10,9 @@ export const LEVELS = { debug: 7, info: 6, warn: 4, error: 3 } as const;
 export type Level = keyof typeof LEVELS;
 export type Fields = Record<string, unknown>;
 
+/** Longest line kept for getLogs (which returns at most this much of a line anyway). */
+export const MAX_KEPT_CHARS = 2048;
+
 export interface LoggerOptions {
   level?: Level;
   write?: (line: string) => void;
@@ -65,7 +68,8 @@ export class Logger {
     const root = this.root();
     if (LEVELS[level] > LEVELS[root.level]) return;
     const line = formatLine({ time: root.now().toISOString(), level, event, ...this.context, ...fields });
-    root.recentLines.push(line);
+    // The ring keeps what getLogs can return of a line: its memory is bounded by lines and bytes.
+    root.recentLines.push(line.length > MAX_KEPT_CHARS ? `${line.slice(0, MAX_KEPT_CHARS)}...` : line);
     if (root.recentLines.length > root.keep) root.recentLines.splice(0, root.recentLines.length - root.keep);
     root.write(`${root.journal ? `<${LEVELS[level]}>` : ''}${line}\n`);
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatLine, Logger } from '../../agent/log/logger.js';
+import { formatLine, Logger, MAX_KEPT_CHARS } from '../../agent/log/logger.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0] = {}) {
   const lines: string[] = [];
@@ -50,5 +50,13 @@ describe('structured log lines', () => {
     const { logger } = capture({ keep: 3 });
     for (let i = 0; i < 10; i++) logger.info('n', { i });
     expect(logger.recent(100).map((l) => l.split('i=')[1])).toEqual(['7', '8', '9']);
+  });
+
+  it('keeps at most 2 KiB of each recent line, and writes the whole line out', () => {
+    const { logger, lines } = capture();
+    logger.warn('child.output', { line: 'x'.repeat(10_000) });
+    expect(lines[0]!.length).toBeGreaterThan(10_000);
+    expect(logger.recent(1)[0]).toHaveLength(MAX_KEPT_CHARS + 3);
+    expect(logger.recent(1)[0]!.endsWith('...')).toBe(true);
   });
 });
