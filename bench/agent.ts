@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Daemon } from '../agent/daemon/daemon.js';
 import { loadConfig } from '../agent/config.js';
 import { Logger } from '../agent/log/logger.js';
@@ -71,7 +71,7 @@ export async function run(): Promise<void> {
     for (const row of [['measure', 'value', 'vs baseline', 'target', 'result'], ...rows]) {
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
     }
-    process.stdout.write(`medians of ${ROUNDS} interleaved rounds; lag from one in-process cold start (perf_hooks, 1 ms resolution)\n`);
+    process.stdout.write(`medians of ${ROUNDS} interleaved rounds; lag from one cold start of the daemon in a process with the same node flags (perf_hooks, 1 ms resolution)\n`);
     process.stdout.write(`${JSON.stringify({ bench: 'agent', rounds: ROUNDS, sampleMs: m.sample, warmMs: m.warm, coldMs: m.cold,
       warmRatio: round(m.warm / m.sample), coldRatio: round(m.cold / m.sample), rssBytes: m.rss, sampleRssBytes: m.sampleRss,
       lagMaxMs: round(lag.max), lagP99Ms: round(lag.p99), samples: { sample, warm, cold } })}\n`);
@@ -109,11 +109,22 @@ async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: numbe
   return { ms, rss };
 }
 
-/** The daemon in this process, cold, with the loop's delay histogram running throughout. */
+/**
+ * The daemon (this build's modules, in a process of its own with BENCH_FLAGS, so that the
+ * node flags under test apply), cold, with the loop's delay histogram running throughout.
+ */
 async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: number }> {
   rmSync(path.join(files.stateDir, 'assignment.json'), { force: true });
-  const config = await loadConfig(files.configPath);
-  const daemon = new Daemon({ config, configPath: files.configPath, log: new Logger({ level: 'error', write: () => undefined }) });
+  const child = fork(fileURLToPath(import.meta.url), ['--lag', files.configPath], { execArgv: FLAGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (lag) => resolve(lag as { max: number; p99: number }));
+    child.once('exit', (code) => reject(new Error(`the lag measurement exited with ${code}`)));
+  });
+}
+
+async function measureLag(configPath: string): Promise<{ max: number; p99: number }> {
+  const config = await loadConfig(configPath);
+  const daemon = new Daemon({ config, configPath, log: new Logger({ level: 'error', write: () => undefined }) });
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
   await daemon.start();
@@ -133,3 +144,8 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
 const ratio = (n: number) => `${n.toFixed(2)}x`;
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+if (process.argv[2] === '--lag' && import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.send!(await measureLag(process.argv[3]!));
+  process.exit(0);
+}
