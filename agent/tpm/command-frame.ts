@@ -27,13 +27,35 @@ class BytesBuffer extends TpmBuffer {
     super(0);
     this.buf = bytes;
   }
+
+  /** Reads or writes `bytes` from the start. */
+  over(bytes: Buffer, position = 0): this {
+    this.buf = bytes;
+    this.curPos = position;
+    return this;
+  }
 }
+
+// One of each, reused: commands are framed and responses parsed synchronously, one at a
+// time, and a fresh TpmBuffer costs more than the framing itself. One that a failure may
+// have left half-way (tss.js keeps a stack of sized structures in it) is replaced.
+const EMPTY = Buffer.alloc(0);
+let writer = new BytesBuffer(scratch);
+let reader = new BytesBuffer(EMPTY);
 
 export class FrameError extends Error {}
 
 /** The whole command: header, handles, an empty-password session per authorized handle, parameters. */
 export function frameCommand(commandCode: number, request: ReqStructure): Buffer {
-  const out = new BytesBuffer(scratch);
+  try {
+    return frame(writer.over(scratch), commandCode, request);
+  } catch (err) {
+    writer = new BytesBuffer(scratch);
+    throw err;
+  }
+}
+
+function frame(out: BytesBuffer, commandCode: number, request: ReqStructure): Buffer {
   const sessions = request.numAuthHandles();
   out.writeShort(sessions > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS);
   out.writeInt(0); // commandSize, known at the end
@@ -59,8 +81,18 @@ export function parseResponse<R extends RespStructure>(response: Buffer, type?: 
   const tag = response.readUInt16BE(0);
   const responseCode = response.readUInt32BE(6);
   if (responseCode !== 0 || !type) return { responseCode };
-  const input = new BytesBuffer(response);
-  input.curPos = HEADER_SIZE;
+  try {
+    return { responseCode, result: parse(reader.over(response, HEADER_SIZE), tag, type) };
+  } catch (err) {
+    reader = new BytesBuffer(EMPTY);
+    throw err;
+  } finally {
+    reader.over(EMPTY); // hold on to no response
+  }
+}
+
+function parse<R extends RespStructure>(input: BytesBuffer, tag: number, type: new () => R): R {
+  const response = input.buffer;
   const result = new type();
   if (result.numHandles() > 0) result.setHandle(TPM_HANDLE.fromTpm(input));
   // With sessions, parameterSize comes first and the sessions' area follows the parameters.
@@ -70,5 +102,5 @@ export function parseResponse<R extends RespStructure>(response: Buffer, type?: 
   if (!input.isOk() || input.curPos - start !== parameterSize) {
     throw new FrameError(`response parameters of ${input.curPos - start} bytes where the TPM announced ${parameterSize}`);
   }
-  return { responseCode, result };
+  return result;
 }

@@ -47,9 +47,10 @@ describe('the agent\'s own TPM command framing', () => {
     expect(first.toString('hex')).toBe('80010000000c0000017b0008');
   });
 
-  it('refuses a command larger than a TPM takes', () => {
+  it('refuses a command larger than a TPM takes, and frames the next one whole', () => {
     const huge = new tss.TPM2_Hash_REQUEST(Buffer.alloc(5000), 0x0b, new TPM_HANDLE(0x40000007));
     expect(() => frameCommand(TPM_CC.Hash, huge)).toThrow(FrameError);
+    expect(frameCommand(TPM_CC.GetRandom, new TPM2_GetRandom_REQUEST(8)).toString('hex')).toBe('80010000000c0000017b0008');
   });
 
   it('reads a response\'s code, and its parameters (and handle) when it succeeded', () => {
@@ -65,5 +66,6 @@ describe('the agent\'s own TPM command framing', () => {
     // tag SESSIONS: the parameter size field says 9, the parameters take 6
     expect(() => parseResponse(Buffer.from('80020000001400000000000000090004010203040000', 'hex'), GetRandomResponse)).toThrow(FrameError);
     expect(() => parseResponse(Buffer.from('80010000000a00000000', 'hex'), ReadPublicResponse)).toThrow(FrameError);
+    expect(parseResponse(Buffer.from('80010000001000000000000401020304', 'hex'), GetRandomResponse).result?.randomBytes).toEqual(Buffer.from([1, 2, 3, 4]));
   });
 });
