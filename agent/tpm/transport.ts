@@ -94,33 +94,37 @@ export abstract class SerialTransport implements TpmTransport {
     this.reset();
   }
 
-  private async transmitNow(command: Buffer): Promise<Buffer> {
-    if (this.closed) throw new TpmUnavailableError(`${this.name}: transport is closed`);
+  /**
+   * One promise and one timer per command: the answer or the deadline, whichever comes
+   * first, settles it; anything but a good answer resets the connection, and what comes
+   * after is not news.
+   */
+  private transmitNow(command: Buffer): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new TpmUnavailableError(`${this.name}: transport is closed`));
     const limit = this.timeoutFor(command);
-    const work = this.exchange(command);
-    work.catch(() => undefined); // the deadline may win the race; the late failure is not news
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new TpmUnavailableError(`${this.name}: no answer to ${commandName(command)} within ${limit} ms`, {
-          hint: 'the TPM is busy, hung or not there; check the transport setting and that the TPM (or swtpm) runs',
-        })),
-        limit,
-      );
+    return new Promise<Buffer>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: TpmUnavailableError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.reset();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new TpmUnavailableError(`${this.name}: no answer to ${commandName(command)} within ${limit} ms`, {
+        hint: 'the TPM is busy, hung or not there; check the transport setting and that the TPM (or swtpm) runs',
+      })), limit);
+      this.exchange(command).then((response) => {
+        if (response.length < HEADER_SIZE || announcedSize(response) !== response.length) {
+          fail(new TpmUnavailableError(`${this.name}: malformed response to ${commandName(command)} (${response.length} bytes)`));
+        } else if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          resolve(response);
+        }
+      }, (err: unknown) => fail(err instanceof TpmUnavailableError ? err
+        : new TpmUnavailableError(`${this.name}: ${commandName(command)} failed`, { cause: err, hint: hintFor(err) })));
     });
-    try {
-      const response = await Promise.race([work, deadline]);
-      if (response.length < HEADER_SIZE || announcedSize(response) !== response.length) {
-        throw new TpmUnavailableError(`${this.name}: malformed response to ${commandName(command)} (${response.length} bytes)`);
-      }
-      return response;
-    } catch (err) {
-      this.reset();
-      if (err instanceof TpmUnavailableError) throw err;
-      throw new TpmUnavailableError(`${this.name}: ${commandName(command)} failed`, { cause: err, hint: hintFor(err) });
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private timeoutFor(command: Buffer): number {
