@@ -24,8 +24,9 @@ import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSumma
  *    agent's own queue code while the agent was stopped), drained after the hub returns.
  *    Target: ≥ 500 messages/s, none lost.
  * 4. What the agent's heap holds (heap snapshots: live objects only) at ready, after 10,000
- *    calls, after 10,000 more and after 5 hub outages, and what grew: a leak shows here, V8
- *    sizing its heap to the load does not. BENCH_SNAPSHOTS=0 skips it.
+ *    calls, after 10,000 more and after 5 hub outages, with health telemetry every second,
+ *    and what grew: a leak shows here, V8 sizing its heap to the load does not.
+ *    BENCH_SNAPSHOTS=0 skips it.
  * BENCH_CLI and BENCH_FLAGS pick the build and node flags (see agent-under-test.ts).
  * The hardening engine is pointed at a temporary root and a namespace that does not exist.
  */
@@ -157,6 +158,8 @@ export async function run(): Promise<void> {
 /** Snapshots of the agent's heap at ready, after 10,000 calls and after 10,000 more, and what grew between them. */
 async function heapSnapshots(dc: DeviceCloud, invoke: (deviceId: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-bench-heap-'));
+  // Health telemetry every second this time, so that what it leaves behind shows too.
+  writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace(/intervalSeconds: \d+/, 'intervalSeconds: 1'));
   const agent = startAgent(dc.files, { extraFlags: [SNAPSHOT_FLAG], cwd: dir, timings: '0,0,5' });
   try {
     await agent.waitForLog('to=ready');
