@@ -43,6 +43,15 @@ program
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/status.js')).status(command.optsWithGlobals())));
 
+program
+  .command('support-bundle')
+  .description('everything support needs in one .tar.gz (status, check, TPM facts, config, journal, hardening, network), secrets removed')
+  .option('--output <dir>', 'where to write iot-agent-support-<hostname>-<UTC time>.tar.gz (default: the current directory)')
+  .option('--since <duration>', 'journal entries from this long ago: 24h, 90m, 2d (default 24h)')
+  .option('--json', 'print one JSON object: {"path","bytes","durationMs","daemon","collectors"}')
+  .action((_options, command: Command) =>
+    runAction(async () => (await import('./cli/support-bundle.js')).supportBundle(command.optsWithGlobals())));
+
 const tpm = program.command('tpm').description("inspect the board's TPM 2.0");
 tpm
   .command('info')
@@ -61,6 +70,7 @@ const hardenOptions = (command: Command) => command
   .option('--state-dir <dir>', 'snapshots and records (default <root>/var/lib/iot-agent-hardening)')
   .option('--backend <auto|nft|legacy>', 'iptables implementation', 'auto')
   .option('--netns <name>', 'run firewall and sysctl commands inside this network namespace (QA)');
+const measureHelp = 'measure what is left in force into this TPM (default: tpm.transport of the config; with --root, none unless given)';
 const hardenCommand = (name: string, description: string) => hardenOptions(harden
   .command(name)
   .description(description)
@@ -71,20 +81,24 @@ hardenCommand('plan', 'print exactly what apply would do; changes nothing')
 hardenCommand('apply', 'apply a profile atomically, keeping a snapshot to roll back to')
   .option('--confirm-timeout <seconds>', 'roll back by itself unless every --confirm-host answers a TLS handshake in time')
   .option('--confirm-host <host:port>', 'hub or DPS endpoint that must stay reachable (repeatable)', collect, [])
+  .option('--request <file>', 'the agent\'s request (iot-agent-harden-apply@.service): confirm targets and timeout, checked as a closed schema')
   .option('--boot', 'boot path: re-apply the recorded profile, or the last known good one after an interrupted change')
+  .option('--tpm <transport>', measureHelp)
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenApply(command.optsWithGlobals())));
 hardenCommand('verify', 'compare the live state with the applied profile; exit 1 on drift')
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenVerify(command.optsWithGlobals())));
 hardenCommand('rollback', 'restore the state from before the last apply')
+  .option('--tpm <transport>', measureHelp)
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenRollback(command.optsWithGlobals())));
 hardenOptions(harden
   .command('guard')
   .description('after boot: keep a newly applied profile once the hub answers, or revert to the last known good one after the grace time')
   .option('--grace <seconds>', 'how long the hub may stay unreachable (default: hardening.bootGraceSeconds in the config, 300)')
-  .option('--confirm-host <host:port>', 'endpoint that must answer instead of the configured hub or DPS (repeatable)', collect, []))
+  .option('--confirm-host <host:port>', 'endpoint that must answer instead of the configured hub or DPS (repeatable)', collect, [])
+  .option('--tpm <transport>', measureHelp))
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/harden.js')).hardenGuard(command.optsWithGlobals())));
 

@@ -8,9 +8,12 @@ import mqtt from 'mqtt';
 import { Logger } from '../agent/log/logger.js';
 import { DiskQueue } from '../agent/telemetry/disk-queue.js';
 import { deviceToken, deviceUsername } from '../test/cloud/hub/raw-mqtt.js';
+import { servernameFor } from '../test/cloud/tls.js';
+import { TEST_TIMINGS } from '../test/support/agent-process.js';
 import { DeviceCloud } from '../test/support/device-cloud.js';
 import { CLI, FLAGS, rssOf, startAgent } from './agent-under-test.js';
 import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSummary } from './heap-snapshot.js';
+import { percentiles as stats } from './stats.js';
 
 /**
  * The agent's command and telemetry paths on the local cloud, against floors measured in
@@ -20,10 +23,16 @@ import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSumma
  *    Targets: p50 ≤ 1.2x, p99 ≤ 1.5x the bare responder.
  * 2. The agent's RSS at ready (after 100 warm-up calls), after 10,000 method calls and
  *    after 10,000 more. Targets: ≤ 5 % over the first 10,000, ≤ 1 % over the next.
+ * 2b. The same round trip with the payload omitted (IoT Hub sends an empty body) next to
+ *    `{}`, calls interleaved. Target: equal within noise (p50 ratio 0.9x to 1.1x).
  * 3. 10,000 messages in the agent's disk queue while the hub is down (written by the
  *    agent's own queue code while the agent was stopped), drained after the hub returns.
- *    Target: ≥ 500 messages/s, none lost.
- * 4. What the agent's heap holds (heap snapshots: live objects only) at ready, after 10,000
+ *    Target: ≥ 500 messages/s, none lost. (The device's own rate cap is raised to 1000/s
+ *    here, so this measures the drain; its default is 4/s.)
+ * 4. 3,000 queued messages drained into a hub limited to 100 D2C sends/s (with a traffic-
+ *    shaping backlog of 30, under the agent's first window of 50). Target: ≥ 90 % of the
+ *    limit, none lost, no duplicate, at most one reconnect.
+ * 5. What the agent's heap holds (heap snapshots: live objects only) at ready, after 10,000
  *    calls, after 10,000 more and after 5 hub outages, with health telemetry every second,
  *    and what grew: a leak shows here, V8 sizing its heap to the load does not.
  *    BENCH_SNAPSHOTS=0 skips it.
@@ -35,28 +44,31 @@ const WARMUP = 100;
 const TOTAL_AGENT_CALLS = 10_000;
 const QUEUED = 10_000;
 const SETTLE_MS = 12_000;
+const EMPTY_PAIRS = 500;
+const THROTTLED = 3_000;
+const HUB_LIMIT = 100;
 const RECONNECTS = 5;
 
 export async function run(): Promise<void> {
   const figures: Record<string, number> = {};
-  const dc = await DeviceCloud.start({ deviceId: 'bench-agent', telemetry: { intervalSeconds: 3600, queueLimit: 20_000 } });
+  const dc = await DeviceCloud.start({ deviceId: 'bench-agent', telemetry: { intervalSeconds: 3600, queueLimit: 20_000, maxMessagesPerSecond: 1_000 } });
   let bare: ChildProcess | undefined;
   // As in production: log level info (the test config's debug level writes a line per call).
   writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace('level: debug', 'level: info'));
   try {
     line(`agent: ${CLI}${FLAGS.length ? ` with ${FLAGS.join(' ')}` : ''}`);
-    let agent = startAgent(dc.files, { timings: '0,0,5' });
+    let agent = startAgent(dc.files, { timings: TEST_TIMINGS });
     await agent.waitForLog('to=ready');
     const bareId = 'bench-bare';
     const key = randomBytes(32);
     await dc.hub.registerDevice({ deviceId: bareId, registrationId: bareId, primaryKey: key });
     bare = fork(fileURLToPath(import.meta.url), ['--bare-responder', JSON.stringify({
-      address: dc.hub.hostName, hostName: dc.hub.hostName, ca: dc.cloud.ca, deviceId: bareId, key: key.toString('base64'),
+      address: dc.hub.address, hostName: dc.hub.hostName, ca: dc.cloud.ca, deviceId: bareId, key: key.toString('base64'),
     })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => { bare!.once('message', () => resolve()); bare!.once('exit', (code) => reject(new Error(`bare responder exited with ${code}`))); });
 
-    const invoke = async (deviceId: string) => {
-      const { result } = await dc.service.client.invokeDeviceMethod(deviceId, { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
+    const invoke = async (deviceId: string, payload: unknown = {}) => {
+      const { result } = await dc.service.client.invokeDeviceMethod(deviceId, { methodName: 'ping', payload, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
       if ((result as { status: number }).status !== 200) throw new Error(`${deviceId} answered ${(result as { status: number }).status}`);
     };
     const heapOf = async () => {
@@ -89,6 +101,7 @@ export async function run(): Promise<void> {
     line(`agent RSS ${mb(rssReady)} at ready (after ${WARMUP} warm-up calls), ${mb(rssAfter)} after ${TOTAL_AGENT_CALLS} calls: ${pct(firstGrowth)} (target ≤ 5 %) ${firstGrowth <= 0.05 ? 'OK' : 'OVER'}`);
     line(`  for scale, the bare mqtt.js responder: ${mb(bareReady)} -> ${mb(bareAfter)} after ${PAIRS + WARMUP} calls (${pct((bareAfter - bareReady) / bareReady)})`);
     line(`  V8 heap in use ${mb(heapReady)} at ready, ${mb(heapAfter)} after (from getSystemInfo)`);
+
     line(`  both read ${SETTLE_MS / 1000} s after the calls stopped; right after the last call: ${mb(rssRightAfter)}`);
     // Growth that stops is V8 sizing its heap to the load; growth that goes on is a leak.
     for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
@@ -106,47 +119,52 @@ export async function run(): Promise<void> {
     figures.agentP50Ms = round(a.p50);
     figures.bareP50Ms = round(b.p50);
 
+    // 2b. Payload omitted (an empty body on the wire) next to {}.
+    const emptyTimes: number[] = [];
+    const objectTimes: number[] = [];
+    for (let i = 0; i < EMPTY_PAIRS; i++) {
+      emptyTimes.push(await timed(() => invoke(dc.deviceId, undefined)));
+      objectTimes.push(await timed(() => invoke(dc.deviceId, {})));
+    }
+    const e = stats(emptyTimes);
+    const o = stats(objectTimes);
+    const emptyRatio = e.p50 / o.p50;
+    line(`ping with the payload omitted (empty body)  p50 ${ms(e.p50)}  p99 ${ms(e.p99)}; with {}  p50 ${ms(o.p50)}  p99 ${ms(o.p99)}  (${EMPTY_PAIRS} each, interleaved)`);
+    line(`  ratio p50 ${emptyRatio.toFixed(2)}x, p99 ${(e.p99 / o.p99).toFixed(2)}x (target: equal within noise, p50 0.9x to 1.1x) ${emptyRatio >= 0.9 && emptyRatio <= 1.1 ? 'OK' : 'OVER'}`);
+
     // 3. The outage: the hub goes away, 10,000 messages wait on disk, the hub comes back.
     await agent.stop();
     await dc.hub.stopMqtt();
-    const queue = await DiskQueue.open(path.join(dc.files.stateDir, 'telemetry'), 20_000, new Logger({ write: () => undefined }));
-    const mids = new Set<string>();
     const t0 = performance.now();
-    for (let i = 0; i < QUEUED; i++) {
-      mids.add((await queue.append('health', { time: new Date().toISOString(), cpu: { percent: 12.5, loadAverage: [0.1, 0.2, 0.3] }, memory: { totalBytes: 1e9, availableBytes: 5e8 }, i })).mid);
-    }
+    const mids = await fillQueue(dc.files.stateDir, QUEUED);
     const appendMs = performance.now() - t0;
-    await queue.close();
     line(`queued ${QUEUED} messages on disk in ${appendMs.toFixed(0)} ms (${(QUEUED / appendMs * 1000).toFixed(0)} appends/s, each fdatasync'ed)`);
-    agent = startAgent(dc.files, { timings: '0,0,5' });
+    agent = startAgent(dc.files, { timings: TEST_TIMINGS });
     await agent.waitForLog('event=telemetry.queue_opened');
     const hubBack = performance.now();
     await dc.hub.startMqtt();
-    let since = dc.hub.d2c({ deviceId: dc.deviceId }).at(-1)?.sequence ?? 0;
-    const received = new Set<string>();
-    let duplicates = 0;
-    let first = 0;
-    let last = 0;
-    const deadline = Date.now() + 120_000;
-    while (received.size < QUEUED && Date.now() < deadline) {
-      for (const m of dc.hub.d2c({ deviceId: dc.deviceId, since })) {
-        since = m.sequence;
-        const mid = m.systemProperties.mid ?? '';
-        if (!mids.has(mid)) continue;
-        if (received.has(mid)) duplicates++;
-        received.add(mid);
-        first ||= performance.now();
-        last = performance.now();
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const rate = received.size / ((last - first) / 1000);
-    line(`drained ${received.size}/${QUEUED} (lost ${QUEUED - received.size}, duplicates ${duplicates}) in ${(last - first).toFixed(0)} ms after the first arrived: ${rate.toFixed(0)} msg/s (target ≥ 500) ${rate >= 500 && received.size === QUEUED ? 'OK' : 'OVER'}`);
-    line(`  from the hub's return: ${((last - hubBack) / 1000).toFixed(2)} s including the reconnect (${(received.size / ((last - hubBack) / 1000)).toFixed(0)} msg/s)`);
+    const outage = await collect(dc, mids, 120_000);
+    const rate = outage.received / (outage.ms / 1000);
+    const lastAt = outage.firstAt + outage.ms;
+    line(`drained ${outage.received}/${QUEUED} (lost ${QUEUED - outage.received}, duplicates ${outage.duplicates}) in ${outage.ms.toFixed(0)} ms after the first arrived: ${rate.toFixed(0)} msg/s (target ≥ 500) ${rate >= 500 && outage.received === QUEUED ? 'OK' : 'OVER'}`);
+    line(`  from the hub's return: ${((lastAt - hubBack) / 1000).toFixed(2)} s including the reconnect (${(outage.received / ((lastAt - hubBack) / 1000)).toFixed(0)} msg/s)`);
+    await agent.stop();
+
+    // 4. A backlog drained into a hub that throttles D2C at 100 sends/s.
+    const throttledMids = await fillQueue(dc.files.stateDir, THROTTLED);
+    dc.hub.configure({ perSecond: HUB_LIMIT, backlog: 30 });
+    const throttledBefore = dc.hub.counters.d2cThrottled;
+    agent = startAgent(dc.files, { timings: TEST_TIMINGS });
+    const drain = await collect(dc, throttledMids, 180_000);
+    const sessions = agent.lines.filter((l) => l.includes('event=hub.connecting')).length;
+    const throttledRate = drain.received / (drain.ms / 1000);
+    const ok = throttledRate >= 0.9 * HUB_LIMIT && drain.received === THROTTLED && drain.duplicates === 0 && sessions - 1 <= 1;
+    line(`drained ${drain.received}/${THROTTLED} into a hub limited to ${HUB_LIMIT} sends/s (backlog 30): ${throttledRate.toFixed(1)} msg/s = ${(throttledRate / HUB_LIMIT * 100).toFixed(0)} % of the limit `
+      + `(target ≥ 90 %), lost ${THROTTLED - drain.received}, duplicates ${drain.duplicates}, reconnects ${sessions - 1} (target ≤ 1), hub 429s ${dc.hub.counters.d2cThrottled - throttledBefore} ${ok ? 'OK' : 'OVER'}`);
     await agent.stop();
     figures.drainPerSecond = Math.round(rate);
 
-    // 4. What the heap holds and what grows, from snapshots (live objects only).
+    // 5. What the heap holds and what grows, from snapshots (live objects only).
     if (process.env.BENCH_SNAPSHOTS !== '0') await heapSnapshots(dc, invoke);
     line(JSON.stringify({ bench: 'agent-commands', cli: CLI, flags: FLAGS, loadAverage1m: round(loadavg()[0]!), ...figures }));
   } finally {
@@ -158,9 +176,9 @@ export async function run(): Promise<void> {
 /** Snapshots of the agent's heap at ready, after 10,000 calls and after 10,000 more, and what grew between them. */
 async function heapSnapshots(dc: DeviceCloud, invoke: (deviceId: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-bench-heap-'));
-  // Health telemetry every second this time, so that what it leaves behind shows too.
-  writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace(/intervalSeconds: \d+/, 'intervalSeconds: 1'));
-  const agent = startAgent(dc.files, { extraFlags: [SNAPSHOT_FLAG], cwd: dir, timings: '0,0,5' });
+  // Health telemetry every second this time (10 of the test timings' 100 ms seconds), so that what it leaves behind shows too.
+  writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace(/intervalSeconds: \d+/, 'intervalSeconds: 10'));
+  const agent = startAgent(dc.files, { extraFlags: [SNAPSHOT_FLAG], cwd: dir, timings: TEST_TIMINGS });
   try {
     await agent.waitForLog('to=ready');
     const summaries: [string, HeapSummary][] = [];
@@ -196,6 +214,40 @@ async function heapSnapshots(dc: DeviceCloud, invoke: (deviceId: string) => Prom
   }
 }
 
+/** Health-sized messages waiting on disk, written by the agent's own queue code while it is stopped. */
+async function fillQueue(stateDir: string, count: number): Promise<Set<string>> {
+  const queue = await DiskQueue.open(path.join(stateDir, 'telemetry'), 20_000, new Logger({ write: () => undefined }));
+  const mids = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    mids.add((await queue.append('health', { time: new Date().toISOString(), cpu: { percent: 12.5, loadAverage: [0.1, 0.2, 0.3] }, memory: { totalBytes: 1e9, availableBytes: 5e8 }, i })).mid);
+  }
+  await queue.close();
+  return mids;
+}
+
+/** Waits until every one of `mids` reached the hub; the time from the first to the last arrival, and the duplicates. */
+async function collect(dc: DeviceCloud, mids: Set<string>, timeoutMs: number): Promise<{ received: number; duplicates: number; ms: number; firstAt: number }> {
+  let since = dc.hub.d2c({ deviceId: dc.deviceId }).at(-1)?.sequence ?? 0;
+  const received = new Set<string>();
+  let duplicates = 0;
+  let first = 0;
+  let last = 0;
+  const deadline = Date.now() + timeoutMs;
+  while (received.size < mids.size && Date.now() < deadline) {
+    for (const m of dc.hub.d2c({ deviceId: dc.deviceId, since })) {
+      since = m.sequence;
+      const mid = m.systemProperties.mid ?? '';
+      if (!mids.has(mid)) continue;
+      if (received.has(mid)) duplicates++;
+      received.add(mid);
+      first ||= performance.now();
+      last = performance.now();
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { received: received.size, duplicates, ms: last - first, firstAt: first };
+}
+
 /** Retries `op` until it succeeds (the agent reconnecting after a hub outage), for up to a minute. */
 async function waitFor(op: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -215,11 +267,6 @@ async function timed(op: () => Promise<void>): Promise<number> {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-function stats(values: number[]): { p50: number; p99: number } {
-  const sorted = [...values].sort((x, y) => x - y);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1)))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99) };
-}
 
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 const mb = (v: number) => `${(v / 2 ** 20).toFixed(1)} MiB`;
@@ -231,6 +278,7 @@ const line = (text: string) => process.stdout.write(`${text}\n`);
 /** The floor: a device that is nothing but mqtt.js answering every method with a fixed small JSON. */
 async function bareResponder(spec: { address: string; hostName: string; ca: string; deviceId: string; key: string }): Promise<void> {
   const client = await mqtt.connectAsync(`mqtts://${spec.address}:8883`, {
+    ...servernameFor(spec.hostName),
     clientId: spec.deviceId, username: deviceUsername(spec, spec.deviceId), password: deviceToken(spec, spec.deviceId, Buffer.from(spec.key, 'base64'), Math.floor(Date.now() / 1000) + 7200),
     protocolVersion: 4, clean: false, ca: spec.ca, reconnectPeriod: 0, keepalive: 60,
   });

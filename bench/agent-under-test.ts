@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AgentFiles } from '../test/support/agent-process.js';
+import { withHosts } from '../test/support/hosts.js';
 
 /**
  * `iot-agent run` as the benchmarks start it. BENCH_CLI measures another build of the CLI
@@ -18,9 +19,14 @@ export interface AgentUnderTest {
   stop(): Promise<void>;
 }
 
-/** `timings`: IOT_AGENT_TEST_TIMINGS, as the tests use it (keep-alive and backoff in seconds). */
+/**
+ * `timings`: IOT_AGENT_TEST_TIMINGS, as the tests use it (e.g. `keepAlive=5,backoff=fast`).
+ * A device cloud with DNS names (files.hostsFile) is reached through a private hosts file.
+ */
 export function startAgent(files: AgentFiles, options: { extraFlags?: string[]; cwd?: string; timings?: string } = {}): AgentUnderTest {
-  const child = spawn(process.execPath, [...FLAGS, ...(options.extraFlags ?? []), CLI, '--config', files.configPath, 'run'], {
+  const argv = [...FLAGS, ...(options.extraFlags ?? []), CLI, '--config', files.configPath, 'run'];
+  const { command, args } = files.hostsFile ? withHosts(files.hostsFile, process.execPath, argv) : { command: process.execPath, args: argv };
+  const child = spawn(command, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
     ...(options.cwd ? { cwd: options.cwd } : {}),
     env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...(options.timings !== undefined ? { IOT_AGENT_TEST_TIMINGS: options.timings } : {}) },

@@ -17,6 +17,7 @@ import { randomLoopbackAddress } from '../test/support/ports.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
 import { clientFor } from '../test/support/tpm.js';
 import { CLI, FLAGS, rssOf } from './agent-under-test.js';
+import { networkRows } from './agent-network.js';
 import { median } from './stats.js';
 
 /**
@@ -24,6 +25,8 @@ import { median } from './stats.js';
  * assignment) and cold (full TPM attestation), next to the Azure SDK's plain sample flow
  * (provision on every start, then connect) on the same swtpm and local cloud; RSS at
  * ready; and the event loop's largest stall while the daemon provisions and connects.
+ * Then the same device over MQTT on 8883 and over MQTT over WebSockets on 443 through an
+ * authenticating proxy (tinyproxy), interleaved: warm start and method round trip (agent-network.ts).
  * BENCH_ROUNDS sets the rounds (default 7); BENCH_FLAGS adds node flags to the agent's
  * command line, to compare V8 settings (e.g. --max-semi-space-size=1); BENCH_CLI runs
  * another build of the CLI (the packaged bundle).
@@ -58,6 +61,7 @@ export async function run(): Promise<void> {
       warm.push(w.ms); rss.push(w.rss);
     }
     const lag = await inProcessLag(files);
+    const network = await networkRows(dir, files, description, Math.max(3, Math.ceil(ROUNDS / 2)), CLI);
 
     const m = { sample: median(sample), sampleRss: median(sampleRss), cold: median(cold), warm: median(warm), rss: median(rss) };
     const rows: [string, string, string, string, string][] = [
@@ -66,6 +70,7 @@ export async function run(): Promise<void> {
       ['iot-agent run, cold start to ready (attestation)', ms(m.cold), ratio(m.cold / m.sample), '<= 1.1x', verdict(m.cold / m.sample <= 1.1)],
       ['RSS at ready (warm)', mb(m.rss), `sample ${mb(m.sampleRss)}`, '< 60 MB', verdict(m.rss < 60 * 2 ** 20)],
       ['largest event-loop lag, provisioning + connect', ms(lag.max), `p99 ${ms(lag.p99)}`, '< 20 ms', verdict(lag.max < 20)],
+      ...network.rows,
     ];
     const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...rows.map((r) => r[i]!.length), 6));
     for (const row of [['measure', 'value', 'vs baseline', 'target', 'result'], ...rows]) {
@@ -74,7 +79,7 @@ export async function run(): Promise<void> {
     process.stdout.write(`medians of ${ROUNDS} interleaved rounds; lag from one cold start of the daemon in a process with the same node flags (perf_hooks, 1 ms resolution)\n`);
     process.stdout.write(`${JSON.stringify({ bench: 'agent', rounds: ROUNDS, sampleMs: m.sample, warmMs: m.warm, coldMs: m.cold,
       warmRatio: round(m.warm / m.sample), coldRatio: round(m.cold / m.sample), rssBytes: m.rss, sampleRssBytes: m.sampleRss,
-      lagMaxMs: round(lag.max), lagP99Ms: round(lag.p99), samples: { sample, warm, cold } })}\n`);
+      lagMaxMs: round(lag.max), lagP99Ms: round(lag.p99), samples: { sample, warm, cold }, network: network.json })}\n`);
   } finally {
     await cloud.stop();
     await swtpm.stop();

@@ -104,8 +104,8 @@ async function measureSubjects(backend: 'nft' | 'legacy', root: string, prefix: 
     if (text) await plain.run(restoreCommand(backend, 4, false), { input: text });
   };
   const clearRecords = async () => {
-    await engine.store.remove('snapshot');
-    await engine.store.remove('applied');
+    await engine.records.snapshot.remove();
+    await engine.records.applied.remove();
   };
   const subjects: [Subject, () => Promise<unknown>, () => Promise<void>][] = [
     ['engineFirst', () => engine.apply(profile), async () => { await flushChains(); await clearRecords(); await sysctl.write(kernelSysctls); }],
@@ -114,7 +114,7 @@ async function measureSubjects(backend: 'nft' | 'legacy', root: string, prefix: 
       await flushChains();
       if (!(await engine.applied())) await engine.apply(profile);
       await flushChains();
-      await engine.store.write('applied', { ...(await engine.applied()), bootId: 'the previous boot' });
+      await engine.records.applied.write({ ...(await engine.applied())!, bootId: 'the previous boot' });
     }],
     ['perRule', async () => {
       for (const { chain } of AGENT_CHAINS) await plain.run([iptables, '-w', '-N', chain]);

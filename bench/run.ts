@@ -1,6 +1,6 @@
 /**
  * Benchmarks, apart from the tests: `npm run bench -- <name>` (or no name for all but
- * the hour-long soak). Each one measures against a floor or baseline in the same run and
+ * the soak and the fleet drill). Each one measures against a floor or baseline in the same run and
  * prints ratios.
  */
 const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
@@ -10,10 +10,13 @@ const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   'cloud-hub': () => import('./cloud-hub.js'),
   hardening: () => import('./hardening.js'),
   'cloud-dps': () => import('./cloud-dps.js'),
+  fleet: () => import('./fleet.js'),
+  'support-bundle': () => import('./support-bundle.js'),
+  attest: () => import('./attest.js'),
   soak: () => import('./soak.js'),
 };
-/** Run only when named: an hour long. */
-const ON_REQUEST = new Set(['soak']);
+/** Run only when named: the soak is an hour long, the fleet drill needs minutes and gigabytes. */
+const ON_REQUEST = new Set(['soak', 'fleet']);
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !(name in benches));

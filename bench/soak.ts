@@ -48,7 +48,7 @@ export async function run(): Promise<void> {
   const dc = await DeviceCloud.start({ deviceId: 'soak-device', telemetry: { intervalSeconds: TELEMETRY_SECONDS } });
   // As in production: log level info.
   writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace('level: debug', 'level: info'));
-  const agent = startAgent(dc.files, { timings: '0,0,5' });
+  const agent = startAgent(dc.files, { timings: 'keepAlive=5,backoff=fast,spread=0' });
   const samples: Sample[] = [];
   let calls = 0;
   let failed = 0;

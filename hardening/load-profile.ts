@@ -6,9 +6,9 @@ import { AgentError, ExitCode } from '../agent/errors.js';
 import { requireTransient } from '../agent/transient-require.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';
 import { ProfileError, validateProfile, type Profile } from './profile.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from './profile-name.js';
 
 export const SITE_PROFILE_DIR = 'etc/iot-agent/profiles';
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export interface LoadedProfile {
   profile: Profile;
@@ -23,6 +23,17 @@ export interface LoadedProfile {
 export async function loadProfile(spec: string, root = '/'): Promise<LoadedProfile> {
   const { raw, origin } = await loadMerged(spec, root, []);
   return { profile: validateProfile(raw, origin, fallbackName(spec)), origin };
+}
+
+/**
+ * Finds a profile by NAME only (built-in, then a site profile), never by path, whatever the
+ * name looks like: what the cloud and the agent's requests to the root unit may name.
+ */
+export async function loadProfileByName(name: string, root = '/'): Promise<LoadedProfile> {
+  if (!PROFILE_NAME.test(name)) {
+    throw new AgentError(`invalid profile name ${JSON.stringify(name.slice(0, 80))}`, { hint: `give ${PROFILE_NAME_EXPECTED}; never a path`, exitCode: ExitCode.usage });
+  }
+  return loadProfile(name, root);
 }
 
 /** Parses and validates YAML text as a profile (no `extends:` resolution from disk beyond built-ins). */
@@ -50,7 +61,7 @@ async function loadMerged(spec: string, root: string, chain: string[]): Promise<
   }
   const raw = parseProfileText(text, origin, fallbackName(spec));
   if (raw.extends === undefined) return { raw, origin };
-  if (typeof raw.extends !== 'string' || !NAME.test(raw.extends)) {
+  if (typeof raw.extends !== 'string' || !PROFILE_NAME.test(raw.extends)) {
     throw new ProfileError(origin, 'extends', 'must be the name of a built-in or site profile');
   }
   const parent = await loadMerged(raw.extends, root, [...chain, origin]);
@@ -72,7 +83,7 @@ export function mergeProfiles(parent: Record<string, unknown>, child: Record<str
 async function readProfileSource(spec: string, root: string): Promise<{ text: string; origin: string }> {
   const isPath = spec.includes('/') || /\.ya?ml$/.test(spec);
   if (!isPath) {
-    if (!NAME.test(spec)) {
+    if (!PROFILE_NAME.test(spec)) {
       throw new AgentError(`invalid profile name ${JSON.stringify(spec)}`, {
         hint: 'give a built-in name (baseline, strict), a site profile name, or a path to a .yaml file', exitCode: ExitCode.usage,
       });

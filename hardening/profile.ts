@@ -28,7 +28,11 @@ export interface Profile {
   firewall: {
     inbound: PortRule[];
     outbound: {
-      /** DNS (53 udp+tcp), NTP (123 udp), HTTPS (443), MQTT over TLS (8883) and DHCP. */
+      /**
+       * DNS (53 udp+tcp), NTP (123 udp) and DHCP, and what the agent's config needs to reach
+       * DPS and the hub: HTTPS (443) and MQTT over TLS (8883), or only its HTTPS proxy
+       * (render-firewall.ts `Egress`, from agent/commands/needed-endpoints.ts).
+       */
       defaults: boolean;
       allow: PortRule[];
     };
@@ -36,7 +40,17 @@ export interface Profile {
     synLimit: SynLimit;
   };
   ipv6: Ipv6Mode;
-  usb: { mode: UsbMode; allow: string[] };
+  usb: {
+    mode: UsbMode;
+    allow: string[];
+    /**
+     * authorized-only: USB network and communications devices (CDC, wireless controller
+     * class) and the USB devices behind the board's network interfaces stay authorized.
+     * Only present when the profile says so; absent means true (and keeps the hash of
+     * profiles written before the key existed).
+     */
+    allowNetworkDevices?: boolean;
+  };
   network: {
     ignoreBogusIcmpErrors: boolean;
     ignoreBroadcastEcho: boolean;
@@ -68,7 +82,7 @@ export function validateProfile(raw: unknown, source: string, fallbackName: stri
   const top = v.object(raw, '', ['name', 'description', 'extends', 'firewall', 'ipv6', 'usb', 'network']);
   const fw = v.object(top.firewall ?? {}, 'firewall', ['inbound', 'outbound', 'icmp_echo', 'icmp_echo_limit', 'syn_limit']);
   const out = v.object(fw.outbound ?? {}, 'firewall.outbound', ['defaults', 'allow']);
-  const usb = v.object(top.usb ?? {}, 'usb', ['mode', 'allow']);
+  const usb = v.object(top.usb ?? {}, 'usb', ['mode', 'allow', 'allow_network_devices']);
   const net = v.object(top.network ?? {}, 'network', [
     'ignore_bogus_icmp_errors', 'ignore_broadcast_echo', 'syn_cookies', 'reverse_path_filter',
     'accept_redirects', 'send_redirects', 'accept_source_route']);
@@ -98,6 +112,7 @@ export function validateProfile(raw: unknown, source: string, fallbackName: stri
       mode: v.oneOf(usb.mode ?? 'leave', 'usb.mode', ['block-storage', 'authorized-only', 'leave'] as const),
       allow: v.list(usb.allow ?? [], 'usb.allow').map((id, i) =>
         v.string(id, `usb.allow[${i}]`, USB_ID, 'a vendor:product id such as "1d6b:0002" (lowercase hex)')),
+      ...(usb.allow_network_devices === undefined ? {} : { allowNetworkDevices: v.boolean(usb.allow_network_devices, 'usb.allow_network_devices') }),
     },
     network: {
       ignoreBogusIcmpErrors: v.boolean(net.ignore_bogus_icmp_errors ?? true, 'network.ignore_bogus_icmp_errors'),

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { cidrFamily, type PortRule, type Profile } from './profile.js';
 
 /**
@@ -24,10 +25,27 @@ export interface FirewallRules {
   chains: Record<string, string[]>;
 }
 
+/**
+ * What the agent's config asks of the outbound rules (derived once, at the CLI edge, from
+ * network.* in the config root reads): the HTTPS proxy every connection to DPS and the hub
+ * goes through, whether anything still goes direct on 443, and whether 8883 is used.
+ */
+export interface Egress {
+  /** The proxy's host (an address narrows the rule to it) and port. */
+  proxy?: { host: string; port: number };
+  /** 443 to anywhere: DPS and the hub direct (no proxy, or some in network.noProxy). */
+  direct443: boolean;
+  /** 8883 to anywhere: MQTT over TLS to the hub (not with mqtt-ws, nor through a proxy in auto). */
+  mqtt: boolean;
+}
+
+/** No proxy, 443 and 8883: what `outbound.defaults` meant before the config had a say. */
+export const DEFAULT_EGRESS: Egress = { direct443: true, mqtt: true };
+
 /** The filter rules for one IP family, or undefined when the profile leaves that family alone. */
-export function renderFirewall(profile: Profile, family: Family): FirewallRules | undefined {
+export function renderFirewall(profile: Profile, family: Family, egress: Egress = DEFAULT_EGRESS): FirewallRules | undefined {
   if (family === 6 && profile.ipv6 !== 'harden') return undefined;
-  return { family, chains: { [INPUT_CHAIN]: inboundRules(profile, family), [OUTPUT_CHAIN]: outboundRules(profile, family) } };
+  return { family, chains: { [INPUT_CHAIN]: inboundRules(profile, family), [OUTPUT_CHAIN]: outboundRules(profile, family, egress) } };
 }
 
 /** Puts the rule's name (a comment match) just before its target. */
@@ -94,17 +112,32 @@ function inboundRules(profile: Profile, family: Family): string[] {
   return rules;
 }
 
-/** What `outbound.defaults` allows: name resolution, time, HTTPS (DPS) and MQTT over TLS (hub). */
-export const DEFAULT_OUTBOUND: readonly PortRule[] = [
-  { protocol: 'udp', ports: { from: 53, to: 53 } },
-  { protocol: 'tcp', ports: { from: 53, to: 53 } },
-  { protocol: 'udp', ports: { from: 123, to: 123 } },
-  { protocol: 'tcp', ports: { from: 443, to: 443 } },
-  { protocol: 'tcp', ports: { from: 8883, to: 8883 } },
-];
-const DEFAULT_NAMES = ['dns-udp', 'dns-tcp', 'ntp', 'https', 'mqtts'];
+/**
+ * What `outbound.defaults` allows, as named rules: name resolution and time always; then
+ * HTTPS (DPS, the hub over WebSockets) and MQTT over TLS (the hub) as the agent's config
+ * uses them, or only the proxy when everything goes through one: a board behind a proxy
+ * has no business opening 443 to anywhere else.
+ */
+export function defaultOutbound(egress: Egress, family: Family): { name: string; rule: PortRule }[] {
+  const port = (p: number) => ({ from: p, to: p });
+  const rules: { name: string; rule: PortRule }[] = [
+    { name: 'dns-udp', rule: { protocol: 'udp', ports: port(53) } },
+    { name: 'dns-tcp', rule: { protocol: 'tcp', ports: port(53) } },
+    { name: 'ntp', rule: { protocol: 'udp', ports: port(123) } },
+  ];
+  if (egress.direct443) rules.push({ name: 'https', rule: { protocol: 'tcp', ports: port(443) } });
+  if (egress.mqtt) rules.push({ name: 'mqtts', rule: { protocol: 'tcp', ports: port(8883) } });
+  if (egress.proxy) {
+    const literal = isIP(egress.proxy.host);
+    if (literal === 0 || literal === family) {
+      const cidr = literal === 0 ? undefined : `${egress.proxy.host}/${literal === 4 ? 32 : 128}`;
+      rules.push({ name: 'proxy', rule: { protocol: 'tcp', ports: port(egress.proxy.port), ...(cidr ? { cidr } : {}) } });
+    }
+  }
+  return rules;
+}
 
-function outboundRules(profile: Profile, family: Family): string[] {
+function outboundRules(profile: Profile, family: Family, egress: Egress): string[] {
   const fw = profile.firewall;
   const rules = [
     named('-o lo -j ACCEPT', 'loopback'),
@@ -116,7 +149,7 @@ function outboundRules(profile: Profile, family: Family): string[] {
     }
   }
   if (fw.outbound.defaults) {
-    DEFAULT_OUTBOUND.forEach((rule, i) => rules.push(named(`${portSpec(rule, family, '-d')!} -j ACCEPT`, DEFAULT_NAMES[i]!)));
+    for (const { name, rule } of defaultOutbound(egress, family)) rules.push(named(`${portSpec(rule, family, '-d')!} -j ACCEPT`, name));
     rules.push(family === 4
       ? named('-p udp --sport 68 --dport 67 -j ACCEPT', 'dhcp')
       : named('-p udp --sport 546 --dport 547 -j ACCEPT', 'dhcpv6'));

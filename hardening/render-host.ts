@@ -11,12 +11,27 @@ export const UDEV_FILE = 'etc/udev/rules.d/70-iot-agent-usb-authorized.rules';
 /** Every file the agent may own; the ones a profile does not want are removed. */
 export const MANAGED_FILES = [SYSCTL_FILE, MODPROBE_FILE, UDEV_FILE] as const;
 export const USB_DEVICES_DIR = 'sys/bus/usb/devices';
+export const NET_CLASS_DIR = 'sys/class/net';
+/** USB device classes kept authorized by `usb.allow_network_devices`: communications (CDC) and wireless controller (RNDIS). */
+export const USB_NETWORK_CLASSES = ['02', 'e0'] as const;
 
 export interface HostChanges {
+  /** The profile's sysctls (also persisted in SYSCTL_FILE). */
   sysctls: Record<string, string>;
   files: { path: string; content: string }[];
   removeFiles: string[];
   sysfs: { path: string; value: string }[];
+  /** Sysctls an earlier profile set and this one does not: back to their value before the agent set them. */
+  restoreSysctls: Record<string, string>;
+  /** Likewise for sysfs values (a controller's authorized_default after authorized-only). */
+  restoreSysfs: { path: string; value: string }[];
+}
+
+/** The USB facts of the board a plan is made for: host controllers, and the devices behind its network interfaces. */
+export interface UsbFacts {
+  controllers: readonly string[];
+  /** vendor:product of each USB device that carries a network interface now (the uplink). */
+  networkDevices: readonly string[];
 }
 
 const RP_FILTER = { strict: '1', loose: '2', off: '0' } as const;
@@ -48,8 +63,8 @@ export function renderSysctls(profile: Profile): Record<string, string> {
   return sysctls;
 }
 
-/** The host changes of a profile; `controllers` are the USB host controllers found (`usb1`, `usb2` …). */
-export function renderHost(profile: Profile, controllers: readonly string[]): HostChanges {
+/** The host changes of a profile on a board with these USB controllers and network devices (nothing restored yet: see plan). */
+export function renderHost(profile: Profile, usb: UsbFacts): HostChanges {
   const sysctls = renderSysctls(profile);
   const header = `# Written by iot-agent hardening, profile ${profile.name}. Changes are overwritten; edit the profile instead.\n`;
   const files = [{ path: SYSCTL_FILE, content: header + Object.entries(sysctls).map(([k, v]) => `${k} = ${v}\n`).join('') }];
@@ -62,24 +77,34 @@ export function renderHost(profile: Profile, controllers: readonly string[]): Ho
     });
   }
   if (profile.usb.mode === 'authorized-only') {
-    files.push({ path: UDEV_FILE, content: header + udevRules(profile.usb.allow) });
-    for (const controller of [...controllers].sort()) {
+    const keepNetwork = profile.usb.allowNetworkDevices !== false;
+    files.push({ path: UDEV_FILE, content: header + udevRules(profile.usb.allow, keepNetwork ? usb.networkDevices : null) });
+    for (const controller of [...usb.controllers].sort()) {
       sysfs.push({ path: `${USB_DEVICES_DIR}/${controller}/authorized_default`, value: '0' });
     }
   }
   const wanted = new Set(files.map((f) => f.path));
-  return { sysctls, files, removeFiles: MANAGED_FILES.filter((f) => !wanted.has(f)), sysfs };
+  return { sysctls, files, removeFiles: MANAGED_FILES.filter((f) => !wanted.has(f)), sysfs, restoreSysctls: {}, restoreSysfs: [] };
 }
 
-function udevRules(allow: readonly string[]): string {
+/** `networkDevices` null: the profile set usb.allow_network_devices: false. */
+function udevRules(allow: readonly string[], networkDevices: readonly string[] | null): string {
+  const device = 'ACTION=="add", SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device"';
+  const byId = (id: string) => {
+    const [vendor, product] = id.split(':');
+    return `${device}, ATTR{idVendor}=="${vendor}", ATTR{idProduct}=="${product}", ATTR{authorized}="1"`;
+  };
   const lines = [
     '# USB devices are not authorized unless listed here (authorized_default=0 on every host controller).',
     'ACTION=="add", SUBSYSTEM=="usb", KERNEL=="usb[0-9]*", ATTR{authorized_default}="0"',
   ];
-  for (const id of allow) {
-    const [vendor, product] = id.split(':');
-    lines.push(`ACTION=="add", SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="${vendor}", ATTR{idProduct}=="${product}", ATTR{authorized}="1"`);
+  if (networkDevices !== null) {
+    lines.push('# Network and communications devices (the uplink: USB Ethernet, LTE modems), unless usb.allow_network_devices is false.');
+    for (const cls of USB_NETWORK_CLASSES) lines.push(`${device}, ATTR{bDeviceClass}=="${cls}", ATTR{authorized}="1"`);
+    const uplink = [...new Set(networkDevices)].sort().filter((id) => !allow.includes(id));
+    if (uplink.length) lines.push('# The USB devices behind this board\'s network interfaces when the profile was applied.', ...uplink.map(byId));
   }
+  if (allow.length) lines.push('# usb.allow', ...allow.map(byId));
   return `${lines.join('\n')}\n`;
 }
 

@@ -76,18 +76,30 @@ export function applyText(desired: FirewallRules, live: FilterTable | undefined)
 
 /**
  * Restore text that brings the agent's chains and jumps from `live` back to what they
- * were in `previous` (possibly: not there at all), leaving everything else alone.
+ * were in `previous` (possibly: not there at all), leaving everything else alone. A jump
+ * goes back to its old position in its chain, or to the end of the chain when other
+ * software has removed rules above it since (fail2ban-style tools come and go): an
+ * insert position past the end would make the whole restore fail.
  */
 export function revertText(previous: FilterTable, live: FilterTable): string {
   const lines = ['*filter'];
   const ours = AGENT_CHAINS.map((c) => c.chain).filter((c) => previous.chains.has(c) || live.chains.has(c));
   if (ours.length === 0) return '';
   for (const chain of ours) lines.push(`:${chain} - [0:0]`);
-  for (const jump of agentJumps(live)) lines.push(jump.line.replace(/^-A /, '-D '));
+  const liveJumps = agentJumps(live);
+  for (const jump of liveJumps) lines.push(jump.line.replace(/^-A /, '-D '));
   for (const chain of ours) if (!previous.chains.has(chain)) lines.push(`-X ${chain}`);
   for (const chain of ours) if (previous.chains.has(chain)) lines.push(...chainRules(previous, chain));
-  for (const jump of agentJumps(previous)) {
-    lines.push(jump.line.replace(/^-A (\S+)/, `-I $1 ${jump.position}`));
+  // Rules each chain holds once the live jumps are deleted; every insert adds one.
+  const length = new Map<string, number>();
+  for (const line of live.rules) {
+    const chain = line.split(/\s+/)[1] ?? '';
+    if (!liveJumps.some((j) => j.line === line)) length.set(chain, (length.get(chain) ?? 0) + 1);
+  }
+  for (const jump of [...agentJumps(previous)].sort((a, b) => a.position - b.position)) {
+    const size = length.get(jump.chain) ?? 0;
+    lines.push(jump.line.replace(/^-A (\S+)/, `-I $1 ${Math.min(jump.position, size + 1)}`));
+    length.set(jump.chain, size + 1);
   }
   lines.push('COMMIT', '');
   return lines.join('\n');

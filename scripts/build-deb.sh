@@ -56,6 +56,7 @@ for extra in systemd/*.service; do
   esac
 done
 install -D -m 0644 -t "$units/iot-agent.service.d" packaging/systemd/iot-agent.service.d/restart-backoff.conf
+install -D -m 0644 -t "$units/systemd-time-wait-sync.service.d" packaging/systemd/systemd-time-wait-sync.service.d/50-iot-agent-bounded.conf
 install -D -m 0644 systemd/sysusers.d/iot-agent.conf "$root/usr/lib/sysusers.d/iot-agent.conf"
 install -D -m 0644 systemd/tmpfiles.d/iot-agent.conf "$root/usr/lib/tmpfiles.d/iot-agent.conf"
 install -D -m 0644 packaging/polkit/50-iot-agent.rules "$root/usr/share/polkit-1/rules.d/50-iot-agent.rules"

@@ -1,12 +1,16 @@
 import type { AgentConfig } from '../config.js';
-import { readAssignment, type StoredAssignment } from '../state/assignment-store.js';
-import { checkClock } from './clock-check.js';
+import { readAssignment } from '../state/assignment-store.js';
+import { offsetFromDate } from '../time/service-clock.js';
+import { fetchServiceDate } from '../time/service-date.js';
+import { checkClock, type MeasuredOffset } from './clock-check.js';
 import { checkConfig } from './config-check.js';
 import { withDeadline } from './deadline.js';
-import { checkEndpoint, type Endpoint } from './endpoint-check.js';
-import { CHECK_IDS, fail, seconds, warn, type CheckId, type CheckResult } from './result.js';
+import { endpointProxy } from '../network/proxy.js';
+import { readHubProtocolMemory } from '../state/hub-protocol-memory.js';
+import { checkNetwork, NETWORK_CHECK_IDS } from './network-checks.js';
+import { CHECK_IDS, fail, seconds, type CheckId, type CheckResult } from './result.js';
 import { describeAssignment, describeStateDir, inspectStateDir } from './state-check.js';
-import { checkTpm } from './tpm-check.js';
+import { checkTpm, type TpmCheckOptions } from './tpm-check.js';
 import { loadTrust } from './trust.js';
 
 export interface CheckOptions {
@@ -19,6 +23,8 @@ export interface CheckOptions {
   networkTimeoutMs?: number;
   /** Deadline for each TPM command. */
   tpmCommandTimeoutMs?: number;
+  /** How the TPM is read: the daemon passes its own connection; the CLI asks the daemon or opens it. */
+  tpmRead?: TpmCheckOptions['read'];
 }
 
 export const NETWORK_TIMEOUT_MS = 5_000;
@@ -48,52 +54,49 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
   const now = options.now ?? (() => new Date());
 
   const { result: configResult, config } = await checkConfig(options.configPath);
-  const [stored, stateDir, trust] = await Promise.all([
+  const [stored, stateDir, trust, learnt] = await Promise.all([
     readAssignment(config.stateDir),
     inspectStateDir(config.stateDir),
     loadTrust(config.tls.extraCaFile),
+    readHubProtocolMemory(config.stateDir),
   ]);
   const hub = stored.status === 'valid' ? stored.assignment.assignedHub : undefined;
   const endpointMs = 2 * networkMs + GUARD_SLACK_MS;
+  const noHub = stored.status === 'invalid' ? 'the cached assignment is not usable (see state)' : 'not provisioned';
 
-  const [tpm, dps, hubChecks] = await Promise.all([
+  const [tpm, network, measured] = await Promise.all([
     guard(checkTpm({
       transport: options.tpmOverride || config.tpm.transport,
       origin: options.tpmOverride ? 'IOT_AGENT_TPM' : 'tpm.transport',
       commandTimeoutMs: tpmMs,
       registrationId: config.provisioning.registrationId,
+      runtimeDir: config.runtimeDir,
+      read: options.tpmRead,
     }), ['tpm', 'identity'], 2 * tpmMs + GUARD_SLACK_MS),
-    guard(checkEndpoint(dpsEndpoint(config), trust, networkMs), ['dps-dns', 'dps-tls'], endpointMs),
-    hub === undefined
-      ? noHubKnown(stored)
-      : guard(checkEndpoint(hubEndpoint(hub, config), trust, networkMs), ['hub-dns', 'hub-tls'], endpointMs),
+    guard(checkNetwork({ config, trust, hub, noHub, memory: learnt.memory, stepMs: networkMs }), NETWORK_CHECK_IDS, endpointMs),
+    // One network step at most: the offset is a nicety beside the checks that must finish.
+    trust.ok ? withDeadline(measureOffset(config, trust.ca, networkMs), networkMs, () => undefined) : undefined,
   ]);
 
   const results = [
-    configResult, ...tpm, checkClock(now()), describeAssignment(stored, config), describeStateDir(config.stateDir, stateDir),
-    ...dps, ...hubChecks,
+    configResult, ...tpm, checkClock(now(), measured), describeAssignment(stored, config), describeStateDir(config.stateDir, stateDir),
+    ...network,
   ];
   return CHECK_IDS.map((id) => results.find((r) => r.id === id)!);
 }
 
-function dpsEndpoint(config: AgentConfig): Endpoint {
-  return {
-    dnsId: 'dps-dns', tlsId: 'dps-tls', role: 'DPS', host: config.provisioning.globalEndpoint, port: 443,
-    origin: 'provisioning.globalEndpoint in the config',
-  };
-}
-
-function hubEndpoint(hub: string, config: AgentConfig): Endpoint {
-  return {
-    dnsId: 'hub-dns', tlsId: 'hub-tls', role: 'hub', host: hub, port: 8883,
-    origin: `the cached assignment in ${config.stateDir} (re-provision if the hub moved)`,
-  };
-}
-
-function noHubKnown(stored: StoredAssignment): CheckResult[] {
-  const why = stored.status === 'invalid' ? 'the cached assignment is not usable (see state)' : 'not provisioned';
-  const hint = 'the hub is known once DPS has assigned one';
-  return [warn('hub-dns', `${why}, no hub known`, hint), warn('hub-tls', `${why}, no hub known`, hint)];
+/** DPS's clock against ours, from the Date header of one HTTPS answer (through the proxy when one applies); undefined when DPS cannot be asked. */
+async function measureOffset(config: AgentConfig, ca: string[] | undefined, timeoutMs: number): Promise<MeasuredOffset | undefined> {
+  const host = config.provisioning.globalEndpoint;
+  try {
+    const proxy = endpointProxy(config.network, host, 443);
+    const agent = proxy && new (await import('../network/proxy-agent.js')).ProxyTunnel(proxy).agent;
+    const { date, sentAt, receivedAt } = await fetchServiceDate(host, 443, ca, timeoutMs, agent);
+    const offsetMs = offsetFromDate(date, sentAt, receivedAt);
+    return offsetMs === undefined ? undefined : { offsetMs, source: `DPS ${host}` };
+  } catch {
+    return undefined;
+  }
 }
 
 /** A group's results, or a failure for each of its checks when it overruns its deadline. */

@@ -1,11 +1,16 @@
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 
 /**
- * The CAs a TLS check trusts: Node's root store (what the agent's own connections
- * trust) plus tls.extraCaFile. `ca` undefined means "Node's default", which also keeps
- * NODE_EXTRA_CA_CERTS in effect.
+ * The CAs every TLS connection of the agent trusts, the same in the daemon, `provision` and
+ * `check`: the system's (Node's root store, plus NODE_EXTRA_CA_CERTS when set) and, when
+ * the config names one, tls.extraCaFile on top. Node's `ca` option replaces the default
+ * roots (and with them NODE_EXTRA_CA_CERTS) instead of adding to them, so with an extra
+ * file the whole list is spelled out; without one, `ca` stays undefined and Node's default
+ * applies. A corporate CA or a TLS-inspecting proxy's then works next to endpoints that
+ * chain to public roots (DigiCert Global Root G2, Microsoft RSA Root 2017).
  */
 export type Trust =
   | { ok: true; ca: string[] | undefined; extraCaFile: string | undefined }
@@ -20,7 +25,7 @@ export async function loadTrust(extraCaFile: string | undefined): Promise<Trust>
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     return { ok: false, problem: `tls.extraCaFile ${extraCaFile} cannot be read (${code})`, hint: 'fix tls.extraCaFile in the config or install the CA file' };
   }
-  const pems = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const pems = pemCertificates(text);
   if (pems.length === 0) {
     return { ok: false, problem: `tls.extraCaFile ${extraCaFile} holds no PEM certificate`, hint: 'the file must hold one or more "BEGIN CERTIFICATE" blocks' };
   }
@@ -31,5 +36,25 @@ export async function loadTrust(extraCaFile: string | undefined): Promise<Trust>
       return { ok: false, problem: `tls.extraCaFile ${extraCaFile} holds a damaged certificate`, hint: 'replace the file with a good copy of the CA certificate' };
     }
   }
-  return { ok: true, ca: [...rootCertificates, ...pems], extraCaFile };
+  return { ok: true, ca: [...systemCertificates(), ...pems], extraCaFile };
+}
+
+/** The trust as one PEM bundle, for the SDKs' `ca` options; undefined means Node's default. */
+export function caBundle(trust: Trust & { ok: true }): string | undefined {
+  return trust.ca?.join('\n');
+}
+
+/** Node's default trust: its root store and, as Node itself reads it at start-up, NODE_EXTRA_CA_CERTS. */
+function systemCertificates(): string[] {
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (!extra) return [...rootCertificates];
+  try {
+    return [...rootCertificates, ...pemCertificates(readFileSync(extra, 'utf8'))];
+  } catch {
+    return [...rootCertificates]; // Node only warns about an unreadable file, and so do its connections
+  }
+}
+
+function pemCertificates(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }

@@ -1,5 +1,6 @@
 import { exitCodeFor, formatHuman, formatJson } from '../check/report.js';
 import { runChecks } from '../check/runner.js';
+import { tpmTransportOverride } from '../runtime-overrides.js';
 
 export interface CheckCommandOptions {
   config?: string;
@@ -14,7 +15,7 @@ export interface CheckCommandOptions {
 export async function check(options: CheckCommandOptions): Promise<number> {
   const results = await runChecks({
     configPath: options.config,
-    tpmOverride: process.env.IOT_AGENT_TPM || undefined,
+    tpmOverride: tpmTransportOverride(),
   });
   process.stdout.write(options.json ? formatJson(results) : formatHuman(results));
   return exitCodeFor(results);

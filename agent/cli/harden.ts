@@ -1,12 +1,16 @@
+import path from 'node:path';
 import type { AgentConfig } from '../config.js';
 import { AgentError, describeError, ExitCode } from '../errors.js';
+import type { ApplyRequest } from '../../hardening/apply-request.js';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
-import { HardeningEngine, type ApplyReport, type VerifyReport } from '../../hardening/engine.js';
-import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
+import { HardeningEngine, type ApplyReport, type BootReport, type ConfirmOptions, type VerifyReport } from '../../hardening/engine.js';
+import { loadProfile, loadProfileByName } from '../../hardening/load-profile.js';
 import { formatPlan, planJson } from '../../hardening/plan.js';
 import type { GuardOutcome } from '../../hardening/guard-run.js';
-import { formatHostPort, parseHostPort, probeTargets, type HostPort } from '../../hardening/probe.js';
+import { formatHostPort, parseHostPort, probeTargets, type HostPort, type ProbeProxy } from '../../hardening/probe.js';
+import type { Egress } from '../../hardening/render-firewall.js';
 import { ExecRunner } from '../../hardening/runner.js';
+import type { MeasuredBy } from '../attestation/hardening-event.js';
 
 export interface HardenOptions {
   /** The agent config (global option): hub, DPS and the boot grace time for `guard`. */
@@ -19,55 +23,87 @@ export interface HardenOptions {
   netns?: string;
   confirmTimeout?: string;
   confirmHost?: string[];
+  /** The agent's request file (iot-agent-harden-apply@.service names it): confirm targets, timeout, request id. */
+  request?: string;
   boot?: boolean;
   grace?: string;
+  /** The TPM to measure into instead of the config's tpm.transport; with a --root other than /, the only one. */
+  tpm?: string;
 }
 
 const DEFAULT_PROFILE = 'baseline';
+/** The cached assignment is the agent's file: read by root like any file the agent writes. */
+const MAX_ASSIGNMENT_BYTES = 64 * 1024;
 
 /** `iot-agent harden plan`: prints exactly what apply would do; changes nothing, needs no privileges. */
 export async function hardenPlan(options: HardenOptions): Promise<number> {
   const root = options.root ?? '/';
   const loaded = await loadProfile(options.profile ?? DEFAULT_PROFILE, root);
-  const plan = await engineFor(options).plan(loaded);
+  const plan = await (await engineFor(options)).plan(loaded);
   process.stdout.write(options.json ? `${JSON.stringify(planJson(plan, root))}\n` : formatPlan(plan, root));
   return ExitCode.ok;
 }
 
 /**
- * `iot-agent harden apply`: applies a profile, as a transaction with --confirm-timeout.
+ * `iot-agent harden apply`: applies a profile, as a transaction with --confirm-timeout (or
+ * with the confirm targets of the agent's --request, for iot-agent-harden-apply@.service).
  * Afterwards it records the drift it finds (the unprivileged agent reports that, as it
- * cannot read the firewall) and, unless --boot, the outcome, tagged with the
- * IOT_AGENT_REQUEST_ID that iot-agent-harden-apply@.service passes from the agent.
+ * cannot read the firewall) and, unless --boot, the outcome, tagged with the request id.
  */
 export async function hardenApply(options: HardenOptions): Promise<number> {
-  const engine = engineFor(options);
-  const root = options.root ?? '/';
-  const confirm = confirmOptions(options);
-  let report: ApplyReport & { chosen?: string };
-  if (options.boot) {
-    if (confirm) throw usage('--boot cannot be combined with --confirm-timeout/--confirm-host', 'the network is not up at boot; the daemon confirms later');
-    report = await engine.applyAtBoot(() => loadProfile(options.profile ?? DEFAULT_PROFILE, root));
-  } else {
-    const name = options.profile ?? DEFAULT_PROFILE;
-    const outcome = { requestId: process.env.IOT_AGENT_REQUEST_ID ?? null, invocationId: process.env.INVOCATION_ID ?? null, profile: name };
-    try {
-      const loaded: LoadedProfile = await loadProfile(name, root);
-      report = await engine.apply(loaded, confirm);
-    } catch (err) {
-      await record('the apply outcome', () => engine.recordApplyOutcome({ ...outcome, error: describeError(err) }));
-      throw err;
+  const measure = await measureFor(options, options.boot ? 'boot' : 'cli');
+  const engine = await engineFor(options, measure);
+  if (options.boot) return hardenApplyAtBoot(engine, options, measure);
+  const name = options.profile ?? DEFAULT_PROFILE;
+  const outcome = { requestId: null as string | null, invocationId: process.env.INVOCATION_ID ?? null, profile: name.slice(0, 64) };
+  let report: ApplyReport;
+  try {
+    let confirm = confirmOptions(options);
+    let request: ApplyRequest | undefined;
+    if (options.request !== undefined) {
+      if (confirm) throw usage('--request cannot be combined with --confirm-timeout/--confirm-host', 'the request names the endpoints to confirm against');
+      // Loaded here: only the root apply unit passes a request, and `plan` must stay fast.
+      const { readApplyRequest } = await import('../../hardening/apply-request.js');
+      request = await readApplyRequest(options.request, name);
+      outcome.requestId = request.requestId;
+      confirm = { targets: request.confirmTargets, timeoutSeconds: request.confirmTimeoutSeconds };
     }
-    await record('the apply outcome', () => engine.recordApplyOutcome({ ...outcome, report }));
+    // A request from the agent names a profile; a technician may also give a file.
+    const loaded = request ? await loadProfileByName(name, options.root ?? '/') : await loadProfile(name, options.root ?? '/');
+    report = await engine.apply(loaded, confirm);
+  } catch (err) {
+    await record('the apply outcome', () => engine.recordApplyOutcome({ ...outcome, error: describeError(err) }));
+    throw err;
   }
-  await record('the verify result', () => engine.recordVerify(options.boot ? 'boot' : 'apply'));
-  if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else process.stdout.write(describeApply(report));
+  await record('the apply outcome', () => engine.recordApplyOutcome({ ...outcome, report }));
+  await record('the verify result', () => engine.recordVerify('apply'));
+  printWithMeasurement(options, report, describeApply(report), measure);
   if (report.rolledBack) {
     if (!options.json) process.stderr.write(`iot-agent: ${report.reason}\n`);
     return ExitCode.failure;
   }
   return ExitCode.ok;
+}
+
+/**
+ * The boot path (iot-agent-hardening.service, before the network): exit 0 when a profile
+ * was applied; 1, with the reason, when the fail-closed rule set had to be loaded instead.
+ */
+async function hardenApplyAtBoot(engine: HardeningEngine, options: HardenOptions, measure: CliMeasure | undefined): Promise<number> {
+  if (options.confirmTimeout !== undefined || (options.confirmHost ?? []).length || options.request !== undefined) {
+    throw usage('--boot cannot be combined with --confirm-timeout, --confirm-host or --request', 'the network is not up at boot; the guard confirms later');
+  }
+  const root = options.root ?? '/';
+  const report: BootReport = await engine.applyAtBoot(
+    () => loadProfile(options.profile ?? DEFAULT_PROFILE, root),
+    async () => (await endpointsFromConfig(options.config)).targets,
+  );
+  if (!report.failClosed) await record('the verify result', () => engine.recordVerify('boot'));
+  printWithMeasurement(options, report, report.failClosed
+    ? `Boot: ${report.chosen}\n${report.notes.map((n) => `  note: ${n}\n`).join('')}` : describeApply(report), measure);
+  if (!report.failClosed) return ExitCode.ok;
+  process.stderr.write(`iot-agent: the boot profile could not be applied (${report.error}); the fail-closed rule set is loaded instead\n`);
+  return ExitCode.failure;
 }
 
 /** Records are for readers after the fact: failing to write one never fails the apply or guard itself. */
@@ -81,7 +117,7 @@ async function record(what: string, write: () => Promise<unknown>): Promise<void
 
 /** `iot-agent harden verify`: live state against the profile, item by item; exit 1 on drift. */
 export async function hardenVerify(options: HardenOptions): Promise<number> {
-  const engine = engineFor(options);
+  const engine = await engineFor(options);
   const loaded = options.profile ? await loadProfile(options.profile, options.root ?? '/') : undefined;
   const report = await engine.verify(loaded);
   process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : describeVerify(report));
@@ -90,7 +126,7 @@ export async function hardenVerify(options: HardenOptions): Promise<number> {
 
 /** `iot-agent harden rollback`: restores the snapshot taken by the last apply. */
 export async function hardenRollback(options: HardenOptions): Promise<number> {
-  const report = await engineFor(options).rollback();
+  const report = await (await engineFor(options, await measureFor(options, 'cli'))).rollback();
   if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else {
     process.stdout.write(`Restored the state of ${report.restoredTo}${report.exact ? '' : ' (the filter table differs from the snapshot: other software changed it since)'}\n`);
@@ -100,32 +136,34 @@ export async function hardenRollback(options: HardenOptions): Promise<number> {
 }
 
 /**
- * `iot-agent harden guard`: the boot-time revert as its own root step, after the network
- * is up. Exit 0 when the profile was confirmed, kept or reverted; 1 when reverting failed.
+ * `iot-agent harden guard`: the boot-time revert as its own root step, beside the boot once
+ * the network is up. Exit 0 when the profile was confirmed, kept or reverted; 1 when reverting failed.
  */
 export async function hardenGuard(options: HardenOptions): Promise<number> {
-  const engine = engineFor(options);
+  const engine = await engineFor(options, await measureFor(options, 'guard'));
   const given = options.grace === undefined ? undefined : Number(options.grace);
   if (given !== undefined && (!Number.isInteger(given) || given < 1 || given > 3_600)) {
     throw usage(`invalid --grace ${JSON.stringify(options.grace)}`, 'whole seconds from 1 to 3600 (default: hardening.bootGraceSeconds in the config)');
   }
   const explicit = (options.confirmHost ?? []).map(parseHostPort);
   // Loaded here: `plan` must stay fast, and only the guard reads the agent config.
-  const [{ loadConfig }, { nothingToGuard, runGuard }] = await Promise.all([import('../config.js'), import('../../hardening/guard-run.js')]);
+  const { guardIdle, runGuard } = await import('../../hardening/guard-run.js');
   // Checked before the config is read: most boots have nothing to guard, and need no config for it.
-  const idle = await nothingToGuard(engine);
+  const idle = await guardIdle(engine);
   if (idle !== null) {
     const outcome: GuardOutcome = { status: 'nothing-to-guard', reason: idle };
     process.stdout.write(options.json ? `${JSON.stringify(outcome)}\n` : `Nothing to guard: ${idle}\n`);
     return ExitCode.ok;
   }
-  const config = await loadConfig(options.config);
-  const graceSeconds = given ?? config.hardening.bootGraceSeconds;
-  const { targets, source } = explicit.length ? { targets: explicit, source: '--confirm-host' } : await configTargets(config);
+  const { config, targets: needed, source: neededSource } = await endpointsFromConfig(options.config, true);
+  const graceSeconds = given ?? config!.hardening.bootGraceSeconds;
+  const { targets, source } = explicit.length ? { targets: explicit, source: '--confirm-host' } : { targets: needed, source: neededSource };
   const runner = new ExecRunner(netnsPrefix(options));
+  const { probeProxyFor } = await import('../commands/needed-endpoints.js');
+  const viaProxy = config && probeProxyFor(config);
   let outcome: GuardOutcome;
   try {
-    outcome = await runGuard({ engine, targets, graceSeconds, probe: (t, ms) => probeTargets(runner, t, ms) });
+    outcome = await runGuard({ engine, targets, graceSeconds, probe: (t, ms) => probeTargets(runner, t, ms, viaProxy) });
   } catch (err) {
     throw new AgentError('the boot guard could not revert to the last known good profile', {
       cause: err, hint: 'run `iot-agent harden verify` and `iot-agent harden rollback`, or apply a profile by hand', exitCode: ExitCode.failure,
@@ -138,36 +176,97 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
 }
 
 /**
- * What must answer, from the config: the assigned hub once provisioned (the issue's "unable
- * to reach its hub"); before that, DPS, which the agent needs first.
+ * The endpoints the agent needs (needed-endpoints.ts), from the config and the cached
+ * assignment. Read as root: the assignment is the agent's file, read with the checks for
+ * such files and strictly parsed; an unusable one counts as "not provisioned". `strict`:
+ * a config error is an error (the guard); otherwise the defaults stand in (the boot path
+ * must load its fail-closed rules whatever the config says).
  */
-async function configTargets(config: AgentConfig): Promise<{ targets: HostPort[]; source: string }> {
-  const { readAssignment } = await import('../state/assignment-store.js');
-  const stored = await readAssignment(config.stateDir);
-  if (stored.status === 'valid') return { targets: [{ host: stored.assignment.assignedHub, port: 8883 }], source: 'assigned hub (cached assignment)' };
-  const why = stored.status === 'absent' ? 'not provisioned yet' : `cached assignment unusable: ${stored.reason}`;
-  return { targets: [{ host: config.provisioning.globalEndpoint, port: 443 }], source: `DPS (provisioning.globalEndpoint; ${why})` };
+async function endpointsFromConfig(configPath: string | undefined, strict = false): Promise<{ config: AgentConfig | undefined; targets: HostPort[]; source: string }> {
+  const [{ DEFAULTS, loadConfig }, { neededEndpoints }, { assignmentPath, parseAssignment }, { readUntrustedFile }, memory] = await Promise.all([
+    import('../config.js'), import('../commands/needed-endpoints.js'), import('../state/assignment-store.js'), import('../lib/untrusted-file.js'),
+    import('../state/hub-protocol-memory.js'),
+  ]);
+  const config = await loadConfig(configPath).catch((err: unknown) => {
+    if (strict) throw err;
+    return DEFAULTS;
+  });
+  let assignment: { assignedHub: string } | undefined;
+  let source = 'assigned hub (cached assignment) and DPS';
+  try {
+    const stored = parseAssignment(await readUntrustedFile(assignmentPath(config.stateDir), MAX_ASSIGNMENT_BYTES));
+    if (stored.status === 'valid') assignment = stored.assignment;
+    else source = `DPS (cached assignment unusable: ${stored.status === 'invalid' ? stored.reason : 'absent'})`;
+  } catch (err) {
+    const absent = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+    source = absent ? 'DPS (not provisioned yet)' : `DPS (cached assignment unusable: ${describeError(err)})`;
+  }
+  // What network.hubProtocol auto learnt (the agent's file, strictly parsed): which port of the hub it uses.
+  const learnt = await readUntrustedFile(path.join(config.stateDir, memory.HUB_PROTOCOL_FILE), 4096)
+    .then((text) => memory.parseHubProtocolMemory(text).memory?.protocol, () => undefined);
+  return { config, targets: neededEndpoints(config, assignment, learnt), source };
 }
 
 function netnsPrefix(options: HardenOptions): string[] {
   return options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
 }
 
-function engineFor(options: HardenOptions): HardeningEngine {
+async function engineFor(options: HardenOptions, measure?: CliMeasure): Promise<HardeningEngine> {
   const backend = (options.backend ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw usage(`unknown --backend ${JSON.stringify(options.backend)}`, `one of ${BACKENDS.join(', ')}`);
   if (options.netns !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(options.netns)) {
     throw usage(`invalid --netns ${JSON.stringify(options.netns)}`, 'the name of a namespace listed by `ip netns list`');
   }
+  const { egress, probeProxy } = await networkFromConfig(options.config);
   return new HardeningEngine({
     root: options.root ?? '/',
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
     backend,
     commandPrefix: netnsPrefix(options),
+    ...(measure ? { measure } : {}),
+    egress,
+    ...(probeProxy ? { probeProxy } : {}),
   });
 }
 
-function confirmOptions(options: HardenOptions): { targets: ReturnType<typeof parseHostPort>[]; timeoutSeconds: number } | undefined {
+/**
+ * The outbound rules and the confirm probes' path from the agent config's network section
+ * (needed-endpoints.ts). A config that cannot be read falls back to the defaults (443 and
+ * 8883, no proxy): a board is hardened whatever its config says, never left open.
+ */
+async function networkFromConfig(configPath: string | undefined): Promise<{ egress: Egress; probeProxy: ProbeProxy | undefined }> {
+  const [{ DEFAULTS, loadConfig }, { egressFor, probeProxyFor }] = await Promise.all([import('../config.js'), import('../commands/needed-endpoints.js')]);
+  const config = await loadConfig(configPath).catch(() => DEFAULTS);
+  return { egress: egressFor(config), probeProxy: probeProxyFor(config) };
+}
+
+type CliMeasure = Awaited<ReturnType<typeof import('./harden-measure.js').cliMeasure>>;
+
+/**
+ * The measurement of what an apply, rollback or guard leaves in force: into the config's
+ * TPM (or --tpm) on the board itself; with a --root other than / (a test tree, not this
+ * board) only into a TPM named with --tpm, so that a test never extends the machine's own.
+ */
+async function measureFor(options: HardenOptions, by: MeasuredBy): Promise<CliMeasure | undefined> {
+  if (options.tpm === undefined && (options.root ?? '/') !== '/') return undefined;
+  const { cliMeasure } = await import('./harden-measure.js');
+  return cliMeasure({ configPath: options.config, tpm: options.tpm, by, warn: (message) => process.stderr.write(`iot-agent: warning: ${message}\n`) });
+}
+
+/** A report as JSON (with the measurement when there was one) or as text followed by the measurement's line. */
+function printWithMeasurement(options: HardenOptions, report: object, text: string, measure: CliMeasure | undefined): void {
+  const measured = measure?.last();
+  if (options.json) process.stdout.write(`${JSON.stringify(measured ? { ...report, measurement: measured } : report)}\n`);
+  else process.stdout.write(text + (measured ? describeMeasurement(measured) : ''));
+}
+
+function describeMeasurement(m: NonNullable<ReturnType<CliMeasure['last']>>): string {
+  if (m.outcome === 'gap') return `  not measured into PCR ${m.pcr}: ${m.reason} (recorded as a gap, event ${m.seq})\n`;
+  if (m.outcome === 'extended') return `  measured into PCR ${m.pcr} (event ${m.seq})\n`;
+  return `  PCR ${m.pcr} already holds this state\n`;
+}
+
+function confirmOptions(options: HardenOptions): ConfirmOptions | undefined {
   const hosts = options.confirmHost ?? [];
   if (options.confirmTimeout === undefined && hosts.length === 0) return undefined;
   if (hosts.length === 0) throw usage('--confirm-timeout needs at least one --confirm-host host:port', 'the hub and DPS endpoints to prove reachable');

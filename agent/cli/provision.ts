@@ -1,14 +1,14 @@
-import { readFile } from 'node:fs/promises';
+import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
-import { AgentError, describeError } from '../errors.js';
-import { DaemonAbsentError, requestDaemon } from '../daemon/control-socket.js';
+import { AgentError } from '../errors.js';
+import { DaemonAbsentError, payloadOf, requestDaemon } from '../daemon/control-socket.js';
 import { TpmLock } from '../daemon/tpm-lock.js';
-import { HubSession } from '../hub/session.js';
+import { HubConnectError, HubSession } from '../hub/session.js';
 import { Logger } from '../log/logger.js';
-import { decideAtStartup } from '../provisioning/decide.js';
-import { registerInChild } from '../provisioning/child-process.js';
-import { readAssignment, writeAssignment, type Assignment } from '../state/assignment-store.js';
-import { ensureIdentity } from '../tpm/identity.js';
+import { readyIdentity, registerAssignment, startDecision, stepAfter, stepWords, type ProvisionStep } from '../provisioning/flow.js';
+import { runtimeOverrides } from '../runtime-overrides.js';
+import { readAssignment, type Assignment } from '../state/assignment-store.js';
+import { ServiceClock } from '../time/service-clock.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { parseTransport } from '../tpm/transport-spec.js';
@@ -20,24 +20,22 @@ export interface ProvisionOptions {
 }
 
 interface Step {
-  step: string;
+  step: ProvisionStep;
   message: string;
 }
 
-const CONNECT_TIMEOUT_MS = 60_000;
-
 /**
- * `iot-agent provision`: register with DPS now. Through the daemon when it runs (it owns
- * the TPM), directly otherwise. Each step is shown as it happens; the end is one summary
- * line, or one error line naming the step that failed.
+ * `iot-agent provision`: register with DPS now, in technician mode (agent/provisioning/flow.ts).
+ * Through the daemon when it runs (it owns the TPM), directly otherwise. Each step is shown
+ * as it happens; the end is one summary line, or one error line naming the step that failed.
  */
 export async function provision(options: ProvisionOptions): Promise<number> {
   const config = await loadConfig(options.config);
   const idScope = requireIdScope(config, options.config);
   const steps: Step[] = [];
-  let current = 'tpm';
-  const show = (step: string, message: string) => {
-    current = nextStep(step);
+  let failedAt: ProvisionStep = stepAfter(undefined);
+  const show = (step: ProvisionStep, message: string) => {
+    failedAt = stepAfter(step);
     steps.push({ step, message });
     if (!options.json) process.stdout.write(`  ${message}\n`);
   };
@@ -54,56 +52,45 @@ export async function provision(options: ProvisionOptions): Promise<number> {
     else process.stdout.write(`${summary}\n`);
     return 0;
   } catch (err) {
-    throw new AgentError(`provisioning failed at step "${current}"`, { cause: err, hint: err instanceof AgentError ? err.hint : undefined });
+    throw new AgentError(`provisioning failed at step "${failedAt}"`, { cause: err, hint: err instanceof AgentError ? err.hint : undefined });
   }
 }
 
-/** Which step comes after `done`, to name the one a failure happened in. */
-function nextStep(done: string): string {
-  const order = ['tpm', 'challenge', 'activated', 'assigned', 'connected'];
-  return order[Math.min(order.indexOf(done) + 1, order.length - 1)] ?? done;
-}
-
-async function viaDaemon(config: AgentConfig, show: (step: string, message: string) => void): Promise<Record<string, unknown>> {
+async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, message: string) => void): Promise<Record<string, unknown>> {
   let last: Record<string, unknown> | undefined;
   for await (const line of requestDaemon(config.runtimeDir, { op: 'provision', force: true })) {
-    if (line.event === 'step') show(String(line.step), String(line.message));
+    if (line.event === 'step') show(line.step as ProvisionStep, String(line.message));
     else if (line.event === 'error') throw new AgentError(String(line.message));
-    else if (line.event === 'done') last = line;
+    else if (line.event === 'done') last = payloadOf(line);
   }
   if (!last) throw new AgentError('the daemon ended the request without a result');
-  delete last.event;
   return last;
 }
 
 async function directly(config: AgentConfig, idScope: string, force: boolean,
-  show: (step: string, message: string) => void): Promise<Record<string, unknown>> {
+  show: (step: ProvisionStep, message: string) => void): Promise<Record<string, unknown>> {
   const lock = await TpmLock.acquire(config.runtimeDir, 'iot-agent provision');
-  const tpm = new TpmClient(openTransport(parseTransport(config.tpm.transport)));
+  const transport = runtimeOverrides().tpmTransport ?? config.tpm.transport;
+  const tpm = new TpmClient(openTransport(parseTransport(transport)));
+  // DPS's time (learnt from its answers) signs the hub token too when this clock is off.
+  const clock = new ServiceClock();
   try {
-    const identity = await ensureIdentity(tpm, { registrationId: config.provisioning.registrationId });
-    show('tpm', `TPM ready, registration id ${identity.registrationId}`);
-    const ca = config.tls.extraCaFile ? await readFile(config.tls.extraCaFile, 'utf8') : undefined;
+    const identity = await readyIdentity(tpm, config, show);
+    const trust = await loadTrust(config.tls.extraCaFile);
+    if (!trust.ok) throw new AgentError(trust.problem, { hint: trust.hint });
+    const ca = caBundle(trust);
     const stored = await readAssignment(config.stateDir);
-    const decision = decideAtStartup(config, idScope, identity.registrationId, stored);
+    const decision = startDecision('technician', force, config, idScope, identity.registrationId, stored);
     let assignment: Assignment;
-    if (!force && decision.action === 'useCached') {
+    if (decision.action === 'useCached') {
       assignment = decision.assignment;
       show('assigned', `already assigned to ${assignment.assignedHub} as ${assignment.deviceId} (use --force to register again)`);
     } else {
-      const result = await registerInChild({
-        tpm, registrationId: identity.registrationId, idScope, globalEndpoint: config.provisioning.globalEndpoint, ca,
-        onStep: (step, detail) => show(step, step === 'challenge' ? 'DPS challenge received'
-          : step === 'activated' ? 'key activated in the TPM' : `assigned to ${detail}`),
-      });
-      assignment = {
-        ...result, registrationId: identity.registrationId, idScope,
-        globalEndpoint: config.provisioning.globalEndpoint, assignedAt: new Date().toISOString(),
-      };
-      await writeAssignment(config.stateDir, assignment);
+      const current = stored.status === 'valid' ? stored.assignment : undefined;
+      assignment = await registerAssignment({ tpm, config, idScope, registrationId: identity.registrationId, ca, current, onStep: show, clock });
     }
-    await connectOnce(tpm, assignment, ca);
-    show('connected', `connected to ${assignment.assignedHub}`);
+    await connectOnce(tpm, assignment, ca, clock);
+    show('connected', stepWords('connected', assignment.assignedHub));
     return { state: 'provisioned', ...assignment };
   } finally {
     await tpm.close().catch(() => undefined);
@@ -111,23 +98,28 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
   }
 }
 
+/** A technician waits this long at most for the hub; a refusal ends the wait at once. */
+const CONNECT_DEADLINE_MS = 60_000;
+
 /** Proves the hub takes the device's credentials, then disconnects. */
-async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | undefined): Promise<void> {
+async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | undefined, clock: ServiceClock): Promise<void> {
   const session = new HubSession({
-    tpm, registrationId: assignment.registrationId, assignedHub: assignment.assignedHub, deviceId: assignment.deviceId, ca,
-    log: new Logger({ level: 'error', write: () => undefined }),
+    tpm, target: assignment, ca, log: new Logger({ level: 'error', write: () => undefined }), clockCorrectionMs: () => clock.correctionMs(),
   });
+  const deadline = Date.now() + CONNECT_DEADLINE_MS;
   try {
-    await new Promise<void>((resolve, reject) => {
-      // The session retries on its own; give up after the deadline with the last reason.
-      let lastError: Error | undefined;
-      const timer = setTimeout(() => reject(new AgentError(`no connection to ${assignment.assignedHub} within ${CONNECT_TIMEOUT_MS / 1000} s`,
-        { cause: lastError })), CONNECT_TIMEOUT_MS);
-      session.on('connected', () => { clearTimeout(timer); resolve(); });
-      session.on('rejected', (err) => { clearTimeout(timer); reject(new AgentError(`the hub refused the device: ${describeError(err)}`)); });
-      session.on('disconnected', (err) => { lastError = err; });
-      session.start();
-    });
+    for (;;) {
+      try {
+        await session.connect();
+        return;
+      } catch (err) {
+        if (err instanceof HubConnectError && err.kind === 'refused') throw err;
+        if (Date.now() + 2_000 >= deadline) {
+          throw new AgentError(`no connection to ${assignment.assignedHub} within ${CONNECT_DEADLINE_MS / 1000} s`, { cause: err });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+      }
+    }
   } finally {
     await session.stop();
   }

@@ -2,6 +2,7 @@ import { RESTART_EXIT_CODE } from '../commands/restart-agent.js';
 import { loadConfig, requireIdScope } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { Logger } from '../log/logger.js';
+import { runtimeOverrides } from '../runtime-overrides.js';
 import { agentVersion } from '../version.js';
 
 /** Hard limit for a clean stop: systemd's default is 90 s, technicians expect seconds. */
@@ -14,7 +15,7 @@ export async function run(options: { config?: string }): Promise<number> {
   const log = new Logger({ level: config.log.level });
   let stop: (signal: string, code?: number) => void = () => undefined;
   const daemon = new Daemon({
-    config, configPath: options.config, log, agentVersion: agentVersion(), ...testTuning(),
+    config, configPath: options.config, log, agentVersion: agentVersion(), overrides: runtimeOverrides(),
     // Restart=on-failure in the unit: a non-zero exit after a clean stop brings up a fresh process.
     onRestartRequested: () => stop('restartAgent', RESTART_EXIT_CODE),
   });
@@ -46,19 +47,4 @@ export async function run(options: { config?: string }): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => void daemon.reload());
   });
-}
-
-/**
- * Shorter timings for the test suite and QA's fault drills (IOT_AGENT_TEST_TIMINGS=1):
- * token lifetime, keep-alive and backoff in seconds rather than minutes.
- */
-function testTuning() {
-  const spec = process.env.IOT_AGENT_TEST_TIMINGS;
-  if (!spec) return {};
-  const [tokenLifetime, renewalMargin, keepAlive] = spec.split(',').map(Number);
-  return {
-    backoff: { initialMs: 200, maxMs: 2_000, multiplier: 2 },
-    keepAliveSeconds: keepAlive || 5,
-    ...(tokenLifetime ? { tokenLifetimeSeconds: tokenLifetime, tokenRenewalMarginSeconds: renewalMargin || Math.floor(tokenLifetime / 4) } : {}),
-  };
 }

@@ -1,41 +1,131 @@
-import { loadConfig } from '../config.js';
-import { DaemonAbsentError, requestDaemon } from '../daemon/control-socket.js';
+import path from 'node:path';
+import { loadConfig, type AgentConfig } from '../config.js';
+import { askDaemon, DaemonAbsentError, payloadOf } from '../daemon/control-socket.js';
+import type { DaemonStatus } from '../daemon/daemon.js';
 import { readAssignment } from '../state/assignment-store.js';
+import { inspectQueue, queueFacts } from '../telemetry/disk-queue.js';
 
-/** `iot-agent status`: from the running daemon, or from the state file when it does not run. */
+/** `status --json`: the daemon's status while it runs; what the state files say otherwise. */
+export type StatusReport = { daemon: 'running' } & DaemonStatus
+  | {
+    daemon: 'not running';
+    state: 'stopped';
+    reason: string | undefined;
+    since: string | undefined;
+    registrationId: string | undefined;
+    deviceId: string | undefined;
+    assignedHub: string | undefined;
+    idScope: string | undefined;
+    /** Nothing is in use, tried or measured while the daemon does not run. */
+    hubProtocol: null;
+    hubProtocolReason: null;
+    proxy: null;
+    lastError: null;
+    consecutiveFailures: null;
+    nextRetryAt: null;
+    dpsHeldOffUntil: null;
+    operatorMustAct: null;
+    telemetryQueue: DaemonStatus['telemetryQueue'];
+    clockOffsetMs: null;
+  };
+
+/** `iot-agent status`: from the running daemon, or from the state files when it does not run. */
 export async function status(options: { config?: string; json?: boolean }): Promise<number> {
-  const config = await loadConfig(options.config);
-  let report: Record<string, unknown>;
+  const report = await statusReport(await loadConfig(options.config));
+  process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatStatus(report));
+  return 0;
+}
+
+export async function statusReport(config: AgentConfig): Promise<StatusReport> {
   try {
-    report = {};
-    for await (const line of requestDaemon(config.runtimeDir, { op: 'status' }, 10_000)) report = line;
-    delete report.event;
-    report.daemon = 'running';
+    return { ...payloadOf(await askDaemon(config.runtimeDir, { op: 'status' }, 'status')), daemon: 'running' };
   } catch (err) {
     if (!(err instanceof DaemonAbsentError)) throw err;
-    const stored = await readAssignment(config.stateDir);
-    const assignment = stored.status === 'valid' ? stored.assignment : undefined;
-    report = {
-      state: 'stopped',
-      reason: stored.status === 'invalid' ? `state file unusable: ${stored.reason}` : stored.status === 'absent' ? 'not provisioned' : undefined,
-      since: assignment?.assignedAt,
-      daemon: 'not running',
-      registrationId: assignment?.registrationId ?? config.provisioning.registrationId,
-      deviceId: assignment?.deviceId,
-      assignedHub: assignment?.assignedHub,
-      idScope: assignment?.idScope ?? config.provisioning.idScope,
-    };
   }
-  if (options.json) {
-    process.stdout.write(`${JSON.stringify(report)}\n`);
-  } else {
-    const rows: [string, unknown][] = [
-      ['State', report.reason ? `${String(report.state)} (${String(report.reason)})` : report.state],
-      ['Since', report.since], ['Daemon', report.daemon], ['Registration id', report.registrationId],
-      ['Device id', report.deviceId], ['Hub', report.assignedHub], ['ID scope', report.idScope],
-    ];
-    const width = Math.max(...rows.map(([k]) => k.length));
-    process.stdout.write(rows.map(([k, v]) => `${k.padEnd(width)}  ${v === undefined ? '-' : String(v)}\n`).join(''));
-  }
-  return 0;
+  const [stored, queue] = await Promise.all([
+    readAssignment(config.stateDir),
+    inspectQueue(path.join(config.stateDir, 'telemetry')).catch(() => null),
+  ]);
+  const assignment = stored.status === 'valid' ? stored.assignment : undefined;
+  return {
+    daemon: 'not running',
+    state: 'stopped',
+    reason: stored.status === 'invalid' ? `state file unusable: ${stored.reason}` : stored.status === 'absent' ? 'not provisioned' : undefined,
+    since: assignment?.assignedAt,
+    registrationId: assignment?.registrationId ?? config.provisioning.registrationId,
+    deviceId: assignment?.deviceId,
+    assignedHub: assignment?.assignedHub,
+    idScope: assignment?.idScope ?? config.provisioning.idScope,
+    hubProtocol: null,
+    hubProtocolReason: null,
+    proxy: null,
+    lastError: null,
+    consecutiveFailures: null,
+    nextRetryAt: null,
+    dpsHeldOffUntil: null,
+    operatorMustAct: null,
+    telemetryQueue: queue ? queueFacts(queue) : null,
+    clockOffsetMs: null,
+  };
+}
+
+const PROTOCOLS: Record<string, string> = { mqtt: 'MQTT over TLS (port 8883)', 'mqtt-ws': 'MQTT over WebSockets (port 443)' };
+
+export function formatStatus(report: StatusReport, now = new Date()): string {
+  const running = report.daemon === 'running';
+  const queue = report.telemetryQueue;
+  const rows: [string, string | undefined][] = [
+    ['State', report.reason ? `${report.state} (${report.reason})` : report.state],
+    ['Since', report.since],
+    ['Daemon', running ? `running (pid ${report.pid})` : 'not running'],
+    ['Registration id', report.registrationId],
+    ['Device id', report.deviceId],
+    ['Hub', report.assignedHub],
+    ['ID scope', report.idScope],
+    ['Hub protocol', report.hubProtocol === null ? undefined
+      : `${PROTOCOLS[report.hubProtocol] ?? report.hubProtocol}${report.hubProtocolReason ? ` (${report.hubProtocolReason})` : ''}`],
+    ['Proxy', report.proxy ?? (running ? 'none' : undefined)],
+    ['Last error', report.lastError ? `${report.lastError.message} (${report.lastError.at}, ${ago(report.lastError.at, now)})` : running ? 'none' : undefined],
+    ['Failures in a row', report.consecutiveFailures === null ? undefined : String(report.consecutiveFailures)],
+    ['Next retry', report.nextRetryAt ? `${report.nextRetryAt} (${until(report.nextRetryAt, now)})` : running ? 'none pending' : undefined],
+    ['Telemetry queue', queue ? `${queue.depth} waiting${queue.oldestAgeSeconds === null ? '' : `, oldest ${duration(queue.oldestAgeSeconds)} old`}, ${queue.dropped} dropped` : undefined],
+    ['DPS', dpsRow(report, now)],
+    ['Clock offset', report.clockOffsetMs === null ? (running ? 'not measured yet' : undefined) : clockRow(report.clockOffsetMs)],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v ?? '-'}\n`).join('');
+}
+
+function dpsRow(report: StatusReport, now: Date): string | undefined {
+  if (report.daemon !== 'running') return undefined;
+  const parts = [
+    ...(report.operatorMustAct ? ['will not assign this device until an operator acts'] : []),
+    ...(report.dpsHeldOffUntil ? [`not asked again before ${report.dpsHeldOffUntil} (${until(report.dpsHeldOffUntil, now)})`] : []),
+  ];
+  return parts.length ? parts.join('; ') : 'may be asked when needed';
+}
+
+/** The measured offset; beyond five minutes the agent signs tokens with the service's time. */
+function clockRow(offsetMs: number): string {
+  const seconds = Math.round(offsetMs / 1000);
+  if (Math.abs(offsetMs) <= 5 * 60_000) return `${seconds} s (service minus device; within 5 min, the local clock is used)`;
+  return `${seconds} s (the service is ${seconds < 0 ? 'behind' : 'ahead of'} this device; tokens are signed with its time)`;
+}
+
+function ago(iso: string, now: Date): string {
+  return `${duration(Math.max(0, Math.round((now.getTime() - Date.parse(iso)) / 1000)))} ago`;
+}
+
+function until(iso: string, now: Date): string {
+  return `in ${duration(Math.max(0, Math.round((Date.parse(iso) - now.getTime()) / 1000)))}`;
+}
+
+/** 42 s, 5 min, 3 h 10 min, 2 d 4 h. */
+export function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours} h${minutes % 60 ? ` ${minutes % 60} min` : ''}`;
+  return `${Math.floor(hours / 24)} d${hours % 24 ? ` ${hours % 24} h` : ''}`;
 }

@@ -1,3 +1,4 @@
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { CommandFailure, defineCommand } from './command.js';
 
 /** `applyHardening { profile, confirmTimeoutSec }`: a confirmed transaction; the result is reported when done. */
@@ -5,7 +6,7 @@ export const applyHardening = defineCommand({
   name: 'applyHardening',
   summary: 'apply a hardening profile as a transaction confirmed against the hub and DPS; result reported when done',
   args: {
-    profile: { type: 'string', pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, maxLength: 64, expected: 'a built-in or site profile name (letters, digits, . _ -)' },
+    profile: { type: 'string', pattern: PROFILE_NAME, maxLength: 64, expected: PROFILE_NAME_EXPECTED },
     confirmTimeoutSec: { type: 'integer', min: 5, max: 3600, optional: true },
   },
   exclusive: true,

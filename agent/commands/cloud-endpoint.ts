@@ -1,6 +1,6 @@
-import type { EventEmitter } from 'node:events';
-import device from 'azure-iot-device';
+import type device from 'azure-iot-device';
 import { describeError } from '../errors.js';
+import { interceptMethodRequests } from '../hub/sdk-internals.js';
 import type { Logger } from '../log/logger.js';
 import type { CommandReply } from './command.js';
 import { EnvelopeError, parseEnvelope } from './envelope.js';
@@ -8,21 +8,14 @@ import type { ExecutedIds } from './executed-ids.js';
 import type { CommandRegistry, CommandResult } from './registry.js';
 import { clip } from './schema.js';
 
-// CommonJS package: Node's ESM loader cannot see its named exports.
-const { DeviceMethodResponse } = device;
 type Client = InstanceType<typeof device.Client>;
 type Message = InstanceType<typeof device.Message>;
 
-/** What the MQTT transport hands to method listeners (azure-iot-device's MethodMessage). */
-interface MethodMessage {
-  requestId: string;
-  methods: { methodName: string };
-}
-
 /**
- * Serves the registry on one hub connection: every command as a direct method, the same
- * names in C2D envelopes, and a 404 for method names nobody registered (the SDK would
- * drop those and leave the caller to time out).
+ * Serves the registry on one hub connection: every command as a direct method (with or
+ * without a payload: IoT Hub sends an empty body for none), the same names in C2D
+ * envelopes, and a 404 for method names nobody registered (the SDK would drop those and
+ * leave the caller to time out).
  */
 export class CommandEndpoint {
   constructor(
@@ -42,27 +35,14 @@ export class CommandEndpoint {
           }));
       });
     }
-    this.answerUnknownMethods(client);
+    interceptMethodRequests(client, (name, answer) => {
+      void this.registry.dispatch(name, undefined, { via: 'method' })
+        .then((reply) => answer(reply.status, reply.payload))
+        .catch((err: unknown) => this.log.warn('command.response_failed', { command: clip(name), err }));
+    });
     client.on('message', (message: Message) => {
       this.onC2d(client, message).catch((err: unknown) => this.log.error('command.c2d_failed', { err }));
     });
-  }
-
-  private answerUnknownMethods(client: Client): void {
-    const transport = (client as unknown as { _transport: EventEmitter })._transport;
-    const emit = transport.emit.bind(transport);
-    transport.emit = (event: string | symbol, ...args: unknown[]): boolean => {
-      if (typeof event === 'string' && event.startsWith('method_') && transport.listenerCount(event) === 0) {
-        const message = args[0] as MethodMessage;
-        void this.registry.dispatch(message.methods.methodName, undefined, { via: 'method' }).then((reply) => {
-          new DeviceMethodResponse(message.requestId, transport as never).send(reply.status, reply.payload, (err) => {
-            if (err) this.log.warn('command.response_failed', { command: clip(message.methods.methodName), err });
-          });
-        });
-        return true;
-      }
-      return emit(event, ...args);
-    };
   }
 
   private async onC2d(client: Client, message: Message): Promise<void> {
@@ -88,10 +68,17 @@ export class CommandEndpoint {
       }));
       return;
     }
-    await this.executed.record({ id: envelope.id, command: envelope.command, at: new Date().toISOString() });
-    const reply = await this.registry.dispatch(envelope.command, envelope.args, { via: 'c2d', id: envelope.id })
-      .catch((err: unknown) => internalError(envelope.command, err));
-    await this.executed.finish(envelope.id, reply.status);
+    // Recorded once accepted (known command, valid arguments, not busy), before it runs: at
+    // most once, and an envelope refused for a mistake can be corrected and sent again.
+    let recorded = false;
+    const reply = await this.registry.dispatch(envelope.command, envelope.args, {
+      via: 'c2d', id: envelope.id,
+      accepted: async () => {
+        recorded = true;
+        await this.executed.record({ id: envelope.id, command: envelope.command, at: new Date().toISOString() });
+      },
+    }).catch((err: unknown) => internalError(envelope.command, err));
+    if (recorded) await this.executed.finish(envelope.id, reply.status);
   }
 }
 

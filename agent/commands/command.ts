@@ -1,3 +1,4 @@
+import type { AttestReply } from '../attestation/attest-reply.js';
 import type { Logger } from '../log/logger.js';
 import type { ArgsOf, ArgsSchema } from './schema.js';
 
@@ -25,13 +26,29 @@ export interface CommandContext {
   readonly reboot: { schedule(): { delaySeconds: number; done: Promise<void> }; pending(): boolean };
   readonly telemetry: { intervalSeconds(): number; setIntervalSeconds(seconds: number): void };
   readonly hardening: HardeningAccess;
+  readonly attestation: AttestationAccess;
   systemInfo(): Promise<Record<string, unknown>>;
+  readonly support: SupportAccess;
+}
+
+/** Support bundles: built by the daemon, uploaded through IoT Hub file upload. */
+export interface SupportAccess {
+  buildAndUpload(request: { sinceSeconds: number; now: Date; blobName: string }): Promise<{ blobName: string; bytes: number; collectors: Record<string, string> }>;
 }
 
 export interface HardeningAccess {
   /** Applies a profile as a confirmed transaction against the hub and DPS endpoints. */
   apply(profile: string, confirmTimeoutSeconds: number): Promise<Record<string, unknown>>;
   status(): Promise<Record<string, unknown>>;
+}
+
+export interface AttestationAccess {
+  /** The attestation key, created and persisted on first use. */
+  key(): Promise<{ akPublic: string; akName: string; handle: string; created: boolean }>;
+  /** ActivateCredential for the AK with the EK: the credential's secret. */
+  activate(idObject: Buffer, encryptedSecret: Buffer): Promise<Buffer>;
+  /** A quote over `pcrs` (default: 0-7 and the hardening PCR) with the nonce, its PCR values and the event log. */
+  quote(nonce: Buffer, pcrs: number[] | undefined): Promise<AttestReply>;
 }
 
 export interface Command<S extends ArgsSchema = ArgsSchema> {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { writeFileAtomic } from '../state/atomic-file.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
 
 const FILE = 'executed-commands.json';
 const KIND = 'iot-agent/executed-commands';
@@ -18,8 +18,9 @@ export interface ExecutedEntry {
 /**
  * C2D command ids already taken on, kept on disk so a redelivered message (at-least-once
  * C2D, or a restart before the broker saw the PUBACK) is never executed twice. An id is
- * recorded before its command runs: a crash mid-command means at most once, which is
- * what a reboot or a hardening change needs.
+ * recorded once its envelope is accepted for execution and before the command runs: a
+ * crash mid-command means at most once, which is what a reboot or a hardening change
+ * needs; an envelope refused (unknown command, invalid arguments, busy) is not recorded.
  */
 export class ExecutedIds {
   private entries: ExecutedEntry[] = [];
@@ -37,6 +38,10 @@ export class ExecutedIds {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('commands.executed_ids_invalid', { file: store.file, err, treatedAs: 'empty' });
     }
     return store;
+  }
+
+  count(): number {
+    return this.entries.length;
   }
 
   find(id: string): ExecutedEntry | undefined {
@@ -59,7 +64,7 @@ export class ExecutedIds {
 
   private save(): Promise<void> {
     const text = JSON.stringify({ kind: KIND, entries: this.entries });
-    this.writing = this.writing.then(() => writeFileAtomic(this.file, text)).catch((err: unknown) => {
+    this.writing = this.writing.then(() => writeFileAtomic(this.file, text, 0o600)).catch((err: unknown) => {
       this.log.warn('commands.executed_ids_write_failed', { file: this.file, err });
     });
     return this.writing;

@@ -1,14 +1,17 @@
 import path from 'node:path';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
-import type { AppliedRecord, HardeningEngine, VerifiedRecord, VerifyReport } from '../../hardening/engine.js';
+import type { AppliedRecord, HardeningEngine, VerifyReport } from '../../hardening/engine.js';
+import { bootId } from '../../hardening/lock.js';
+import type { MeasureHook } from '../../hardening/measure.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
-import { DEFAULT_STATE_DIR, StateStore } from '../../hardening/state-store.js';
+import { DEFAULT_STATE_DIR, Records } from '../../hardening/records.js';
 import { describeError } from '../errors.js';
-import type { HardeningAccess } from './command.js';
+import { CommandFailure, type HardeningAccess } from './command.js';
 
 /**
  * Where the engine works. Production: the real root and network namespace, confirming
- * against the current hub (8883) and DPS (443). Tests (IOT_AGENT_HARDENING_TEST) name a
+ * against every endpoint the agent needs (needed-endpoints.ts). Tests (IOT_AGENT_HARDENING_TEST) name a
  * namespace and a temporary root they created, and the endpoints reachable from it.
  */
 export interface HardeningSite {
@@ -53,7 +56,7 @@ export function appliesInProcess(site: HardeningSite, uid: number | undefined = 
  * live state; unprivileged, it cannot read the firewall and reports the drift that the last
  * root run (boot apply, guard, harden-apply@) recorded, with when and by whom it was checked.
  */
-export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
+export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean; measure?: MeasureHook } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
   // The engine (profiles, rendering, iptables) loads on the first apply or live check: the
   // summary every connect reports, unprivileged, reads only the records root runs leave.
   let loading: Promise<HardeningEngine> | undefined;
@@ -62,8 +65,10 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     backend: site.backend,
     ...(site.stateDir ? { stateDir: site.stateDir } : {}),
     commandPrefix: site.netns ? ['ip', 'netns', 'exec', site.netns] : [],
+    // In-process applies are measured here; through the unit, the root CLI measures.
+    ...(options.measure ? { measure: options.measure } : {}),
   })));
-  const records = new StateStore(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR));
+  const records = new Records(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR));
   const inProcess = options.inProcess ?? appliesInProcess(site);
 
   /** The drift: verified live as root, otherwise the record of the last root run when it is about the applied profile. */
@@ -76,7 +81,7 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
         return { fields: { drift: null, driftError: describeError(err) } };
       }
     }
-    const recorded = await records.read<VerifiedRecord>('verified').catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    const recorded = await records.verified.read().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     if (recorded instanceof Error) return { fields: { drift: null, driftError: describeError(recorded) } };
     if (!recorded || recorded.hash !== applied.hash || recorded.appliedHash !== applied.hash) {
       return { fields: { drift: null, driftError: `not verified since profile ${applied.profile.name} was applied` } };
@@ -84,14 +89,24 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     return { report: recorded, fields: { drift: recorded.drift, driftCheckedAt: recorded.checkedAt, driftCheckedBy: recorded.by } };
   };
 
+  /** This boot's fail-closed outcome, if the boot path had to load the fail-closed rules instead of the profile. */
+  const bootFailure = async (): Promise<Record<string, unknown>> => {
+    const [boot, current] = await Promise.all([records.boot.read().catch(() => null), bootId()]);
+    if (boot?.outcome !== 'fail-closed' || boot.bootId !== current) return {};
+    return { failClosed: true, bootFailure: { at: boot.at, profile: boot.profile, error: boot.error ?? 'no reason recorded' } };
+  };
+
   const describe = async (withItems: boolean): Promise<Record<string, unknown>> => {
-    const applied = await records.read<AppliedRecord>('applied');
-    if (!applied) return { profile: null, appliedHash: null, confirmed: false, drift: null };
+    const [applied, boot] = await Promise.all([
+      records.applied.read().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))), bootFailure(),
+    ]);
+    if (applied instanceof Error) return { profile: null, appliedHash: null, confirmed: false, drift: null, recordError: describeError(applied), ...boot };
+    if (!applied) return { profile: null, appliedHash: null, confirmed: false, drift: null, ...boot };
     const { report, fields } = await driftOf(applied);
     const drifted = report?.items.filter((i) => !i.ok).map((i) => ({ kind: i.kind, target: i.target, expected: i.expected, actual: i.actual })) ?? [];
     return {
       profile: applied.profile.name, appliedHash: applied.hash, confirmed: applied.confirmed, appliedAt: applied.appliedAt,
-      origin: applied.origin, ...fields, ...(withItems ? { drifted } : {}),
+      origin: applied.origin, ...fields, ...(withItems ? { drifted } : {}), ...boot,
     };
   };
 
@@ -99,13 +114,15 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     summary: () => describe(false),
     status: () => describe(true),
     apply: async (profile, confirmTimeoutSeconds) => {
+      // Names only, in every mode: a cloud-sent path (or name.yaml) is never read.
+      if (!PROFILE_NAME.test(profile)) throw new CommandFailure(400, `profile must be ${PROFILE_NAME_EXPECTED}, never a path`);
       const targets = site.confirmTargets ?? endpoints();
       if (!inProcess) {
         const { applyThroughUnit } = await import('./hardening-unit.js');
         return { ...(await applyThroughUnit({ engine: await engine(), profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
       }
-      const { loadProfile } = await import('../../hardening/load-profile.js');
-      const report = await (await engine()).apply(await loadProfile(profile, site.root), { targets, timeoutSeconds: confirmTimeoutSeconds });
+      const { loadProfileByName } = await import('../../hardening/load-profile.js');
+      const report = await (await engine()).apply(await loadProfileByName(profile, site.root), { targets, timeoutSeconds: confirmTimeoutSeconds });
       return { ...report };
     },
   };

@@ -1,5 +1,8 @@
 import { describeError } from '../errors.js';
+import { activateAttestationKey } from './activate-attestation-key.js';
 import { applyHardening } from './apply-hardening.js';
+import { attest } from './attest.js';
+import { attestationKey } from './attestation-key.js';
 import { CommandFailure, type Command, type CommandContext, type CommandReply } from './command.js';
 import { getHardeningStatus } from './get-hardening-status.js';
 import { getLogs } from './get-logs.js';
@@ -10,6 +13,7 @@ import { reprovision } from './reprovision.js';
 import { restartAgent } from './restart-agent.js';
 import { clip, InvalidArgument, validateArgs, type ArgsSchema } from './schema.js';
 import { setTelemetryInterval } from './set-telemetry-interval.js';
+import { uploadSupportBundle } from './upload-support-bundle.js';
 
 /** Every cloud command: adding one is a new module and one line here. */
 export const COMMANDS: readonly Command<ArgsSchema>[] = [
@@ -22,12 +26,22 @@ export const COMMANDS: readonly Command<ArgsSchema>[] = [
   getHardeningStatus,
   getLogs,
   setTelemetryInterval,
+  uploadSupportBundle,
+  attestationKey,
+  activateAttestationKey,
+  attest,
 ] as Command<ArgsSchema>[];
 
 /** Where a request came from: a direct method, or a C2D envelope with its id. */
 export interface CommandOrigin {
   via: 'method' | 'c2d' | 'twin';
   id?: string;
+  /**
+   * Called once the request is accepted for execution (known command, valid arguments, not
+   * refused as busy), before it runs; the run waits for it. A C2D envelope's id is recorded
+   * here, so that an envelope refused for a mistake can be corrected and sent again.
+   */
+  accepted?: () => Promise<void>;
 }
 
 /** A command's result as reported to the twin and, for C2D envelopes, in a D2C message. */
@@ -97,6 +111,7 @@ export class CommandRegistry {
       }
       this.running = name;
     }
+    await origin.accepted?.();
     let reply: CommandReply;
     let followUp: Promise<CommandReply> | undefined;
     try {

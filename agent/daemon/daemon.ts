@@ -1,28 +1,31 @@
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import type net from 'node:net';
-import { rebootSettingsFromEnv } from '../commands/reboot-scheduler.js';
-import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
+import type { Client, Twin } from 'azure-iot-device';
+import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
-import { HubSession } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
-import { decideAtStartup, reprovisionOnRejection } from '../provisioning/decide.js';
-import { registerInChild } from '../provisioning/child-process.js';
-import { DpsError, type ProvisionStep } from '../provisioning/register.js';
-import { Backoff, DEFAULT_BACKOFF, type BackoffPolicy } from '../retry/backoff.js';
-import { clearAssignment, readAssignment, writeAssignment, type Assignment } from '../state/assignment-store.js';
-import { ensureIdentity, type DeviceIdentity } from '../tpm/identity.js';
-import { openTransport } from '../tpm/open-transport.js';
-import { TpmClient } from '../tpm/tpm-client.js';
+import { stepAfter, type ProvisionStep } from '../provisioning/flow.js';
+import { DEFAULT_BACKOFF } from '../retry/backoff.js';
+import { ConnectionPolicy, DEFAULT_RECONNECT_SPREAD_MS, type PolicySettings } from '../retry/connection-policy.js';
+import { HubProtocolChoice, MQTT_PROBE_MS, type HubProtocol } from '../retry/hub-protocol.js';
+import { readHubProtocolMemory, writeHubProtocolMemory } from '../state/hub-protocol-memory.js';
+import type { Assignment } from '../state/assignment-store.js';
+import { readConnectionHistory, writeConnectionHistory } from '../state/connection-history.js';
+import { ServiceClock } from '../time/service-clock.js';
+import type { QueueFacts } from '../telemetry/disk-queue.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
+import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
+import type { RuntimeOverrides } from '../runtime-overrides.js';
+import { ConnectionFlow, type FlowState, type SessionTimings } from './connection-flow.js';
 import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
+import { Generations } from './generations.js';
 import { SystemdNotifier } from './systemd-notify.js';
-import { TpmLock } from './tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
 
-export type DaemonState = 'starting' | 'provisioning' | 'connecting' | 'ready' | 'degraded' | 'stopping';
+export type DaemonState = FlowState | 'stopping';
 
 export interface DaemonStatus {
   state: DaemonState;
@@ -33,17 +36,44 @@ export interface DaemonStatus {
   deviceId: string | undefined;
   assignedHub: string | undefined;
   idScope: string | undefined;
+  /** How the hub session travels (connected, or being tried): MQTT on 8883 or MQTT over WebSockets on 443; null before the first attempt. */
+  hubProtocol: HubProtocol | null;
+  /** Why that protocol (network.hubProtocol, a proxy, what auto learnt). */
+  hubProtocolReason: string | null;
+  /** The HTTPS proxy in force, without credentials (`http://***@host:port`), and where it is set; null: none. */
+  proxy: string | null;
+  /** The last failure, with its time (kept after recovery, for the record). */
+  lastError: { message: string; at: string } | null;
+  /** Failures since the last connection to the hub. */
+  consecutiveFailures: number;
+  /** When the next attempt (connect, DPS or the flow) is due (ISO 8601), null when nothing waits. */
+  nextRetryAt: string | null;
+  /** DPS is not asked again before this (rate limit, Retry-After, operator hold). */
+  dpsHeldOffUntil: string | null;
+  /** DPS will not assign this device until an operator acts (disabled, failed, refused). */
+  operatorMustAct: boolean;
+  /** The telemetry disk queue: undelivered messages, drops, and the oldest message's age. */
+  telemetryQueue: QueueFacts | null;
+  /** The service's clock minus this device's, in ms, from DPS's and the hub's Date headers; null until measured. */
+  clockOffsetMs: number | null;
+}
+
+/** The daemon's live state for a support bundle. */
+export interface DaemonSnapshot {
+  status: DaemonStatus;
+  logLevel: string;
+  /** The in-memory ring of recent log lines, oldest first. */
+  recentLog: string[];
+  /** C2D command ids remembered as executed. */
+  executedCommands: number | null;
 }
 
 export interface DaemonOptions {
   config: AgentConfig;
   configPath: string | undefined;
   log: Logger;
-  /** Tuning for tests; production uses the defaults. */
-  backoff?: BackoffPolicy;
-  keepAliveSeconds?: number;
-  tokenLifetimeSeconds?: number;
-  tokenRenewalMarginSeconds?: number;
+  /** Test knobs parsed once at the CLI edge. */
+  overrides?: RuntimeOverrides;
   agentVersion?: string;
   /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
   onRestartRequested?: () => void;
@@ -51,64 +81,112 @@ export interface DaemonOptions {
   readyGraceMs?: number;
   /** Where READY/STATUS/WATCHDOG go; systemd-notify by default. */
   notifier?: Pick<SystemdNotifier, keyof SystemdNotifier>;
+  /** Milliseconds in a second of the telemetry interval (tests shorten it). */
+  telemetrySecondMs?: number;
 }
 
 /** Below the unit's TimeoutStartSec (120 s), above a normal cold start on a slow link. */
 export const DEFAULT_READY_GRACE_MS = 90_000;
 
-/** Thrown inside a flow that a newer one (reload, re-provision, stop) replaced. */
-class Superseded extends Error {}
+/** The policy's settings: the config's keys, and what a test may shorten. */
+export function policySettings(config: AgentConfig, overrides: RuntimeOverrides = {}): PolicySettings {
+  const timings = overrides.timings ?? {};
+  return {
+    reprovision: config.provisioning.reprovision,
+    minReprovisionSeconds: timings.minReprovisionSeconds ?? config.provisioning.minReprovisionSeconds,
+    hubUnreachableSeconds: config.provisioning.hubUnreachableSeconds,
+    operatorRetrySeconds: config.provisioning.slowRetryHours * 3_600,
+    backoff: timings.backoff ?? DEFAULT_BACKOFF,
+    reconnectSpreadMs: timings.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS,
+  };
+}
 
 /**
- * `iot-agent run`: from power-on to a healthy hub session, and keeping it so. One flow at a
- * time (a generation); a reload, a re-provision or a stop starts a new generation, and the
- * old flow notices at its next step and ends.
+ * `iot-agent run`: from power-on to a healthy hub session, and keeping it so. The work is
+ * done by one ConnectionFlow per generation (agent/daemon/connection-flow.ts) as the
+ * connection policy decides (agent/retry/connection-policy.ts); the daemon owns what
+ * outlives a flow: the policy and its history, the service clock, the features, the
+ * control socket, the state that `status` and systemd see.
  */
 export class Daemon {
   private config: AgentConfig;
   private readonly log: Logger;
   private readonly notifier: Pick<SystemdNotifier, keyof SystemdNotifier>;
+  private readonly generations = new Generations();
+  private readonly clock = new ServiceClock();
+  private policy: ConnectionPolicy;
+  private protocols = new HubProtocolChoice({ setting: 'auto', proxied: false, probeMs: MQTT_PROBE_MS }, undefined);
   private state: DaemonState = 'starting';
   private reason: string | undefined;
   private since = new Date();
-  private generation = 0;
-  private tpm: TpmClient | undefined;
-  private identity: DeviceIdentity | undefined;
-  private assignment: Assignment | undefined;
-  private session: HubSession | undefined;
+  private lastError: DaemonStatus['lastError'] = null;
+  private flow: ConnectionFlow | undefined;
   private lock: TpmLock | undefined;
   private control: net.Server | undefined;
-  private readonly sleepers = new Set<() => void>();
   private readonly changes = new EventEmitter<{ state: [DaemonState] }>();
-  private flowBackoff: Backoff;
   private announcedReady = false;
   private readyGraceTimer: NodeJS.Timeout | undefined;
-  private caPem: string | undefined;
   private features: DeviceFeatures | undefined;
+  private stopClockWatch: (() => void) | undefined;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
     this.log = options.log;
     this.notifier = options.notifier ?? new SystemdNotifier();
-    this.flowBackoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF);
+    this.policy = new ConnectionPolicy(policySettings(this.config, options.overrides));
   }
 
   status(): DaemonStatus {
+    const view = this.policy.view();
+    const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
     return {
       state: this.state,
       reason: this.reason,
       since: this.since.toISOString(),
       pid: process.pid,
-      registrationId: this.identity?.registrationId,
-      deviceId: this.assignment?.deviceId,
-      assignedHub: this.assignment?.assignedHub,
+      registrationId: this.flow?.identity?.registrationId,
+      deviceId: this.flow?.assignment?.deviceId,
+      assignedHub: this.flow?.assignment?.assignedHub,
       idScope: this.config.provisioning.idScope,
+      hubProtocol: this.flow?.route?.protocol ?? null,
+      hubProtocolReason: this.flow?.route?.reason ?? null,
+      proxy: this.flow?.proxies?.proxy ? `${this.flow.proxies.proxy.display} (${this.flow.proxies.proxy.source})` : null,
+      lastError: this.lastError,
+      consecutiveFailures: view.consecutiveFailures,
+      nextRetryAt: iso(view.nextAttemptAt),
+      dpsHeldOffUntil: iso(view.dpsHeldOffUntil),
+      operatorMustAct: view.operatorMustAct,
+      telemetryQueue: this.features?.queueFacts() ?? null,
+      clockOffsetMs: this.clock.offsetMs() ?? null,
     };
+  }
+
+  /** What a support bundle needs from the running daemon, read in-process. */
+  snapshot(): DaemonSnapshot {
+    return {
+      status: this.status(), logLevel: this.log.currentLevel(), recentLog: this.log.recent(Number.MAX_SAFE_INTEGER),
+      executedCommands: this.features?.executedCount() ?? null,
+    };
+  }
+
+  /** What the TPM holds, read through the daemon's own connection (swtpm serves one at a time). */
+  async tpmReport(): Promise<TpmReport> {
+    const tpm = this.flow?.tpm;
+    if (!tpm) throw new Error(`the TPM is not open (${this.reason ?? this.state})`);
+    const transport = this.options.overrides?.tpmTransport ?? this.config.tpm.transport;
+    return readTpmReport(tpm, formatTransport(parseTransport(transport)));
   }
 
   async start(): Promise<void> {
     requireIdScope(this.config, this.options.configPath);
-    this.lock = await TpmLock.acquire(this.config.runtimeDir, 'the iot-agent daemon');
+    this.lock = await TpmLock.acquire(this.config.runtimeDir, DAEMON_LOCK_OWNER);
+    this.policy = new ConnectionPolicy(policySettings(this.config, this.options.overrides), await readConnectionHistory(this.config.stateDir));
+    const learnt = await readHubProtocolMemory(this.config.stateDir);
+    if (learnt.problem) this.log.warn('state.hub_protocol_ignored', { reason: learnt.problem, treatedAs: 'nothing learnt: 8883 is tried first' });
+    this.protocols = new HubProtocolChoice({ setting: this.config.network.hubProtocol, proxied: false, probeMs: MQTT_PROBE_MS }, learnt.memory);
+    this.clock.on('corrected', (offsetMs) => this.resign(`the service clock differs from the local one by ${Math.round(offsetMs / 1000)} s`));
+    this.clock.on('jumped', (byMs) => this.resign(`the wall clock jumped by ${Math.round(byMs / 1000)} s`));
+    this.stopClockWatch = this.clock.watch();
     this.control = await serveControlSocket(this.config.runtimeDir, (request, reply) => this.onControl(request, reply));
     this.features = await this.createFeatures();
     this.features.start();
@@ -119,19 +197,19 @@ export class Daemon {
       this.options.readyGraceMs ?? DEFAULT_READY_GRACE_MS);
     this.readyGraceTimer.unref();
     this.log.info('daemon.started', { pid: process.pid, config: this.options.configPath ?? 'default' });
-    void this.flow(++this.generation);
+    this.generations.next();
+    void this.newFlow().run();
   }
 
   async stop(): Promise<void> {
-    this.generation++;
+    this.generations.next();
     this.setState('stopping');
     clearTimeout(this.readyGraceTimer);
+    this.stopClockWatch?.();
     this.notifier.stopping();
     this.notifier.stopWatchdog();
-    this.wakeSleepers();
-    await this.session?.stop();
+    await this.flow?.stop();
     await this.features?.stop();
-    await this.tpm?.close().catch(() => undefined);
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
     await this.lock?.release();
     this.log.info('daemon.stopped');
@@ -149,136 +227,92 @@ export class Daemon {
     }
     this.log.setLevel(next.log.level);
     this.features?.onConfigReloaded(next);
+    this.policy.update(policySettings(next, this.options.overrides));
     const before = JSON.stringify({ ...this.config, log: undefined, telemetry: undefined });
     this.config = next;
     if (JSON.stringify({ ...next, log: undefined, telemetry: undefined }) === before) {
-      this.log.info('config.reloaded', { changed: 'log level, telemetry or nothing' });
+      this.log.info('config.reloaded', { changed: 'log level, telemetry, retry timings or nothing' });
       return;
     }
     this.log.info('config.reloaded', { changed: 'provisioning, TPM, TLS or directories: restarting the flow' });
-    await this.restartFlow();
+    await this.endFlow();
+    void this.newFlow().run();
   }
 
-  private async restartFlow(): Promise<void> {
-    void this.flow(await this.endFlow());
+  /** The flow of the current generation (endFlow() has started a new one). */
+  private newFlow(): ConnectionFlow {
+    const generation = this.generations.value;
+    this.flow = new ConnectionFlow({
+      log: this.log,
+      policy: this.policy,
+      protocols: this.protocols,
+      clock: this.clock,
+      generations: this.generations,
+      timings: this.sessionTimings(),
+      transport: (config) => this.options.overrides?.tpmTransport ?? config.tpm.transport,
+      setState: (state, reason, failure) => this.setState(state, reason, failure),
+      connected: (assignment) => this.onConnected(assignment),
+      attach: (client: Client, twin: Twin, desired) => this.features?.onConnected(client, twin, desired) ?? Promise.resolve(),
+      detach: () => this.features?.detach(),
+      remember: () => writeConnectionHistory(this.config.stateDir, this.policy.history()),
+      rememberProtocol: (memory) => writeHubProtocolMemory(this.config.stateDir, memory),
+    }, this.config, generation, this.options.configPath);
+    return this.flow;
   }
 
-  /** Ends the running flow (its session and TPM connection) and returns the next generation. */
-  private async endFlow(): Promise<number> {
-    const generation = ++this.generation;
-    this.wakeSleepers();
+  /** Ends the running flow (its session and TPM connection); the next newFlow() starts a new generation. */
+  private async endFlow(): Promise<void> {
+    this.generations.next();
     this.features?.detach();
-    await this.session?.stop();
-    this.session = undefined;
-    await this.tpm?.close().catch(() => undefined);
-    this.tpm = undefined;
-    return generation;
+    await this.flow?.stop();
   }
 
-  private async flow(generation: number, onStep?: (step: string, detail?: string) => void): Promise<void> {
+  private sessionTimings(): SessionTimings {
+    const timings = this.options.overrides?.timings ?? {};
+    return {
+      ...(timings.keepAliveSeconds ? { keepAliveSeconds: timings.keepAliveSeconds } : {}),
+      ...(timings.tokenLifetimeSeconds ? { tokenLifetimeSeconds: timings.tokenLifetimeSeconds } : {}),
+      ...(timings.tokenRenewalMarginSeconds ? { tokenRenewalMarginSeconds: timings.tokenRenewalMarginSeconds } : {}),
+      ...(timings.hubProbeSeconds ? { hubProbeMs: timings.hubProbeSeconds * 1000 } : {}),
+    };
+  }
+
+  private onConnected(assignment: Assignment): void {
+    this.setState('ready', `connected to ${assignment.assignedHub} as ${assignment.deviceId}`);
+    this.announceReady(`ready: ${assignment.deviceId} on ${assignment.assignedHub}`);
+  }
+
+  /** The clock was corrected or jumped while connected: a fresh token, signed against the right time. */
+  private resign(why: string): void {
+    const flow = this.flow;
+    if (!flow?.session?.connected || !flow.assignment) return;
+    this.log.warn('hub.token_resigned', { why });
+    void this.explicit(async () => {
+      await this.endFlow();
+      void this.newFlow().run();
+    });
+  }
+
+  /**
+   * The reprovision command, and `iot-agent provision` through the daemon: one registration
+   * in the open (steps reported), keeping the assignment in force until DPS has answered.
+   */
+  private async reprovisionNow(onStep?: (step: ProvisionStep, words: string) => void): Promise<Assignment> {
+    this.log.info('daemon.reprovision_requested');
+    const fallback = this.flow?.assignment;
+    await this.endFlow();
+    const flow = this.newFlow();
+    const assignment = await flow.reprovision(fallback, onStep);
+    await this.waitForReady(flow.generation, 60_000);
+    return assignment;
+  }
+
+  private async explicit(action: () => Promise<void>): Promise<void> {
     try {
-      this.setState('starting');
-      const { config } = this;
-      const idScope = requireIdScope(config, this.options.configPath);
-      this.caPem = config.tls.extraCaFile ? await readFile(config.tls.extraCaFile, 'utf8') : undefined;
-      this.tpm = new TpmClient(openTransport(parseTransport(config.tpm.transport)));
-      const tpm = this.tpm;
-      this.identity = await this.retryForever(generation, 'TPM unavailable', () =>
-        ensureIdentity(tpm, { registrationId: config.provisioning.registrationId }));
-      onStep?.('tpm', `TPM ready, registration id ${this.identity.registrationId}`);
-      const stored = await readAssignment(config.stateDir);
-      if (stored.status === 'invalid') this.log.warn('state.invalid', { reason: stored.reason, treatedAs: 'not provisioned' });
-      const decision = onStep
-        ? { action: 'provision' as const, reason: 'requested' }
-        : decideAtStartup(config, idScope, this.identity.registrationId, stored);
-      if (decision.action === 'useCached') {
-        this.assignment = decision.assignment;
-        this.log.info('provisioning.cached', { hub: decision.assignment.assignedHub, deviceId: decision.assignment.deviceId });
-      } else {
-        this.assignment = await this.provision(generation, idScope, decision.reason, onStep);
-      }
-      this.check(generation);
-      this.connect(generation, this.assignment);
+      await action();
     } catch (err) {
-      if (err instanceof Superseded) return;
-      if (onStep) throw err;
-      // Whatever stopped this flow (an unreadable CA file, say) may be mended later: try again.
-      const delay = this.flowBackoff.next();
-      this.log.error('daemon.flow_failed', { err, retryInMs: delay });
-      this.setState('degraded', `${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`);
-      const retry = await this.sleep(delay, generation).then(() => true, () => false);
-      if (retry) void this.flow(generation);
+      this.log.error('daemon.action_failed', { err });
     }
-  }
-
-  private async provision(generation: number, idScope: string, reason: string,
-    onStep?: (step: string, detail?: string) => void): Promise<Assignment> {
-    const { config } = this;
-    const identity = this.identity!;
-    const backoff = new Backoff(this.options.backoff ?? DEFAULT_BACKOFF);
-    for (;;) {
-      this.setState('provisioning', reason);
-      try {
-        const result = await registerInChild({
-          log: this.log, tpm: this.tpm!, registrationId: identity.registrationId, idScope, globalEndpoint: config.provisioning.globalEndpoint,
-          ca: this.caPem, onStep: (step: ProvisionStep, detail?: string) => {
-            this.log.info(`provisioning.${step}`, detail ? { detail } : {});
-            onStep?.(step, stepWords(step, detail));
-          },
-        });
-        this.check(generation);
-        const assignment: Assignment = {
-          ...result, registrationId: identity.registrationId, idScope,
-          globalEndpoint: config.provisioning.globalEndpoint, assignedAt: new Date().toISOString(),
-        };
-        await writeAssignment(config.stateDir, assignment);
-        return assignment;
-      } catch (err) {
-        if (err instanceof Superseded) throw err;
-        this.check(generation);
-        if (onStep) throw err; // a technician asked: tell them now rather than retry out of sight
-        const delay = backoff.next(err instanceof DpsError ? err.retryAfterMs : undefined);
-        this.log.warn('provisioning.failed', { err, retryInMs: delay });
-        this.setState('degraded', `provisioning failed: ${describeError(err)} (next try in ${Math.ceil(delay / 1000)} s)`);
-        await this.sleep(delay, generation);
-      }
-    }
-  }
-
-  private connect(generation: number, assignment: Assignment): void {
-    this.setState('connecting', `to ${assignment.assignedHub}`);
-    const session = new HubSession({
-      tpm: this.tpm!, registrationId: assignment.registrationId, assignedHub: assignment.assignedHub,
-      deviceId: assignment.deviceId, ca: this.caPem, log: this.log.child({ component: 'hub' }),
-      keepAliveSeconds: this.options.keepAliveSeconds, tokenLifetimeSeconds: this.options.tokenLifetimeSeconds,
-      tokenRenewalMarginSeconds: this.options.tokenRenewalMarginSeconds, backoff: this.options.backoff,
-      onConnected: (client, twin) => this.features?.onConnected(client, twin),
-    });
-    this.session = session;
-    session.on('connected', () => {
-      if (generation !== this.generation) return;
-      this.setState('ready', `connected to ${assignment.assignedHub} as ${assignment.deviceId}`);
-      this.flowBackoff.reset();
-      this.announceReady(`ready: ${assignment.deviceId} on ${assignment.assignedHub}`);
-    });
-    session.on('disconnected', (err) => {
-      if (generation !== this.generation) return;
-      this.features?.detach();
-      this.setState('degraded', `hub unreachable: ${describeError(err)}`);
-    });
-    session.on('rejected', (err) => {
-      if (generation !== this.generation) return;
-      this.features?.detach();
-      if (reprovisionOnRejection(this.config)) {
-        this.log.warn('hub.rejected_reprovisioning', { err });
-        void clearAssignment(this.config.stateDir).then(() => this.restartFlow());
-      } else {
-        this.setState('degraded', `the hub refused the device (${describeError(err)}) and reprovision is never`);
-        const delay = new Backoff(this.options.backoff ?? DEFAULT_BACKOFF).next();
-        void this.sleep(delay, generation).then(() => session.start(), () => undefined);
-      }
-    });
-    session.start();
   }
 
   /** Commands, twin and telemetry on top of the session: created once, attached on every connect. */
@@ -288,46 +322,55 @@ export class Daemon {
       log: this.log,
       agentVersion: this.options.agentVersion ?? '0.0.0',
       identity: () => ({ ...this.status(), state: this.state }),
+      tpm: () => this.flow?.tpm,
       tpmFacts: async () => {
-        if (!this.tpm) return undefined;
-        const facts = await readTpmFacts(this.tpm);
+        const tpm = this.flow?.tpm;
+        if (!tpm) return undefined;
+        const facts = await readTpmFacts(tpm);
         return { manufacturer: facts.manufacturerName, firmware: facts.firmwareVersion };
       },
-      endpoints: () => [
-        ...(this.assignment ? [{ host: this.assignment.assignedHub, port: 8883 }] : []),
-        { host: this.config.provisioning.globalEndpoint, port: 443 },
-      ],
-      reprovision: () => this.reprovisionNow(),
+      endpoints: () => neededEndpoints(this.config, this.flow?.assignment, this.flow?.route?.protocol),
+      reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
-      hardeningSite: hardeningSiteFromEnv(),
-      reboot: rebootSettingsFromEnv(),
+      hardeningSite: this.options.overrides?.hardeningSite ?? { root: '/', backend: 'auto' },
+      reboot: this.options.overrides?.reboot ?? {},
+      // Loaded on use: the bundle's collectors and tar are not needed to run.
+      supportBundle: async (since, dir, now) => (await import('../support/daemon-sources.js')).buildInDaemon({
+        config: this.config, configPath: this.options.configPath, snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
+      }, since, dir, now),
+      telemetrySecondMs: this.options.overrides?.timings?.telemetrySecondMs,
     });
   }
 
-  /** The reprovision command: forget the assignment, run the flow again and wait until connected. */
-  private async reprovisionNow(): Promise<void> {
-    this.log.info('daemon.reprovision_requested');
-    await clearAssignment(this.config.stateDir);
-    await this.restartFlow();
-    await this.waitForReady(this.generation, 120_000);
+  private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {
+    switch (request.op) {
+      case 'status':
+        reply({ event: 'status', ...this.status() });
+        return;
+      case 'tpm':
+        reply({ event: 'tpm', pid: process.pid, ...await this.tpmReport() });
+        return;
+      case 'support':
+        reply({ event: 'support', ...this.snapshot() });
+        return;
+      case 'provision':
+        return this.provisionOnRequest(reply);
+    }
   }
 
-  private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {
-    if (request.op === 'status') {
-      reply({ event: 'status', ...this.status() });
+  /** A technician asked (`iot-agent provision`): one registration in the open, each step reported. */
+  private async provisionOnRequest(reply: (line: ControlReply) => void): Promise<void> {
+    let done: ProvisionStep | undefined;
+    try {
+      const assignment = await this.reprovisionNow((step, words) => {
+        done = step;
+        reply({ event: 'step', step, message: words });
+      });
+      reply({ event: 'step', step: 'connected', message: `connected to ${assignment.assignedHub} as ${assignment.deviceId}` });
+    } catch (err) {
+      reply({ event: 'error', step: stepAfter(done), message: describeError(err) });
       return;
     }
-    // A technician asked for it: run one attempt in the open and report each step, then
-    // hand back to the normal flow, which retries on its own if this attempt failed.
-    const generation = await this.endFlow();
-    try {
-      await this.flow(generation, (step, detail) => reply({ event: 'step', step, message: detail ?? step }));
-      await this.waitForReady(generation, 60_000);
-    } catch (err) {
-      if (this.generation === generation) void this.restartFlow();
-      throw err;
-    }
-    reply({ event: 'step', step: 'connected', message: `connected to ${this.assignment?.assignedHub} as ${this.assignment?.deviceId}` });
     reply({ event: 'done', ...this.status() });
   }
 
@@ -340,7 +383,7 @@ export class Daemon {
         else resolve();
       };
       const onState = (state: DaemonState) => {
-        if (this.generation !== generation) done(new Error('superseded by another request'));
+        if (this.generations.value !== generation) done(new Error('superseded by another request'));
         else if (state === 'ready') done();
       };
       const timer = setTimeout(() => done(new Error(`provisioned, but not connected to the hub within ${timeoutMs / 1000} s (${this.reason ?? this.state})`)), timeoutMs);
@@ -356,7 +399,8 @@ export class Daemon {
     this.notifier.ready(status);
   }
 
-  private setState(state: DaemonState, reason?: string): void {
+  private setState(state: DaemonState, reason?: string, failure?: string): void {
+    if (failure !== undefined) this.lastError = { message: failure, at: new Date().toISOString() };
     if (this.state === 'stopping' && state !== 'stopping') return;
     if (state === this.state && reason === this.reason) return;
     this.log.info('state.changed', { from: this.state, to: state, reason });
@@ -365,49 +409,5 @@ export class Daemon {
     this.since = new Date();
     this.notifier.status(reason ? `${state}: ${reason}` : state);
     this.changes.emit('state', state);
-  }
-
-  private async retryForever<T>(generation: number, what: string, attempt: () => Promise<T>): Promise<T> {
-    const backoff = new Backoff(this.options.backoff ?? DEFAULT_BACKOFF);
-    for (;;) {
-      try {
-        return await attempt();
-      } catch (err) {
-        this.check(generation);
-        const delay = backoff.next();
-        this.log.warn('daemon.retrying', { what, err, retryInMs: delay });
-        this.setState('degraded', `${what}: ${describeError(err)}`);
-        await this.sleep(delay, generation);
-      }
-    }
-  }
-
-  private check(generation: number): void {
-    if (generation !== this.generation) throw new Superseded();
-  }
-
-  private sleep(ms: number, generation: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.sleepers.delete(wake);
-        if (generation === this.generation) resolve();
-        else reject(new Superseded());
-      };
-      const timer = setTimeout(wake, ms);
-      this.sleepers.add(wake);
-    });
-  }
-
-  private wakeSleepers(): void {
-    for (const wake of [...this.sleepers]) wake();
-  }
-}
-
-function stepWords(step: ProvisionStep, detail?: string): string {
-  switch (step) {
-    case 'challenge': return 'DPS challenge received';
-    case 'activated': return 'key activated in the TPM';
-    case 'assigned': return `assigned to ${detail ?? 'a hub'}`;
   }
 }

@@ -1,6 +1,9 @@
 import path from 'node:path';
 import type { Client, Twin } from 'azure-iot-device';
+import { DEFAULT_STATE_DIR } from '../../hardening/records.js';
+import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
+import { attestationAccess } from '../attestation/access.js';
 import { hardeningAccess, type HardeningSite } from '../commands/hardening-access.js';
 import { CommandEndpoint } from '../commands/cloud-endpoint.js';
 import type { CommandContext } from '../commands/command.js';
@@ -9,14 +12,19 @@ import { RebootScheduler } from '../commands/reboot-scheduler.js';
 import { CommandRegistry, type CommandResult } from '../commands/registry.js';
 import type { AgentConfig } from '../config.js';
 import type { Level, Logger } from '../log/logger.js';
-import { DiskQueue } from '../telemetry/disk-queue.js';
+import { DiskQueue, queueFacts, type QueueFacts } from '../telemetry/disk-queue.js';
 import { HealthSampler } from '../telemetry/health.js';
 import { systemInfoInChild } from '../telemetry/system-info-process.js';
 import { readSystemSummary } from '../telemetry/system-summary.js';
+import type { TpmClient } from '../tpm/tpm-client.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
 import { ReportedProperties } from '../twin/reporter.js';
-import { guardTwinMerges } from '../twin/sdk-guard.js';
+import { guardTwinMerges } from '../hub/sdk-internals.js';
+import type { DesiredFeed } from '../twin/desired-feed.js';
+import type { BundleResult } from '../support/bundle.js';
+import { FeatureSet } from './feature.js';
+import { supportUpload } from './support-upload.js';
 
 /** What the daemon lends to the features: facts about the device and the actions only it can take. */
 export interface FeatureHooks {
@@ -25,21 +33,34 @@ export interface FeatureHooks {
   agentVersion: string;
   identity(): { registrationId?: string; deviceId?: string; assignedHub?: string; state: string; since: string };
   tpmFacts(): Promise<{ manufacturer: string; firmware: string } | undefined>;
+  /** The daemon's TPM connection of the moment: attestation quotes with it, and in-process hardening measures with it. */
+  tpm(): TpmClient | undefined;
   /** The hub (8883) and DPS (443) a hardening change must keep reachable. */
   endpoints(): HostPort[];
   reprovision(): Promise<void>;
   restart(): void;
   hardeningSite: HardeningSite;
   reboot: { argv?: string[]; delaySeconds?: number };
+  /** Builds a support bundle with the daemon's own sources (uploadSupportBundle). */
+  supportBundle(since: Date, outputDir: string, now: Date): Promise<BundleResult>;
+  /** Milliseconds in a second of the telemetry interval (tests shorten it; 1000 otherwise). */
+  telemetrySecondMs?: number;
 }
 
 const RESULT_MESSAGE_CHARS = 200;
+/**
+ * Where results of command names nobody registered go in `lastCommands`: a key the IoT Hub
+ * query language can address (Microsoft Learn, device twins: keys in queries may not hold
+ * whitespace or ()<>@,;:\"/?={}), e.g. `properties.reported.lastCommands.unknownCommand`.
+ */
+export const UNKNOWN_COMMAND_KEY = 'unknownCommand';
 
 /**
- * The device's features on top of the hub session, created once per daemon: commands
- * (direct methods and C2D envelopes), the twin (reported state, writable properties) and
- * health telemetry with its disk queue. Attached to each new SDK client after every
- * (re)connect, detached when the link drops.
+ * The device's features on top of the hub session, created once per daemon, as one
+ * FeatureSet (agent/daemon/feature.ts): the reported state, the writable properties,
+ * commands (direct methods and C2D envelopes), health telemetry with its disk queue and the
+ * hardening report. Each is attached to the new SDK client after every (re)connect and
+ * detached when the link drops.
  *
  * Command results: every result goes to the twin's reported `lastCommands.<command>`
  * (coalesced); results of C2D envelopes, and the final outcome of slow work (reboot,
@@ -53,18 +74,41 @@ export class DeviceFeatures {
   private readonly desired: DesiredSync;
   private readonly endpoint: CommandEndpoint;
   private readonly hardening: ReturnType<typeof hardeningAccess>;
+  private readonly attestation: ReturnType<typeof attestationAccess>;
   private logLevel: Level;
   private hardeningProfile: string | undefined;
   private attached: Client | undefined;
   private configured: AgentConfig['telemetry'];
   private facts: Promise<[{ manufacturer: string; firmware: string } | undefined, Record<string, unknown>]> | undefined;
+  private readonly features: FeatureSet;
 
-  private constructor(private readonly hooks: FeatureHooks, private readonly telemetry: Telemetry, executed: ExecutedIds) {
+  private constructor(private readonly hooks: FeatureHooks, private readonly telemetry: Telemetry, private readonly executed: ExecutedIds) {
     const { log } = hooks;
     this.logLevel = hooks.config.log.level;
     this.configured = { ...hooks.config.telemetry };
     this.reported = new ReportedProperties(log.child({ component: 'twin' }));
-    this.hardening = hardeningAccess(hooks.hardeningSite, () => hooks.endpoints());
+    // In-process applies (root, QA) are measured through the daemon's own TPM connection:
+    // swtpm serves one connection at a time, and the daemon holds it.
+    const daemonTpm = {
+      open: async () => {
+        const client = hooks.tpm();
+        if (!client) throw new Error('the agent has no TPM connection yet');
+        return client.transport;
+      },
+      release: async () => undefined,
+    };
+    const measure = new PcrMeasure({
+      pcr: hooks.config.attestation.pcr, by: 'agent', tpm: daemonTpm, agentVersion: hooks.agentVersion,
+      warn: (message) => log.warn('hardening.measure_failed', { message }),
+    });
+    this.hardening = hardeningAccess(hooks.hardeningSite, () => hooks.endpoints(), { measure });
+    const site = hooks.hardeningSite;
+    this.attestation = attestationAccess({
+      tpm: () => hooks.tpm(),
+      pcr: hooks.config.attestation.pcr,
+      eventLogPath: path.join(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR), EVENT_LOG_FILE),
+      onChange: (attestation) => this.reported.update({ attestation }),
+    });
     const reboot = new RebootScheduler(log, hooks.reboot.argv, hooks.reboot.delaySeconds);
     const context: CommandContext = {
       log,
@@ -84,7 +128,9 @@ export class DeviceFeatures {
         },
         status: () => this.hardening.status(),
       },
+      attestation: this.attestation,
       systemInfo: () => systemInfoInChild(log),
+      support: supportUpload({ config: hooks.config, client: () => this.attached, build: (since, dir, now) => hooks.supportBundle(since, dir, now) }),
     };
     this.registry = new CommandRegistry(context, (result) => this.onResult(result));
     this.endpoint = new CommandEndpoint(this.registry, executed, (result) => this.onResult(result), log.child({ component: 'commands' }));
@@ -101,6 +147,34 @@ export class DeviceFeatures {
       hardeningProfile: async (profile: string) => this.applyDesiredProfile(profile),
     }, (key) => ({ telemetryIntervalSeconds: telemetry.intervalSeconds(), logLevel: this.logLevel, hardeningProfile: this.hardeningProfile })[key],
     this.reported, log.child({ component: 'twin' }));
+    this.features = new FeatureSet([
+      {
+        name: 'reported',
+        attach: ({ twin }) => {
+          twin.on('error', (err: Error) => log.warn('twin.error', { err }));
+          this.reported.attach(twin);
+          // Not awaited: reading the TPM and the OS must not hold up `ready`.
+          void this.staticReport().then((report) => this.reported.update(report), (err: unknown) => log.warn('twin.report_failed', { err }));
+        },
+        detach: () => this.reported.detach(),
+      },
+      {
+        name: 'desired',
+        attach: ({ twin, desired }) => desired.start(twin.properties.desired, {
+          full: (doc) => void this.desired.handleFull(doc),
+          patch: (doc) => void this.desired.handlePatch(doc),
+        }),
+      },
+      { name: 'commands', attach: ({ client }) => this.endpoint.attach(client) },
+      {
+        name: 'telemetry',
+        start: () => telemetry.start(),
+        stop: () => telemetry.stop(),
+        attach: ({ client }) => telemetry.attach(client),
+        detach: () => telemetry.detach(),
+      },
+      { name: 'hardening', attach: () => void this.reportHardening() },
+    ], log);
   }
 
   static async create(hooks: FeatureHooks): Promise<DeviceFeatures> {
@@ -112,6 +186,7 @@ export class DeviceFeatures {
     const health = new HealthSampler();
     const telemetry = new Telemetry({
       queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: () => health.sample(),
+      maxMessagesPerSecond: config.telemetry.maxMessagesPerSecond, secondMs: hooks.telemetrySecondMs,
       connection: () => {
         const { state, since } = hooks.identity();
         return { state: made.features?.attached ? 'connected' : 'disconnected', daemonState: state, since };
@@ -122,45 +197,40 @@ export class DeviceFeatures {
   }
 
   start(): void {
-    this.telemetry.start();
+    this.features.start();
   }
 
   async stop(): Promise<void> {
-    this.detach();
-    await this.telemetry.stop();
+    this.attached = undefined;
+    await this.features.stop();
   }
 
-  /** HubSession's onConnected: serve commands, sync the twin, drain the queue. Never throws. */
-  async onConnected(client: Client, twin: Twin): Promise<void> {
-    const { log } = this.hooks;
-    try {
-      this.attached = client;
-      this.endpoint.attach(client);
-      twin.on('error', (err: Error) => log.warn('twin.error', { err }));
-      this.reported.attach(twin);
-      // Not awaited: reading the TPM and the OS must not hold up `ready`.
-      void this.staticReport().then((report) => this.reported.update(report), (err: unknown) => log.warn('twin.report_failed', { err }));
-      twin.on('properties.desired', (patch: unknown) => void this.desired.handle(patch));
-      void this.desired.handle(twin.properties.desired);
-      this.telemetry.attach(client);
-      void this.reportHardening();
-    } catch (err) {
-      log.error('features.attach_failed', { err });
-    }
+  /** HubSession's onConnected: every feature attached to the new client, in order. Never throws. */
+  async onConnected(client: Client, twin: Twin, desired: DesiredFeed): Promise<void> {
+    this.attached = client;
+    await this.features.attach({ client, twin, desired });
   }
 
-  /** SIGHUP: a changed telemetry interval applies now; a changed queue limit at the next start. */
+  /** SIGHUP: a changed telemetry interval or rate cap applies now; a changed queue limit at the next start. */
   onConfigReloaded(config: AgentConfig): void {
     const { telemetry } = config;
     if (telemetry.intervalSeconds !== this.configured.intervalSeconds) this.setTelemetryInterval(telemetry.intervalSeconds);
+    if (telemetry.maxMessagesPerSecond !== this.configured.maxMessagesPerSecond) this.telemetry.setMaxMessagesPerSecond(telemetry.maxMessagesPerSecond);
     if (telemetry.queueLimit !== this.configured.queueLimit) this.hooks.log.warn('config.reload_partial', { key: 'telemetry.queueLimit', appliesAt: 'the next start' });
     this.configured = { ...telemetry };
   }
 
+  queueFacts(): QueueFacts {
+    return queueFacts(this.telemetry.queueStats());
+  }
+
+  executedCount(): number {
+    return this.executed.count();
+  }
+
   detach(): void {
     this.attached = undefined;
-    this.telemetry.detach();
-    this.reported.detach();
+    this.features.detach();
   }
 
   private async staticReport(): Promise<Record<string, unknown>> {
@@ -169,10 +239,12 @@ export class DeviceFeatures {
     this.facts ??= Promise.all([this.hooks.tpmFacts().catch(() => undefined), readSystemSummary()]);
     const [tpm, system] = await this.facts;
     if (!tpm) this.facts = undefined;
+    const attestation = await this.attestation.report().catch(() => null);
+    // No logLevel here: it is a writable property, whose reported value is its acknowledgement (DesiredSync).
     return {
       agentVersion: this.hooks.agentVersion, registrationId: registrationId ?? null, deviceId: deviceId ?? null,
-      tpm: tpm ?? null, system, telemetry: this.telemetry.stats(), logLevel: this.logLevel,
-      commands: { known: this.registry.names().join(',') },
+      tpm: tpm ?? null, system, telemetry: this.telemetry.stats(),
+      commands: { known: this.registry.names().join(',') }, ...(attestation ? { attestation } : {}),
     };
   }
 
@@ -217,7 +289,7 @@ export class DeviceFeatures {
   }
 
   private onResult(result: CommandResult): void {
-    const key = this.registry.names().includes(result.command) ? result.command : '(unknown)';
+    const key = this.registry.names().includes(result.command) ? result.command : UNKNOWN_COMMAND_KEY;
     this.reported.update({
       lastCommands: { [key]: { id: result.id ?? null, via: result.via, status: result.status, phase: result.phase, at: result.at, message: messageOf(result.payload) } },
       telemetry: this.telemetry.stats(),

@@ -11,11 +11,11 @@ export class SystemdNotifier {
   private watchdogTimer: NodeJS.Timeout | undefined;
 
   ready(status: string): void {
-    this.send(['--ready', `--status=${status}`]);
+    this.send(['--ready', `--status=${statusText(status)}`]);
   }
 
   status(status: string): void {
-    this.send([`--status=${status}`]);
+    this.send([`--status=${statusText(status)}`]);
   }
 
   stopping(): void {
@@ -45,4 +45,14 @@ export class SystemdNotifier {
     if (!this.enabled) return;
     execFile('systemd-notify', [`--pid=${process.pid}`, ...args], { timeout: 5_000 }, () => undefined);
   }
+}
+
+/**
+ * STATUS= text as one line of printable characters. The status names the hub and device id
+ * DPS sent, and error text from wherever; systemd reads the datagram line by line
+ * (NotifyAccess=all), so a newline would let that text add WATCHDOG=, MAINPID= or READY=.
+ */
+export function statusText(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').slice(0, 1024);
 }

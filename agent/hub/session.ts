@@ -4,15 +4,22 @@ import common from 'azure-iot-common';
 import device, { type Twin } from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import securityTpm from 'azure-iot-security-tpm';
-import { describeError } from '../errors.js';
+import { useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
+import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
+import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
+import { AgentError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { Backoff, DEFAULT_BACKOFF, type BackoffPolicy } from '../retry/backoff.js';
+import type { ProxyTunnel } from '../network/proxy-agent.js';
+import type { HubProtocol } from '../retry/hub-protocol.js';
+import { Backoff, DEFAULT_BACKOFF } from '../retry/backoff.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
+import { DesiredFeed } from '../twin/desired-feed.js';
+import { enableDesiredUpdates, onDesiredPatch, sendWholePacketsOverWebSockets } from './sdk-internals.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const { errors, NoRetry } = common;
 const { Client } = device;
-const { Mqtt } = deviceMqtt;
+const { Mqtt, MqttWs } = deviceMqtt;
 const { TpmAuthenticationProvider, TpmSecurityClient } = securityTpm;
 type Client = InstanceType<typeof Client>;
 
@@ -25,14 +32,20 @@ const fromMqttBase = createRequire(createRequire(import.meta.url).resolve('azure
 const fromMqtt = createRequire(fromMqttBase.resolve('mqtt'));
 fromMqttBase('mqtt');
 (fromMqtt('mqtt-packet') as { writeToStream: { cacheNumbers: boolean } }).writeToStream.cacheNumbers = false;
-type TpmSecurityClient = InstanceType<typeof TpmSecurityClient>;
+
+/** Where the session goes and as whom: the cached assignment's part that the hub needs. */
+export interface HubTarget {
+  assignedHub: string;
+  deviceId: string;
+  registrationId: string;
+  /** The TPM handle of the key DPS issued for this assignment. */
+  identityKeyHandle: number;
+}
 
 export interface HubSessionOptions {
   tpm: TpmClient;
-  registrationId: string;
-  assignedHub: string;
-  deviceId: string;
-  /** PEM of a private CA to trust besides the system's. */
+  target: HubTarget;
+  /** The CAs to trust, in PEM (agent/check/trust.ts: the system's plus tls.extraCaFile); Node's default when absent. */
   ca?: string;
   log: Logger;
   /** MQTT keep-alive: a dead link is noticed within about 1.5 times this. */
@@ -40,134 +53,177 @@ export interface HubSessionOptions {
   /** SAS token lifetime and how long before expiry it is renewed (Azure: 3600 and 900). */
   tokenLifetimeSeconds?: number;
   tokenRenewalMarginSeconds?: number;
-  backoff?: BackoffPolicy;
-  /** Called after every (re)connect with the client and the full twin, before `connected` is emitted. */
-  onConnected?: (client: Client, twin: Twin) => Promise<void> | void;
+  /** The proxy the hub is reached through (WebSockets only), when one applies. */
+  tunnel?: ProxyTunnel;
+  /** Milliseconds to add to the local clock when computing token expiry (the service clock's correction). */
+  clockCorrectionMs?: () => number;
+  /**
+   * Called after every connect with the client, the full twin and the desired-property
+   * feed (subscribed before the twin was fetched), before connect() resolves.
+   */
+  onConnected?: (client: Client, twin: Twin, desired: DesiredFeed) => Promise<void> | void;
 }
 
 export interface HubSessionEvents {
-  connected: [];
-  /** The link dropped or a connect failed; the session is retrying. */
-  disconnected: [reason: Error];
-  /** The hub refused the device's credentials or does not know it: retrying will not help, re-provisioning may. */
-  rejected: [reason: Error];
+  /** A connection that had been established dropped (or its token could not be renewed). */
+  lost: [reason: Error];
 }
 
+/** How one connect attempt travels: MQTT over TLS on 8883, or over WebSockets on 443; and how long it may take. */
+export interface HubRoute {
+  protocol: HubProtocol;
+  /** undefined: the SDK's own limit (60 s). */
+  timeoutMs?: number | undefined;
+}
+
+/** A connect attempt failed: refused by the hub (credentials, unknown or disabled device) or the hub was not reached. */
+export class HubConnectError extends AgentError {
+  constructor(readonly kind: 'refused' | 'unreachable', readonly hub: string, cause: unknown, readonly protocol: HubProtocol = 'mqtt') {
+    super(kind === 'refused' ? `the hub ${hub} refused the device` : `the hub ${hub} could not be reached ${PROTOCOL_WORDS[protocol]}`, { cause });
+  }
+}
+
+export const PROTOCOL_WORDS: Record<HubProtocol, string> = { mqtt: 'over MQTT on 8883', 'mqtt-ws': 'over MQTT over WebSockets on 443' };
+
 export const DEFAULT_KEEPALIVE_SECONDS = 60;
+export const DEFAULT_TOKEN_LIFETIME_SECONDS = 3_600;
+export const DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS = 900;
+/** Twin GETs tried on one connection before it is given up (IoT Hub answers 429 when its twin reads throttle). */
+const TWIN_GET_ATTEMPTS = 5;
 
 /**
- * The device's session with its IoT Hub over MQTT, authenticated by the TPM. It reconnects
- * forever with capped, jittered backoff (the SDK's own retry gives up after minutes, so it
- * is switched off), and fetches the whole twin after every connect so that desired
- * properties changed while offline are not missed.
+ * The device's session with its IoT Hub over MQTT, authenticated by the TPM. One connect
+ * attempt at a time, each with a fresh client and a freshly signed token; whoever owns the
+ * session decides when to try again (agent/retry/connection-policy.ts): the SDK's own
+ * retry gives up after minutes and knows nothing of DPS, so it is switched off. Each
+ * connect follows IoT Hub's reconnection flow: subscribe to desired-property updates, then
+ * fetch the whole twin (retried on the same connection when throttled), so that nothing
+ * changed while offline or in between is missed.
  */
 export class HubSession extends EventEmitter<HubSessionEvents> {
   private client: Client | undefined;
-  private readonly security: TpmSecurityClient;
-  private readonly backoff: Backoff;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private connecting = false;
-  /** The current client's token provider, stopped with it. */
+  private readonly security: InstanceType<typeof TpmSecurityClient>;
   private auth: InstanceType<typeof TpmAuthenticationProvider> | undefined;
+  private live = false;
+  private stopped = false;
+  private route: HubRoute = { protocol: 'mqtt' };
 
   constructor(private readonly options: HubSessionOptions) {
     super();
-    this.security = new TpmSecurityClient(options.registrationId, options.tpm.tpm);
-    this.backoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF);
+    this.security = new TpmSecurityClient(options.target.registrationId, options.tpm.tpm);
+  }
+
+  get target(): HubTarget {
+    return this.options.target;
   }
 
   get connected(): boolean {
-    return this.client !== undefined && !this.connecting;
+    return this.live;
+  }
+
+  /** The protocol of the last connect attempt (the live one, while connected). */
+  get protocol(): HubProtocol {
+    return this.route.protocol;
   }
 
   /** The live SDK client, when connected. */
   get deviceClient(): Client | undefined {
-    return this.connected ? this.client : undefined;
+    return this.live ? this.client : undefined;
   }
 
-  start(): void {
+  /**
+   * One attempt: open, fetch the twin, hand both to onConnected. Rejects with HubConnectError;
+   * an attempt that has not connected within `route.timeoutMs` is given up as unreachable.
+   */
+  async connect(route: HubRoute = { protocol: 'mqtt' }): Promise<void> {
+    const { log, target, tunnel } = this.options;
     this.stopped = false;
-    void this.connect();
+    this.route = route;
+    await this.dropClient();
+    useIdentityKeyHandle(target.identityKeyHandle);
+    const client = this.newClient();
+    this.client = client;
+    try {
+      log.info('hub.connecting', { hub: target.assignedHub, deviceId: target.deviceId, protocol: route.protocol,
+        ...(tunnel && route.protocol === 'mqtt-ws' ? { proxy: tunnel.proxy.display } : {}) });
+      await withTimeout(client.open(), route.timeoutMs, `no connection ${PROTOCOL_WORDS[route.protocol]} within ${(route.timeoutMs ?? 0) / 1000} s`);
+      const desired = new DesiredFeed();
+      onDesiredPatch(client, (patch) => desired.push(patch));
+      await enableDesiredUpdates(client);
+      const twin = await this.fetchTwin(client);
+      if (this.client !== client) throw new Error('the session was stopped while connecting');
+      await this.options.onConnected?.(client, twin, desired);
+      if (this.client !== client) throw new Error('the session was stopped while connecting');
+      this.live = true;
+    } catch (err) {
+      if (this.client === client) await this.dropClient();
+      const refused = isRefusal(err);
+      const viaProxy = !refused && route.protocol === 'mqtt-ws' ? tunnel?.explain(err) : undefined;
+      throw new HubConnectError(refused ? 'refused' : 'unreachable', target.assignedHub, viaProxy ?? err, route.protocol);
+    }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
     await this.dropClient();
   }
 
-  private async connect(): Promise<void> {
-    if (this.stopped || this.connecting) return;
-    this.connecting = true;
-    const { log } = this.options;
-    await this.dropClient();
-    const client = this.newClient();
-    this.client = client;
-    try {
-      log.info('hub.connecting', { hub: this.options.assignedHub, deviceId: this.options.deviceId });
-      await client.open();
-      const twin = await client.getTwin();
-      await this.options.onConnected?.(client, twin);
-      if (this.stopped || this.client !== client) return;
-      this.connecting = false;
-      this.backoff.reset();
-      this.emit('connected');
-    } catch (err) {
-      this.connecting = false;
-      if (this.client !== client || this.stopped) return;
-      this.onFailure(asError(err));
+  /** The whole twin; a GET the hub refuses (429, a server error) is tried again on the same connection. */
+  private async fetchTwin(client: Client): Promise<Twin> {
+    const backoff = new Backoff(DEFAULT_BACKOFF);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.getTwin();
+      } catch (err) {
+        if (attempt >= TWIN_GET_ATTEMPTS || this.stopped || this.client !== client) throw err;
+        const delay = backoff.next();
+        this.options.log.warn('hub.twin_get_failed', { err, attempt, retryInMs: delay });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
   }
 
   private newClient(): Client {
-    const { assignedHub, deviceId, log } = this.options;
-    const auth = TpmAuthenticationProvider.fromTpmSecurityClient(deviceId, assignedHub, this.security);
-    // The SDK exposes no setter for TPM token lifetimes; these are its documented defaults' fields.
-    const lifetimes = auth as unknown as { _tokenValidTimeInSeconds: number; _tokenRenewalMarginInSeconds: number };
-    if (this.options.tokenLifetimeSeconds) lifetimes._tokenValidTimeInSeconds = this.options.tokenLifetimeSeconds;
-    if (this.options.tokenRenewalMarginSeconds) lifetimes._tokenRenewalMarginInSeconds = this.options.tokenRenewalMarginSeconds;
-    const client = Client.fromAuthenticationProvider(auth, Mqtt);
+    const { target, log } = this.options;
+    const auth = TpmAuthenticationProvider.fromTpmSecurityClient(target.deviceId, target.assignedHub, this.security);
+    const webSockets = this.route.protocol === 'mqtt-ws';
+    if (webSockets) sendWholePacketsOverWebSockets();
+    // MqttWs: wss://{hub}:443/$iothub/websocket, subprotocol mqtt, the same CONNECT and SAS token as over 8883.
+    const client = Client.fromAuthenticationProvider(auth, webSockets ? MqttWs : Mqtt);
+    dropTokenEventsUntilLive(auth, () => this.client === client && this.live);
+    setHubTokenTiming(auth, this.options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS,
+      this.options.tokenRenewalMarginSeconds ?? DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, this.options.clockCorrectionMs?.() ?? 0);
     // A failed renewal is emitted as 'error': without a listener it would end the process.
-    // Only the current client's provider may start a reconnect.
     auth.on('error', (err: Error) => {
       log.warn('hub.token_renewal_failed', { err });
-      if (this.client === client) this.onFailure(err);
+      this.onLost(client, err);
     });
     this.auth = auth;
     client.setRetryPolicy(new NoRetry());
     void client.setOptions({
       keepalive: this.options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
       ...(this.options.ca ? { ca: this.options.ca } : {}),
+      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent, next to the `ca` above.
+      ...(webSockets && this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
     });
-    client.on('error', (err: Error) => this.onFailure(err));
-    client.on('disconnect', (result?: { reason?: Error }) => {
-      if (this.client === client && !this.connecting) this.onFailure(result?.reason ?? new Error('the hub closed the connection'));
-    });
+    client.on('error', (err: Error) => this.onLost(client, err));
+    client.on('disconnect', (result?: { reason?: Error }) => this.onLost(client, result?.reason ?? new Error('the hub closed the connection')));
     return client;
   }
 
-  private onFailure(err: Error): void {
-    if (this.stopped || this.retryTimer !== undefined) return;
-    if (isRejection(err)) {
-      this.options.log.warn('hub.rejected', { hub: this.options.assignedHub, err });
-      void this.dropClient();
-      this.emit('rejected', err);
-      return;
-    }
-    const delay = this.backoff.next();
-    this.options.log.warn('hub.disconnected', { hub: this.options.assignedHub, err, retryInMs: delay });
-    this.emit('disconnected', err);
+  /** Only the current client's loss counts, once, and only after it was up. */
+  private onLost(client: Client, err: Error): void {
+    if (this.client !== client || !this.live || this.stopped) return;
+    this.live = false;
+    this.options.log.warn('hub.disconnected', { hub: this.options.target.assignedHub, err });
     void this.dropClient();
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.connect();
-    }, delay);
+    this.emit('lost', err);
   }
 
   private async dropClient(): Promise<void> {
     const client = this.client;
     this.client = undefined;
+    this.live = false;
     if (!client) return;
     client.removeAllListeners();
     client.on('error', () => undefined);
@@ -178,16 +234,23 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   }
 }
 
-/**
- * A CONNACK refusal: bad credentials (the key in the TPM is not the hub's) or an unknown
- * device. The SDK labels every failed first connection "Not authorized", even a refused TCP
- * connection, so the broker's own words (mqtt.js: "Connection refused: <reason>") decide.
- */
-function isRejection(err: Error): boolean {
-  if (err instanceof errors.DeviceNotFoundError) return true;
-  return /Connection refused: (Not authorized|Bad username or password|Identifier rejected)/.test(describeError(err));
+/** `work`, or a rejection with `message` once `ms` have passed (no limit when undefined). */
+function withTimeout<T>(work: Promise<T>, ms: number | undefined, message: string): Promise<T> {
+  if (ms === undefined) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
+/**
+ * A CONNACK refusal: bad credentials (the key in the TPM is not the hub's, an expired
+ * token) or an unknown or disabled device. The SDK labels every failed first connection
+ * "Not authorized", even a refused TCP connection, so the broker's own words (mqtt.js:
+ * "Connection refused: <reason>") decide.
+ */
+export function isRefusal(err: unknown): boolean {
+  if (err instanceof errors.DeviceNotFoundError) return true;
+  return /Connection refused: (Not authorized|Bad username or password|Identifier rejected)/.test(describeError(err));
 }

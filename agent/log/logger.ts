@@ -10,7 +10,7 @@ export const LEVELS = { debug: 7, info: 6, warn: 4, error: 3 } as const;
 export type Level = keyof typeof LEVELS;
 export type Fields = Record<string, unknown>;
 
-/** Longest line kept for getLogs (which returns at most this much of a line anyway). */
+/** Longest line the recent ring keeps (what getLogs returns of a line); the log output gets the whole line. */
 export const MAX_KEPT_CHARS = 2048;
 
 export interface LoggerOptions {
@@ -53,6 +53,10 @@ export class Logger {
     this.root().level = level;
   }
 
+  currentLevel(): Level {
+    return this.root().level;
+  }
+
   debug(event: string, fields?: Fields): void { this.log('debug', event, fields); }
   info(event: string, fields?: Fields): void { this.log('info', event, fields); }
   warn(event: string, fields?: Fields): void { this.log('warn', event, fields); }
@@ -69,7 +73,7 @@ export class Logger {
     if (LEVELS[level] > LEVELS[root.level]) return;
     const line = formatLine({ time: root.now().toISOString(), level, event, ...this.context, ...fields });
     // The ring keeps what getLogs can return of a line: its memory is bounded by lines and bytes.
-    root.recentLines.push(line.length > MAX_KEPT_CHARS ? `${line.slice(0, MAX_KEPT_CHARS)}...` : line);
+    root.recentLines.push(clipChars(line, MAX_KEPT_CHARS));
     if (root.recentLines.length > root.keep) root.recentLines.splice(0, root.recentLines.length - root.keep);
     root.write(`${root.journal ? `<${LEVELS[level]}>` : ''}${line}\n`);
   }
@@ -77,6 +81,15 @@ export class Logger {
   private root(): Logger {
     return this.parent ?? this;
   }
+}
+
+/** At most `max` characters, never cutting a character in two (a lone surrogate would grow to six bytes in JSON). */
+function clipChars(line: string, max: number): string {
+  if (line.length <= max) return line;
+  let end = max;
+  const last = line.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${line.slice(0, end)}...`;
 }
 
 /** logfmt: key=value, quoting values with spaces, quotes or '='; errors become their message chain. */

@@ -1,7 +1,10 @@
+import { identityKeyHandleInUse, useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
 import { AgentError } from '../errors.js';
-import { parseRetryAfter } from '../retry/backoff.js';
+import type { Proxy } from '../network/proxy.js';
+import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
-import type { DpsResponse } from './dps-transport.js';
+import { assignmentTextProblem } from './assignment-text.js';
+import { classifyDpsFailure, DpsError } from './dps-error.js';
 
 export type ProvisionStep = 'challenge' | 'activated' | 'assigned';
 
@@ -20,21 +23,15 @@ export interface RegisterOptions {
   registrationId: string;
   idScope: string;
   globalEndpoint: string;
-  /** PEM of a private CA to trust besides the system's (QA's local cloud). */
+  /** The CAs to trust, in PEM (agent/check/trust.ts); Node's default when absent. */
   ca?: string;
+  /** The HTTPS proxy DPS is reached through (plain data: the tunnel is made here). */
+  proxy?: Proxy | undefined;
+  /** The persistent handle the new hub key goes to (default: the SDK's 0x81000100). */
+  identityKeyHandle?: number;
   onStep?: (step: ProvisionStep, detail?: string) => void;
-}
-
-/** DPS refused or could not be reached; `retryable` says whether trying again soon can help. */
-export class DpsError extends AgentError {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-    readonly retryAfterMs: number | undefined,
-    options: { cause?: unknown; hint?: string } = {},
-  ) {
-    super(message, options);
-  }
+  /** Each answer's Date header, with the local times around the request: the service's clock. */
+  onDate?: (date: string | undefined, sentAt: number, receivedAt: number) => void;
 }
 
 /**
@@ -47,7 +44,11 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
   const [{ ProvisioningDeviceClient }, { StepReportingSecurityClient }, { createDpsTransport }] = await Promise.all([
     import('azure-iot-provisioning-device').then((m) => m.default), import('./step-reporting-security-client.js'), import('./dps-transport.js'),
   ]);
-  const { transport, lastResponse } = createDpsTransport(options.ca);
+  // Loaded on a board with a proxy only.
+  const tunnel = options.proxy ? new (await import('../network/proxy-agent.js')).ProxyTunnel(options.proxy) : undefined;
+  const { transport, lastResponse } = createDpsTransport(options.ca, options.onDate, tunnel);
+  const previousHandle = identityKeyHandleInUse();
+  useIdentityKeyHandle(options.identityKeyHandle ?? IDENTITY_KEY_HANDLE);
   const security = new StepReportingSecurityClient(options.registrationId, options.tpm.tpm, options.onStep);
   // The SDK's own interface type for TPM security clients is structural; the class is what it expects.
   const client = ProvisioningDeviceClient.create(options.globalEndpoint, options.idScope, transport, security as never);
@@ -57,38 +58,25 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
         // For TPM attestation the SDK hands over DPS's whole operation body.
         (err ? reject(err) : resolve(res?.registrationState ?? res ?? {}))));
     if (!result.assignedHub || !result.deviceId) {
-      throw new DpsError('DPS answered without an assigned hub and device id', true, undefined);
+      throw new DpsError('DPS answered without an assigned hub and device id', { retryable: true, operatorMustAct: false });
+    }
+    const refused = assignmentTextProblem({ assignedHub: result.assignedHub, deviceId: result.deviceId });
+    if (refused) {
+      throw new DpsError(`DPS ${options.globalEndpoint} answered with an unusable assignment: ${refused}; nothing was cached`,
+        { retryable: false, operatorMustAct: true }, { hint: 'check the enrollment\'s device id and the linked hubs in DPS' });
     }
     options.onStep?.('assigned', `${result.assignedHub} as ${result.deviceId}`);
     return { assignedHub: result.assignedHub, deviceId: result.deviceId };
   } catch (err) {
-    throw err instanceof DpsError ? err : classify(err, lastResponse(), options);
+    if (err instanceof DpsError) throw err;
+    // Before DPS's words: a proxy's refusal arrives as an HTTP answer (a 401 or 407 DPS never gave).
+    const viaProxy = tunnel?.explain(lastResponse()?.error ?? err);
+    if (viaProxy) {
+      throw new DpsError(`DPS ${options.globalEndpoint} not reached: ${viaProxy.message}`, { retryable: true, operatorMustAct: false },
+        { cause: viaProxy, hint: viaProxy.hint });
+    }
+    throw classifyDpsFailure(err, lastResponse(), options, err instanceof AgentError);
+  } finally {
+    useIdentityKeyHandle(previousHandle);
   }
-}
-
-function classify(err: unknown, response: DpsResponse | undefined, options: RegisterOptions): DpsError {
-  const where = `DPS ${options.globalEndpoint} (ID scope ${options.idScope}, registration ${options.registrationId})`;
-  const status = response?.statusCode;
-  const retryAfterMs = parseRetryAfter(response?.retryAfter);
-  if (err instanceof AgentError) {
-    // The TPM failed under the SDK: the device cannot prove itself until it answers again.
-    return new DpsError(`TPM failed during registration with ${where}`, true, undefined, { cause: err });
-  }
-  if (status === 429) return new DpsError(`${where} is throttling registrations (429)`, true, retryAfterMs, { cause: err });
-  if (status !== undefined && status >= 500) return new DpsError(`${where} is unavailable (${status})`, true, retryAfterMs, { cause: err });
-  if (status === 401 || status === 403) {
-    return new DpsError(`${where} refused the device (${status})`, false, retryAfterMs, {
-      cause: err,
-      hint: 'check that an individual enrollment exists for this registration id with this EK (iot-agent tpm info) and is enabled',
-    });
-  }
-  if (status === 404) {
-    return new DpsError(`${where} does not know this device (404)`, false, retryAfterMs, {
-      cause: err, hint: 'check the ID scope and that the enrollment exists',
-    });
-  }
-  if (status === 400) return new DpsError(`${where} rejected the request (400)`, false, retryAfterMs, { cause: err });
-  return new DpsError(`${where} could not be reached`, true, retryAfterMs, {
-    cause: response?.error ?? err, hint: 'check the network, DNS, the clock and tls.extraCaFile for a private CA',
-  });
 }

@@ -1,3 +1,5 @@
+import { parseHttpDate } from '../time/http-date.js';
+
 /**
  * Exponential backoff with full jitter (a random delay between 0 and the exponential
  * ceiling), capped, and never giving up: a device keeps trying for years. A server's
@@ -46,9 +48,6 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   if (value === undefined) return undefined;
   const text = value.trim();
   if (/^\d{1,9}$/.test(text)) return Number(text) * 1000;
-  // Only the IMF-fixdate form of RFC 9110; Date.parse alone would take "-1" or "1.5" for dates.
-  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
-  const date = Date.parse(text);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - now);
+  const date = parseHttpDate(text);
+  return date === undefined ? undefined : Math.max(0, date - now);
 }

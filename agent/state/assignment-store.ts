@@ -1,6 +1,8 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../lib/atomic-file.js';
+import { assignmentTextProblem } from '../provisioning/assignment-text.js';
+import { IDENTITY_KEY_SLOTS, isIdentityKeySlot } from '../tpm/key-slots.js';
 
 /** Bumped when the file's shape changes; a file of another version is not trusted. */
 export const ASSIGNMENT_SCHEMA = 1;
@@ -16,6 +18,8 @@ export interface Assignment {
   globalEndpoint: string;
   /** ISO 8601 time of the assignment. */
   assignedAt: string;
+  /** The TPM handle of the hub key DPS issued with this assignment (0x81000100 when the file predates key slots). */
+  identityKeyHandle: number;
 }
 
 export type StoredAssignment =
@@ -66,14 +70,20 @@ export function parseAssignment(text: string): StoredAssignment {
     }
   }
   if (Number.isNaN(Date.parse(record.assignedAt as string))) return { status: 'invalid', reason: 'assignedAt is not a date' };
-  const assignment = Object.fromEntries(fields.map((f) => [f, record[f]])) as unknown as Assignment;
+  const handle = record.identityKeyHandle ?? IDENTITY_KEY_SLOTS[0];
+  if (typeof handle !== 'number' || !isIdentityKeySlot(handle)) {
+    return { status: 'invalid', reason: `identityKeyHandle ${JSON.stringify(handle)} is not one of the agent's key slots` };
+  }
+  const assignment = { ...Object.fromEntries(fields.map((f) => [f, record[f]])), identityKeyHandle: handle } as unknown as Assignment;
+  const refused = assignmentTextProblem(assignment);
+  if (refused) return { status: 'invalid', reason: refused };
   return { status: 'valid', assignment };
 }
 
 export async function writeAssignment(stateDir: string, assignment: Assignment): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const document = { kind: KIND, schema: ASSIGNMENT_SCHEMA, ...assignment };
-  await writeFileAtomic(assignmentPath(stateDir), `${JSON.stringify(document, null, 2)}\n`, 0o600);
+  await writeFileAtomic(assignmentPath(stateDir), `${JSON.stringify(document, null, 2)}\n`, 0o640);
 }
 
 export async function clearAssignment(stateDir: string): Promise<void> {

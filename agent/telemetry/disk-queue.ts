@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { writeFileAtomic } from '../state/atomic-file.js';
+import { syncDirectory, writeFileAtomic } from '../lib/atomic-file.js';
 
 /** One queued D2C message. `mid` is its message id, stable across restarts and retries. */
 export interface QueuedMessage {
@@ -19,6 +19,24 @@ export interface QueueStats {
   depth: number;
   dropped: number;
   oldestSeq: number | null;
+  /** When the oldest undelivered message was produced (ISO 8601), null when none waits. */
+  oldestAt: string | null;
+}
+
+/** The queue as `status` shows it: how many wait, how many were dropped, and how old the oldest is. */
+export interface QueueFacts {
+  depth: number;
+  dropped: number;
+  oldestAgeSeconds: number | null;
+}
+
+export function queueFacts(stats: QueueStats, now = new Date()): QueueFacts {
+  const oldest = stats.oldestAt === null ? NaN : Date.parse(stats.oldestAt);
+  return {
+    depth: stats.depth,
+    dropped: stats.dropped,
+    oldestAgeSeconds: Number.isNaN(oldest) ? null : Math.max(0, Math.round((now.getTime() - oldest) / 1000)),
+  };
 }
 
 interface Cursor {
@@ -70,7 +88,7 @@ export class DiskQueue {
   }
 
   stats(): QueueStats {
-    return { depth: this.pending.length, dropped: this.dropped, oldestSeq: this.pending[0]?.seq ?? null };
+    return statsOf(this.pending, this.dropped);
   }
 
   /** The oldest `count` undelivered messages, in order. */
@@ -126,35 +144,19 @@ export class DiskQueue {
   }
 
   private async load(): Promise<void> {
-    try {
-      const cursor = JSON.parse(await readFile(path.join(this.dir, CURSOR), 'utf8')) as Partial<Cursor>;
-      if (cursor.kind === 'iot-agent/telemetry-cursor' && Number.isSafeInteger(cursor.ackedSeq) && Number.isSafeInteger(cursor.dropped)) {
-        this.ackedSeq = cursor.ackedSeq!;
-        this.dropped = cursor.dropped!;
-      } else this.log.warn('telemetry.cursor_invalid', { dir: this.dir, treatedAs: 'nothing delivered yet' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn('telemetry.cursor_invalid', { dir: this.dir, err, treatedAs: 'nothing delivered yet' });
+    const contents = await readQueueDir(this.dir);
+    if (contents.cursorProblem !== undefined) {
+      this.log.warn('telemetry.cursor_invalid', { dir: this.dir, ...(contents.cursorProblem ? { err: contents.cursorProblem } : {}), treatedAs: 'nothing delivered yet' });
     }
-    const names = (await readdir(this.dir)).filter((n) => SEGMENT.test(n)).sort();
-    let maxSeq = this.ackedSeq;
-    let skipped = 0;
-    for (const name of names) {
-      const lines = (await readFile(path.join(this.dir, name), 'utf8')).split('\n');
-      let last = 0;
-      for (const line of lines) {
-        if (!line) continue;
-        const message = parseLine(line);
-        if (!message || message.seq <= last) { skipped++; continue; }
-        last = message.seq;
-        if (message.seq > this.ackedSeq) this.pending.push(message);
-      }
-      maxSeq = Math.max(maxSeq, last);
+    this.ackedSeq = contents.ackedSeq;
+    this.dropped = contents.dropped;
+    this.pending = contents.pending;
+    for (const { name, last } of contents.segments) {
       if (last <= this.ackedSeq) await rm(path.join(this.dir, name), { force: true });
       else this.segments.set(name, last);
     }
-    this.pending.sort((a, b) => a.seq - b.seq);
-    this.nextSeq = maxSeq + 1;
-    if (skipped) this.log.warn('telemetry.queue_lines_skipped', { count: skipped, why: 'torn or corrupt lines (a crash mid-write)' });
+    this.nextSeq = contents.maxSeq + 1;
+    if (contents.skipped) this.log.warn('telemetry.queue_lines_skipped', { count: contents.skipped, why: 'torn or corrupt lines (a crash mid-write)' });
     this.enforceLimit();
     this.log.info('telemetry.queue_opened', { dir: this.dir, depth: this.pending.length, dropped: this.dropped, nextSeq: this.nextSeq });
   }
@@ -164,7 +166,7 @@ export class DiskQueue {
     await this.segment?.handle.close();
     const name = this.segmentName(seq);
     const handle = await open(path.join(this.dir, name), 'a', 0o600);
-    await syncDir(this.dir);
+    await syncDirectory(this.dir);
     this.segment = { handle, firstSeq: seq, count: 0 };
     return this.segment;
   }
@@ -185,7 +187,7 @@ export class DiskQueue {
   private async writeCursor(): Promise<void> {
     this.cursorDirty = false;
     const cursor: Cursor = { kind: 'iot-agent/telemetry-cursor', ackedSeq: this.ackedSeq, dropped: this.dropped };
-    await writeFileAtomic(path.join(this.dir, CURSOR), JSON.stringify(cursor));
+    await writeFileAtomic(path.join(this.dir, CURSOR), JSON.stringify(cursor), 0o600);
     // Only after the cursor is durable may delivered segments go.
     for (const [name, last] of this.segments) {
       if (last > this.ackedSeq || (this.segment && name === this.segmentName(this.segment.firstSeq))) continue;
@@ -201,6 +203,69 @@ export class DiskQueue {
   }
 }
 
+/**
+ * The queue's counters read from its directory without changing anything, for `status` and
+ * support bundles while the daemon does not run. Null when there is no queue directory.
+ */
+export async function inspectQueue(dir: string): Promise<QueueStats | null> {
+  try {
+    const contents = await readQueueDir(dir);
+    return statsOf(contents.pending, contents.dropped);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function statsOf(pending: QueuedMessage[], dropped: number): QueueStats {
+  const oldest = pending[0];
+  return { depth: pending.length, dropped, oldestSeq: oldest?.seq ?? null, oldestAt: oldest?.at ?? null };
+}
+
+interface QueueContents {
+  ackedSeq: number;
+  dropped: number;
+  /** Set when the cursor exists but is unusable: the error, or null for a foreign document. */
+  cursorProblem?: unknown;
+  /** Undelivered messages in sequence order. */
+  pending: QueuedMessage[];
+  /** Every segment file with the last sequence number it holds. */
+  segments: { name: string; last: number }[];
+  skipped: number;
+  maxSeq: number;
+}
+
+/** Reads the cursor and every segment; changes nothing. */
+async function readQueueDir(dir: string): Promise<QueueContents> {
+  const contents: QueueContents = { ackedSeq: 0, dropped: 0, pending: [], segments: [], skipped: 0, maxSeq: 0 };
+  try {
+    const cursor = JSON.parse(await readFile(path.join(dir, CURSOR), 'utf8')) as Partial<Cursor>;
+    if (cursor.kind === 'iot-agent/telemetry-cursor' && Number.isSafeInteger(cursor.ackedSeq) && Number.isSafeInteger(cursor.dropped)) {
+      contents.ackedSeq = cursor.ackedSeq!;
+      contents.dropped = cursor.dropped!;
+    } else contents.cursorProblem = null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') contents.cursorProblem = err;
+  }
+  const names = (await readdir(dir)).filter((n) => SEGMENT.test(n)).sort();
+  contents.maxSeq = contents.ackedSeq;
+  for (const name of names) {
+    const lines = (await readFile(path.join(dir, name), 'utf8')).split('\n');
+    let last = 0;
+    for (const line of lines) {
+      if (!line) continue;
+      const message = parseLine(line);
+      if (!message || message.seq <= last) { contents.skipped++; continue; }
+      last = message.seq;
+      if (message.seq > contents.ackedSeq) contents.pending.push(message);
+    }
+    contents.maxSeq = Math.max(contents.maxSeq, last);
+    contents.segments.push({ name, last });
+  }
+  contents.pending.sort((a, b) => a.seq - b.seq);
+  return contents;
+}
+
 function parseLine(line: string): QueuedMessage | undefined {
   try {
     const value = JSON.parse(line) as QueuedMessage;
@@ -208,14 +273,5 @@ function parseLine(line: string): QueuedMessage | undefined {
     return value;
   } catch {
     return undefined;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -1,19 +1,28 @@
 import device from 'azure-iot-device';
 import type { Logger } from '../log/logger.js';
-import type { DiskQueue, QueuedMessage } from './disk-queue.js';
+import { Backoff, type BackoffPolicy } from '../retry/backoff.js';
+import type { DiskQueue, QueuedMessage, QueueStats } from './disk-queue.js';
+import { RateLimit } from './rate-limit.js';
 
 // CommonJS package: Node's ESM loader cannot see its named exports.
 const { Message } = device;
 type Client = InstanceType<typeof device.Client>;
 
-/** Messages published at once while draining; MQTT keeps them in order on the one connection. */
-const BATCH = 50;
-const RETRY_MS = 1_000;
+/** Most messages published at once while draining; MQTT keeps them in order on the one connection. */
+export const MAX_IN_FLIGHT = 50;
+/** After a failed drain the window stays at its halved size this long: the hub likely throttled it. */
+const WINDOW_HOLD_MS = 3_600_000;
+/** Draining resumes after a failure only after 1 s, 2 s, 4 s ... up to a minute (with jitter), however soon the link is back. */
+const DRAIN_RETRY: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, multiplier: 2 };
 
 export interface TelemetryOptions {
   queue: DiskQueue;
   log: Logger;
   intervalSeconds: number;
+  /** The device's own cap on D2C messages per second (telemetry.maxMessagesPerSecond). */
+  maxMessagesPerSecond: number;
+  /** Milliseconds in a second of the telemetry interval: 1000, except in tests (IOT_AGENT_TEST_TIMINGS). */
+  secondMs?: number;
   /** One health sample (CPU, memory, disk, temperature, uptime). */
   sample: () => Promise<Record<string, unknown>>;
   /** The hub connection as the daemon sees it, for the sample. */
@@ -24,6 +33,13 @@ export interface TelemetryOptions {
  * Periodic health telemetry and the delivery of every queued D2C message. Everything goes
  * through the disk queue first, online or not; while a client is attached the queue is
  * drained oldest first, and a message counts as delivered on the hub's PUBACK.
+ *
+ * Draining adapts to IoT Hub's D2C throttle (Microsoft Learn, IoT Hub quotas and
+ * throttling) instead of bouncing off it: sends are paced by the device's own rate cap; at
+ * most a window of messages is in flight, and the hub's traffic shaping then slows the
+ * PUBACKs down to its rate; a send that fails (over MQTT a 429 closes the connection)
+ * halves the window for an hour and holds draining back with a growing delay, and only
+ * the messages the hub acknowledged count as delivered, so none is sent twice.
  */
 export class Telemetry {
   private client: Client | undefined;
@@ -32,9 +48,15 @@ export class Telemetry {
   private draining = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly rate: RateLimit;
+  private window = MAX_IN_FLIGHT;
+  private windowHeldUntil = 0;
+  private readonly drainBackoff = new Backoff(DRAIN_RETRY);
+  private resumeAt = 0;
 
   constructor(private readonly options: TelemetryOptions) {
     this.interval = options.intervalSeconds;
+    this.rate = new RateLimit(options.maxMessagesPerSecond);
   }
 
   start(): void {
@@ -47,6 +69,7 @@ export class Telemetry {
     clearTimeout(this.timer);
     clearTimeout(this.retryTimer);
     this.client = undefined;
+    this.rate.release();
     await this.options.queue.close();
   }
 
@@ -59,6 +82,14 @@ export class Telemetry {
     this.options.log.info('telemetry.interval_changed', { from: this.interval, to: seconds });
     this.interval = seconds;
     this.arm();
+  }
+
+  queueStats(): QueueStats {
+    return this.options.queue.stats();
+  }
+
+  setMaxMessagesPerSecond(perSecond: number): void {
+    this.rate.setRate(perSecond);
   }
 
   stats(): { intervalSeconds: number; queued: number; dropped: number } {
@@ -80,6 +111,7 @@ export class Telemetry {
 
   detach(): void {
     this.client = undefined;
+    this.rate.release();
   }
 
   /** Produces one health message now (also what the timer does). */
@@ -101,7 +133,7 @@ export class Telemetry {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       void this.produce().finally(() => this.arm());
-    }, this.interval * 1000);
+    }, this.interval * (this.options.secondMs ?? 1000));
   }
 
   private async drain(): Promise<void> {
@@ -110,21 +142,46 @@ export class Telemetry {
     try {
       for (;;) {
         const client = this.client;
-        const batch = this.options.queue.peek(BATCH);
+        const batch = this.options.queue.peek(this.window);
         if (!client || batch.length === 0 || this.stopped) return;
-        try {
-          await Promise.all(batch.map((m) => client.sendEvent(toMessage(m))));
-        } catch (err) {
-          this.options.log.warn('telemetry.send_failed', { err, pending: this.options.queue.stats().depth, retryInMs: RETRY_MS });
-          clearTimeout(this.retryTimer);
-          this.retryTimer = setTimeout(() => void this.drain(), RETRY_MS);
-          return;
-        }
-        this.options.queue.ack(batch[batch.length - 1]!.seq);
+        const wait = this.resumeAt - Date.now();
+        if (wait > 0) return this.retryIn(wait);
+        const results = await Promise.allSettled(batch.map((message) => this.send(client, message)));
+        const failed = results.findIndex((r) => r.status === 'rejected');
+        // Only what the hub acknowledged, in order, is delivered; the rest goes again.
+        const delivered = failed < 0 ? batch.length : failed;
+        if (delivered > 0) this.options.queue.ack(batch[delivered - 1]!.seq);
+        if (failed >= 0) return this.onDrainFailed((results[failed] as PromiseRejectedResult).reason, delivered);
+        this.onBatchDelivered(batch.length);
       }
     } finally {
       this.draining = false;
     }
+  }
+
+  private async send(client: Client, message: QueuedMessage): Promise<void> {
+    await this.rate.take();
+    if (this.client !== client || this.stopped) throw new Error('the hub connection went away');
+    await client.sendEvent(toMessage(message));
+  }
+
+  private onDrainFailed(err: unknown, delivered: number): void {
+    this.window = Math.max(1, Math.floor(this.window / 2));
+    this.windowHeldUntil = Date.now() + WINDOW_HOLD_MS;
+    const delay = this.drainBackoff.next();
+    this.resumeAt = Date.now() + delay;
+    this.options.log.warn('telemetry.send_failed', { err, delivered, pending: this.options.queue.stats().depth, window: this.window, retryInMs: delay });
+    this.retryIn(delay);
+  }
+
+  private onBatchDelivered(size: number): void {
+    if (size < this.window) this.drainBackoff.reset(); // the queue is empty: the hub keeps up
+    if (Date.now() >= this.windowHeldUntil && this.window < MAX_IN_FLIGHT) this.window++;
+  }
+
+  private retryIn(ms: number): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.drain(), ms);
   }
 }
 

@@ -5,6 +5,7 @@ import { responseCodeOf, TPM_RC_FAILURE, TPM_RC_INITIALIZE } from './response-co
 /** swtpm control channel commands (swtpm's tpm_ioctl.h); values are big-endian u32. */
 const CMD_INIT = 2;
 const TPM2_STARTUP_CLEAR = Buffer.from('80010000000c000001440000', 'hex');
+const TPM2_READ_CLOCK = Buffer.from('80010000000a00000181', 'hex');
 
 /**
  * swtpm's socket mode spoken natively: raw TPM commands on the data port, swtpm's own
@@ -29,6 +30,10 @@ export class SwtpmTransport extends SerialTransport {
     // Until CMD_INIT, swtpm answers everything with TPM_RC_FAILURE; after it, TPM_RC_INITIALIZE
     // until TPM2_Startup. Bring it up the way a platform would at power-on, then retry once.
     if (rc === TPM_RC_FAILURE) {
+      // libtpms before 0.10 also answers TPM_RC_FAILURE to a failed RSA decryption (an
+      // ActivateCredential with a credential made for another EK). Initialising then would
+      // reset the TPM and its PCRs: only a TPM that fails a harmless command too is uninitialised.
+      if (responseCodeOf(await this.send(TPM2_READ_CLOCK)) !== TPM_RC_FAILURE) return response;
       await this.control(CMD_INIT, Buffer.alloc(4));
       await this.send(TPM2_STARTUP_CLEAR);
       return this.send(command);

@@ -18,7 +18,10 @@ export type WritableAppliers = { [K in WritableProperty]: (value: never) => Prom
  * patch as it arrives, one at a time, in order. Each writable property is checked, applied
  * and acknowledged (`{ value, ac, av, ad }`); an invalid value is acknowledged with 400 and
  * the value in force, never applied. A value already handled is not applied again, so a
- * reconnect does not undo a runtime change made since (e.g. by setTelemetryInterval).
+ * reconnect does not undo a runtime change made since (e.g. by setTelemetryInterval). A
+ * writable property's reported value is always its acknowledgement: one the whole document
+ * does not set is reported with the value in force, `ac` 203 and `av` 0, as the IoT Plug
+ * and Play conventions do for a device's own initial value.
  */
 export class DesiredSync {
   private readonly handled = new Map<WritableProperty, string>();
@@ -31,21 +34,32 @@ export class DesiredSync {
     private readonly log: Logger,
   ) {}
 
-  /** Queues a desired document or patch; never throws. */
-  handle(doc: unknown): Promise<void> {
-    this.chain = this.chain.then(() => this.apply(doc)).catch((err: unknown) => this.log.error('twin.desired_failed', { err }));
+  /** Queues the whole desired document (after a connect); never throws. */
+  handleFull(doc: unknown): Promise<void> {
+    return this.queue(doc, true);
+  }
+
+  /** Queues a desired patch; never throws. */
+  handlePatch(doc: unknown): Promise<void> {
+    return this.queue(doc, false);
+  }
+
+  private queue(doc: unknown, whole: boolean): Promise<void> {
+    this.chain = this.chain.then(() => this.apply(doc, whole)).catch((err: unknown) => this.log.error('twin.desired_failed', { err }));
     return this.chain;
   }
 
-  private async apply(doc: unknown): Promise<void> {
+  private async apply(doc: unknown, whole: boolean): Promise<void> {
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return;
     const desired = doc as Record<string, unknown>;
     const version = desiredVersion(desired);
     for (const key of WRITABLE_PROPERTIES) {
-      if (!Object.hasOwn(desired, key)) continue;
-      const value = desired[key];
+      const value = Object.hasOwn(desired, key) ? desired[key] : undefined;
       if (value === null || value === undefined) {
-        this.handled.delete(key);
+        if (Object.hasOwn(desired, key)) this.handled.delete(key);
+        if (whole || Object.hasOwn(desired, key)) {
+          this.reported.update({ [key]: ack(this.inForce(key) ?? null, 203, 0, 'no desired value: the device\'s own value is in force') });
+        }
         continue;
       }
       const fingerprint = JSON.stringify(value);

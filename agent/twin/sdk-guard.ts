@@ -1,12 +1,10 @@
-import device from 'azure-iot-device';
-import type { Logger } from '../log/logger.js';
-
 /** IoT Hub allows 10 levels in twin documents; anything deeper is cut off here. */
 export const MAX_TWIN_DEPTH = 16;
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /**
- * A copy of a twin document the SDK can merge safely: without the keys lodash's merge
+ * A copy of a twin document the SDK can merge safely (agent/hub/sdk-internals.ts installs it
+ * into the SDK's Twin): without the keys lodash's merge
  * trips over (`{"constructor": [1]}` in a desired patch throws inside the SDK's MQTT
  * handler, an uncaught exception, and the same document in the full twin would do it
  * again after every restart) and without subtrees deeper than MAX_TWIN_DEPTH.
@@ -22,38 +20,4 @@ export function sanitizeTwinDocument(value: unknown, depth = 0): unknown {
     if (clean !== undefined) out[key] = clean;
   }
   return out;
-}
-
-interface TwinInternals {
-  _mergePatch(dest: unknown, patch: unknown): void;
-  _onDesiredPropertiesUpdate(patch: unknown): void;
-}
-
-let installed = false;
-
-/**
- * Makes azure-iot-device's Twin merge only sanitised documents and never throw out of its
- * MQTT callbacks. Installed once per process, before the first client fetches a twin; the
- * Twin binds `_onDesiredPropertiesUpdate` when it is constructed, so the prototype is the seam.
- */
-export function guardTwinMerges(log: Logger): void {
-  if (installed) return;
-  installed = true;
-  const proto = device.Twin.prototype as unknown as TwinInternals;
-  const merge = proto._mergePatch;
-  const onDesired = proto._onDesiredPropertiesUpdate;
-  proto._mergePatch = function guardedMerge(this: TwinInternals, dest, patch) {
-    try {
-      merge.call(this, dest, sanitizeTwinDocument(patch));
-    } catch (err) {
-      log.warn('twin.merge_refused', { err });
-    }
-  };
-  proto._onDesiredPropertiesUpdate = function guardedDesired(this: TwinInternals, patch) {
-    try {
-      onDesired.call(this, sanitizeTwinDocument(patch));
-    } catch (err) {
-      log.warn('twin.desired_patch_refused', { err });
-    }
-  };
 }

@@ -1,3 +1,4 @@
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { LOG_LEVELS } from '../config.js';
 import { TELEMETRY_INTERVAL_RANGE } from '../telemetry/interval.js';
 
@@ -25,8 +26,8 @@ export function checkWritable(key: WritableProperty, value: unknown): Checked {
       }
       return { ok: true, value };
     case 'hardeningProfile':
-      if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(value)) {
-        return { ok: false, reason: `expected a built-in or site profile name (letters, digits, . _ -), got ${describe(value)}` };
+      if (typeof value !== 'string' || !PROFILE_NAME.test(value)) {
+        return { ok: false, reason: `expected ${PROFILE_NAME_EXPECTED}, got ${describe(value)}` };
       }
       return { ok: true, value };
   }

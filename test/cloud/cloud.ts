@@ -1,7 +1,11 @@
 import path from 'node:path';
-import { startDps, type Dps } from './dps/dps.js';
+import { startDps, type Dps, type DpsBehaviour } from './dps/dps.js';
+import { FileUploads } from './files/file-uploads.js';
+import { startStorage, type LocalStorage } from './files/storage.js';
 import type { AllocationPolicy } from './dps/enrollment.js';
+import type { HubBehaviour } from './hub/hub-core.js';
 import { startHub, type LocalHub } from './hub/hub.js';
+import type { Port8883 } from './hub/silent-listener.js';
 import { ensureServerCredentials } from './tls.js';
 
 /**
@@ -18,7 +22,21 @@ export interface CloudOptions {
   /** Keep the ID scope across restarts (it is kept in `dir` anyway once chosen). */
   idScope?: string;
   retryAfterSeconds?: number;
+  /**
+   * DNS names for DPS and for each hub (in the order of hubAddresses). Certificates then
+   * name them, SNI is required as on Azure, and DPS assigns hubs by name; clients must
+   * resolve the names (test/support/hosts.ts). Without them everything is reached by address.
+   */
+  hostNames?: { dps: string; hubs: string[] };
+  /** Limits and knobs of every hub. */
+  hub?: HubBehaviour;
+  /** 8883 of every hub as the device's network leaves it: open (default), closed or silent; WebSockets on 443 either way. */
+  port8883?: Port8883;
+  /** Knobs of DPS. */
+  dps?: DpsBehaviour;
   log?: (line: string) => void;
+  /** Blob storage (Azurite) for device file uploads, on the first hub's address. */
+  storage?: boolean | { port?: number };
 }
 
 /** What QA, the demo and tests need to reach the cloud: the first line `npm run cloud` prints. */
@@ -31,6 +49,8 @@ export interface CloudDescription {
   hubServiceConnectionString: string;
   adminUrl: string;
   linkedHubs: { host: string; serviceConnectionString: string; adminUrl: string }[];
+  /** Where device file uploads land (Azurite), when the cloud runs with storage. */
+  storage?: { blobEndpoint: string; container: string };
 }
 
 export interface LocalCloud {
@@ -38,6 +58,9 @@ export interface LocalCloud {
   readonly hubs: LocalHub[];
   readonly ca: string;
   readonly caCertPath: string;
+  readonly storage: LocalStorage | undefined;
+  /** The hubs' file upload endpoints and the notifications they queued. */
+  readonly files: FileUploads | undefined;
   describe(): CloudDescription;
   stop(): Promise<void>;
 }
@@ -49,14 +72,25 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
   const dpsAddress = options.dpsAddress ?? DEFAULT_DPS_ADDRESS;
   const hubAddresses = options.hubAddresses ?? DEFAULT_HUB_ADDRESSES;
   const tlsDir = path.join(options.dir, 'tls');
-  const tls = await ensureServerCredentials(tlsDir, [dpsAddress, ...hubAddresses]);
+  const names = options.hostNames;
+  if (names && names.hubs.length !== hubAddresses.length) throw new Error('hostNames.hubs needs one name per hub address');
+  const tls = await ensureServerCredentials(tlsDir, [...(names ? [names.dps, ...names.hubs] : []), dpsAddress, ...hubAddresses]);
   const hubs: LocalHub[] = [];
+  let storage: LocalStorage | undefined;
   try {
+    if (options.storage) {
+      const port = typeof options.storage === 'object' ? options.storage.port : undefined;
+      storage = await startStorage({ address: hubAddresses[0]!, port, dir: path.join(options.dir, 'storage'), tls });
+    }
+    const files = storage ? new FileUploads(storage) : undefined;
     for (const [i, address] of hubAddresses.entries()) {
-      hubs.push(await startHub({ address, stateDir: path.join(options.dir, `hub-${i + 1}`), tls, log: options.log }));
+      hubs.push(await startHub({
+        address, hostName: names?.hubs[i], stateDir: path.join(options.dir, `hub-${i + 1}`), tls, behaviour: options.hub, log: options.log, files,
+        ...(options.port8883 ? { port8883: options.port8883 } : {}),
+      }));
     }
     const dps = await startDps({
-      address: dpsAddress, stateDir: options.dir, linkedHubs: hubs, tls,
+      address: dpsAddress, hostName: names?.dps, stateDir: options.dir, linkedHubs: hubs, tls, behaviour: options.dps,
       allocation: options.allocation, idScope: options.idScope, retryAfterSeconds: options.retryAfterSeconds,
     });
     const adminUrl = (hub: LocalHub) => `https://${hub.hostName}:${hub.httpsPort}/admin`;
@@ -65,6 +99,8 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
       hubs,
       ca: tls.ca,
       caCertPath: tls.caCertPath,
+      storage,
+      files,
       describe: () => ({
         idScope: dps.idScope,
         provisioningHost: dps.host,
@@ -74,14 +110,17 @@ export async function startCloud(options: CloudOptions): Promise<LocalCloud> {
         hubServiceConnectionString: hubs[0]!.serviceConnectionString,
         adminUrl: adminUrl(hubs[0]!),
         linkedHubs: hubs.map((h) => ({ host: h.hostName, serviceConnectionString: h.serviceConnectionString, adminUrl: adminUrl(h) })),
+        ...(storage ? { storage: { blobEndpoint: storage.blobEndpoint, container: storage.container } } : {}),
       }),
       stop: async () => {
         await dps.stop();
         await Promise.all(hubs.map((h) => h.stop()));
+        await storage?.stop();
       },
     };
   } catch (err) {
     await Promise.all(hubs.map((h) => h.stop().catch(() => undefined)));
+    await storage?.stop();
     throw err;
   }
 }

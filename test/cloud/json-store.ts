@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomicSync } from '../../agent/lib/atomic-file.js';
 
 /**
  * One JSON document `{"version": n, "data": …}` in one file, written atomically (temp file, fsync, rename, fsync of
@@ -38,22 +39,7 @@ export class JsonStore<T> {
   }
 
   save(value: T): void {
-    const dir = path.dirname(this.file);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const temp = `${this.file}.${process.pid}.tmp`;
-    const fd = openSync(temp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify({ version: this.version, data: value }, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, this.file);
-    const dirFd = openSync(dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    writeFileAtomicSync(this.file, `${JSON.stringify({ version: this.version, data: value }, null, 2)}\n`, 0o600);
   }
 }

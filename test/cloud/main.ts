@@ -8,8 +8,10 @@
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DPS_ADDRESS, DEFAULT_HUB_ADDRESSES, startCloud } from './cloud.js';
+import { parseBehaviour } from './hub/admin-api.js';
 
-const usage = 'usage: npm run --silent cloud -- --dir DIR [--dps-address 127.x.y.z] [--hub-address 127.x.y.z]... [--allocation hashed|static]';
+const usage = 'usage: npm run --silent cloud -- --dir DIR [--dps-address 127.x.y.z] [--hub-address 127.x.y.z]... [--allocation hashed|static]'
+  + ' [--hub-behaviour JSON] [--disabled-enrollment status|unauthorized] [--port-8883 open|closed|silent]';
 
 function fail(message: string): never {
   process.stderr.write(`cloud: ${message}\n${usage}\n`);
@@ -24,6 +26,9 @@ try {
       'dps-address': { type: 'string' },
       'hub-address': { type: 'string', multiple: true },
       allocation: { type: 'string' },
+      'hub-behaviour': { type: 'string' },
+      'disabled-enrollment': { type: 'string' },
+      'port-8883': { type: 'string' },
     },
   }));
 } catch (err) {
@@ -35,6 +40,16 @@ for (const address of [values['dps-address'], ...(values['hub-address'] ?? [])])
   if (address !== undefined && !loopback.test(address)) fail(`${address} is not a loopback address (127.0.0.0/8)`);
 }
 if (values.allocation !== undefined && values.allocation !== 'hashed' && values.allocation !== 'static') fail('--allocation is hashed or static');
+const disabledEnrollment = values['disabled-enrollment'];
+if (disabledEnrollment !== undefined && disabledEnrollment !== 'status' && disabledEnrollment !== 'unauthorized') fail('--disabled-enrollment is status or unauthorized');
+const port8883 = values['port-8883'];
+if (port8883 !== undefined && port8883 !== 'open' && port8883 !== 'closed' && port8883 !== 'silent') fail('--port-8883 is open, closed or silent');
+let hubBehaviour;
+try {
+  hubBehaviour = values['hub-behaviour'] === undefined ? undefined : parseBehaviour(JSON.parse(values['hub-behaviour']));
+} catch (err) {
+  fail(`--hub-behaviour: ${(err as Error).message} (e.g. {"perSecond": 100, "backlog": 50, "dailyQuota": 8000})`);
+}
 
 mkdirSync(values.dir, { recursive: true, mode: 0o700 });
 try {
@@ -43,6 +58,11 @@ try {
     dpsAddress: values['dps-address'] ?? DEFAULT_DPS_ADDRESS,
     hubAddresses: values['hub-address'] ?? DEFAULT_HUB_ADDRESSES,
     allocation: values.allocation as 'hashed' | 'static' | undefined,
+    // Blob storage for device file uploads (support bundles): Azurite beside the first hub.
+    storage: true,
+    hub: hubBehaviour,
+    ...(port8883 ? { port8883 } : {}),
+    dps: disabledEnrollment === undefined ? undefined : { disabledEnrollment },
     log: (line) => process.stderr.write(`[hub] ${line}\n`),
   });
   process.stdout.write(`${JSON.stringify(cloud.describe())}\n`);

@@ -146,7 +146,7 @@ describe('iot-agent check', () => {
     if (state === 'valid') {
       await writeAssignment(stateDir, {
         assignedHub: scenario.hub ?? cloud, deviceId: 'board-17', registrationId: 'board-17',
-        idScope: ID_SCOPE, globalEndpoint: scenario.dps, assignedAt: '2026-11-26T02:30:00.000Z',
+        idScope: ID_SCOPE, globalEndpoint: scenario.dps, assignedAt: '2026-11-26T02:30:00.000Z', identityKeyHandle: 0x81000100,
       });
     } else if (state === 'corrupt') {
       writeFileSync(assignmentPath(stateDir), '{"kind": "iot-agent/assig');

@@ -117,13 +117,52 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
     expect(err).toMatchObject({ response: { statusCode: 412 } });
   });
 
-  it('refuses a disabled enrollment with 401, then serves it again once enabled', async () => {
-    const current = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
-    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, provisioningStatus: 'disabled' }, cb));
-    await expectRefused(register());
-    const disabled = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(registrationId, cb));
-    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...disabled, provisioningStatus: 'enabled' }, cb));
-    await expect(register()).resolves.toMatchObject({ status: 'assigned' });
+  /**
+   * The same TPM under a registration id of its own: DPS counts status polls per registration
+   * id (5 in 10 s), and the tests above have used this TPM's own id often enough already.
+   */
+  const enrolledAs = async (id: string, provisioningStatus: 'enabled' | 'disabled' = 'enabled') => {
+    await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({
+      registrationId: id, provisioningStatus, attestation: { type: 'tpm', tpm: { endorsementKey } },
+    } as IndividualEnrollment, cb));
+    const client = new TpmSecurityClient(id, tpmClient.tpm);
+    return {
+      register: async () => ((await fromCallback<unknown>((cb) =>
+        ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), client).register(cb))) as { registrationState: Record<string, unknown> }).registrationState,
+      enable: async () => {
+        const current = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(id, cb));
+        await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, provisioningStatus: 'enabled' }, cb));
+      },
+    };
+  };
+
+  it('ends a disabled enrollment\'s registration with status "disabled" (HTTP 200, as the SDK sees it), then serves it again once enabled', async () => {
+    const device = await enrolledAs('disabled-case', 'disabled');
+    const before = dps.counters.disabledRegistrations;
+    await expect(device.register()).rejects.toMatchObject({ name: 'SyntaxError', message: 'status is disabled', result: { status: 'disabled', registrationState: { status: 'disabled' } } });
+    expect(dps.counters.disabledRegistrations).toBe(before + 1);
+    await device.enable();
+    await expect(device.register()).resolves.toMatchObject({ status: 'assigned' });
+  });
+
+  it('with the knob set to "unauthorized", refuses a disabled enrollment with 401 instead (what DPS sends there is not documented)', async () => {
+    const device = await enrolledAs('unauthorized-case', 'disabled');
+    dps.configure({ disabledEnrollment: 'unauthorized' });
+    try {
+      await expectRefused(device.register());
+    } finally {
+      dps.configure({});
+    }
+  });
+
+  it('ends a registration it could not complete with status "failed", DPS\'s errorCode and errorMessage', async () => {
+    const device = await enrolledAs('failed-case');
+    dps.faults.failAssignmentNext(1, { errorCode: 400209, errorMessage: 'The IoT hub is not reachable' });
+    await expect(device.register()).rejects.toMatchObject({
+      name: 'ProvisioningRegistrationFailedError',
+      result: { status: 'failed', registrationState: { status: 'failed', errorCode: 400209, errorMessage: 'The IoT hub is not reachable' } },
+    });
+    await expect(device.register()).resolves.toMatchObject({ status: 'assigned' });
   });
 
   it('refuses a TPM whose EK is not the enrolled one with 401', async () => {

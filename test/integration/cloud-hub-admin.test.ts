@@ -80,12 +80,12 @@ it('stops the MQTT listener (devices drop, new connections fail) and starts it a
   });
   expect(refused).toBe('ECONNREFUSED');
   const service = serviceClients(hub.serviceConnectionString, hub.ca);
-  await expect(service.client.invokeDeviceMethod('qa-1', { methodName: 'ping', payload: null }))
+  await expect(service.client.invokeDeviceMethod('qa-1', { methodName: 'ping', payload: {} }))
     .rejects.toThrow();
 
   expect(JSON.parse((await serviceRequest(hub, 'POST', '/admin/mqtt/start')).body)).toEqual({ listening: true });
   const { result } = await service.client.invokeDeviceMethod('qa-1',
-    { methodName: 'ping', payload: null, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 25 });
+    { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 25 });
   expect(result).toEqual({ status: 200, payload: 'pong' });
   const counters = JSON.parse((await serviceRequest(hub, 'GET', '/admin/counters')).body);
   expect(counters.disconnects).toBeGreaterThanOrEqual(1);

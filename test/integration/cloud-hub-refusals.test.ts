@@ -107,12 +107,13 @@ describe('device topics', () => {
     await closedAgain;
   });
 
-  it('closes a device whose D2C message is over 256 KiB, and accepts one at the limit', async () => {
+  it('closes a device whose D2C message, body and properties counted together, is over 256 KiB, and accepts one at the limit', async () => {
     const a = await connectedA();
-    await a.publishAsync('devices/dev-a/messages/events/size=max', Buffer.alloc(256 * 1024, 1), { qos: 1 });
-    expect(hub.d2c({ deviceId: 'dev-a' }).at(-1)?.body.length).toBe(256 * 1024);
+    const bag = 'size=max'; // 7 bytes of properties: the name and the value
+    await a.publishAsync(`devices/dev-a/messages/events/${bag}`, Buffer.alloc(256 * 1024 - 7, 1), { qos: 1 });
+    expect(hub.d2c({ deviceId: 'dev-a' }).at(-1)?.body.length).toBe(256 * 1024 - 7);
     const closed = closedByHub(a);
-    a.publish('devices/dev-a/messages/events/', Buffer.alloc(256 * 1024 + 1, 1), { qos: 1 });
+    a.publish(`devices/dev-a/messages/events/${bag}`, Buffer.alloc(256 * 1024 - 6, 1), { qos: 1 });
     await closed;
   });
 
@@ -138,7 +139,7 @@ describe('device topics', () => {
         socket.on('close', () => resolve());
       });
     }
-    const { result } = await service.client.invokeDeviceMethod('dev-b', { methodName: 'ping', payload: null, responseTimeoutInSeconds: 5 });
+    const { result } = await service.client.invokeDeviceMethod('dev-b', { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 5 });
     expect(result).toEqual({ status: 200, payload: 'pong' });
   });
 
@@ -219,12 +220,12 @@ describe('service REST refusals', () => {
 
   it('answers a method the device does not answer in time with 504 GatewayTimeout', async () => {
     bystander.onDeviceMethod('hang', () => undefined);
-    await expect(service.client.invokeDeviceMethod('dev-b', { methodName: 'hang', payload: null, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 5 }))
+    await expect(service.client.invokeDeviceMethod('dev-b', { methodName: 'hang', payload: {}, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 5 }))
       .rejects.toMatchObject({ name: 'GatewayTimeoutError' });
   }, 15_000);
 
   it('still serves the well-behaved device after all of the above', async () => {
-    const { result } = await service.client.invokeDeviceMethod('dev-b', { methodName: 'ping', payload: null, responseTimeoutInSeconds: 5 });
+    const { result } = await service.client.invokeDeviceMethod('dev-b', { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 5 });
     expect(result).toEqual({ status: 200, payload: 'pong' });
     expect(hub.counters.refused).toBeGreaterThanOrEqual(10);
   });

@@ -46,7 +46,7 @@ it('keeps devices and twins across a restart, and the device reconnects by itsel
   expect(after.tags).toEqual({ site: 'lab' });
   // The SDK's retry policy reconnects with the same key; the hub waits for it (connectTimeoutInSeconds).
   const { result } = await service.client.invokeDeviceMethod('keeper',
-    { methodName: 'hello', payload: null, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 20 });
+    { methodName: 'hello', payload: {}, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 20 });
   expect(result).toEqual({ status: 200, payload: 'still here' });
   const counters = await serviceRequest(hub, 'GET', '/admin/counters');
   expect(JSON.parse(counters.body).connects).toBeGreaterThanOrEqual(1);

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openDevice } from '../cloud/hub/device-sdk.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { deviceToken, rawConnect } from '../cloud/hub/raw-mqtt.js';
 import { randomLoopbackAddress } from '../support/ports.js';
@@ -45,12 +45,17 @@ it('keeps a clean=false session: sessionPresent on reconnect, and C2D sent meanw
   await second.client.endAsync();
 });
 
-it('serves the device SDK under a DNS host name through the connection string\'s GatewayHostName', async () => {
-  expect(hub.deviceConnectionString('sessioned')).toContain(`;GatewayHostName=${hub.address}`);
-  const device = await openDevice(hub, 'sessioned');
-  const twin = await device.getTwin();
-  expect(twin.properties.reported).toBeDefined();
-  await device.close();
+it('requires SNI for its DNS name, as IoT Hub does: a handshake naming no server or another one fails', async () => {
+  const handshake = (servername: string | undefined) => new Promise<string>((resolve) => {
+    const socket = tls.connect({ host: hub.address, port: 8883, ca: hub.ca, ...(servername ? { servername } : {}), checkServerIdentity: () => undefined });
+    socket.once('secureConnect', () => { socket.destroy(); resolve('ok'); });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+  expect(await handshake('local-hub.azure-devices.net')).toBe('ok');
+  expect(await handshake('LOCAL-HUB.azure-devices.net')).toBe('ok');
+  expect(await handshake(undefined)).not.toBe('ok');
+  expect(await handshake('other.azure-devices.net')).not.toBe('ok');
+  expect(hub.deviceConnectionString('sessioned')).not.toContain('GatewayHostName');
 });
 
 it('drops the older connection when the same device connects again, as IoT Hub does', async () => {

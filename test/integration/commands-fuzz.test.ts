@@ -12,7 +12,8 @@ describe('hostile input: 1,000+ generated payloads through direct methods and C2
   let agent: AgentProcess;
 
   beforeAll(async () => {
-    dc = await DeviceCloud.start({ deviceId: 'board-fuzz' });
+    // A rate cap well above the default: 420 results must come back within a minute.
+    dc = await DeviceCloud.start({ deviceId: 'board-fuzz', telemetry: { maxMessagesPerSecond: 200 } });
     // Reboot is never valid input here, but should a generator bug make it so, nothing reboots.
     process.env.IOT_AGENT_REBOOT_COMMAND = JSON.stringify(['/bin/true']);
     agent = dc.startAgent();

@@ -42,7 +42,7 @@ describe('a silently dead link', () => {
     const files = writeAgentConfig(path.join(dir, 'agent'), {
       idScope: dps.idScope, globalEndpoint: dps.host, transport: swtpm.transport, caFile: tls.caCertPath,
     });
-    agent = AgentProcess.start(files, `0,0,${KEEPALIVE_SECONDS}`);
+    agent = AgentProcess.start(files, `keepAlive=${KEEPALIVE_SECONDS}`);
     await agent.waitForState('ready');
   }, 60_000);
   afterAll(async () => {

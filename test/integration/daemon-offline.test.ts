@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { Daemon } from '../../agent/daemon/daemon.js';
@@ -33,7 +34,7 @@ describe('the daemon on a board that cannot get far: what it tells systemd, and 
     const notifier = new RecordingNotifier();
     const daemon = new Daemon({
       config, configPath: undefined, log: new Logger({ write: () => undefined }), notifier, readyGraceMs: 300,
-      backoff: { initialMs: 50, maxMs: 100, multiplier: 2 },
+      overrides: { timings: { backoff: { initialMs: 50, maxMs: 100, multiplier: 2 } } },
     });
     await daemon.start();
     try {
@@ -61,12 +62,14 @@ describe('the daemon on a board that cannot get far: what it tells systemd, and 
     };
     const daemon = new Daemon({
       config, configPath: undefined, log: new Logger({ write: () => undefined }), notifier: new RecordingNotifier(),
-      backoff: { initialMs: 50, maxMs: 100, multiplier: 2 },
+      overrides: { timings: { backoff: { initialMs: 50, maxMs: 100, multiplier: 2 } } },
     });
     await daemon.start();
     try {
-      await expect.poll(() => daemon.status().reason ?? '', { timeout: 3_000 }).toMatch(/ENOENT.*later-ca\.pem.*\(next try in \d+ s\)/);
-      writeFileSync(caFile, 'not needed until the TLS handshake');
+      await expect.poll(() => daemon.status().reason ?? '', { timeout: 3_000 }).toMatch(/later-ca\.pem cannot be read \(ENOENT\).*\(next try in \d+ s\)/);
+      writeFileSync(caFile, 'no certificate in here');
+      await expect.poll(() => daemon.status().reason ?? '', { timeout: 3_000 }).toMatch(/later-ca\.pem holds no PEM certificate/);
+      writeFileSync(caFile, rootCertificates[0]!);
       await expect.poll(() => daemon.status().reason ?? '', { timeout: 3_000 }).toMatch(/^TPM unavailable/);
     } finally {
       await daemon.stop();

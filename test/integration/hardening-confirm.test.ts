@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubReachabilityGuard } from '../../hardening/boot-guard.js';
 import { HardeningEngine } from '../../hardening/engine.js';
+import { runGuard } from '../../hardening/guard-run.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { probeTargets, type HostPort } from '../../hardening/probe.js';
 import { ExecRunner } from '../../hardening/runner.js';
@@ -16,16 +16,21 @@ describe('confirmed apply and last known good, against a TLS server in a namespa
   let root: string;
   let engine: HardeningEngine;
   let hub: HostPort;
+  let dps: HostPort;
   let strict: LoadedProfile;
   let blocking: LoadedProfile;
+  let noDps: LoadedProfile;
   const reachable = async () => (await probeTargets(new ExecRunner(pair.prefix(pair.device)), [hub], 2_000))[0]!;
+  const probe = (targets: readonly HostPort[], ms: number) => probeTargets(new ExecRunner(pair.prefix(pair.device)), targets, ms);
 
   beforeAll(async () => {
     requireHardeningTools(['iptables-nft-save', 'iptables-nft-restore', 'openssl', 'sysctl']);
     pair = await NetnsPair.create();
     root = mkdtempSync(path.join(tmpdir(), 'iot-agent-harden-confirm-'));
     hub = { host: pair.peerAddress, port: 8883 };
+    dps = { host: pair.peerAddress, port: 443 };
     await pair.serveTls(path.join(root, 'tls'), hub.port);
+    await pair.serveTls(path.join(root, 'tls'), dps.port);
     engine = new HardeningEngine({ root, backend: 'nft', commandPrefix: pair.prefix(pair.device) });
     strict = await loadProfile('strict', root);
     // A site profile that forgot the hub: only DNS outbound.
@@ -34,6 +39,10 @@ describe('confirmed apply and last known good, against a TLS server in a namespa
     await import('node:fs/promises').then((fs) => fs.mkdir(path.dirname(file), { recursive: true }));
     writeFileSync(file, 'extends: strict\nfirewall:\n  outbound:\n    defaults: false\n    allow:\n      - { protocol: udp, port: 53 }\n');
     blocking = await loadProfile('no-hub', root);
+    // A site profile that allows MQTT (8883) and DNS, but not HTTPS: the hub answers, DPS does not.
+    writeFileSync(path.join(path.dirname(file), 'no-dps.yaml'),
+      'extends: strict\nfirewall:\n  outbound:\n    defaults: false\n    allow:\n      - { protocol: udp, port: 53 }\n      - { protocol: tcp, port: 8883 }\n');
+    noDps = await loadProfile('no-dps', root);
   });
 
   afterAll(async () => {
@@ -41,13 +50,24 @@ describe('confirmed apply and last known good, against a TLS server in a namespa
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  it('confirms a profile that keeps the hub reachable and records it as last known good', async () => {
+  it('confirms a profile that keeps the hub and DPS reachable and records it as last known good', async () => {
     expect(await reachable()).toMatchObject({ ok: true });
-    const report = await engine.apply(strict, { targets: [hub], timeoutSeconds: 5 });
+    const report = await engine.apply(strict, { targets: [hub, dps], timeoutSeconds: 5 });
     expect(report).toMatchObject({ changed: true, confirmed: true, rolledBack: false });
-    expect(report.probes?.[0]?.detail).toMatch(/TLS handshake completed/);
+    expect(report.probes?.map((p) => p.detail)).toEqual([expect.stringMatching(/TLS handshake completed/), expect.stringMatching(/TLS handshake completed/)]);
     expect((await engine.knownGood())?.hash).toBe(report.hash);
-    expect(await engine.store.read('pending')).toBeNull();
+    expect(await engine.records.pending.read()).toBeNull();
+  });
+
+  it('rolls back a profile under which the hub answers but DPS does not, and it never becomes known good', async () => {
+    const before = await filterTable(pair, 'iptables-nft-save');
+    const report = await engine.apply(noDps, { targets: [hub, dps], timeoutSeconds: 2 });
+    expect(report).toMatchObject({ rolledBack: true, reconnected: true });
+    expect(report.reason).toMatch(new RegExp(`not reachable within 2 s after applying no-dps \\(${dps.host}:443: `));
+    expect(report.reason).not.toContain(':8883');
+    expect(await filterTable(pair, 'iptables-nft-save')).toBe(before);
+    expect((await engine.knownGood())?.profile.name).toBe('strict');
+    expect((await engine.applied())?.profile.name).toBe('strict');
   });
 
   it('rolls a profile that blocks the hub port back by itself, and the device reconnects', async () => {
@@ -75,37 +95,27 @@ describe('confirmed apply and last known good, against a TLS server in a namespa
   it('at boot, applies the last known good profile when a remote change was interrupted', async () => {
     // The process died inside the confirm window: the bad profile is live and a marker says so.
     await engine.apply(blocking);
-    await engine.store.write('pending', { hash: (await engine.applied())!.hash });
+    await engine.records.pending.write({ hash: (await engine.applied())!.hash, startedAt: new Date().toISOString(), timeoutSeconds: 60 });
     expect((await reachable()).ok).toBe(false);
-    const report = await engine.applyAtBoot(() => loadProfile('baseline', root));
-    expect(report.chosen).toMatch(/last known good/);
-    expect(report.profile).toBe('strict');
+    const report = await engine.applyAtBoot(() => loadProfile('baseline', root), async () => []);
+    expect(report).toMatchObject({ chosen: expect.stringMatching(/last known good/), profile: 'strict' });
     expect((await reachable()).ok).toBe(true);
-    expect(await engine.store.read('pending')).toBeNull();
+    expect(await engine.records.pending.read()).toBeNull();
   });
 
-  it('reverts an unconfirmed profile once the hub has stayed unreachable for the grace time', async () => {
-    let now = Date.now();
-    const guard = new HubReachabilityGuard(engine, 60, () => now);
+  it('the guard reverts an unconfirmed profile once the endpoints have stayed unreachable for the grace time', async () => {
     await engine.apply(blocking);
     expect((await engine.applied())?.confirmed).toBe(false);
-    now += 30_000;
-    expect((await guard.check()).reverted).toBe(false);
-    now += 31_000;
-    const outcome = await guard.check();
-    expect(outcome.reverted).toBe(true);
-    expect(outcome.report?.profile).toBe('strict');
+    const outcome = await runGuard({ engine, targets: [hub, dps], graceSeconds: 1, probe, intervalMs: 300 });
+    expect(outcome).toMatchObject({ status: 'reverted', report: { profile: 'strict' }, reconnected: true });
     expect((await reachable()).ok).toBe(true);
   });
 
-  it('keeps a profile once the daemon reports the hub reachable', async () => {
-    let now = Date.now();
-    const guard = new HubReachabilityGuard(engine, 60, () => now);
+  it('the guard keeps a profile under which every endpoint answers, as known good', async () => {
     const baseline = await loadProfile('baseline', root);
     await engine.apply(baseline);
-    await guard.hubReachable();
-    now += 120_000;
-    expect((await guard.check()).reverted).toBe(false);
+    expect(await runGuard({ engine, targets: [hub, dps], graceSeconds: 5, probe })).toMatchObject({ status: 'confirmed', rounds: 1 });
     expect((await engine.knownGood())?.profile.name).toBe('baseline');
+    expect(await runGuard({ engine, targets: [hub, dps], graceSeconds: 5, probe })).toMatchObject({ status: 'nothing-to-guard' });
   });
 });

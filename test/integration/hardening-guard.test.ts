@@ -32,13 +32,15 @@ describe('harden guard after boot, against a TLS hub in a namespace', () => {
     root = mkdtempSync(path.join(tmpdir(), 'iot-agent-harden-guard-'));
     hub = { host: pair.peerAddress, port: 8883 };
     await pair.serveTls(path.join(root, 'tls'), hub.port);
+    // DPS (provisioning.globalEndpoint), which the agent needs as well to re-provision.
+    await pair.serveTls(path.join(root, 'tls'), 443, pair.peerAddress2);
     // The agent's config and the assignment DPS gave it: the hub the guard must reach.
     const stateDir = path.join(root, 'var/lib/iot-agent');
     config = path.join(root, 'config.yaml');
     writeFileSync(config, `stateDir: ${stateDir}\nprovisioning:\n  globalEndpoint: ${pair.peerAddress2}\nhardening:\n  bootGraceSeconds: 30\n`);
     await writeAssignment(stateDir, {
       assignedHub: hub.host, deviceId: 'board-17', registrationId: 'board-17', idScope: '0ne0012ABCD',
-      globalEndpoint: pair.peerAddress2, assignedAt: new Date().toISOString(),
+      globalEndpoint: pair.peerAddress2, assignedAt: new Date().toISOString(), identityKeyHandle: 0x81000100,
     });
     engine = new HardeningEngine({ root, backend: 'nft', commandPrefix: pair.prefix(pair.device) });
     strict = await loadProfile('strict', root);
@@ -63,9 +65,9 @@ describe('harden guard after boot, against a TLS hub in a namespace', () => {
     const result = await guard('--grace', '2');
     expect(result.code, result.stderr).toBe(0);
     const o = outcome(result.stdout);
-    expect(o.targets).toEqual([`${hub.host}:8883`]);
+    expect(o.targets).toEqual([`${hub.host}:8883`, `${pair.peerAddress2}:443`]);
     expect(o.status).toBe('reverted');
-    expect(o.reason).toMatch(/hub unreachable for [23] s with an unconfirmed profile applied/);
+    expect(o.reason).toMatch(/endpoints unreachable for [23] s with an unconfirmed profile applied/);
     expect(o.report?.profile).toBe('strict');
     expect(o.reconnected).toBe(true);
     expect(result.ms).toBeLessThan(20_000);

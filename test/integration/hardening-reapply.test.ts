@@ -48,7 +48,7 @@ describe('apply: --test before any change, and the boot re-apply', () => {
     // What a reboot leaves: the record from the last boot, and no agent chains in the kernel.
     const { stdout } = await pair.exec(pair.device, ['iptables-nft-save', '-t', 'filter']);
     await new ExecRunner(pair.prefix(pair.device)).run(['iptables-nft-restore', '--noflush'], { input: removeText(parseFilterTable(stdout)) });
-    await engine.store.write('applied', { ...(await engine.applied()), bootId: 'the previous boot' });
+    await engine.records.applied.write({ ...(await engine.applied())!, bootId: 'the previous boot' });
 
     commands = [];
     const report = await engine.apply(strict);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,8 @@ import { CLI_PATH } from '../support/cli.js';
 import { NetnsPair, PYTHON, requireHardeningTools } from '../support/netns.js';
 
 const run = promisify(execFile);
+/** nobody:nogroup, standing in for the iot-agent user and group. */
+const AGENT_STAND_IN = 65534;
 
 /** Applies a seccomp deny list (errno for each listed call) and execs the command: systemd's SystemCallFilter=~… without systemd. */
 const SECCOMP_EXEC = `
@@ -26,6 +28,8 @@ os.execvp(argv[0], argv)
 
 interface Sandbox {
   capabilities: string[];
+  /** SupplementaryGroups= (the agent's group: the test stands in with nogroup). */
+  groups: string[];
   deniedCalls: string[];
   errno: string;
 }
@@ -47,6 +51,7 @@ async function sandboxOf(unit: string): Promise<Sandbox> {
   for (const group of filter.slice(1).trim().split(/\s+/)) await expand(group, 0);
   return {
     capabilities: value('CapabilityBoundingSet').split(/\s+/).map((c) => c.replace(/^CAP_/, '').toLowerCase()),
+    groups: value('SupplementaryGroups').split(/\s+/).filter(Boolean),
     deniedCalls: [...denied],
     errno: value('SystemCallErrorNumber') || 'EPERM',
   };
@@ -82,7 +87,10 @@ describe('the hardening units\' capabilities and syscall filter are enough for t
   async function inSandbox(unit: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const box = await sandboxOf(unit);
     const bounding = ['-all', ...box.capabilities.map((c) => `+${c}`)].join(',');
+    // The agent's files are owned by its user and group; here nobody:nogroup stand in for them.
+    const groups = box.groups.map((g) => (g === 'iot-agent' ? String(AGENT_STAND_IN) : g));
     return pair.exec(pair.device, ['setpriv', `--bounding-set=${bounding}`, '--inh-caps=-all', '--no-new-privs',
+      ...(groups.length ? [`--groups=${groups.join(',')}`] : ['--clear-groups']),
       PYTHON, '-c', SECCOMP_EXEC, JSON.stringify(box.deniedCalls), box.errno, ...argv], 60_000);
   }
 
@@ -126,5 +134,28 @@ describe('the hardening units\' capabilities and syscall filter are enough for t
     expect(guard.code, guard.stderr).toBe(0);
     expect(JSON.parse(guard.stdout)).toMatchObject({ status: 'reverted', report: { profile: 'strict' } });
     expect(await new HardeningEngine({ root: path.join(root, 'guard') }).lastVerified()).toMatchObject({ profile: 'strict', drift: 0, by: 'guard' });
+  });
+
+  it('iot-agent-harden-apply@.service\'s sandbox applies the profile the agent asked for, confirmed against the endpoints of its request', async () => {
+    await pair.serveTls(path.join(root, 'tls'), 8883);
+    await pair.serveTls(path.join(root, 'tls'), 443);
+    // As on a board: the agent's runtime directory (0750) and its request (0640), both its own;
+    // root without CAP_DAC_OVERRIDE gets in through the group only.
+    const run = path.join(root, 'run-iot-agent');
+    mkdirSync(run, { mode: 0o750 });
+    const request = path.join(run, 'harden-request.json');
+    writeFileSync(request, JSON.stringify({ version: 1, requestId: 'req-1', profile: 'strict', confirmTimeoutSeconds: 5,
+      confirmTargets: [`${pair.peerAddress}:8883`, `${pair.peerAddress}:443`] }), { mode: 0o640 });
+    chownSync(run, AGENT_STAND_IN, AGENT_STAND_IN);
+    chownSync(request, AGENT_STAND_IN, AGENT_STAND_IN);
+    const options = ['--root', path.join(root, 'apply'), '--backend', 'nft', '--json'];
+    // Without the group (the boot unit's sandbox), the request cannot even be reached.
+    const outside = await sandboxed('iot-agent-hardening.service', ['apply', '--profile=strict', `--request=${request}`, ...options]);
+    expect(outside.code).toBe(2);
+    expect(outside.stderr).toMatch(/its directory cannot be read \(EACCES\)|cannot be opened \(EACCES\)/);
+    const applied = await sandboxed('iot-agent-harden-apply@.service', ['apply', '--profile=strict', `--request=${request}`, ...options]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(JSON.parse(applied.stdout)).toMatchObject({ profile: 'strict', changed: true, confirmed: true });
+    expect(await new HardeningEngine({ root: path.join(root, 'apply') }).lastApplyOutcome()).toMatchObject({ requestId: 'req-1', profile: 'strict' });
   });
 });

@@ -58,9 +58,11 @@ describe('boot-time hardening units', () => {
     expect(text).toMatch(/^ExecStart=\/usr\/bin\/iot-agent harden apply --boot$/m);
   });
 
-  it('guards once the network is online, after the boot apply, as a root oneshot with only the network capabilities', () => {
+  it('guards once the network is online, after the boot apply, beside the boot, with only the network capabilities', () => {
     const text = readFileSync(path.join('systemd', GUARD), 'utf8');
-    expect(text).toMatch(/^Type=oneshot$/m);
+    // Not a oneshot: multi-user.target waits for the oneshots it wants to finish.
+    expect(text).toMatch(/^Type=exec$/m);
+    expect(text).toMatch(/^RuntimeMaxSec=\d+min$/m);
     expect(text).toMatch(/^Wants=network-online\.target$/m);
     expect(text).toMatch(/^After=network-online\.target iot-agent-hardening\.service$/m);
     expect(text).toMatch(/^ExecStart=\/usr\/bin\/iot-agent harden guard$/m);

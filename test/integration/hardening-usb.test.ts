@@ -111,8 +111,8 @@ describe('one change at a time', () => {
 
   it('refuses to run while a live process holds the lock, and clears a lock left by a previous boot', async () => {
     const engine = new HardeningEngine({ root, backend: 'nft', commandPrefix: pair.prefix(pair.device) });
-    const lock = path.join(engine.store.dir, 'lock');
-    mkdirSync(engine.store.dir, { recursive: true });
+    const lock = path.join(engine.records.dir, 'lock');
+    mkdirSync(engine.records.dir, { recursive: true });
     const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     writeFileSync(lock, `${process.ppid} ${boot}\n`);
     await expect(engine.apply(await loadProfile('strict', root))).rejects.toThrow(`another hardening change is in progress (pid ${process.ppid})`);

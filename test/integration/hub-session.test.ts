@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Twin } from 'azure-iot-device';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubSession } from '../../agent/hub/session.js';
+import { HubConnectError, HubSession } from '../../agent/hub/session.js';
 import { Logger } from '../../agent/log/logger.js';
 import { registerWithDps } from '../../agent/provisioning/register.js';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
@@ -14,14 +14,7 @@ import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
 
-function waitFor<T>(emitter: HubSession, event: 'connected' | 'disconnected' | 'rejected', timeoutMs = 15_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
-    emitter.once(event, (...args: unknown[]) => { clearTimeout(timer); resolve(args[0] as T); });
-  });
-}
-
-describe('the hub session of a TPM device', () => {
+describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device over %s', (protocol) => {
   let stateDir: string;
   let hub: LocalHub;
   let dps: Dps;
@@ -52,42 +45,51 @@ describe('the hub session of a TPM device', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('connects with the key DPS put in the TPM, reconnects after an outage and then sees desired changes made meanwhile', async () => {
-    const twins: Twin[] = [];
-    const session = new HubSession({
-      tpm, registrationId, assignedHub: hub.hostName, deviceId: 'board-21', ca, log, keepAliveSeconds: 5,
-      backoff: { initialMs: 200, maxMs: 1_000, multiplier: 2 },
-      onConnected: (_client, twin) => { twins.push(twin); },
-    });
-    try {
-      const connected = waitFor(session, 'connected');
-      session.start();
-      await connected;
-      expect(session.connected).toBe(true);
-      expect(hub.counters.connects).toBeGreaterThanOrEqual(1);
+  const target = () => ({ assignedHub: hub.hostName, deviceId: 'board-21', registrationId, identityKeyHandle: 0x81000100 });
 
-      const dropped = waitFor(session, 'disconnected');
+  it('connects with the key DPS put in the TPM, reports a lost link once, and a new connect sees desired changes made meanwhile', async () => {
+    const twins: Twin[] = [];
+    const session = new HubSession({ tpm, target: target(), ca, log, keepAliveSeconds: 5, onConnected: (_client, twin) => { twins.push(twin); } });
+    try {
+      const connects = hub.counters.connects;
+      const overWebSockets = hub.webSocketConnections;
+      await session.connect({ protocol });
+      expect(session.connected).toBe(true);
+      expect(session.protocol).toBe(protocol);
+      expect(hub.webSocketConnections - overWebSockets).toBe(protocol === 'mqtt-ws' ? 1 : 0);
+      expect(session.deviceClient).toBeDefined();
+      // One CONNECT per connect: the first token's event does not make the SDK connect again.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(hub.counters.connects).toBe(connects + 1);
+
+      const losses: Error[] = [];
+      session.on('lost', (err) => losses.push(err));
       await hub.stopMqtt();
-      await dropped;
+      await expect.poll(() => losses.length, { timeout: 15_000 }).toBe(1);
+      expect(session.connected).toBe(false);
       await hub.core.updateTwin('board-21', { properties: { desired: { telemetryInterval: 42 } } }, undefined);
-      await new Promise((r) => setTimeout(r, 1_500)); // a few failed reconnects while the hub is down
-      const back = waitFor(session, 'connected');
+      // While the hub is down an attempt fails as unreachable, never as a refusal.
+      const down = await session.connect({ protocol }).catch((e: unknown) => e);
+      expect(down).toBeInstanceOf(HubConnectError);
+      expect((down as HubConnectError).kind).toBe('unreachable');
       await hub.startMqtt();
-      await back;
+      await session.connect({ protocol });
       expect(twins.at(-1)?.properties.desired.telemetryInterval).toBe(42);
+      expect(losses).toHaveLength(1);
       expect(lines.some((l) => l.includes('event=hub.disconnected'))).toBe(true);
     } finally {
       await session.stop();
     }
   }, 45_000);
 
-  it('reports a device the hub no longer knows as rejected, so the daemon can re-provision', async () => {
-    const session = new HubSession({ tpm, registrationId, assignedHub: hub.hostName, deviceId: 'board-21', ca, log });
+  it('reports a device the hub no longer knows as refused, so the policy can send it back to DPS', async () => {
+    const session = new HubSession({ tpm, target: target(), ca, log });
     try {
       await hub.core.deleteDevice('board-21', undefined);
-      const rejected = waitFor<Error>(session, 'rejected');
-      session.start();
-      expect((await rejected).message).toBeTruthy();
+      const err = await session.connect({ protocol }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(HubConnectError);
+      expect((err as HubConnectError).kind).toBe('refused');
+      expect(session.connected).toBe(false);
     } finally {
       await session.stop();
     }

@@ -2,17 +2,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_PATH, runCli, type CliResult } from './cli.js';
+import { withPrivateNames } from './hosts.js';
 
 export interface AgentFiles {
   dir: string;
   configPath: string;
   stateDir: string;
   runtimeDir: string;
+  /** The agent's /etc/hosts when the cloud has DNS names (test/support/hosts.ts). */
+  hostsFile?: string;
 }
 
 /** A config file for an agent under test, with its own state and runtime directories in `dir`. */
 export function writeAgentConfig(dir: string, settings: {
   idScope: string; globalEndpoint: string; transport: string; caFile: string; reprovision?: string; registrationId?: string;
+  /** Further keys of the provisioning section, e.g. { minReprovisionSeconds: 60 }. */
+  provisioning?: Record<string, string | number>;
 }): AgentFiles {
   const stateDir = path.join(dir, 'state');
   const runtimeDir = path.join(dir, 'run');
@@ -24,6 +29,7 @@ export function writeAgentConfig(dir: string, settings: {
     `  globalEndpoint: ${settings.globalEndpoint}`,
     ...(settings.registrationId ? [`  registrationId: ${settings.registrationId}`] : []),
     `  reprovision: ${settings.reprovision ?? 'onErrorOnly'}`,
+    ...Object.entries(settings.provisioning ?? {}).map(([key, value]) => `  ${key}: ${value}`),
     'tpm:',
     `  transport: ${settings.transport}`,
     'tls:',
@@ -37,9 +43,25 @@ export function writeAgentConfig(dir: string, settings: {
   return { dir, configPath, stateDir, runtimeDir };
 }
 
+/**
+ * Test defaults for IOT_AGENT_TEST_TIMINGS: a 5 s keep-alive, fast backoff, no reconnect
+ * spread, no re-provisioning rate limit, and a telemetry-interval second of 100 ms (so that
+ * tests keep the interval's 10 s floor and still see health messages every second).
+ */
+export const TEST_TIMINGS = 'keepAlive=5,backoff=fast,spread=0,minReprovision=0,telemetrySecondMs=100';
+
+export interface AgentStartOptions {
+  env?: NodeJS.ProcessEnv;
+  /** A resolv.conf for the agent's process tree (test/support/hosts.ts): where names not in its hosts file are looked up. */
+  resolvConf?: string;
+  /** false: only the `timings` given, without the tests' quick defaults (production timings otherwise). */
+  testTimings?: false;
+}
+
 /** `iot-agent run` as systemd would start it, with its log lines collected. */
 export class AgentProcess {
   readonly lines: string[] = [];
+  private readonly listeners: ((line: string) => void)[] = [];
   private closed = false;
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
@@ -50,19 +72,36 @@ export class AgentProcess {
       const parts = partial.split('\n');
       partial = parts.pop()!;
       this.lines.push(...parts);
+      for (const line of parts) for (const listener of this.listeners) listener(line);
     });
     // 'close' comes after the last stderr bytes, so the log is whole when the exit is seen.
     this.exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
     this.exited.then(() => { this.closed = true; }, () => undefined);
   }
 
-  /** `timings`: IOT_AGENT_TEST_TIMINGS (token lifetime, renewal margin, keep-alive seconds). */
-  static start(files: AgentFiles, timings = '0,0,5'): AgentProcess {
-    const child = spawn(process.execPath, [CLI_PATH, '--config', files.configPath, 'run'], {
+  /**
+   * `timings`: IOT_AGENT_TEST_TIMINGS keys over the test defaults, e.g. `tokenLifetime=4`.
+   * The agent runs with the files' private hosts file (and `resolvConf`) when it has one.
+   */
+  static start(files: AgentFiles, timings = '', options: AgentStartOptions = {}): AgentProcess {
+    const argv = [CLI_PATH, '--config', files.configPath, 'run'];
+    const { command, args } = withPrivateNames({ hosts: files.hostsFile, resolvConf: options.resolvConf }, process.execPath, argv);
+    const testTimings = options.testTimings === false ? timings : `${TEST_TIMINGS},${timings}`;
+    const child = spawn(command, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: timings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+      env: { ...process.env, IOT_AGENT_TEST_TIMINGS: testTimings, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...options.env },
     });
     return new AgentProcess(child, files);
+  }
+
+  /** Whether the process has ended. */
+  get ended(): boolean {
+    return this.closed;
+  }
+
+  /** Calls `listener` with each log line from now on. */
+  onLine(listener: (line: string) => void): void {
+    this.listeners.push(listener);
   }
 
   status(): Promise<CliResult> {

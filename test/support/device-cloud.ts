@@ -2,10 +2,11 @@ import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
-import { startCloud, type LocalCloud } from '../cloud/cloud.js';
+import { startCloud, type CloudOptions, type LocalCloud } from '../cloud/cloud.js';
 import type { D2cMessage } from '../cloud/hub/d2c-log.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { AgentProcess, writeAgentConfig, type AgentFiles } from './agent-process.js';
+import { cloudHostNames, lookupWith, writeHostsFile } from './hosts.js';
 import { randomLoopbackAddress } from './ports.js';
 import { SwtpmInstance } from './swtpm.js';
 import { clientFor } from './tpm.js';
@@ -18,6 +19,9 @@ export interface MethodAnswer {
 /**
  * One enrolled device on the local cloud with a real swtpm, an agent config with
  * telemetry settings, and the unmodified azure-iothub service clients as the caller.
+ * DPS and the hub have DNS names, as on Azure (certificates for the names, SNI required):
+ * the agent resolves them through a private hosts file (test/support/hosts.ts), the
+ * service clients here through a lookup.
  */
 export class DeviceCloud {
   readonly agents: AgentProcess[] = [];
@@ -36,26 +40,48 @@ export class DeviceCloud {
    * an agent under test never reads or changes this machine's firewall or /etc.
    */
   static async start(options: {
-    deviceId: string; telemetry?: { intervalSeconds?: number; queueLimit?: number }; hardening?: { netns: string; root: string; confirm: string };
+    deviceId: string; telemetry?: { intervalSeconds?: number; queueLimit?: number; maxMessagesPerSecond?: number };
+    hardening?: { netns: string; root: string; confirm: string };
+    /** Blob storage (Azurite) behind the hub's file upload endpoints. */
+    storage?: boolean;
+    /** Hub limits and knobs, DPS knobs. */
+    cloud?: Pick<CloudOptions, 'hub' | 'dps'>;
+    /**
+     * false: DPS and the hub by their addresses, without DNS names, for callers in the test
+     * process that cannot be given a lookup (the verifier's service clients, say).
+     */
+    names?: boolean;
+    /** The agent config's network section, as YAML lines under `network:` (e.g. `  hubProtocol: mqtt-ws`). */
+    network?: string;
   }): Promise<DeviceCloud> {
     const dir = mkdtempSync(path.join(tmpdir(), `iot-agent-${options.deviceId}-`));
     const hardening = options.hardening ?? { netns: 'iotagent-test-nonexistent', root: path.join(dir, 'hardening-root'), confirm: '127.0.0.1:9' };
     process.env.IOT_AGENT_HARDENING_TEST = `netns=${hardening.netns},root=${hardening.root},backend=nft,confirm=${hardening.confirm}`;
+    const dpsAddress = randomLoopbackAddress();
+    const hubAddress = randomLoopbackAddress();
+    const named = options.names !== false;
+    const hostNames = named ? cloudHostNames() : undefined;
+    const hosts: Record<string, string> = hostNames ? { [hostNames.dps]: dpsAddress, [hostNames.hubs[0]!]: hubAddress } : {};
     const [cloud, swtpm] = await Promise.all([
-      startCloud({ dir: path.join(dir, 'cloud'), dpsAddress: randomLoopbackAddress(), hubAddresses: [randomLoopbackAddress()],
-        allocation: 'static', retryAfterSeconds: 1, log: () => undefined }),
+      startCloud({ dir: path.join(dir, 'cloud'), dpsAddress, hubAddresses: [hubAddress], hostNames,
+        allocation: 'static', retryAfterSeconds: 1, log: () => undefined, storage: options.storage, ...options.cloud }),
       SwtpmInstance.start(),
     ]);
     const tpm = clientFor(swtpm.transport);
     const identity = await ensureIdentity(tpm).finally(() => tpm.close());
     cloud.dps.enroll({ registrationId: identity.registrationId, deviceId: options.deviceId, iotHubs: [cloud.hubs[0]!.hostName],
       attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
-    const files = writeAgentConfig(path.join(dir, 'agent'), {
-      idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
-    });
+    const files: AgentFiles = {
+      ...writeAgentConfig(path.join(dir, 'agent'), {
+        idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
+      }),
+      ...(named ? { hostsFile: writeHostsFile(path.join(dir, 'hosts'), hosts) } : {}),
+    };
     const t = options.telemetry ?? {};
-    appendFileSync(files.configPath, `telemetry:\n  intervalSeconds: ${t.intervalSeconds ?? 3600}\n  queueLimit: ${t.queueLimit ?? 10000}\n`);
-    const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca);
+    appendFileSync(files.configPath, `telemetry:\n  intervalSeconds: ${t.intervalSeconds ?? 3600}\n  queueLimit: ${t.queueLimit ?? 10000}\n`
+      + (t.maxMessagesPerSecond ? `  maxMessagesPerSecond: ${t.maxMessagesPerSecond}\n` : '')
+      + (options.network ? `network:\n${options.network.trimEnd()}\n` : ''));
+    const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca, named ? lookupWith(hosts) : undefined);
     return new DeviceCloud(dir, cloud, swtpm, options.deviceId, files, service);
   }
 
@@ -63,8 +89,8 @@ export class DeviceCloud {
     return this.cloud.hubs[0]!;
   }
 
-  startAgent(timings?: string): AgentProcess {
-    const agent = AgentProcess.start(this.files, timings);
+  startAgent(timings?: string, env?: NodeJS.ProcessEnv): AgentProcess {
+    const agent = AgentProcess.start(this.files, timings, { env });
     this.agents.push(agent);
     return agent;
   }

@@ -113,12 +113,12 @@ export class NetnsPair {
   }
 
   /**
-   * A TLS server (openssl s_server) on the peer's address, standing in for a hub or DPS,
-   * with a certificate from a test CA kept in `tlsDir`.
+   * A TLS server (openssl s_server) on one of the peer's addresses, standing in for a hub
+   * or DPS, with a certificate from a test CA kept in `tlsDir`.
    */
-  async serveTls(tlsDir: string, port: number): Promise<ChildProcess> {
-    await ensureServerCredentials(tlsDir, [this.peerAddress]);
-    return this.waitReady(this.spawn(this.peer, ['openssl', 's_server', '-accept', `${this.peerAddress}:${port}`,
+  async serveTls(tlsDir: string, port: number, address = this.peerAddress): Promise<ChildProcess> {
+    await ensureServerCredentials(tlsDir, [this.peerAddress, this.peerAddress2]);
+    return this.waitReady(this.spawn(this.peer, ['openssl', 's_server', '-accept', `${address}:${port}`,
       '-cert', path.join(tlsDir, 'server.pem'), '-key', path.join(tlsDir, 'server.key')]), 'ACCEPT');
   }
 

@@ -8,6 +8,7 @@ import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { clientFor } from '../support/tpm.js';
 import { buildDeb, extract, rootfsTarball, startHostSwtpm } from './artifacts.js';
 import { BootNetwork, BootedContainer, requireBootTools, sleep } from './container.js';
+import { redTeam, type Attempt } from './red-team.js';
 
 /**
  * The package on a real Debian trixie, booted: debootstrap (cached), `apt install` of the
@@ -18,6 +19,7 @@ import { BootNetwork, BootedContainer, requireBootTools, sleep } from './contain
 const WATCHDOG_SEC = 20;
 const timings: Record<string, number> = {};
 const notes: string[] = [];
+const attempts: Attempt[] = [];
 
 describe('the Debian package on a booted trixie system', () => {
   let work: string;
@@ -72,6 +74,10 @@ describe('the Debian package on a booted trixie system', () => {
     if (work) rmSync(work, { recursive: true, force: true });
     process.stdout.write(`boot test timings: ${Object.entries(timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}\n`);
     for (const note of notes) process.stdout.write(`boot test: ${note}\n`);
+    if (attempts.length) {
+      process.stdout.write(`red team (as the iot-agent user, ${attempts.length} attempts):\n`);
+      for (const a of attempts) process.stdout.write(`  ${a.refused ? 'refused ' : 'SUCCEEDED'} ${a.what} -> ${a.outcome}\n`);
+    }
   }, 60_000);
 
   it('installs with apt, which resolves nodejs and the other dependencies, and the maintainer scripts create the user and enable the units', async () => {
@@ -94,7 +100,8 @@ describe('the Debian package on a booted trixie system', () => {
   }, 400_000);
 
   it('its units pass systemd-analyze verify on trixie with nothing on stderr, and score within the limits', async () => {
-    const verify = await board().exec(['systemd-analyze', 'verify', 'iot-agent.service', 'iot-agent-hardening.service', 'iot-agent-harden-apply@baseline.service']);
+    const verify = await board().exec(['systemd-analyze', 'verify', 'iot-agent.service', 'iot-agent-hardening.service', 'iot-agent-hardening-guard.service',
+      'iot-agent-harden-apply@baseline.service']);
     expect(verify.stderr).toBe('');
     expect(verify.code).toBe(0);
     const score = async (unit: string) => {
@@ -103,9 +110,13 @@ describe('the Debian package on a booted trixie system', () => {
       if (!m) throw new Error(`no score for ${unit}:\n${r.stdout}\n${r.stderr}`);
       return Number(m[1]);
     };
-    const agentScore = await score('iot-agent.service');
-    notes.push(`systemd-analyze security (trixie) iot-agent.service: ${agentScore}`);
-    expect(agentScore).toBeLessThanOrEqual(2.0);
+    const scores: Record<string, number> = {};
+    for (const unit of ['iot-agent.service', 'iot-agent-hardening.service', 'iot-agent-hardening-guard.service', 'iot-agent-harden-apply@strict.service']) {
+      scores[unit] = await score(unit);
+    }
+    notes.push(`systemd-analyze security (trixie): ${JSON.stringify(scores)}`);
+    expect(scores['iot-agent.service']).toBeLessThanOrEqual(2.0);
+    expect(scores['iot-agent-harden-apply@strict.service']).toBeLessThanOrEqual(2.6);
   }, 60_000);
 
   it('after configuration and a reboot: the hardening unit ran before the network and succeeded, and the agent provisioned and is active', async () => {
@@ -172,8 +183,9 @@ describe('the Debian package on a booted trixie system', () => {
     expect(await board().ok(['stat', '-c', '%n %U:%G %a', '/var/lib/iot-agent-hardening', '/var/lib/iot-agent'])).toBe(
       '/var/lib/iot-agent-hardening root:root 755\n/var/lib/iot-agent iot-agent:iot-agent 750\n');
     const records = (await board().ok(['find', '/var/lib/iot-agent-hardening', '-name', '*.json', '-printf', '%f %u:%g %m\n'])).trim().split('\n').sort();
-    expect(records).toEqual(expect.arrayContaining(['applied.json root:root 644', 'verified.json root:root 644']));
-    expect(records.every((r) => r.endsWith(' root:root 644'))).toBe(true);
+    // The snapshot holds other software's firewall rules: root's eyes only.
+    expect(records).toEqual(expect.arrayContaining(['applied.json root:root 644', 'verified.json root:root 644', 'snapshot.json root:root 600']));
+    expect(records.filter((r) => !r.startsWith('snapshot.json ')).every((r) => r.endsWith(' root:root 644'))).toBe(true);
     expect((await board().exec(['test', '-e', '/var/lib/iot-agent/hardening'])).code).toBe(1);
     const write = await board().exec(['runuser', '-u', 'iot-agent', '--', 'sh', '-c', 'echo {} > /var/lib/iot-agent-hardening/applied.json']);
     expect(write.code).not.toBe(0);
@@ -240,15 +252,20 @@ describe('the Debian package on a booted trixie system', () => {
 
   it('lets the agent user reboot and start the hardening apply unit through polkit, and nothing else', async () => {
     const asAgent = (...argv: string[]) => board().exec(['runuser', '-u', 'iot-agent', '--', ...argv]);
-    await board().ok(['sh', '-c', `printf 'IOT_AGENT_CONFIRM_HOST=%s:8883\\nIOT_AGENT_CONFIRM_TIMEOUT=30\\n' ${network.hostAddress2} >/run/iot-agent/harden-confirm.env`]);
+    // The agent's request: the profile (the instance, again), every endpoint to confirm against, the timeout.
+    const request = (profile: string) => JSON.stringify({ version: 1, requestId: `polkit-${profile}`, profile, confirmTimeoutSeconds: 30,
+      confirmTargets: [`${network.hostAddress2}:8883`, `${network.hostAddress}:443`] });
+    await asAgent('sh', '-c', `printf '%s' '${request('boardtest')}' > /run/iot-agent/harden-request.json`);
     const apply = await asAgent('systemctl', 'start', 'iot-agent-harden-apply@boardtest.service');
-    expect(apply.stderr).toBe('');
+    const journal = async () => (await board().exec(['journalctl', '-u', 'iot-agent-harden-apply@*', '-n', '30', '--no-pager'])).stdout;
+    expect(apply.stderr, apply.stderr && await journal()).toBe('');
     expect(apply.code).toBe(0);
     const refused = await asAgent('systemctl', 'stop', 'iot-agent-hardening.service');
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/Access denied|Interactive authentication required/);
     // A dashed profile name is escaped; a raw "-" would become "/" (a path the agent could write).
     writeFileSync(path.join(root, 'etc/iot-agent/profiles/board-test.yaml'), 'extends: boardtest\n');
+    await asAgent('sh', '-c', `printf '%s' '${request('board-test')}' > /run/iot-agent/harden-request.json`);
     const dashed = await asAgent('systemctl', 'start', 'iot-agent-harden-apply@board\\x2dtest.service');
     expect(dashed.stderr).toBe('');
     expect(dashed.code).toBe(0);
@@ -352,6 +369,48 @@ describe('the Debian package on a booted trixie system', () => {
     const status = (await again.invokeDeviceMethod(deviceId, { methodName: 'getHardeningStatus', payload: {}, responseTimeoutInSeconds: 20 })).result as { status: number; payload: Record<string, unknown> };
     expect(status).toMatchObject({ status: 200, payload: { profile: 'strict', confirmed: true, drift: 0, driftCheckedBy: 'apply' } });
   }, 180_000);
+
+  it('red team: as the agent user, nothing it writes reaches a root unit as environment, options, config or code, and polkit refuses the rest', async () => {
+    const t0 = performance.now();
+    attempts.push(...await redTeam(board(), { hub: `${network.hostAddress2}:8883`, dps: `${network.hostAddress}:443` }));
+    timings['red team'] = performance.now() - t0;
+    expect(attempts.length).toBeGreaterThan(100);
+    expect(attempts.filter((a) => !a.refused).map((a) => `${a.what} -> ${a.outcome}`)).toEqual([]);
+    // The board is as it was: strict applied, confirmed, no drift.
+    expect((await board().exec(['iot-agent', 'harden', 'verify'])).code).toBe(0);
+  }, 600_000);
+
+  it('boots to the end while the guard watches an unconfirmed profile that keeps the endpoints away (the guard runs beside the boot)', async () => {
+    // nohub (nothing out but DNS), applied without confirmation: after the reboot the guard
+    // keeps probing the hub and DPS for hardening.bootGraceSeconds (300 s), and boot must not
+    // wait for it. The agent stays disabled for this boot, so that only the guard could hold it.
+    await board().ok(['iot-agent', 'harden', 'apply', '--profile', 'nohub']);
+    await board().ok(['systemctl', 'disable', 'iot-agent.service']);
+    await board().poweroff();
+    container = undefined;
+    const t0 = performance.now();
+    await boot(); // waits for `systemctl is-system-running` to say running or degraded, 60 s at most
+    timings['boot with the guard watching'] = performance.now() - t0;
+    const guard = await board().show('iot-agent-hardening-guard.service', ['ActiveState', 'SubState']);
+    expect(guard).toEqual({ ActiveState: 'active', SubState: 'running' });
+    expect((await board().ok(['systemctl', 'is-system-running'])).trim()).toMatch(/^(running|degraded)$/);
+    expect((await board().show('multi-user.target', ['ActiveState'])).ActiveState).toBe('active');
+    // The same guard with a short grace time, in its sandbox: root without CAP_DAC_OVERRIDE
+    // reads the agent's cached assignment through the group, probes the hub and DPS, and reverts.
+    await board().ok(['systemctl', 'stop', 'iot-agent-hardening-guard.service']);
+    const dropIn = '/run/systemd/system/iot-agent-hardening-guard.service.d';
+    await board().ok(['sh', '-c', `mkdir -p ${dropIn} && printf '[Service]\\nExecStart=\\nExecStart=/usr/bin/iot-agent harden guard --grace 3\\n' > ${dropIn}/grace.conf`
+      + ' && systemctl daemon-reload && systemctl start iot-agent-hardening-guard.service']);
+    await waitFor(async () => (await board().show('iot-agent-hardening-guard.service', ['ActiveState'])).ActiveState !== 'active' || undefined, 60_000);
+    const journal = await board().ok(['journalctl', '-u', 'iot-agent-hardening-guard.service', '-o', 'cat', '--no-pager']);
+    expect(journal).toContain(`Guarding for up to 3 s: ${cloud.hubs[0]!.hostName}:8883, ${network.hostAddress}:443 (assigned hub (cached assignment) and DPS)`);
+    expect(journal).toMatch(/^Reverted: .*reverted to the last known good profile strict$/m);
+    expect(await board().ok(['iptables', '-S', 'IOT-AGENT-IN'])).toContain('iot-agent:drop-echo');
+    await board().ok(['sh', '-c', `rm -r ${dropIn} && systemctl daemon-reload`]);
+    // The agent again, for what follows (not waiting for it: under strict it cannot reach the QA TPM).
+    await board().ok(['systemctl', 'enable', 'iot-agent.service']);
+    await board().ok(['systemctl', 'start', '--no-block', 'iot-agent.service']);
+  }, 240_000);
 
   it('apt remove stops the units and keeps the config; purge removes state and config', async () => {
     await board().ok(['apt-get', 'remove', '-y', '-q', 'iot-agent'], { env: { DEBIAN_FRONTEND: 'noninteractive' }, timeoutMs: 120_000 });

@@ -112,8 +112,10 @@ export class BootedContainer {
       }
       await sleep(250);
     }
+    // What boot still waits for, before the container goes.
+    const waiting = leader === undefined ? '' : (await enter(leader, ['sh', '-c', 'systemctl list-jobs --no-pager; journalctl -b -n 40 --no-pager'])).stdout;
     child.kill('SIGKILL');
-    throw new Error(`container did not finish booting within ${timeoutMs} ms:\n${output.join('').slice(-2000)}`);
+    throw new Error(`container did not finish booting within ${timeoutMs} ms:\n${output.join('').slice(-2000)}\n${waiting.slice(-6000)}`);
   }
 
   /** Runs a command inside the container (all its namespaces), with a fixed argv. */

@@ -13,6 +13,7 @@ const assignment: Assignment = {
   idScope: '0ne0012ABCD',
   globalEndpoint: 'global.azure-devices-provisioning.net',
   assignedAt: '2026-11-26T02:30:00.000Z',
+  identityKeyHandle: 0x81000101,
 };
 
 function stateDir(): string {
@@ -20,11 +21,11 @@ function stateDir(): string {
 }
 
 describe('assignment state file', () => {
-  it('round-trips, owner-only, with kind and schema version, leaving no temporary files', async () => {
+  it('round-trips, readable by the agent and its group only (the root guard reads it as a member), with kind and schema version, leaving no temporary files', async () => {
     const dir = stateDir();
     await writeAssignment(dir, assignment);
     expect(await readAssignment(dir)).toEqual({ status: 'valid', assignment });
-    expect(statSync(assignmentPath(dir)).mode & 0o777).toBe(0o600);
+    expect(statSync(assignmentPath(dir)).mode & 0o777).toBe(0o640);
     expect(JSON.parse(readFileSync(assignmentPath(dir), 'utf8'))).toMatchObject({ kind: 'iot-agent/assignment', schema: 1 });
     expect(readdirSync(dir)).toEqual(['assignment.json']);
   });
@@ -81,10 +82,19 @@ describe('assignment state file', () => {
     [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, assignedHub: '' }), 'assignedHub is missing'],
     [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, assignedAt: 'yesterday' }), 'assignedAt is not a date'],
     [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, idScope: 'x'.repeat(600) }), 'idScope is missing'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, identityKeyHandle: 0x81010001 }), 'identityKeyHandle 2164326401 is not'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, identityKeyHandle: '0x81000100' }), 'identityKeyHandle "0x81000100" is not'],
   ])('treats %j as invalid: %s', (text, reason) => {
     const stored = parseAssignment(text);
     expect(stored.status).toBe('invalid');
     expect(stored.status === 'invalid' && stored.reason).toContain(reason);
+  });
+
+  it('reads a file from before key slots as the SDK\'s handle 0x81000100', () => {
+    const older: Partial<Assignment> = { ...assignment };
+    delete older.identityKeyHandle;
+    const stored = parseAssignment(JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...older }));
+    expect(stored).toEqual({ status: 'valid', assignment: { ...assignment, identityKeyHandle: 0x81000100 } });
   });
 
   it('ignores unknown extra fields of the same schema', () => {

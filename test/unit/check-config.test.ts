@@ -53,7 +53,7 @@ describe('check: salvaging an invalid config', () => {
 
   it('salvages every section the config has, the newer ones included', () => {
     const { config, ignored } = salvageConfig('log:\n  level: loud\ntelemetry:\n  intervalSeconds: 15\n  queueLimit: 1\nhardening:\n  bootGraceSeconds: 90\n', 'f');
-    expect(config.telemetry).toEqual({ intervalSeconds: 15, queueLimit: DEFAULTS.telemetry.queueLimit });
+    expect(config.telemetry).toEqual({ intervalSeconds: 15, queueLimit: DEFAULTS.telemetry.queueLimit, maxMessagesPerSecond: DEFAULTS.telemetry.maxMessagesPerSecond });
     expect(config.hardening.bootGraceSeconds).toBe(90);
     expect(ignored).toEqual(['log.level', 'telemetry.queueLimit']);
   });

@@ -15,6 +15,7 @@ const assignment: Assignment = {
   idScope: '0ne0012ABCD',
   globalEndpoint: DEFAULTS.provisioning.globalEndpoint,
   assignedAt: '2026-11-26T02:30:00.000Z',
+  identityKeyHandle: 0x81000100,
 };
 
 describe('check: cached assignment', () => {

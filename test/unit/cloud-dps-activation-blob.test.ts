@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ActivationBlobError, buildActivationBlob, identityKeyPublic } from '../cloud/dps/activation-blob.js';
-import { kdfa } from '../cloud/dps/kdfa.js';
+import { kdfa } from '../../agent/tpm/wire/kdfa.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
-import { TpmParseError, tpm2b } from '../cloud/dps/tpm-bytes.js';
-import { nameOf, parseRsaPublic } from '../cloud/dps/tpm-public.js';
+import { TpmParseError, tpm2b } from '../../agent/tpm/wire/tpm-bytes.js';
+import { nameOf, parseRsaPublic } from '../../agent/tpm/wire/tpm-public.js';
 
 /** OpenSSL's KBKDF in counter mode with HMAC-SHA256 is SP 800-108, the same construction as KDFa: an independent implementation. */
 function opensslKbkdf(key: Buffer, label: string, context: Buffer, bits: number): Buffer {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseC2dBody } from '../cloud/hub/admin-api.js';
-import { c2dPacket } from '../cloud/hub/c2d.js';
+import { C2dQueues, c2dExpired, c2dPacket } from '../cloud/hub/c2d.js';
 import { etagMatches } from '../cloud/hub/hub-core.js';
 import { errorBody, errors, HubError } from '../cloud/hub/hub-error.js';
 import { parseJsonBody } from '../cloud/hub/http-body.js';
@@ -64,12 +64,28 @@ describe('C2D messages', () => {
     }
   });
 
-  it('puts system and application properties in the topic\'s property bag', () => {
-    const { topic, messageId } = c2dPacket('d1', { data: 'x', correlationId: 'c', properties: { 'a b': '1&2' } });
+  it('puts system and application properties in the topic\'s property bag, with the expiry as $.exp (1 hour by default)', () => {
+    const before = Date.now();
+    const { topic, messageId, expiry } = c2dPacket('d1', { data: 'x', correlationId: 'c', properties: { 'a b': '1&2' } });
     const prefix = 'devices/d1/messages/devicebound/';
     expect(topic.startsWith(prefix)).toBe(true);
     expect(Object.fromEntries(decodePropertyBag(topic.slice(prefix.length)))).toEqual({
-      '$.mid': messageId, '$.to': '/devices/d1/messages/deviceBound', '$.cid': 'c', 'a b': '1&2',
+      '$.mid': messageId, '$.to': '/devices/d1/messages/deviceBound', '$.exp': expiry.toISOString(), '$.cid': 'c', 'a b': '1&2',
     });
+    expect(expiry.getTime() - before).toBeGreaterThanOrEqual(3_600_000 - 50);
+    expect(expiry.getTime() - before).toBeLessThanOrEqual(3_600_000 + 1_000);
+  });
+
+  it('knows an expired C2D topic by its $.exp, and holds no expired message in a queue', () => {
+    const past = c2dPacket('d1', { data: 'x', expiryTimeUtc: new Date(Date.now() - 1) });
+    const future = c2dPacket('d1', { data: 'y' });
+    expect(c2dExpired(past.topic)).toBe(true);
+    expect(c2dExpired(future.topic)).toBe(false);
+    expect(c2dExpired('devices/d1/messages/devicebound/%24.exp=not-a-date')).toBe(false);
+    const queues = new C2dQueues();
+    queues.hold('d1', past);
+    queues.hold('d1', future);
+    expect(queues.take('d1')).toEqual([future]);
+    expect(queues.expired).toBe(1);
   });
 });

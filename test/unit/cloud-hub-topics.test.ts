@@ -4,7 +4,7 @@ import { mayDeliverTo, mayDeviceSubscribe, parseDevicePublish, TopicError } from
 
 describe('device topics', () => {
   it('parses telemetry with and without a property bag', () => {
-    expect(parseDevicePublish('d1', 'devices/d1/messages/events/')).toEqual({ kind: 'telemetry', properties: new Map() });
+    expect(parseDevicePublish('d1', 'devices/d1/messages/events/')).toEqual({ kind: 'telemetry', properties: new Map(), propertyBytes: 0 });
     const parsed = parseDevicePublish('d1', 'devices/d1/messages/events/%24.mid=7&k=v');
     expect(parsed.kind === 'telemetry' && [...parsed.properties]).toEqual([['$.mid', '7'], ['k', 'v']]);
   });

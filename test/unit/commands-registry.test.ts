@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CommandFailure, defineCommand, type CommandContext } from '../../agent/commands/command.js';
+import { MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
 import { COMMANDS, CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
 import { Logger } from '../../agent/log/logger.js';
 
@@ -14,7 +15,13 @@ function context(overrides: Partial<CommandContext> = {}): CommandContext {
     reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
     telemetry: { intervalSeconds: () => interval, setIntervalSeconds: (s) => { interval = s; } },
     hardening: { apply: async () => ({ confirmed: true }), status: async () => ({ profile: null }) },
+    attestation: {
+      key: async () => ({ akPublic: '', akName: '', handle: '0x81010100', created: false }),
+      activate: async () => Buffer.alloc(32),
+      quote: async () => ({ quote: '', signature: '', pcrs: {}, eventLog: null, akName: '' }),
+    },
     systemInfo: async () => ({ os: {} }),
+    support: { buildAndUpload: async ({ blobName }) => ({ blobName, bytes: 2048, collectors: { tpm: 'ok' } }) },
     ...overrides,
   };
 }
@@ -22,7 +29,7 @@ function context(overrides: Partial<CommandContext> = {}): CommandContext {
 describe('the command registry', () => {
   it('holds every command of the issue, each once', () => {
     expect(COMMANDS.map((c) => c.name)).toEqual(['ping', 'getSystemInfo', 'reboot', 'reprovision', 'restartAgent',
-      'applyHardening', 'getHardeningStatus', 'getLogs', 'setTelemetryInterval']);
+      'applyHardening', 'getHardeningStatus', 'getLogs', 'setTelemetryInterval', 'uploadSupportBundle', 'attestationKey', 'activateAttestationKey', 'attest']);
   });
 
   it('answers an unknown command with 404 listing the known ones', async () => {
@@ -38,8 +45,24 @@ describe('the command registry', () => {
   it('answers invalid arguments with 400, the field and the reason', async () => {
     const reply = await new CommandRegistry(context()).dispatch('setTelemetryInterval', { seconds: 86_401 }, { via: 'method' });
     expect(reply).toEqual({ status: 400, payload: {
-      message: 'invalid arguments for setTelemetryInterval: seconds: 86401 is out of range: expected 1 to 86400', field: 'seconds', reason: '86401 is out of range: expected 1 to 86400',
+      message: 'invalid arguments for setTelemetryInterval: seconds: 86401 is out of range: expected 10 to 86400', field: 'seconds', reason: '86401 is out of range: expected 10 to 86400',
     } });
+  });
+
+  it('refuses a telemetry interval under the 10 s floor, and takes the floor itself', async () => {
+    const registry = new CommandRegistry(context());
+    expect(await registry.dispatch('setTelemetryInterval', { seconds: 9 }, { via: 'method' })).toMatchObject({ status: 400, payload: { field: 'seconds' } });
+    expect(await registry.dispatch('setTelemetryInterval', { seconds: 10 }, { via: 'method' })).toMatchObject({ status: 200, payload: { intervalSeconds: 10 } });
+  });
+
+  it('tells the caller when a request is accepted for execution, before it runs, and not when it is refused', async () => {
+    const registry = new CommandRegistry(context());
+    const seen: string[] = [];
+    const origin = (tag: string) => ({ via: 'c2d' as const, id: tag, accepted: async () => { seen.push(tag); } });
+    await registry.dispatch('nope', {}, origin('unknown'));
+    await registry.dispatch('getLogs', { lines: 0 }, origin('invalid'));
+    await registry.dispatch('ping', undefined, origin('good'));
+    expect(seen).toEqual(['good']);
   });
 
   it('answers a handler failure with 500 and a message, never a stack trace', async () => {
@@ -88,5 +111,20 @@ describe('the command registry', () => {
     const reply = await new CommandRegistry(context({ log })).dispatch('getLogs', { lines: 3 }, { via: 'method' });
     expect((reply.payload as { lines: string[] }).lines.map((l) => /i=(\d+)/.exec(l)?.[1])).toEqual(['17', '18', '19']);
     expect((await new CommandRegistry(context({ log })).dispatch('getLogs', { lines: 501 }, { via: 'method' })).status).toBe(400);
+  });
+
+  it.each([
+    ['quotes', '"'], ['backslashes', '\\'], ['control characters', '\u0001'], ['astral characters', '\u{1F600}'], ['non-ASCII', 'é'],
+  ])('keeps getLogs under 96 KiB of encoded JSON (well inside the 128 KB method limit) for lines full of %s', async (_what, char) => {
+    const log = new Logger({ write: () => undefined, keep: 1000 });
+    // formatLine writes a value with quotes or backslashes as a JSON string, so these lines only get longer when encoded again.
+    for (let i = 0; i < 600; i++) log.info('line', { text: char.repeat(3000) });
+    const reply = await new CommandRegistry(context({ log })).dispatch('getLogs', { lines: 500 }, { via: 'method' });
+    const payload = reply.payload as { lines: string[]; count: number };
+    const encoded = Buffer.byteLength(JSON.stringify(payload));
+    expect(encoded).toBeLessThanOrEqual(MAX_LOG_PAYLOAD_BYTES);
+    expect(payload.count).toBeGreaterThan(0);
+    expect(payload.count).toBe(payload.lines.length);
+    expect(payload.lines.every((l) => !/[\uD800-\uDBFF]$/.test(l.replace(/\.\.\.$/, '')))).toBe(true);
   });
 });

@@ -26,7 +26,9 @@ describe('config file', () => {
     expect(DEFAULTS.stateDir).toBe('/var/lib/iot-agent');
     expect(DEFAULTS.runtimeDir).toBe('/run/iot-agent');
     expect(DEFAULTS.hardening.bootGraceSeconds).toBe(300);
-    expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000 });
+    expect(DEFAULTS.attestation.pcr).toBe(13);
+    expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000, maxMessagesPerSecond: 4 });
+    expect(DEFAULTS.provisioning).toMatchObject({ slowRetryHours: 6, minReprovisionSeconds: 3_600, hubUnreachableSeconds: 1_800 });
   });
 
   it('reads every key', () => {
@@ -36,6 +38,9 @@ describe('config file', () => {
       '  globalEndpoint: 127.0.0.2',
       '  registrationId: board-17',
       '  reprovision: alwaysOnStartup',
+      '  minReprovisionSeconds: 600',
+      '  hubUnreachableSeconds: 0',
+      '  slowRetryHours: 12',
       'tpm:',
       '  transport: swtpm:host=127.0.0.1,port=2321',
       'tls:',
@@ -46,31 +51,43 @@ describe('config file', () => {
       '  level: debug',
       'hardening:',
       '  bootGraceSeconds: 600',
+      'attestation:',
+      '  pcr: 15',
       'telemetry:',
       '  intervalSeconds: 15',
       '  queueLimit: 500',
+      '  maxMessagesPerSecond: 20',
     ].join('\n'), 'x');
     expect(config).toEqual({
-      provisioning: { idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup' },
+      provisioning: {
+        idScope: '0ne0012ABCD', globalEndpoint: '127.0.0.2', registrationId: 'board-17', reprovision: 'alwaysOnStartup',
+        minReprovisionSeconds: 600, hubUnreachableSeconds: 0, slowRetryHours: 12,
+      },
       tpm: { transport: 'swtpm:host=127.0.0.1,port=2321' },
       tls: { extraCaFile: '/etc/iot-agent/ca.pem' },
+      network: { proxy: undefined, noProxy: undefined, hubProtocol: 'auto' },
       stateDir: '/tmp/state',
       runtimeDir: '/tmp/run',
       log: { level: 'debug' },
       hardening: { bootGraceSeconds: 600 },
-      telemetry: { intervalSeconds: 15, queueLimit: 500 },
+      attestation: { pcr: 15 },
+      telemetry: { intervalSeconds: 15, queueLimit: 500, maxMessagesPerSecond: 20 },
     });
   });
 
   it.each([
-    ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision'],
+    ['provisioning:\n  idscope: 0ne1', 'config /etc/iot-agent/config.yaml: provisioning.idscope: unknown key (did you mean provisioning.idScope?); expected one of idScope, globalEndpoint, registrationId, reprovision, minReprovisionSeconds, hubUnreachableSeconds, slowRetryHours'],
     ['statedir: /x', 'statedir: unknown key (did you mean stateDir?)'],
-    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, stateDir, runtimeDir, log, hardening, telemetry'],
+    ['color: blue', 'color: unknown key; expected one of provisioning, tpm, tls, network, stateDir, runtimeDir, log, hardening, attestation, telemetry'],
     ['provisioning:\n  reprovision: sometimes', 'provisioning.reprovision: "sometimes" is not valid: expected one of onErrorOnly, alwaysOnStartup, never'],
     ['provisioning:\n  idScope: 12', 'provisioning.idScope: 12 is not valid: expected an ID scope'],
     ['provisioning:\n  idScope: "0ne 1"', 'provisioning.idScope: "0ne 1" is not valid'],
     ['provisioning:\n  globalEndpoint: https://global.azure-devices-provisioning.net', 'provisioning.globalEndpoint: "https://global.azure-devices-provisioning.net" is not valid: expected a host name'],
     ['provisioning:\n  registrationId: Board 17', 'provisioning.registrationId: invalid registration id "Board 17"'],
+    ['provisioning:\n  minReprovisionSeconds: 0', 'provisioning.minReprovisionSeconds: 0 is not valid: expected a whole number from 60 to 604800'],
+    ['provisioning:\n  minReprovisionSeconds: "3600"', 'provisioning.minReprovisionSeconds: "3600" is not valid'],
+    ['provisioning:\n  hubUnreachableSeconds: 10', 'provisioning.hubUnreachableSeconds: 10 is not valid: expected 0 (never) or a whole number from 30 to 604800'],
+    ['provisioning:\n  hubUnreachableSeconds: -1', 'provisioning.hubUnreachableSeconds: -1 is not valid'],
     ['tpm:\n  transport: tpm0', 'tpm.transport: invalid TPM transport "tpm0": unknown kind "tpm0" (expected device, swtpm or mssim); accepted forms:'],
     ['tpm: device', 'tpm: "device" is not valid: expected a mapping of keys to values'],
     ['tls:\n  extraCaFile: ca.pem', 'tls.extraCaFile: "ca.pem" is not valid: expected an absolute path'],
@@ -80,10 +97,23 @@ describe('config file', () => {
     ['hardening:\n  bootGraceSeconds: 90.5', 'hardening.bootGraceSeconds: 90.5 is not valid: expected a whole number'],
     ['hardening:\n  bootGraceSeconds: "300"', 'hardening.bootGraceSeconds: "300" is not valid: expected a whole number'],
     ['hardening:\n  bootgrace: 300', 'hardening.bootgrace: unknown key; expected one of bootGraceSeconds'],
-    ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 1 to 86400'],
+    ['attestation:\n  pcr: 7', 'attestation.pcr: 7 is not valid: expected a whole number from 8 to 15'],
+    ['attestation:\n  pcr: 16', 'attestation.pcr: 16 is not valid: expected a whole number from 8 to 15'],
+    ['attestation:\n  pcr: "13"', 'attestation.pcr: "13" is not valid: expected a whole number'],
+    ['attestation:\n  pcr: 13.5', 'attestation.pcr: 13.5 is not valid: expected a whole number'],
+    ['attestation:\n  prc: 13', 'attestation.prc: unknown key (did you mean attestation.pcr?); expected one of pcr'],
+    ['attestation: 13', 'attestation: 13 is not valid: expected a mapping of keys to values'],
+    ['telemetry:\n  intervalSeconds: 0', 'telemetry.intervalSeconds: 0 is not valid: expected a whole number from 10 to 86400'],
+    ['telemetry:\n  intervalSeconds: 9', 'telemetry.intervalSeconds: 9 is not valid: expected a whole number from 10 to 86400'],
+    ['telemetry:\n  maxMessagesPerSecond: 0', 'telemetry.maxMessagesPerSecond: 0 is not valid: expected a whole number from 1 to 1000'],
+    ['telemetry:\n  maxMessagesPerSecond: 2.5', 'telemetry.maxMessagesPerSecond: 2.5 is not valid: expected a whole number'],
+    ['provisioning:\n  slowRetryHours: 0', 'provisioning.slowRetryHours: 0 is not valid: expected a whole number from 1 to 168'],
+    ['provisioning:\n  slowRetryHours: "6"', 'provisioning.slowRetryHours: "6" is not valid: expected a whole number'],
+    ['provisioning:\n  registrationId: board-', 'provisioning.registrationId: invalid registration id "board-"'],
+    ['provisioning:\n  registrationId: .board', 'provisioning.registrationId: invalid registration id ".board"'],
     ['telemetry:\n  intervalSeconds: "60"', 'telemetry.intervalSeconds: "60" is not valid: expected a whole number'],
     ['telemetry:\n  queueLimit: 5', 'telemetry.queueLimit: 5 is not valid: expected a whole number from 10 to 1000000'],
-    ['telemetry:\n  queuelimit: 5', 'telemetry.queuelimit: unknown key (did you mean telemetry.queueLimit?); expected one of intervalSeconds, queueLimit'],
+    ['telemetry:\n  queuelimit: 5', 'telemetry.queuelimit: unknown key (did you mean telemetry.queueLimit?); expected one of intervalSeconds, queueLimit, maxMessagesPerSecond'],
     ['telemetry: 60', 'telemetry: 60 is not valid: expected a mapping of keys to values'],
     ['- a\n- b', 'the document: ["a","b"] is not valid: expected a mapping of keys to values'],
     ['just text', 'the document: "just text" is not valid'],
@@ -91,6 +121,43 @@ describe('config file', () => {
     ['log:\n  level: info\nlog:\n  level: debug', 'is not valid YAML: Map keys must be unique'],
     ['stateDir: ' + 'x'.repeat(200), `stateDir: "${'x'.repeat(56)}... is not valid`],
   ])('rejects %j naming key, value and expectation on one line', (text, message) => {
+    expect(errorOf(text).message).toContain(message);
+  });
+
+  it('reads the network section: proxy, noProxy as a list or a string, hubProtocol', () => {
+    expect(DEFAULTS.network).toEqual({ proxy: undefined, noProxy: undefined, hubProtocol: 'auto' });
+    expect(parseConfig('network:\n  proxy: "http://board:S3cret@proxy.acme.example:3128"\n  noProxy: [.acme.example, 10.0.0.0/8]\n  hubProtocol: mqtt-ws', 'x').network)
+      .toEqual({ proxy: 'http://board:S3cret@proxy.acme.example:3128', noProxy: ['.acme.example', '10.0.0.0/8'], hubProtocol: 'mqtt-ws' });
+    expect(parseConfig('network:\n  noProxy: "a.example, b.example"', 'x').network.noProxy).toEqual(['a.example', 'b.example']);
+    expect(parseConfig('network:\n  noProxy: []', 'x').network.noProxy).toEqual([]);
+  });
+
+  it.each([
+    ['network:\n  proxy: "https://u:S3cret@proxy:3128"', 'network.proxy: the scheme must be http://'],
+    ['network:\n  proxy: "http://u:S3cret@proxy"', 'network.proxy: the proxy port is missing; expected http://[user:password@]host:port'],
+    ['network:\n  proxy: "http://u:S3cret@proxy:3128/x"', 'network.proxy: a proxy URL has no path'],
+    ['network:\n  proxy: "u:S3cret@proxy:3128"', 'network.proxy: '],
+    ['network:\n  proxy: 3128', 'network.proxy: a number is not valid: expected a URL'],
+    ['network:\n  proxy: {url: "http://u:S3cret@p:1"}', 'network.proxy: a object is not valid'],
+    ['network:\n  proxy: ["http://u:S3cret@p:1"]', 'network.proxy: a list is not valid'],
+  ])('refuses network.proxy %j without repeating its password', (text, message) => {
+    const err = errorOf(text);
+    expect(err.message).toContain(message);
+    expect(err.message).not.toContain('S3cret');
+  });
+
+  it.each([
+    ['network:\n  noProxy: [a.example, "b c"]', 'network.noProxy[1]: "b c" is not valid; expected a host name'],
+    ['network:\n  noProxy: [10.0.0.0/40]', 'network.noProxy[0]: "10.0.0.0/40" is not a valid CIDR'],
+    ['network:\n  noProxy: [42]', 'network.noProxy[0]: 42 is not valid'],
+    ['network:\n  noProxy: {a: 1}', 'network.noProxy: {"a":1} is not valid: expected a list'],
+    [`network:\n  noProxy: [${Array.from({ length: 65 }, (_, i) => `h${i}.example`).join(', ')}]`, 'expected a list of at most 64'],
+    ['network:\n  hubProtocol: websocket', 'network.hubProtocol: "websocket" is not valid: expected one of auto, mqtt, mqtt-ws'],
+    ['network:\n  hubProtocol: true', 'network.hubProtocol: true is not valid'],
+    ['network:\n  proxyUrl: http://p:1', 'network.proxyUrl: unknown key; expected one of proxy, noProxy, hubProtocol'],
+    ['network:\n  hubprotocol: mqtt', 'network.hubprotocol: unknown key (did you mean network.hubProtocol?)'],
+    ['network: http://p:1', 'network: "http://p:1" is not valid: expected a mapping'],
+  ])('refuses %j', (text, message) => {
     expect(errorOf(text).message).toContain(message);
   });
 

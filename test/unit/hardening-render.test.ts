@@ -95,6 +95,17 @@ describe('restore text', () => {
     expect(revertText(previous, live)).toBe('*filter\n:IOT-AGENT-IN - [0:0]\n-D INPUT -j IOT-AGENT-IN\n-A IOT-AGENT-IN -j RETURN\n-I INPUT 2 -j IOT-AGENT-IN\nCOMMIT\n');
   });
 
+  it('puts a jump back at the end of its chain when the foreign rules above it have gone since', () => {
+    // The jump was second, behind a fail2ban-style rule that was removed before the rollback.
+    const previous = parseFilterTable('*filter\n:IOT-AGENT-IN - [0:0]\n-A INPUT -s 192.0.2.1/32 -j DROP\n-A INPUT -j IOT-AGENT-IN\n-A IOT-AGENT-IN -j RETURN\nCOMMIT\n');
+    const live = parseFilterTable('*filter\n:IOT-AGENT-IN - [0:0]\n-A INPUT -j IOT-AGENT-IN\n-A IOT-AGENT-IN -j DROP\nCOMMIT\n');
+    expect(revertText(previous, live)).toContain('-D INPUT -j IOT-AGENT-IN\n-A IOT-AGENT-IN -j RETURN\n-I INPUT 1 -j IOT-AGENT-IN\n');
+    // With one foreign rule left of two above it: second place is still there.
+    const two = parseFilterTable('*filter\n:IOT-AGENT-IN - [0:0]\n-A INPUT -s 192.0.2.1/32 -j DROP\n-A INPUT -s 192.0.2.2/32 -j DROP\n-A INPUT -s 192.0.2.3/32 -j DROP\n-A INPUT -j IOT-AGENT-IN\nCOMMIT\n');
+    const oneLeft = parseFilterTable('*filter\n:IOT-AGENT-IN - [0:0]\n-A INPUT -j IOT-AGENT-IN\n-A INPUT -s 192.0.2.3/32 -j DROP\nCOMMIT\n');
+    expect(revertText(two, oneLeft)).toContain('-I INPUT 2 -j IOT-AGENT-IN\n');
+  });
+
   it('reads counters out of iptables-save -c output', () => {
     const t = parseFilterTable('*nat\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n*filter\n:INPUT ACCEPT [1:2]\n[5:300] -A INPUT -j ACCEPT\nCOMMIT\n');
     expect(t.rules).toEqual(['-A INPUT -j ACCEPT']);
@@ -117,7 +128,7 @@ describe('host rendering', () => {
   });
 
   it('blocks USB storage with install-to-false and blacklist lines', () => {
-    const host = renderHost(baseline, ['usb1']);
+    const host = renderHost(baseline, { controllers: ['usb1'], networkDevices: [] });
     const conf = host.files.find((f) => f.path.startsWith('etc/modprobe.d/'))!.content;
     expect(conf).toContain('install usb-storage /bin/false\ninstall uas /bin/false\nblacklist usb-storage\nblacklist uas\n');
     expect(host.sysfs).toEqual([]);
@@ -125,7 +136,7 @@ describe('host rendering', () => {
   });
 
   it('authorizes only allow-listed USB devices on every host controller', () => {
-    const host = renderHost(profile('usb: { mode: authorized-only, allow: ["0483:5740"] }\n'), ['usb2', 'usb1']);
+    const host = renderHost(profile('usb: { mode: authorized-only, allow: ["0483:5740"] }\n'), { controllers: ['usb2', 'usb1'], networkDevices: [] });
     expect(host.sysfs).toEqual([
       { path: 'sys/bus/usb/devices/usb1/authorized_default', value: '0' },
       { path: 'sys/bus/usb/devices/usb2/authorized_default', value: '0' },
@@ -135,10 +146,59 @@ describe('host rendering', () => {
   });
 
   it('prints a plan with every section', () => {
-    const text = formatPlan(buildPlan(strict, 'builtin:strict', ['usb1']), '/');
+    const text = formatPlan(buildPlan(strict, 'builtin:strict', { controllers: ['usb1'], networkDevices: [] }, null), '/');
     for (const section of ['== iptables-restore --noflush', '== ip6tables-restore --noflush', '== sysctl', '== write /etc/sysctl.d/90-iot-agent-hardening.conf',
       '== write /etc/udev/rules.d/70-iot-agent-usb-authorized.rules', '== sysfs', '/sys/bus/usb/devices/usb1/authorized_default = 0']) {
       expect(text).toContain(section);
     }
+  });
+});
+
+describe('USB authorized-only keeps the board\'s network devices', () => {
+  const usb = { controllers: ['usb1'], networkDevices: ['0bda:8153', '2c7c:0125'] };
+  const udev = (yaml: string) => renderHost(profile(yaml), usb).files.find((f) => f.path.includes('udev'))!.content;
+
+  it('authorizes communications and wireless-controller class devices and the devices behind the network interfaces, by default', () => {
+    const rules = udev('usb: { mode: authorized-only, allow: ["0483:5740"] }\n');
+    expect(rules).toContain('ATTR{bDeviceClass}=="02", ATTR{authorized}="1"');
+    expect(rules).toContain('ATTR{bDeviceClass}=="e0", ATTR{authorized}="1"');
+    expect(rules).toContain('ATTR{idVendor}=="0bda", ATTR{idProduct}=="8153", ATTR{authorized}="1"');
+    expect(rules).toContain('ATTR{idVendor}=="2c7c", ATTR{idProduct}=="0125", ATTR{authorized}="1"');
+    expect(rules).toContain('ATTR{idVendor}=="0483", ATTR{idProduct}=="5740", ATTR{authorized}="1"');
+    expect(udev(BUILTIN_PROFILES.strict!)).toContain('ATTR{idVendor}=="2c7c"');
+  });
+
+  it('does not when the profile says usb.allow_network_devices: false', () => {
+    const rules = udev('usb: { mode: authorized-only, allow_network_devices: false }\n');
+    expect(rules).not.toMatch(/bDeviceClass|idVendor/);
+  });
+
+  it('keeps the hash of a profile that does not name the key, and refuses a value that is not a boolean', () => {
+    const without = profile('usb: { mode: authorized-only }\n');
+    expect(without.usb).toEqual({ mode: 'authorized-only', allow: [] });
+    expect(profile('usb: { mode: authorized-only, allow_network_devices: true }\n').usb.allowNetworkDevices).toBe(true);
+    expect(() => profile('usb: { allow_network_devices: "no" }\n')).toThrow(/usb\.allow_network_devices: must be true or false/);
+  });
+});
+
+describe('keys a profile no longer manages', () => {
+  const usb = { controllers: ['usb1'], networkDevices: [] };
+  const originals = {
+    sysctls: { 'net.ipv6.conf.all.disable_ipv6': '0', 'net.ipv6.conf.default.disable_ipv6': '0', 'net.ipv4.tcp_syncookies': '0', 'net.ipv6.conf.all.accept_ra': null },
+    sysfs: { 'sys/bus/usb/devices/usb1/authorized_default': '1' },
+  };
+
+  it('go back to their value before the agent first set them (baseline after strict), and plan says so', () => {
+    const plan = buildPlan(baseline, 'builtin:baseline', usb, originals);
+    expect(plan.host.restoreSysctls).toEqual({ 'net.ipv6.conf.all.disable_ipv6': '0', 'net.ipv6.conf.default.disable_ipv6': '0' });
+    expect(plan.host.restoreSysfs).toEqual([{ path: 'sys/bus/usb/devices/usb1/authorized_default', value: '1' }]);
+    expect(formatPlan(plan, '/')).toContain('== no longer managed: back to the value before the agent first set it\nnet.ipv6.conf.all.disable_ipv6 = 0');
+  });
+
+  it('are not touched while the profile manages them, or when they never were', () => {
+    const plan = buildPlan(strict, 'builtin:strict', usb, originals);
+    expect(plan.host.restoreSysctls).toEqual({});
+    expect(plan.host.restoreSysfs).toEqual([]);
+    expect(buildPlan(baseline, 'builtin:baseline', usb, null).host.restoreSysctls).toEqual({});
   });
 });

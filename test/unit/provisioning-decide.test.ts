@@ -7,7 +7,7 @@ const config = (reprovision: AgentConfig['provisioning']['reprovision'] = 'onErr
   ({ ...DEFAULTS, provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0001', reprovision, globalEndpoint } });
 const cached: Assignment = {
   assignedHub: 'hub-a', deviceId: 'd', registrationId: 'r', idScope: '0ne0001',
-  globalEndpoint: DEFAULTS.provisioning.globalEndpoint, assignedAt: '2026-11-26T00:00:00Z',
+  globalEndpoint: DEFAULTS.provisioning.globalEndpoint, assignedAt: '2026-11-26T00:00:00Z', identityKeyHandle: 0x81000100,
 };
 const valid = { status: 'valid' as const, assignment: cached };
 

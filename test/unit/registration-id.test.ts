@@ -27,11 +27,13 @@ describe('registration id', () => {
     expect(registrationIdFromEndorsementKey(ek)).toHaveLength(52);
   });
 
-  it.each(['device-01', 'a', 'x.y_z:1-', 'a'.repeat(128)])('accepts the configured id %j', (id) => {
+  it.each(['device-01', 'a', 'x.y_z:1-0', 'a'.repeat(128)])('accepts the configured id %j', (id) => {
     expect(checkRegistrationId(id)).toBe(id);
   });
 
-  it.each(['', 'Device', 'with space', 'ends.', 'ends_', 'a'.repeat(129), 'ümlaut', 'semi;colon'])('rejects the configured id %j', (id) => {
+  const invalid = ['', 'Device', 'with space', 'ends.', 'ends_', 'ends-', 'ends:', '-starts', '.starts', '_starts', ':starts', '-',
+    'a'.repeat(129), 'ümlaut', 'semi;colon'];
+  it.each(invalid)('rejects the configured id %j (no special character at the start or the end)', (id) => {
     expect(() => checkRegistrationId(id)).toThrow(/invalid registration id/);
   });
 });

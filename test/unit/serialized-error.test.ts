@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AgentError, describeError, ExitCode, oneLine } from '../../agent/errors.js';
-import { DpsError } from '../../agent/provisioning/register.js';
+import { DpsError } from '../../agent/provisioning/dps-error.js';
 import { deserializeError, errorClassesIn, serializeError } from '../../agent/child/serialized-error.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 
@@ -10,16 +10,15 @@ const across = (err: unknown, classes = [DpsError, AgentError, TpmUnavailableErr
 
 /** A class with a field nobody listed anywhere, as a later change to an error class would add. */
 class DpsStatusError extends DpsError {
-  readonly status = 'failed';
-  readonly errorCode = 400207;
-  readonly errorMessage = 'Custom allocation failed';
   readonly details = { attempts: [1, 2], at: new Date('2026-01-02T03:04:05Z'), raw: Buffer.from([1, 2, 3]), nothing: undefined };
 }
 
 describe('errors across a process boundary', () => {
   it('come back as the same class with every own enumerable field, the message, the stack and the cause chain', () => {
     const cause = new TpmUnavailableError('swtpm 127.0.0.1:2321: TPM2_HMAC failed', { hint: 'start swtpm' });
-    const original = new DpsStatusError('DPS refused the device (failed)', false, 7_000, { cause, hint: 'check the enrollment' });
+    const original = new DpsStatusError('DPS refused the device (failed)', {
+      retryable: false, retryAfterMs: 7_000, httpStatus: 200, status: 'failed', errorCode: 400207, errorMessage: 'Custom allocation failed', operatorMustAct: false,
+    }, { cause, hint: 'check the enrollment' });
     const copy = across(original, [DpsStatusError, TpmUnavailableError]);
     expect(copy).toBeInstanceOf(DpsStatusError);
     expect(copy).toBeInstanceOf(DpsError);
@@ -37,7 +36,7 @@ describe('errors across a process boundary', () => {
   });
 
   it('keep fields that are undefined, and numbers JSON cannot carry', () => {
-    const original = new DpsError('x', true, undefined);
+    const original = new DpsError('x', { retryable: true, operatorMustAct: false });
     (original as unknown as Record<string, unknown>).ratio = Number.NaN;
     (original as unknown as Record<string, unknown>).big = 12345678901234567890n;
     const copy = across(original) as DpsError & { ratio: number; big: bigint };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Logger } from '../../agent/log/logger.js';
-import { DiskQueue, SEGMENT_MESSAGES } from '../../agent/telemetry/disk-queue.js';
+import { DiskQueue, inspectQueue, queueFacts, SEGMENT_MESSAGES } from '../../agent/telemetry/disk-queue.js';
 
 describe('the disk-backed D2C queue', () => {
   let dir: string;
@@ -47,10 +47,10 @@ describe('the disk-backed D2C queue', () => {
   it('drops the oldest beyond its bound, counts them, and keeps the count across restarts', async () => {
     const queue = await open(10);
     for (let i = 0; i < 25; i++) await queue.append('health', { i });
-    expect(queue.stats()).toEqual({ depth: 10, dropped: 15, oldestSeq: 16 });
+    expect(queue.stats()).toEqual({ depth: 10, dropped: 15, oldestSeq: 16, oldestAt: queue.peek(1)[0]!.at });
     await queue.close();
     const again = await open(10);
-    expect(again.stats()).toEqual({ depth: 10, dropped: 15, oldestSeq: 16 });
+    expect(again.stats()).toEqual({ depth: 10, dropped: 15, oldestSeq: 16, oldestAt: again.peek(1)[0]!.at });
     expect(lines.some((l) => l.includes('event=telemetry.queue_full'))).toBe(true);
   });
 
@@ -84,4 +84,23 @@ describe('the disk-backed D2C queue', () => {
     expect(readdirSync(dir).filter((n) => n.startsWith('seg-'))).toEqual([`seg-${String(SEGMENT_MESSAGES + 1).padStart(12, '0')}.jsonl`]);
     expect(JSON.parse(readFileSync(path.join(dir, 'cursor.json'), 'utf8'))).toMatchObject({ ackedSeq: SEGMENT_MESSAGES + 2, dropped: 0 });
   }, 30_000);
+
+  it('shows its counters to a reader while closed, without changing a file', async () => {
+    const queue = await open(10);
+    for (let i = 0; i < 12; i++) await queue.append('health', { i });
+    await queue.close();
+    const before = readdirSync(dir).sort().map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]);
+    const stats = await inspectQueue(dir);
+    expect(stats).toMatchObject({ depth: 10, dropped: 2, oldestSeq: 3 });
+    expect(Date.parse(stats!.oldestAt!)).toBeLessThanOrEqual(Date.now());
+    expect(readdirSync(dir).sort().map((f) => [f, readFileSync(path.join(dir, f), 'utf8')])).toEqual(before);
+    expect(await inspectQueue(path.join(dir, 'never-made'))).toBeNull();
+  });
+
+  it('gives the oldest waiting message\'s age in whole seconds, and none for an empty queue', () => {
+    const now = new Date('2026-11-26T12:00:00Z');
+    expect(queueFacts({ depth: 3, dropped: 1, oldestSeq: 7, oldestAt: '2026-11-26T11:58:29.600Z' }, now)).toEqual({ depth: 3, dropped: 1, oldestAgeSeconds: 90 });
+    expect(queueFacts({ depth: 0, dropped: 0, oldestSeq: null, oldestAt: null }, now)).toEqual({ depth: 0, dropped: 0, oldestAgeSeconds: null });
+    expect(queueFacts({ depth: 1, dropped: 0, oldestSeq: 1, oldestAt: 'garbage' }, now).oldestAgeSeconds).toBeNull();
+  });
 });

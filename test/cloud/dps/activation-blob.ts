@@ -1,7 +1,8 @@
-import { constants, createCipheriv, createHash, createHmac, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
-import { kdfa } from './kdfa.js';
-import { TpmParseError, tpm2b, u16, u32 } from './tpm-bytes.js';
-import { ALG, nameOf, parseRsaPublic, rsaKeyOf, type RsaPublicArea } from './tpm-public.js';
+import { createHash, createHmac, randomBytes, type KeyObject } from 'node:crypto';
+import { aesCfb, makeCredential, oaepEncrypt, type RandomSource } from '../../../agent/tpm/wire/credential.js';
+import { kdfa } from '../../../agent/tpm/wire/kdfa.js';
+import { TpmParseError, tpm2b, u16, u32 } from '../../../agent/tpm/wire/tpm-bytes.js';
+import { ALG, nameOf, parseRsaPublic, rsaKeyOf, type RsaPublicArea } from '../../../agent/tpm/wire/tpm-public.js';
 
 /**
  * The authenticationKey blob DPS sends a TPM device, built in software: a credential for
@@ -17,7 +18,7 @@ const ID_KEY_ATTRIBUTES = (1 << 18) | (1 << 10) | (1 << 6);
 const INNER_KEY_BYTES = 16; // AES-128: the SDK sizes the inner symmetric key by this length
 const SEED_BYTES = 32; // the digest size of the parents' nameAlg (SHA-256)
 
-export type RandomSource = (size: number) => Buffer;
+export type { RandomSource };
 
 export class ActivationBlobError extends Error {}
 
@@ -44,29 +45,15 @@ export function buildActivationBlob(endorsementKey: Buffer, storageRootKey: Buff
   const tpm2bPrivate = tpm2b(tpm2b(outerHmac), duplicate);
 
   // Credential (§24): the inner key, readable only by the EK and only for an object named like the SRK.
-  const credSeed = random(SEED_BYTES);
-  const encCredSeed = oaepEncrypt(ek.key, credSeed, 'IDENTITY');
-  const encIdentity = aesCfb(kdfa(credSeed, 'STORAGE', srk.name, Buffer.alloc(0), ek.area.symmetric.keyBits), tpm2b(innerKey));
-  const integrity = createHmac('sha256', kdfa(credSeed, 'INTEGRITY', Buffer.alloc(0), Buffer.alloc(0), 256)).update(encIdentity).update(srk.name).digest();
-  const idObject = tpm2b(tpm2b(integrity), encIdentity);
+  const credential = makeCredential(ek.area, srk.name, innerKey, random);
 
-  return Buffer.concat([idObject, tpm2b(encCredSeed), tpm2bPrivate, tpm2b(encDupSeed), tpm2b(idPublic), tpm2b()]);
+  return Buffer.concat([credential.idObject, credential.encryptedSecret, tpm2bPrivate, tpm2b(encDupSeed), tpm2b(idPublic), tpm2b()]);
 }
 
 /** TPMT_PUBLIC of the identity key: KEYEDHASH, HMAC-SHA256, unique = SHA-256(seedValue ‖ key). */
 export function identityKeyPublic(seedValue: Buffer, hmacKey: Buffer): Buffer {
   const unique = createHash('sha256').update(seedValue).update(hmacKey).digest();
   return Buffer.concat([u16(ALG.KEYEDHASH), u16(ALG.SHA256), u32(ID_KEY_ATTRIBUTES), tpm2b(), u16(ALG.HMAC), u16(ALG.SHA256), tpm2b(unique)]);
-}
-
-export function aesCfb(key: Buffer, data: Buffer): Buffer {
-  const cipher = createCipheriv(key.length === 16 ? 'aes-128-cfb' : 'aes-256-cfb', key, Buffer.alloc(16));
-  return Buffer.concat([cipher.update(data), cipher.final()]);
-}
-
-/** RSA-OAEP with SHA-256; the TPM's label includes the terminating zero (Part 1 Annex B.10.3). */
-function oaepEncrypt(key: KeyObject, data: Buffer, label: string): Buffer {
-  return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: Buffer.from(`${label}\0`, 'latin1') }, data);
 }
 
 interface ParsedKey {

@@ -5,15 +5,21 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LinkedHub } from '../contracts.js';
 import { createSas } from '../sas.js';
-import { ensureServerCredentials, type ServerCredentials } from '../tls.js';
-import type { AllocationPolicy, Enrollment, EnrollmentRequest } from './enrollment.js';
+import { ensureServerCredentials, listenerTlsOptions, type ServerCredentials } from '../tls.js';
+import { isRegistrationId, type AllocationPolicy, type Enrollment, type EnrollmentRequest } from './enrollment.js';
 import { badRequest, DpsError, errorBody, methodNotAllowed, notFound } from './errors.js';
 import { Faults } from './faults.js';
 import { readBody, readJson, sendJson } from './http-io.js';
 import { parseRegistrationRequest } from './registration-request.js';
-import { Registrations, type RegistrationCounters, type Reply } from './registrations.js';
+import { Registrations, type DisabledEnrollmentAnswer, type RegistrationCounters, type Reply } from './registrations.js';
 import { EnrollmentService } from './service-api.js';
 import { DpsState } from './state.js';
+
+/** Knobs for what DPS does where its documentation leaves it open. */
+export interface DpsBehaviour {
+  /** What a device of a disabled enrollment gets (registrations.ts); `status` by default. */
+  disabledEnrollment?: DisabledEnrollmentAnswer;
+}
 
 export interface DpsOptions {
   /** The loopback address to listen on; also the host name devices use, unless hostName is given. */
@@ -33,6 +39,7 @@ export interface DpsOptions {
   retryAfterSeconds?: number;
   /** Certificates made elsewhere (e.g. one CA for the whole local cloud); made in stateDir/tls otherwise. */
   tls?: ServerCredentials;
+  behaviour?: DpsBehaviour;
 }
 
 export interface Dps {
@@ -45,6 +52,8 @@ export interface Dps {
   readonly serviceConnectionString: string;
   readonly faults: Faults;
   readonly counters: RegistrationCounters & { serviceRequests: number };
+  /** Changes DPS's knobs. */
+  configure(behaviour: DpsBehaviour): void;
   /** Creates or replaces an individual enrollment, as the service API's PUT does. */
   enroll(enrollment: EnrollmentRequest): Enrollment;
   enrollment(registrationId: string): Enrollment | undefined;
@@ -63,9 +72,11 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
   const tls = options.tls ?? await ensureServerCredentials(path.join(options.stateDir, 'tls'), [...new Set([host, options.address])]);
   const hubNames = options.linkedHubs.map((h) => h.hostName);
   const faults = new Faults();
-  const registrations = new Registrations(state, {
+  const registrationOptions = {
     idScope, linkedHubs: options.linkedHubs, allocation: options.allocation ?? 'hashed', retryAfterSeconds: options.retryAfterSeconds ?? 2,
-  });
+    disabledEnrollment: options.behaviour?.disabledEnrollment ?? 'status', faults,
+  };
+  const registrations = new Registrations(state, registrationOptions);
   const service = new EnrollmentService(state, { host, policyName: SERVICE_POLICY, key: Buffer.from(serviceKey, 'base64') }, hubNames);
   const counters = Object.assign(registrations.counters, { serviceRequests: 0 });
 
@@ -102,9 +113,13 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
   async function deviceRoute(req: IncomingMessage, url: URL, scope: string, registrationId: string, operationId: string | undefined): Promise<Reply> {
     requireApiVersion(url);
     if (scope !== idScope) throw notFound(`unknown ID scope ${scope}`);
+    if (!isRegistrationId(registrationId)) {
+      req.resume();
+      throw badRequest('the registration id is not valid: 1 to 128 of a-z 0-9 - . _ :, starting and ending with a letter or digit');
+    }
     if (operationId === undefined) {
       if (req.method !== 'PUT') throw methodNotAllowed('registration takes PUT');
-      const fault = faults.take();
+      const fault = faults.take(req.headers.authorization !== undefined);
       if (fault) {
         req.resume();
         throw fault;
@@ -113,7 +128,8 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
     }
     if (req.method !== 'GET') throw methodNotAllowed('operation status takes GET');
     await readBody(req); // the SDK sends "{}" with its GET
-    return registrations.operationStatus(registrationId, operationId, req.headers.authorization);
+    const reply = registrations.operationStatus(registrationId, operationId, req.headers.authorization);
+    return { ...reply, body: faults.answer(reply.body) };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -132,7 +148,8 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
     }
   }
 
-  const server = https.createServer({ key: tls.key, cert: tls.cert, keepAlive: true }, (req, res) => void handle(req, res));
+  // Date goes on every answer (Node's default, as DPS does); SNI is required for a DNS host name.
+  const server = https.createServer({ ...listenerTlsOptions(tls, host), keepAlive: true }, (req, res) => void handle(req, res));
   const port = options.port ?? 443;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -144,6 +161,7 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
 
   return {
     host, port, idScope, ca: tls.ca, caCertPath: tls.caCertPath, faults, counters,
+    configure: (behaviour) => { registrationOptions.disabledEnrollment = behaviour.disabledEnrollment ?? 'status'; },
     serviceConnectionString: `HostName=${host};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${serviceKey}`,
     enroll: (input) => service.put(input.registrationId, input, undefined).body as Enrollment,
     enrollment: (id) => state.enrollments.get(id),

@@ -1,7 +1,7 @@
 import type { HubDeviceRegistration } from '../contracts.js';
 import { badRequest } from './errors.js';
 import { asObject } from './http-io.js';
-import { parseRsaPublic } from './tpm-public.js';
+import { parseRsaPublic } from '../../../agent/tpm/wire/tpm-public.js';
 
 export type AllocationPolicy = 'static' | 'hashed';
 
@@ -26,8 +26,12 @@ export type EnrollmentInput = Omit<Enrollment, 'etag' | 'createdDateTimeUtc' | '
 /** What a caller gives to create an enrollment: the service API's body, enabled unless it says otherwise. */
 export type EnrollmentRequest = Omit<EnrollmentInput, 'provisioningStatus'> & { provisioningStatus?: Enrollment['provisioningStatus'] };
 
-/** DPS's rule for registration and device ids: 1–128 of a-z 0-9 - . _ : ending in a letter, digit or '-'. */
-const REGISTRATION_ID = /^[a-z0-9\-._:]{0,127}[a-z0-9-]$/;
+/**
+ * DPS's rule for registration ids (REST reference, Register Device: "alphanumeric ... plus
+ * certain special characters ... No special characters allowed at start or end"): 1–128 of
+ * a-z 0-9 - . _ :, starting and ending with a letter or digit.
+ */
+const REGISTRATION_ID = /^[a-z0-9]([a-z0-9\-._:]{0,126}[a-z0-9])?$/;
 const DEVICE_ID = /^[A-Za-z0-9\-.+%_#*?!(),:=@$']{1,128}$/;
 
 export function isRegistrationId(value: string): boolean {

@@ -4,7 +4,8 @@ import { checkSas } from '../sas.js';
 import { ActivationBlobError, buildActivationBlob } from './activation-blob.js';
 import { chooseHub } from './allocation.js';
 import type { AllocationPolicy, Enrollment } from './enrollment.js';
-import { badRequest, notFound, parseSasOrRefuse, unauthorized } from './errors.js';
+import { badRequest, notFound, parseSasOrRefuse, throttled, unauthorized } from './errors.js';
+import type { Faults } from './faults.js';
 import type { TpmRegistrationRequest } from './registration-request.js';
 import type { DpsState } from './state.js';
 
@@ -13,7 +14,20 @@ export interface RegistrationCounters {
   registrations: number;
   refusals: number;
   failedAssignments: number;
+  /** Registrations of a disabled enrollment, answered with status "disabled". */
+  disabledRegistrations: number;
+  /** Operation-status polls answered 429 (more than 5 in 10 s for one registration id). */
+  throttledPolls: number;
 }
+
+/**
+ * What DPS answers for an enrollment that is disabled. The REST reference lists "disabled"
+ * among a registration's statuses, but what DPS sends for a TPM device whose individual
+ * enrollment is disabled is not documented: `status` completes the attestation and ends
+ * the registration with status "disabled" (HTTP 200); `unauthorized` refuses the first
+ * request with 401, as for an unknown device.
+ */
+export type DisabledEnrollmentAnswer = 'status' | 'unauthorized';
 
 export interface RegistrationOptions {
   idScope: string;
@@ -21,6 +35,8 @@ export interface RegistrationOptions {
   allocation: AllocationPolicy;
   /** The retry-after DPS sends with `assigning` (whole seconds; DPS sends small integers). */
   retryAfterSeconds: number;
+  disabledEnrollment: DisabledEnrollmentAnswer;
+  faults: Faults;
 }
 
 /** A device reply: the status, its JSON body and extra headers. */
@@ -35,12 +51,15 @@ interface Operation {
   registrationId: string;
   /** The challenge key the device signs its SAS tokens with, also for polling. */
   sasKey: Buffer;
-  status: 'assigning' | 'assigned' | 'failed';
+  status: 'assigning' | 'assigned' | 'failed' | 'disabled';
   registrationState?: Record<string, unknown>;
 }
 
 /** Operations kept for polling; the oldest are forgotten beyond this, as a bound on memory. */
 const MAX_OPERATIONS = 10_000;
+/** DPS's rate limit on polling (Microsoft Learn, DPS quotas and limits: "Device polling operation 5/10 sec/device"). */
+export const POLLS_PER_WINDOW = 5;
+export const POLL_WINDOW_MS = 10_000;
 
 /**
  * The device side of DPS with TPM attestation: a 401 challenge carrying a key for the
@@ -48,7 +67,9 @@ const MAX_OPERATIONS = 10_000;
  * a linked hub with a fresh key that the final activation blob carries.
  */
 export class Registrations {
-  readonly counters: RegistrationCounters = { challenges: 0, registrations: 0, refusals: 0, failedAssignments: 0 };
+  readonly counters: RegistrationCounters = { challenges: 0, registrations: 0, refusals: 0, failedAssignments: 0, disabledRegistrations: 0, throttledPolls: 0 };
+  /** Recent polls per registration id, for the polling rate limit. */
+  private readonly polls = new Map<string, number[]>();
   /** The latest challenge key per registration id: only it can sign the next request. */
   private readonly challenges = new Map<string, { key: Buffer; storageRootKey: Buffer }>();
   private readonly operations = new Map<string, Operation>();
@@ -64,7 +85,10 @@ export class Registrations {
     this.challenges.delete(request.registrationId);
     const operation: Operation = { operationId: `4.${randomBytes(8).toString('hex')}.${randomUUID()}`, registrationId: request.registrationId, sasKey: key, status: 'assigning' };
     this.remember(operation);
-    void this.assign(operation, enrollment, request.storageRootKey);
+    if (enrollment.provisioningStatus === 'disabled') return this.disabled(operation);
+    const delay = this.options.faults.assignmentDelayMs;
+    if (delay > 0) setTimeout(() => void this.assign(operation, enrollment, request.storageRootKey), delay).unref();
+    else void this.assign(operation, enrollment, request.storageRootKey);
     return this.assigning(operation, 202);
   }
 
@@ -77,6 +101,7 @@ export class Registrations {
     }
     if (authorization === undefined) throw unauthorized('an operation status request needs the registration SAS token');
     this.verify(authorization, registrationId, operation.sasKey);
+    this.countPoll(registrationId);
     if (operation.status === 'assigning') return this.assigning(operation, 202);
     return { status: 200, body: { operationId, status: operation.status, registrationState: operation.registrationState } };
   }
@@ -88,7 +113,7 @@ export class Registrations {
     if (enrolledEk.length !== request.endorsementKey.length || !timingSafeEqual(enrolledEk, request.endorsementKey)) {
       throw unauthorized('the endorsement key does not match the enrollment');
     }
-    if (enrollment.provisioningStatus === 'disabled') throw unauthorized('the enrollment is disabled');
+    if (enrollment.provisioningStatus === 'disabled' && this.options.disabledEnrollment === 'unauthorized') throw unauthorized('the enrollment is disabled');
     return enrollment;
   }
 
@@ -118,6 +143,8 @@ export class Registrations {
     const now = new Date().toISOString();
     const deviceId = enrollment.deviceId ?? enrollment.registrationId;
     try {
+      const failure = this.options.faults.takeAssignmentFailure();
+      if (failure) throw Object.assign(new Error(failure.errorMessage), { errorCode: failure.errorCode });
       const hostName = chooseHub(enrollment, this.options.linkedHubs.map((h) => h.hostName), this.options.allocation);
       const hub = this.options.linkedHubs.find((h) => h.hostName === hostName)!;
       const primaryKey = randomBytes(32);
@@ -138,10 +165,11 @@ export class Registrations {
       };
       this.counters.registrations++;
     } catch (err) {
+      const errorCode = (err as { errorCode?: number }).errorCode;
       operation.status = 'failed';
       operation.registrationState = {
         registrationId: enrollment.registrationId, createdDateTimeUtc: now, lastUpdatedDateTimeUtc: now, status: 'failed',
-        errorCode: 500000, errorMessage: `assignment failed: ${(err as Error).message}`, etag: etag(),
+        errorCode: errorCode ?? 500000, errorMessage: errorCode ? (err as Error).message : `assignment failed: ${(err as Error).message}`, etag: etag(),
       };
       this.counters.failedAssignments++;
     }
@@ -154,6 +182,29 @@ export class Registrations {
       if (err instanceof ActivationBlobError) throw badRequest(err.message);
       throw err;
     }
+  }
+
+  /** A disabled enrollment: attested, then ended with status "disabled" and no hub. */
+  private disabled(operation: Operation): Reply {
+    const now = new Date().toISOString();
+    operation.status = 'disabled';
+    operation.registrationState = { registrationId: operation.registrationId, createdDateTimeUtc: now, lastUpdatedDateTimeUtc: now, status: 'disabled', etag: etag() };
+    this.counters.disabledRegistrations++;
+    return { status: 200, body: { operationId: operation.operationId, status: operation.status, registrationState: operation.registrationState } };
+  }
+
+  /** Counts a poll; the sixth within ten seconds is throttled, with a Retry-After until a slot frees. */
+  private countPoll(registrationId: string): void {
+    const now = Date.now();
+    const recent = (this.polls.get(registrationId) ?? []).filter((at) => now - at < POLL_WINDOW_MS);
+    if (recent.length >= POLLS_PER_WINDOW) {
+      this.polls.set(registrationId, recent);
+      this.counters.throttledPolls++;
+      throw throttled(Math.max(1, Math.ceil((recent[0]! + POLL_WINDOW_MS - now) / 1000)));
+    }
+    recent.push(now);
+    this.polls.set(registrationId, recent);
+    if (this.polls.size > MAX_OPERATIONS) this.polls.delete(this.polls.keys().next().value!);
   }
 
   private assigning(operation: Operation, status: number): Reply {

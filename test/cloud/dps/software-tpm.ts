@@ -1,8 +1,8 @@
 import { constants, createDecipheriv, createHash, createHmac, generateKeyPairSync, privateDecrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { identityKeyPublic } from './activation-blob.js';
-import { kdfa } from './kdfa.js';
-import { TpmReader, tpm2b, u16, u32 } from './tpm-bytes.js';
-import { ALG, nameOf } from './tpm-public.js';
+import { kdfa } from '../../../agent/tpm/wire/kdfa.js';
+import { TpmReader, tpm2b, u16, u32 } from '../../../agent/tpm/wire/tpm-bytes.js';
+import { ALG, nameOf } from '../../../agent/tpm/wire/tpm-public.js';
 
 /**
  * The two TPM operations a DPS registration needs (ActivateCredential then Import, and

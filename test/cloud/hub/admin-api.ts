@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
-import type { C2dMessage } from './c2d.js';
-import type { HubCore } from './hub-core.js';
+import { MAX_C2D_TTL_SECONDS, type C2dMessage } from './c2d.js';
+import type { HubBehaviour, HubCore } from './hub-core.js';
 import { errors } from './hub-error.js';
 import { json } from './service-api.js';
 import { isJsonObject, type JsonObject } from './twin.js';
@@ -37,6 +37,22 @@ export async function handleAdmin(core: HubCore, method: string, path: string[],
     });
     return json(res, 200, core.getDevice(second));
   }
+  if (method === 'PUT' && first === 'behaviour' && path.length === 1) {
+    core.configure(parseBehaviour(await body()));
+    return json(res, 200, core.settings);
+  }
+  if (method === 'POST' && first === 'faults' && second === 'twin' && path.length === 2) {
+    const input = await body();
+    if (!isJsonObject(input) || (input.operation !== 'get' && input.operation !== 'patch') || !isCount(input.count)) {
+      throw errors.argumentInvalid('body must be {"operation": "get" | "patch", "count": 1..1000}');
+    }
+    core.faults.throttleTwin(input.operation, input.count);
+    return json(res, 200, { operation: input.operation, count: input.count });
+  }
+  if (method === 'POST' && first === 'quota' && second === 'reset' && path.length === 2) {
+    core.d2cThrottle.resetQuota();
+    return json(res, 200, { used: core.d2cThrottle.used });
+  }
   if (method === 'POST' && first === 'mqtt' && (second === 'stop' || second === 'start') && path.length === 2) {
     if (second === 'stop') await core.stopMqtt();
     else await core.startMqtt();
@@ -59,12 +75,51 @@ export function parseC2dBody(input: unknown): C2dMessage {
     if (typeof value !== 'string' || value.length > 128) throw errors.argumentInvalid(`${name} must be a string of at most 128 characters`);
     return value;
   };
+  const expiry = expiryOf(input.expiryTimeUtc, input.ttlSeconds);
   return {
     data: typeof data === 'string' ? data : Buffer.from(dataBase64 as string, 'base64'),
+    ...(expiry ? { expiryTimeUtc: expiry } : {}),
     messageId: text('messageId'),
     correlationId: text('correlationId'),
     contentType: text('contentType'),
     contentEncoding: text('contentEncoding'),
     properties: properties as JsonObject as Record<string, string> | undefined,
   };
+}
+
+/** `expiryTimeUtc` (ISO 8601) or `ttlSeconds` (1 to 48 hours' worth), as a date; neither: the hub's default. */
+function expiryOf(expiryTimeUtc: unknown, ttlSeconds: unknown): Date | undefined {
+  if (expiryTimeUtc !== undefined && ttlSeconds !== undefined) throw errors.argumentInvalid('give expiryTimeUtc or ttlSeconds, not both');
+  if (expiryTimeUtc !== undefined) {
+    const at = typeof expiryTimeUtc === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(expiryTimeUtc) ? Date.parse(expiryTimeUtc) : NaN;
+    if (!Number.isFinite(at)) throw errors.argumentInvalid('expiryTimeUtc must be an ISO 8601 time');
+    return new Date(at);
+  }
+  if (ttlSeconds === undefined) return undefined;
+  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_C2D_TTL_SECONDS) {
+    throw errors.argumentInvalid(`ttlSeconds must be a whole number from 1 to ${MAX_C2D_TTL_SECONDS}`);
+  }
+  return new Date(Date.now() + ttlSeconds * 1000);
+}
+
+/** `PUT /admin/behaviour`: every field optional, each a positive whole number or (registrationReenables) a boolean. */
+export function parseBehaviour(input: unknown): HubBehaviour {
+  if (!isJsonObject(input)) throw errors.argumentInvalid('behaviour must be a JSON object');
+  const out: HubBehaviour = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (key === 'registrationReenables') {
+      if (typeof value !== 'boolean') throw errors.argumentInvalid('registrationReenables must be true or false');
+      out.registrationReenables = value;
+    } else if (key === 'perSecond' || key === 'backlog' || key === 'dailyQuota' || key === 'quotaChunkBytes' || key === 'c2dDefaultTtlSeconds') {
+      if (!isCount(value, 100_000_000) || (key === 'c2dDefaultTtlSeconds' && value > MAX_C2D_TTL_SECONDS)) throw errors.argumentInvalid(`${key} must be a positive whole number`);
+      out[key] = value;
+    } else {
+      throw errors.argumentInvalid(`unknown behaviour ${JSON.stringify(key.slice(0, 40))}`);
+    }
+  }
+  return out;
+}
+
+function isCount(value: unknown, max = 1000): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= max;
 }

@@ -1,17 +1,28 @@
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { listenerTlsOptions } from '../tls.js';
+import { c2dExpired } from './c2d.js';
+import type { Admission } from './d2c-throttle.js';
 import { mayDeliverTo, mayDeviceSubscribe, parseDevicePublish, TopicError, type DeviceRequest } from './topics.js';
 import type { DeviceAuthResult } from './device-auth.js';
 
 /**
- * The MQTT side of the hub: an aedes broker behind a TLS listener on 8883. It owns
+ * The MQTT side of the hub: an aedes broker behind a TLS listener on 8883 and behind the
+ * WebSocket endpoint on 443 (hub.ts hands each WebSocket over as a stream). It owns
  * the wire (sessions, QoS, persistent subscriptions) and IoT Hub's access rules;
  * what requests mean is the hub's business, handed over through `onRequest`.
  */
 export interface BrokerHooks {
   authenticate(clientId: string, username: string | undefined, password: Buffer | undefined): DeviceAuthResult;
-  onRequest(deviceId: string, request: DeviceRequest, payload: Buffer): void;
+  /** A reason to cut every new connection before CONNACK (a used-up daily quota), or undefined. */
+  refuseConnections(): string | undefined;
+  /** The D2C throttle's verdict on one device-to-cloud send of `bytes` on `connection`. */
+  admitTelemetry(connection: object, bytes: number, verdict: (admission: Admission) => void): void;
+  /** A connection closed: sends it has waiting in the throttle go with it. */
+  onConnectionClosed(connection: object): void;
+  onRequest(deviceId: string, request: DeviceRequest, payload: Buffer, flags: { retain: boolean }): void;
   onConnect(deviceId: string): void;
   onDisconnect(deviceId: string): void;
   onRefused(deviceId: string, reason: string): void;
@@ -19,8 +30,15 @@ export interface BrokerHooks {
   onSubscribed(deviceId: string): void;
 }
 
-/** IoT Hub's cap on a device-to-cloud message (and so on any packet a device sends). */
+/** IoT Hub's cap on a device-to-cloud message, body and properties together (and so on any packet a device sends). */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
+/** "A device can only subscribe to five topics at a time" (Microsoft Learn, IoT Hub MQTT support). */
+export const MAX_SUBSCRIPTIONS = 5;
+/**
+ * How long after refusing a send (429, a used-up quota) the hub closes the connection: time
+ * for the PUBACKs of the sends it did accept to leave, so that none of those is sent twice.
+ */
+const CLOSE_AFTER_REFUSAL_MS = 50;
 /** NOT_AUTHORIZED: what IoT Hub answers to every credential failure. */
 const CONNACK_NOT_AUTHORIZED = 5;
 /** setTimeout's ceiling; longer tokens are re-checked when this fires. */
@@ -29,10 +47,14 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class HubBroker {
   private server: tls.Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** MQTT over WebSockets: the same broker, auth and topics, another way in. */
+  private readonly webSockets = new Set<Duplex>();
   private readonly online = new Map<string, Client>();
   /** Per client id, as IoT Hub keeps them across reconnects with clean=false. */
   private readonly subscriptions = new Map<string, Set<string>>();
   private readonly expiries = new WeakMap<Client, number>();
+  /** Connections the hub is closing after a refused send: nothing more they send is taken. */
+  private readonly closing = new WeakSet<Client>();
   private readonly expiryTimers = new Map<Client, NodeJS.Timeout>();
 
   private constructor(private readonly aedes: Aedes, private readonly hooks: BrokerHooks) {}
@@ -47,6 +69,13 @@ export class HubBroker {
   private wire(): void {
     const { aedes, hooks } = this;
     aedes.authenticate = (client, username, password, done) => {
+      const cut = hooks.refuseConnections();
+      if (cut !== undefined) {
+        // What devices report: the connection is reset, no CONNACK says why.
+        hooks.onRefused(client.id, cut);
+        client.conn.destroy();
+        return done(Object.assign(new Error(cut), { returnCode: 3 }) as AuthenticateError, false);
+      }
       const result = hooks.authenticate(client.id, username, password);
       if (result.ok) {
         this.expiries.set(client, result.expiry);
@@ -59,34 +88,58 @@ export class HubBroker {
     };
     aedes.authorizePublish = (client, packet, done) => {
       if (!client) return done(null);
+      if (this.closing.has(client)) return; // neither acknowledged nor kept: the device sends it again
       let request: DeviceRequest;
       try {
         if (packet.qos === 2) throw new TopicError('IoT Hub does not support QoS 2');
-        if (packet.payload.length > MAX_MESSAGE_BYTES) throw new TopicError(`message of ${packet.payload.length} bytes is over ${MAX_MESSAGE_BYTES}`);
         request = parseDevicePublish(client.id, packet.topic);
+        const bytes = packet.payload.length + (request.kind === 'telemetry' ? request.propertyBytes : 0);
+        if (bytes > MAX_MESSAGE_BYTES) throw new TopicError(`message of ${bytes} bytes (body and properties) is over ${MAX_MESSAGE_BYTES}`);
       } catch (err) {
         // IoT Hub closes the connection of a device that publishes where it may not.
         hooks.onRefused(client.id, (err as Error).message);
         return done(err as Error);
       }
-      packet.retain = false; // IoT Hub has no retained messages
+      // IoT Hub keeps no retained messages; it tells the back end with an mqtt-retain property instead.
+      const flags = { retain: packet.retain };
+      packet.retain = false;
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-      try {
-        hooks.onRequest(client.id, request, payload);
-      } catch (err) {
-        hooks.onRefused(client.id, `request failed: ${(err as Error).message}`);
-      }
-      done(null);
+      const handle = () => {
+        try {
+          hooks.onRequest(client.id, request, payload, flags);
+        } catch (err) {
+          hooks.onRefused(client.id, `request failed: ${(err as Error).message}`);
+        }
+        done(null);
+      };
+      if (request.kind !== 'telemetry') return handle();
+      // Traffic shaping: a queued send is acknowledged (PUBACK) only once the hub admits it.
+      hooks.admitTelemetry(client, payload.length + request.propertyBytes, (admission) => {
+        if (this.closing.has(client)) return;
+        if (admission === 'accepted') return handle();
+        const reason = admission === 'quota' ? 'the daily message quota is used up (403002)' : 'throttled (429): the D2C backlog is full';
+        hooks.onRefused(client.id, reason);
+        // 429 and 403002 close an MQTT connection: MQTT has no way to refuse one message.
+        this.closing.add(client);
+        hooks.onConnectionClosed(client);
+        setTimeout(() => client.close(), CLOSE_AFTER_REFUSAL_MS).unref();
+      });
     };
     aedes.authorizeSubscribe = (client, subscription, done) => {
       if (!mayDeviceSubscribe(client.id, subscription.topic)) {
         hooks.onRefused(client.id, `may not subscribe to ${subscription.topic}`);
         return done(new Error(`device ${client.id} may not subscribe to ${subscription.topic}`));
       }
+      const held = this.subscriptions.get(client.id);
+      if (held && !held.has(subscription.topic) && held.size >= MAX_SUBSCRIPTIONS) {
+        hooks.onRefused(client.id, `more than ${MAX_SUBSCRIPTIONS} subscriptions`);
+        return done(new Error(`device ${client.id} may hold at most ${MAX_SUBSCRIPTIONS} subscriptions`));
+      }
       // IoT Hub grants at most QoS 1.
       done(null, { ...subscription, qos: Math.min(subscription.qos, 1) as 0 | 1 });
     };
-    aedes.authorizeForward = (client, packet) => (mayDeliverTo(client.id, packet.topic) ? packet : null);
+    // Also for messages a persistent session kept while the device was away: an expired C2D message is dropped.
+    aedes.authorizeForward = (client, packet) => (mayDeliverTo(client.id, packet.topic) && !c2dExpired(packet.topic) ? packet : null);
 
     aedes.on('client', (client) => {
       if (client.clean) this.subscriptions.delete(client.id);
@@ -98,6 +151,7 @@ export class HubBroker {
     });
     aedes.on('clientDisconnect', (client) => {
       this.disarmExpiry(client);
+      hooks.onConnectionClosed(client);
       if (this.online.get(client.id) === client) {
         this.online.delete(client.id);
         hooks.onDisconnect(client.id);
@@ -135,9 +189,10 @@ export class HubBroker {
     this.expiryTimers.delete(client);
   }
 
-  async listen(host: string, port: number, credentials: { key: string; cert: string }): Promise<void> {
+  /** Listens on host:port for devices that reach the hub as `hostName` (which they must name with SNI, unless it is an address). */
+  async listen(host: string, port: number, credentials: { key: string; cert: string }, hostName: string): Promise<void> {
     if (this.server) return;
-    const server = tls.createServer({ key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2' }, (socket) => {
+    const server = tls.createServer(listenerTlsOptions(credentials, hostName), (socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       this.aedes.handle(socket);
@@ -154,7 +209,19 @@ export class HubBroker {
     this.server = server;
   }
 
-  /** Stops accepting and drops every device connection (sessions stay, as on a hub outage). */
+  /** One device connection over WebSockets (its stream of MQTT bytes). */
+  handleWebSocket(stream: Duplex): void {
+    this.webSockets.add(stream);
+    stream.once('close', () => this.webSockets.delete(stream));
+    this.aedes.handle(stream);
+  }
+
+  /** Drops the device connections over WebSockets. */
+  dropWebSockets(): void {
+    for (const stream of this.webSockets) stream.destroy();
+  }
+
+  /** Stops accepting on 8883 and drops the connections that came that way (sessions stay, as on a hub outage). */
   async closeListener(): Promise<void> {
     const server = this.server;
     if (!server) return;
@@ -202,6 +269,7 @@ export class HubBroker {
 
   async close(): Promise<void> {
     await this.closeListener();
+    this.dropWebSockets();
     for (const timer of this.expiryTimers.values()) clearTimeout(timer);
     this.expiryTimers.clear();
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));

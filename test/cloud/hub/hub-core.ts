@@ -1,18 +1,30 @@
+import { randomBytes } from 'node:crypto';
 import type { HubDeviceRegistration } from '../contracts.js';
 import { HubBroker } from './broker.js';
-import { C2dQueues, c2dPacket, MAX_C2D_BYTES, type C2dMessage } from './c2d.js';
+import { C2dQueues, c2dPacket, DEFAULT_C2D_TTL_SECONDS, MAX_C2D_BYTES, type C2dMessage } from './c2d.js';
 import { authenticateDevice } from './device-auth.js';
 import { newCounters, type HubCounters } from './counters.js';
 import { D2cLog, type D2cMessage } from './d2c-log.js';
+import { D2cThrottle, type D2cLimits } from './d2c-throttle.js';
 import { handleDeviceRequest, type DeviceRequestContext } from './device-requests.js';
-import { errors } from './hub-error.js';
+import { HubFaults } from './faults.js';
+import { SilentListener, type Port8883 } from './silent-listener.js';
+import { errors, HubError } from './hub-error.js';
+import type { IdentityChange } from './identity-update.js';
 import { MethodTimeoutError, PendingMethods } from './methods.js';
-import type { MethodRequest } from './method-request.js';
+import { MAX_METHOD_PAYLOAD_BYTES, type MethodRequest } from './method-request.js';
 import { DeviceRegistry, RegistryError } from './registry.js';
 import { deviceView, twinView, type Presence } from './service-views.js';
 import { desiredSubscription, methodsSubscription } from './topics.js';
 import { isJsonObject, patchDesired, patchTags, twinEtag, TwinPatchError, type Json, type JsonObject } from './twin.js';
 
+/** Limits and knobs of one hub (see test/cloud/README.md for where each comes from). */
+export interface HubBehaviour extends D2cLimits {
+  /** Whether DPS registering a disabled device again enables it (real behaviour unverified). */
+  registrationReenables?: boolean;
+  /** Time to live of a C2D message sent without an expiry (IoT Hub: 1 hour by default, at most 48). */
+  c2dDefaultTtlSeconds?: number;
+}
 
 /**
  * IoT Hub's behaviour, apart from its two wire protocols: devices, twins, direct
@@ -22,6 +34,9 @@ import { isJsonObject, patchDesired, patchTags, twinEtag, TwinPatchError, type J
 export class HubCore {
   readonly counters: HubCounters = newCounters();
   readonly d2cLog = new D2cLog();
+  readonly faults = new HubFaults();
+  readonly d2cThrottle = new D2cThrottle();
+  private behaviour: HubBehaviour = {};
   private readonly methods = new PendingMethods();
   private readonly c2d = new C2dQueues();
   private readonly presence = new Map<string, { since: string; lastActivity: string }>();
@@ -32,16 +47,37 @@ export class HubCore {
   private constructor(readonly hostName: string, readonly registry: DeviceRegistry) {}
 
   private get requestContext(): DeviceRequestContext {
-    return { registry: this.registry, broker: this.broker, d2cLog: this.d2cLog, counters: this.counters, methods: this.methods };
+    return { registry: this.registry, broker: this.broker, d2cLog: this.d2cLog, counters: this.counters, methods: this.methods, faults: this.faults };
+  }
+
+  /** Changes the hub's limits and knobs (D2C rate, backlog, daily quota, ...); what is not given goes back to its default. */
+  configure(behaviour: HubBehaviour): void {
+    this.behaviour = { ...behaviour };
+    this.d2cThrottle.configure(behaviour);
+  }
+
+  get settings(): Readonly<HubBehaviour> {
+    return this.behaviour;
   }
 
   static async create(hostName: string, registry: DeviceRegistry, log: (line: string) => void): Promise<HubCore> {
     const core = new HubCore(hostName, registry);
     const broker = await HubBroker.create({
       authenticate: (clientId, username, password) => authenticateDevice(hostName, clientId, username, password, (id) => registry.get(id)),
-      onRequest: (deviceId, request, payload) => {
+      refuseConnections: () => {
+        if (!core.d2cThrottle.quotaExhausted()) return undefined;
+        core.counters.quotaRefusals++;
+        return 'the daily message quota is used up (403002): connection reset';
+      },
+      admitTelemetry: (connection, bytes, verdict) => core.d2cThrottle.admit(connection, bytes, (admission) => {
+        if (admission === 'throttled') core.counters.d2cThrottled++;
+        if (admission === 'quota') core.counters.quotaRefusals++;
+        verdict(admission);
+      }),
+      onConnectionClosed: (connection) => core.d2cThrottle.forget(connection),
+      onRequest: (deviceId, request, payload, flags) => {
         core.touch(deviceId);
-        handleDeviceRequest(core.requestContext, deviceId, request, payload);
+        handleDeviceRequest(core.requestContext, deviceId, request, payload, flags);
       },
       onConnect: (deviceId) => {
         core.counters.connects++;
@@ -65,7 +101,7 @@ export class HubCore {
 
   async registerDevice(registration: HubDeviceRegistration): Promise<void> {
     try {
-      await this.registry.register(registration);
+      await this.registry.register(registration, this.behaviour.registrationReenables === true);
     } catch (err) {
       if (err instanceof RegistryError) throw errors.argumentInvalid(err.message);
       throw err;
@@ -113,6 +149,26 @@ export class HubCore {
     this.broker.disconnect(deviceId);
   }
 
+  /**
+   * `PUT /devices/{id}` (Registry.create without If-Match, Registry.update with it): a new
+   * identity, or a change of status and keys. A device disabled while connected is cut off.
+   */
+  async putDevice(deviceId: string, change: IdentityChange, ifMatch: string | undefined): Promise<JsonObject> {
+    const existing = this.registry.get(deviceId);
+    if (ifMatch === undefined) {
+      if (existing) throw new HubError(409, 'DeviceAlreadyExists', `A device with ID ${deviceId} is already registered`);
+      await this.registerDevice({ deviceId, registrationId: deviceId, primaryKey: Buffer.from(change.primaryKey ?? randomBytes(32).toString('base64'), 'base64') });
+    } else {
+      const device = this.device(deviceId);
+      if (!etagMatches(ifMatch, deviceView(device, this.presenceOf(deviceId)).etag as string)) {
+        throw errors.preconditionFailed('The device identity etag does not match If-Match');
+      }
+    }
+    const updated = await this.registry.updateIdentity(deviceId, change);
+    if (updated.status === 'disabled') this.broker.disconnect(deviceId);
+    return this.getDevice(deviceId);
+  }
+
   /** `PATCH /twins/{id}`: tags and desired properties; desired changes go to the device. */
   async updateTwin(deviceId: string, body: unknown, ifMatch: string | undefined): Promise<JsonObject> {
     const device = this.device(deviceId);
@@ -130,7 +186,9 @@ export class HubCore {
       if (err instanceof TwinPatchError) throw errors.argumentInvalid(err.message);
       throw err;
     }
-    await this.registry.updateTwin(deviceId, twin);
+    // The registry takes the new twin at once and writes it to disk after; the notification
+    // goes to whoever is subscribed at the moment of the change (IoT Hub keeps none for later).
+    const saved = this.registry.updateTwin(deviceId, twin);
     if (desired !== undefined) {
       this.counters.desiredPatches++;
       if (this.broker.isSubscribed(deviceId, desiredSubscription)) {
@@ -138,6 +196,7 @@ export class HubCore {
         this.broker.sendToDevice(deviceId, `$iothub/twin/PATCH/properties/desired/?$version=${twin.desiredVersion}`, JSON.stringify(push));
       }
     }
+    await saved;
     return this.getTwin(deviceId);
   }
 
@@ -151,9 +210,16 @@ export class HubCore {
     }
     const rid = this.methods.newRid();
     const answer = this.methods.wait(deviceId, rid, request.responseTimeoutInSeconds * 1000);
-    this.broker.sendToDevice(deviceId, `$iothub/methods/POST/${request.methodName}/?$rid=${rid}`, JSON.stringify(request.payload));
+    // A null or omitted payload reaches the device as an empty body, as IoT Hub sends it
+    // (azure-iot-sdk-c PR #2097 special-cases size 0 for this; the MQTT article: "either a valid JSON or an empty body").
+    const body = request.payload === null ? '' : JSON.stringify(request.payload);
+    this.broker.sendToDevice(deviceId, `$iothub/methods/POST/${request.methodName}/?$rid=${rid}`, body);
     try {
       const result = await answer;
+      if (result.payload.length > MAX_METHOD_PAYLOAD_BYTES) {
+        this.counters.refused++;
+        throw new HubError(400, 'ArgumentInvalid', `The device's response payload is over ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
+      }
       return { status: result.status, payload: parsePayload(result.payload) };
     } catch (err) {
       if (err instanceof MethodTimeoutError) {
@@ -204,7 +270,7 @@ export class HubCore {
 
   async sendC2d(deviceId: string, message: C2dMessage): Promise<string> {
     this.device(deviceId);
-    const packet = c2dPacket(deviceId, message);
+    const packet = c2dPacket(deviceId, message, this.behaviour.c2dDefaultTtlSeconds ?? DEFAULT_C2D_TTL_SECONDS);
     if (packet.payload.length > MAX_C2D_BYTES) throw errors.tooLarge(MAX_C2D_BYTES);
     this.counters.c2dMessages++;
     // A session that subscribed keeps QoS 1 messages in the broker while the device is away.
@@ -222,20 +288,60 @@ export class HubCore {
 
   /** Where the MQTT listener goes; set by startHub before the first startMqtt(). */
   mqttEndpoint: { host: string; port: number; credentials: { key: string; cert: string } } | undefined;
+  /** 8883 as a network between device and hub leaves it: open, closed (refused) or silent (a firewall that drops). */
+  private port8883: Port8883 = 'open';
+  private readonly silent = new SilentListener();
+  private down = false;
+
+  /** Whether MQTT over WebSockets on 443 is served now (not while the hub is down). */
+  get webSocketsUp(): boolean {
+    return !this.down;
+  }
 
   async startMqtt(): Promise<void> {
     if (!this.mqttEndpoint) throw errors.unavailable('MQTT endpoint not configured');
-    const { host, port, credentials } = this.mqttEndpoint;
-    await this.broker.listen(host, port, credentials);
+    this.down = false;
+    await this.apply8883();
   }
 
-  /** "The hub is down": no new connections, current ones dropped; sessions and state stay. */
+  /** "The hub is down": no new connections on 8883 or WebSockets, current ones dropped; sessions and state stay. */
   async stopMqtt(): Promise<void> {
+    this.down = true;
+    this.broker.dropWebSockets();
     await this.broker.closeListener();
   }
 
+  /** Closes, silences or opens 8883 alone: WebSockets on 443 go on as they are. */
+  async set8883(mode: Port8883): Promise<void> {
+    this.port8883 = mode;
+    if (!this.down) await this.apply8883();
+  }
+
+  get mode8883(): Port8883 {
+    return this.port8883;
+  }
+
+  /** TCP connections the silent 8883 took (and never answered). */
+  get silentConnections(): number {
+    return this.silent.accepted;
+  }
+
+  private async apply8883(): Promise<void> {
+    const { host, port, credentials } = this.mqttEndpoint!;
+    if (this.port8883 === 'open') {
+      await this.silent.close();
+      await this.broker.listen(host, port, credentials, this.hostName);
+      return;
+    }
+    await this.broker.closeListener();
+    if (this.port8883 === 'silent') await this.silent.listen(host, port);
+    else await this.silent.close();
+  }
+
   async close(): Promise<void> {
+    await this.silent.close();
     this.methods.cancelAll();
+    this.d2cThrottle.close();
     await this.broker.close();
     await this.registry.flush();
   }

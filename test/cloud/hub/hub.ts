@@ -3,27 +3,41 @@ import { mkdirSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { WebSocketServer } from 'ws';
 import type { HubDeviceRegistration, LinkedHub } from '../contracts.js';
-import { ensureServerCredentials, type ServerCredentials } from '../tls.js';
+import { ensureServerCredentials, listenerTlsOptions, type ServerCredentials } from '../tls.js';
 import type { C2dMessage } from './c2d.js';
 import type { D2cMessage } from './d2c-log.js';
 import type { HubCounters } from './counters.js';
-import { HubCore } from './hub-core.js';
+import type { FileUploads } from '../files/file-uploads.js';
+import { HubCore, type HubBehaviour } from './hub-core.js';
+import type { HubFaults } from './faults.js';
 import { readJson, writeJsonAtomic } from './json-store.js';
 import { DeviceRegistry } from './registry.js';
 import { serviceHandler } from './service-api.js';
+import type { Port8883 } from './silent-listener.js';
+import { packetStream } from './websocket-stream.js';
 import { isJsonObject } from './twin.js';
 
 /**
- * The local IoT Hub: MQTT over TLS on `address:8883` for devices, HTTPS on
- * `address:443` for the service SDK and the admin API, state in `stateDir`.
+ * The local IoT Hub: MQTT over TLS on `address:8883` for devices, and on `address:443`
+ * HTTPS for the service SDK and the admin API and MQTT over WebSockets for devices
+ * (`wss://{hub}/$iothub/websocket`, subprotocol `mqtt`), state in `stateDir`.
  */
+export const WEBSOCKET_PATH = '/$iothub/websocket';
+
 export interface HubOptions {
   /** A loopback address of its own (see test/support/ports.ts randomLoopbackAddress). */
   address: string;
   stateDir: string;
-  /** The name devices and services use; defaults to `address` (the certificate carries an IP SAN). */
+  /**
+   * The name devices and services use; defaults to `address` (the certificate carries an IP
+   * SAN). A DNS name makes the hub require SNI for it, as IoT Hub does; clients then need a
+   * hosts entry or resolver for the name (test/support/hosts.ts).
+   */
   hostName?: string;
+  /** Limits and knobs: D2C rate, backlog and daily quota, C2D time to live, re-enabling on registration. */
+  behaviour?: HubBehaviour;
   /** The iothubowner policy key (base64); generated on first start and kept in stateDir otherwise. */
   policyKey?: string;
   /** Where the test CA and server certificate live; defaults to `<stateDir>/tls`. */
@@ -33,6 +47,10 @@ export interface HubOptions {
   mqttPort?: number;
   httpsPort?: number;
   log?: (line: string) => void;
+  /** Device file uploads into blob storage (files/); without it the hub has no storage linked. */
+  files?: FileUploads;
+  /** 8883 as the device's network leaves it (default open); WebSockets on 443 are served either way. */
+  port8883?: Port8883;
 }
 
 export interface LocalHub extends LinkedHub {
@@ -49,9 +67,20 @@ export interface LocalHub extends LinkedHub {
   registerDevice(registration: HubDeviceRegistration): Promise<void>;
   d2c(filter?: { deviceId?: string; since?: number }): D2cMessage[];
   readonly counters: Readonly<HubCounters>;
+  /** Twin throttling on demand. */
+  readonly faults: HubFaults;
+  /** Replaces the hub's limits and knobs. */
+  configure(behaviour: HubBehaviour): void;
   sendC2d(deviceId: string, message: C2dMessage): Promise<string>;
+  /** The hub down (8883 and WebSockets) and up again. */
   stopMqtt(): Promise<void>;
   startMqtt(): Promise<void>;
+  /** 8883 alone: open, closed (connections refused) or silent (taken, never answered). */
+  set8883(mode: Port8883): Promise<void>;
+  /** TCP connections a silent 8883 took. */
+  readonly silent8883Connections: number;
+  /** Devices that connected over WebSockets on 443, in all. */
+  readonly webSocketConnections: number;
   stop(): Promise<void>;
   /** The hub's internals, for the benchmark and tests that look inside. */
   readonly core: HubCore;
@@ -68,13 +97,16 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
   const policyKey = await loadPolicyKey(options.stateDir, options.policyKey);
   const registry = await DeviceRegistry.open(options.stateDir);
   const core = await HubCore.create(hostName, registry, log);
+  core.configure(options.behaviour ?? {});
 
   const mqttPort = options.mqttPort ?? 8883;
   core.mqttEndpoint = { host: options.address, port: mqttPort, credentials };
-  const httpsServer = https.createServer({ key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2' },
-    serviceHandler(core, new Map([[POLICY_NAME, Buffer.from(policyKey, 'base64')]]), log));
+  const httpsServer = https.createServer(listenerTlsOptions(credentials, hostName),
+    serviceHandler(core, new Map([[POLICY_NAME, Buffer.from(policyKey, 'base64')]]), log, options.files));
   httpsServer.on('tlsClientError', () => undefined);
+  const webSockets = serveWebSockets(httpsServer, core);
   try {
+    await core.set8883(options.port8883 ?? 'open');
     await core.startMqtt();
     await listen(httpsServer, options.address, options.httpsPort ?? 443);
   } catch (err) {
@@ -95,18 +127,26 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
     serviceConnectionString: `HostName=${hostName};SharedAccessKeyName=${POLICY_NAME};SharedAccessKey=${policyKey}`,
     deviceConnectionString(deviceId) {
       const device = registry.require(deviceId);
-      // With a DNS-style host name nobody resolves, the SDK's GatewayHostName says where to connect.
-      const gateway = hostName === options.address ? '' : `;GatewayHostName=${options.address}`;
-      return `HostName=${hostName};DeviceId=${deviceId};SharedAccessKey=${device.primaryKey}${gateway}`;
+      // A named hub needs SNI for its name: a device must resolve the name, not connect to the address.
+      return `HostName=${hostName};DeviceId=${deviceId};SharedAccessKey=${device.primaryKey}`;
     },
     registerDevice: (registration) => core.registerDevice(registration),
     d2c: (filter) => core.d2c(filter),
     get counters() {
       return { ...core.counters };
     },
+    faults: core.faults,
+    configure: (behaviour) => core.configure(behaviour),
     sendC2d: (deviceId, message) => core.sendC2d(deviceId, message),
     stopMqtt: () => core.stopMqtt(),
     startMqtt: () => core.startMqtt(),
+    set8883: (mode) => core.set8883(mode),
+    get silent8883Connections() {
+      return core.silentConnections;
+    },
+    get webSocketConnections() {
+      return webSockets.accepted;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -116,6 +156,32 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
     },
     core,
   };
+}
+
+/**
+ * MQTT over WebSockets on the HTTPS listener: an upgrade to WEBSOCKET_PATH offering the
+ * `mqtt` subprotocol becomes one more broker connection (Microsoft Learn, "Communicate with
+ * an IoT hub using the MQTT protocol", Using the MQTT protocol directly: over WebSockets on
+ * port 443 at `/$iothub/websocket`). Anything else is answered as a web server would.
+ */
+function serveWebSockets(server: https.Server, core: HubCore): { accepted: number } {
+  const counts = { accepted: 0 };
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'mqtt' });
+  server.on('upgrade', (req, socket, head) => {
+    const refuse = (status: string) => {
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    socket.on('error', () => undefined);
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (new URL(req.url ?? '/', 'https://hub').pathname !== WEBSOCKET_PATH) return refuse('404 Not Found');
+    if (!offered.includes('mqtt')) return refuse('400 Bad Request');
+    if (!core.webSocketsUp) return refuse('503 Service Unavailable');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      counts.accepted++;
+      core.broker.handleWebSocket(packetStream(ws));
+    });
+  });
+  return counts;
 }
 
 function listen(server: https.Server, host: string, port: number): Promise<void> {

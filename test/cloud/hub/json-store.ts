@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../../../agent/state/atomic-file.js';
+import { writeFileAtomic } from '../../../agent/lib/atomic-file.js';
 
 /**
  * Durable JSON files for the hub's state, written atomically (the agent's own writer:
@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../../agent/state/atomic-file.js';
  * burst (a thousand devices reporting at once) become one or two writes.
  */
 export function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  return writeFileAtomic(file, JSON.stringify(value));
+  return writeFileAtomic(file, JSON.stringify(value), 0o600);
 }
 
 /** The parsed document, or undefined when the file does not exist yet. */

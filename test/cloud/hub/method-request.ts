@@ -13,8 +13,8 @@ export interface MethodRequest {
   connectTimeoutInSeconds: number;
 }
 
-/** IoT Hub's limit on a direct method's payload. */
-const MAX_PAYLOAD_BYTES = 128 * 1024;
+/** IoT Hub's limit on a direct method's payload, request and response. */
+export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
 
 export function parseMethodRequest(body: unknown): MethodRequest {
   if (!isJsonObject(body)) throw errors.argumentInvalid('Method invocation body must be a JSON object');
@@ -22,7 +22,7 @@ export function parseMethodRequest(body: unknown): MethodRequest {
   if (typeof methodName !== 'string' || methodName.length === 0 || methodName.length > 128 || /[/#+?]/.test(methodName) || methodName.includes('\u0000')) {
     throw errors.argumentInvalid('methodName must be 1 to 128 characters without / # + ?');
   }
-  if (payload !== undefined && Buffer.byteLength(JSON.stringify(payload)) > MAX_PAYLOAD_BYTES) throw errors.tooLarge(MAX_PAYLOAD_BYTES);
+  if (payload !== undefined && Buffer.byteLength(JSON.stringify(payload)) > MAX_METHOD_PAYLOAD_BYTES) throw errors.tooLarge(MAX_METHOD_PAYLOAD_BYTES);
   return {
     methodName,
     payload: payload === undefined ? null : payload,

@@ -12,6 +12,7 @@ export interface DeviceRecord {
   primaryKey: string;
   secondaryKey: string;
   status: 'enabled' | 'disabled';
+  statusReason?: string;
   /** New for every (re)creation of the identity, as IoT Hub's generationId. */
   generationId: string;
   /** Bumped whenever the identity changes; the identity's etag derives from it. */
@@ -69,9 +70,11 @@ export class DeviceRegistry {
 
   /**
    * Creates the identity or, for a device DPS assigns again, replaces its key
-   * (re-provisioning gives the TPM a fresh identity key); the twin is kept.
+   * (re-provisioning gives the TPM a fresh identity key); the twin is kept. A device
+   * disabled in the registry stays disabled unless `reenable` (whether a DPS
+   * re-registration enables it again is not documented: the hub makes it a knob).
    */
-  async register(registration: HubDeviceRegistration): Promise<DeviceRecord> {
+  async register(registration: HubDeviceRegistration, reenable = false): Promise<DeviceRecord> {
     if (!DEVICE_ID.test(registration.deviceId)) {
       throw new RegistryError('ArgumentInvalid', `device id ${JSON.stringify(registration.deviceId.slice(0, 40))} is not valid for IoT Hub`);
     }
@@ -86,7 +89,8 @@ export class DeviceRegistry {
       registrationId: registration.registrationId,
       primaryKey: registration.primaryKey.toString('base64'),
       secondaryKey: existing?.secondaryKey ?? randomBytes(32).toString('base64'),
-      status: 'enabled',
+      status: existing?.status === 'disabled' && !reenable ? 'disabled' : 'enabled',
+      ...(existing?.status === 'disabled' && !reenable && existing.statusReason ? { statusReason: existing.statusReason } : {}),
       generationId: existing?.generationId ?? generationId(),
       identityVersion: (existing?.identityVersion ?? 0) + 1,
       createdTime: existing?.createdTime ?? new Date().toISOString(),
@@ -95,6 +99,22 @@ export class DeviceRegistry {
     this.devices.set(record.deviceId, record);
     await this.file.save();
     return record;
+  }
+
+  /** The service API's identity update: status (with its reason) and, when given, new keys. */
+  async updateIdentity(deviceId: string, change: { status?: DeviceRecord['status']; statusReason?: string; primaryKey?: string; secondaryKey?: string }): Promise<DeviceRecord> {
+    const device = this.require(deviceId);
+    const next: DeviceRecord = {
+      ...device,
+      status: change.status ?? device.status,
+      primaryKey: change.primaryKey ?? device.primaryKey,
+      secondaryKey: change.secondaryKey ?? device.secondaryKey,
+      identityVersion: device.identityVersion + 1,
+    };
+    if (change.statusReason !== undefined) next.statusReason = change.statusReason;
+    this.devices.set(deviceId, next);
+    await this.file.save();
+    return next;
   }
 
   async updateTwin(deviceId: string, twin: TwinState): Promise<void> {

@@ -1,21 +1,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FileUploads } from '../files/file-uploads.js';
 import { handleAdmin } from './admin-api.js';
 import type { HubCore } from './hub-core.js';
 import { errorBody, errors, HubError } from './hub-error.js';
 import { parseJsonBody, readBody } from './http-body.js';
+import { parseIdentityUpdate } from './identity-update.js';
 import { parseMethodRequest } from './method-request.js';
 import { checkServiceAuthorization } from './service-auth.js';
 
 /**
  * The hub's HTTPS front on 443: the IoT Hub service REST calls azure-iothub makes
- * (twins, direct methods, device identities) and, under /admin/, the local cloud's
+ * (twins, direct methods, device identities and their status) and, under /admin/, the local cloud's
  * own admin API (admin-api.ts). Both need a service SAS signed with a policy key.
  */
 const MAX_BODY_BYTES = 192 * 1024;
 
-export function serviceHandler(core: HubCore, policies: Map<string, Buffer>, log: (line: string) => void) {
+export function serviceHandler(core: HubCore, policies: Map<string, Buffer>, log: (line: string) => void, files?: FileUploads) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    route(core, policies, req, res).catch((err: unknown) => {
+    route(core, policies, req, res, files).catch((err: unknown) => {
       const error = err instanceof HubError ? err : internal(err, log);
       if (res.headersSent) {
         res.destroy();
@@ -34,8 +36,10 @@ function internal(err: unknown, log: (line: string) => void): HubError {
   return new HubError(500, 'ServerError', 'Internal server error');
 }
 
-async function route(core: HubCore, policies: Map<string, Buffer>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(core: HubCore, policies: Map<string, Buffer>, req: IncomingMessage, res: ServerResponse, files?: FileUploads): Promise<void> {
   const url = new URL(req.url ?? '/', 'https://hub.invalid');
+  // Device-facing file upload calls carry a device SAS, not a service one.
+  if (files && FileUploads.matches(url.pathname)) return files.handle({ hostName: core.hostName, device: (id) => core.registry.get(id) }, req, res, url);
   checkServiceAuthorization(header(req, 'authorization'), core.hostName, policies);
   const segments = url.pathname.split('/').slice(1).map(decodeSegment);
   const method = req.method ?? 'GET';
@@ -55,6 +59,9 @@ async function route(core: HubCore, policies: Map<string, Buffer>, req: Incoming
     return json(res, 200, await core.invokeMethod(id, request));
   }
   if (collection === 'devices' && sub === undefined && method === 'GET') return json(res, 200, core.getDevice(id));
+  if (collection === 'devices' && sub === undefined && method === 'PUT') {
+    return json(res, 200, await core.putDevice(id, parseIdentityUpdate(await body(), id), header(req, 'if-match')));
+  }
   if (collection === 'devices' && sub === undefined && method === 'DELETE') {
     await core.deleteDevice(id, header(req, 'if-match'));
     res.writeHead(204).end();
@@ -69,12 +76,12 @@ export function json(res: ServerResponse, status: number, value: unknown): void 
   res.end(text);
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
+export function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
-function decodeSegment(segment: string): string {
+export function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {

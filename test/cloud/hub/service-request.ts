@@ -1,5 +1,6 @@
 import https from 'node:https';
 import { createSas } from '../sas.js';
+import { servernameFor } from '../tls.js';
 
 /**
  * A plain HTTPS call to the hub's service or admin API with a service SAS, for
@@ -21,7 +22,7 @@ export function serviceRequest(target: { address: string; hostName: string; ca: 
     target.hostName, Math.floor(Date.now() / 1000) + 600, fields.get('SharedAccessKeyName'));
   return new Promise((resolve, reject) => {
     const req = https.request({
-      host: target.address, port: target.httpsPort ?? 443, method, path, ca: target.ca,
+      host: target.address, port: target.httpsPort ?? 443, method, path, ca: target.ca, ...servernameFor(target.hostName),
       headers: { Authorization: authorization, 'Content-Type': 'application/json; charset=utf-8', ...options.headers },
     }, (res) => {
       const chunks: Buffer[] = [];

@@ -20,7 +20,7 @@ export function deviceView(device: DeviceRecord, presence: Presence): JsonObject
     etag: identityEtag(device),
     connectionState: presence.connected ? 'Connected' : 'Disconnected',
     status: device.status,
-    statusReason: null,
+    statusReason: device.statusReason ?? null,
     connectionStateUpdatedTime: presence.since,
     statusUpdatedTime: device.createdTime,
     lastActivityTime: presence.lastActivityTime,

@@ -6,7 +6,12 @@ import { decodePropertyBag, PropertyBagError } from './property-bag.js';
  * never reach another device's topics (device ids are compared exactly).
  */
 export type DeviceRequest =
-  | { kind: 'telemetry'; properties: Map<string, string> }
+  /**
+   * `propertyBytes`: what the properties add to the message size as IoT Hub counts it
+   * (Microsoft Learn, "Create and read IoT Hub messages", message size): the values of the
+   * system properties, the names and values of the application properties.
+   */
+  | { kind: 'telemetry'; properties: Map<string, string>; propertyBytes: number }
   | { kind: 'twin-get'; rid: string }
   | { kind: 'twin-patch-reported'; rid: string }
   | { kind: 'method-response'; rid: string; status: number };
@@ -16,11 +21,12 @@ export class TopicError extends Error {}
 /** Parses a topic a device published to; throws TopicError when the device may not publish there. */
 export function parseDevicePublish(deviceId: string, topic: string): DeviceRequest {
   const eventsPrefix = `devices/${deviceId}/messages/events`;
-  if (topic === eventsPrefix || topic === `${eventsPrefix}/`) return { kind: 'telemetry', properties: new Map() };
+  if (topic === eventsPrefix || topic === `${eventsPrefix}/`) return { kind: 'telemetry', properties: new Map(), propertyBytes: 0 };
   if (topic.startsWith(`${eventsPrefix}/`)) {
     const bag = topic.slice(eventsPrefix.length + 1);
     if (bag.includes('/')) throw new TopicError(`unexpected level in telemetry topic ${clip(topic)}`);
-    return { kind: 'telemetry', properties: bagOrThrow(bag) };
+    const properties = bagOrThrow(bag);
+    return { kind: 'telemetry', properties, propertyBytes: propertySize(properties) };
   }
   if (!topic.startsWith('$iothub/')) throw new TopicError(`device ${deviceId} may not publish to ${clip(topic)}`);
   const q = topic.indexOf('?');
@@ -63,6 +69,12 @@ function bagOrThrow(text: string): Map<string, string> {
     if (err instanceof PropertyBagError) throw new TopicError(err.message);
     throw err;
   }
+}
+
+function propertySize(properties: Map<string, string>): number {
+  let size = 0;
+  for (const [key, value] of properties) size += Buffer.byteLength(value) + (key.startsWith('$.') ? 0 : Buffer.byteLength(key));
+  return size;
 }
 
 function requireRid(rid: string | undefined, topic: string): string {

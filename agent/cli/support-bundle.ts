@@ -1,0 +1,72 @@
+import { checkConfig } from '../check/config-check.js';
+import { runChecks } from '../check/runner.js';
+import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
+import { askDaemon, DaemonAbsentError, payloadOf } from '../daemon/control-socket.js';
+import type { DaemonSnapshot } from '../daemon/daemon.js';
+import { readSharedTpm } from '../daemon/shared-tpm.js';
+import { buildBundle, type BundleResult } from '../support/bundle.js';
+import { DEFAULT_SINCE, parseSince } from '../support/since.js';
+import type { BundleSources } from '../support/sources.js';
+import { parseTransport } from '../tpm/transport-spec.js';
+import { statusReport } from './status.js';
+
+export interface SupportBundleOptions {
+  config?: string;
+  output?: string;
+  since?: string;
+  json?: boolean;
+}
+
+/**
+ * `iot-agent support-bundle`: one archive with everything support needs, secrets removed.
+ * Works with a broken config (its valid keys over the defaults, as `check` does), with the
+ * daemon stopped (state files and the journal) and running (asked over its control socket).
+ */
+export async function supportBundle(options: SupportBundleOptions): Promise<number> {
+  const sinceSeconds = parseSince(options.since ?? DEFAULT_SINCE);
+  const { config } = await checkConfig(options.config);
+  const daemon = await daemonSnapshot(config.runtimeDir);
+  const tpmOverride = process.env.IOT_AGENT_TPM || undefined;
+  const sources: BundleSources = {
+    configPath: options.config,
+    config,
+    since: new Date(Date.now() - sinceSeconds * 1000),
+    builtBy: 'cli',
+    daemon,
+    status: async () => (daemon ? { ...daemon.status, daemon: 'running' } : statusReport(config)),
+    readTpm: () => readSharedTpm({ runtimeDir: config.runtimeDir, spec: parseTransport(tpmOverride ?? config.tpm.transport) }),
+    runChecks: () => runChecks({ configPath: options.config, tpmOverride }),
+    hardening: hardeningSiteFromEnv(),
+  };
+  const result = await buildBundle(sources, options.output ?? '.');
+  process.stdout.write(options.json ? `${JSON.stringify(summary(result))}\n` : describe(result));
+  return 0;
+}
+
+/** The daemon's live state, or undefined when none answers (not running, or hung). */
+async function daemonSnapshot(runtimeDir: string): Promise<DaemonSnapshot | undefined> {
+  try {
+    return payloadOf(await askDaemon(runtimeDir, { op: 'support' }, 'support', 5_000));
+  } catch (err) {
+    if (err instanceof DaemonAbsentError) return undefined;
+    process.stderr.write(`iot-agent: warning: the daemon did not answer (${(err as Error).message}); bundling what the state files say\n`);
+    return undefined;
+  }
+}
+
+function summary(result: BundleResult) {
+  return {
+    path: result.path,
+    bytes: result.bytes,
+    durationMs: result.manifest.durationMs,
+    daemon: result.manifest.daemon,
+    collectors: Object.fromEntries(result.manifest.collectors.map((c) => [c.name, c.status])),
+  };
+}
+
+function describe(result: BundleResult): string {
+  const { collectors } = result.manifest;
+  const notOk = collectors.filter((c) => c.status !== 'ok').map((c) => `  ${c.name}: ${c.status}${c.error ? ` (${c.error})` : ''}`);
+  const counts = `${collectors.length - notOk.length} of ${collectors.length} collectors complete`;
+  return [`${result.path}`, `  ${Math.ceil(result.bytes / 1024)} KiB, ${counts}, daemon ${result.manifest.daemon}`, ...notOk, ''].join('\n');
+}

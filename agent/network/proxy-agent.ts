@@ -1,0 +1,106 @@
+import type { ClientRequest } from 'node:http';
+import { isIP, type Socket } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { AgentError, describeError } from '../errors.js';
+import type { Proxy } from './proxy.js';
+
+/**
+ * The agent's HTTP CONNECT tunnels, through https-proxy-agent (the proxy-agents project,
+ * also what Azure's own HTTP pipeline uses): one `https.Agent` per proxy for DPS, the hub
+ * over WebSockets, the Date probes and file upload. TLS inside the tunnel is the agent's
+ * own, verified end to end against its trust store. The agent remembers how the proxy
+ * answered the last CONNECT, so that a refusal is named (407: credentials) instead of
+ * surfacing as whatever the SDK makes of the proxy's error page.
+ */
+export class ProxyTunnel {
+  readonly agent: VerifyingProxyAgent;
+  /** The proxy's answer to the last CONNECT that was not 200, cleared by a 200. */
+  lastRefusal: { statusCode: number; target: string } | undefined;
+
+  constructor(readonly proxy: Proxy) {
+    // keepAlive off: each SDK connection is its own tunnel, closed with it.
+    this.agent = new VerifyingProxyAgent(proxy.url, { keepAlive: false });
+    this.agent.on('proxyConnect', (connect: { statusCode: number }, req: { host?: string; getHeader?(name: string): unknown }) => {
+      if (connect.statusCode === 200) this.lastRefusal = undefined;
+      else this.lastRefusal = { statusCode: connect.statusCode, target: String(req.getHeader?.('host') ?? req.host ?? '?') };
+    });
+  }
+
+  /** The proxy's refusal as an error, when the last CONNECT was refused; undefined otherwise. */
+  refusal(): ProxyError | undefined {
+    return this.lastRefusal && proxyRefusal(this.proxy, this.lastRefusal.statusCode, this.lastRefusal.target);
+  }
+
+  /**
+   * What went wrong below the hub or DPS, in the proxy's terms when the proxy is why: its
+   * refusal of the CONNECT, or no connection to the proxy itself. undefined otherwise.
+   */
+  explain(err: unknown): ProxyError | undefined {
+    const refused = this.refusal();
+    if (refused) return refused;
+    const code = codeOf(err);
+    if (code && PROXY_UNREACHABLE.has(code)) {
+      return new ProxyError(`the proxy ${this.proxy.display} (${this.proxy.source}) could not be reached (${code})`, undefined,
+        { cause: err, hint: 'check the proxy\'s host and port, and that a firewall lets the board reach it' });
+    }
+    return undefined;
+  }
+}
+
+/**
+ * https-proxy-agent (7.0.6) starts TLS inside the tunnel without the target's host (only a
+ * servername, which SNI allows for names alone): for a target given by address, Node then
+ * checks the certificate against "localhost" and refuses a valid one. The check is put
+ * back against the real target here; nothing is relaxed.
+ */
+class VerifyingProxyAgent extends HttpsProxyAgent<string> {
+  override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
+    const host = opts.host;
+    const verified = opts.secureEndpoint && host && isIP(host) !== 0 && !('checkServerIdentity' in opts)
+      ? { ...opts, checkServerIdentity: (_name: string, cert: PeerCertificate) => checkServerIdentity(host, cert) } as typeof opts
+      : opts;
+    return super.connect(req, verified);
+  }
+}
+
+export class ProxyError extends AgentError {
+  constructor(message: string, readonly statusCode: number | undefined, options: { cause?: unknown; hint?: string } = {}) {
+    super(message, options);
+  }
+}
+
+/** Errors of a connection to the proxy itself: every TCP connection goes there first. */
+const PROXY_UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * The proxy's answer to a CONNECT in words. 407 is the proxy asking for (other)
+ * credentials; some proxies answer 401 instead (tinyproxy before 1.11.2, tinyproxy issue
+ * #532): a 401 to a CONNECT can only come from the proxy, so it means the same.
+ */
+export function proxyRefusal(proxy: Proxy, statusCode: number, target: string): ProxyError {
+  const where = `the proxy ${proxy.display} (${proxy.source})`;
+  if (statusCode === 407 || statusCode === 401) {
+    const words = proxy.username === undefined ? 'requires credentials' : 'refused the credentials: wrong user name or password';
+    return new ProxyError(`${where} ${words} (${statusCode})`, statusCode, {
+      hint: `put the proxy's user name and password in ${proxy.source} as http://user:password@host:port (percent-encoded)`,
+    });
+  }
+  if (statusCode === 403) {
+    return new ProxyError(`${where} does not allow a tunnel to ${target} (403)`, statusCode, {
+      hint: 'the proxy must allow CONNECT to port 443 of DPS and of the hub; or list the host in network.noProxy',
+    });
+  }
+  return new ProxyError(`${where} could not open a tunnel to ${target} (${statusCode})`, statusCode, {
+    hint: 'the proxy could not reach the endpoint, or refused it: see the proxy\'s log',
+  });
+}
+
+function codeOf(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown; innerError?: unknown }).cause ?? (e as { innerError?: unknown }).innerError, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  const match = /\b(E[A-Z_]{4,})\b/.exec(describeError(err));
+  return match?.[1];
+}

@@ -1,0 +1,35 @@
+import { runChecks } from '../check/runner.js';
+import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
+import type { AgentConfig } from '../config.js';
+import type { DaemonSnapshot } from '../daemon/daemon.js';
+import type { SharedTpmReport } from '../daemon/shared-tpm.js';
+import type { TpmReport } from '../tpm/tpm-report.js';
+import { buildBundle, type BundleResult } from './bundle.js';
+import type { BundleSources } from './sources.js';
+
+/** What the running daemon lends to a bundle it builds itself. */
+export interface LiveDaemon {
+  config: AgentConfig;
+  configPath: string | undefined;
+  snapshot(): DaemonSnapshot;
+  /** Through the daemon's own TPM connection: swtpm would not serve a second one. */
+  tpmReport(): Promise<TpmReport>;
+}
+
+/** The support bundle as the daemon builds it for `uploadSupportBundle`: the same collectors as the CLI's. */
+export function buildInDaemon(live: LiveDaemon, since: Date, outputDir: string, now: Date): Promise<BundleResult> {
+  const snapshot = live.snapshot();
+  const readTpm = async (): Promise<SharedTpmReport> => ({ report: await live.tpmReport(), via: { daemonPid: process.pid } });
+  const sources: BundleSources = {
+    configPath: live.configPath,
+    config: live.config,
+    since,
+    builtBy: 'daemon',
+    daemon: snapshot,
+    status: async () => ({ ...snapshot.status, daemon: 'running' }),
+    readTpm,
+    runChecks: () => runChecks({ configPath: live.configPath, tpmOverride: undefined, tpmRead: readTpm }),
+    hardening: hardeningSiteFromEnv(),
+  };
+  return buildBundle(sources, outputDir, now);
+}

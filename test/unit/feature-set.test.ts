@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { FeatureSet, type Connection, type Feature } from '../../agent/daemon/feature.js';
+import { Logger } from '../../agent/log/logger.js';
+
+function recording(name: string, events: string[], fail?: 'attach' | 'start' | 'detach'): Feature {
+  const step = (what: string) => {
+    events.push(`${name}.${what}`);
+    if (fail === what) throw new Error(`${name} ${what} broke`);
+  };
+  return { name, start: () => step('start'), stop: async () => step('stop'), attach: () => step('attach'), detach: () => step('detach') };
+}
+
+describe('the daemon\'s features', () => {
+  const connection = {} as Connection;
+
+  it('runs every feature\'s lifecycle in order, and stop detaches first', async () => {
+    const events: string[] = [];
+    const set = new FeatureSet([recording('a', events), recording('b', events)], new Logger({ write: () => undefined }));
+    set.start();
+    await set.attach(connection);
+    set.detach();
+    await set.stop();
+    expect(events).toEqual(['a.start', 'b.start', 'a.attach', 'b.attach', 'a.detach', 'b.detach', 'a.detach', 'b.detach', 'a.stop', 'b.stop']);
+  });
+
+  it('logs a feature that fails and still runs the others', async () => {
+    const events: string[] = [];
+    const lines: string[] = [];
+    const set = new FeatureSet([recording('a', events, 'attach'), recording('b', events, 'start'), recording('c', events, 'detach')],
+      new Logger({ journal: false, write: (l) => lines.push(l) }));
+    set.start();
+    await set.attach(connection);
+    set.detach();
+    expect(events).toEqual(['a.start', 'b.start', 'c.start', 'a.attach', 'b.attach', 'c.attach', 'a.detach', 'b.detach', 'c.detach']);
+    expect(lines.some((l) => l.includes('event=features.attach_failed') && l.includes('feature=a') && l.includes('a attach broke'))).toBe(true);
+    expect(lines.some((l) => l.includes('event=features.start_failed') && l.includes('feature=b'))).toBe(true);
+    expect(lines.some((l) => l.includes('event=features.detach_failed') && l.includes('feature=c'))).toBe(true);
+  });
+});

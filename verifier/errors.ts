@@ -1,0 +1,8 @@
+import { AgentError, ExitCode } from '../agent/errors.js';
+
+/** A verification that could not be carried out (unlike a check that failed, which is a verdict). */
+export class VerifierError extends AgentError {
+  constructor(message: string, options: { cause?: unknown; hint?: string; usage?: boolean } = {}) {
+    super(message, { ...options, exitCode: options.usage ? ExitCode.usage : ExitCode.failure });
+  }
+}
