@@ -9,6 +9,8 @@ import { registerInChild } from '../../agent/provisioning/child-process.js';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
 import { registerWithDps, type ProvisionStep } from '../../agent/provisioning/register.js';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
+import { IDENTITY_KEY_SLOTS } from '../../agent/tpm/key-slots.js';
+import { TPM_ALG_ID, TPM_HANDLE } from '../../agent/tpm/tss-lib.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { AgentProcess, writeAgentConfig, type AgentFiles } from '../support/agent-process.js';
@@ -98,6 +100,19 @@ describe('registration with DPS in a short-lived child process', () => {
     expect(steps).toEqual([['challenge', undefined], ['activated', undefined], ['assigned', `${cloud.hubs[0]!.hostName} as board-41`]]);
     expect(provisioningChildrenOf(process.pid)).toEqual([]);
     expect((await ensureIdentity(tpm)).identityKeyPresent).toBe(true);
+  }, 60_000);
+
+  it('writes the hub key to the slot it is given, and hands each of DPS\'s Date headers to the caller\'s clock', async () => {
+    const readings: { date: string | undefined; sentAt: number; receivedAt: number }[] = [];
+    await registerInChild({ ...options(), identityKeyHandle: IDENTITY_KEY_SLOTS[1], onDate: (date, sentAt, receivedAt) => readings.push({ date, sentAt, receivedAt }) });
+    // The challenge, the signed registration and at least one status poll: each answer has a Date.
+    expect(readings.length).toBeGreaterThanOrEqual(3);
+    for (const { date, sentAt, receivedAt } of readings) {
+      expect(Math.abs(Date.parse(date!) - receivedAt)).toBeLessThan(5_000);
+      expect(sentAt).toBeLessThanOrEqual(receivedAt);
+    }
+    const key = await tpm.readPublic(new TPM_HANDLE(IDENTITY_KEY_SLOTS[1]));
+    expect(key.outPublic.type).toBe(TPM_ALG_ID.KEYEDHASH);
   }, 60_000);
 
   it('runs the helper without the daemon\'s V8 memory flags, so that nothing lands in the daemon\'s log', async () => {
