@@ -3,14 +3,19 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AgentFiles } from '../test/support/agent-process.js';
 import { withHosts } from '../test/support/hosts.js';
+import { allUnitNodeFlags } from '../test/support/unit-node-flags.js';
 
 /**
  * `iot-agent run` as the benchmarks start it. BENCH_CLI measures another build of the CLI
- * (the packaged bundle: BENCH_CLI=<bundle>/dist/agent/cli.js); BENCH_FLAGS adds node flags
- * (the unit's NODE_OPTIONS, or V8 settings to compare), split on spaces.
+ * (the packaged bundle: BENCH_CLI=<bundle>/dist/agent/cli.js). The node flags are the
+ * agent unit's (systemd/iot-agent.service: NODE_OPTIONS and ExecStart's node flags, read
+ * from the file so that they cannot drift); BENCH_FLAGS replaces them, split on spaces, to
+ * compare V8 settings (BENCH_FLAGS= for none).
  */
 export const CLI = process.env.BENCH_CLI ?? fileURLToPath(new URL('../agent/cli.js', import.meta.url));
-export const FLAGS = process.env.BENCH_FLAGS ? process.env.BENCH_FLAGS.split(' ').filter(Boolean) : [];
+export const FLAGS = process.env.BENCH_FLAGS !== undefined
+  ? process.env.BENCH_FLAGS.split(' ').filter(Boolean)
+  : allUnitNodeFlags(readFileSync(new URL('../../systemd/iot-agent.service', import.meta.url), 'utf8'));
 
 export interface AgentUnderTest {
   child: ChildProcess;

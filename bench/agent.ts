@@ -27,9 +27,9 @@ import { median } from './stats.js';
  * ready; and the event loop's largest stall while the daemon provisions and connects.
  * Then the same device over MQTT on 8883 and over MQTT over WebSockets on 443 through an
  * authenticating proxy (tinyproxy), interleaved: warm start and method round trip (agent-network.ts).
- * BENCH_ROUNDS sets the rounds (default 7); BENCH_FLAGS adds node flags to the agent's
- * command line, to compare V8 settings (e.g. --max-semi-space-size=1); BENCH_CLI runs
- * another build of the CLI (the packaged bundle).
+ * BENCH_ROUNDS sets the rounds (default 7). The agent runs with the unit's node flags,
+ * BENCH_FLAGS replaces them and BENCH_CLI runs another build of the CLI (the packaged
+ * bundle): see agent-under-test.ts.
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const SAMPLE = fileURLToPath(new URL('./sdk-sample-flow.js', import.meta.url));
@@ -76,8 +76,9 @@ export async function run(): Promise<void> {
     for (const row of [['measure', 'value', 'vs baseline', 'target', 'result'], ...rows]) {
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
     }
+    process.stdout.write(`agent: ${CLI}${FLAGS.length ? ` with ${FLAGS.join(' ')}` : ' without node flags'}\n`);
     process.stdout.write(`medians of ${ROUNDS} interleaved rounds; lag from one cold start of the daemon in a process with the same node flags (perf_hooks, 1 ms resolution)\n`);
-    process.stdout.write(`${JSON.stringify({ bench: 'agent', rounds: ROUNDS, sampleMs: m.sample, warmMs: m.warm, coldMs: m.cold,
+    process.stdout.write(`${JSON.stringify({ bench: 'agent', cli: CLI, flags: FLAGS, rounds: ROUNDS, sampleMs: m.sample, warmMs: m.warm, coldMs: m.cold,
       warmRatio: round(m.warm / m.sample), coldRatio: round(m.cold / m.sample), rssBytes: m.rss, sampleRssBytes: m.sampleRss,
       lagMaxMs: round(lag.max), lagP99Ms: round(lag.p99), samples: { sample, warm, cold }, network: network.json })}\n`);
   } finally {

@@ -4,16 +4,18 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CLI_PATH } from '../support/cli.js';
+import { unitNodeFlags } from '../support/unit-node-flags.js';
 import { REPO } from './artifacts.js';
 
 const run = promisify(execFile);
 
-/** The V8 settings iot-agent.service gives the daemon, as systemd passes them on. */
+const unit = () => unitNodeFlags(readFileSync(path.join(REPO, 'systemd/iot-agent.service'), 'utf8'));
+
+/** The V8 settings iot-agent.service gives the daemon in its environment, as systemd passes them on. */
 function unitNodeOptions(): string {
-  const unit = readFileSync(path.join(REPO, 'systemd/iot-agent.service'), 'utf8');
-  const match = /^Environment="NODE_OPTIONS=([^"]*)"$/m.exec(unit);
-  if (!match) throw new Error('iot-agent.service sets no Environment="NODE_OPTIONS=…"');
-  return match[1]!;
+  const { nodeOptions } = unit();
+  if (nodeOptions.length === 0) throw new Error('iot-agent.service sets no Environment="NODE_OPTIONS=…"');
+  return nodeOptions.join(' ');
 }
 
 describe('the agent unit\'s NODE_OPTIONS', () => {
@@ -28,8 +30,8 @@ describe('the agent unit\'s NODE_OPTIONS', () => {
     if (options.includes('--jitless')) expect(seen.wasm).toBe('undefined');
   });
 
-  it('run the agent\'s CLI', async () => {
-    const { stdout } = await run(process.execPath, [CLI_PATH, '--help'], { env: { ...process.env, NODE_OPTIONS: unitNodeOptions() } });
+  it('run the agent\'s CLI, with the flags on ExecStart\'s node command line if it has any', async () => {
+    const { stdout } = await run(process.execPath, [...unit().execStart, CLI_PATH, '--help'], { env: { ...process.env, NODE_OPTIONS: unitNodeOptions() } });
     expect(stdout).toContain('Usage: iot-agent');
   });
 });
