@@ -1,5 +1,8 @@
+import path from 'node:path';
+import { BACKENDS, type Backend } from '../hardening/backend.js';
+import { parseHostPort } from '../hardening/probe.js';
 import { AgentError, ExitCode } from './errors.js';
-import { hardeningSiteFromEnv, type HardeningSite } from './commands/hardening-access.js';
+import { PRODUCTION_SITE, type HardeningSite } from './hardening-bridge/site.js';
 import { rebootSettingsFromEnv } from './commands/reboot-scheduler.js';
 import type { BackoffPolicy } from './retry/backoff.js';
 import { parseTransport } from './tpm/transport-spec.js';
@@ -94,4 +97,22 @@ function seconds(value: string, key: string, min: number, max: number): number {
 
 function timingsError(reason: string): AgentError {
   return new AgentError(`IOT_AGENT_TEST_TIMINGS ${reason}`, { exitCode: ExitCode.usage, hint: 'a test knob; unset it for production' });
+}
+
+/** `netns=NAME,root=/tmp/x,backend=nft,confirm=10.0.0.2:8883;10.0.0.2:443` */
+export function hardeningSiteFromEnv(env: NodeJS.ProcessEnv = process.env): HardeningSite {
+  const spec = env.IOT_AGENT_HARDENING_TEST;
+  if (!spec) return PRODUCTION_SITE;
+  const fields = new Map(spec.split(',').map((part) => {
+    const eq = part.indexOf('=');
+    return [part.slice(0, eq), part.slice(eq + 1)] as [string, string];
+  }));
+  const root = fields.get('root');
+  const netns = fields.get('netns');
+  if (!root || !path.isAbsolute(root) || root === '/') throw new Error('IOT_AGENT_HARDENING_TEST needs root=<absolute temporary directory>, never /');
+  if (!netns || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) throw new Error('IOT_AGENT_HARDENING_TEST needs netns=<a namespace the test created>');
+  const backend = (fields.get('backend') ?? 'auto') as Backend;
+  if (!BACKENDS.includes(backend)) throw new Error(`IOT_AGENT_HARDENING_TEST backend must be one of ${BACKENDS.join(', ')}`);
+  const confirm = fields.get('confirm');
+  return { root, netns, backend, ...(confirm ? { confirmTargets: confirm.split(';').map(parseHostPort) } : {}) };
 }

@@ -1,6 +1,6 @@
 import { checkConfig } from '../check/config-check.js';
 import { runChecks } from '../check/runner.js';
-import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
+import { hardeningSiteFromEnv } from '../runtime-overrides.js';
 import { askDaemon, DaemonAbsentError, payloadOf } from '../daemon/control-socket.js';
 import type { DaemonSnapshot } from '../daemon/daemon.js';
 import { readSharedTpm } from '../daemon/shared-tpm.js';

@@ -4,13 +4,14 @@ import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
 import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { attestationAccess } from '../attestation/access.js';
-import { hardeningAccess, type HardeningSite } from '../commands/hardening-access.js';
 import { CommandEndpoint } from '../commands/cloud-endpoint.js';
 import type { CommandContext } from '../commands/command.js';
 import { ExecutedIds } from '../commands/executed-ids.js';
 import { RebootScheduler } from '../commands/reboot-scheduler.js';
 import { CommandRegistry, type CommandResult } from '../commands/registry.js';
 import type { AgentConfig } from '../config.js';
+import { hardeningAccess } from '../hardening-bridge/access.js';
+import type { HardeningSite } from '../hardening-bridge/site.js';
 import type { Level, Logger } from '../log/logger.js';
 import { DiskQueue, queueFacts, type QueueFacts } from '../telemetry/disk-queue.js';
 import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
@@ -253,7 +254,7 @@ export class DeviceFeatures {
   private async reportHardening(): Promise<void> {
     try {
       const summary = await this.hardening.summary();
-      this.hardeningProfile = typeof summary.profile === 'string' ? summary.profile : undefined;
+      this.hardeningProfile = summary.profile ?? undefined;
       this.reported.update({ hardening: { ...summary, checkedAt: new Date().toISOString() } });
     } catch (err) {
       this.hooks.log.warn('hardening.status_failed', { err });

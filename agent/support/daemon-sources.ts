@@ -1,5 +1,5 @@
 import { runChecks } from '../check/runner.js';
-import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
+import { hardeningSiteFromEnv } from '../runtime-overrides.js';
 import type { AgentConfig } from '../config.js';
 import type { DaemonSnapshot } from '../daemon/daemon.js';
 import type { SharedTpmReport } from '../daemon/shared-tpm.js';

@@ -1,4 +1,4 @@
-import type { HardeningSite } from '../commands/hardening-access.js';
+import type { HardeningSite } from '../hardening-bridge/site.js';
 import type { CheckResult } from '../check/result.js';
 import type { AgentConfig } from '../config.js';
 import type { DaemonSnapshot } from '../daemon/daemon.js';

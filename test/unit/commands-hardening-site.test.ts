@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hardeningSiteFromEnv, PRODUCTION_SITE } from '../../agent/commands/hardening-access.js';
+import { PRODUCTION_SITE } from '../../agent/hardening-bridge/site.js';
+import { hardeningSiteFromEnv } from '../../agent/runtime-overrides.js';
 
 describe('where the hardening commands apply profiles', () => {
   it('is the real root and namespace in production, confirming against the hub and DPS of the moment', () => {

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { CommandFailure, defineCommand, type CommandContext } from '../../agent/commands/command.js';
 import { MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
 import { COMMANDS, CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
+import type { HardeningStatus } from '../../agent/hardening-bridge/access.js';
+import { HardeningRequestError } from '../../agent/hardening-bridge/refusal.js';
 import { Logger } from '../../agent/log/logger.js';
+import type { ApplyReport } from '../../hardening/engine.js';
+
+const report = (fields: Partial<ApplyReport>): ApplyReport => ({
+  profile: 'strict', hash: 'h', changed: true, confirmed: false, rolledBack: false, notes: [], durationMs: 1, ...fields,
+});
+const NOTHING_APPLIED: HardeningStatus = { profile: null, appliedHash: null, confirmed: false, drift: null };
 
 function context(overrides: Partial<CommandContext> = {}): CommandContext {
   let interval = 60;
@@ -14,7 +22,7 @@ function context(overrides: Partial<CommandContext> = {}): CommandContext {
     requestRestart: () => undefined,
     reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
     telemetry: { intervalSeconds: () => interval, setIntervalSeconds: (s) => { interval = s; } },
-    hardening: { apply: async () => ({ confirmed: true }), status: async () => ({ profile: null }) },
+    hardening: { apply: async () => report({ confirmed: true }), status: async () => NOTHING_APPLIED },
     attestation: {
       key: async () => ({ akPublic: '', akName: '', handle: '0x81010100', created: false }),
       activate: async () => Buffer.alloc(32),
@@ -77,14 +85,14 @@ describe('the command registry', () => {
   });
 
   it('serialises exclusive commands: a second one while slow work runs gets 409, and the slot frees when it ends', async () => {
-    let finish!: (report: Record<string, unknown>) => void;
+    let finish!: (report: ApplyReport) => void;
     const results: CommandResult[] = [];
-    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise((r) => { finish = r; }), status: async () => ({}) } }), (r) => results.push(r));
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise((r) => { finish = r; }), status: async () => NOTHING_APPLIED } }), (r) => results.push(r));
     const first = await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'c2d', id: 'a' });
     expect(first.status).toBe(202);
     expect(await registry.dispatch('reprovision', {}, { via: 'method' })).toMatchObject({ status: 409, payload: { running: 'applyHardening' } });
     expect((await registry.dispatch('ping', {}, { via: 'method' })).status).toBe(200);
-    finish({ confirmed: true, rolledBack: false });
+    finish(report({ confirmed: true, rolledBack: false }));
     await new Promise((r) => setTimeout(r, 0));
     await new Promise((r) => setTimeout(r, 0));
     expect(registry.busyWith()).toBeUndefined();
@@ -92,9 +100,16 @@ describe('the command registry', () => {
   });
 
   it('reports a rolled-back hardening change as a failed final result', async () => {
-    const registry = new CommandRegistry(context({ hardening: { apply: async () => ({ rolledBack: true, reason: 'hub unreachable' }), status: async () => ({}) } }));
+    const registry = new CommandRegistry(context({ hardening: { apply: async () => report({ rolledBack: true, reason: 'hub unreachable' }), status: async () => NOTHING_APPLIED } }));
     const { final } = await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 30 }, { via: 'twin' });
     expect(await final).toMatchObject({ status: 500, payload: { message: 'profile strict was rolled back: hub unreachable' } });
+  });
+
+  it('answers a refusal of the hardening bridge with its own status and message', async () => {
+    const refused = new HardeningRequestError(500, 'profile strict: iot-agent-harden-apply@strict.service failed (exit 1)');
+    const registry = new CommandRegistry(context({ hardening: { apply: async () => { throw refused; }, status: async () => NOTHING_APPLIED } }));
+    const { final } = await registry.execute('applyHardening', { profile: 'strict' }, { via: 'twin' });
+    expect(await final).toEqual({ status: 500, payload: { message: refused.message } });
   });
 
   it('adds a command with one new module and one registry line', async () => {
