@@ -7,7 +7,7 @@ import { TpmLock } from '../daemon/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import { Logger } from '../log/logger.js';
 import { readyIdentity, registerAssignment, startDecision, stepAfter, stepWords, type ProvisionStep } from '../provisioning/flow.js';
-import { runtimeOverrides } from '../runtime-overrides.js';
+import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { readAssignment, type Assignment } from '../state/assignment-store.js';
 import { ServiceClock } from '../time/service-clock.js';
 import { openTransport } from '../tpm/open-transport.js';
@@ -30,7 +30,7 @@ interface Step {
  * Through the daemon when it runs (it owns the TPM), directly otherwise. Each step is shown
  * as it happens; the end is one summary line, or one error line naming the step that failed.
  */
-export async function provision(options: ProvisionOptions): Promise<number> {
+export async function provision(options: ProvisionOptions, overrides: RuntimeOverrides): Promise<number> {
   const config = await loadConfig(options.config);
   const idScope = requireIdScope(config, options.config);
   const steps: Step[] = [];
@@ -46,7 +46,7 @@ export async function provision(options: ProvisionOptions): Promise<number> {
       result = await viaDaemon(config, show);
     } catch (err) {
       if (!(err instanceof DaemonAbsentError)) throw err;
-      result = await directly(config, idScope, options.force === true, show);
+      result = await directly(config, idScope, options.force === true, overrides, show);
     }
     const summary = `provisioned: ${String(result.deviceId)} on ${String(result.assignedHub)} (registration id ${String(result.registrationId)})`;
     if (options.json) process.stdout.write(`${JSON.stringify({ ...result, steps })}\n`);
@@ -68,10 +68,10 @@ async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, messag
   return last;
 }
 
-async function directly(config: AgentConfig, idScope: string, force: boolean,
+async function directly(config: AgentConfig, idScope: string, force: boolean, overrides: RuntimeOverrides,
   show: (step: ProvisionStep, message: string) => void): Promise<Record<string, unknown>> {
   const lock = await TpmLock.acquire(config.runtimeDir, 'iot-agent provision');
-  const transport = runtimeOverrides().tpmTransport ?? config.tpm.transport;
+  const transport = overrides.tpmTransport ?? config.tpm.transport;
   const tpm = new TpmClient(openTransport(parseTransport(transport)));
   // Tokens signed against DPS's time (learnt from its first answer) when this clock is off.
   const clock = new ServiceClock();

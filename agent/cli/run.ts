@@ -2,20 +2,20 @@ import { RESTART_EXIT_CODE } from '../commands/restart-agent.js';
 import { loadConfig, requireIdScope } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { Logger } from '../log/logger.js';
-import { runtimeOverrides } from '../runtime-overrides.js';
+import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { agentVersion } from '../version.js';
 
 /** Hard limit for a clean stop: systemd's default is 90 s, technicians expect seconds. */
 const STOP_DEADLINE_MS = 4_500;
 
 /** `iot-agent run`: the daemon in the foreground, as systemd starts it. Resolves when it has stopped. */
-export async function run(options: { config?: string }): Promise<number> {
+export async function run(options: { config?: string }, overrides: RuntimeOverrides): Promise<number> {
   const config = await loadConfig(options.config);
   requireIdScope(config, options.config);
   const log = new Logger({ level: config.log.level });
   let stop: (signal: string, code?: number) => void = () => undefined;
   const daemon = new Daemon({
-    config, configPath: options.config, log, agentVersion: agentVersion(), overrides: runtimeOverrides(),
+    config, configPath: options.config, log, agentVersion: agentVersion(), overrides,
     // Restart=on-failure in the unit: a non-zero exit after a clean stop brings up a fresh process.
     onRestartRequested: () => stop('restartAgent', RESTART_EXIT_CODE),
   });

@@ -5,6 +5,7 @@ import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
 import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
+import { PRODUCTION_SITE, type HardeningSite } from '../hardening-bridge/site.js';
 import type { Logger } from '../log/logger.js';
 import { stepAfter, type ProvisionStep } from '../provisioning/flow.js';
 import { DEFAULT_BACKOFF } from '../retry/backoff.js';
@@ -73,7 +74,7 @@ export interface DaemonOptions {
   config: AgentConfig;
   configPath: string | undefined;
   log: Logger;
-  /** Test knobs parsed once at the CLI edge. */
+  /** The environment's overrides, parsed once at the CLI edge (agent/runtime-overrides.ts). */
   overrides?: RuntimeOverrides;
   agentVersion?: string;
   /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
@@ -334,14 +335,18 @@ export class Daemon {
       endpoints: () => neededEndpoints(this.config, this.flow?.assignment, this.flow?.route?.protocol),
       reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
-      hardeningSite: this.options.overrides?.hardeningSite ?? { root: '/', backend: 'auto' },
-      reboot: this.options.overrides?.reboot ?? {},
+      hardeningSite: this.hardeningSite(),
+      reboot: this.options.overrides?.reboot,
       // Loaded on use: the bundle's collectors and tar are not needed to run.
       supportBundle: async (since, dir, now) => (await import('../support/daemon-sources.js')).buildInDaemon({
-        config: this.config, configPath: this.options.configPath, snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
+        config: this.config, configPath: this.options.configPath, hardening: this.hardeningSite(), snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
       }, since, dir, now),
       telemetrySecondMs: this.options.overrides?.timings?.telemetrySecondMs,
     });
+  }
+
+  private hardeningSite(): HardeningSite {
+    return this.options.overrides?.hardeningSite ?? PRODUCTION_SITE;
   }
 
   private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {

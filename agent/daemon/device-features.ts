@@ -13,6 +13,7 @@ import type { AgentConfig } from '../config.js';
 import { hardeningAccess } from '../hardening-bridge/access.js';
 import type { HardeningSite } from '../hardening-bridge/site.js';
 import type { Level, Logger } from '../log/logger.js';
+import type { RebootOverride } from '../runtime-overrides.js';
 import { DiskQueue, queueFacts, type QueueFacts } from '../telemetry/disk-queue.js';
 import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
@@ -39,7 +40,8 @@ export interface FeatureHooks {
   reprovision(): Promise<void>;
   restart(): void;
   hardeningSite: HardeningSite;
-  reboot: { argv?: string[]; delaySeconds?: number };
+  /** The reboot program and delay when a test replaces them. */
+  reboot: RebootOverride | undefined;
   /** Builds a support bundle with the daemon's own sources (uploadSupportBundle). */
   supportBundle(since: Date, outputDir: string, now: Date): Promise<BundleResult>;
   /** Milliseconds in a second of the telemetry interval (tests shorten it; 1000 otherwise). */
@@ -108,7 +110,7 @@ export class DeviceFeatures {
       eventLogPath: path.join(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR), EVENT_LOG_FILE),
       onChange: (attestation) => this.reported.update({ attestation }),
     });
-    const reboot = new RebootScheduler(log, hooks.reboot.argv, hooks.reboot.delaySeconds);
+    const reboot = new RebootScheduler(log, hooks.reboot?.argv, hooks.reboot?.delaySeconds);
     const context: CommandContext = {
       log,
       agentVersion: hooks.agentVersion,

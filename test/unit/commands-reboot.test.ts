@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RebootScheduler, rebootSettingsFromEnv } from '../../agent/commands/reboot-scheduler.js';
+import { RebootScheduler } from '../../agent/commands/reboot-scheduler.js';
 import { Logger } from '../../agent/log/logger.js';
 
 const log = new Logger({ write: () => undefined });
@@ -29,11 +29,5 @@ describe('the reboot scheduler', () => {
     const scheduler = new RebootScheduler(log, ['/bin/false'], 0);
     await expect(scheduler.schedule().done).rejects.toThrow(/\/bin\/false failed/);
     expect(scheduler.pending()).toBe(false);
-  });
-
-  it('reads the test override from the environment, and refuses a malformed one', () => {
-    expect(rebootSettingsFromEnv({})).toEqual({});
-    expect(rebootSettingsFromEnv({ IOT_AGENT_REBOOT_COMMAND: '["/bin/true","x"]', IOT_AGENT_REBOOT_DELAY_SECONDS: '0' })).toEqual({ argv: ['/bin/true', 'x'], delaySeconds: 0 });
-    expect(() => rebootSettingsFromEnv({ IOT_AGENT_REBOOT_COMMAND: '"/sbin/reboot"' })).toThrow(/JSON array of strings/);
   });
 });
