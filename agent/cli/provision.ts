@@ -2,7 +2,8 @@ import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
 import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
-import { DaemonAbsentError, payloadOf, requestDaemon } from '../daemon/control-socket.js';
+import { DaemonAbsentError, payloadOf, requestDaemon } from '../control/client.js';
+import type { DaemonStatus } from '../control/protocol.js';
 import { TpmLock } from '../daemon/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import { Logger } from '../log/logger.js';
@@ -25,6 +26,9 @@ interface Step {
   message: string;
 }
 
+/** The end of a registration: the daemon's status after it, or the assignment this command made. */
+type Provisioned = DaemonStatus | ({ state: 'provisioned' } & Assignment);
+
 /**
  * `iot-agent provision`: register with DPS now, in technician mode (agent/provisioning/flow.ts).
  * Through the daemon when it runs (it owns the TPM), directly otherwise. Each step is shown
@@ -41,14 +45,14 @@ export async function provision(options: ProvisionOptions, overrides: RuntimeOve
     if (!options.json) process.stdout.write(`  ${message}\n`);
   };
   try {
-    let result: Record<string, unknown>;
+    let result: Provisioned;
     try {
       result = await viaDaemon(config, show);
     } catch (err) {
       if (!(err instanceof DaemonAbsentError)) throw err;
       result = await directly(config, idScope, options.force === true, overrides, show);
     }
-    const summary = `provisioned: ${String(result.deviceId)} on ${String(result.assignedHub)} (registration id ${String(result.registrationId)})`;
+    const summary = `provisioned: ${result.deviceId ?? '?'} on ${result.assignedHub ?? '?'} (registration id ${result.registrationId ?? '?'})`;
     if (options.json) process.stdout.write(`${JSON.stringify({ ...result, steps })}\n`);
     else process.stdout.write(`${summary}\n`);
     return 0;
@@ -57,11 +61,11 @@ export async function provision(options: ProvisionOptions, overrides: RuntimeOve
   }
 }
 
-async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, message: string) => void): Promise<Record<string, unknown>> {
-  let last: Record<string, unknown> | undefined;
+async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, message: string) => void): Promise<DaemonStatus> {
+  let last: DaemonStatus | undefined;
   for await (const line of requestDaemon(config.runtimeDir, { op: 'provision', force: true })) {
-    if (line.event === 'step') show(line.step as ProvisionStep, String(line.message));
-    else if (line.event === 'error') throw new AgentError(String(line.message));
+    if (line.event === 'step') show(line.step, line.message);
+    else if (line.event === 'error') throw new AgentError(line.message);
     else if (line.event === 'done') last = payloadOf(line);
   }
   if (!last) throw new AgentError('the daemon ended the request without a result');
@@ -69,7 +73,7 @@ async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, messag
 }
 
 async function directly(config: AgentConfig, idScope: string, force: boolean, overrides: RuntimeOverrides,
-  show: (step: ProvisionStep, message: string) => void): Promise<Record<string, unknown>> {
+  show: (step: ProvisionStep, message: string) => void): Promise<Provisioned> {
   const lock = await TpmLock.acquire(config.runtimeDir, 'iot-agent provision');
   const transport = overrides.tpmTransport ?? config.tpm.transport;
   const tpm = new TpmClient(openTransport(parseTransport(transport)));

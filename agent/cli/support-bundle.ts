@@ -1,15 +1,15 @@
 import { checkConfig } from '../check/config-check.js';
 import { runChecks } from '../check/runner.js';
-import { askDaemon, DaemonAbsentError, payloadOf } from '../daemon/control-socket.js';
-import type { DaemonSnapshot } from '../daemon/daemon.js';
-import { readSharedTpm } from '../daemon/shared-tpm.js';
+import { askDaemon, DaemonAbsentError, payloadOf } from '../control/client.js';
+import type { DaemonSnapshot } from '../control/protocol.js';
+import { readSharedTpm } from '../control/shared-tpm.js';
+import { statusReport } from '../control/status-report.js';
 import { PRODUCTION_SITE } from '../hardening-bridge/site.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { buildBundle, type BundleResult } from '../support/bundle.js';
 import { DEFAULT_SINCE, parseSince } from '../support/since.js';
 import type { BundleSources } from '../support/sources.js';
 import { parseTransport } from '../tpm/transport-spec.js';
-import { statusReport } from './status.js';
 
 export interface SupportBundleOptions {
   config?: string;

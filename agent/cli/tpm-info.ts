@@ -1,6 +1,6 @@
 import { loadConfig } from '../config.js';
 import { AgentError, ExitCode } from '../errors.js';
-import { readSharedTpm } from '../daemon/shared-tpm.js';
+import { readSharedTpm } from '../control/shared-tpm.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../daemon/tpm-lock.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { ensureIdentity } from '../tpm/identity.js';

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Client, Twin } from 'azure-iot-device';
 import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
+import type { ControlReply, ControlRequest, DaemonSnapshot, DaemonState, DaemonStatus } from '../control/protocol.js';
 import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
@@ -10,65 +11,21 @@ import type { Logger } from '../log/logger.js';
 import { stepAfter, type ProvisionStep } from '../provisioning/flow.js';
 import { DEFAULT_BACKOFF } from '../retry/backoff.js';
 import { ConnectionPolicy, DEFAULT_RECONNECT_SPREAD_MS, type PolicySettings } from '../retry/connection-policy.js';
-import { HubProtocolChoice, MQTT_PROBE_MS, type HubProtocol } from '../retry/hub-protocol.js';
+import { HubProtocolChoice, MQTT_PROBE_MS } from '../retry/hub-protocol.js';
 import { readHubProtocolMemory, writeHubProtocolMemory } from '../state/hub-protocol-memory.js';
 import type { Assignment } from '../state/assignment-store.js';
 import { readConnectionHistory, writeConnectionHistory } from '../state/connection-history.js';
 import { ServiceClock } from '../time/service-clock.js';
-import type { QueueFacts } from '../telemetry/disk-queue.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
 import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
-import { ConnectionFlow, type FlowState, type SessionTimings } from './connection-flow.js';
-import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
+import { ConnectionFlow, type SessionTimings } from './connection-flow.js';
+import { serveControlSocket } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
 import { Generations } from './generations.js';
 import { SystemdNotifier } from './systemd-notify.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
-
-export type DaemonState = FlowState | 'stopping';
-
-export interface DaemonStatus {
-  state: DaemonState;
-  reason: string | undefined;
-  since: string;
-  pid: number;
-  registrationId: string | undefined;
-  deviceId: string | undefined;
-  assignedHub: string | undefined;
-  idScope: string | undefined;
-  /** How the hub session travels (connected, or being tried): MQTT on 8883 or MQTT over WebSockets on 443; null before the first attempt. */
-  hubProtocol: HubProtocol | null;
-  /** Why that protocol (network.hubProtocol, a proxy, what auto learnt). */
-  hubProtocolReason: string | null;
-  /** The HTTPS proxy in force, without credentials (`http://***@host:port`), and where it is set; null: none. */
-  proxy: string | null;
-  /** The last failure, with its time (kept after recovery, for the record). */
-  lastError: { message: string; at: string } | null;
-  /** Failures since the last connection to the hub. */
-  consecutiveFailures: number;
-  /** When the next attempt (connect, DPS or the flow) is due (ISO 8601), null when nothing waits. */
-  nextRetryAt: string | null;
-  /** DPS is not asked again before this (rate limit, Retry-After, operator hold). */
-  dpsHeldOffUntil: string | null;
-  /** DPS will not assign this device until an operator acts (disabled, failed, refused). */
-  operatorMustAct: boolean;
-  /** The telemetry disk queue: undelivered messages, drops, and the oldest message's age. */
-  telemetryQueue: QueueFacts | null;
-  /** The service's clock minus this device's, in ms, from DPS's and the hub's Date headers; null until measured. */
-  clockOffsetMs: number | null;
-}
-
-/** The daemon's live state for a support bundle. */
-export interface DaemonSnapshot {
-  status: DaemonStatus;
-  logLevel: string;
-  /** The in-memory ring of recent log lines, oldest first. */
-  recentLog: string[];
-  /** C2D command ids remembered as executed. */
-  executedCommands: number | null;
-}
 
 export interface DaemonOptions {
   config: AgentConfig;

@@ -1,8 +1,8 @@
 import { runChecks } from '../check/runner.js';
 import type { AgentConfig } from '../config.js';
-import type { DaemonSnapshot } from '../daemon/daemon.js';
+import type { DaemonSnapshot } from '../control/protocol.js';
 import type { HardeningSite } from '../hardening-bridge/site.js';
-import type { SharedTpmReport } from '../daemon/shared-tpm.js';
+import type { SharedTpmReport } from '../control/shared-tpm.js';
 import type { TpmReport } from '../tpm/tpm-report.js';
 import { buildBundle, type BundleResult } from './bundle.js';
 import type { BundleSources } from './sources.js';

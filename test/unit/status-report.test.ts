@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { duration, formatStatus, type StatusReport } from '../../agent/cli/status.js';
+import { duration, formatStatus } from '../../agent/cli/status.js';
+import type { StatusReport } from '../../agent/control/status-report.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
 
