@@ -4,7 +4,7 @@ import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
 import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { attestationAccess } from '../attestation/access.js';
-import { CommandEndpoint } from '../commands/cloud-endpoint.js';
+import { CommandEndpoint } from '../commands/command-endpoint.js';
 import type { CommandContext } from '../commands/command.js';
 import { ExecutedIds } from '../commands/executed-ids.js';
 import { RebootScheduler } from '../commands/reboot-scheduler.js';
