@@ -8,7 +8,7 @@ import { CommandEndpoint } from '../commands/command-endpoint.js';
 import type { CommandContext } from '../commands/command.js';
 import { ExecutedIds } from '../commands/executed-ids.js';
 import { RebootScheduler } from '../commands/reboot-scheduler.js';
-import { CommandRegistry, type CommandResult } from '../commands/registry.js';
+import { CommandRegistry, type CommandReport } from '../commands/registry.js';
 import type { AgentConfig } from '../config.js';
 import { hardeningAccess } from '../hardening-bridge/access.js';
 import type { HardeningSite } from '../hardening-bridge/site.js';
@@ -288,7 +288,7 @@ export class DeviceFeatures {
     return { ac: 202, ad: `applying profile ${profile}`, final: attempt() };
   }
 
-  private onResult(result: CommandResult): void {
+  private onResult(result: CommandReport): void {
     const key = this.registry.names().includes(result.command) ? result.command : UNKNOWN_COMMAND_KEY;
     this.reported.update({
       lastCommands: { [key]: { id: result.id ?? null, via: result.via, status: result.status, phase: result.phase, at: result.at, message: messageOf(result.payload) } },

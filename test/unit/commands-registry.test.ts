@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CommandFailure, defineCommand, type CommandContext } from '../../agent/commands/command.js';
 import { MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
-import { COMMANDS, CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
+import { COMMANDS, CommandRegistry, type CommandReport } from '../../agent/commands/registry.js';
 import type { HardeningStatus } from '../../agent/hardening-bridge/access.js';
 import { HardeningRequestError } from '../../agent/hardening-bridge/refusal.js';
 import { Logger } from '../../agent/log/logger.js';
@@ -86,7 +86,7 @@ describe('the command registry', () => {
 
   it('serialises exclusive commands: a second one while slow work runs gets 409, and the slot frees when it ends', async () => {
     let finish!: (report: ApplyReport) => void;
-    const results: CommandResult[] = [];
+    const results: CommandReport[] = [];
     const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise((r) => { finish = r; }), status: async () => NOTHING_APPLIED } }), (r) => results.push(r));
     const first = await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'c2d', id: 'a' });
     expect(first.status).toBe(202);
