@@ -295,7 +295,7 @@ export class DeviceFeatures {
       telemetry: this.telemetry.stats(),
     });
     if (result.via === 'c2d' || result.phase === 'final') {
-      void this.telemetry.enqueue('command-result', result, result.id).catch((err: unknown) => this.hooks.log.warn('commands.result_not_queued', { err }));
+      void this.telemetry.enqueue('command-result', result, result.id).catch((err: unknown) => this.hooks.log.warn('command.result_not_queued', { err }));
     }
   }
 }
