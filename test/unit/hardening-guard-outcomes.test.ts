@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ApplyReport, HardeningEngine } from '../../hardening/engine.js';
-import { runGuard } from '../../hardening/guard-run.js';
+import { runGuard } from '../../hardening/guard.js';
 import type { History } from '../../hardening/known-good.js';
 import type { HostPort, ProbeResult } from '../../hardening/probe.js';
 
