@@ -1,6 +1,6 @@
 import type device from 'azure-iot-device';
 import { describeError } from '../errors.js';
-import { interceptMethodRequests } from '../hub/sdk-internals.js';
+import { interceptMethodRequests } from '../azure-sdk/method-requests.js';
 import type { Logger } from '../log/logger.js';
 import type { CommandReply } from './command.js';
 import { EnvelopeError, parseEnvelope } from './envelope.js';

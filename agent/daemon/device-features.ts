@@ -20,7 +20,7 @@ import type { TpmClient } from '../tpm/tpm-client.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
 import { ReportedProperties } from '../twin/reporter.js';
-import { guardTwinMerges } from '../hub/sdk-internals.js';
+import { guardTwinMerges } from '../azure-sdk/twin-merges.js';
 import type { DesiredFeed } from '../twin/desired-feed.js';
 import type { BundleResult } from '../support/bundle.js';
 import { FeatureSet } from './feature.js';

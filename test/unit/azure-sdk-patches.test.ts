@@ -1,5 +1,4 @@
 import type { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import device from 'azure-iot-device';
@@ -7,9 +6,12 @@ import deviceMqtt from 'azure-iot-device-mqtt';
 import securityTpm from 'azure-iot-security-tpm';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { DESIRED_PATCH_EVENT, interceptMethodRequests, onDesiredPatch, sdkContractProblems, sendWholePacketsOverWebSockets } from '../../agent/hub/sdk-internals.js';
+import { DESIRED_PATCH_EVENT, onDesiredPatch } from '../../agent/azure-sdk/desired-updates.js';
+import { interceptMethodRequests } from '../../agent/azure-sdk/method-requests.js';
+import { sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
+import { sendWholePacketsOverWebSockets } from '../../agent/azure-sdk/websocket-packets.js';
 
-// The SDK members agent/hub/sdk-internals.ts relies on: if an SDK update removes one, this fails first.
+// What the patches in agent/azure-sdk/ do to the real SDK; that the members they rely on exist is azure-sdk-contract.test.ts's part.
 function sdkClient() {
   const client = device.Client.fromConnectionString('HostName=hub.invalid;DeviceId=d1;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', deviceMqtt.Mqtt);
   client.on('error', () => undefined);
@@ -25,22 +27,7 @@ function transportOf(client: InstanceType<typeof device.Client>) {
   return (client as unknown as { _transport: { emit(event: string, ...args: unknown[]): boolean; listenerCount(e: string): number } })._transport;
 }
 
-describe('the SDK internals the agent relies on', () => {
-  it('are all still there', () => {
-    expect(sdkContractProblems(sdkClient(), tpmProvider())).toEqual([]);
-  });
-
-  it('names what is missing when they are not', () => {
-    const client = sdkClient();
-    (client as unknown as { _transport: unknown })._transport = undefined;
-    expect(sdkContractProblems(client, {})).toEqual([
-      'Client._transport is no EventEmitter',
-      'TpmAuthenticationProvider._tokenValidTimeInSeconds is gone',
-      'TpmAuthenticationProvider._tokenRenewalMarginInSeconds is gone',
-      'TpmAuthenticationProvider is no EventEmitter',
-    ]);
-  });
-
+describe('the patches of the device SDK', () => {
   it('hands a method request with an empty body to the handler as null, where the SDK alone answers 400', () => {
     const client = sdkClient();
     const payloads: unknown[] = [];
@@ -94,17 +81,16 @@ describe('the SDK internals the agent relies on', () => {
 
 describe('MQTT over WebSockets through the SDK\'s own ws', () => {
   it('sends the pieces of one MQTT packet as one WebSocket message', async () => {
-    const fromMqtt = createRequire(createRequire(createRequire(import.meta.url).resolve('azure-iot-mqtt-base')).resolve('mqtt'));
-    const sdkWs = fromMqtt('ws') as { createWebSocketStream(ws: unknown): Duplex } & (new (url: string) => EventEmitter);
+    const ws = sdkWs() as unknown as { createWebSocketStream(ws: unknown): Duplex } & (new (url: string) => EventEmitter);
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     await new Promise((r) => server.once('listening', r));
     const messages: Buffer[] = [];
     server.on('connection', (socket) => socket.on('message', (data: Buffer) => messages.push(data)));
     try {
       sendWholePacketsOverWebSockets();
-      const client = new sdkWs(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      const client = new ws(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
       await new Promise((r) => client.once('open', r));
-      const stream = sdkWs.createWebSocketStream(client);
+      const stream = ws.createWebSocketStream(client);
       // What mqtt-packet does for one packet: cork, several writes, uncork on the next tick.
       stream.cork();
       for (const piece of ['\x30', '\x0b', '\x00\x03a/b', 'hello']) stream.write(Buffer.from(piece, 'latin1'));
