@@ -1,25 +1,14 @@
 import device from 'azure-iot-device';
-import deviceMqtt from 'azure-iot-device-mqtt';
 import securityTpm from 'azure-iot-security-tpm';
 import { describe, expect, it } from 'vitest';
 import { provisioningCommon, sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
+import { sdkClient, tpmProvider } from '../support/azure-sdk.js';
 
 /**
  * Every private member of the Azure SDKs that a patch in agent/azure-sdk/ relies on, read
  * from the real packages, with the kind the patch expects. An SDK update that removes or
  * retypes one fails here, naming it, before any behaviour test or device notices.
  */
-function sdkClient() {
-  const client = device.Client.fromConnectionString('HostName=hub.invalid;DeviceId=d1;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', deviceMqtt.Mqtt);
-  client.on('error', () => undefined);
-  return client;
-}
-
-function tpmProvider() {
-  const security = new securityTpm.TpmSecurityClient('reg-1', {} as never);
-  return securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient('d1', 'hub.invalid', security);
-}
-
 const member = (owner: unknown, name: string): unknown => (owner as Record<string, unknown> | undefined)?.[name];
 const kind = (value: unknown): string => (value === null ? 'null' : typeof value);
 

@@ -3,26 +3,15 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
-import securityTpm from 'azure-iot-security-tpm';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { DESIRED_PATCH_EVENT, onDesiredPatch } from '../../agent/azure-sdk/desired-updates.js';
 import { interceptMethodRequests } from '../../agent/azure-sdk/method-requests.js';
 import { sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
 import { sendWholePacketsOverWebSockets } from '../../agent/azure-sdk/websocket-packets.js';
+import { sdkClient, tpmProvider } from '../support/azure-sdk.js';
 
 // What the patches in agent/azure-sdk/ do to the real SDK; that the members they rely on exist is azure-sdk-contract.test.ts's part.
-function sdkClient() {
-  const client = device.Client.fromConnectionString('HostName=hub.invalid;DeviceId=d1;SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAA==', deviceMqtt.Mqtt);
-  client.on('error', () => undefined);
-  return client;
-}
-
-function tpmProvider() {
-  const security = new securityTpm.TpmSecurityClient('reg-1', {} as never);
-  return securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient('d1', 'hub.invalid', security);
-}
-
 function transportOf(client: InstanceType<typeof device.Client>) {
   return (client as unknown as { _transport: { emit(event: string, ...args: unknown[]): boolean; listenerCount(e: string): number } })._transport;
 }
