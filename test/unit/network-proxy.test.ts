@@ -86,6 +86,18 @@ describe('noProxy entries: what they cover and what they say', () => {
     expect(covers('.example', 'example')).toBe(true);
   });
 
+  it('takes ports 1 to 65535, prefixes of several digits down to /0, and a bracketed address without a port', () => {
+    expect(parseNoProxyEntry('host:1', 'x')).toEqual({ kind: 'name', name: 'host', port: 1 });
+    expect(parseNoProxyEntry('host:65535', 'x')).toEqual({ kind: 'name', name: 'host', port: 65535 });
+    expect(() => parseNoProxyEntry('host:65536', 'x')).toThrow('has an invalid port');
+    expect(covers('10.0.0.0/16', '10.0.5.5')).toBe(true);
+    expect(covers('10.0.0.0/16', '10.1.5.5')).toBe(false);
+    expect(covers('0.0.0.0/0', '192.0.2.1')).toBe(true);
+    expect(covers('fd00::/16', 'fd00:1::1')).toBe(true);
+    expect(covers('[::1]', '::1')).toBe(true);
+    for (const entry of ['x[::1]', '[::1]:443x', '[::1]x']) expect(() => parseNoProxyEntry(entry, 'x')).toThrow(/^x: .* is not valid$/);
+  });
+
   it('says which entry is wrong and how, cut to 80 characters', () => {
     expect(() => parseNoProxyEntry('10.0.0.0/33', 'network.noProxy[0]')).toThrow(/^network\.noProxy\[0\]: "10\.0\.0\.0\/33" is not a valid CIDR$/);
     expect(() => parseNoProxyEntry('host:0', 'network.noProxy[0]')).toThrow(/^network\.noProxy\[0\]: "host:0" has an invalid port$/);
