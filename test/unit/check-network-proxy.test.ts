@@ -41,18 +41,18 @@ async function httpsServer(): Promise<number> {
   return listen(https.createServer({ key, cert }, (_request, response) => response.end()));
 }
 
-type ProxyAnswer = 'tunnel' | 403 | 407 | 'silent';
+type ProxyAnswer = 'tunnel' | 'tunnel-to-silence' | 403 | 407 | 'silent';
 
 /** A CONNECT proxy on loopback that answers every CONNECT the same way; records what it was asked. */
 async function proxy(answer: ProxyAnswer): Promise<{ port: number; asked: string[] }> {
-  const target = answer === 'tunnel' ? await httpsServer() : 0;
+  const target = answer === 'tunnel' ? await httpsServer() : answer === 'tunnel-to-silence' ? await listen(net.createServer()) : 0;
   const asked: string[] = [];
   const server = http.createServer();
   server.on('connect', (request: http.IncomingMessage, socket: net.Socket) => {
     asked.push(request.url ?? '');
     socket.on('error', () => undefined);
     if (answer === 'silent') return;
-    if (answer !== 'tunnel') {
+    if (answer === 403 || answer === 407) {
       socket.end(`HTTP/1.1 ${answer} ${answer === 403 ? 'Forbidden' : 'Proxy Authentication Required'}\r\n\r\n`);
       return;
     }
@@ -121,6 +121,23 @@ describe('check: the network through an HTTPS proxy', () => {
     const r = await run({ config: board({ proxy: `http://127.0.0.1:${port}` }), trust: await trusted(), stepMs: 300 });
     expect(r.proxy).toEqual({ id: 'proxy', status: 'fail', message: `http://127.0.0.1:${port} (network.proxy): no answer to CONNECT dps.example:443 within 0.3 s`,
       hint: 'check that the proxy is up and that a firewall lets the board reach it' });
+  });
+
+  it('passes a proxy that opened the tunnel when the endpoint behind it does not answer TLS, and fails the endpoint', async () => {
+    const { port } = await proxy('tunnel-to-silence');
+    const r = await run({ config: board({ proxy: `http://127.0.0.1:${port}` }), trust: await trusted(), stepMs: 500 });
+    expect(r.proxy).toMatchObject({ status: 'pass', message: expect.stringContaining('CONNECT to dps.example:443 accepted, CONNECT to hub.example:443 accepted') });
+    expect(r['dps-tls']).toMatchObject({ status: 'fail', message: 'DPS dps.example:443 through the proxy: TCP connected, but the TLS handshake did not finish within 0.5 s' });
+  });
+
+  it('with mqtt behind a proxy, tunnels DPS only and resolves the hub for a direct 8883', async () => {
+    const { port, asked } = await proxy('tunnel');
+    const r = await run({ config: board({ proxy: `http://127.0.0.1:${port}`, hubProtocol: 'mqtt' }), trust: await trusted(), hub: '127.0.0.1', stepMs: 1_000 });
+    expect(asked).toEqual(['dps.example:443']);
+    expect(r.proxy).toEqual({ id: 'proxy', status: 'pass', message: `http://127.0.0.1:${port} (network.proxy) reachable; CONNECT to dps.example:443 accepted` });
+    expect(r['hub-dns']).toEqual({ id: 'hub-dns', status: 'pass', message: 'hub 127.0.0.1 is an IP address: nothing to resolve' });
+    expect(r['hub-wss']).toEqual({ id: 'hub-wss', status: 'pass', message: 'hub 443 not used: network.hubProtocol is mqtt' });
+    expect(r['hub-tls']!.message).toMatch(/^hub 127\.0\.0\.1:8883/);
   });
 
   it('says the proxy is not used when noProxy lists DPS and the hub, and goes direct', async () => {
