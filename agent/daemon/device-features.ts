@@ -3,7 +3,7 @@ import type { Client, Twin } from 'azure-iot-device';
 import { DEFAULT_STATE_DIR } from '../../hardening/records.js';
 import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
-import { attestationAccess } from '../attestation/access.js';
+import { attestationAccess } from '../commands/attestation-access.js';
 import { CommandEndpoint } from '../commands/command-endpoint.js';
 import type { CommandContext } from '../commands/command.js';
 import { ExecutedIds } from '../commands/executed-ids.js';
