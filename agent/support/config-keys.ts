@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { DEFAULTS } from '../config.js';
 import { requireTransient } from '../transient-require.js';
+import { requireCopy } from '../require-copy.js';
 
 /**
  * The config keys a file leaves to the built-in defaults (`tpm.transport`, `log.level`, …),
@@ -13,7 +13,7 @@ export function keysFromDefaults(text: string | undefined): string[] {
   try {
     // Required for this one use, not held: the daemon builds a support bundle now and then.
     document = text === undefined ? undefined
-      : requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text, { prettyErrors: false });
+      : requireTransient(() => requireCopy(import.meta.url, 'yaml') as typeof Yaml).parse(text, { prettyErrors: false });
   } catch {
     document = undefined;
   }
