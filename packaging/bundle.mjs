@@ -18,16 +18,16 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = process.argv[2];
+if (!outdir) {
+  process.stderr.write('usage: node packaging/bundle.mjs OUTDIR\n');
+  process.exit(2);
+}
 
 /** The export `name` of a TypeScript module of the repository that imports nothing (data). */
 async function importTs(file, name) {
   const { code } = await esbuild.transform(await readFile(path.join(repo, file), 'utf8'), { loader: 'ts', format: 'esm' });
   return (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`))[name];
-}
-const outdir = process.argv[2];
-if (!outdir) {
-  process.stderr.write('usage: node packaging/bundle.mjs OUTDIR\n');
-  process.exit(2);
 }
 
 // The agent requires some CommonJS modules with requireCopy() (agent/require-copy.ts) along
@@ -60,7 +60,8 @@ const moduleCopies = {
       if (!copies) return { errors: [{ text: `${loader} imports requireCopy but agent/module-copies.ts lists no copies for it` }] };
       const entries = Object.entries(copies).map(([name, chain]) => `${JSON.stringify(name)}: () => require(${JSON.stringify(resolveChain(loader, chain))})`);
       return {
-        contents: `const copies = {${entries.join(',')}};\nexport function requireCopy(_url, name) { return copies[name](); }\n`,
+        contents: `const copies = {${entries.join(',')}};\n`
+          + `export function requireCopy(_url, name) {\n  if (!(name in copies)) throw new Error(${JSON.stringify(loader)} + ' requires ' + name + ', which agent/module-copies.ts does not list for it');\n  return copies[name]();\n}\n`,
         loader: 'js',
         resolveDir: path.dirname(path.join(repo, loader)),
       };
