@@ -9,7 +9,7 @@ import {
 import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './network/proxy.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
-import { requireCopy } from './require-copy.js';
+import { requireCopy } from './lib/require-copy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
 

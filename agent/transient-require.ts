@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
  * profile when one is applied).
  *
  * `load` is `() => requireCopy(import.meta.url, 'yaml')` written where the package is
- * used (agent/module-copies.ts lists it there): the bundle (packaging/bundle.mjs) points
+ * used (agent/lib/module-copies.ts lists it there): the bundle (packaging/bundle.mjs) points
  * that require at the package's own file.
  */
 export function requireTransient<T>(load: () => T): T {

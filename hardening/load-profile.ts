@@ -3,7 +3,7 @@ import path from 'node:path';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from '../agent/errors.js';
 import { requireTransient } from '../agent/transient-require.js';
-import { requireCopy } from '../agent/require-copy.js';
+import { requireCopy } from '../agent/lib/require-copy.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';
 import { ProfileError, validateProfile, type Profile } from './profile.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from './profile-name.js';

@@ -30,16 +30,16 @@ async function importTs(file, name) {
   return (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`))[name];
 }
 
-// The agent requires some CommonJS modules with requireCopy() (agent/require-copy.ts) along
-// chains of packages that agent/module-copies.ts lists by the module that loads them. For
+// The agent requires some CommonJS modules with requireCopy() (agent/lib/require-copy.ts) along
+// chains of packages that agent/lib/module-copies.ts lists by the module that loads them. For
 // the bundle, each module's import of require-copy becomes a module made from its row of
 // that table: each chain resolved now with Node's own resolution, one static require per
 // copy, which esbuild inlines (a chain of one stays a bare name, so a lazy package is still
 // required from its own file). The module graph is the same as when run from node_modules,
 // and each copy lands in the chunk of the module that loads it.
-const REQUIRE_COPY = path.join(repo, 'agent/require-copy.ts');
+const REQUIRE_COPY = path.join(repo, 'agent/lib/require-copy.ts');
 const COPY = 'iot-agent-copies';
-const MODULE_COPIES = await importTs('agent/module-copies.ts', 'MODULE_COPIES');
+const MODULE_COPIES = await importTs('agent/lib/module-copies.ts', 'MODULE_COPIES');
 
 function resolveChain(loader, chain) {
   if (chain.length === 1) return chain[0];
@@ -57,11 +57,11 @@ const moduleCopies = {
     });
     build.onLoad({ filter: /.*/, namespace: COPY }, ({ path: loader }) => {
       const copies = MODULE_COPIES[loader];
-      if (!copies) return { errors: [{ text: `${loader} imports requireCopy but agent/module-copies.ts lists no copies for it` }] };
+      if (!copies) return { errors: [{ text: `${loader} imports requireCopy but agent/lib/module-copies.ts lists no copies for it` }] };
       const entries = Object.entries(copies).map(([name, chain]) => `${JSON.stringify(name)}: () => require(${JSON.stringify(resolveChain(loader, chain))})`);
       return {
         contents: `const copies = {${entries.join(',')}};\n`
-          + `export function requireCopy(_url, name) {\n  if (!(name in copies)) throw new Error(${JSON.stringify(loader)} + ' requires ' + name + ', which agent/module-copies.ts does not list for it');\n  return copies[name]();\n}\n`,
+          + `export function requireCopy(_url, name) {\n  if (!(name in copies)) throw new Error(${JSON.stringify(loader)} + ' requires ' + name + ', which agent/lib/module-copies.ts does not list for it');\n  return copies[name]();\n}\n`,
         loader: 'js',
         resolveDir: path.dirname(path.join(repo, loader)),
       };

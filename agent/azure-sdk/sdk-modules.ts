@@ -1,11 +1,11 @@
 import type { Duplex } from 'node:stream';
-import { requireCopy } from '../require-copy.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 /*
  * The very copies of modules the Azure SDKs load, which the agent patches or warms up:
  * azure-iot-mqtt-base bundles its own mqtt.js (with its own ws and mqtt-packet), and
  * azure-iot-provisioning-device its own azure-iot-common. Each is required along the
- * chain of packages agent/module-copies.ts lists, so the module graph is the same as the SDK's.
+ * chain of packages agent/lib/module-copies.ts lists, so the module graph is the same as the SDK's.
  */
 
 export interface WsModule {

@@ -1,6 +1,6 @@
 import type * as Yaml from 'yaml';
 import { DEFAULTS, parseConfig, type AgentConfig } from '../config.js';
-import { requireCopy } from '../require-copy.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 export interface SalvagedConfig {
   config: AgentConfig;

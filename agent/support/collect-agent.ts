@@ -10,7 +10,7 @@ import { agentVersion } from '../version.js';
 import { keysFromDefaults } from './config-keys.js';
 import type { Collector } from './collector.js';
 import type { BundleSources } from './sources.js';
-import { requireCopy } from '../require-copy.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 /** Versions of the agent, Node, the OS and kernel, and the SDK packages that speak to Azure. */
 export function versionsCollector(): Collector {
@@ -32,7 +32,7 @@ export function versionsCollector(): Collector {
 }
 
 /**
- * Each package.json is a module copy (agent/module-copies.ts): the package bundler inlines
+ * Each package.json is a module copy (agent/lib/module-copies.ts): the package bundler inlines
  * it, so the .deb (which has no node_modules) reports the versions it was built with.
  */
 function sdkVersions(): Record<string, string | null> {

@@ -1,7 +1,7 @@
 import type * as Yaml from 'yaml';
 import { DEFAULTS } from '../config.js';
 import { requireTransient } from '../transient-require.js';
-import { requireCopy } from '../require-copy.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 /**
  * The config keys a file leaves to the built-in defaults (`tpm.transport`, `log.level`, …),

@@ -1,5 +1,5 @@
 import type * as Tss from 'tss.js';
-import { requireCopy } from '../require-copy.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 /**
  * tss.js, loaded with require() instead of an ESM import. tss.js is CommonJS, and an ESM

@@ -2,8 +2,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { MODULE_COPIES, type ModuleCopy } from '../../agent/module-copies.js';
-import { requireCopy } from '../../agent/require-copy.js';
+import { MODULE_COPIES, type ModuleCopy } from '../../agent/lib/module-copies.js';
+import { requireCopy } from '../../agent/lib/require-copy.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const urlOf = (file: string) => pathToFileURL(path.join(repo, file)).href;
@@ -16,7 +16,7 @@ describe('requireCopy', () => {
   });
 
   it('refuses a copy the table does not list for the module asking, naming the table', () => {
-    expect(() => requireCopy(urlOf('agent/config.ts'), 'tss.js')).toThrow(/agent\/config\.ts requires tss\.js, which agent\/module-copies\.ts does not list/);
+    expect(() => requireCopy(urlOf('agent/config.ts'), 'tss.js')).toThrow(/agent\/config\.ts requires tss\.js, which agent\/lib\/module-copies\.ts does not list/);
     expect(() => requireCopy(import.meta.url, 'yaml')).toThrow(/test\/unit\/require-copy\.test\.ts requires yaml/);
   });
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { MODULE_COPIES, type ModuleCopy } from './module-copies.js';
 
 /** Where the repository's folders (or the compiled build's, under dist/) begin. */
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
  * Requires the module copy `name` that the module at `url` (its import.meta.url) lists in
@@ -16,7 +16,7 @@ export function requireCopy(url: string, name: ModuleCopy): unknown {
   const file = fileURLToPath(url);
   const loader = path.relative(root, file).replace(/\.js$/, '.ts');
   const chain = (MODULE_COPIES as Record<string, Record<string, readonly string[]> | undefined>)[loader]?.[name];
-  if (chain === undefined) throw new Error(`${loader} requires ${name}, which agent/module-copies.ts does not list for it`);
+  if (chain === undefined) throw new Error(`${loader} requires ${name}, which agent/lib/module-copies.ts does not list for it`);
   let from = file;
   for (const id of chain.slice(0, -1)) from = createRequire(from).resolve(id);
   return createRequire(from)(chain[chain.length - 1]!);
