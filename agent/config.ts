@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from './errors.js';
 import { requireTransient } from './lib/transient-require.js';
@@ -10,6 +9,7 @@ import {
 import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './network/proxy.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
+import { requireCopy } from './lib/require-copy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
 
@@ -132,7 +132,7 @@ export async function loadConfig(path?: string): Promise<AgentConfig> {
 export function parseConfig(text: string, source: string): AgentConfig {
   // Loaded here, not at start-up (most CLI runs never read a config file with content), and
   // not held: the daemon reads its config once, and again on SIGHUP.
-  const { parse: parseYaml } = requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml);
+  const { parse: parseYaml } = requireTransient(() => requireCopy(import.meta.url, 'yaml') as typeof Yaml);
   let document: unknown;
   try {
     document = parseYaml(text, { uniqueKeys: true, prettyErrors: false });

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from '../agent/errors.js';
+import { requireCopy } from '../agent/lib/require-copy.js';
 import { requireTransient } from '../agent/lib/transient-require.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';
 import { ProfileError, validateProfile, type Profile } from './profile.js';
@@ -39,7 +39,7 @@ export async function loadProfileByName(name: string, root = '/'): Promise<Loade
 /** Parses and validates YAML text as a profile (no `extends:` resolution from disk beyond built-ins). */
 export function parseProfileText(text: string, origin: string, fallback: string): Record<string, unknown> {
   // Required here and not held: the daemon parses a profile only when one is applied.
-  const { parseDocument } = requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml);
+  const { parseDocument } = requireTransient(() => requireCopy(import.meta.url, 'yaml') as typeof Yaml);
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
     const first = doc.errors[0]!;

@@ -24,26 +24,50 @@ if (!outdir) {
   process.exit(2);
 }
 
-// The agent loads some CommonJS modules through createRequire(), which a bundler cannot
-// follow: `createRequire(import.meta.url)(id)` (to spare Node's ESM export scan), and
-// require functions rooted in a dependency, `const r = createRequire(<require>.resolve(pkg))`,
-// to reach the very copy of a module the Azure SDK uses. For the bundle, both are resolved
-// now, with Node's own resolution, into plain require("<absolute path>") calls that
-// esbuild inlines; the module graph stays the same as when run from node_modules.
-const requireRoot = /const (\w+) = createRequire\((createRequire\(import\.meta\.url\)|\w+)\.resolve\('([^']+)'\)\);\n/g;
-function resolveCreateRequire(source, file) {
-  const bases = new Map();
-  let out = source.replace(requireRoot, (_, name, from, pkg) => {
-    const base = from.startsWith('createRequire') ? file : bases.get(from);
-    if (!base) throw new Error(`${file}: ${from}.resolve: unknown require function`);
-    bases.set(name, createRequire(base).resolve(pkg));
-    return '';
-  });
-  for (const [name, base] of bases) {
-    out = out.replace(new RegExp(`\\b${name}\\('([^']+)'\\)`, 'g'), (_, id) => `require(${JSON.stringify(createRequire(base).resolve(id))})`);
-  }
-  return out.replaceAll('createRequire(import.meta.url)(', 'require(');
+/** The export `name` of a TypeScript module of the repository that imports nothing (data). */
+async function importTs(file, name) {
+  const { code } = await esbuild.transform(await readFile(path.join(repo, file), 'utf8'), { loader: 'ts', format: 'esm' });
+  return (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`))[name];
 }
+
+// The agent requires some CommonJS modules with requireCopy() (agent/lib/require-copy.ts) along
+// chains of packages that agent/lib/module-copies.ts lists by the module that loads them. For
+// the bundle, each module's import of require-copy becomes a module made from its row of
+// that table: each chain resolved now with Node's own resolution, one static require per
+// copy, which esbuild inlines (a chain of one stays a bare name, so a lazy package is still
+// required from its own file). The module graph is the same as when run from node_modules,
+// and each copy lands in the chunk of the module that loads it.
+const REQUIRE_COPY = path.join(repo, 'agent/lib/require-copy.ts');
+const COPY = 'iot-agent-copies';
+const MODULE_COPIES = await importTs('agent/lib/module-copies.ts', 'MODULE_COPIES');
+
+function resolveChain(loader, chain) {
+  if (chain.length === 1) return chain[0];
+  let from = path.join(repo, loader);
+  for (const id of chain) from = createRequire(from).resolve(id);
+  return from;
+}
+
+const moduleCopies = {
+  name: 'module-copies',
+  setup(build) {
+    build.onResolve({ filter: /require-copy\.js$/ }, (args) => {
+      if (path.resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts')) !== REQUIRE_COPY) return undefined;
+      return { path: path.relative(repo, args.importer), namespace: COPY };
+    });
+    build.onLoad({ filter: /.*/, namespace: COPY }, ({ path: loader }) => {
+      const copies = MODULE_COPIES[loader];
+      if (!copies) return { errors: [{ text: `${loader} imports requireCopy but agent/lib/module-copies.ts lists no copies for it` }] };
+      const entries = Object.entries(copies).map(([name, chain]) => `${JSON.stringify(name)}: () => require(${JSON.stringify(resolveChain(loader, chain))})`);
+      return {
+        contents: `const copies = {${entries.join(',')}};\n`
+          + `export function requireCopy(_url, name) {\n  if (!(name in copies)) throw new Error(${JSON.stringify(loader)} + ' requires ' + name + ', which agent/lib/module-copies.ts does not list for it');\n  return copies[name]();\n}\n`,
+        loader: 'js',
+        resolveDir: path.dirname(path.join(repo, loader)),
+      };
+    });
+  },
+};
 
 // The agent's own classes keep their names through minification: errors carry them in
 // logs and across to and from the helper processes. (esbuild's keepNames would do it for
@@ -59,7 +83,7 @@ const agentSources = {
   setup(build) {
     build.onLoad({ filter: /\.ts$/ }, async (args) => {
       const source = await readFile(args.path, 'utf8');
-      return { contents: keepClassNames(resolveCreateRequire(source, args.path)), loader: 'ts' };
+      return { contents: keepClassNames(source), loader: 'ts' };
     });
   },
 };
@@ -110,7 +134,7 @@ const result = await esbuild.build({
   // Bundled CommonJS code calls require() for Node's built-ins; in an ES module that
   // function must be made, once per chunk.
   banner: { js: "import{createRequire as __iotAgentRequire}from'node:module';const require=__iotAgentRequire(import.meta.url);" },
-  plugins: [agentSources, lazyPackages],
+  plugins: [moduleCopies, agentSources, lazyPackages],
 });
 // A lazy package is required by a path relative to the file that requires it.
 for (const file of result.outputFiles) {
@@ -136,9 +160,7 @@ for (const pkg of Object.keys(LAZY_PACKAGES)) {
 }
 
 // The built-in profiles, as the YAML an operator starts a site profile from.
-const profilesTs = await readFile(path.join(repo, 'hardening/builtin-profiles.ts'), 'utf8');
-const { code } = await esbuild.transform(profilesTs, { loader: 'ts', format: 'esm' });
-const { BUILTIN_PROFILES } = await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
+const BUILTIN_PROFILES = await importTs('hardening/builtin-profiles.ts', 'BUILTIN_PROFILES');
 await mkdir(path.join(outdir, 'profiles'), { recursive: true });
 for (const [name, yaml] of Object.entries(BUILTIN_PROFILES)) {
   await writeFile(path.join(outdir, 'profiles', `${name}.yaml`), `# Built-in profile "${name}" (compiled into iot-agent; this copy is for reading and extends:).\n${yaml.trimStart()}`);

@@ -1,15 +1,12 @@
-import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
+import { requireCopy } from '../lib/require-copy.js';
 
-/**
+/*
  * The very copies of modules the Azure SDKs load, which the agent patches or warms up:
  * azure-iot-mqtt-base bundles its own mqtt.js (with its own ws and mqtt-packet), and
- * azure-iot-provisioning-device its own azure-iot-common. A plain import would reach
- * another copy, or none. Each is reached by a require function rooted in the package
- * that loads it, so the module graph is the same as the SDK's.
+ * azure-iot-provisioning-device its own azure-iot-common. Each is required along the
+ * chain of packages agent/lib/module-copies.ts lists, so the module graph is the same as the SDK's.
  */
-const fromMqttBase = createRequire(createRequire(import.meta.url).resolve('azure-iot-mqtt-base'));
-const fromMqtt = createRequire(fromMqttBase.resolve('mqtt'));
 
 export interface WsModule {
   createWebSocketStream(socket: unknown, options?: object): Duplex;
@@ -17,7 +14,7 @@ export interface WsModule {
 
 /** The ws that the SDK's mqtt.js uses for MqttWs. */
 export function sdkWs(): WsModule {
-  return fromMqtt('ws') as WsModule;
+  return requireCopy(import.meta.url, 'ws') as WsModule;
 }
 
 /** mqtt-packet's writer, whose number cache agent/hub/session.ts turns off. */
@@ -27,8 +24,8 @@ export interface MqttPacketModule {
 
 /** Loads the SDK's mqtt.js now and returns the mqtt-packet it writes with. */
 export function sdkMqttPacket(): MqttPacketModule {
-  fromMqttBase('mqtt');
-  return fromMqtt('mqtt-packet') as MqttPacketModule;
+  requireCopy(import.meta.url, 'mqtt');
+  return requireCopy(import.meta.url, 'mqtt-packet') as MqttPacketModule;
 }
 
 /** azure-iot-common's SAS expiry helper, as azure-iot-provisioning-device loads it. */
@@ -38,6 +35,5 @@ export interface CommonAuthorization {
 
 /** The copy of azure-iot-common that azure-iot-provisioning-device loads. */
 export function provisioningCommon(): CommonAuthorization {
-  const fromProvisioning = createRequire(createRequire(import.meta.url).resolve('azure-iot-provisioning-device'));
-  return fromProvisioning('azure-iot-common') as CommonAuthorization;
+  return requireCopy(import.meta.url, 'azure-iot-common') as CommonAuthorization;
 }

@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { DEFAULTS, parseConfig, type AgentConfig } from '../config.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 export interface SalvagedConfig {
   config: AgentConfig;
@@ -25,7 +25,7 @@ export function salvageConfig(text: string, source: string): SalvagedConfig {
   let document: unknown;
   try {
     // required, not imported: the bundle keeps the YAML parser in a file of its own
-    document = (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text, { prettyErrors: false });
+    document = (requireCopy(import.meta.url, 'yaml') as typeof Yaml).parse(text, { prettyErrors: false });
   } catch {
     return { config, ignored: ['(the whole file: not valid YAML)'] };
   }

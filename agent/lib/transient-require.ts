@@ -7,9 +7,9 @@ import { createRequire } from 'node:module';
  * now and then: the YAML parser (the config file at start and on SIGHUP, a hardening
  * profile when one is applied).
  *
- * `load` is `() => createRequire(import.meta.url)('yaml')` written where the package is
- * used: the bundle (packaging/bundle.mjs) sees that require and points it at the
- * package's own file.
+ * `load` is `() => requireCopy(import.meta.url, 'yaml')` written where the package is
+ * used (agent/lib/module-copies.ts lists it there): the bundle (packaging/bundle.mjs) points
+ * that require at the package's own file.
  */
 export function requireTransient<T>(load: () => T): T {
   const { cache } = createRequire(import.meta.url);

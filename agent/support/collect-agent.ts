@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { checkConfig } from '../check/config-check.js';
@@ -11,6 +10,7 @@ import { agentVersion } from '../version.js';
 import { keysFromDefaults } from './config-keys.js';
 import type { Collector } from './collector.js';
 import type { BundleSources } from './sources.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 /** Versions of the agent, Node, the OS and kernel, and the SDK packages that speak to Azure. */
 export function versionsCollector(): Collector {
@@ -32,9 +32,8 @@ export function versionsCollector(): Collector {
 }
 
 /**
- * Each as its own literal `createRequire(import.meta.url)(…)`: the package bundler turns
- * them into inlined JSON, so the .deb (which has no node_modules) reports the versions it
- * was built with.
+ * Each package.json is a module copy (agent/lib/module-copies.ts): the package bundler inlines
+ * it, so the .deb (which has no node_modules) reports the versions it was built with.
  */
 function sdkVersions(): Record<string, string | null> {
   const versionOf = (load: () => unknown) => {
@@ -45,13 +44,13 @@ function sdkVersions(): Record<string, string | null> {
     }
   };
   return {
-    'azure-iot-device': versionOf(() => createRequire(import.meta.url)('azure-iot-device/package.json')),
-    'azure-iot-device-mqtt': versionOf(() => createRequire(import.meta.url)('azure-iot-device-mqtt/package.json')),
-    'azure-iot-common': versionOf(() => createRequire(import.meta.url)('azure-iot-common/package.json')),
-    'azure-iot-provisioning-device': versionOf(() => createRequire(import.meta.url)('azure-iot-provisioning-device/package.json')),
-    'azure-iot-provisioning-device-http': versionOf(() => createRequire(import.meta.url)('azure-iot-provisioning-device-http/package.json')),
-    'azure-iot-security-tpm': versionOf(() => createRequire(import.meta.url)('azure-iot-security-tpm/package.json')),
-    'tss.js': versionOf(() => createRequire(import.meta.url)('tss.js/package.json')),
+    'azure-iot-device': versionOf(() => requireCopy(import.meta.url, 'azure-iot-device/package.json')),
+    'azure-iot-device-mqtt': versionOf(() => requireCopy(import.meta.url, 'azure-iot-device-mqtt/package.json')),
+    'azure-iot-common': versionOf(() => requireCopy(import.meta.url, 'azure-iot-common/package.json')),
+    'azure-iot-provisioning-device': versionOf(() => requireCopy(import.meta.url, 'azure-iot-provisioning-device/package.json')),
+    'azure-iot-provisioning-device-http': versionOf(() => requireCopy(import.meta.url, 'azure-iot-provisioning-device-http/package.json')),
+    'azure-iot-security-tpm': versionOf(() => requireCopy(import.meta.url, 'azure-iot-security-tpm/package.json')),
+    'tss.js': versionOf(() => requireCopy(import.meta.url, 'tss.js/package.json')),
   };
 }
 

@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { DEFAULTS } from '../config.js';
+import { requireCopy } from '../lib/require-copy.js';
 import { requireTransient } from '../lib/transient-require.js';
 
 /**
@@ -13,7 +13,7 @@ export function keysFromDefaults(text: string | undefined): string[] {
   try {
     // Required for this one use, not held: the daemon builds a support bundle now and then.
     document = text === undefined ? undefined
-      : requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text, { prettyErrors: false });
+      : requireTransient(() => requireCopy(import.meta.url, 'yaml') as typeof Yaml).parse(text, { prettyErrors: false });
   } catch {
     document = undefined;
   }

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import type * as Tss from 'tss.js';
+import { requireCopy } from '../lib/require-copy.js';
 
 /**
  * tss.js, loaded with require() instead of an ESM import. tss.js is CommonJS, and an ESM
@@ -8,7 +8,7 @@ import type * as Tss from 'tss.js';
  * twice the cost of loading tss.js itself. The agent takes tss.js from here; the
  * type-only exports below are erased at build time and cost nothing.
  */
-const tss = createRequire(import.meta.url)('tss.js') as typeof Tss;
+const tss = requireCopy(import.meta.url, 'tss.js') as typeof Tss;
 
 export const Endorsement = tss.Endorsement;
 export const NullPwSession = tss.NullPwSession;

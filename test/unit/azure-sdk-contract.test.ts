@@ -1,4 +1,6 @@
 import device from 'azure-iot-device';
+import httpBase from 'azure-iot-http-base';
+import provisioningHttp from 'azure-iot-provisioning-device-http';
 import securityTpm from 'azure-iot-security-tpm';
 import { describe, expect, it } from 'vitest';
 import { provisioningCommon, sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
@@ -32,6 +34,8 @@ function members(): [string, string, unknown, string][] {
     ['identity-key-handle.ts', 'TpmSecurityClient._idKeyPersistentHandle', handle, 'object'],
     ['identity-key-handle.ts', 'TpmSecurityClient._idKeyPersistentHandle.handle', member(handle, 'handle'), 'number'],
     ['identity-key-handle.ts', 'TpmSecurityClient._idKeyPersistentHandle.constructor', member(handle, 'constructor'), 'function'],
+    ['dps-requests.ts', 'azure-iot-http-base Http.buildRequest', member(httpBase.Http.prototype, 'buildRequest'), 'function'],
+    ['dps-requests.ts', 'azure-iot-http-base Http.setOptions', member(httpBase.Http.prototype, 'setOptions'), 'function'],
     ['websocket-packets.ts', 'ws.createWebSocketStream (the SDK\'s mqtt.js copy)', member(sdkWs(), 'createWebSocketStream'), 'function'],
   ];
 }
@@ -44,5 +48,12 @@ describe('the Azure SDK members the agent\'s patches rely on', () => {
   it('holds what the patches read: the SDK\'s defaults', () => {
     expect(member(member(securityTpm.TpmSecurityClient, '_idKeyPersistentHandle'), 'handle')).toBe(0x81000100);
     expect(member(tpmProvider(), '_tokenValidTimeInSeconds')).toBe(3600);
+    // buildRequest(method, path, headers, host, options?, done): where the observer finds `done`.
+    expect((member(httpBase.Http.prototype, 'buildRequest') as () => void).length).toBe(6);
+  });
+
+  it('dps-requests.ts: the provisioning HTTP transport sends through the HTTP layer it is given (Http._httpBase)', () => {
+    const base = new httpBase.Http();
+    expect(member(new provisioningHttp.Http(base as never), '_httpBase')).toBe(base);
   });
 });
