@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { AgentError, describeError, ExitCode } from '../agent/errors.js';
+import { bootId } from '../agent/lib/boot-id.js';
 import type { Backend } from './backend.js';
 import { compare } from './drift.js';
 import { failClosedRules } from './fail-closed.js';
@@ -7,7 +8,7 @@ import { FirewallIo, label, oneLineError } from './firewall-io.js';
 import { HostIo } from './host-io.js';
 import { bootChoice, type History } from './known-good.js';
 import type { LoadedProfile } from './load-profile.js';
-import { bootId, withLock } from './lock.js';
+import { withLock } from './lock.js';
 import type { MeasureHook } from './measure.js';
 import { buildPlan, type Plan } from './plan.js';
 import { probeTargets, type HostPort, type Probe, type ProbeProxy } from './probe.js';

@@ -2,11 +2,11 @@ import path from 'node:path';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type AppliedRecord, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfileByName } from '../../hardening/load-profile.js';
-import { bootId } from '../../hardening/lock.js';
 import type { MeasureHook } from '../../hardening/measure.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
 import { describeError } from '../errors.js';
+import { bootId } from '../lib/boot-id.js';
 import { CommandFailure, type HardeningAccess } from './command.js';
 import { applyThroughUnit } from './hardening-unit.js';
 
