@@ -1,6 +1,6 @@
 import { AgentError, ExitCode } from '../agent/errors.js';
 import { isHostName } from '../agent/lib/host-name.js';
-import type { CommandRunner } from './runner.js';
+import type { CommandRunner } from '../agent/lib/exec.js';
 
 /** A hub or DPS endpoint that must stay reachable after a remote change. */
 export interface HostPort {

@@ -7,6 +7,7 @@ import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-nam
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
 import { describeError } from '../errors.js';
 import { bootId } from '../lib/boot-id.js';
+import { netnsPrefix } from '../lib/exec.js';
 import { CommandFailure, type HardeningAccess } from './command.js';
 import { applyThroughUnit } from './hardening-unit.js';
 
@@ -62,7 +63,7 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     root: site.root,
     backend: site.backend,
     ...(site.stateDir ? { stateDir: site.stateDir } : {}),
-    commandPrefix: site.netns ? ['ip', 'netns', 'exec', site.netns] : [],
+    commandPrefix: netnsPrefix(site.netns),
     // In-process applies are measured here; through the unit, the root CLI measures.
     ...(options.measure ? { measure: options.measure } : {}),
   });
