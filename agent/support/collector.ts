@@ -1,4 +1,4 @@
-import { withDeadline } from '../check/deadline.js';
+import { withDeadline } from '../lib/deadline.js';
 import { describeError } from '../errors.js';
 import { execBounded, type ExecOutcome } from '../lib/exec.js';
 
