@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { AgentConfig } from '../config.js';
 import { AgentError, describeError, ExitCode } from '../errors.js';
 import { netnsPrefix } from '../lib/exec.js';
+import { NETNS_NAME } from '../lib/validate.js';
 import type { ApplyRequest } from '../../hardening/apply-request.js';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type ApplyReport, type BootReport, type ConfirmOptions, type VerifyReport } from '../../hardening/engine.js';
@@ -211,7 +212,7 @@ async function endpointsFromConfig(configPath: string | undefined, strict = fals
 async function engineFor(options: HardenOptions, measure?: CliMeasure): Promise<HardeningEngine> {
   const backend = (options.backend ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw usage(`unknown --backend ${JSON.stringify(options.backend)}`, `one of ${BACKENDS.join(', ')}`);
-  if (options.netns !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(options.netns)) {
+  if (options.netns !== undefined && !NETNS_NAME.test(options.netns)) {
     throw usage(`invalid --netns ${JSON.stringify(options.netns)}`, 'the name of a namespace listed by `ip netns list`');
   }
   const { egress, probeProxy } = await networkFromConfig(options.config);

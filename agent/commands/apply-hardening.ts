@@ -1,4 +1,4 @@
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { CommandFailure, defineCommand } from './command.js';
 
 /** `applyHardening { profile, confirmTimeoutSec }`: a confirmed transaction; the result is reported when done. */

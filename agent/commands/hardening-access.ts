@@ -3,11 +3,11 @@ import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type AppliedRecord, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfileByName } from '../../hardening/load-profile.js';
 import type { MeasureHook } from '../../hardening/measure.js';
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
 import { describeError } from '../errors.js';
 import { bootId } from '../lib/boot-id.js';
 import { netnsPrefix } from '../lib/exec.js';
+import { NETNS_NAME, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { CommandFailure, type HardeningAccess } from './command.js';
 import { applyThroughUnit } from './hardening-unit.js';
 
@@ -38,7 +38,7 @@ export function hardeningSiteFromEnv(env: NodeJS.ProcessEnv = process.env): Hard
   const root = fields.get('root');
   const netns = fields.get('netns');
   if (!root || !path.isAbsolute(root) || root === '/') throw new Error('IOT_AGENT_HARDENING_TEST needs root=<absolute temporary directory>, never /');
-  if (!netns || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) throw new Error('IOT_AGENT_HARDENING_TEST needs netns=<a namespace the test created>');
+  if (!netns || !NETNS_NAME.test(netns)) throw new Error('IOT_AGENT_HARDENING_TEST needs netns=<a namespace the test created>');
   const backend = (fields.get('backend') ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw new Error(`IOT_AGENT_HARDENING_TEST backend must be one of ${BACKENDS.join(', ')}`);
   const confirm = fields.get('confirm');

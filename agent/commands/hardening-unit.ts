@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { APPLY_REQUEST_FILE, encodeApplyRequest } from '../../hardening/apply-request.js';
 import type { ApplyReport, HardeningEngine } from '../../hardening/engine.js';
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { execBounded } from '../lib/exec.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { CommandFailure } from './command.js';
 
 /** systemctl's answers are a few lines; more is not read. */

@@ -71,7 +71,7 @@ describe('writable properties', () => {
     const { applied, reported, sync } = setup();
     await sync.handlePatch({ telemetryIntervalSeconds: 5, $version: 7 });
     expect(applied).toEqual([]);
-    expect(reported.current.telemetryIntervalSeconds).toEqual({ value: 60, ac: 400, av: 7, ad: 'rejected: expected whole seconds from 10 to 86400, got 5' });
+    expect(reported.current.telemetryIntervalSeconds).toEqual({ value: 60, ac: 400, av: 7, ad: 'rejected: expected whole seconds from 10 to 86400, got the number 5' });
   });
 
   it('does not apply a value again when the same document comes back after a reconnect', async () => {
