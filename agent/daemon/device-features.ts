@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type { Client, Twin } from 'azure-iot-device';
 import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
-import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { attestationAccess } from '../attestation/access.js';
+import { EVENT_LOG_FILE, PcrMeasure } from '../attestation/hardening-measure.js';
 import { hardeningAccess, type HardeningSite } from '../commands/hardening-access.js';
 import { CommandEndpoint } from '../commands/cloud-endpoint.js';
 import type { CommandContext } from '../commands/command.js';

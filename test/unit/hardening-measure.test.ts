@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { hardeningEventText, parseHardeningEvent } from '../../agent/attestation/hardening-event.js';
 import { MAX_EVENT_DATA_BYTES } from '../../agent/attestation/event-log.js';
 import { loadProfile } from '../../hardening/load-profile.js';
-import { hardeningEvent } from '../../hardening/measure.js';
+import { hardeningEvent } from '../../agent/attestation/hardening-measure.js';
 import { buildPlan, planJson } from '../../hardening/plan.js';
 
 const usb = (controllers: string[]) => ({ controllers, networkDevices: [] });
