@@ -7,7 +7,7 @@ import {
   DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, MAX_MESSAGES_PER_SECOND_RANGE, QUEUE_LIMIT_RANGE,
   TELEMETRY_INTERVAL_RANGE,
 } from './telemetry/interval.js';
-import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './network/proxy.js';
+import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './config/proxy-setting.js';
 import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseNoProxyEntry, parseProxyUrl, proxyFor, proxySettings, ProxySettingError } from '../../agent/network/proxy.js';
+import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from '../../agent/config/proxy-setting.js';
+import { proxyFor, proxySettings } from '../../agent/network/proxy.js';
 import { proxyRefusal } from '../../agent/network/proxy-agent.js';
 
 const none = { proxy: undefined, noProxy: undefined };
