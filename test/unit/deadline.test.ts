@@ -13,6 +13,13 @@ describe('a race against a deadline', () => {
     expect(performance.now() - t0).toBeLessThan(1_000);
   });
 
+  it('rejects with what the timeout throws, for callers that treat a deadline as a failure', async () => {
+    const never = new Promise<string>(() => undefined);
+    await expect(withDeadline(never, 20, () => {
+      throw new Error('no connection within 0.02 s');
+    })).rejects.toThrow('no connection within 0.02 s');
+  });
+
   it('passes a failure of the work on to the caller', async () => {
     await expect(withDeadline(Promise.reject(new Error('boom')), 1_000, () => 'late')).rejects.toThrow('boom');
   });
