@@ -133,7 +133,8 @@ export class ExecRunner implements CommandRunner {
     const timeoutMs = options.timeoutMs ?? RUNNER_TIMEOUT_MS;
     const outcome = await execBounded(full, { timeoutMs, maxBytes: RUNNER_MAX_BYTES, maxStderrBytes: RUNNER_MAX_BYTES, input: options.input ?? '' });
     if (outcome.exitCode === 0 && !outcome.truncated) return { stdout: outcome.stdout, stderr: outcome.stderr };
-    const tool = (argv[0] ?? '').replace(/^.*\//, '');
+    // ENOENT names the program started: behind a prefix (ip netns exec) that is the prefix's, not argv[0].
+    const tool = full[0]!.replace(/^.*\//, '');
     if (outcome.notInstalled) {
       const family = Object.keys(this.installHints).find((k) => tool.startsWith(k));
       throw new AgentError(`${full[0]} is not installed`, { hint: family ? this.installHints[family] : undefined });

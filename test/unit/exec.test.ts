@@ -35,6 +35,8 @@ describe('the exec runner', () => {
     const failure = await runner.run(['/usr/sbin/iot-agent-no-such-tool']).catch((err: unknown) => err);
     expect(failure).toMatchObject({ message: '/usr/sbin/iot-agent-no-such-tool is not installed', hint: 'install the Debian package it comes in' });
     await expect(new ExecRunner().run(['iot-agent-other-tool'])).rejects.toMatchObject({ message: 'iot-agent-other-tool is not installed', hint: undefined });
+    const prefixed = new ExecRunner(['iot-agent-no-such-prefix'], { 'iot-agent-no-such': 'install the prefix', 'sysctl': 'install procps' });
+    await expect(prefixed.run(['sysctl'])).rejects.toMatchObject({ message: 'iot-agent-no-such-prefix is not installed', hint: 'install the prefix' });
   });
 
   it('refuses an empty command', async () => {
