@@ -12,7 +12,7 @@ export async function withLock<T>(dir: string, action: () => Promise<T>): Promis
   const lock = path.join(dir, 'lock');
   return withPidLock(lock, {
     // Readable by all (the agent reads the records), writable by root only.
-    mode: 0o644, dirMode: 0o755, ownPid: 'held',
+    recordsBoot: true, mode: 0o644, dirMode: 0o755, ownPid: 'held',
     busy: (holder) => lockError(lock, undefined, holder.pid),
     failed: (cause) => lockError(lock, cause),
   }, action);

@@ -1,4 +1,3 @@
-import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
 import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
@@ -74,9 +73,8 @@ async function directly(config: AgentConfig, idScope: string, force: boolean,
   const lock = await TpmLock.acquire(config.runtimeDir, 'iot-agent provision');
   const transport = runtimeOverrides().tpmTransport ?? config.tpm.transport;
   const tpm = new TpmClient(openTransport(parseTransport(transport)));
-  // Tokens signed against DPS's time (learnt from its first answer) when this clock is off.
+  // DPS's time (learnt from its answers) signs the hub token too when this clock is off.
   const clock = new ServiceClock();
-  signDpsTokensWith(() => clock.now());
   try {
     const identity = await readyIdentity(tpm, config, show);
     const trust = await loadTrust(config.tls.extraCaFile);

@@ -83,7 +83,7 @@ export class CommandEndpoint {
 }
 
 function result(command: string, id: string | undefined, reply: CommandReply): CommandResult {
-  return { ...reply, command: clip(command), via: 'c2d', id, phase: 'done', at: new Date().toISOString() };
+  return { status: reply.status, payload: reply.payload, command: clip(command), via: 'c2d', id, phase: 'done', at: new Date().toISOString() };
 }
 
 function internalError(name: string, err: unknown): CommandReply {

@@ -1,15 +1,14 @@
 import path from 'node:path';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
-import { HardeningEngine, type AppliedRecord, type VerifyReport } from '../../hardening/engine.js';
-import { loadProfileByName } from '../../hardening/load-profile.js';
+import type { AppliedRecord, HardeningEngine, VerifyReport } from '../../hardening/engine.js';
 import type { MeasureHook } from '../../hardening/measure.js';
 import { parseHostPort, type HostPort } from '../../hardening/probe.js';
+import { DEFAULT_STATE_DIR, Records } from '../../hardening/records.js';
 import { describeError } from '../errors.js';
 import { bootId } from '../lib/boot-id.js';
 import { netnsPrefix } from '../lib/exec.js';
 import { NETNS_NAME, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { CommandFailure, type HardeningAccess } from './command.js';
-import { applyThroughUnit } from './hardening-unit.js';
 
 /**
  * Where the engine works. Production: the real root and network namespace, confirming
@@ -59,27 +58,31 @@ export function appliesInProcess(site: HardeningSite, uid: number | undefined = 
  * root run (boot apply, guard, harden-apply@) recorded, with when and by whom it was checked.
  */
 export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean; measure?: MeasureHook } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
-  const engine = new HardeningEngine({
+  // The engine (profiles, rendering, iptables) loads on the first apply or live check: the
+  // summary every connect reports, unprivileged, reads only the records root runs leave.
+  let loading: Promise<HardeningEngine> | undefined;
+  const engine = () => (loading ??= import('../../hardening/engine.js').then(({ HardeningEngine }) => new HardeningEngine({
     root: site.root,
     backend: site.backend,
     ...(site.stateDir ? { stateDir: site.stateDir } : {}),
     commandPrefix: netnsPrefix(site.netns),
     // In-process applies are measured here; through the unit, the root CLI measures.
     ...(options.measure ? { measure: options.measure } : {}),
-  });
+  })));
+  const records = new Records(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR));
   const inProcess = options.inProcess ?? appliesInProcess(site);
 
   /** The drift: verified live as root, otherwise the record of the last root run when it is about the applied profile. */
   const driftOf = async (applied: AppliedRecord): Promise<{ report?: VerifyReport; fields: Record<string, unknown> }> => {
     if (inProcess) {
       try {
-        const report = await engine.verify();
+        const report = await (await engine()).verify();
         return { report, fields: { drift: report.drift, driftCheckedAt: new Date().toISOString(), driftCheckedBy: 'agent' } };
       } catch (err) {
         return { fields: { drift: null, driftError: describeError(err) } };
       }
     }
-    const recorded = await engine.lastVerified().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    const recorded = await records.verified.read().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     if (recorded instanceof Error) return { fields: { drift: null, driftError: describeError(recorded) } };
     if (!recorded || recorded.hash !== applied.hash || recorded.appliedHash !== applied.hash) {
       return { fields: { drift: null, driftError: `not verified since profile ${applied.profile.name} was applied` } };
@@ -89,14 +92,14 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
 
   /** This boot's fail-closed outcome, if the boot path had to load the fail-closed rules instead of the profile. */
   const bootFailure = async (): Promise<Record<string, unknown>> => {
-    const [boot, current] = await Promise.all([engine.lastBoot().catch(() => null), bootId()]);
+    const [boot, current] = await Promise.all([records.boot.read().catch(() => null), bootId()]);
     if (boot?.outcome !== 'fail-closed' || boot.bootId !== current) return {};
     return { failClosed: true, bootFailure: { at: boot.at, profile: boot.profile, error: boot.error ?? 'no reason recorded' } };
   };
 
   const describe = async (withItems: boolean): Promise<Record<string, unknown>> => {
     const [applied, boot] = await Promise.all([
-      engine.applied().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))), bootFailure(),
+      records.applied.read().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))), bootFailure(),
     ]);
     if (applied instanceof Error) return { profile: null, appliedHash: null, confirmed: false, drift: null, recordError: describeError(applied), ...boot };
     if (!applied) return { profile: null, appliedHash: null, confirmed: false, drift: null, ...boot };
@@ -115,9 +118,12 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
       // Names only, in every mode: a cloud-sent path (or name.yaml) is never read.
       if (!PROFILE_NAME.test(profile)) throw new CommandFailure(400, `profile must be ${PROFILE_NAME_EXPECTED}, never a path`);
       const targets = site.confirmTargets ?? endpoints();
-      if (!inProcess) return { ...(await applyThroughUnit({ engine, profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
-      const loaded = await loadProfileByName(profile, site.root);
-      const report = await engine.apply(loaded, { targets, timeoutSeconds: confirmTimeoutSeconds });
+      if (!inProcess) {
+        const { applyThroughUnit } = await import('./hardening-unit.js');
+        return { ...(await applyThroughUnit({ engine: await engine(), profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
+      }
+      const { loadProfileByName } = await import('../../hardening/load-profile.js');
+      const report = await (await engine()).apply(await loadProfileByName(profile, site.root), { targets, timeoutSeconds: confirmTimeoutSeconds });
       return { ...report };
     },
   };

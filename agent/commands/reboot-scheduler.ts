@@ -46,7 +46,10 @@ export class RebootScheduler {
   }
 }
 
-class NotInstalled extends Error {}
+/** The program is not there (ENOENT, as Node names it). */
+class NotInstalled extends Error {
+  readonly code = 'ENOENT';
+}
 
 async function run(argv: readonly string[]): Promise<void> {
   const outcome = await execBounded(argv, { timeoutMs: 60_000, maxBytes: 64 * 1024 });

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Client, Twin } from 'azure-iot-device';
-import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
 import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
@@ -185,7 +184,6 @@ export class Daemon {
     const learnt = await readHubProtocolMemory(this.config.stateDir);
     if (learnt.problem) this.log.warn('state.hub_protocol_ignored', { reason: learnt.problem, treatedAs: 'nothing learnt: 8883 is tried first' });
     this.protocols = new HubProtocolChoice({ setting: this.config.network.hubProtocol, proxied: false, probeMs: MQTT_PROBE_MS }, learnt.memory);
-    signDpsTokensWith(() => this.clock.now());
     this.clock.on('corrected', (offsetMs) => this.resign(`the service clock differs from the local one by ${Math.round(offsetMs / 1000)} s`));
     this.clock.on('jumped', (byMs) => this.resign(`the wall clock jumped by ${Math.round(byMs / 1000)} s`));
     this.stopClockWatch = this.clock.watch();

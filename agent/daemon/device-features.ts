@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Client, Twin } from 'azure-iot-device';
-import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
+import { DEFAULT_STATE_DIR } from '../../hardening/records.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { attestationAccess } from '../attestation/access.js';
 import { EVENT_LOG_FILE, PcrMeasure } from '../attestation/hardening-measure.js';
@@ -13,7 +13,9 @@ import { CommandRegistry, type CommandResult } from '../commands/registry.js';
 import type { AgentConfig } from '../config.js';
 import type { Level, Logger } from '../log/logger.js';
 import { DiskQueue, queueFacts, type QueueFacts } from '../telemetry/disk-queue.js';
-import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
+import { HealthSampler } from '../telemetry/health.js';
+import { systemInfoInChild } from '../telemetry/system-info-process.js';
+import { readSystemSummary } from '../telemetry/system-summary.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
@@ -127,7 +129,7 @@ export class DeviceFeatures {
         status: () => this.hardening.status(),
       },
       attestation: this.attestation,
-      systemInfo: readSystemInfo,
+      systemInfo: () => systemInfoInChild(log),
       support: supportUpload({ config: hooks.config, client: () => this.attached, build: (since, dir, now) => hooks.supportBundle(since, dir, now) }),
     };
     this.registry = new CommandRegistry(context, (result) => this.onResult(result));
@@ -181,8 +183,9 @@ export class DeviceFeatures {
     const queue = await DiskQueue.open(path.join(config.stateDir, 'telemetry'), config.telemetry.queueLimit, log.child({ component: 'telemetry' }));
     const executed = await ExecutedIds.open(config.stateDir, log);
     const made: { features?: DeviceFeatures } = {};
+    const health = new HealthSampler();
     const telemetry = new Telemetry({
-      queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: readHealth,
+      queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: () => health.sample(),
       maxMessagesPerSecond: config.telemetry.maxMessagesPerSecond, secondMs: hooks.telemetrySecondMs,
       connection: () => {
         const { state, since } = hooks.identity();

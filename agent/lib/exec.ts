@@ -127,11 +127,14 @@ export class ExecRunner implements CommandRunner {
   /** `installHints`: by program name prefix, how to install it (`iptables` → the Debian package). */
   constructor(readonly prefix: readonly string[] = [], private readonly installHints: Readonly<Record<string, string>> = {}) {}
 
-  async run(argv: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+  run(argv: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
     const full = [...this.prefix, ...argv];
     if (full.length === 0) throw new Error('empty command');
-    const timeoutMs = options.timeoutMs ?? RUNNER_TIMEOUT_MS;
-    const outcome = await execBounded(full, { timeoutMs, maxBytes: RUNNER_MAX_BYTES, maxStderrBytes: RUNNER_MAX_BYTES, input: options.input ?? '' });
+    return this.runFull(full, argv, options.timeoutMs ?? RUNNER_TIMEOUT_MS, options.input ?? '');
+  }
+
+  private async runFull(full: string[], argv: readonly string[], timeoutMs: number, input: string): Promise<ExecResult> {
+    const outcome = await execBounded(full, { timeoutMs, maxBytes: RUNNER_MAX_BYTES, maxStderrBytes: RUNNER_MAX_BYTES, input });
     if (outcome.exitCode === 0 && !outcome.truncated) return { stdout: outcome.stdout, stderr: outcome.stderr };
     // ENOENT names the program started: behind a prefix (ip netns exec) that is the prefix's, not argv[0].
     const tool = full[0]!.replace(/^.*\//, '');
@@ -139,8 +142,8 @@ export class ExecRunner implements CommandRunner {
       const family = Object.keys(this.installHints).find((k) => tool.startsWith(k));
       throw new AgentError(`${full[0]} is not installed`, { hint: family ? this.installHints[family] : undefined });
     }
-    // The cause reads as Node's own execFile error did: the whole command and its stderr.
-    const cause = new Error(`Command failed: ${full.join(' ')}\n${outcome.stderr}`);
+    // The cause reads as Node's own execFile error did: the whole command, its stderr and exit code.
+    const cause = Object.assign(new Error(`Command failed: ${full.join(' ')}\n${outcome.stderr}`), { code: outcome.exitCode, killed: outcome.timedOut });
     const detail = outcome.stderr.trim().split('\n').filter((l) => !/^# Warning: iptables-legacy tables present/.test(l)).slice(0, 3).join('; ');
     const why = outcome.timedOut ? `timed out after ${timeoutMs} ms`
       : outcome.truncated ? `wrote more than ${RUNNER_MAX_BYTES} bytes`

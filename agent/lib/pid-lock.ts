@@ -3,16 +3,24 @@ import path from 'node:path';
 import { bootId } from './boot-id.js';
 import { isProcessAlive } from './process-alive.js';
 
-/** Who a lock file names: `PID BOOT_ID OWNER…` on one line. */
+/** Who a lock file names: `PID BOOT_ID OWNER…` (or `PID OWNER…` for a lock that does not record boots) on one line. */
 export interface LockHolder {
   pid: number;
-  /** Undefined in a lock written before boot ids were recorded (`PID OWNER…`). */
+  /** Undefined for a lock that does not record boots. */
   bootId: string | undefined;
   /** A name for people (`the iot-agent daemon`); may be empty. */
   owner: string;
 }
 
-export interface AcquireOptions {
+export interface LockKind {
+  /**
+   * Whether the lock names its holder's boot: a lock left by another boot is stale even if
+   * its pid lives again (a lock in /var; one in /run is gone after a reboot anyway).
+   */
+  recordsBoot: boolean;
+}
+
+export interface AcquireOptions extends LockKind {
   /**
    * When the lock names this very process: `held` refuses a second take (one change at a
    * time, even within it); `stale` takes it over (left by an earlier process with this pid).
@@ -30,25 +38,23 @@ export interface AcquireOptions {
   failed(cause: unknown): Error;
 }
 
-const BOOT_ID = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|unknown)$/;
-
 /**
- * A lock file that names its holder's pid and boot. One process at a time holds it; a lock
- * whose holder is gone (a crash), or that was written in another boot (the pid may have been
- * reused since), is stale and taken over.
+ * A lock file that names its holder's pid (and boot). One process at a time holds it; a
+ * lock whose holder is gone (a crash), or that was written in another boot (the pid may
+ * have been reused since), is stale and taken over.
  */
 export class PidLock {
   private constructor(readonly file: string) {}
 
   /** The live process named by `file` (this one included), if any. */
-  static async holder(file: string): Promise<LockHolder | undefined> {
-    const holder = parseLockText(await readFile(file, 'utf8').catch(() => ''));
-    return holder && (await isLive(holder)) ? holder : undefined;
+  static async holder(file: string, kind: LockKind): Promise<LockHolder | undefined> {
+    const holder = parseLockText(await readFile(file, 'utf8').catch(() => ''), kind);
+    return holder && (await isLive(holder, kind)) ? holder : undefined;
   }
 
   static async acquire(file: string, options: AcquireOptions): Promise<PidLock> {
     await mkdir(path.dirname(file), { recursive: true, mode: options.dirMode });
-    const line = [String(process.pid), await bootId(), ...(options.owner ? [options.owner] : [])].join(' ');
+    const line = options.recordsBoot ? [process.pid, await bootId(), ...(options.owner ? [options.owner] : [])].join(' ') : `${process.pid} ${options.owner ?? ''}`;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const handle = await open(file, 'wx', options.mode);
@@ -60,7 +66,7 @@ export class PidLock {
         return new PidLock(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw options.failed(err);
-        const holder = await PidLock.holder(file);
+        const holder = await PidLock.holder(file, options);
         if (holder && !(holder.pid === process.pid && options.ownPid === 'stale')) throw options.busy(holder);
         await rm(file, { force: true }); // stale: its holder is gone
       }
@@ -84,15 +90,15 @@ export async function withPidLock<T>(file: string, options: AcquireOptions, acti
 }
 
 /** The holder a lock file names, or undefined when it names no valid pid. Pure. */
-export function parseLockText(text: string): LockHolder | undefined {
+export function parseLockText(text: string, kind: LockKind): LockHolder | undefined {
   const [first = '', ...rest] = text.trim().split(' ');
   const pid = Number(first);
   if (!/^[1-9][0-9]*$/.test(first) || !Number.isSafeInteger(pid)) return undefined;
-  const boot = rest[0] !== undefined && BOOT_ID.test(rest[0]) ? rest.shift() : undefined;
+  const boot = kind.recordsBoot ? rest.shift() ?? '' : undefined;
   return { pid, bootId: boot, owner: rest.join(' ') };
 }
 
-async function isLive(holder: LockHolder): Promise<boolean> {
-  if (holder.bootId !== undefined && holder.bootId !== (await bootId())) return false;
+async function isLive(holder: LockHolder, kind: LockKind): Promise<boolean> {
+  if (kind.recordsBoot && holder.bootId !== (await bootId())) return false;
   return holder.pid === process.pid || isProcessAlive(holder.pid);
 }

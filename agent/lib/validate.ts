@@ -1,8 +1,9 @@
 /**
  * Building blocks of the validators (config, profiles, command arguments and envelopes,
- * writable properties, state files): the names every layer agrees on, and how a value is
+ * writable properties, helper messages): the names every layer agrees on, and how a value is
  * described in an error. Values that arrive from the cloud are described by their kind and
- * size, never echoed (`kindOf`); a local file's own values may be shown (`shown`).
+ * size (`kindOf`; `briefly` for a writable property's acknowledgement, which the operator who
+ * set it reads); a local file's own values may be shown (`shown`, `yamlKindOf`).
  */
 
 /**
@@ -31,6 +32,18 @@ export function kindOf(value: unknown): string {
   if (typeof value === 'number') return Number.isInteger(value) ? `the number ${value}` : `the number ${String(value).slice(0, 24)}`;
   if (typeof value === 'string') return `a string of ${value.length} characters`;
   if (typeof value === 'object') return 'an object';
+  return `a ${typeof value}`;
+}
+
+/**
+ * A cloud value in an acknowledgement the operator reads (a writable property's `ad`): a
+ * short string quoted, a number as it is, anything else by its kind.
+ */
+export function briefly(value: unknown): string {
+  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
+  if (typeof value === 'number') return String(value).slice(0, 24);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
   return `a ${typeof value}`;
 }
 

@@ -1,11 +1,10 @@
 import { LOG_LEVELS } from '../config.js';
-import { kindOf, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
+import { briefly, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { TELEMETRY_INTERVAL_RANGE } from '../telemetry/interval.js';
 
 /**
  * The writable (desired) properties and their checks: pure, no I/O. Values come from the
- * cloud and are untrusted (described by their kind, never echoed, as command arguments
- * are); a value that fails its check is never applied.
+ * cloud and are untrusted; a value that fails its check is never applied.
  */
 export const WRITABLE_PROPERTIES = ['telemetryIntervalSeconds', 'logLevel', 'hardeningProfile'] as const;
 export type WritableProperty = (typeof WRITABLE_PROPERTIES)[number];
@@ -17,18 +16,18 @@ export function checkWritable(key: WritableProperty, value: unknown): Checked {
     case 'telemetryIntervalSeconds': {
       const { min, max } = TELEMETRY_INTERVAL_RANGE;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-        return { ok: false, reason: `expected whole seconds from ${min} to ${max}, got ${kindOf(value)}` };
+        return { ok: false, reason: `expected whole seconds from ${min} to ${max}, got ${briefly(value)}` };
       }
       return { ok: true, value };
     }
     case 'logLevel':
       if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {
-        return { ok: false, reason: `expected one of ${LOG_LEVELS.join(', ')}, got ${kindOf(value)}` };
+        return { ok: false, reason: `expected one of ${LOG_LEVELS.join(', ')}, got ${briefly(value)}` };
       }
       return { ok: true, value };
     case 'hardeningProfile':
       if (typeof value !== 'string' || !PROFILE_NAME.test(value)) {
-        return { ok: false, reason: `expected ${PROFILE_NAME_EXPECTED}, got ${kindOf(value)}` };
+        return { ok: false, reason: `expected ${PROFILE_NAME_EXPECTED}, got ${briefly(value)}` };
       }
       return { ok: true, value };
   }

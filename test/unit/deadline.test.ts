@@ -25,6 +25,16 @@ describe('a race against a deadline', () => {
   });
 });
 
+describe('deadlines that are not reached', () => {
+  it('never runs the timeout once the work has finished', async () => {
+    let late = 0;
+    expect(await withDeadline(Promise.resolve('done'), 20, () => { late++; return 'late'; })).toBe('done');
+    await expect(withDeadline(Promise.reject(new Error('boom')), 20, () => { late++; return 'late'; })).rejects.toThrow('boom');
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(late).toBe(0);
+  });
+});
+
 describe('a retry loop until a deadline', () => {
   /** A clock that only moves when the loop sleeps (or a try takes time). */
   function clock(start = 0) {
