@@ -1,16 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
-import { AgentError, ExitCode } from './errors.js';
-import { nearestName, shown } from './lib/validate.js';
-import { requireTransient } from './transient-require.js';
+import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './config/proxy-setting.js';
+import { checkRegistrationId } from './config/registration-id-check.js';
 import {
   DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, MAX_MESSAGES_PER_SECOND_RANGE, QUEUE_LIMIT_RANGE,
   TELEMETRY_INTERVAL_RANGE,
-} from './telemetry/interval.js';
-import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './config/proxy-setting.js';
-import { checkRegistrationId } from './tpm/registration-id.js';
-import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
+} from './config/telemetry-limits.js';
+import { DEFAULT_TRANSPORT, parseTransport } from './config/transport-spec.js';
+import { AgentError, ExitCode } from './errors.js';
+import { requireTransient } from './lib/transient-require.js';
+import { nearestName, shown } from './lib/validate.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
 

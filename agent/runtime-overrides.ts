@@ -2,7 +2,7 @@ import { AgentError, ExitCode } from './errors.js';
 import { hardeningSiteFromEnv, type HardeningSite } from './commands/hardening-access.js';
 import { rebootSettingsFromEnv } from './commands/reboot-scheduler.js';
 import type { BackoffPolicy } from './retry/backoff.js';
-import { parseTransport } from './tpm/transport-spec.js';
+import { parseTransport } from './config/transport-spec.js';
 
 /**
  * What the environment may change of a run, read once at the CLI edge and handed down

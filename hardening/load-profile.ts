@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from '../agent/errors.js';
-import { requireTransient } from '../agent/transient-require.js';
+import { requireTransient } from '../agent/lib/transient-require.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';
 import { ProfileError, validateProfile, type Profile } from './profile.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../agent/lib/validate.js';

@@ -4,7 +4,7 @@ import type { MeasurementOutcome, TpmSource } from '../attestation/measurement.j
 import { DEFAULTS, loadConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { openTransport } from '../tpm/open-transport.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 import { agentVersion } from '../version.js';
 import type { EngineView } from '../../hardening/measure.js';
 import type { Operation } from '../attestation/hardening-event.js';

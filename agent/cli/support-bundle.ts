@@ -7,7 +7,7 @@ import { readSharedTpm } from '../daemon/shared-tpm.js';
 import { buildBundle, type BundleResult } from '../support/bundle.js';
 import { DEFAULT_SINCE, parseSince } from '../support/since.js';
 import type { BundleSources } from '../support/sources.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 import { statusReport } from './status.js';
 
 export interface SupportBundleOptions {

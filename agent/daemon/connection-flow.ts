@@ -18,7 +18,7 @@ import type { DeviceIdentity } from '../tpm/identity.js';
 import type { DesiredFeed } from '../twin/desired-feed.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 import { Superseded, type Generations } from './generations.js';
 
 export type FlowState = 'starting' | 'provisioning' | 'connecting' | 'ready' | 'degraded';

@@ -16,7 +16,7 @@ import { ServiceClock } from '../time/service-clock.js';
 import type { QueueFacts } from '../telemetry/disk-queue.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
-import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
+import { formatTransport, parseTransport } from '../config/transport-spec.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { ConnectionFlow, type FlowState, type SessionTimings } from './connection-flow.js';
 import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';

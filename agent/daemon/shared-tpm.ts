@@ -1,7 +1,7 @@
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
-import { formatTransport, type TransportSpec } from '../tpm/transport-spec.js';
+import { formatTransport, type TransportSpec } from '../config/transport-spec.js';
 import { askDaemon, DaemonAbsentError, payloadOf } from './control-socket.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
 

@@ -1,8 +1,6 @@
 import { isIP } from 'node:net';
 import { parseNoProxyEntry, parseNoProxyList, parseProxyUrl, type NoProxyRule, type Proxy, type ProxySettings } from '../config/proxy-setting.js';
 
-export type { Proxy } from '../config/proxy-setting.js';
-
 /**
  * The HTTPS proxy the agent's connections go through (HTTP CONNECT), and the hosts that go
  * direct. Pure: from `network.proxy` / `network.noProxy` or, when the key is unset, from the

@@ -3,8 +3,8 @@ import { HOST_NAME_PATTERN, ID_SCOPE_PATTERN } from '../config.js';
 import { parseProxyUrl, type Proxy } from '../config/proxy-setting.js';
 import { shown } from '../lib/validate.js';
 import { isIdentityKeySlot } from '../tpm/key-slots.js';
-import { checkRegistrationId } from '../tpm/registration-id.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { checkRegistrationId } from '../config/registration-id-check.js';
+import { parseTransport } from '../config/transport-spec.js';
 import type { DpsAssignment, ProvisionStep } from './register.js';
 
 /**

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { DEFAULTS } from '../config.js';
-import { requireTransient } from '../transient-require.js';
+import { requireTransient } from '../lib/transient-require.js';
 
 /**
  * The config keys a file leaves to the built-in defaults (`tpm.transport`, `log.level`, …),

@@ -1,6 +1,6 @@
 import { LOG_LEVELS } from '../config.js';
 import { briefly, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
-import { TELEMETRY_INTERVAL_RANGE } from '../telemetry/interval.js';
+import { TELEMETRY_INTERVAL_RANGE } from '../config/telemetry-limits.js';
 
 /**
  * The writable (desired) properties and their checks: pure, no I/O. Values come from the

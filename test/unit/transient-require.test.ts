@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import type * as Yaml from 'yaml';
-import { requireTransient } from '../../agent/transient-require.js';
+import { requireTransient } from '../../agent/lib/transient-require.js';
 
 const require = createRequire(import.meta.url);
 const yamlEntries = () => Object.keys(require.cache).filter((key) => key.includes('/node_modules/yaml/'));
