@@ -1,18 +1,12 @@
-import { readFileSync } from 'node:fs';
+import pkg from '../package.json' with { type: 'json' };
 
 /**
- * The package version, read from package.json: one level above dist/ when run from the
- * build (dist/agent/…), next to dist/ in the .deb, and at a different depth for the
- * bundle's chunks — so the nearest package.json named iot-agent wins.
+ * The package version, baked into the build: tsc emits package.json beside the compiled
+ * code and the bundle inlines it, so nothing reads a package.json at run time (the .deb's
+ * carries no version).
  */
+export const AGENT_VERSION: string = pkg.version;
+
 export function agentVersion(): string {
-  for (const relative of ['../package.json', '../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'iot-agent' && pkg.version) return pkg.version;
-    } catch {
-      // not there: try the next level up
-    }
-  }
-  return '0.0.0';
+  return AGENT_VERSION;
 }

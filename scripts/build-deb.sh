@@ -22,12 +22,12 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 lib=$root/usr/lib/iot-agent
 
-# The code: the bundle, and a package.json beside it (cli.js reads its version, and
-# "type": "module" makes Node load the chunks as ES modules).
+# The code: the bundle, and a package.json beside it ("type": "module" makes Node load
+# the chunks as ES modules; the version is baked into the bundle, so this one has none).
 node packaging/bundle.mjs "$work/bundle"
 mkdir -p "$lib"
 cp -r "$work/bundle/dist" "$lib/"
-node -e 'const p = require("./package.json"); process.stdout.write(JSON.stringify({ name: p.name, version: p.version, private: true, type: "module", license: p.license }, null, 2) + "\n")' >"$lib/package.json"
+node -e 'const p = require("./package.json"); process.stdout.write(JSON.stringify({ name: p.name, private: true, type: "module", license: p.license }, null, 2) + "\n")' >"$lib/package.json"
 find "$lib" -type d -exec chmod 0755 {} + && find "$lib" -type f -exec chmod 0644 {} +
 chmod 0755 "$lib/dist/agent/cli.js"
 

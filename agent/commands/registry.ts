@@ -46,7 +46,7 @@ export interface CommandOrigin {
 }
 
 /** A command's result as reported to the twin and, for C2D envelopes, in a D2C message. */
-export interface CommandResult extends CommandReply {
+export interface CommandReport extends CommandReply {
   command: string;
   via: CommandOrigin['via'];
   id: string | undefined;
@@ -66,7 +66,7 @@ export class CommandRegistry {
 
   constructor(
     private readonly context: CommandContext,
-    private readonly onResult: (result: CommandResult) => void = () => undefined,
+    private readonly onResult: (result: CommandReport) => void = () => undefined,
     commands: readonly Command<ArgsSchema>[] = COMMANDS,
   ) {
     this.byName = new Map(commands.map((c) => [c.name, c]));
@@ -135,7 +135,7 @@ export class CommandRegistry {
     return done(this.finish(name, origin, reply, 'done'));
   }
 
-  private finish(command: string, origin: CommandOrigin, reply: CommandReply, phase: CommandResult['phase']): CommandReply {
+  private finish(command: string, origin: CommandOrigin, reply: CommandReply, phase: CommandReport['phase']): CommandReply {
     const name = clip(command);
     // Quick answers to direct methods (a monitor's ping every few seconds) stay out of the info log.
     const level = reply.status >= 500 ? 'warn' : phase === 'done' && origin.via === 'method' ? 'debug' : 'info';

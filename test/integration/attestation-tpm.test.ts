@@ -12,7 +12,7 @@ import { defaultSelection } from '../../agent/attestation/pcr-selection.js';
 import { parseQuote, verifyQuoteSignature } from '../../agent/attestation/quote.js';
 import { activateAttestationKey, ensureAttestationKey, quotePcrs } from '../../agent/attestation/tpm-attestation.js';
 import { pcrEvent, pcrRead, readClock } from '../../agent/attestation/tpm-commands.js';
-import { attestationAccess } from '../../agent/attestation/access.js';
+import { attestationAccess } from '../../agent/commands/attestation-access.js';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { makeCredential } from '../../agent/tpm/wire/credential.js';

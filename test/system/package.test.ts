@@ -70,4 +70,11 @@ describe('the Debian package', () => {
     const big = readFileSync(cli, 'utf8');
     expect(big.length).toBeLessThan(200_000);
   });
+
+  it('answers --version from the bundle itself: the package.json beside it carries no version', async () => {
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(JSON.parse(readFileSync(path.join(tree, 'usr/lib/iot-agent/package.json'), 'utf8'))).not.toHaveProperty('version');
+    const { stdout } = await run(process.execPath, [path.join(tree, 'usr/lib/iot-agent/dist/agent/cli.js'), '--version'], { cwd: '/' });
+    expect(stdout.trim()).toBe(version);
+  });
 });

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { attestationAccess } from '../../agent/attestation/access.js';
+import { attestationAccess } from '../../agent/commands/attestation-access.js';
 import { appendEvent, emptyLog, parseEventLogText, sha256Hex, type EventLog } from '../../agent/attestation/event-log.js';
 import { recordMeasurement, type TpmSource } from '../../agent/attestation/measurement.js';
 import { CommandFailure } from '../../agent/commands/command.js';

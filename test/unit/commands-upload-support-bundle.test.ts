@@ -12,7 +12,7 @@ function context(support: SupportAccess): CommandContext {
     requestRestart: () => undefined,
     reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
     telemetry: { intervalSeconds: () => 60, setIntervalSeconds: () => undefined },
-    hardening: { apply: async () => ({}), status: async () => ({}) },
+    hardening: { apply: async () => { throw new Error('not used here'); }, status: async () => { throw new Error('not used here'); } },
     attestation: {
       key: async () => { throw new Error('not used here'); },
       activate: async () => { throw new Error('not used here'); },

@@ -1,63 +1,60 @@
 import path from 'node:path';
-import { BACKENDS, type Backend } from '../../hardening/backend.js';
-import type { AppliedRecord, HardeningEngine, VerifyReport } from '../../hardening/engine.js';
+import type { AppliedRecord, ApplyReport, DriftItem, HardeningEngine, VerifyReport } from '../../hardening/engine.js';
 import type { MeasureHook } from '../../hardening/measure.js';
-import { parseHostPort, type HostPort } from '../../hardening/probe.js';
-import { DEFAULT_STATE_DIR, Records } from '../../hardening/records.js';
+import type { HostPort } from '../../hardening/probe.js';
+import { DEFAULT_STATE_DIR, Records, type VerifiedBy } from '../../hardening/records.js';
 import { describeError } from '../errors.js';
 import { bootId } from '../lib/boot-id.js';
 import { netnsPrefix } from '../lib/exec.js';
-import { NETNS_NAME, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
-import { CommandFailure, type HardeningAccess } from './command.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
+import { HardeningRequestError } from './refusal.js';
+import { appliesInProcess, type HardeningSite } from './site.js';
 
-/**
- * Where the engine works. Production: the real root and network namespace, confirming
- * against every endpoint the agent needs (needed-endpoints.ts). Tests (IOT_AGENT_HARDENING_TEST) name a
- * namespace and a temporary root they created, and the endpoints reachable from it.
- */
-export interface HardeningSite {
-  root: string;
-  stateDir?: string;
-  netns?: string;
-  backend: Backend;
-  /** Fixed confirm targets; otherwise the hub and DPS of the moment. */
-  confirmTargets?: HostPort[];
+/** This boot's fail-closed outcome: the boot path loaded the fail-closed rules instead of the profile. */
+export interface BootFailure {
+  at: string;
+  profile: string | null;
+  error: string;
 }
 
-export const PRODUCTION_SITE: HardeningSite = { root: '/', backend: 'auto' };
-
-/** `netns=NAME,root=/tmp/x,backend=nft,confirm=10.0.0.2:8883;10.0.0.2:443` */
-export function hardeningSiteFromEnv(env: NodeJS.ProcessEnv = process.env): HardeningSite {
-  const spec = env.IOT_AGENT_HARDENING_TEST;
-  if (!spec) return PRODUCTION_SITE;
-  const fields = new Map(spec.split(',').map((part) => {
-    const eq = part.indexOf('=');
-    return [part.slice(0, eq), part.slice(eq + 1)] as [string, string];
-  }));
-  const root = fields.get('root');
-  const netns = fields.get('netns');
-  if (!root || !path.isAbsolute(root) || root === '/') throw new Error('IOT_AGENT_HARDENING_TEST needs root=<absolute temporary directory>, never /');
-  if (!netns || !NETNS_NAME.test(netns)) throw new Error('IOT_AGENT_HARDENING_TEST needs netns=<a namespace the test created>');
-  const backend = (fields.get('backend') ?? 'auto') as Backend;
-  if (!BACKENDS.includes(backend)) throw new Error(`IOT_AGENT_HARDENING_TEST backend must be one of ${BACKENDS.join(', ')}`);
-  const confirm = fields.get('confirm');
-  return { root, netns, backend, ...(confirm ? { confirmTargets: confirm.split(';').map(parseHostPort) } : {}) };
+/** The applied profile and its drift, as the twin reports it (`hardening`). */
+export interface HardeningSummary {
+  profile: string | null;
+  appliedHash: string | null;
+  confirmed: boolean;
+  appliedAt?: string;
+  origin?: string;
+  /** Items that differ from the profile; null when not known (see driftError). */
+  drift: number | null;
+  driftCheckedAt?: string;
+  /** `agent`: verified live by this process (root); otherwise the root run that recorded it. */
+  driftCheckedBy?: VerifiedBy | 'agent';
+  driftError?: string;
+  recordError?: string;
+  failClosed?: true;
+  bootFailure?: BootFailure;
 }
 
-/**
- * Whether profiles are applied by this process (root: tests, QA, a technician's run) or
- * through the root oneshot iot-agent-harden-apply@.service (the packaged, unprivileged agent).
- */
-export function appliesInProcess(site: HardeningSite, uid: number | undefined = process.getuid?.()): boolean {
-  return site.netns !== undefined || uid === 0;
+/** What getHardeningStatus answers: the summary and, with an applied profile, each drifted item. */
+export interface HardeningStatus extends HardeningSummary {
+  drifted?: Pick<DriftItem, 'kind' | 'target' | 'expected' | 'actual'>[];
 }
 
+/** The hardening engine as the commands and the twin see it. */
+export interface HardeningAccess {
+  /** Applies a profile as a confirmed transaction against the hub and DPS endpoints. */
+  apply(profile: string, confirmTimeoutSeconds: number): Promise<ApplyReport>;
+  status(): Promise<HardeningStatus>;
+}
+
+type DriftFields = Pick<HardeningSummary, 'drift' | 'driftCheckedAt' | 'driftCheckedBy' | 'driftError'>;
+
 /**
- * The hardening engine as the commands and the twin see it. As root, status verifies the
+ * The hardening engine for the commands and the twin. As root, status verifies the
  * live state; unprivileged, it cannot read the firewall and reports the drift that the last
  * root run (boot apply, guard, harden-apply@) recorded, with when and by whom it was checked.
  */
-export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean; measure?: MeasureHook } = {}): HardeningAccess & { summary(): Promise<Record<string, unknown>> } {
+export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[], options: { inProcess?: boolean; measure?: MeasureHook } = {}): HardeningAccess & { summary(): Promise<HardeningSummary> } {
   // The engine (profiles, rendering, iptables) loads on the first apply or live check: the
   // summary every connect reports, unprivileged, reads only the records root runs leave.
   let loading: Promise<HardeningEngine> | undefined;
@@ -73,7 +70,7 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
   const inProcess = options.inProcess ?? appliesInProcess(site);
 
   /** The drift: verified live as root, otherwise the record of the last root run when it is about the applied profile. */
-  const driftOf = async (applied: AppliedRecord): Promise<{ report?: VerifyReport; fields: Record<string, unknown> }> => {
+  const driftOf = async (applied: AppliedRecord): Promise<{ report?: VerifyReport; fields: DriftFields }> => {
     if (inProcess) {
       try {
         const report = await (await engine()).verify();
@@ -91,13 +88,13 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
   };
 
   /** This boot's fail-closed outcome, if the boot path had to load the fail-closed rules instead of the profile. */
-  const bootFailure = async (): Promise<Record<string, unknown>> => {
+  const bootFailure = async (): Promise<Pick<HardeningSummary, 'failClosed' | 'bootFailure'>> => {
     const [boot, current] = await Promise.all([records.boot.read().catch(() => null), bootId()]);
     if (boot?.outcome !== 'fail-closed' || boot.bootId !== current) return {};
     return { failClosed: true, bootFailure: { at: boot.at, profile: boot.profile, error: boot.error ?? 'no reason recorded' } };
   };
 
-  const describe = async (withItems: boolean): Promise<Record<string, unknown>> => {
+  const describe = async (withItems: boolean): Promise<HardeningStatus> => {
     const [applied, boot] = await Promise.all([
       records.applied.read().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))), bootFailure(),
     ]);
@@ -116,15 +113,14 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     status: () => describe(true),
     apply: async (profile, confirmTimeoutSeconds) => {
       // Names only, in every mode: a cloud-sent path (or name.yaml) is never read.
-      if (!PROFILE_NAME.test(profile)) throw new CommandFailure(400, `profile must be ${PROFILE_NAME_EXPECTED}, never a path`);
+      if (!PROFILE_NAME.test(profile)) throw new HardeningRequestError(400, `profile must be ${PROFILE_NAME_EXPECTED}, never a path`);
       const targets = site.confirmTargets ?? endpoints();
       if (!inProcess) {
-        const { applyThroughUnit } = await import('./hardening-unit.js');
-        return { ...(await applyThroughUnit({ engine: await engine(), profile, timeoutSeconds: confirmTimeoutSeconds, targets })) };
+        const { applyThroughUnit } = await import('./apply-unit.js');
+        return applyThroughUnit({ engine: await engine(), profile, timeoutSeconds: confirmTimeoutSeconds, targets });
       }
       const { loadProfileByName } = await import('../../hardening/load-profile.js');
-      const report = await (await engine()).apply(await loadProfileByName(profile, site.root), { targets, timeoutSeconds: confirmTimeoutSeconds });
-      return { ...report };
+      return (await engine()).apply(await loadProfileByName(profile, site.root), { targets, timeoutSeconds: confirmTimeoutSeconds });
     },
   };
 }

@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import type { AttestationAccess } from '../commands/command.js';
-import { CommandFailure } from '../commands/command.js';
+import type { AttestationAccess } from './command.js';
+import { CommandFailure } from './command.js';
 import { describeError } from '../errors.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
-import { MAX_REPLY_BYTES, type AttestReply } from './attest-reply.js';
-import { AK_HANDLE } from './attestation-key.js';
-import { parseEventLogText, replayLog, type EventLog } from './event-log.js';
-import { defaultSelection } from './pcr-selection.js';
-import { readPublic } from './tpm-commands.js';
-import { activateAttestationKey, ensureAttestationKey, quotePcrs } from './tpm-attestation.js';
+import { MAX_REPLY_BYTES, type AttestReply } from '../attestation/attest-reply.js';
+import { AK_HANDLE } from '../attestation/attestation-key.js';
+import { parseEventLogText, replayLog, type EventLog } from '../attestation/event-log.js';
+import { defaultSelection } from '../attestation/pcr-selection.js';
+import { readPublic } from '../attestation/tpm-commands.js';
+import { activateAttestationKey, ensureAttestationKey, quotePcrs } from '../attestation/tpm-attestation.js';
 
 export interface AttestationAccessOptions {
   /** The daemon's TPM connection of the moment (undefined while it has none). */

@@ -1,12 +1,12 @@
 import type device from 'azure-iot-device';
 import { describeError } from '../errors.js';
-import { interceptMethodRequests } from '../hub/sdk-internals.js';
+import { interceptMethodRequests } from '../azure-sdk/method-requests.js';
 import { clip } from '../lib/validate.js';
 import type { Logger } from '../log/logger.js';
 import type { CommandReply } from './command.js';
 import { EnvelopeError, parseEnvelope } from './envelope.js';
 import type { ExecutedIds } from './executed-ids.js';
-import type { CommandRegistry, CommandResult } from './registry.js';
+import type { CommandRegistry, CommandReport } from './registry.js';
 
 type Client = InstanceType<typeof device.Client>;
 type Message = InstanceType<typeof device.Message>;
@@ -21,7 +21,7 @@ export class CommandEndpoint {
   constructor(
     private readonly registry: CommandRegistry,
     private readonly executed: ExecutedIds,
-    private readonly report: (result: CommandResult) => void,
+    private readonly report: (result: CommandReport) => void,
     private readonly log: Logger,
   ) {}
 
@@ -82,7 +82,7 @@ export class CommandEndpoint {
   }
 }
 
-function result(command: string, id: string | undefined, reply: CommandReply): CommandResult {
+function result(command: string, id: string | undefined, reply: CommandReply): CommandReport {
   return { status: reply.status, payload: reply.payload, command: clip(command), via: 'c2d', id, phase: 'done', at: new Date().toISOString() };
 }
 
