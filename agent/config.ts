@@ -1,15 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import type * as Yaml from 'yaml';
-import { AgentError, ExitCode } from './errors.js';
-import { requireTransient } from './lib/transient-require.js';
+import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './config/proxy-setting.js';
+import { checkRegistrationId } from './config/registration-id-check.js';
 import {
   DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, MAX_MESSAGES_PER_SECOND_RANGE, QUEUE_LIMIT_RANGE,
   TELEMETRY_INTERVAL_RANGE,
-} from './telemetry/interval.js';
-import { parseNoProxyEntry, parseProxyUrl, ProxySettingError } from './network/proxy.js';
-import { checkRegistrationId } from './tpm/registration-id.js';
-import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
+} from './config/telemetry-limits.js';
+import { DEFAULT_TRANSPORT, parseTransport } from './config/transport-spec.js';
+import { AgentError, ExitCode } from './errors.js';
 import { requireCopy } from './lib/require-copy.js';
+import { requireTransient } from './lib/transient-require.js';
+import { nearestName, shown } from './lib/validate.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
 
@@ -228,7 +229,7 @@ class Validator {
   constructor(private readonly source: string) {}
 
   fail(key: string, value: unknown, expected: string): never {
-    throw new ConfigError(this.source, `${key || 'the document'}: ${show(value)} is not valid: expected ${expected}`);
+    throw new ConfigError(this.source, `${key || 'the document'}: ${shown(value)} is not valid: expected ${expected}`);
   }
 
   object(value: unknown, key: string): Record<string, unknown> {
@@ -240,7 +241,7 @@ class Validator {
     for (const name of Object.keys(object)) {
       if (allowed.includes(name)) continue;
       const where = key ? `${key}.${name}` : name;
-      const near = allowed.find((a) => a.toLowerCase() === name.toLowerCase() || editDistance(a, name) <= 2);
+      const near = nearestName(name, allowed);
       throw new ConfigError(this.source, `${where}: unknown key${near ? ` (did you mean ${key ? `${key}.` : ''}${near}?)` : ''}; expected one of ${allowed.join(', ')}`);
     }
   }
@@ -318,23 +319,4 @@ class Validator {
       throw new ConfigError(this.source, `${key}: ${(err as Error).message}${hint}`);
     }
   }
-}
-
-function show(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length]!;
 }

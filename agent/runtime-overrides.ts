@@ -3,8 +3,9 @@ import { BACKENDS, type Backend } from '../hardening/backend.js';
 import { parseHostPort } from '../hardening/probe.js';
 import { AgentError, ExitCode } from './errors.js';
 import type { HardeningSite } from './hardening-bridge/site.js';
+import { NETNS_NAME } from './lib/validate.js';
 import type { BackoffPolicy } from './retry/backoff.js';
-import { parseTransport } from './tpm/transport-spec.js';
+import { parseTransport } from './config/transport-spec.js';
 
 /**
  * What the environment may change of a run, parsed once at the CLI edge (agent/cli.ts) and
@@ -125,7 +126,7 @@ export function parseHardeningSite(spec: string): HardeningSite {
   const root = fields.get('root');
   const netns = fields.get('netns');
   if (!root || !path.isAbsolute(root) || root === '/') throw hardeningTestError('needs root=<absolute temporary directory>, never /');
-  if (!netns || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) throw hardeningTestError('needs netns=<a namespace the test created>');
+  if (!netns || !NETNS_NAME.test(netns)) throw hardeningTestError('needs netns=<a namespace the test created>');
   const backend = (fields.get('backend') ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw hardeningTestError(`backend must be one of ${BACKENDS.join(', ')}`);
   const confirm = fields.get('confirm');

@@ -9,7 +9,8 @@ import { HardeningEngine } from '../hardening/engine.js';
 import { loadProfile } from '../hardening/load-profile.js';
 import { AGENT_CHAINS } from '../hardening/render-firewall.js';
 import { applyText, parseFilterTable, removeText } from '../hardening/restore-text.js';
-import { ExecRunner, type CommandRunner } from '../hardening/runner.js';
+import type { CommandRunner } from '../agent/lib/exec.js';
+import { hardeningRunner } from '../hardening/runner.js';
 import { CommandSysctl, ProcSysctl } from '../hardening/sysctl-io.js';
 import { NetnsPair, requireHardeningTools } from '../test/support/netns.js';
 import { median } from './stats.js';
@@ -86,7 +87,7 @@ function rowsFor(label: string, m: Medians): string[][] {
  */
 async function measureSubjects(backend: 'nft' | 'legacy', root: string, prefix: readonly string[]): Promise<Medians> {
   let spawns = 0;
-  const plain = new ExecRunner(prefix);
+  const plain = hardeningRunner(prefix);
   const counting: CommandRunner = { run: (argv, options) => { spawns++; return plain.run(argv, options); } };
   const profile = await loadProfile('strict', root);
   // Inside the namespace the engine reads and writes /proc/sys itself, as on a device.

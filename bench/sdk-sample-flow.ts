@@ -12,7 +12,7 @@ import provisioningDevice from 'azure-iot-provisioning-device';
 import securityTpm from 'azure-iot-security-tpm';
 import { openTransport } from '../agent/tpm/open-transport.js';
 import { TpmClient } from '../agent/tpm/tpm-client.js';
-import { parseTransport } from '../agent/tpm/transport-spec.js';
+import { parseTransport } from '../agent/config/transport-spec.js';
 import { provisioningTransport } from '../test/cloud/dps/sdk-clients.js';
 
 const [transport, host, idScope, caFile] = process.argv.slice(2);

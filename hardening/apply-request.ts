@@ -1,6 +1,6 @@
 import { AgentError, ExitCode } from '../agent/errors.js';
 import { readUntrustedFile } from '../agent/lib/untrusted-file.js';
-import { PROFILE_NAME } from './profile-name.js';
+import { PROFILE_NAME } from '../agent/lib/validate.js';
 import { formatHostPort, parseHostPort, type HostPort } from './probe.js';
 
 /**

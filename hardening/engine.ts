@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { AgentError, describeError, ExitCode } from '../agent/errors.js';
+import { bootId } from '../agent/lib/boot-id.js';
+import type { CommandRunner } from '../agent/lib/exec.js';
 import type { Backend } from './backend.js';
 import { compare } from './drift.js';
 import { failClosedRules } from './fail-closed.js';
@@ -7,7 +9,7 @@ import { FirewallIo, label, oneLineError } from './firewall-io.js';
 import { HostIo } from './host-io.js';
 import { bootChoice, type History } from './known-good.js';
 import type { LoadedProfile } from './load-profile.js';
-import { bootId, withLock } from './lock.js';
+import { withLock } from './lock.js';
 import type { MeasureHook } from './measure.js';
 import { buildPlan, type Plan } from './plan.js';
 import { probeTargets, type HostPort, type Probe, type ProbeProxy } from './probe.js';
@@ -17,7 +19,7 @@ import {
 import { DEFAULT_EGRESS, type Egress, type Family, type FirewallRules } from './render-firewall.js';
 import type { ApplyReport, RollbackReport, VerifyReport } from './reports.js';
 import { parseFilterTable } from './restore-text.js';
-import { ExecRunner, type CommandRunner } from './runner.js';
+import { hardeningRunner } from './runner.js';
 import { CommandSysctl, ProcSysctl, type SysctlIo } from './sysctl-io.js';
 import { applyTransaction, popSnapshot, readLive, restoreSnapshot, type ConfirmOptions, type TransactionParts } from './transaction.js';
 
@@ -75,7 +77,7 @@ export class HardeningEngine {
     this.root = options.root ?? '/';
     this.backend = options.backend ?? 'auto';
     this.records = new Records(options.stateDir ?? path.join(this.root, DEFAULT_STATE_DIR));
-    this.runner = options.runner ?? new ExecRunner(options.commandPrefix ?? []);
+    this.runner = options.runner ?? hardeningRunner(options.commandPrefix);
     const ownNamespace = options.runner === undefined && (options.commandPrefix ?? []).length === 0;
     this.firewall = new FirewallIo(this.runner, this.backend);
     this.host = new HostIo(this.root, options.sysctl ?? (ownNamespace ? new ProcSysctl() : new CommandSysctl(this.runner)));

@@ -3,7 +3,7 @@ import { restoreCommand, saveCommand, type Backend } from './backend.js';
 import { agentLines } from './drift.js';
 import type { Family, FirewallRules } from './render-firewall.js';
 import { applyText, parseFilterTable, removeText, revertText } from './restore-text.js';
-import type { CommandRunner } from './runner.js';
+import type { CommandRunner } from '../agent/lib/exec.js';
 
 /**
  * The firewall through `iptables-save` and `iptables-restore --noflush` (and their IPv6

@@ -6,7 +6,7 @@ import { requireCopy } from '../agent/lib/require-copy.js';
 import { requireTransient } from '../agent/lib/transient-require.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';
 import { ProfileError, validateProfile, type Profile } from './profile.js';
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from './profile-name.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../agent/lib/validate.js';
 
 export const SITE_PROFILE_DIR = 'etc/iot-agent/profiles';
 

@@ -1,24 +1,14 @@
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { parseHardeningEvent, hardeningEventText, sameState, type HardeningEvent, type MeasuredBy, type Operation } from '../agent/attestation/hardening-event.js';
-import { recordMeasurement, type MeasurementOutcome, type TpmSource } from '../agent/attestation/measurement.js';
-import { describeError } from '../agent/errors.js';
 import type { LoadedProfile } from './load-profile.js';
 import type { Plan } from './plan.js';
 import type { Profile } from './profile.js';
-import { applyText } from './restore-text.js';
 
 /**
- * Measured hardening: after every apply and rollback, what is in force is extended into a
- * TPM PCR (attestation.pcr) and appended to the event log beside the engine's records
- * (`<state dir>/pcr-events.json`). PCRs only ever extend until the next reset, so whoever
- * gains root later can add events but never take back the record of what was loaded.
- *
- * The engine calls `afterChange` inside its lock, so measurements keep the order of the
- * changes. A measurement never fails the hardening: without a TPM, a gap is recorded.
+ * The engine's measurement hook (EngineOptions.measure): after every apply and rollback,
+ * inside the lock, so measurements keep the order of the changes. The implementation
+ * (a TPM PCR and its event log) is agent/attestation/hardening-measure.ts; the engine only
+ * knows this interface.
  */
-export const EVENT_LOG_FILE = 'pcr-events.json';
+export type HardeningOperation = 'apply' | 'rollback';
 
 /** What the measurement reads from the engine (HardeningEngine has all of it). */
 export interface EngineView {
@@ -27,79 +17,7 @@ export interface EngineView {
   readonly records: { readonly dir: string };
 }
 
-/** The engine's optional hook (EngineOptions.measure). */
 export interface MeasureHook {
   /** After an apply or rollback returned; `changed`: something was loaded or restored. Never throws. */
-  afterChange(engine: EngineView, change: { operation: Operation; changed: boolean }): Promise<MeasurementOutcome | undefined>;
-}
-
-export interface PcrMeasureOptions {
-  pcr: number;
-  by: MeasuredBy;
-  tpm: TpmSource;
-  agentVersion: string;
-  /** Where a failure to record goes (the CLI's stderr, the daemon's log). */
-  warn: (message: string) => void;
-  bootId?: () => Promise<string>;
-  now?: () => Date;
-}
-
-export class PcrMeasure implements MeasureHook {
-  constructor(private readonly options: PcrMeasureOptions) {}
-
-  async afterChange(engine: EngineView, change: { operation: Operation; changed: boolean }): Promise<MeasurementOutcome | undefined> {
-    try {
-      const applied = await engine.applied();
-      const plan = applied ? await engine.plan({ profile: applied.profile, origin: applied.origin }) : null;
-      const event = hardeningEvent(plan, change.operation, this.options.by, this.options.agentVersion);
-      const outcome = await recordMeasurement({
-        logPath: path.join(engine.records.dir, EVENT_LOG_FILE),
-        pcr: this.options.pcr,
-        data: hardeningEventText(event),
-        bootId: await (this.options.bootId ?? readBootId)(),
-        now: (this.options.now ?? (() => new Date()))(),
-        tpm: this.options.tpm,
-        // A change is always measured; an apply that changed nothing only when the log does not show this state last.
-        alreadyRecorded: (last) => !change.changed && last.extended && describesState(last.data, event),
-      });
-      if (outcome.outcome === 'gap') this.options.warn(`hardening not measured into PCR ${this.options.pcr}: ${outcome.reason}`);
-      return outcome;
-    } catch (err) {
-      this.options.warn(`hardening measurement not recorded: ${describeError(err)}`);
-      return undefined;
-    }
-  }
-}
-
-/** The event for a plan in force (null: no profile in force). Pure. */
-export function hardeningEvent(plan: Plan | null, op: Operation, by: MeasuredBy, agentVersion: string): Omit<HardeningEvent, 'type'> {
-  if (!plan) return { op, by, profile: null, profileHash: null, parts: null, agentVersion };
-  const { host } = plan;
-  return {
-    op, by, profile: plan.profile, profileHash: plan.hash, agentVersion,
-    parts: {
-      // The rendered restore text with every jump, as `harden plan` shows it: the same for the same rules on any board.
-      iptables: plan.firewall[4] ? sha256(applyText(plan.firewall[4], undefined)) : null,
-      ip6tables: plan.firewall[6] ? sha256(applyText(plan.firewall[6], undefined)) : null,
-      sysctls: sha256(Object.entries(host.sysctls).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} = ${v}\n`).join('')),
-      files: sha256(JSON.stringify({ write: host.files.map((f) => [f.path, f.content]), remove: host.removeFiles })),
-      sysfs: sha256(JSON.stringify(host.sysfs.map((s) => [s.path, s.value]))),
-    },
-  };
-}
-
-function describesState(data: string, event: Omit<HardeningEvent, 'type'>): boolean {
-  try {
-    return sameState(parseHardeningEvent(data), { ...event, type: 'iot-agent/hardening' });
-  } catch {
-    return false;
-  }
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
-}
-
-async function readBootId(): Promise<string> {
-  return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'unknown')).trim();
+  afterChange(engine: EngineView, change: { operation: HardeningOperation; changed: boolean }): Promise<unknown>;
 }

@@ -1,6 +1,7 @@
 import { AgentError, ExitCode } from '../agent/errors.js';
+import { retryUntilDeadline, type DeadlineLoop } from '../agent/lib/deadline.js';
+import type { CommandRunner } from '../agent/lib/exec.js';
 import { isHostName } from '../agent/lib/host-name.js';
-import type { CommandRunner } from './runner.js';
 
 /** A hub or DPS endpoint that must stay reachable after a remote change. */
 export interface HostPort {
@@ -103,38 +104,23 @@ export async function probeTargets(runner: CommandRunner, targets: readonly Host
 
 export type Probe = (targets: readonly HostPort[], timeoutMs: number) => Promise<ProbeResult[]>;
 
-export interface ProbeLoop {
+export interface ProbeLoop extends DeadlineLoop {
   probe: Probe;
   targets: readonly HostPort[];
-  /** Until when (ms since the epoch) to keep trying. */
-  deadline: number;
-  intervalMs: number;
-  now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
 }
 
 const PROBE_TIMEOUT_MS = 3_000;
 
 /**
  * The one probe loop (the confirm step of a transaction and the boot guard): every target
- * probed at once, again every interval until all answer or the deadline passes. Bounded in
- * rounds too, so a clock that stands still cannot keep it going.
+ * probed at once, again every interval until all answer or the deadline passes.
  */
 export async function probeUntilReachable(loop: ProbeLoop): Promise<{ ok: boolean; probes: ProbeResult[]; rounds: number }> {
-  const now = loop.now ?? Date.now;
-  const sleep = loop.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const maxRounds = Math.ceil(Math.max(0, loop.deadline - now()) / Math.max(loop.intervalMs, 1)) + 2;
-  let probes: ProbeResult[] = [];
-  let rounds = 0;
-  while (rounds < maxRounds) {
-    rounds++;
-    probes = await loop.probe(loop.targets, Math.min(PROBE_TIMEOUT_MS, Math.max(loop.deadline - now(), 200)));
-    if (probes.every((p) => p.ok)) return { ok: true, probes, rounds };
-    const left = loop.deadline - now();
-    if (left <= 0) break;
-    await sleep(Math.min(loop.intervalMs, left));
-  }
-  return { ok: false, probes, rounds };
+  const { done, value, rounds } = await retryUntilDeadline(loop, async (msLeft) => {
+    const probes = await loop.probe(loop.targets, Math.min(PROBE_TIMEOUT_MS, Math.max(msLeft, 200)));
+    return { done: probes.every((p) => p.ok), value: probes };
+  });
+  return { ok: done, probes: value, rounds };
 }
 
 /** `host:port: why` for each target that did not answer. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { AgentError, ExitCode } from '../agent/errors.js';
+import { PROFILE_LABEL, yamlKindOf } from '../agent/lib/validate.js';
 
 /**
  * A hardening profile: plain data, validated once here, at the edge. Everything below
@@ -96,7 +97,7 @@ export function validateProfile(raw: unknown, source: string, fallbackName: stri
   }
 
   return {
-    name: v.string(top.name ?? fallbackName, 'name', /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" or "-", at most 64'),
+    name: v.string(top.name ?? fallbackName, 'name', PROFILE_LABEL, 'letters, digits, ".", "_" or "-", at most 64'),
     description: v.string(top.description ?? '', 'description'),
     firewall: {
       inbound: v.list(fw.inbound ?? [], 'firewall.inbound').map((r, i) => v.portRule(r, `firewall.inbound[${i}]`, 'from')),
@@ -154,7 +155,7 @@ class Validator {
 
   object(value: unknown, field: string, keys: string[]): Raw {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      this.fail(field, `must be a mapping, got ${describe(value)}`);
+      this.fail(field, `must be a mapping, got ${yamlKindOf(value)}`);
     }
     for (const key of Object.keys(value)) {
       if (!keys.includes(key)) {
@@ -165,24 +166,24 @@ class Validator {
   }
 
   list(value: unknown, field: string): unknown[] {
-    if (!Array.isArray(value)) this.fail(field, `must be a list, got ${describe(value)}`);
+    if (!Array.isArray(value)) this.fail(field, `must be a list, got ${yamlKindOf(value)}`);
     return value;
   }
 
   string(value: unknown, field: string, pattern?: RegExp, expected?: string): string {
-    if (typeof value !== 'string') this.fail(field, `must be a string, got ${describe(value)}`);
+    if (typeof value !== 'string') this.fail(field, `must be a string, got ${yamlKindOf(value)}`);
     if (pattern && !pattern.test(value)) this.fail(field, `${JSON.stringify(value)} is not ${expected ?? `matching ${pattern}`}`);
     return value;
   }
 
   boolean(value: unknown, field: string): boolean {
-    if (typeof value !== 'boolean') this.fail(field, `must be true or false, got ${describe(value)}`);
+    if (typeof value !== 'boolean') this.fail(field, `must be true or false, got ${yamlKindOf(value)}`);
     return value;
   }
 
   oneOf<T extends string>(value: unknown, field: string, choices: readonly T[]): T {
     if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
-      this.fail(field, `must be one of ${choices.join(', ')}, got ${describe(value)}`);
+      this.fail(field, `must be one of ${choices.join(', ')}, got ${yamlKindOf(value)}`);
     }
     return value as T;
   }
@@ -192,7 +193,7 @@ class Validator {
     const rate = this.string(raw.rate, `${field}.rate`, RATE, 'a rate such as "25/second" (per second, minute, hour or day)');
     const burst = raw.burst ?? 5;
     if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > 10000) {
-      this.fail(`${field}.burst`, `must be an integer from 1 to 10000, got ${describe(burst)}`);
+      this.fail(`${field}.burst`, `must be an integer from 1 to 10000, got ${yamlKindOf(burst)}`);
     }
     return { rate, burst };
   }
@@ -211,7 +212,7 @@ class Validator {
     const [from, to] = range ? [Number(range[1]), Number(range[2])] : [value, value];
     const valid = (p: unknown): p is number => typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
     if (!valid(from) || !valid(to) || from > to) {
-      this.fail(field, `must be a port from 1 to 65535 or a range "low-high", got ${describe(value)}`);
+      this.fail(field, `must be a port from 1 to 65535 or a range "low-high", got ${yamlKindOf(value)}`);
     }
     return { from, to };
   }
@@ -226,11 +227,4 @@ class Validator {
     }
     return `${address}/${bits}`;
   }
-}
-
-function describe(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${JSON.stringify(value)}`;
 }

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError } from '../agent/errors.js';
-import type { CommandRunner } from './runner.js';
+import type { CommandRunner } from '../agent/lib/exec.js';
 
 /**
  * Reading and writing live sysctls. net.* sysctls belong to the network namespace of the

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { AgentError } from '../agent/errors.js';
+import { bootId } from '../agent/lib/boot-id.js';
 import { saveCommand, type Backend } from './backend.js';
 import { agentLines, compare, type LiveState } from './drift.js';
 import type { FirewallIo } from './firewall-io.js';
 import type { HostIo } from './host-io.js';
 import type { LoadedProfile } from './load-profile.js';
-import { bootId } from './lock.js';
 import { planSysctls, type Plan } from './plan.js';
 import { describeFailures, probeUntilReachable, type HostPort, type Probe } from './probe.js';
 import type { AppliedRecord, KnownGoodRecord, OriginalsRecord, Records, Snapshot } from './records.js';

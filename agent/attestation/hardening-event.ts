@@ -1,3 +1,5 @@
+import { PROFILE_LABEL } from '../lib/validate.js';
+
 /**
  * What one hardening measurement says: which profile is in force (name and hash) and the
  * SHA-256 of each part that was loaded (the rendered iptables-restore and ip6tables-restore
@@ -70,7 +72,7 @@ export function parseHardeningEvent(data: string): HardeningEvent {
     if (e.profileHash !== null || e.parts !== null) throw new HardeningEventError('hardening event: no profile, yet a hash or parts');
     return { type: HARDENING_EVENT_TYPE, op, by, profile: null, profileHash: null, parts: null, agentVersion };
   }
-  const profile = stringOf(e.profile, 'profile', /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
+  const profile = stringOf(e.profile, 'profile', PROFILE_LABEL);
   const profileHash = stringOf(e.profileHash, 'profileHash', /^[0-9a-f]{64}$/);
   const p = record(e.parts, 'hardening event parts', ['iptables', 'ip6tables', 'sysctls', 'files', 'sysfs']);
   const digest = (v: unknown, field: string) => stringOf(v, `parts.${field}`, /^[0-9a-f]{64}$/);

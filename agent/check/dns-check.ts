@@ -1,6 +1,6 @@
 import { lookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
-import { withDeadline } from './deadline.js';
+import { withDeadline } from '../lib/deadline.js';
 import { fail, pass, seconds, type CheckId, type CheckResult } from './result.js';
 
 export type Resolution =

@@ -1,5 +1,6 @@
 import type { AgentConfig } from '../config.js';
-import { proxyFor, proxySettings, ProxySettingError, type Proxy, type ProxySettings } from '../network/proxy.js';
+import { ProxySettingError, type Proxy, type ProxySettings } from '../config/proxy-setting.js';
+import { proxyFor, proxySettings } from '../network/proxy.js';
 import { HubProtocolChoice, MQTT_PROBE_MS, type ProtocolMemory } from '../retry/hub-protocol.js';
 import { describeResolution, resolveHost, type Resolution } from './dns-check.js';
 import type { TunnelOutcome } from './proxy-probe.js';

@@ -1,7 +1,7 @@
 import https from 'node:https';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Proxy } from '../network/proxy.js';
+import type { Proxy } from '../config/proxy-setting.js';
 import { ProxyTunnel, type ProxyError } from '../network/proxy-agent.js';
 import type { TlsOutcome } from './tls-probe.js';
 

@@ -4,7 +4,7 @@ import { offsetFromDate } from '../time/service-clock.js';
 import { fetchServiceDate } from '../time/service-date.js';
 import { checkClock, type MeasuredOffset } from './clock-check.js';
 import { checkConfig } from './config-check.js';
-import { withDeadline } from './deadline.js';
+import { withDeadline } from '../lib/deadline.js';
 import { endpointProxy } from '../network/proxy.js';
 import { readHubProtocolMemory } from '../state/hub-protocol-memory.js';
 import { checkNetwork, NETWORK_CHECK_IDS } from './network-checks.js';

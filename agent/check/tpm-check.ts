@@ -3,7 +3,7 @@ import { readSharedTpm, type SharedTpmReport } from '../control/shared-tpm.js';
 import { EK_HANDLE, IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import { registrationIdFromEndorsementKey } from '../tpm/registration-id.js';
 import type { TpmReport } from '../tpm/tpm-report.js';
-import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
+import { formatTransport, parseTransport } from '../config/transport-spec.js';
 import { fail, pass, warn, type CheckResult } from './result.js';
 
 export interface TpmCheckOptions {

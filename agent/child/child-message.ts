@@ -1,4 +1,5 @@
 import { AgentError, ExitCode } from '../errors.js';
+import { shown } from '../lib/validate.js';
 import type { SerializedError } from './serialized-error.js';
 
 /**
@@ -28,7 +29,7 @@ export function parseChildMessage(message: unknown): ChildMessage {
     case 'failed':
       return { kind: 'failed', error: jsonObject(record.error, 'the error') as unknown as SerializedError };
     default:
-      throw new ChildMessageError(`unknown message kind ${show(record.kind)}`);
+      throw new ChildMessageError(`unknown message kind ${shown(record.kind)}`);
   }
 }
 
@@ -44,12 +45,7 @@ export function onlyKeys(record: Record<string, unknown>, allowed: readonly stri
 }
 
 export function text(value: unknown, key: string, maxLength: number): string {
-  if (typeof value !== 'string' || value.length === 0) throw new ChildMessageError(`${key} ${show(value)} is not a non-empty string`);
+  if (typeof value !== 'string' || value.length === 0) throw new ChildMessageError(`${key} ${shown(value)} is not a non-empty string`);
   if (value.length > maxLength) throw new ChildMessageError(`${key} is longer than ${maxLength} characters`);
   return value;
-}
-
-export function show(value: unknown): string {
-  const shown = JSON.stringify(value) ?? String(value);
-  return shown.length > 60 ? `${shown.slice(0, 57)}...` : shown;
 }

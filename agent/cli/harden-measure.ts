@@ -1,11 +1,12 @@
 import type { MeasuredBy } from '../attestation/hardening-event.js';
+import { PcrMeasure } from '../attestation/hardening-measure.js';
 import type { MeasurementOutcome, TpmSource } from '../attestation/measurement.js';
 import { DEFAULTS, loadConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { openTransport } from '../tpm/open-transport.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 import { agentVersion } from '../version.js';
-import { PcrMeasure, type EngineView } from '../../hardening/measure.js';
+import type { EngineView } from '../../hardening/measure.js';
 import type { Operation } from '../attestation/hardening-event.js';
 
 /**

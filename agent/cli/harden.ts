@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { AgentConfig } from '../config.js';
 import { AgentError, describeError, ExitCode } from '../errors.js';
+import { netnsPrefix } from '../lib/exec.js';
+import { NETNS_NAME } from '../lib/validate.js';
 import type { ApplyRequest } from '../../hardening/apply-request.js';
 import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type ApplyReport, type BootReport, type ConfirmOptions, type VerifyReport } from '../../hardening/engine.js';
@@ -9,7 +11,7 @@ import { formatPlan, planJson } from '../../hardening/plan.js';
 import type { GuardOutcome } from '../../hardening/guard.js';
 import { formatHostPort, parseHostPort, probeTargets, type HostPort, type ProbeProxy } from '../../hardening/probe.js';
 import type { Egress } from '../../hardening/render-firewall.js';
-import { ExecRunner } from '../../hardening/runner.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import type { MeasuredBy } from '../attestation/hardening-event.js';
 
 export interface HardenOptions {
@@ -158,7 +160,7 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
   const { config, targets: needed, source: neededSource } = await endpointsFromConfig(options.config, true);
   const graceSeconds = given ?? config!.hardening.bootGraceSeconds;
   const { targets, source } = explicit.length ? { targets: explicit, source: '--confirm-host' } : { targets: needed, source: neededSource };
-  const runner = new ExecRunner(netnsPrefix(options));
+  const runner = hardeningRunner(netnsPrefix(options.netns));
   const { probeProxyFor } = await import('../commands/needed-endpoints.js');
   const viaProxy = config && probeProxyFor(config);
   let outcome: GuardOutcome;
@@ -207,14 +209,10 @@ async function endpointsFromConfig(configPath: string | undefined, strict = fals
   return { config, targets: neededEndpoints(config, assignment, learnt), source };
 }
 
-function netnsPrefix(options: HardenOptions): string[] {
-  return options.netns ? ['ip', 'netns', 'exec', options.netns] : [];
-}
-
 async function engineFor(options: HardenOptions, measure?: CliMeasure): Promise<HardeningEngine> {
   const backend = (options.backend ?? 'auto') as Backend;
   if (!BACKENDS.includes(backend)) throw usage(`unknown --backend ${JSON.stringify(options.backend)}`, `one of ${BACKENDS.join(', ')}`);
-  if (options.netns !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(options.netns)) {
+  if (options.netns !== undefined && !NETNS_NAME.test(options.netns)) {
     throw usage(`invalid --netns ${JSON.stringify(options.netns)}`, 'the name of a namespace listed by `ip netns list`');
   }
   const { egress, probeProxy } = await networkFromConfig(options.config);
@@ -222,7 +220,7 @@ async function engineFor(options: HardenOptions, measure?: CliMeasure): Promise<
     root: options.root ?? '/',
     ...(options.stateDir ? { stateDir: options.stateDir } : {}),
     backend,
-    commandPrefix: netnsPrefix(options),
+    commandPrefix: netnsPrefix(options.netns),
     ...(measure ? { measure } : {}),
     egress,
     ...(probeProxy ? { probeProxy } : {}),

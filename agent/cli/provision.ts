@@ -5,6 +5,7 @@ import { DaemonAbsentError, payloadOf, requestDaemon } from '../control/client.j
 import type { DaemonStatus } from '../control/protocol.js';
 import { TpmLock } from '../daemon/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
+import { retryUntilDeadline } from '../lib/deadline.js';
 import { Logger } from '../log/logger.js';
 import { readyIdentity, registerAssignment, startDecision, stepAfter, stepWords, type ProvisionStep } from '../provisioning/flow.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
@@ -12,7 +13,7 @@ import { readAssignment, type Assignment } from '../state/assignment-store.js';
 import { ServiceClock } from '../time/service-clock.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 
 export interface ProvisionOptions {
   config?: string;
@@ -110,20 +111,17 @@ async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | 
   const session = new HubSession({
     tpm, target: assignment, ca, log: new Logger({ level: 'error', write: () => undefined }), clockCorrectionMs: () => clock.correctionMs(),
   });
-  const deadline = Date.now() + CONNECT_DEADLINE_MS;
   try {
-    for (;;) {
+    const outcome = await retryUntilDeadline({ deadline: Date.now() + CONNECT_DEADLINE_MS, intervalMs: 2_000 }, async () => {
       try {
         await session.connect();
-        return;
+        return { done: true, value: undefined };
       } catch (err) {
         if (err instanceof HubConnectError && err.kind === 'refused') throw err;
-        if (Date.now() + 2_000 >= deadline) {
-          throw new AgentError(`no connection to ${assignment.assignedHub} within ${CONNECT_DEADLINE_MS / 1000} s`, { cause: err });
-        }
-        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        return { done: false, value: err };
       }
-    }
+    });
+    if (!outcome.done) throw new AgentError(`no connection to ${assignment.assignedHub} within ${CONNECT_DEADLINE_MS / 1000} s`, { cause: outcome.value });
   } finally {
     await session.stop();
   }

@@ -9,7 +9,7 @@ import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { buildBundle, type BundleResult } from '../support/bundle.js';
 import { DEFAULT_SINCE, parseSince } from '../support/since.js';
 import type { BundleSources } from '../support/sources.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 
 export interface SupportBundleOptions {
   config?: string;

@@ -8,8 +8,8 @@ import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmFacts, type TpmFacts } from '../tpm/tpm-facts.js';
 import { reportRegistrationId, type Reading } from '../tpm/tpm-report.js';
-import { checkRegistrationId } from '../tpm/registration-id.js';
-import { formatTransport, parseTransport, type TransportSpec } from '../tpm/transport-spec.js';
+import { checkRegistrationId } from '../config/registration-id-check.js';
+import { formatTransport, parseTransport, type TransportSpec } from '../config/transport-spec.js';
 
 export interface TpmInfoOptions {
   config?: string;

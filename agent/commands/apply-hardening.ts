@@ -1,5 +1,5 @@
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { HardeningRequestError } from '../hardening-bridge/refusal.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { CommandFailure, defineCommand } from './command.js';
 
 /** `applyHardening { profile, confirmTimeoutSec }`: a confirmed transaction; the result is reported when done. */

@@ -1,12 +1,12 @@
 import type device from 'azure-iot-device';
 import { describeError } from '../errors.js';
 import { interceptMethodRequests } from '../azure-sdk/method-requests.js';
+import { clip } from '../lib/validate.js';
 import type { Logger } from '../log/logger.js';
 import type { CommandReply } from './command.js';
 import { EnvelopeError, parseEnvelope } from './envelope.js';
 import type { ExecutedIds } from './executed-ids.js';
 import type { CommandRegistry, CommandReport } from './registry.js';
-import { clip } from './schema.js';
 
 type Client = InstanceType<typeof device.Client>;
 type Message = InstanceType<typeof device.Message>;

@@ -1,4 +1,4 @@
-import { kindOf } from './schema.js';
+import { kindOf } from '../lib/validate.js';
 
 /** A C2D command: `{ "command", "args", "id" }` as UTF-8 JSON. */
 export interface Envelope {

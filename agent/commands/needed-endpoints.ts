@@ -1,7 +1,8 @@
 import type { HostPort, ProbeProxy } from '../../hardening/probe.js';
 import type { Egress } from '../../hardening/render-firewall.js';
 import type { AgentConfig } from '../config.js';
-import { proxyFor, proxySettings, type Proxy, type ProxySettings } from '../network/proxy.js';
+import type { Proxy, ProxySettings } from '../config/proxy-setting.js';
+import { proxyFor, proxySettings } from '../network/proxy.js';
 import type { HubProtocol } from '../retry/hub-protocol.js';
 
 /**

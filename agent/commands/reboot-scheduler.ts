@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execBounded } from '../lib/exec.js';
 import type { Logger } from '../log/logger.js';
 
 /** The system's normal reboot path. Fixed argv, never a shell. */
@@ -40,19 +40,20 @@ export class RebootScheduler {
       await run(this.argv);
     } catch (err) {
       // Boards without systemd: the classic path.
-      if (this.argv !== DEFAULT_REBOOT_ARGV || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (this.argv !== DEFAULT_REBOOT_ARGV || !(err instanceof NotInstalled)) throw err;
       await run(FALLBACK_REBOOT_ARGV);
     }
   }
 }
 
-function run(argv: readonly string[]): Promise<void> {
-  const [file, ...args] = argv;
-  return new Promise((resolve, reject) => {
-    execFile(file!, args, { timeout: 60_000 }, (err, _stdout, stderr) => {
-      if (!err) resolve();
-      else if ((err as NodeJS.ErrnoException).code === 'ENOENT') reject(err);
-      else reject(new Error(`${argv.join(' ')} failed: ${stderr.trim() || err.message}`));
-    });
-  });
+/** The program is not there (ENOENT, as Node names it). */
+class NotInstalled extends Error {
+  readonly code = 'ENOENT';
+}
+
+async function run(argv: readonly string[]): Promise<void> {
+  const outcome = await execBounded(argv, { timeoutMs: 60_000, maxBytes: 64 * 1024 });
+  if (outcome.exitCode === 0) return;
+  if (outcome.notInstalled) throw new NotInstalled(outcome.error);
+  throw new Error(`${argv.join(' ')} failed: ${outcome.stderr.trim() || outcome.error || `Command failed: ${argv.join(' ')}`}`);
 }

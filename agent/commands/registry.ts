@@ -1,4 +1,5 @@
 import { describeError } from '../errors.js';
+import { clip } from '../lib/validate.js';
 import { activateAttestationKey } from './activate-attestation-key.js';
 import { applyHardening } from './apply-hardening.js';
 import { attest } from './attest.js';
@@ -11,7 +12,7 @@ import { ping } from './ping.js';
 import { reboot } from './reboot.js';
 import { reprovision } from './reprovision.js';
 import { restartAgent } from './restart-agent.js';
-import { clip, InvalidArgument, validateArgs, type ArgsSchema } from './schema.js';
+import { InvalidArgument, validateArgs, type ArgsSchema } from './schema.js';
 import { setTelemetryInterval } from './set-telemetry-interval.js';
 import { uploadSupportBundle } from './upload-support-bundle.js';
 

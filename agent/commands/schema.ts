@@ -1,3 +1,5 @@
+import { clip, kindOf } from '../lib/validate.js';
+
 /**
  * Argument schemas for cloud commands: plain data, checked without I/O. Arguments arrive
  * from the network; anything not described here is refused with the field and the reason.
@@ -56,19 +58,4 @@ function checkField(key: string, spec: FieldSpec, value: unknown): number | stri
   if (value.length > spec.maxLength) throw new InvalidArgument(key, `too long (${value.length} characters; at most ${spec.maxLength})`);
   if (!spec.pattern.test(value)) throw new InvalidArgument(key, `expected ${spec.expected}`);
   return value;
-}
-
-export function kindOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') return Number.isInteger(value) ? `the number ${value}` : `the number ${String(value).slice(0, 24)}`;
-  if (typeof value === 'string') return `a string of ${value.length} characters`;
-  if (typeof value === 'object') return 'an object';
-  return `a ${typeof value}`;
-}
-
-/** Echoing untrusted text: short and printable. */
-export function clip(text: string, max = 64): string {
-  const printable = text.replace(/[^\x20-\x7e]/g, '?');
-  return printable.length > max ? `${printable.slice(0, max - 3)}...` : printable;
 }

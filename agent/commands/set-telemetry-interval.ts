@@ -1,4 +1,4 @@
-import { TELEMETRY_INTERVAL_RANGE } from '../telemetry/interval.js';
+import { TELEMETRY_INTERVAL_RANGE } from '../config/telemetry-limits.js';
 import { defineCommand } from './command.js';
 
 /** `setTelemetryInterval { seconds }`: until the next restart or desired-property change. */

@@ -1,7 +1,7 @@
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
-import { formatTransport, type TransportSpec } from '../tpm/transport-spec.js';
+import { formatTransport, type TransportSpec } from '../config/transport-spec.js';
 import { askDaemon, DaemonAbsentError, payloadOf } from './client.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../daemon/tpm-lock.js';
 

@@ -4,7 +4,8 @@ import { requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError, describeError } from '../errors.js';
 import { HubConnectError, HubSession, PROTOCOL_WORDS } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
-import { proxyFor, proxySettings, type ProxySettings } from '../network/proxy.js';
+import type { ProxySettings } from '../config/proxy-setting.js';
+import { proxyFor, proxySettings } from '../network/proxy.js';
 import type { ProxyTunnel } from '../network/proxy-agent.js';
 import { readyIdentity, registerAssignment, startDecision, type StepReporter } from '../provisioning/flow.js';
 import { DpsError } from '../provisioning/dps-error.js';
@@ -17,7 +18,7 @@ import type { DeviceIdentity } from '../tpm/identity.js';
 import type { DesiredFeed } from '../twin/desired-feed.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 import { Superseded, type Generations } from './generations.js';
 
 export type FlowState = 'starting' | 'provisioning' | 'connecting' | 'ready' | 'degraded';

@@ -17,7 +17,7 @@ import { readConnectionHistory, writeConnectionHistory } from '../state/connecti
 import { ServiceClock } from '../time/service-clock.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
-import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
+import { formatTransport, parseTransport } from '../config/transport-spec.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { ConnectionFlow, type SessionTimings } from './connection-flow.js';
 import { serveControlSocket } from './control-socket.js';

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { Client, Twin } from 'azure-iot-device';
 import { DEFAULT_STATE_DIR } from '../../hardening/records.js';
-import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
+import { EVENT_LOG_FILE, PcrMeasure } from '../attestation/hardening-measure.js';
 import { attestationAccess } from '../commands/attestation-access.js';
 import { CommandEndpoint } from '../commands/command-endpoint.js';
 import type { CommandContext } from '../commands/command.js';

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execBounded } from '../lib/exec.js';
 
 /**
  * sd_notify without a native module: the systemd-notify program, which waits until the
@@ -43,7 +43,7 @@ export class SystemdNotifier {
 
   private send(args: string[]): void {
     if (!this.enabled) return;
-    execFile('systemd-notify', [`--pid=${process.pid}`, ...args], { timeout: 5_000 }, () => undefined);
+    void execBounded(['systemd-notify', `--pid=${process.pid}`, ...args], { timeoutMs: 5_000, maxBytes: 4096 });
   }
 }
 

@@ -1,11 +1,12 @@
 import path from 'node:path';
 import type { AppliedRecord, ApplyReport, DriftItem, HardeningEngine, VerifyReport } from '../../hardening/engine.js';
-import { bootId } from '../../hardening/lock.js';
 import type { MeasureHook } from '../../hardening/measure.js';
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { DEFAULT_STATE_DIR, Records, type VerifiedBy } from '../../hardening/records.js';
 import { describeError } from '../errors.js';
+import { bootId } from '../lib/boot-id.js';
+import { netnsPrefix } from '../lib/exec.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { HardeningRequestError } from './refusal.js';
 import { appliesInProcess, type HardeningSite } from './site.js';
 
@@ -61,7 +62,7 @@ export function hardeningAccess(site: HardeningSite, endpoints: () => HostPort[]
     root: site.root,
     backend: site.backend,
     ...(site.stateDir ? { stateDir: site.stateDir } : {}),
-    commandPrefix: site.netns ? ['ip', 'netns', 'exec', site.netns] : [],
+    commandPrefix: netnsPrefix(site.netns),
     // In-process applies are measured here; through the unit, the root CLI measures.
     ...(options.measure ? { measure: options.measure } : {}),
   })));

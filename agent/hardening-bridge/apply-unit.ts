@@ -1,14 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { APPLY_REQUEST_FILE, encodeApplyRequest } from '../../hardening/apply-request.js';
 import type { ApplyReport, HardeningEngine } from '../../hardening/engine.js';
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { execBounded } from '../lib/exec.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
 import { HardeningRequestError } from './refusal.js';
 
-const run = promisify(execFile);
+/** systemctl's answers are a few lines; more is not read. */
+const SYSTEMCTL_OUTPUT_BYTES = 64 * 1024;
 
 /** How long past the confirm timeout the unit may take (apply, probes before and after, rollback). */
 export const UNIT_MARGIN_SECONDS = 90;
@@ -61,13 +61,11 @@ export async function applyThroughUnit(options: UnitApplyOptions): Promise<Apply
   await writeFileAtomic(options.requestFile ?? APPLY_REQUEST_FILE, request, 0o640);
 
   const limitMs = (timeoutSeconds + UNIT_MARGIN_SECONDS) * 1000;
-  let failure: string | undefined;
-  try {
-    await run(options.systemctl ?? 'systemctl', ['--no-ask-password', 'start', unit], { timeout: limitMs, killSignal: 'SIGKILL' });
-  } catch (err) {
-    const e = err as { killed?: boolean; stderr?: string; message: string };
-    failure = e.killed ? `still running after ${limitMs / 1000} s` : (e.stderr?.trim() || e.message);
-  }
+  const start = [options.systemctl ?? 'systemctl', '--no-ask-password', 'start', unit];
+  const started = await execBounded(start, { timeoutMs: limitMs, maxBytes: SYSTEMCTL_OUTPUT_BYTES });
+  const failure = started.exitCode === 0 ? undefined
+    : started.timedOut ? `still running after ${limitMs / 1000} s`
+      : started.stderr.trim() || started.error || `Command failed: ${start.join(' ')}`;
 
   const outcome = await engine.lastApplyOutcome().catch(() => null);
   if (outcome?.requestId === requestId) {
@@ -79,10 +77,6 @@ export async function applyThroughUnit(options: UnitApplyOptions): Promise<Apply
 }
 
 async function unitResult(systemctl: string, unit: string): Promise<string> {
-  try {
-    const { stdout } = await run(systemctl, ['show', '-p', 'Result,ExecMainStatus', unit], { timeout: 10_000 });
-    return `; ${stdout.trim().split('\n').join(', ')}`;
-  } catch {
-    return '';
-  }
+  const shown = await execBounded([systemctl, 'show', '-p', 'Result,ExecMainStatus', unit], { timeoutMs: 10_000, maxBytes: SYSTEMCTL_OUTPUT_BYTES });
+  return shown.exitCode === 0 ? `; ${shown.stdout.trim().split('\n').join(', ')}` : '';
 }

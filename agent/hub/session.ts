@@ -10,6 +10,7 @@ import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
 import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
 import { sendWholePacketsOverWebSockets } from '../azure-sdk/websocket-packets.js';
 import { AgentError, describeError } from '../errors.js';
+import { withDeadline } from '../lib/deadline.js';
 import type { Logger } from '../log/logger.js';
 import type { ProxyTunnel } from '../network/proxy-agent.js';
 import type { HubProtocol } from '../retry/hub-protocol.js';
@@ -234,12 +235,9 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
 
 /** `work`, or a rejection with `message` once `ms` have passed (no limit when undefined). */
 function withTimeout<T>(work: Promise<T>, ms: number | undefined, message: string): Promise<T> {
-  if (ms === undefined) return work;
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
+  return ms === undefined ? work : withDeadline(work, ms, () => {
+    throw new Error(message);
   });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**

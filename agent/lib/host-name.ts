@@ -14,9 +14,3 @@ export function isHostName(text: string): boolean {
   if (name.length === 0 || name.length > 253) return false;
   return name.split('.').every((label) => LABEL.test(label));
 }
-
-/** A value for an error message: quoted and escaped, never long enough to flood a log line. */
-export function quoted(value: unknown, max = 80): string {
-  const text = typeof value === 'string' ? value : String(value);
-  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
-}

@@ -3,7 +3,7 @@ import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { AgentError, describeError } from '../errors.js';
-import type { Proxy } from './proxy.js';
+import type { Proxy } from '../config/proxy-setting.js';
 
 /**
  * The agent's HTTP CONNECT tunnels, through https-proxy-agent (the proxy-agents project,

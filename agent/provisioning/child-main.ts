@@ -9,7 +9,7 @@ import { serveChild } from '../child/serve-child.js';
 import { ServiceClock } from '../time/service-clock.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { parseTransport } from '../config/transport-spec.js';
 import { parseRegisterRequest, type DateEvent, type StepEvent } from './child-protocol.js';
 import { registerWithDps } from './register.js';
 

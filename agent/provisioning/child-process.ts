@@ -5,7 +5,7 @@ import * as errors from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import * as proxy from '../network/proxy.js';
 import * as tpmClient from '../tpm/tpm-client.js';
-import * as transportSpec from '../tpm/transport-spec.js';
+import * as transportSpec from '../config/transport-spec.js';
 import * as transport from '../tpm/transport.js';
 import { parseAssignment, parseProgressEvent, type RegisterRequest } from './child-protocol.js';
 import * as dpsError from './dps-error.js';

@@ -1,9 +1,10 @@
-import { jsonObject, ChildMessageError, onlyKeys, show, text } from '../child/child-message.js';
+import { jsonObject, ChildMessageError, onlyKeys, text } from '../child/child-message.js';
 import { HOST_NAME_PATTERN, ID_SCOPE_PATTERN } from '../config.js';
-import { parseProxyUrl, type Proxy } from '../network/proxy.js';
+import { parseProxyUrl, type Proxy } from '../config/proxy-setting.js';
+import { shown } from '../lib/validate.js';
 import { isIdentityKeySlot } from '../tpm/key-slots.js';
-import { checkRegistrationId } from '../tpm/registration-id.js';
-import { parseTransport } from '../tpm/transport-spec.js';
+import { checkRegistrationId } from '../config/registration-id-check.js';
+import { parseTransport } from '../config/transport-spec.js';
 import type { DpsAssignment, ProvisionStep } from './register.js';
 
 /**
@@ -72,7 +73,7 @@ export function parseRegisterRequest(message: unknown): CheckedRegisterRequest {
   }
   const { identityKeyHandle, clockOffsetMs } = request;
   if (identityKeyHandle !== undefined && !(Number.isInteger(identityKeyHandle) && isIdentityKeySlot(identityKeyHandle as number))) {
-    throw new ChildMessageError(`identityKeyHandle ${show(identityKeyHandle)} is not one of the identity key slots`);
+    throw new ChildMessageError(`identityKeyHandle ${shown(identityKeyHandle)} is not one of the identity key slots`);
   }
   if (clockOffsetMs !== undefined) milliseconds(clockOffsetMs, 'clockOffsetMs', -MAX_TIME_MS);
   const proxy = request.proxy === undefined ? undefined : parseProxy(request.proxy);
@@ -91,7 +92,7 @@ export function parseProgressEvent(event: unknown): ProgressEvent {
   if ('step' in record) {
     onlyKeys(record, ['step', 'detail'], 'the step');
     const step = text(record.step, 'step', 64) as ProvisionStep;
-    if (!STEPS.includes(step)) throw new ChildMessageError(`step ${show(step)} is not one of ${STEPS.join(', ')}`);
+    if (!STEPS.includes(step)) throw new ChildMessageError(`step ${shown(step)} is not one of ${STEPS.join(', ')}`);
     return record.detail === undefined ? { step } : { step, detail: text(record.detail, 'detail', 1024) };
   }
   if ('sentAt' in record) {
@@ -100,7 +101,7 @@ export function parseProgressEvent(event: unknown): ProgressEvent {
     const receivedAt = milliseconds(record.receivedAt, 'receivedAt', 0);
     return record.date === undefined ? { sentAt, receivedAt } : { date: text(record.date, 'date', MAX_DATE_CHARS), sentAt, receivedAt };
   }
-  throw new ChildMessageError(`the progress event ${show(event)} is neither a step nor a clock reading`);
+  throw new ChildMessageError(`the progress event ${shown(event)} is neither a step nor a clock reading`);
 }
 
 /** The parent's side: the helper's result, an assignment with a hub and a device id (and whatever else it carries). */
@@ -126,13 +127,13 @@ function parseProxy(value: unknown): Proxy {
 
 function milliseconds(value: unknown, key: string, min: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > MAX_TIME_MS) {
-    throw new ChildMessageError(`${key} ${show(value)} is not a time in milliseconds`);
+    throw new ChildMessageError(`${key} ${shown(value)} is not a time in milliseconds`);
   }
   return value;
 }
 
 function matching(value: unknown, key: string, pattern: RegExp): string {
   const checked = text(value, key, 253);
-  if (!pattern.test(checked)) throw new ChildMessageError(`${key} ${show(value)} is not valid`);
+  if (!pattern.test(checked)) throw new ChildMessageError(`${key} ${shown(value)} is not valid`);
   return checked;
 }

@@ -1,9 +1,9 @@
 import { identityKeyHandleInUse, useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
 import { AgentError } from '../errors.js';
-import type { Proxy } from '../network/proxy.js';
+import type { Proxy } from '../config/proxy-setting.js';
 import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
-import { assignmentTextProblem } from './assignment-text.js';
+import { assignmentTextProblem } from '../state/assignment-text.js';
 import { classifyDpsFailure, DpsError } from './dps-error.js';
 
 export type ProvisionStep = 'challenge' | 'activated' | 'assigned';

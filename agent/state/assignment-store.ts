@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
-import { assignmentTextProblem } from '../provisioning/assignment-text.js';
+import { assignmentTextProblem } from './assignment-text.js';
 import { IDENTITY_KEY_SLOTS, isIdentityKeySlot } from '../tpm/key-slots.js';
 
 /** Bumped when the file's shape changes; a file of another version is not trusted. */

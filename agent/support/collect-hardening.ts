@@ -8,6 +8,7 @@ import { isHostController, renderSysctls, USB_DEVICES_DIR } from '../../hardenin
 import { parseFilterTable } from '../../hardening/restore-text.js';
 import { ProcSysctl } from '../../hardening/sysctl-io.js';
 import { describeError } from '../errors.js';
+import { netnsPrefix } from '../lib/exec.js';
 import type { CollectContext, Collector } from './collector.js';
 import type { BundleSources } from './sources.js';
 
@@ -19,7 +20,7 @@ import type { BundleSources } from './sources.js';
  */
 export function hardeningCollector(sources: BundleSources): Collector {
   const site = sources.hardening;
-  const prefix = site.netns ? ['ip', 'netns', 'exec', site.netns] : [];
+  const prefix = netnsPrefix(site.netns);
   const engine = new HardeningEngine({
     root: site.root, backend: site.backend, commandPrefix: prefix, ...(site.stateDir ? { stateDir: site.stateDir } : {}),
   });

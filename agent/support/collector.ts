@@ -1,6 +1,6 @@
-import { withDeadline } from '../check/deadline.js';
+import { withDeadline } from '../lib/deadline.js';
 import { describeError } from '../errors.js';
-import { execBounded, type ExecOutcome } from './bounded-exec.js';
+import { execBounded, type ExecOutcome } from '../lib/exec.js';
 
 /** One file of a bundle: text as it is, or a value written as JSON. */
 export type CollectedFile = { name: string; text: string } | { name: string; json: unknown };
@@ -38,6 +38,8 @@ export interface ManifestEntry {
 }
 
 const DEFAULT_EXEC_MS = 10_000;
+/** Plain, untranslated output and no pager: what a support bundle wants from a tool. */
+const plainOutputEnv = (): NodeJS.ProcessEnv => ({ ...process.env, LC_ALL: 'C', SYSTEMD_PAGER: '', PAGER: 'cat' });
 const DEFAULT_EXEC_BYTES = 1024 * 1024;
 
 /**
@@ -55,6 +57,8 @@ export async function runCollector(collector: Collector): Promise<{ entry: Manif
         timeoutMs: Math.min(options.timeoutMs ?? DEFAULT_EXEC_MS, collector.timeoutMs),
         maxBytes: options.maxBytes ?? DEFAULT_EXEC_BYTES,
         signal: abort.signal,
+        abortedWhy: 'stopped: the collector ran out of time',
+        env: plainOutputEnv(),
       });
       commands.push({
         argv: outcome.argv, exitCode: outcome.exitCode, durationMs: outcome.durationMs, truncated: outcome.truncated,

@@ -1,6 +1,7 @@
 import { type CreatePrimaryResponse, Endorsement, NullPwSession, Owner, TPM_HANDLE, TPMS_SENSITIVE_CREATE, type TPMT_PUBLIC } from './tss-lib.js';
 import { endorsementKeyTemplate, storageRootKeyTemplate } from './key-templates.js';
-import { checkRegistrationId, registrationIdFromEndorsementKey } from './registration-id.js';
+import { checkRegistrationId } from '../config/registration-id-check.js';
+import { registrationIdFromEndorsementKey } from './registration-id.js';
 import { TpmCommandError, type TpmClient } from './tpm-client.js';
 
 /** Persistent handles of the Azure IoT SDKs; keeping them lets devices move between the SDK and the agent. */

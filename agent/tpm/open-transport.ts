@@ -2,7 +2,7 @@ import { DeviceTransport } from './device-transport.js';
 import { MssimTransport } from './mssim-transport.js';
 import { SwtpmTransport } from './swtpm-transport.js';
 import type { TpmTransport, TransportOptions } from './transport.js';
-import type { TransportSpec } from './transport-spec.js';
+import type { TransportSpec } from '../config/transport-spec.js';
 
 export function openTransport(spec: TransportSpec, options: TransportOptions = {}): TpmTransport {
   switch (spec.kind) {

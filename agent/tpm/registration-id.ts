@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { AgentError, ExitCode } from '../errors.js';
 
 const BASE32_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 
@@ -26,18 +25,4 @@ export function base32Lower(data: Buffer): string {
  */
 export function registrationIdFromEndorsementKey(ekTpm2bPublic: Buffer): string {
   return base32Lower(createHash('sha256').update(ekTpm2bPublic).digest());
-}
-
-/**
- * DPS accepts up to 128 characters: lowercase letters, digits and - . _ :, with no special
- * character at the start or the end (DPS REST reference, Register Device).
- */
-export function checkRegistrationId(id: string): string {
-  if (!/^[a-z0-9]([a-z0-9\-._:]{0,126}[a-z0-9])?$/.test(id)) {
-    throw new AgentError(`invalid registration id ${JSON.stringify(id)}`, {
-      hint: "use 1 to 128 characters of a-z, 0-9, '-', '.', '_', ':', starting and ending with a letter or digit",
-      exitCode: ExitCode.usage,
-    });
-  }
-  return id;
 }

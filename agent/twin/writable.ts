@@ -1,6 +1,6 @@
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import { LOG_LEVELS } from '../config.js';
-import { TELEMETRY_INTERVAL_RANGE } from '../telemetry/interval.js';
+import { briefly, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';
+import { TELEMETRY_INTERVAL_RANGE } from '../config/telemetry-limits.js';
 
 /**
  * The writable (desired) properties and their checks: pure, no I/O. Values come from the
@@ -16,18 +16,18 @@ export function checkWritable(key: WritableProperty, value: unknown): Checked {
     case 'telemetryIntervalSeconds': {
       const { min, max } = TELEMETRY_INTERVAL_RANGE;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-        return { ok: false, reason: `expected whole seconds from ${min} to ${max}, got ${describe(value)}` };
+        return { ok: false, reason: `expected whole seconds from ${min} to ${max}, got ${briefly(value)}` };
       }
       return { ok: true, value };
     }
     case 'logLevel':
       if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {
-        return { ok: false, reason: `expected one of ${LOG_LEVELS.join(', ')}, got ${describe(value)}` };
+        return { ok: false, reason: `expected one of ${LOG_LEVELS.join(', ')}, got ${briefly(value)}` };
       }
       return { ok: true, value };
     case 'hardeningProfile':
       if (typeof value !== 'string' || !PROFILE_NAME.test(value)) {
-        return { ok: false, reason: `expected ${PROFILE_NAME_EXPECTED}, got ${describe(value)}` };
+        return { ok: false, reason: `expected ${PROFILE_NAME_EXPECTED}, got ${briefly(value)}` };
       }
       return { ok: true, value };
   }
@@ -49,12 +49,4 @@ export function ack(value: unknown, ac: number, av: number, ad: string): Writabl
 export function desiredVersion(doc: Record<string, unknown>): number {
   const version = doc.$version;
   return typeof version === 'number' && Number.isSafeInteger(version) ? version : 0;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);
-  if (typeof value === 'number') return String(value).slice(0, 24);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return `a ${typeof value}`;
 }

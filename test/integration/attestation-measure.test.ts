@@ -6,7 +6,7 @@ import { parseEventLogText, replayLog, type EventLog } from '../../agent/attesta
 import { parseHardeningEvent } from '../../agent/attestation/hardening-event.js';
 import { pcrRead } from '../../agent/attestation/tpm-commands.js';
 import { DEFAULT_STATE_DIR, HardeningEngine } from '../../hardening/engine.js';
-import { EVENT_LOG_FILE } from '../../hardening/measure.js';
+import { EVENT_LOG_FILE } from '../../agent/attestation/hardening-measure.js';
 import { runCli } from '../support/cli.js';
 import { filterTable, NetnsPair, requireHardeningTools } from '../support/netns.js';
 import { freePortPair } from '../support/ports.js';

@@ -7,7 +7,7 @@ import { HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile } from '../../hardening/load-profile.js';
 import { probeTargets } from '../../hardening/probe.js';
 import { parseFilterTable, removeText } from '../../hardening/restore-text.js';
-import { ExecRunner } from '../../hardening/runner.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import { runCli } from '../support/cli.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';
 
@@ -21,7 +21,7 @@ describe('harden apply --boot with damaged records, in a network namespace', () 
   let pair: NetnsPair;
   let root: string;
   let config: string;
-  const runner = () => new ExecRunner(pair.prefix(pair.device));
+  const runner = () => hardeningRunner(pair.prefix(pair.device));
   const engine = () => new HardeningEngine({ root, backend: 'nft', commandPrefix: pair.prefix(pair.device) });
   const boot = (...args: string[]) => runCli(['--config', config, 'harden', 'apply', '--boot', '--root', root, '--backend', 'nft',
     '--netns', pair.device, ...args], {}, 60_000);

@@ -6,7 +6,7 @@ import { HardeningEngine } from '../../hardening/engine.js';
 import { runGuard } from '../../hardening/guard.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { probeTargets, type HostPort } from '../../hardening/probe.js';
-import { ExecRunner } from '../../hardening/runner.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import { filterTable, NetnsPair, requireHardeningTools } from '../support/netns.js';
 
 // Remote changes as transactions: the "hub" is a TLS server listening on 8883 in the peer
@@ -20,8 +20,8 @@ describe('confirmed apply and last known good, against a TLS server in a namespa
   let strict: LoadedProfile;
   let blocking: LoadedProfile;
   let noDps: LoadedProfile;
-  const reachable = async () => (await probeTargets(new ExecRunner(pair.prefix(pair.device)), [hub], 2_000))[0]!;
-  const probe = (targets: readonly HostPort[], ms: number) => probeTargets(new ExecRunner(pair.prefix(pair.device)), targets, ms);
+  const reachable = async () => (await probeTargets(hardeningRunner(pair.prefix(pair.device)), [hub], 2_000))[0]!;
+  const probe = (targets: readonly HostPort[], ms: number) => probeTargets(hardeningRunner(pair.prefix(pair.device)), targets, ms);
 
   beforeAll(async () => {
     requireHardeningTools(['iptables-nft-save', 'iptables-nft-restore', 'openssl', 'sysctl']);

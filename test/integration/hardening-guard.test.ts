@@ -6,7 +6,7 @@ import { writeAssignment } from '../../agent/state/assignment-store.js';
 import { HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { probeTargets, type HostPort } from '../../hardening/probe.js';
-import { ExecRunner } from '../../hardening/runner.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import { runCli } from '../support/cli.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';
 
@@ -21,7 +21,7 @@ describe('harden guard after boot, against a TLS hub in a namespace', () => {
   let hub: HostPort;
   let strict: LoadedProfile;
   let blocking: LoadedProfile;
-  const reachable = async () => (await probeTargets(new ExecRunner(pair.prefix(pair.device)), [hub], 2_000))[0]!;
+  const reachable = async () => (await probeTargets(hardeningRunner(pair.prefix(pair.device)), [hub], 2_000))[0]!;
   const guard = (...args: string[]) => runCli(['--config', config, 'harden', 'guard', '--root', root, '--backend', 'nft',
     '--netns', pair.device, '--json', ...args], {}, 60_000);
   const outcome = (stdout: string) => JSON.parse(stdout) as { status: string; reason: string; reconnected?: boolean; rounds?: number; report?: { profile: string }; targets: string[] };

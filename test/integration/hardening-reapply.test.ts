@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { parseFilterTable, removeText } from '../../hardening/restore-text.js';
-import { ExecRunner, type CommandRunner } from '../../hardening/runner.js';
+import type { CommandRunner } from '../../agent/lib/exec.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import { filterTable, NetnsPair, requireHardeningTools } from '../support/netns.js';
 
 // The order of an apply's commands, and the boot path's re-apply of the recorded profile
@@ -21,7 +22,7 @@ describe('apply: --test before any change, and the boot re-apply', () => {
     requireHardeningTools(['iptables-nft-save', 'iptables-nft-restore', 'sysctl']);
     pair = await NetnsPair.create();
     root = mkdtempSync(path.join(tmpdir(), 'iot-agent-harden-reapply-'));
-    const inner = new ExecRunner(pair.prefix(pair.device));
+    const inner = hardeningRunner(pair.prefix(pair.device));
     const runner: CommandRunner = { run: (argv, options) => { commands.push([...argv]); return inner.run(argv, options); } };
     engine = new HardeningEngine({ root, backend: 'nft', runner });
     strict = await loadProfile('strict', root);
@@ -47,7 +48,7 @@ describe('apply: --test before any change, and the boot re-apply', () => {
     const applied = await filterTable(pair, 'iptables-nft-save');
     // What a reboot leaves: the record from the last boot, and no agent chains in the kernel.
     const { stdout } = await pair.exec(pair.device, ['iptables-nft-save', '-t', 'filter']);
-    await new ExecRunner(pair.prefix(pair.device)).run(['iptables-nft-restore', '--noflush'], { input: removeText(parseFilterTable(stdout)) });
+    await hardeningRunner(pair.prefix(pair.device)).run(['iptables-nft-restore', '--noflush'], { input: removeText(parseFilterTable(stdout)) });
     await engine.records.applied.write({ ...(await engine.applied())!, bootId: 'the previous boot' });
 
     commands = [];

@@ -9,7 +9,7 @@ import { readAssignment } from '../../agent/state/assignment-store.js';
 import { systemInfoInChild } from '../../agent/telemetry/system-info-process.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmClient } from '../../agent/tpm/tpm-client.js';
-import { parseTransport } from '../../agent/tpm/transport-spec.js';
+import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
 
 // Both start a helper program from dist/ (npm run build), as the daemon does.

@@ -3,7 +3,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { probeThroughProxy } from '../../agent/check/proxy-probe.js';
-import { parseProxyUrl } from '../../agent/network/proxy.js';
+import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { runCli } from '../support/cli.js';
 import { randomLoopbackAddress } from '../support/ports.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { EventLog } from '../../agent/attestation/event-log.js';
 import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
-import { EVENT_LOG_FILE } from '../../hardening/measure.js';
+import { EVENT_LOG_FILE } from '../../agent/attestation/hardening-measure.js';
 import { endorsementKeyFromDps, FileBindingStore, hubChannel, verifyDevice, type DeviceChannel, type DeviceVerdict, type VerifyDeviceOptions } from '../../verifier/index.js';
 import { provisioningServiceClient } from '../cloud/dps/sdk-clients.js';
 import type { AgentProcess } from './agent-process.js';

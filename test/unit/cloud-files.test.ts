@@ -1,12 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hubErrors, SimHubError } from '../../test/cloud/errors.js';
-import { checkBlobName, FileUploads } from '../../test/cloud/files/file-uploads.js';
-import type { LocalStorage } from '../../test/cloud/files/storage.js';
-import { sendError } from '../../test/cloud/http.js';
-import type { DeviceRecord } from '../../test/cloud/hub/registry.js';
-import { createSas } from '../../test/cloud/sas.js';
+import { hubErrors, SimHubError } from '../cloud/errors.js';
+import { checkBlobName, FileUploads } from '../cloud/files/file-uploads.js';
+import type { LocalStorage } from '../cloud/files/storage.js';
+import { sendError } from '../cloud/http.js';
+import type { DeviceRecord } from '../cloud/hub/registry.js';
+import { createSas } from '../cloud/sas.js';
 
 const HOST = 'hub.example';
 const KEY = Buffer.alloc(32, 7);

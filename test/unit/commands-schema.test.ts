@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clip, InvalidArgument, kindOf, validateArgs } from '../../agent/commands/schema.js';
+import { InvalidArgument, validateArgs } from '../../agent/commands/schema.js';
+import { clip, kindOf } from '../../agent/lib/validate.js';
 
 const schema = {
   seconds: { type: 'integer', min: 1, max: 10 },

@@ -7,7 +7,7 @@ import { serveControlSocket, type ControlHandler } from '../../agent/daemon/cont
 import { readSharedTpm } from '../../agent/daemon/shared-tpm.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/daemon/tpm-lock.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
-import { parseTransport } from '../../agent/tpm/transport-spec.js';
+import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
 
 const servers: net.Server[] = [];

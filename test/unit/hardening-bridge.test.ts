@@ -13,7 +13,7 @@ import { DEFAULTS } from '../../agent/config.js';
 import { HardeningEngine } from '../../hardening/engine.js';
 import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
 import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
-import { bootId } from '../../hardening/lock.js';
+import { bootId } from '../../agent/lib/boot-id.js';
 import { parseProfileText } from '../../hardening/load-profile.js';
 import { profileHash, validateProfile } from '../../hardening/profile.js';
 import { Records } from '../../hardening/records.js';

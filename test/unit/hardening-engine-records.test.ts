@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_STATE_DIR, HardeningEngine } from '../../hardening/engine.js';
 import { profileHash } from '../../hardening/profile.js';
 import type { AppliedRecord } from '../../hardening/records.js';
-import { ExecRunner } from '../../hardening/runner.js';
+import type { ExecRunner } from '../../agent/lib/exec.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import { builtinProfile } from '../support/hardening-profiles.js';
 
 const NOW = Date.parse('2024-06-01T12:00:00Z');
@@ -23,7 +24,7 @@ function engineOnRoot(): { root: string; engine: HardeningEngine } {
   dirs.push(root);
   mkdirSync(path.join(root, 'sys/bus/usb/devices/usb1'), { recursive: true });
   mkdirSync(path.join(root, DEFAULT_STATE_DIR), { recursive: true });
-  const runner = new ExecRunner([path.join(root, 'no-commands-here')]);
+  const runner = hardeningRunner([path.join(root, 'no-commands-here')]);
   return { root, engine: new HardeningEngine({ root, runner, now: () => NOW }) };
 }
 

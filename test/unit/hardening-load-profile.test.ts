@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../../agent/errors.js';
 import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
 import { loadProfile, loadProfileByName, mergeProfiles, parseProfileText, SITE_PROFILE_DIR } from '../../hardening/load-profile.js';
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../agent/lib/validate.js';
 
 const roots: string[] = [];
 afterEach(() => {

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bootId, withLock } from '../../hardening/lock.js';
+import { bootId } from '../../agent/lib/boot-id.js';
+import { withLock } from '../../hardening/lock.js';
 
 const dirs: string[] = [];
 afterEach(() => {

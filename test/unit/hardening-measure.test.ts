@@ -7,7 +7,8 @@ import { hardeningEventText, parseHardeningEvent } from '../../agent/attestation
 import { MAX_EVENT_DATA_BYTES } from '../../agent/attestation/event-log.js';
 import type { TpmSource } from '../../agent/attestation/measurement.js';
 import { loadProfile } from '../../hardening/load-profile.js';
-import { EVENT_LOG_FILE, hardeningEvent, PcrMeasure, type EngineView } from '../../hardening/measure.js';
+import { EVENT_LOG_FILE, hardeningEvent, PcrMeasure } from '../../agent/attestation/hardening-measure.js';
+import type { EngineView } from '../../hardening/measure.js';
 import { buildPlan, planJson, type Plan } from '../../hardening/plan.js';
 
 const usb = (controllers: string[]) => ({ controllers, networkDevices: [] });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeFailures, formatHostPort, parseHostPort, probeTargets, probeUntilReachable, type HostPort, type ProbeResult } from '../../hardening/probe.js';
-import { ExecRunner } from '../../hardening/runner.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import { ensureServerCredentials, listenerTlsOptions } from '../cloud/tls.js';
 
 const cleanups: (() => void)[] = [];
@@ -69,7 +69,7 @@ describe('confirm targets', () => {
 describe('probing the endpoints with a TLS handshake', () => {
   it('proves a target reachable by completing a handshake, naming a host by SNI as Azure needs', async () => {
     const port = await tlsListener('localhost');
-    expect(await probeTargets(new ExecRunner(), [{ host: 'localhost', port }], 5_000)).toEqual([
+    expect(await probeTargets(hardeningRunner(), [{ host: 'localhost', port }], 5_000)).toEqual([
       { target: `localhost:${port}`, ok: true, detail: expect.stringMatching(/^TLS handshake completed \(TLSv1\.[23]\)$/) },
     ]);
   });
@@ -77,7 +77,7 @@ describe('probing the endpoints with a TLS handshake', () => {
   it('reaches an address without SNI, and reports each target in order with why it failed', async () => {
     const good = await tlsListener('127.0.0.1');
     const refused = await closedPort();
-    const results = await probeTargets(new ExecRunner(), [{ host: '127.0.0.1', port: refused }, { host: '127.0.0.1', port: good }], 5_000);
+    const results = await probeTargets(hardeningRunner(), [{ host: '127.0.0.1', port: refused }, { host: '127.0.0.1', port: good }], 5_000);
     expect(results).toEqual([
       { target: `127.0.0.1:${refused}`, ok: false, detail: 'ECONNREFUSED' },
       { target: `127.0.0.1:${good}`, ok: true, detail: expect.stringMatching(/^TLS handshake completed/) },
@@ -86,13 +86,13 @@ describe('probing the endpoints with a TLS handshake', () => {
 
   it('gives up on a listener that never answers the handshake, waiting at least 100 ms', async () => {
     const port = await listen(createTcpServer(() => undefined));
-    expect(await probeTargets(new ExecRunner(), [{ host: '127.0.0.1', port }], 10)).toEqual([
+    expect(await probeTargets(hardeningRunner(), [{ host: '127.0.0.1', port }], 10)).toEqual([
       { target: `127.0.0.1:${port}`, ok: false, detail: 'no TLS handshake within 100 ms' },
     ]);
   });
 
   it('reports a probe that could not run as a failure, with the reason', async () => {
-    const runner = new ExecRunner([path.join(tmpdir(), 'iot-agent-no-such-program')]);
+    const runner = hardeningRunner([path.join(tmpdir(), 'iot-agent-no-such-program')]);
     const [result] = await probeTargets(runner, [{ host: 'fd00::1', port: 443 }], 1_000);
     expect(result).toEqual({ target: '[fd00::1]:443', ok: false, detail: expect.stringMatching(/iot-agent-no-such-program is not installed$/) });
   });

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExecRunner } from '../../hardening/runner.js';
+import { hardeningRunner } from '../../hardening/runner.js';
 import { CommandSysctl, ProcSysctl } from '../../hardening/sysctl-io.js';
 
 const dirs: string[] = [];
@@ -21,7 +21,7 @@ function procSys(): string {
 }
 
 /** A runner whose every command fails to start: proves no process was run. */
-const noProcess = () => new ExecRunner([path.join(tmpdir(), 'iot-agent-no-such-program')]);
+const noProcess = () => hardeningRunner([path.join(tmpdir(), 'iot-agent-no-such-program')]);
 
 describe('sysctls through /proc/sys of the engine\'s own namespace', () => {
   it('reads each key, null for one the kernel lacks (IPv6 without IPv6)', async () => {
@@ -61,7 +61,7 @@ describe('sysctls through /proc/sys of the engine\'s own namespace', () => {
 
 describe('sysctls through the sysctl tool (behind a command prefix)', () => {
   it('reads every key with one sysctl process, null for a key the kernel lacks', async () => {
-    const io = new CommandSysctl(new ExecRunner());
+    const io = new CommandSysctl(hardeningRunner());
     const keys = ['net.ipv4.tcp_syncookies', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.no_such_key'];
     const proc = (key: string) => readFileSync(path.join('/proc/sys', ...key.split('.')), 'utf8').trim();
     expect(await io.read(keys)).toEqual({

@@ -6,7 +6,7 @@ import {
 import { Logger } from '../../agent/log/logger.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmClient } from '../../agent/tpm/tpm-client.js';
-import { parseTransport } from '../../agent/tpm/transport-spec.js';
+import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
 
 describe('the hub session: refusals and defaults', () => {

@@ -5,8 +5,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../../agent/errors.js';
-import { isHostName, quoted } from '../../agent/lib/host-name.js';
+import { isHostName } from '../../agent/lib/host-name.js';
 import { readUntrustedFile } from '../../agent/lib/untrusted-file.js';
+import { quoted } from '../../agent/lib/validate.js';
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { endpointProxy, parseNoProxyEntry, parseNoProxyList, parseProxyUrl, proxyFor, proxySettings, ProxySettingError } from '../../agent/network/proxy.js';
+import { parseNoProxyEntry, parseNoProxyList, parseProxyUrl, ProxySettingError } from '../../agent/config/proxy-setting.js';
+import { endpointProxy, proxyFor, proxySettings } from '../../agent/network/proxy.js';
 import { proxyRefusal } from '../../agent/network/proxy-agent.js';
 
 const none = { proxy: undefined, noProxy: undefined };

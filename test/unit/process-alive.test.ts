@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { isProcessAlive } from '../../agent/state/process-alive.js';
+import { isProcessAlive } from '../../agent/lib/process-alive.js';
 
 describe('process liveness', () => {
   it('knows its own process is alive', () => {

@@ -4,7 +4,7 @@ import { PROVISION_STEPS, readyIdentity, startDecision, stepAfter, stepWords } f
 import { type StoredAssignment } from '../../agent/state/assignment-store.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmClient } from '../../agent/tpm/tpm-client.js';
-import { parseTransport } from '../../agent/tpm/transport-spec.js';
+import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
 
 const config = (): AgentConfig => ({ ...structuredClone(DEFAULTS), provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0001' } });

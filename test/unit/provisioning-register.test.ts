@@ -5,7 +5,7 @@ import { registerWithDps } from '../../agent/provisioning/register.js';
 import { IDENTITY_KEY_HANDLE } from '../../agent/tpm/identity.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmClient } from '../../agent/tpm/tpm-client.js';
-import { parseTransport } from '../../agent/tpm/transport-spec.js';
+import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
 
 /** A TPM client for a swtpm port where nothing listens: every command fails below the TPM. */

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { AgentError, ExitCode } from '../../agent/errors.js';
-import { base32Lower, checkRegistrationId, registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
+import { checkRegistrationId } from '../../agent/config/registration-id-check.js';
+import { base32Lower, registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 
 /** The encoder the Azure SDK uses, as an independent reference. */
 function sdkBase32(data: Buffer): string {

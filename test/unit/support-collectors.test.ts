@@ -5,7 +5,7 @@ import { list } from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentError } from '../../agent/errors.js';
 import { writeArchive } from '../../agent/support/archive.js';
-import { execBounded } from '../../agent/support/bounded-exec.js';
+import { execBounded } from '../../agent/lib/exec.js';
 import { daemonLogCollector, journalCollector, MAX_JOURNAL_BYTES } from '../../agent/support/collect-logs.js';
 import { NotAvailable, runCollector, type Collector } from '../../agent/support/collector.js';
 import { keysFromDefaults } from '../../agent/support/config-keys.js';
@@ -75,10 +75,14 @@ describe('config keys left to the defaults', () => {
 
 describe('programs run for a bundle', () => {
   it('runs them in the C locale, without a pager', async () => {
-    const outcome = await execBounded(['sh', '-c', 'echo "$LC_ALL|$SYSTEMD_PAGER|$PAGER"'], { timeoutMs: 5_000, maxBytes: 1000 });
+    let outcome: Awaited<ReturnType<typeof execBounded>> | undefined;
+    await runCollector({ name: 'env', reads: 'env', timeoutMs: 5_000, collect: async (context) => {
+      outcome = await context.exec(['sh', '-c', 'echo "$LC_ALL|$SYSTEMD_PAGER|$PAGER"'], { maxBytes: 1000 });
+      return [];
+    } });
     expect(outcome).toMatchObject({ argv: ['sh', '-c', 'echo "$LC_ALL|$SYSTEMD_PAGER|$PAGER"'], stdout: 'C||cat\n', exitCode: 0, notInstalled: false, truncated: false, stderr: '' });
     expect(outcome).not.toHaveProperty('error');
-    expect(outcome.durationMs).toBeGreaterThanOrEqual(0);
+    expect(outcome!.durationMs).toBeGreaterThanOrEqual(0);
   });
 
   it('keeps output of exactly the limit whole, and the first 4 KiB of stderr', async () => {
@@ -91,7 +95,7 @@ describe('programs run for a bundle', () => {
   it('stops a program when asked, and says so', async () => {
     const abort = new AbortController();
     setTimeout(() => abort.abort(), 50);
-    const outcome = await execBounded(['sleep', '30'], { timeoutMs: 10_000, maxBytes: 10, signal: abort.signal });
+    const outcome = await execBounded(['sleep', '30'], { timeoutMs: 10_000, maxBytes: 10, signal: abort.signal, abortedWhy: 'stopped: the collector ran out of time' });
     expect(outcome).toMatchObject({ exitCode: null, error: 'stopped: the collector ran out of time', truncated: false });
   });
 

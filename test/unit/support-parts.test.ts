@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { execBounded } from '../../agent/support/bounded-exec.js';
+import { execBounded } from '../../agent/lib/exec.js';
 import { bundleName } from '../../agent/support/bundle.js';
 import { journalArgv, journalCollector, MAX_JOURNAL_BYTES } from '../../agent/support/collect-logs.js';
 import type { BundleSources } from '../../agent/support/sources.js';

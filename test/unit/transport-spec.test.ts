@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../../agent/errors.js';
-import { formatTransport, parseTransport, TransportSpecError } from '../../agent/tpm/transport-spec.js';
+import { formatTransport, parseTransport, TransportSpecError } from '../../agent/config/transport-spec.js';
 
 describe('TPM transport strings', () => {
   it.each([

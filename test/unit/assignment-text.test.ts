@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assignmentTextProblem, DEVICE_ID } from '../../agent/provisioning/assignment-text.js';
+import { assignmentTextProblem, DEVICE_ID } from '../../agent/state/assignment-text.js';
 
 describe('the text DPS hands over', () => {
   it('accepts a DNS host name or an address, and any IoT Hub device id', () => {

@@ -1,4 +1,5 @@
-import { isHostName, quoted } from '../lib/host-name.js';
+import { isHostName } from '../lib/host-name.js';
+import { quoted } from '../lib/validate.js';
 
 /**
  * The text DPS hands over (`assignedHub`, `deviceId`) ends up in MQTT credentials, logs,
