@@ -3,7 +3,7 @@ import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
 import { DaemonAbsentError, payloadOf, requestDaemon } from '../control/client.js';
 import type { DaemonStatus } from '../control/protocol.js';
-import { TpmLock } from '../daemon/tpm-lock.js';
+import { TpmLock } from '../tpm/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import { retryUntilDeadline } from '../lib/deadline.js';
 import { Logger } from '../log/logger.js';

@@ -1,7 +1,7 @@
 import { loadConfig } from '../config.js';
 import { AgentError, ExitCode } from '../errors.js';
 import { readSharedTpm } from '../control/shared-tpm.js';
-import { DAEMON_LOCK_OWNER, TpmLock } from '../daemon/tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from '../tpm/tpm-lock.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { ensureIdentity } from '../tpm/identity.js';
 import { openTransport } from '../tpm/open-transport.js';

@@ -3,7 +3,7 @@ import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
 import { formatTransport, type TransportSpec } from '../config/transport-spec.js';
 import { askDaemon, DaemonAbsentError, payloadOf } from './client.js';
-import { DAEMON_LOCK_OWNER, TpmLock } from '../daemon/tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from '../tpm/tpm-lock.js';
 
 export interface SharedTpmReport {
   report: TpmReport;

@@ -24,7 +24,7 @@ import { serveControlSocket } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
 import { Generations } from './generations.js';
 import { SystemdNotifier } from './systemd-notify.js';
-import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from '../tpm/tpm-lock.js';
 
 export interface DaemonOptions {
   config: AgentConfig;

@@ -226,7 +226,7 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
     const agent = startAgent();
     await agent.waitForState('ready');
     expect(statSync(path.join(files.runtimeDir, 'control.sock')).mode & 0o777).toBe(0o600);
-    const { TpmLock } = await import('../../agent/daemon/tpm-lock.js');
+    const { TpmLock } = await import('../../agent/tpm/tpm-lock.js');
     await expect(TpmLock.acquire(files.runtimeDir, 'a test')).rejects.toThrow(/the TPM is in use by the iot-agent daemon/);
   }, 60_000);
 });

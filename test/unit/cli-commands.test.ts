@@ -10,7 +10,7 @@ import { supportBundle } from '../../agent/cli/support-bundle.js';
 import { tpmInfo } from '../../agent/cli/tpm-info.js';
 import { serveControlSocket, type ControlHandler } from '../../agent/daemon/control-socket.js';
 import type { DaemonStatus } from '../../agent/daemon/daemon.js';
-import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/daemon/tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/tpm/tpm-lock.js';
 import { registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { captureOutput } from '../support/output.js';

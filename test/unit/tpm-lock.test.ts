@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/daemon/tpm-lock.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/tpm/tpm-lock.js';
 
 const runtimeDir = () => path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-tpm-lock-')), 'run');
 const lockFile = (dir: string) => path.join(dir, 'tpm.lock');
