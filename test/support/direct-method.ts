@@ -16,11 +16,12 @@ export async function invokeMethod(client: Client, deviceId: string, params: Dev
   return methodAnswer(answer.result);
 }
 
+/** Checks `result` is an answer; any other field it carries stays, for tests that compare the whole answer. */
 export function methodAnswer(result: unknown): MethodAnswer {
   if (!isObject(result) || typeof result.status !== 'number') {
     throw new Error(`not a direct method answer (no numeric status): ${JSON.stringify(result)}`);
   }
-  return { status: result.status, payload: result.payload };
+  return { ...result, status: result.status, payload: result.payload };
 }
 
 /** The answer with its payload checked to be an object, for a caller that reads its fields. */

@@ -6,7 +6,7 @@ import { expect } from 'vitest';
  * type-aware lint rightly refuses an `any` placed in an object; `unknown` says the same thing safely.
  */
 
-export function anyInstanceOf(constructor: unknown): unknown {
+export function ofType(constructor: unknown): unknown {
   return expect.any(constructor);
 }
 
