@@ -33,7 +33,7 @@ export function compare(plan: Plan, applied: AppliedRecord | null, live: LiveSta
     const managed = plan.firewall[family] !== undefined;
     const saved = live.firewall[family];
     if (saved === null) {
-      if (managed) item('firewall', label, 'readable', 'ip6tables-save failed');
+      if (managed) item('firewall', label, 'readable', `${label}-save failed`);
       continue;
     }
     const lines = agentLines(parseFilterTable(saved));

@@ -34,7 +34,8 @@ export class ExecRunner implements CommandRunner {
         (err, stdout, stderr) => {
           if (!err) return resolve({ stdout, stderr });
           const e = err as NodeJS.ErrnoException & { killed?: boolean };
-          const tool = (argv[0] ?? '').replace(/^.*\//, '');
+          // ENOENT names `file`: behind a prefix (ip netns exec) that is the prefix's program, not argv[0].
+          const tool = file.replace(/^.*\//, '');
           if (e.code === 'ENOENT') {
             const family = Object.keys(HINTS).find((k) => tool.startsWith(k));
             return reject(new AgentError(`${file} is not installed`, { hint: family ? HINTS[family] : undefined }));

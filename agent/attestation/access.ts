@@ -48,7 +48,7 @@ export function attestationAccess(options: AttestationAccessOptions): Attestatio
       options.onChange(current());
       return { akPublic: ak.tpm2bPublic.toString('base64'), akName, handle: `0x${AK_HANDLE.toString(16)}`, created: ak.created };
     },
-    activate: (idObject, encryptedSecret) => activateAttestationKey(transport(), idObject, encryptedSecret),
+    activate: async (idObject, encryptedSecret) => activateAttestationKey(transport(), idObject, encryptedSecret),
     quote: async (nonce, pcrs) => {
       const tpm = transport();
       const selection = pcrs ?? defaultSelection(options.pcr);

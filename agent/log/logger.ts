@@ -93,8 +93,17 @@ function formatValue(value: unknown): string {
   let text: string;
   if (value instanceof Error) text = describeError(value);
   else if (typeof value === 'string') text = value;
-  else if (typeof value === 'number' || typeof value === 'boolean' || value === null) text = String(value);
-  else text = JSON.stringify(value) ?? String(value);
+  else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === null) text = String(value);
+  else text = jsonOrString(value);
   text = text.replace(/[\r\n]+/g, ' ');
   return text === '' || /[\s"=\\]/.test(text) ? JSON.stringify(text) : text;
+}
+
+/** Logging never throws: a value JSON cannot write (a cycle, a bigint inside) is written as String writes it. */
+function jsonOrString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

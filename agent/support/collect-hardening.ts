@@ -28,7 +28,7 @@ export function hardeningCollector(sources: BundleSources): Collector {
     timeoutMs: 15_000,
     collect: async (context) => {
       const records = await readRecords(engine);
-      const applied = records.applied as AppliedRecord | null;
+      const applied = records.applied as AppliedRecord | Unreadable | null;
       const [verify, firewall, sysctls, usb] = await Promise.all([
         verifyReport(engine),
         Promise.all(([4, 6] as const).map((family) => agentChains(context, [...prefix, ...saveCommand(site.backend, family)]))),
@@ -45,6 +45,9 @@ export function hardeningCollector(sources: BundleSources): Collector {
     },
   };
 }
+
+/** A record that could not be read, as records.json shows it. */
+type Unreadable = { unreadable: string };
 
 async function readRecords(engine: HardeningEngine): Promise<Record<string, unknown>> {
   const { records } = engine;
@@ -84,8 +87,10 @@ async function agentChains(context: CollectContext, argv: string[]): Promise<Rec
   return { command: argv.join(' '), lines: agentLines(parseFilterTable(outcome.stdout)) };
 }
 
-async function managedSysctls(context: CollectContext, prefix: string[], applied: AppliedRecord | null): Promise<Record<string, unknown>> {
+async function managedSysctls(context: CollectContext, prefix: string[], applied: AppliedRecord | Unreadable | null): Promise<Record<string, unknown>> {
   if (!applied) return { note: 'no profile applied: no sysctl is managed', values: {} };
+  // A corrupt record is exactly when a bundle is needed: the rest of it is still collected.
+  if ('unreadable' in applied) return { note: 'the applied record cannot be read (see records.json): no sysctl to compare', values: {} };
   const keys = Object.keys(renderSysctls(applied.profile));
   const expected = renderSysctls(applied.profile);
   let live: Record<string, string | null>;

@@ -26,7 +26,8 @@ const PATTERNS: [RegExp, string | ((...groups: string[]) => string)][] = [
   [/SharedAccessSignature(\s+|%20|\+)[^\s"'`,;]*/g, `SharedAccessSignature ${REDACTED}`],
   // Storage and service SAS query strings, plain and URL-encoded.
   [/\bsig=[^&\s"'`,;]+/gi, `sig=${REDACTED}`],
-  [/(?<![A-Za-z])sig%3D(?:(?!%26)[^&\s"'`,;])+/gi, `sig%3D${REDACTED}`],
+  // Not inside a word (design%3D), but right after an encoded "?" (%3F ends in a letter).
+  [/(?:(?<![A-Za-z])|(?<=%3F))sig%3D(?:(?!%26)[^&\s"'`,;])+/gi, `sig%3D${REDACTED}`],
   // Connection strings: SharedAccessKey=…; AccountKey=…; (not SharedAccessKeyName).
   [/\b(SharedAccessKey|AccountKey|PrimaryKey|SecondaryKey)(\s*=\s*)[^;\s"'`,]+/gi, (_m, name, eq) => `${name}${eq}${REDACTED}`],
   // Credentials in URLs: scheme://user:pass@host → scheme://[redacted]@host.

@@ -110,15 +110,16 @@ export function responseCodeOf(response: Buffer): number {
 
 /** e.g. "TPM_RC_HANDLE (0x18b): the handle is not correct for the use (handle 1)". */
 export function describeResponseCode(rc: number): string {
-  const hex = `0x${rc.toString(16)}`;
+  const hex = `0x${(rc >>> 0).toString(16)}`;
   if (rc === TPM_RC_SUCCESS) return `TPM_RC_SUCCESS (${hex})`;
+  // A TPM's codes fit in 12 bits; the bits above name the TSS layer that answered instead.
+  if ((rc & 0xfffff000) !== 0 || rc < 0) return `response code ${hex} from a TSS layer, not from the TPM`;
   if (rc & RC_FMT1) {
     const entry = FORMAT_ONE[rc & 0x3f];
     return `${named(entry, hex)}${formatOneSubject(rc)}`;
   }
   if ((rc & 0xf00) === RC_WARN) return named(WARNINGS[rc & 0x7f], hex, 'warning');
   if ((rc & 0xf00) === RC_VER1) return named(FORMAT_ZERO[rc & 0x7f], hex);
-  if ((rc & 0xfffff000) !== 0 || rc < 0) return `response code ${hex} from a TSS layer, not from the TPM`;
   return `TPM 1.2 or vendor response code ${hex}`;
 }
 

@@ -1,4 +1,5 @@
 import { AgentError, ExitCode } from '../errors.js';
+import { isHostName } from '../lib/host-name.js';
 
 /**
  * Which TPM the agent talks to, chosen by one string in the style of tpm2-tss TCTIs,
@@ -70,8 +71,10 @@ function parseHostPort(text: string, rest: string): { host: string; port: number
     if (seen.has(key)) throw new TransportSpecError(text, `${key} is given twice`);
     seen.add(key);
     if (key === 'host') {
-      if (!/^[A-Za-z0-9.:[\]-]+$/.test(value)) throw new TransportSpecError(text, `host ${JSON.stringify(value)} is not a host name or address`);
-      host = value.replace(/^\[(.*)\]$/, '$1');
+      // An IPv6 address may come in brackets, as in a URL; whatever is inside must be a host.
+      const bare = value.replace(/^\[(.*)\]$/, '$1');
+      if (!isHostName(bare)) throw new TransportSpecError(text, `host ${JSON.stringify(value)} is not a host name or address`);
+      host = bare;
     } else if (key === 'port') {
       // The control (swtpm) or platform (mssim) channel listens on port + 1.
       if (!/^\d{1,5}$/.test(value) || Number(value) < 1 || Number(value) > 65534) {

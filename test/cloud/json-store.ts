@@ -1,45 +1,82 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomicSync } from '../../agent/lib/atomic-file.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../../agent/lib/atomic-file.js';
 
 /**
- * One JSON document `{"version": n, "data": …}` in one file, written atomically (temp file, fsync, rename, fsync of
- * the directory) so a crash leaves either the old or the new document, never half of one.
- * Writes are synchronous: the documents are small, and a caller that has been told
- * "saved" can rely on it surviving a power cut.
+ * One JSON document in one file of the local cloud's state, readable by its user only (0600
+ * in a 0700 directory) and written with the agent's atomic write (temp file, fsync, rename,
+ * directory fsync), so a crash leaves the old or the new document, never half of one.
+ *
+ * Two ways to save: `saveNow` is synchronous, for small documents a caller must be able to
+ * rely on once it has answered (DPS's enrollments); `save` coalesces, so that many changes in
+ * a burst (a thousand devices reporting at once) become one or two writes, each of the
+ * snapshot taken when that write starts (the hub's registry).
  */
 export class JsonStore<T> {
+  private snapshot: (() => T) | undefined;
+  private writing: Promise<void> | undefined;
+  private pending: Promise<void> | undefined;
+
   constructor(
     readonly file: string,
-    private readonly version: number,
-    /** Checks the stored data and returns it typed; throws when it is not a T. */
-    private readonly check: (data: unknown) => T,
+    /** Returns the parsed document typed; throws, saying why, when it is not a T. */
+    private readonly check: (doc: unknown) => T,
   ) {}
 
-  /** The stored document, or `initial` when the file does not exist yet. */
-  load(initial: () => T): T {
+  /** The stored document, or undefined when the file does not exist yet. */
+  load(): T | undefined {
     let text: string;
     try {
       text = readFileSync(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return initial();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    let value: unknown;
+    let doc: unknown;
     try {
-      value = JSON.parse(text);
+      doc = JSON.parse(text);
     } catch (err) {
       throw new Error(`${this.file} is not valid JSON; move it away to start afresh`, { cause: err });
     }
-    const doc = value as { version?: unknown; data?: unknown } | null;
-    if (typeof doc !== 'object' || doc === null || doc.version !== this.version) {
-      throw new Error(`${this.file} is not a version ${this.version} document; move it away to start afresh`);
+    try {
+      return this.check(doc);
+    } catch (err) {
+      throw new Error(`${this.file}: ${(err as Error).message}; move it away to start afresh`, { cause: err });
     }
-    return this.check(doc.data);
   }
 
-  save(value: T): void {
+  /** Writes `doc` and returns once it is on disk. */
+  saveNow(doc: T): void {
     mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    writeFileAtomicSync(this.file, `${JSON.stringify({ version: this.version, data: value }, null, 2)}\n`, 0o600);
+    writeFileAtomicSync(this.file, serialise(doc), 0o600);
   }
+
+  /** Resolves once a write that began after this call, of the latest `snapshot` given, has reached the disk. */
+  save(snapshot: () => T): Promise<void> {
+    this.snapshot = snapshot;
+    if (this.pending) return this.pending;
+    if (!this.writing) return this.start();
+    this.pending = this.writing.then(() => {
+      this.pending = undefined;
+      return this.start();
+    });
+    return this.pending;
+  }
+
+  private start(): Promise<void> {
+    const write = (async () => {
+      mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(this.file, serialise(this.snapshot!()), 0o600);
+    })();
+    // Settles either way: a failed write is the caller's to see, the next one goes ahead.
+    const settled: Promise<void> = write.catch(() => undefined).then(() => {
+      if (this.writing === settled) this.writing = undefined;
+    });
+    this.writing = settled;
+    return write;
+  }
+}
+
+function serialise(doc: unknown): string {
+  return `${JSON.stringify(doc)}\n`;
 }

@@ -59,6 +59,16 @@ export function parseSas(text: string): SasToken {
   return { resource, signature: Buffer.from(sig, 'base64'), expiry: Number(se), keyName: fields.get('skn') };
 }
 
+/** A SAS token from an Authorization header; a malformed one becomes the caller's refusal (each service's 401). */
+export function parseSasOrRefuse(authorization: string, refuse: (why: string) => Error): SasToken {
+  try {
+    return parseSas(authorization);
+  } catch (err) {
+    if (err instanceof SasError) throw refuse(err.message);
+    throw err;
+  }
+}
+
 export type SasCheck = 'ok' | 'expired' | 'bad-signature';
 
 /** Checks the signature against `key` and the expiry against `nowSeconds`. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceToken, startDps, type Dps } from '../cloud/dps/dps.js';
 import { RecordingHub } from '../cloud/dps/recording-hub.js';
 import {
-  dpsRequest, operationStatus, provision, registerPath, registrationBody, registrationSas, requestChallenge, sendRegistration, type DpsResponse, type DpsTarget,
+  dpsRequest, operationStatus, provisionSoftwareDevice, registerPath, registrationBody, registrationSas, requestChallenge, sendRegistration, type DpsTarget, type SimDpsResponse,
 } from '../cloud/dps/software-device.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { ofType } from '../support/matchers.js';
@@ -40,7 +40,7 @@ describe('local DPS refusals', () => {
   });
 
   /** A DPS error reply: the status, a JSON content type and {errorCode, trackingId, message, timestampUtc}. */
-  function expectDpsError(res: DpsResponse, status: number, errorCode: number, message?: RegExp): void {
+  function expectDpsError(res: SimDpsResponse, status: number, errorCode: number, message?: RegExp): void {
     expect(res.status, res.text).toBe(status);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(res.body).toMatchObject({ errorCode, trackingId: ofType(String), message: ofType(String), timestampUtc: ofType(String) });
@@ -134,7 +134,7 @@ describe('local DPS refusals', () => {
   });
 
   it('keeps serving others: a well-behaved device provisions after all of the above', async () => {
-    const { registrationState, hubKey } = await provision(target, device, id);
+    const { registrationState, hubKey } = await provisionSoftwareDevice(target, device, id);
     expect(registrationState).toMatchObject({ registrationId: id, assignedHub: hub.hostName, deviceId: id, status: 'assigned' });
     expect(hub.last()!.primaryKey).toEqual(hubKey);
   });
@@ -161,7 +161,7 @@ describe('local DPS refusals', () => {
   it('reports a hub that fails the assignment as status "failed"', async () => {
     hub.failWith = new Error('hub unreachable');
     try {
-      await expect(provision(target, device, id)).rejects.toThrow(/"status":"failed".*hub unreachable/);
+      await expect(provisionSoftwareDevice(target, device, id)).rejects.toThrow(/"status":"failed".*hub unreachable/);
     } finally {
       hub.failWith = undefined;
     }

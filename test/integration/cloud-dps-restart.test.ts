@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDps, type Dps, type DpsOptions } from '../cloud/dps/dps.js';
 import { RecordingHub } from '../cloud/dps/recording-hub.js';
-import { provision, type DpsTarget } from '../cloud/dps/software-device.js';
+import { provisionSoftwareDevice, type DpsTarget } from '../cloud/dps/software-device.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 
@@ -35,7 +35,7 @@ describe('local DPS state and CA trust', () => {
 
   it('keeps enrollments, assignments, the id scope, the service key and the CA across a restart', async () => {
     dps.enroll({ registrationId: 'survivor', deviceId: 'survivor-device', attestation: { type: 'tpm', tpm: { endorsementKey: device.endorsementKey.toString('base64') } } });
-    const first = await provision(target(), device, 'survivor');
+    const first = await provisionSoftwareDevice(target(), device, 'survivor');
     const before = { idScope: dps.idScope, connection: dps.serviceConnectionString, ca: dps.ca, enrollment: dps.enrollment('survivor') };
 
     agent.destroy();
@@ -47,7 +47,7 @@ describe('local DPS state and CA trust', () => {
     const assignments = JSON.parse(readFileSync(path.join(options.stateDir, 'dps', 'assignments.json'), 'utf8')) as { data: Record<string, { assignedHub: string }> };
     expect(assignments.data.survivor).toMatchObject({ assignedHub: first.registrationState.assignedHub, deviceId: 'survivor-device' });
 
-    const again = await provision(target(), device, 'survivor');
+    const again = await provisionSoftwareDevice(target(), device, 'survivor');
     expect(again.registrationState).toMatchObject({ assignedHub: first.registrationState.assignedHub, createdDateTimeUtc: first.registrationState.createdDateTimeUtc });
     expect(again.hubKey).not.toEqual(first.hubKey);
   });
@@ -57,7 +57,7 @@ describe('local DPS state and CA trust', () => {
     for (let i = 0; i < 12 && seen.size < 2; i++) {
       const tpm = SoftwareTpm.create();
       dps.enroll({ registrationId: `spread-${i}`, attestation: { type: 'tpm', tpm: { endorsementKey: tpm.endorsementKey.toString('base64') } } });
-      seen.add(String((await provision(target(), tpm, `spread-${i}`)).registrationState.assignedHub));
+      seen.add(String((await provisionSoftwareDevice(target(), tpm, `spread-${i}`)).registrationState.assignedHub));
     }
     expect([...seen].sort()).toEqual(hubs.map((h) => h.hostName).sort());
   });
@@ -84,6 +84,6 @@ describe('local DPS state and CA trust', () => {
 
   it('is refused by a client that does not trust the test CA', async () => {
     const untrusting = new https.Agent({ keepAlive: false });
-    await expect(provision({ host: dps.host, idScope: dps.idScope, agent: untrusting }, device, 'survivor')).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
+    await expect(provisionSoftwareDevice({ host: dps.host, idScope: dps.idScope, agent: untrusting }, device, 'survivor')).rejects.toThrow(/self[- ]signed|unable to (get|verify)/i);
   });
 });

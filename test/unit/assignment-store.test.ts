@@ -71,6 +71,12 @@ describe('assignment state file', () => {
 
   it.each([
     ['', 'the file is empty'],
+    [' \n', 'the file is empty'],
+    ['5', 'does not hold a JSON object'],
+    ['"assignment"', 'does not hold a JSON object'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, idScope: 'x'.repeat(513) }), 'idScope is missing'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, assignedHub: 'hub a.example.net' }), 'assignedHub "hub a.example.net" is not a DNS host name'],
+    [JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...assignment, deviceId: 'board/17' }), 'deviceId "board/17" is not an IoT Hub device id'],
     ['{"kind":"iot-agent/assign', 'not valid JSON'],
     ['\u0000\u0001garbage', 'not valid JSON'],
     ['[]', 'does not hold a JSON object'],
@@ -95,6 +101,11 @@ describe('assignment state file', () => {
     delete older.identityKeyHandle;
     const stored = parseAssignment(JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...older }));
     expect(stored).toEqual({ status: 'valid', assignment: { ...assignment, identityKeyHandle: 0x81000100 } });
+  });
+
+  it('takes fields of up to 512 characters', () => {
+    const long = { ...assignment, idScope: 'x'.repeat(512) };
+    expect(parseAssignment(JSON.stringify({ kind: 'iot-agent/assignment', schema: 1, ...long }))).toEqual({ status: 'valid', assignment: long });
   });
 
   it('ignores unknown extra fields of the same schema', () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AttestReplyError, parseAttestReply } from '../../agent/attestation/attest-reply.js';
 import { attestationKeyTemplate, parseAttestationKey } from '../../agent/attestation/attestation-key.js';
-import { EVENT_LOG_FORMAT, EventLogError, parseEventLog, parseEventLogText, replayLog } from '../../agent/attestation/event-log.js';
+import { EVENT_LOG_FORMAT, EventLogError, parseEventLog, parseEventLogText, replayLog, type EventLog } from '../../agent/attestation/event-log.js';
 import { HardeningEventError, hardeningEventText, parseHardeningEvent, sameState } from '../../agent/attestation/hardening-event.js';
 import { formatSelection, marshalSelection, parseSelection, PcrSelectionError, readSelection } from '../../agent/attestation/pcr-selection.js';
 import { parseQuote, verifyQuoteSignature } from '../../agent/attestation/quote.js';
@@ -16,40 +16,51 @@ import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { logOf, SoftwareAttestationKey } from '../support/software-quote.js';
 
 const HEX64 = 'c'.repeat(64);
-const event = hardeningEventText({ op: 'apply', by: 'boot', profile: 'baseline', profileHash: HEX64, agentVersion: '0.1.0',
-  parts: { iptables: HEX64, ip6tables: null, sysctls: HEX64, files: HEX64, sysfs: HEX64 } });
+
+/** The text of a hardening event as the boot unit measures it. */
+function hardeningEvent(): string {
+  return hardeningEventText({ op: 'apply', by: 'boot', profile: 'baseline', profileHash: HEX64, agentVersion: '0.1.0',
+    parts: { iptables: HEX64, ip6tables: null, sysctls: HEX64, files: HEX64, sysfs: HEX64 } });
+}
+
+/** A log of one extended hardening event. */
+function goodLog(): EventLog {
+  return logOf([hardeningEvent()]).log;
+}
 
 describe('the event log file', () => {
-  const good = logOf([event]).log;
-
   it('reads back what is written, and replays it', () => {
+    const good = goodLog();
     expect(parseEventLogText(JSON.stringify(good))).toEqual(good);
     expect(replayLog(good).problems).toEqual([]);
   });
 
-  it.each([
-    ['not JSON', '{"format":'],
-    ['not an object', '[]'],
-    ['another format', JSON.stringify({ ...good, format: 'other/1' })],
-    ['an unknown key', JSON.stringify({ ...good, extra: 1 })],
-    ['a PCR out of range', JSON.stringify({ ...good, pcr: 24 })],
-    ['a fractional reset count', JSON.stringify({ ...good, tpmResetCount: 1.5 })],
-    ['events that are not a list', JSON.stringify({ ...good, events: {} })],
-    ['a sequence out of order', JSON.stringify({ ...good, events: [{ ...good.events[0], seq: 2 }] })],
-    ['an event neither extended nor not', JSON.stringify({ ...good, events: [{ ...good.events[0], extended: 'yes' }] })],
-    ['an extended event without a digest', JSON.stringify({ ...good, events: [{ ...good.events[0], sha256: undefined }] })],
-    ['a digest that is not hex', JSON.stringify({ ...good, events: [{ ...good.events[0], sha256: 'z'.repeat(64) }] })],
-    ['an extended event with a reason', JSON.stringify({ ...good, events: [{ ...good.events[0], reason: 'x' }] })],
-    ['a gap with a digest', JSON.stringify({ ...good, events: [{ ...good.events[0], extended: false, reason: 'r' }] })],
-    ['data over 1024 bytes', JSON.stringify({ ...good, events: [{ ...good.events[0], data: 'é'.repeat(600) }] })],
-    ['a boot id too long', JSON.stringify({ ...good, bootId: 'b'.repeat(65) })],
-    ['too many events', JSON.stringify({ ...good, events: Array.from({ length: 1001 }, (_, i) => ({ ...good.events[0], seq: i + 1 })) })],
-  ])('refuses %s with an EventLogError', (_what, text) => {
+  it.each<[string, (good: EventLog) => unknown]>([
+    ['another format', (good) => ({ ...good, format: 'other/1' })],
+    ['an unknown key', (good) => ({ ...good, extra: 1 })],
+    ['a PCR out of range', (good) => ({ ...good, pcr: 24 })],
+    ['a fractional reset count', (good) => ({ ...good, tpmResetCount: 1.5 })],
+    ['events that are not a list', (good) => ({ ...good, events: {} })],
+    ['a sequence out of order', (good) => ({ ...good, events: [{ ...good.events[0], seq: 2 }] })],
+    ['an event neither extended nor not', (good) => ({ ...good, events: [{ ...good.events[0], extended: 'yes' }] })],
+    ['an extended event without a digest', (good) => ({ ...good, events: [{ ...good.events[0], sha256: undefined }] })],
+    ['a digest that is not hex', (good) => ({ ...good, events: [{ ...good.events[0], sha256: 'z'.repeat(64) }] })],
+    ['an extended event with a reason', (good) => ({ ...good, events: [{ ...good.events[0], reason: 'x' }] })],
+    ['a gap with a digest', (good) => ({ ...good, events: [{ ...good.events[0], extended: false, reason: 'r' }] })],
+    ['data over 1024 bytes', (good) => ({ ...good, events: [{ ...good.events[0], data: 'é'.repeat(600) }] })],
+    ['a boot id too long', (good) => ({ ...good, bootId: 'b'.repeat(65) })],
+    ['too many events', (good) => ({ ...good, events: Array.from({ length: 1001 }, (_, i) => ({ ...good.events[0], seq: i + 1 })) })],
+  ])('refuses %s with an EventLogError', (_what, edit) => {
+    expect(() => parseEventLogText(JSON.stringify(edit(goodLog())))).toThrow(EventLogError);
+  });
+
+  it.each([['not JSON', '{"format":'], ['not an object', '[]']])('refuses a file that is %s with an EventLogError', (_what, text) => {
     expect(() => parseEventLogText(text)).toThrow(EventLogError);
   });
 
   it('reports an event whose digest is not that of its data', () => {
-    const edited = { ...good, events: [{ ...good.events[0]!, data: event.replace('baseline', 'strict') }] };
+    const good = goodLog();
+    const edited = { ...good, events: [{ ...good.events[0]!, data: hardeningEvent().replace('baseline', 'strict') }] };
     expect(replayLog(parseEventLog(edited)).problems).toEqual(['event 1: its sha256 is not the digest of its data']);
     expect(parseEventLog(edited).format).toBe(EVENT_LOG_FORMAT);
   });
@@ -57,6 +68,7 @@ describe('the event log file', () => {
 
 describe('hardening events', () => {
   it('read back exactly, keys in a fixed order', () => {
+    const event = hardeningEvent();
     expect(event.startsWith('{"type":"iot-agent/hardening","op":"apply","by":"boot","profile":"baseline"')).toBe(true);
     expect(hardeningEventText(parseHardeningEvent(event))).toBe(event);
     const none = hardeningEventText({ op: 'rollback', by: 'cli', profile: null, profileHash: null, parts: null, agentVersion: '0.1.0' });
@@ -64,24 +76,24 @@ describe('hardening events', () => {
   });
 
   it('compare by state, not by who measured it', () => {
-    const a = parseHardeningEvent(event);
+    const a = parseHardeningEvent(hardeningEvent());
     expect(sameState(a, { ...a, by: 'agent', op: 'rollback' })).toBe(true);
     expect(sameState(a, { ...a, parts: { ...a.parts!, sysfs: 'd'.repeat(64) } })).toBe(false);
   });
 
-  it.each([
-    ['not JSON', 'nope'],
-    ['another type', event.replace('iot-agent/hardening', 'other')],
-    ['an unknown operation', event.replace('"op":"apply"', '"op":"flush"')],
-    ['an unknown measurer', event.replace('"by":"boot"', '"by":"root"')],
-    ['a profile name with a slash', event.replace('"profile":"baseline"', '"profile":"../x"')],
-    ['a short hash', event.replace(`"profileHash":"${HEX64}"`, '"profileHash":"abc"')],
-    ['a missing part', event.replace(`"sysfs":"${HEX64}"`, '"other":"x"')],
-    ['no profile but parts', event.replace('"profile":"baseline"', '"profile":null')],
-    ['an extra key', event.replace('{"type"', '{"x":1,"type"')],
-    ['a missing key', event.replace(',"agentVersion":"0.1.0"', '')],
-  ])('refuses %s with a HardeningEventError', (_what, text) => {
-    expect(() => parseHardeningEvent(text)).toThrow(HardeningEventError);
+  it.each<[string, (event: string) => string]>([
+    ['not JSON', () => 'nope'],
+    ['another type', (event) => event.replace('iot-agent/hardening', 'other')],
+    ['an unknown operation', (event) => event.replace('"op":"apply"', '"op":"flush"')],
+    ['an unknown measurer', (event) => event.replace('"by":"boot"', '"by":"root"')],
+    ['a profile name with a slash', (event) => event.replace('"profile":"baseline"', '"profile":"../x"')],
+    ['a short hash', (event) => event.replace(`"profileHash":"${HEX64}"`, '"profileHash":"abc"')],
+    ['a missing part', (event) => event.replace(`"sysfs":"${HEX64}"`, '"other":"x"')],
+    ['no profile but parts', (event) => event.replace('"profile":"baseline"', '"profile":null')],
+    ['an extra key', (event) => event.replace('{"type"', '{"x":1,"type"')],
+    ['a missing key', (event) => event.replace(',"agentVersion":"0.1.0"', '')],
+  ])('refuses %s with a HardeningEventError', (_what, edit) => {
+    expect(() => parseHardeningEvent(edit(hardeningEvent()))).toThrow(HardeningEventError);
   });
 });
 
@@ -105,9 +117,8 @@ describe('PCR selections', () => {
 });
 
 describe('attestation keys, quotes and commands', () => {
-  const ak = SoftwareAttestationKey.create();
-
   it('accept a restricted ECC signing key and name it as the TPM does', () => {
+    const ak = SoftwareAttestationKey.create();
     expect(parseAttestationKey(ak.public.tpm2bPublic).name).toEqual(ak.public.name);
   });
 
@@ -123,6 +134,7 @@ describe('attestation keys, quotes and commands', () => {
     ['a keyed-hash key', (t: Buffer) => patchU16(t, 2, 0x0008)],
     ['the template (no public point)', () => tpm2b(attestationKeyTemplate())],
   ])('refuse %s', (_what, mutate) => {
+    const ak = SoftwareAttestationKey.create();
     expect(() => parseAttestationKey(mutate(ak.public.tpm2bPublic))).toThrow(TpmParseError);
   });
 
@@ -131,6 +143,7 @@ describe('attestation keys, quotes and commands', () => {
   });
 
   it('parse a quote; refuse what is not a TPM-made quote, and signatures that are not the AK\'s', () => {
+    const ak = SoftwareAttestationKey.create();
     const nonce = randomBytes(32);
     const values = new Map([[0, Buffer.alloc(32)], [13, Buffer.alloc(32, 1)]]);
     const { attest, signature } = ak.quote({ nonce, pcrs: [0, 13], values });
@@ -155,33 +168,35 @@ describe('attestation keys, quotes and commands', () => {
   });
 });
 
-describe('the attest answer as the verifier receives it', () => {
-  const nonce = randomBytes(32);
+/** The answer of a board whose hardening PCR is still zero: a quote over PCR 13 and no event log. */
+function goodAnswer() {
   const ak = SoftwareAttestationKey.create();
-  const q = ak.quote({ nonce, pcrs: [13], values: new Map([[13, Buffer.alloc(32)]]) });
-  const good = { quote: q.attest.toString('base64'), signature: q.signature.toString('base64'), pcrs: { 13: '00'.repeat(32) }, eventLog: null, akName: ak.public.name.toString('hex'), tpmMs: 12.5 };
+  const q = ak.quote({ nonce: randomBytes(32), pcrs: [13], values: new Map([[13, Buffer.alloc(32)]]) });
+  return { quote: q.attest.toString('base64'), signature: q.signature.toString('base64'), pcrs: { 13: '00'.repeat(32) }, eventLog: null, akName: ak.public.name.toString('hex'), tpmMs: 12.5 };
+}
 
+describe('the attest answer as the verifier receives it', () => {
   it('reads a well-formed answer', () => {
-    expect(parseAttestReply(good)).toMatchObject({ pcrs: new Map([[13, Buffer.alloc(32)]]), eventLog: null, tpmMs: 12.5 });
+    expect(parseAttestReply(goodAnswer())).toMatchObject({ pcrs: new Map([[13, Buffer.alloc(32)]]), eventLog: null, tpmMs: 12.5 });
   });
 
-  it.each([
-    ['null', null],
-    ['a list', []],
-    ['an unknown field', { ...good, verdict: 'pass' }],
-    ['a quote that is not base64', { ...good, quote: 'not base64!' }],
-    ['an empty signature', { ...good, signature: '' }],
-    ['an oversized quote', { ...good, quote: 'A'.repeat(8000) }],
-    ['an AK name that is not hex', { ...good, akName: 'xyz' }],
-    ['PCRs as a list', { ...good, pcrs: ['00'] }],
-    ['a PCR index out of range', { ...good, pcrs: { 24: '00'.repeat(32) } }],
-    ['a PCR index with a prefix', { ...good, pcrs: { '013': '00'.repeat(32) } }],
-    ['a PCR value of the wrong size', { ...good, pcrs: { 13: '00'.repeat(20) } }],
-    ['a malformed event log', { ...good, eventLog: { format: 'x' } }],
-    ['a negative TPM time', { ...good, tpmMs: -1 }],
-    ['an event log error that is not text', { ...good, eventLogError: 5 }],
-  ])('refuses %s with an AttestReplyError', (_what, value) => {
-    expect(() => parseAttestReply(value)).toThrow(AttestReplyError);
+  it.each<[string, (good: ReturnType<typeof goodAnswer>) => unknown]>([
+    ['null', () => null],
+    ['a list', () => []],
+    ['an unknown field', (good) => ({ ...good, verdict: 'pass' })],
+    ['a quote that is not base64', (good) => ({ ...good, quote: 'not base64!' })],
+    ['an empty signature', (good) => ({ ...good, signature: '' })],
+    ['an oversized quote', (good) => ({ ...good, quote: 'A'.repeat(8000) })],
+    ['an AK name that is not hex', (good) => ({ ...good, akName: 'xyz' })],
+    ['PCRs as a list', (good) => ({ ...good, pcrs: ['00'] })],
+    ['a PCR index out of range', (good) => ({ ...good, pcrs: { 24: '00'.repeat(32) } })],
+    ['a PCR index with a prefix', (good) => ({ ...good, pcrs: { '013': '00'.repeat(32) } })],
+    ['a PCR value of the wrong size', (good) => ({ ...good, pcrs: { 13: '00'.repeat(20) } })],
+    ['a malformed event log', (good) => ({ ...good, eventLog: { format: 'x' } })],
+    ['a negative TPM time', (good) => ({ ...good, tpmMs: -1 })],
+    ['an event log error that is not text', (good) => ({ ...good, eventLogError: 5 })],
+  ])('refuses %s with an AttestReplyError', (_what, edit) => {
+    expect(() => parseAttestReply(edit(goodAnswer()))).toThrow(AttestReplyError);
   });
 });
 

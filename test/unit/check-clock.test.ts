@@ -41,3 +41,35 @@ describe('check: clock plausibility', () => {
     expect(result.hint).toContain('NTP');
   });
 });
+
+describe('check: clock offsets and bounds', () => {
+  it('says how far behind or ahead the service is, in whole seconds', () => {
+    const now = new Date('2026-11-26T02:35:00.250Z');
+    expect(checkClock(now, { offsetMs: 400, source: 'DPS x' }).message).toBe('system time 2026-11-26T02:35:00Z is plausible, 0 s behind DPS x');
+    expect(checkClock(now, { offsetMs: -1_400, source: 'DPS x' }).message).toBe('system time 2026-11-26T02:35:00Z is plausible, 1 s ahead of DPS x');
+    expect(checkClock(now, { offsetMs: -1_600, source: 'DPS x' }).message).toBe('system time 2026-11-26T02:35:00Z is plausible, 2 s ahead of DPS x');
+  });
+
+  it('warns beyond five minutes either way, saying TLS and logs still use this clock', () => {
+    const now = new Date('2026-11-26T02:35:00Z');
+    expect(checkClock(now, { offsetMs: 300_001, source: 'DPS x' })).toEqual({
+      id: 'clock', status: 'warn',
+      message: 'system time 2026-11-26T02:35:00Z is 300 s behind DPS x: the agent signs its tokens with the service\'s time, but TLS certificates and logs use this clock',
+      hint: 'enable time synchronisation: `timedatectl set-ntp true` (systemd-timesyncd), allow outbound NTP (udp/123), then re-run check',
+    });
+    expect(checkClock(now, { offsetMs: -300_000, source: 'DPS x' }).status).toBe('pass');
+  });
+
+  it('takes the plausible window it is given, the last instant before its end included', () => {
+    const notBefore = new Date('2030-01-01T00:00:00Z');
+    const notAfter = new Date('2031-01-01T00:00:00Z');
+    expect(checkClock(new Date('2029-12-31T23:59:59.999Z'), undefined, notBefore, notAfter)).toMatchObject({
+      status: 'fail', message: 'system time 2029-12-31T23:59:59Z is before 2030-01-01, older than this agent: the clock was never set, so DPS and the hub will reject its SAS tokens and TLS certificates look not yet valid',
+    });
+    expect(checkClock(new Date('2030-12-31T23:59:59.999Z'), undefined, notBefore, notAfter).status).toBe('pass');
+    expect(checkClock(notAfter, undefined, notBefore, notAfter)).toMatchObject({
+      status: 'fail', message: 'system time 2031-01-01T00:00:00Z is after 2031-01-01: the clock is wrong, so DPS and the hub will reject its SAS tokens and TLS certificates look expired',
+      hint: expect.stringContaining('timedatectl set-ntp true'),
+    });
+  });
+});

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkConfig } from '../../agent/check/config-check.js';
+import { checkConfig, describeInvalidConfig, describeValidConfig } from '../../agent/check/config-check.js';
 import { salvageConfig } from '../../agent/check/config-salvage.js';
-import { DEFAULTS } from '../../agent/config.js';
+import { DEFAULT_CONFIG_PATH, DEFAULTS } from '../../agent/config.js';
 
 function configFile(text: string): string {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-check-config-')), 'config.yaml');
@@ -63,5 +63,61 @@ describe('check: salvaging an invalid config', () => {
     expect(ignored).toEqual(['log.level', 'frobnicate', 'tpm']);
     expect(config.tls.extraCaFile).toBe('/ca.pem');
     expect(config.log.level).toBe(DEFAULTS.log.level);
+  });
+});
+
+describe('check: the config check in words', () => {
+  it('says when no config file exists and the built-in defaults apply', () => {
+    const config = { ...structuredClone(DEFAULTS), provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0012ABCD' } };
+    expect(describeValidConfig(config, '/etc/iot-agent/config.yaml', false)).toEqual({
+      id: 'config', status: 'pass', message: 'no config file at /etc/iot-agent/config.yaml (built-in defaults) (ID scope 0ne0012ABCD, DPS global.azure-devices-provisioning.net)',
+    });
+    expect(describeValidConfig(structuredClone(DEFAULTS), '/etc/iot-agent/config.yaml', false)).toEqual({
+      id: 'config', status: 'warn', message: 'no config file at /etc/iot-agent/config.yaml (built-in defaults); provisioning.idScope is missing: the device cannot provision',
+      hint: 'set provisioning.idScope in /etc/iot-agent/config.yaml to the ID scope of your DPS instance (Azure portal, DPS overview)',
+    });
+  });
+
+  it('says the other checks use the valid keys when none had to be replaced, and how to fix the file', () => {
+    expect(describeInvalidConfig('config f: foo: unknown key', '/etc/x.yaml', [], true)).toEqual({
+      id: 'config', status: 'fail', message: 'config f: foo: unknown key; the other checks use its valid keys',
+      hint: 'fix /etc/x.yaml: the agent does not start with an invalid config',
+    });
+    expect(describeInvalidConfig('p', '/etc/x.yaml', [], false).hint).toBe('pass the right file with --config, or create /etc/x.yaml');
+  });
+
+  it('keeps valid top-level keys, drops invalid ones, and leaves out keys without a value', () => {
+    const { config, ignored } = salvageConfig('stateDir: relative/path\nruntimeDir: /srv/run\ntpm:\nunknown:\ncolour: blue\n', 'f');
+    expect(ignored).toEqual(['stateDir', 'colour']);
+    expect(config.runtimeDir).toBe('/srv/run');
+    expect(config.stateDir).toBe(DEFAULTS.stateDir);
+    expect(config.tpm).toEqual(DEFAULTS.tpm);
+  });
+
+  it('keeps nothing, and ignores nothing, from an empty file; nothing from a file that is not a mapping', () => {
+    expect(salvageConfig('', 'f')).toEqual({ config: DEFAULTS, ignored: [] });
+    expect(salvageConfig('just text', 'f')).toEqual({ config: DEFAULTS, ignored: ['(the whole file: not a mapping)'] });
+    expect(salvageConfig('- a\n- b', 'f')).toEqual({ config: DEFAULTS, ignored: ['(the whole file: not a mapping)'] });
+  });
+
+  it('never changes the built-in defaults it starts from', () => {
+    const before = structuredClone(DEFAULTS);
+    salvageConfig('stateDir: /srv/state\nlog:\n  level: debug\n', 'f');
+    expect(DEFAULTS).toEqual(before);
+  });
+
+  it('salvages a file that is invalid as a whole, reading the file the agent would read', async () => {
+    const file = configFile('log:\n  level: debug\n  colour: blue\n');
+    const { result, config } = await checkConfig(file);
+    expect(result).toMatchObject({ status: 'fail', message: expect.stringContaining('the other checks use built-in defaults in place of log.colour') });
+    expect(config.log.level).toBe('debug');
+  });
+});
+
+describe('check: the default config file', () => {
+  it('says the built-in defaults apply when the default file is absent, and checks it when present', async () => {
+    const { result } = await checkConfig(undefined);
+    if (existsSync(DEFAULT_CONFIG_PATH)) expect(result.message).toMatch(new RegExp(`^(${DEFAULT_CONFIG_PATH} is valid|config ${DEFAULT_CONFIG_PATH}: )`));
+    else expect(result.message).toBe(`no config file at ${DEFAULT_CONFIG_PATH} (built-in defaults); provisioning.idScope is missing: the device cannot provision`);
   });
 });

@@ -17,3 +17,13 @@ describe('check: deadlines', () => {
     await expect(withDeadline(Promise.reject(new Error('boom')), 1_000, () => 'late')).rejects.toThrow('boom');
   });
 });
+
+describe('check: deadlines that are not reached', () => {
+  it('never runs the timeout once the work has finished', async () => {
+    let late = 0;
+    expect(await withDeadline(Promise.resolve('done'), 20, () => { late++; return 'late'; })).toBe('done');
+    await expect(withDeadline(Promise.reject(new Error('boom')), 20, () => { late++; return 'late'; })).rejects.toThrow('boom');
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(late).toBe(0);
+  });
+});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeResolution, resolveHost } from '../../agent/check/dns-check.js';
+import { seconds } from '../../agent/check/result.js';
 import { describeTls, type TlsContext } from '../../agent/check/tls-check.js';
 
 const dps = { id: 'dps-dns', role: 'DPS', host: 'dps.example.invalid', origin: 'provisioning.globalEndpoint in the config' } as const;
@@ -62,5 +63,116 @@ describe('check: TLS outcomes in words', () => {
   it('passes a verified handshake, naming certificate and issuer', () => {
     const result = describeTls(tls(), { ok: true, address: '10.0.0.1:443', protocol: 'TLSv1.3', subject: 'CN=dps', issuer: 'CN=ca', validTo: 'Jan  1 00:00:00 2030 GMT' });
     expect(result).toEqual({ id: 'dps-tls', status: 'pass', message: 'TLS handshake with DPS dps.example.net:443 (10.0.0.1:443, TLSv1.3): certificate CN=dps issued by CN=ca, valid until Jan  1 00:00:00 2030 GMT' });
+  });
+});
+
+describe('check: every resolver answer in words', () => {
+  const dnsCheck = () => ({ id: 'dps-dns', role: 'DPS', host: 'dps.example.invalid', origin: 'provisioning.globalEndpoint in the config' } as const);
+
+  it('shows four addresses and counts the rest', () => {
+    const addresses = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6'].map((address) => ({ address, family: 4 }));
+    expect(describeResolution(dnsCheck(), { ok: true, literal: false, addresses }, 5_000).message)
+      .toBe('DPS dps.example.invalid resolves to 10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4, 2 more');
+    expect(describeResolution(dnsCheck(), { ok: true, literal: false, addresses: addresses.slice(0, 4) }, 5_000).message)
+      .toBe('DPS dps.example.invalid resolves to 10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4');
+  });
+
+  it('calls a name without addresses no such name, like an unknown one', () => {
+    expect(describeResolution(dnsCheck(), { ok: false, code: 'ENODATA', timedOut: false }, 5_000)).toMatchObject({
+      status: 'fail', message: 'DPS dps.example.invalid does not resolve (ENODATA): no such name',
+      hint: 'check provisioning.globalEndpoint in the config for a typo; if the name is right, check the network link and the name servers in /etc/resolv.conf; a firewall must let DNS (port 53) out',
+    });
+  });
+
+  it('tells name servers that did not answer now from other resolver failures', () => {
+    const resolver = 'check the network link and the name servers in /etc/resolv.conf; a firewall must let DNS (port 53) out';
+    expect(describeResolution(dnsCheck(), { ok: false, code: 'EAI_AGAIN', timedOut: false }, 5_000)).toEqual({
+      id: 'dps-dns', status: 'fail', message: 'DPS dps.example.invalid could not be resolved now (EAI_AGAIN): the name servers did not answer', hint: resolver,
+    });
+    expect(describeResolution(dnsCheck(), { ok: false, code: 'ESERVFAIL', timedOut: false }, 5_000)).toEqual({
+      id: 'dps-dns', status: 'fail', message: 'DPS dps.example.invalid could not be resolved (ESERVFAIL)', hint: resolver,
+    });
+  });
+
+  it('resolves localhost from /etc/hosts, and an empty name to nothing', async () => {
+    expect(await resolveHost('localhost', 5_000)).toMatchObject({ ok: true, literal: false, addresses: expect.arrayContaining([{ address: '127.0.0.1', family: 4 }]) });
+    expect(await resolveHost('', 5_000)).toEqual({ ok: false, code: 'ENODATA', timedOut: false });
+    expect(await resolveHost('::1', 1)).toEqual({ ok: true, addresses: [{ address: '::1', family: 6 }], literal: true });
+  });
+
+  it('gives deadlines in seconds with at most one decimal', () => {
+    expect(seconds(5_000)).toBe('5 s');
+    expect(seconds(1_250)).toBe('1.3 s');
+    expect(seconds(400)).toBe('0.4 s');
+  });
+});
+
+describe('check: every TLS failure in words', () => {
+  const firewall = 'a firewall must let TCP port 443 out';
+
+  it('blames the certificate for having expired, and points at the clock first', () => {
+    expect(describeTls(tls(), failed('CERT_HAS_EXPIRED'))).toEqual({
+      id: 'dps-tls', status: 'fail', message: 'DPS dps.example.net:443: the server\'s certificate has expired (CERT_HAS_EXPIRED)',
+      hint: 'if the clock check fails, fix the clock first; otherwise the server must renew its certificate',
+    });
+    expect(describeTls(tls(), failed('CERT_NOT_YET_VALID')).message).toBe('DPS dps.example.net:443: the server\'s certificate is not valid yet (CERT_NOT_YET_VALID)');
+  });
+
+  it.each(['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT'])(
+    'counts %s as an unknown CA', (code) => {
+      expect(describeTls(tls(), failed(code))).toEqual({
+        id: 'dps-tls', status: 'fail', message: `DPS dps.example.net:443: certificate signed by an unknown CA (${code}): not trusted by the system CAs`,
+        hint: 'is tls.extraCaFile set? A private CA (or a TLS-inspecting proxy\'s) must be listed there',
+      });
+      expect(describeTls(tls('/ca.pem'), failed(code)).hint).toBe('is tls.extraCaFile the CA that issued this server\'s certificate? A TLS-inspecting proxy on the path also causes this');
+    });
+
+  it('says which name the certificate is not for, and why that happens', () => {
+    expect(describeTls(tls(), { ...failed('ERR_TLS_CERT_ALTNAME_INVALID'), detail: 'IP: 10.0.0.1 is not in the cert\'s list' })).toEqual({
+      id: 'dps-tls', status: 'fail', message: 'DPS dps.example.net:443: the certificate is not for dps.example.net (IP: 10.0.0.1 is not in the cert\'s list)',
+      hint: 'the configured name is wrong, or another server (a proxy?) answers at this address',
+    });
+  });
+
+  it('explains a refused connection and a dropped or silent one with the firewall in mind', () => {
+    expect(describeTls(tls(), failed('ECONNREFUSED', 'tcp'))).toEqual({
+      id: 'dps-tls', status: 'fail', message: 'DPS dps.example.net:443: connection refused: nothing listens there, or a firewall rejects it',
+      hint: `the service is down, the name points elsewhere, or a firewall rejects the connection; ${firewall}`,
+    });
+    expect(describeTls(tls(), failed('ETIMEDOUT', 'tcp', true)).hint).toBe(`check the network link; ${firewall}`);
+    expect(describeTls(tls(), failed('ETIMEDOUT', 'tls', true)).hint).toBe('something on the path accepts connections but does not speak TLS: a proxy, captive portal or another service on this port');
+  });
+
+  it('tells a reset TCP connection from one closed during the handshake', () => {
+    expect(describeTls(tls(), failed('ECONNRESET', 'tcp'))).toEqual({
+      id: 'dps-tls', status: 'fail', message: 'DPS dps.example.net:443: the connection was reset (ECONNRESET)', hint: 'a firewall or proxy may block TLS on port 443',
+    });
+    expect(describeTls(tls(), failed('EPIPE', 'tls')).message).toBe('DPS dps.example.net:443: the connection was closed during the TLS handshake (EPIPE)');
+  });
+
+  it.each(['EHOSTUNREACH', 'ENETUNREACH'])('calls %s no route to the host', (code) => {
+    expect(describeTls(tls(), failed(code, 'tcp'))).toEqual({
+      id: 'dps-tls', status: 'fail', message: `DPS dps.example.net:443: no route to the host (${code})`, hint: 'check the network link, the default route and the interface address',
+    });
+  });
+
+  it.each(['ERR_SSL_WRONG_VERSION_NUMBER', 'EPROTO'])('calls %s a server that does not speak TLS 1.2 or later', (code) => {
+    expect(describeTls(tls(), failed(code))).toEqual({
+      id: 'dps-tls', status: 'fail', message: `DPS dps.example.net:443: the server does not speak TLS 1.2 or later (${code})`, hint: 'another service answers on this port, or a proxy is in the way',
+    });
+  });
+
+  it('names any other failure with its detail, blaming the certificate when the code is about one', () => {
+    expect(describeTls(tls(), { ...failed('CERT_REVOKED'), detail: 'certificate revoked' })).toEqual({
+      id: 'dps-tls', status: 'fail', message: 'DPS dps.example.net:443: TLS handshake failed (CERT_REVOKED: certificate revoked)',
+      hint: 'the server certificate was rejected; check the clock and tls.extraCaFile',
+    });
+    expect(describeTls(tls(), failed('ERR_SSL_SOME_CERT_PROBLEM')).hint).toBe('the server certificate was rejected; check the clock and tls.extraCaFile');
+    expect(describeTls(tls(), failed('ERR_SOMETHING'))).toEqual({ id: 'dps-tls', status: 'fail', message: 'DPS dps.example.net:443: TLS handshake failed (ERR_SOMETHING)', hint: firewall });
+  });
+
+  it('leaves out the address when it is the one configured', () => {
+    const result = describeTls({ ...tls(), host: '10.0.0.1' }, { ok: true, address: '10.0.0.1:443', protocol: 'TLSv1.2', subject: 'CN=dps', issuer: 'CN=ca', validTo: 'x' });
+    expect(result.message).toBe('TLS handshake with DPS 10.0.0.1:443 (TLSv1.2): certificate CN=dps issued by CN=ca, valid until x');
   });
 });

@@ -1,14 +1,19 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkTpm, describeReport } from '../../agent/check/tpm-check.js';
+import { checkTpm, describeEndorsementKey, describeIdentityKey, describeReport, describeTpmError } from '../../agent/check/tpm-check.js';
+import { registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
+import { freePort } from '../support/ports.js';
 
-// A TPM2B_PUBLIC: its registration id is base32(SHA-256(bytes)).
-const EK = Buffer.from('0006000b00000000', 'hex').toString('base64');
+/** A TPM2B_PUBLIC, base64: its registration id is base32(SHA-256(bytes)). */
+const ekBase64 = () => Buffer.from('0006000b00000000', 'hex').toString('base64');
 const facts = { ok: true as const, value: { manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SW TPM', firmwareVersion: '1.2.3.4', specLevel: '2.0', family: '2.0', revision: '1.64' } };
 const report = (overrides: Partial<TpmReport> = {}): TpmReport => ({
   transport: 'swtpm:host=127.0.0.1,port=2321',
-  endorsementKey: { ok: true, value: EK },
-  storageRootKey: { ok: true, value: EK },
+  endorsementKey: { ok: true, value: ekBase64() },
+  storageRootKey: { ok: true, value: ekBase64() },
   identityKey: { ok: true, value: { type: 'KEYEDHASH' } },
   facts,
   ...overrides,
@@ -53,5 +58,65 @@ describe('the TPM check from a TPM report', () => {
       { status: 'fail', message: 'TPM unreachable (swtpm:host=127.0.0.1,port=2321, via the running daemon): the daemon refused tpm: the TPM is not open (starting)' },
       { status: 'fail', message: 'not checked: the TPM could not be read (see tpm)' },
     ]);
+  });
+});
+
+describe('the TPM check: transports and failures', () => {
+  const options = (transport: string, origin: 'tpm.transport' | 'IOT_AGENT_TPM' = 'tpm.transport') => ({
+    transport, origin, commandTimeoutMs: 1_000, registrationId: undefined, runtimeDir: mkdtempSync(path.join(tmpdir(), 'iot-agent-check-tpm-')),
+  });
+
+  it('fails an invalid transport, naming where it came from, and does not check the identity key', async () => {
+    const [tpm, identity] = await checkTpm(options('tpm0', 'IOT_AGENT_TPM'));
+    expect(tpm).toMatchObject({ id: 'tpm', status: 'fail', message: expect.stringMatching(/^invalid TPM transport "tpm0".* \(from IOT_AGENT_TPM\)$/), hint: expect.stringContaining('swtpm:') });
+    expect(identity).toEqual({ id: 'identity', status: 'fail', message: 'not checked: the TPM transport is invalid', hint: 'fix the tpm check first' });
+  });
+
+  it('reads the TPM itself when no daemon holds it, and fails a TPM that is not there', async () => {
+    const port = await freePort();
+    const [tpm, identity] = await checkTpm(options(`swtpm:port=${port}`));
+    expect(tpm).toMatchObject({ id: 'tpm', status: 'fail', message: expect.stringMatching(new RegExp(`^TPM unreachable \\(swtpm:host=127\\.0\\.0\\.1,port=${port}\\): `)) });
+    expect(identity.message).toBe('not checked: the TPM could not be read (see tpm)');
+  });
+
+  it('names a transport from IOT_AGENT_TPM in the message, and not one from the config', async () => {
+    const read = async () => ({ report: report(), via: 'direct' as const });
+    const fromEnv = await checkTpm({ ...options('swtpm:port=2400', 'IOT_AGENT_TPM'), read });
+    expect(fromEnv[0].message).toMatch(/^TPM reachable \(swtpm:host=127\.0\.0\.1,port=2400 from IOT_AGENT_TPM\): /);
+    const fromConfig = await checkTpm({ ...options('swtpm:port=2400'), read });
+    expect(fromConfig[0].message).toMatch(/^TPM reachable \(swtpm:host=127\.0\.0\.1,port=2400\): /);
+  });
+
+  it('hints at the config\'s tpm.transport unless told the transport came from elsewhere', () => {
+    const [silent] = describeReport('t', report({ endorsementKey: { ok: false, error: 'ECONNREFUSED', refused: false } }), undefined);
+    expect(silent.hint).toBe('check tpm.transport in the config and that the TPM (or swtpm) runs');
+  });
+
+  it('sends to `iot-agent status` when the running daemon could not read its TPM', async () => {
+    const [tpm] = await checkTpm({ ...options('swtpm:port=2321'), read: async () => { throw new Error('busy'); } });
+    expect(tpm.hint).toBe('the daemon could not read its TPM: `iot-agent status` shows why');
+  });
+
+  it('hints at the place the transport came from when the TPM does not answer', () => {
+    const failure = { error: 'ECONNREFUSED', refused: false };
+    expect(describeTpmError('t', failure).hint).toBe('check tpm.transport in the config and that the TPM (or swtpm) runs');
+    expect(describeTpmError('t', failure, 'IOT_AGENT_TPM').hint).toBe('check IOT_AGENT_TPM and that the TPM (or swtpm) runs');
+    expect(describeTpmError('t', { error: 'TPM_RC_LOCKOUT', refused: true })).toEqual({
+      id: 'tpm', status: 'fail', message: 'TPM at t answers but refused to read 0x81010001: TPM_RC_LOCKOUT', hint: 'the TPM may be in lockout or failure mode; `iot-agent tpm info` shows more',
+    });
+  });
+
+  it('fails the identity check with the TPM\'s error when the identity key cannot be read', () => {
+    const [tpm, identity] = describeReport('t', report({ identityKey: { ok: false, error: 'TPM_RC_HANDLE', refused: true, hint: 'the handle is damaged' } }), undefined);
+    expect(tpm.status).toBe('pass');
+    expect(identity).toEqual({ id: 'identity', status: 'fail', message: 'cannot read 0x81000100: TPM_RC_HANDLE', hint: 'the handle is damaged' });
+  });
+
+  it('gives the registration id derived from the EK, and what to do about a missing EK or identity key', () => {
+    expect(describeEndorsementKey('t', Buffer.from('0006000b00000000', 'hex').toString('base64'), undefined).message)
+      .toBe(`TPM reachable (t): EK present at 0x81010001, registration id ${registrationIdFromEndorsementKey(Buffer.from('0006000b00000000', 'hex'))}`);
+    expect(describeEndorsementKey('t', null, undefined).hint).toBe('run `iot-agent tpm info` (it creates and persists the EK and SRK) or provision the device');
+    expect(describeIdentityKey(null).hint).toBe('the agent provisions at its first start (needs provisioning.idScope and a DPS enrollment), or run `iot-agent provision`');
+    expect(describeIdentityKey({ type: 'RSA' }).hint).toBe('another program uses this handle; re-provisioning replaces the key');
   });
 });

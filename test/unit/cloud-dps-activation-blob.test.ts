@@ -34,10 +34,16 @@ describe('KDFa', () => {
   });
 });
 
-describe('TPM2B_PUBLIC parsing', () => {
-  const tpm = SoftwareTpm.create();
+let sharedTpm: SoftwareTpm | undefined;
+/** One software TPM for the parsing tests (RSA key generation is slow), made inside the first test that needs it. */
+function softwareTpm(): SoftwareTpm {
+  sharedTpm ??= SoftwareTpm.create();
+  return sharedTpm;
+}
 
+describe('TPM2B_PUBLIC parsing', () => {
   it('reads an Azure-template EK: RSA-2048, SHA-256, AES-128-CFB, default exponent', () => {
+    const tpm = softwareTpm();
     const area = parseRsaPublic(tpm.endorsementKey);
     expect(area).toMatchObject({ keyBits: 2048, exponent: 65537, symmetric: { keyBits: 128 } });
     expect(area.modulus).toHaveLength(256);
@@ -54,6 +60,7 @@ describe('TPM2B_PUBLIC parsing', () => {
     ['a non-storage key (no symmetric algorithm)', (b: Buffer) => patch(b, 12 + 32, '0010')],
     ['a 1024-bit key', (b: Buffer) => patch(b, b.length - 264, '0400')],
   ])('refuses %s with a TpmParseError', (_name, mutate) => {
+    const tpm = softwareTpm();
     const input = typeof mutate === 'function' ? mutate(tpm.endorsementKey) : mutate;
     expect(() => parseRsaPublic(input)).toThrow(TpmParseError);
   });

@@ -1,24 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { chooseHub } from '../cloud/dps/allocation.js';
 import { parseEnrollment, type Enrollment } from '../cloud/dps/enrollment.js';
-import { DpsError } from '../cloud/dps/errors.js';
 import { Faults } from '../cloud/dps/faults.js';
 import { parseRegistrationRequest } from '../cloud/dps/registration-request.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
+import { SimDpsError } from '../cloud/errors.js';
 
 const tpm = SoftwareTpm.create();
 const ek = tpm.endorsementKey.toString('base64');
 const srk = tpm.storageRootKey.toString('base64');
 const hubs = ['hub-a.test', 'hub-b.test', 'hub-c.test'];
 
-function refusal(fn: () => unknown): DpsError {
+function refusal(fn: () => unknown): SimDpsError {
   try {
     fn();
   } catch (err) {
-    if (err instanceof DpsError) return err;
+    if (err instanceof SimDpsError) return err;
     throw err;
   }
-  throw new Error('expected a DpsError');
+  throw new Error('expected a SimDpsError');
 }
 
 describe('registration request body', () => {

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hubErrors, SimHubError } from '../../test/cloud/errors.js';
 import { checkBlobName, FileUploads } from '../../test/cloud/files/file-uploads.js';
 import type { LocalStorage } from '../../test/cloud/files/storage.js';
-import { errorBody, HubError } from '../../test/cloud/hub/hub-error.js';
+import { sendError } from '../../test/cloud/http.js';
 import type { DeviceRecord } from '../../test/cloud/hub/registry.js';
 import { createSas } from '../../test/cloud/sas.js';
 
@@ -26,9 +27,8 @@ describe('the local hub\'s device file upload endpoints', () => {
     server = http.createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://x');
       files.handle({ hostName: HOST, device: (id) => (id === 'd1' ? device : undefined) }, req, res, url).catch((err: unknown) => {
-        const e = err instanceof HubError ? err : new HubError(500, 'ServerError', String(err));
         req.resume();
-        res.writeHead(e.status, { 'iothub-errorcode': e.code }).end(errorBody(e));
+        sendError(res, err instanceof SimHubError ? err : hubErrors.internal(), 'tracking-id');
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -95,7 +95,7 @@ describe('the local hub\'s device file upload endpoints', () => {
   });
 
   it.each(['', '/abs', 'a//b', 'a/./b', 'a/../b', 'tab\there', 'back\\slash', 'x'.repeat(1025)])('refuses the blob name %j', (name) => {
-    expect(() => checkBlobName(name)).toThrow(HubError);
+    expect(() => checkBlobName(name)).toThrow(SimHubError);
   });
 
   it.each(['a', 'logs/2026/bundle.tar.gz', 'iot-agent-support-vm-20261201T233739Z.tar.gz', 'x'.repeat(1024)])('takes the blob name %j', (name) => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { authenticateDevice, deviceIdFromUsername } from '../cloud/hub/device-auth.js';
-import { HubError } from '../cloud/hub/hub-error.js';
+import { SimHubError } from '../cloud/errors.js';
 import type { DeviceRecord } from '../cloud/hub/registry.js';
 import { checkServiceAuthorization } from '../cloud/hub/service-auth.js';
 import { emptyTwin } from '../cloud/hub/twin.js';
@@ -77,8 +77,8 @@ describe('service SAS authentication', () => {
       } catch (err) {
         caught = err;
       }
-      expect(caught, String(header)).toBeInstanceOf(HubError);
-      expect((caught as HubError).status).toBe(401);
+      expect(caught, String(header)).toBeInstanceOf(SimHubError);
+      expect((caught as SimHubError).status).toBe(401);
     }
   });
 });

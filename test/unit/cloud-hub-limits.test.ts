@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBehaviour } from '../cloud/hub/admin-api.js';
 import { D2cThrottle, type Admission } from '../cloud/hub/d2c-throttle.js';
-import { HubError } from '../cloud/hub/hub-error.js';
+import { SimHubError } from '../cloud/errors.js';
 import { parseIdentityUpdate } from '../cloud/hub/identity-update.js';
 import { emptyTwin, patchReported, patchTags, twinDocumentSize, TwinPatchError, TWIN_LIMITS } from '../cloud/hub/twin.js';
 
@@ -89,7 +89,7 @@ describe('service and admin bodies', () => {
       .toEqual({ status: 'disabled', statusReason: 'stolen' });
     for (const body of [[], { deviceId: 'd2' }, { deviceId: 'd1', status: 'off' }, { deviceId: 'd1', statusReason: 'x'.repeat(129) },
       { deviceId: 'd1', authentication: { symmetricKey: { primaryKey: 'not base64!' } } }]) {
-      expect(() => parseIdentityUpdate(body, 'd1'), JSON.stringify(body)).toThrow(HubError);
+      expect(() => parseIdentityUpdate(body, 'd1'), JSON.stringify(body)).toThrow(SimHubError);
     }
   });
 
@@ -97,7 +97,7 @@ describe('service and admin bodies', () => {
     expect(parseBehaviour({ perSecond: 100, backlog: 20, dailyQuota: 8000, registrationReenables: true }))
       .toEqual({ perSecond: 100, backlog: 20, dailyQuota: 8000, registrationReenables: true });
     for (const body of [null, { perSecond: 0 }, { backlog: 1.5 }, { registrationReenables: 'yes' }, { colour: 1 }, { c2dDefaultTtlSeconds: 200_000 }]) {
-      expect(() => parseBehaviour(body), JSON.stringify(body)).toThrow(HubError);
+      expect(() => parseBehaviour(body), JSON.stringify(body)).toThrow(SimHubError);
     }
   });
 });

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { hubErrors, SimHubError } from '../cloud/errors.js';
+import { parseJsonBody } from '../cloud/http.js';
 import { parseC2dBody } from '../cloud/hub/admin-api.js';
 import { C2dQueues, c2dExpired, c2dPacket } from '../cloud/hub/c2d.js';
 import { etagMatches } from '../cloud/hub/hub-core.js';
-import { errorBody, errors, HubError } from '../cloud/hub/hub-error.js';
-import { parseJsonBody } from '../cloud/hub/http-body.js';
 import { parseMethodRequest } from '../cloud/hub/method-request.js';
 import { decodePropertyBag } from '../cloud/hub/property-bag.js';
 
@@ -17,7 +17,7 @@ describe('service request bodies', () => {
     for (const body of [null, [], 'x', {}, { methodName: '' }, { methodName: 'a#' }, { methodName: 'x'.repeat(129) },
       { methodName: 'm', responseTimeoutInSeconds: 4 }, { methodName: 'm', responseTimeoutInSeconds: 301 },
       { methodName: 'm', responseTimeoutInSeconds: 5.5 }, { methodName: 'm', connectTimeoutInSeconds: -1 }, { methodName: 'm', connectTimeoutInSeconds: '5' }]) {
-      expect(() => parseMethodRequest(body), JSON.stringify(body)).toThrow(HubError);
+      expect(() => parseMethodRequest(body), JSON.stringify(body)).toThrow(SimHubError);
     }
   });
 
@@ -28,19 +28,19 @@ describe('service request bodies', () => {
 
   it('refuses empty and broken JSON with 400 IotHubFormatError', () => {
     for (const text of ['', '{', 'nul', '\u0000']) {
-      expect(() => parseJsonBody(Buffer.from(text))).toThrow(expect.objectContaining({ status: 400, code: 'IotHubFormatError' }));
+      expect(() => parseJsonBody(Buffer.from(text), hubErrors)).toThrow(expect.objectContaining({ status: 400, code: 'IotHubFormatError' }));
     }
     for (let i = 0; i < 500; i++) {
       try {
-        parseJsonBody(randomBytes(1 + (i % 50)));
+        parseJsonBody(randomBytes(1 + (i % 50)), hubErrors);
       } catch (err) {
-        expect(err).toBeInstanceOf(HubError);
+        expect(err).toBeInstanceOf(SimHubError);
       }
     }
   });
 
   it('writes errors the way azure-iothub parses them', () => {
-    const body = JSON.parse(errorBody(errors.deviceNotFound('a;b')));
+    const body = hubErrors.deviceNotFound('a;b').body('tracking-id');
     const [code, text] = (body.Message as string).split(';');
     expect(code).toBe('ErrorCode:DeviceNotFound');
     expect(text).toBe('Device a,b not registered');
@@ -60,7 +60,7 @@ describe('C2D messages', () => {
     expect(parseC2dBody({ data: 'hi', messageId: 'm' })).toMatchObject({ data: 'hi', messageId: 'm' });
     for (const body of [null, {}, { data: 1 }, { data: 'a', dataBase64: 'YQ==' }, { dataBase64: 'a b' }, { data: 'a', properties: [] },
       { data: 'a', properties: { k: 1 } }, { data: 'a', messageId: 'x'.repeat(129) }]) {
-      expect(() => parseC2dBody(body), JSON.stringify(body)).toThrow(HubError);
+      expect(() => parseC2dBody(body), JSON.stringify(body)).toThrow(SimHubError);
     }
   });
 

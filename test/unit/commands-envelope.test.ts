@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EnvelopeError, parseEnvelope } from '../../agent/commands/envelope.js';
+import { EnvelopeError, MAX_ENVELOPE_BYTES, parseEnvelope } from '../../agent/commands/envelope.js';
 
 function errorOf(body: Buffer | string): { field: string; reason: string; id?: string } {
   try {
@@ -39,5 +39,46 @@ describe('C2D command envelopes', () => {
 
   it('survives deep nesting', () => {
     expect(errorOf(`{"command":"ping","id":"x","args":${'['.repeat(100_000)}`)).toMatchObject({ field: 'body' });
+  });
+
+  it('takes an envelope of exactly 64 KiB', () => {
+    const head = '{"command":"ping","id":"big","args":"';
+    const body = Buffer.from(`${head}${'x'.repeat(MAX_ENVELOPE_BYTES - head.length - 2)}"}`);
+    expect(body.length).toBe(MAX_ENVELOPE_BYTES);
+    expect(parseEnvelope(body)).toMatchObject({ command: 'ping', id: 'big' });
+    expect(errorOf(Buffer.concat([body, Buffer.from(' ')]))).toMatchObject({ field: 'body', reason: 'too large (65537 bytes; at most 65536)' });
+  });
+
+  it('takes ids and command names of 1 to 128 allowed characters, and no more', () => {
+    const id = `A-z_0.9:${'i'.repeat(120)}`;
+    const command = `Az_0.9-${'c'.repeat(121)}`;
+    expect(parseEnvelope(Buffer.from(JSON.stringify({ command, id })))).toEqual({ command, args: undefined, id });
+    expect(parseEnvelope(Buffer.from('{"command":"p","id":"1"}'))).toEqual({ command: 'p', args: undefined, id: '1' });
+    expect(errorOf(JSON.stringify({ command: 'ping', id: `${id}x` }))).toMatchObject({ field: 'id' });
+    expect(errorOf(JSON.stringify({ command: `${command}x`, id: 'x' }))).toMatchObject({ field: 'command', id: 'x' });
+    expect(errorOf('{"command":"ping","id":""}')).toMatchObject({ field: 'id' });
+    expect(errorOf('{"command":"","id":"x"}')).toMatchObject({ field: 'command' });
+  });
+
+  it.each([['a leading', ' x'], ['a trailing', 'x\n'], ['an inner', 'a/b']])('refuses an id with %s character outside the set', (_where, id) => {
+    expect(errorOf(JSON.stringify({ command: 'ping', id }))).toMatchObject({ field: 'id' });
+  });
+
+  it.each([['a leading', '/ping'], ['a trailing', 'ping:'], ['a colon', 'a:b']])('refuses a command name with %s character outside the set', (_where, command) => {
+    expect(errorOf(JSON.stringify({ command, id: 'x' }))).toMatchObject({ field: 'command', reason: 'expected 1 to 128 of A-Z a-z 0-9 _ . -', id: 'x' });
+  });
+
+  it('keeps the id of an envelope refused for an unknown key, and has none for a refused id', () => {
+    expect(errorOf('{"command":"ping","id":"op-3","extra":1}')).toEqual({ field: 'body', reason: 'unknown key; expected only command, args, id', id: 'op-3' });
+    expect(errorOf('{"command":"ping","id":"a b"}')).not.toHaveProperty('id');
+    expect(errorOf('null')).toEqual({ field: 'body', reason: 'expected a JSON object {"command", "args", "id"}, got null' });
+  });
+
+  it('passes any JSON arguments on for the command\'s own schema to judge', () => {
+    expect(parseEnvelope(Buffer.from('{"args":[1,{"a":null}],"id":"x","command":"ping"}'))).toEqual({ command: 'ping', args: [1, { a: null }], id: 'x' });
+  });
+
+  it('says what is wrong in its message too', () => {
+    expect(() => parseEnvelope(Buffer.from('{"command":"ping"}'))).toThrow('id: is required (1 to 128 of A-Z a-z 0-9 . _ : -)');
   });
 });

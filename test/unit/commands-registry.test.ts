@@ -1,30 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { CommandFailure, defineCommand, type CommandContext } from '../../agent/commands/command.js';
+import { CommandFailure, defineCommand } from '../../agent/commands/command.js';
 import { MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
 import { COMMANDS, CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
 import { Logger } from '../../agent/log/logger.js';
-
-function context(overrides: Partial<CommandContext> = {}): CommandContext {
-  let interval = 60;
-  return {
-    log: new Logger({ write: () => undefined }),
-    agentVersion: '9.9.9',
-    identity: () => ({ state: 'ready', deviceId: 'd1', assignedHub: 'hub' }),
-    requestReprovision: async () => undefined,
-    requestRestart: () => undefined,
-    reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
-    telemetry: { intervalSeconds: () => interval, setIntervalSeconds: (s) => { interval = s; } },
-    hardening: { apply: async () => ({ confirmed: true }), status: async () => ({ profile: null }) },
-    attestation: {
-      key: async () => ({ akPublic: '', akName: '', handle: '0x81010100', created: false }),
-      activate: async () => Buffer.alloc(32),
-      quote: async () => ({ quote: '', signature: '', pcrs: {}, eventLog: null, akName: '' }),
-    },
-    systemInfo: async () => ({ os: {} }),
-    support: { buildAndUpload: async ({ blobName }) => ({ blobName, bytes: 2048, collectors: { tpm: 'ok' } }) },
-    ...overrides,
-  };
-}
+import { capturingLogger, commandContext as context } from './command-context.js';
 
 describe('the command registry', () => {
   it('holds every command of the issue, each once', () => {
@@ -126,5 +105,106 @@ describe('the command registry', () => {
     expect(payload.count).toBeGreaterThan(0);
     expect(payload.count).toBe(payload.lines.length);
     expect(payload.lines.every((l) => !/[\uD800-\uDBFF]$/.test(l.replace(/\.\.\.$/, '')))).toBe(true);
+  });
+
+  it('keeps an exclusive command\'s slot held while quick commands come and go', async () => {
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise(() => undefined), status: async () => ({}) } }));
+    expect((await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'method' })).status).toBe(202);
+    expect((await registry.dispatch('ping', {}, { via: 'method' })).status).toBe(200);
+    expect((await registry.dispatch('setTelemetryInterval', { seconds: 30 }, { via: 'method' })).status).toBe(200);
+    expect(registry.busyWith()).toBe('applyHardening');
+    expect(await registry.dispatch('reboot', {}, { via: 'method' })).toEqual({ status: 409, payload: {
+      message: 'applyHardening is in progress; reboot refused, try again when it has finished', running: 'applyHardening',
+    } });
+  });
+
+  it('keeps an exclusive command\'s slot held when other slow work that is not exclusive ends', async () => {
+    const results: CommandResult[] = [];
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise(() => undefined), status: async () => ({}) } }), (r) => results.push(r));
+    expect((await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'method' })).status).toBe(202);
+    const upload = await registry.execute('uploadSupportBundle', {}, { via: 'method' });
+    expect((await upload.final).status).toBe(200);
+    expect(registry.busyWith()).toBe('applyHardening');
+    expect((await registry.dispatch('reprovision', {}, { via: 'c2d', id: 'r-1' })).status).toBe(409);
+    expect(results.at(-1)).toMatchObject({ command: 'reprovision', id: 'r-1', phase: 'done', status: 409 });
+  });
+
+  it('frees the exclusive slot when a quick exclusive command has answered, and when it failed', async () => {
+    let restarts = 0;
+    const registry = new CommandRegistry(context({ requestRestart: () => { restarts++; if (restarts === 2) throw new Error('stop failed'); } }));
+    expect((await registry.dispatch('restartAgent', {}, { via: 'method' })).status).toBe(202);
+    expect(registry.busyWith()).toBeUndefined();
+    expect(await registry.dispatch('restartAgent', {}, { via: 'method' })).toEqual({ status: 500, payload: { message: 'restartAgent failed: stop failed' } });
+    expect(registry.busyWith()).toBeUndefined();
+    expect((await registry.dispatch('restartAgent', {}, { via: 'method' })).status).toBe(202);
+  });
+
+  it('frees the exclusive slot and reports 500 when slow work fails after its acknowledgement', async () => {
+    const results: CommandResult[] = [];
+    const registry = new CommandRegistry(context({ requestReprovision: async () => { throw new Error('DPS refused', { cause: new Error('401') }); } }), (r) => results.push(r));
+    const { reply, final } = await registry.execute('reprovision', {}, { via: 'c2d', id: 'op-7' });
+    expect(reply.status).toBe(202);
+    expect(registry.busyWith()).toBe('reprovision');
+    expect(await final).toEqual({ status: 500, payload: { message: 'reprovision failed: DPS refused: 401' } });
+    expect(registry.busyWith()).toBeUndefined();
+    expect(results.map((r) => [r.command, r.via, r.id, r.phase, r.status])).toEqual([
+      ['reprovision', 'c2d', 'op-7', 'accepted', 202], ['reprovision', 'c2d', 'op-7', 'final', 500],
+    ]);
+  });
+
+  it('keeps a failure\'s message to its first line', async () => {
+    const registry = new CommandRegistry(context({ systemInfo: async () => { throw new Error('df failed\n    at stack frame 1\n    at stack frame 2'); } }));
+    expect(await registry.dispatch('getSystemInfo', {}, { via: 'method' })).toEqual({ status: 500, payload: { message: 'getSystemInfo failed: df failed' } });
+  });
+
+  it('gives a quick command\'s result, and a refused one\'s, as one `done` result with the time it was settled', async () => {
+    const results: CommandResult[] = [];
+    const registry = new CommandRegistry(context(), (r) => results.push(r));
+    const before = Date.now();
+    await registry.dispatch('ping', {}, { via: 'method' });
+    await registry.dispatch('getLogs', { lines: 'all' }, { via: 'c2d', id: 'x1' });
+    await registry.dispatch('nope\u0000'.repeat(20), {}, { via: 'twin' });
+    expect(results.map(({ at: _at, payload: _p, ...rest }) => rest)).toEqual([
+      { command: 'ping', via: 'method', id: undefined, phase: 'done', status: 200 },
+      { command: 'getLogs', via: 'c2d', id: 'x1', phase: 'done', status: 400 },
+      { command: `${'nope?'.repeat(12)}n...`, via: 'twin', id: undefined, phase: 'done', status: 404 },
+    ]);
+    for (const { at } of results) {
+      expect(at).toBe(new Date(at).toISOString());
+      expect(Date.parse(at)).toBeGreaterThanOrEqual(before - 1);
+    }
+  });
+
+  it('names an unknown command clipped and printable in its 404, with every known name', async () => {
+    const registry = new CommandRegistry(context());
+    const reply = await registry.dispatch('x\n'.repeat(100), {}, { via: 'method' });
+    expect(reply).toEqual({ status: 404, payload: {
+      message: `unknown command "${'x?'.repeat(30)}x..."; known commands: ${registry.names().join(', ')}`, known: registry.names(),
+    } });
+    expect(registry.names()).toEqual(COMMANDS.map((c) => c.name));
+  });
+
+  it('still answers when reporting a result fails, and logs that the report failed', async () => {
+    const { log, lines } = capturingLogger();
+    const registry = new CommandRegistry(context({ log }), () => { throw new Error('queue full'); });
+    expect((await registry.dispatch('ping', {}, { via: 'method' })).status).toBe(200);
+    expect(lines.filter((l) => l.includes('event=command.report_failed'))).toEqual(['level=warn event=command.report_failed command=ping err="queue full"']);
+  });
+
+  it('logs quick method answers at debug, other results at info, and failures at warn with the handler\'s error', async () => {
+    const { log, lines } = capturingLogger('debug');
+    const registry = new CommandRegistry(context({ log, systemInfo: async () => { throw new Error('df hung'); } }));
+    await registry.dispatch('ping', {}, { via: 'method' });
+    await registry.dispatch('ping', {}, { via: 'c2d', id: 'p1' });
+    await registry.execute('reprovision', {}, { via: 'method' }).then((r) => r.final);
+    await registry.dispatch('getSystemInfo', {}, { via: 'method', id: 'm1' });
+    expect(lines).toEqual([
+      'level=debug event=command.result command=ping via=method status=200 phase=done',
+      'level=info event=command.result command=ping via=c2d id=p1 status=200 phase=done',
+      'level=info event=command.result command=reprovision via=method status=202 phase=accepted',
+      'level=info event=command.result command=reprovision via=method status=200 phase=final',
+      'level=warn event=command.failed command=getSystemInfo via=method id=m1 status=500 err="df hung"',
+      'level=warn event=command.result command=getSystemInfo via=method id=m1 status=500 phase=done',
+    ]);
   });
 });

@@ -1,8 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, loadConfig, parseConfig, requireIdScope } from '../../agent/config.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULTS, loadConfig, parseConfig, requireIdScope } from '../../agent/config.js';
 
 function errorOf(text: string): ConfigError {
   try {
@@ -29,6 +30,11 @@ describe('config file', () => {
     expect(DEFAULTS.attestation.pcr).toBe(13);
     expect(DEFAULTS.telemetry).toEqual({ intervalSeconds: 60, queueLimit: 10_000, maxMessagesPerSecond: 4 });
     expect(DEFAULTS.provisioning).toMatchObject({ slowRetryHours: 6, minReprovisionSeconds: 3_600, hubUnreachableSeconds: 1_800 });
+  });
+
+  it('logs at info and trusts no extra CA unless told', () => {
+    expect(parseConfig('', 'x').log).toEqual({ level: 'info' });
+    expect(parseConfig('', 'x').tls).toStrictEqual({ extraCaFile: undefined });
   });
 
   it('reads every key', () => {
@@ -172,5 +178,115 @@ describe('config file', () => {
     const file = path.join(dir, 'config.yaml');
     writeFileSync(file, 'log:\n  level: warn\n');
     expect((await loadConfig(file)).log.level).toBe('warn');
+  });
+});
+
+describe('config file: bounds and forms', () => {
+  it.each([
+    ['provisioning', 'minReprovisionSeconds', 60, 604_800],
+    ['provisioning', 'hubUnreachableSeconds', 30, 604_800],
+    ['provisioning', 'slowRetryHours', 1, 168],
+    ['hardening', 'bootGraceSeconds', 30, 3_600],
+    ['attestation', 'pcr', 8, 15],
+    ['telemetry', 'intervalSeconds', 10, 86_400],
+    ['telemetry', 'queueLimit', 10, 1_000_000],
+    ['telemetry', 'maxMessagesPerSecond', 1, 1_000],
+  ] as const)('takes %s.%s from %i to %i and nothing beyond', (section, key, min, max) => {
+    const read = (value: number) => (parseConfig(`${section}:\n  ${key}: ${value}`, 'x')[section] as unknown as Record<string, number>)[key];
+    expect(read(min)).toBe(min);
+    expect(read(max)).toBe(max);
+    expect(errorOf(`${section}:\n  ${key}: ${min - 1}`).message).toContain(`${section}.${key}: ${min - 1} is not valid`);
+    expect(errorOf(`${section}:\n  ${key}: ${max + 1}`).message).toContain(`${section}.${key}: ${max + 1} is not valid`);
+  });
+
+  it('takes an ID scope of 3 to 64 letters and digits', () => {
+    expect(parseConfig('provisioning:\n  idScope: 0ne', 'x').provisioning.idScope).toBe('0ne');
+    expect(parseConfig(`provisioning:\n  idScope: ${'a'.repeat(64)}`, 'x').provisioning.idScope).toBe('a'.repeat(64));
+    expect(errorOf('provisioning:\n  idScope: 0n').message).toContain('provisioning.idScope: "0n" is not valid');
+    expect(errorOf(`provisioning:\n  idScope: ${'a'.repeat(65)}`).message).toContain('provisioning.idScope');
+    expect(errorOf('provisioning:\n  idScope: 0ne-1').message).toContain('provisioning.idScope: "0ne-1" is not valid');
+  });
+
+  it.each(['dps.example.net', 'a', 'a-b.c-d', '10.0.0.1', 'x1.example', `${'a'.repeat(63)}.net`, `${'a.'.repeat(126)}a`])('takes the DPS host name %s', (host) => {
+    expect(parseConfig(`provisioning:\n  globalEndpoint: ${host}`, 'x').provisioning.globalEndpoint).toBe(host);
+  });
+
+  it.each(['-dps.example.net', 'dps-.example.net', 'dps..example.net', 'dps.example.net.', 'dps.example.net:443', 'dps_1.example.net', `${'a.'.repeat(127)}`, `${'a.'.repeat(127)}a`, '"dps example"'])(
+    'refuses the DPS host name %s', (host) => {
+      expect(errorOf(`provisioning:\n  globalEndpoint: ${host}`).message).toContain('provisioning.globalEndpoint');
+    });
+
+  it('takes any absolute path, and refuses one with a NUL byte', () => {
+    expect(parseConfig('stateDir: "/srv/iot agent/state"', 'x').stateDir).toBe('/srv/iot agent/state');
+    expect(parseConfig('runtimeDir: /', 'x').runtimeDir).toBe('/');
+    expect(errorOf('stateDir: "/srv/a\\0b"').message).toContain('stateDir: "/srv/a\\u0000b" is not valid: expected an absolute path');
+  });
+
+  it('treats a key given without a value as not given', () => {
+    const config = parseConfig('provisioning:\n  idScope:\n  globalEndpoint: ~\ntpm:\nstateDir:\nlog:\n  level: null\n', 'x');
+    expect(config).toEqual(DEFAULTS);
+  });
+
+  it('says what a value is, cut to 60 characters', () => {
+    expect(errorOf(`stateDir: ${'x'.repeat(58)}`).message).toContain(`stateDir: "${'x'.repeat(58)}" is not valid`);
+    expect(errorOf(`stateDir: ${'x'.repeat(59)}`).message).toContain(`stateDir: "${'x'.repeat(56)}... is not valid`);
+    expect(errorOf('log:\n  level: true').message).toContain('log.level: true is not valid: expected one of debug, info, warn, error');
+  });
+
+  it('guesses a key within two edits, and not further', () => {
+    expect(errorOf('logg: {}').message).toBe('config /etc/iot-agent/config.yaml: logg: unknown key (did you mean log?); expected one of provisioning, tpm, tls, network, stateDir, runtimeDir, log, hardening, attestation, telemetry');
+    expect(errorOf('stateDri: /x').message).toContain('stateDri: unknown key (did you mean stateDir?)');
+    expect(errorOf('provisioning:\n  idScop: 0ne').message).toContain('provisioning.idScop: unknown key (did you mean provisioning.idScope?)');
+    expect(errorOf('provisioning:\n  scope: 0ne').message).toContain('provisioning.scope: unknown key; expected one of');
+    expect(errorOf('tpm:\n  transporter: x').message).toContain('tpm.transporter: unknown key (did you mean tpm.transport?)');
+    expect(errorOf('tpm:\n  transporters: x').message).toContain('tpm.transporters: unknown key; expected one of transport');
+    expect(errorOf('tpm:\n  trnsprt: x').message).toContain('tpm.trnsprt: unknown key (did you mean tpm.transport?)');
+    expect(errorOf('tls:\n  extraCaFil: /x').message).toContain('(did you mean tls.extraCaFile?)');
+    expect(errorOf('tls:\n  CAFILE: /x').message).toContain('tls.CAFILE: unknown key; expected one of extraCaFile');
+    expect(errorOf('STATEDIR: /x').message).toContain('STATEDIR: unknown key (did you mean stateDir?)');
+    expect(errorOf('log:\n  le: debug').message).toContain('log.le: unknown key; expected one of level');
+    expect(errorOf('log:\n  lvl: debug').message).toContain('log.lvl: unknown key (did you mean log.level?)');
+  });
+
+  it('refuses a relative path anywhere a path is expected', () => {
+    expect(errorOf('runtimeDir: run/iot-agent').message).toContain('runtimeDir: "run/iot-agent" is not valid: expected an absolute path');
+  });
+
+  it('gives a registration id\'s problem with its hint', () => {
+    expect(errorOf('provisioning:\n  registrationId: Board').message).toBe(
+      'config /etc/iot-agent/config.yaml: provisioning.registrationId: invalid registration id "Board"; use 1 to 128 characters of a-z, 0-9, \'-\', \'.\', \'_\', \':\', starting and ending with a letter or digit');
+  });
+
+  it('reads the default file when none is named, and all defaults when it is absent', async () => {
+    const text = await readFile(DEFAULT_CONFIG_PATH, 'utf8').catch(() => undefined);
+    expect(DEFAULT_CONFIG_PATH).toBe('/etc/iot-agent/config.yaml');
+    expect(await loadConfig()).toEqual(text === undefined ? DEFAULTS : parseConfig(text, DEFAULT_CONFIG_PATH));
+  });
+
+  it('refuses a section that is a list or a value, naming it', () => {
+    expect(errorOf('provisioning: [a]').message).toContain('provisioning: ["a"] is not valid: expected a mapping of keys to values');
+    expect(errorOf('log: debug').message).toContain('log: "debug" is not valid: expected a mapping of keys to values');
+    expect(errorOf('tls: 1').message).toContain('tls: 1 is not valid');
+    expect(errorOf('hardening: x').message).toContain('hardening: "x" is not valid');
+  });
+
+  it('puts the transport\'s hint after its message', () => {
+    expect(errorOf('tpm:\n  transport: swtpm:port=0').message).toMatch(/^config \/etc\/iot-agent\/config.yaml: tpm.transport: invalid TPM transport "swtpm:port=0": .*; accepted forms: /);
+    expect(errorOf('tpm:\n  transport: 7').message).toContain('tpm.transport: 7 is not valid: expected a string');
+  });
+
+  it('names an unreadable file with its error code', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-config-'));
+    await expect(loadConfig(dir)).rejects.toMatchObject({ message: `config ${dir}: cannot be read (EISDIR)`, exitCode: 2 });
+  });
+
+  it('gives the first line of a YAML error only', () => {
+    expect(errorOf('a: b: c').message).toMatch(/^config \/etc\/iot-agent\/config.yaml: is not valid YAML: [^\n]+$/);
+  });
+
+  it('requires the ID scope naming the file it was read from', () => {
+    expect(() => requireIdScope(parseConfig('', 'x'), '/srv/agent.yaml')).toThrow(
+      'config /srv/agent.yaml: provisioning.idScope is missing: expected the ID scope of your DPS instance (Azure portal, DPS overview)');
+    expect(() => requireIdScope(parseConfig('', 'x'))).toThrow('config /etc/iot-agent/config.yaml: provisioning.idScope is missing');
   });
 });

@@ -205,3 +205,157 @@ describe('connection policy: spreading reconnects', () => {
     expect(policy.view().consecutiveFailures).toBe(0);
   });
 });
+
+describe('connection policy: reasons and the status view', () => {
+  it('starts with nothing wrong', () => {
+    const { policy } = policyAt(0);
+    expect(policy.view()).toEqual({ consecutiveFailures: 0, nextAttemptAt: undefined, dpsHeldOffUntil: undefined, operatorMustAct: false });
+  });
+
+  it('shows when the next attempt is due, until it is', () => {
+    const { policy, clock } = policyAt(1_000, { reprovision: 'never' });
+    const decision = policy.hubFailed('unreachable');
+    expect(policy.view().nextAttemptAt).toBe(1_000 + decision.delayMs);
+    clock.t = 1_000 + decision.delayMs - 1;
+    expect(policy.view().nextAttemptAt).toBe(1_000 + decision.delayMs);
+    clock.t = 1_000 + decision.delayMs;
+    expect(policy.view().nextAttemptAt).toBeUndefined();
+  });
+
+  it('shows how long DPS is held off, until it is not', () => {
+    const { policy, clock } = policyAt(0);
+    policy.dpsFailed({ retryable: true }, true);
+    expect(policy.view().dpsHeldOffUntil).toBe(999);
+    clock.t = 998;
+    expect(policy.view().dpsHeldOffUntil).toBe(999);
+    clock.t = 999;
+    expect(policy.view().dpsHeldOffUntil).toBeUndefined();
+  });
+
+  it('says why it reconnects or goes back to DPS', () => {
+    const { policy, clock } = policyAt(0, { hubUnreachableSeconds: 30 });
+    policy.hubConnected();
+    clock.t = 2_400;
+    expect(policy.hubLost().reason).toBe('the hub dropped the connection after 2 s');
+    policy.hubConnected();
+    clock.t += 60_000;
+    expect(policy.hubLost().reason).toBe('the connection to the hub dropped');
+    expect(policy.hubFailed('unreachable').reason).toBe('the hub is unreachable');
+    expect(policy.hubFailed('refused').reason).toBe('the hub refused the device');
+    const never = policyAt(0, { reprovision: 'never' }).policy;
+    expect(never.hubFailed('refused').reason).toBe('the hub refused the device and reprovision is never');
+  });
+
+  it('says why DPS is asked again, and whether only an operator can help', () => {
+    const { policy } = policyAt(0);
+    expect(policy.dpsFailed({ retryable: true }, false).reason).toBe('DPS failed');
+    expect(policy.dpsFailed({ retryable: true }, true).reason).toBe('DPS failed: back to the hub of the previous assignment');
+    expect(policy.dpsFailed({ retryable: false, operatorMustAct: true }, false).reason).toBe('DPS will not assign this device until an operator acts');
+  });
+
+  it('counts a failed DPS attempt as a failure in a row', () => {
+    const { policy } = policyAt(0);
+    policy.dpsFailed({ retryable: true }, false);
+    policy.dpsFailed({ retryable: true }, true);
+    expect(policy.view().consecutiveFailures).toBe(2);
+  });
+
+  it('after going back to the fallback hub, shows the next DPS attempt as due when DPS is no longer held off', () => {
+    const { policy } = policyAt(5_000);
+    const decision = policy.dpsFailed({ retryable: true }, true);
+    expect(decision.delayMs).toBe(0);
+    expect(policy.view().nextAttemptAt).toBe(5_000 + 999);
+  });
+});
+
+describe('connection policy: the rest of the flow', () => {
+  it('retries a flow stopped by something else (TPM, CA file) after its own growing backoff', () => {
+    const { policy } = policyAt(0);
+    expect([policy.flowFailed(), policy.flowFailed(), policy.flowFailed()]).toEqual([999, 1_998, 3_996]);
+    expect(policy.view()).toMatchObject({ consecutiveFailures: 3, nextAttemptAt: 3_996 });
+  });
+
+  it('starts the flow backoff over once the hub is connected', () => {
+    const { policy } = policyAt(0);
+    policy.flowFailed();
+    policy.flowFailed();
+    policy.hubConnected();
+    expect(policy.flowFailed()).toBe(999);
+  });
+});
+
+describe('connection policy: DPS held off', () => {
+  it('does not go back to DPS for an unreachable hub while DPS is held off, and does once it is not', () => {
+    const { policy, clock } = policyAt(0, { hubUnreachableSeconds: 30 });
+    policy.dpsFailed({ retryable: false, operatorMustAct: true }, true); // held off for hours, on the fallback hub
+    const heldUntil = policy.view().dpsHeldOffUntil!;
+    clock.t = 1_000;
+    policy.hubFailed('unreachable');
+    clock.t = heldUntil - 1;
+    expect(policy.hubFailed('unreachable').action).toBe('reconnect');
+    clock.t = heldUntil;
+    expect(policy.hubFailed('unreachable').action).toBe('reprovision');
+  });
+
+  it('takes a refusal after a working session as news only once DPS is no longer held off', () => {
+    const { policy, clock } = policyAt(10 * HOUR, {}, 10 * HOUR - 60_000);
+    policy.dpsFailed({ retryable: true }, true); // a requested re-provisioning failed: back on the previous hub
+    const heldUntil = policy.view().dpsHeldOffUntil!;
+    policy.hubConnected();
+    clock.t = 10 * HOUR + 100;
+    policy.hubLost();
+    expect(policy.hubFailed('refused').action).toBe('reconnect');
+    expect(heldUntil).toBeGreaterThan(10 * HOUR + 100);
+    clock.t = 10 * HOUR + 999;
+    expect(policy.hubFailed('refused')).toMatchObject({ action: 'reprovision', reason: 'the hub refused a device it had accepted since the last registration' });
+  });
+
+  it('counts an unreachable hub from the moment the link was lost', () => {
+    const { policy, clock } = policyAt(0, { hubUnreachableSeconds: 1_800 });
+    policy.hubConnected();
+    clock.t = 100_000;
+    policy.hubLost();
+    clock.t = 100_000 + 600_000;
+    expect(policy.hubFailed('unreachable').action).toBe('reconnect');
+    clock.t = 100_000 + 1_800_000;
+    expect(policy.hubFailed('unreachable')).toMatchObject({ action: 'reprovision', reason: 'the hub has been unreachable for 1800 s' });
+  });
+
+  it('allows the next exception for a refusal exactly minReprovisionSeconds after the last', () => {
+    const { policy, clock } = policyAt(10 * HOUR, {}, 10 * HOUR - 60_000);
+    policy.hubConnected();
+    clock.t += 30_000;
+    policy.hubLost();
+    const exceptionAt = clock.t;
+    expect(policy.hubFailed('refused').action).toBe('reprovision');
+    clock.t += 10_000;
+    policy.dpsAssigned(); // the same hub again; the rate limit now runs from here
+    policy.hubConnected();
+    clock.t = exceptionAt + HOUR - 1;
+    policy.hubLost();
+    expect(policy.hubFailed('refused').action).toBe('reconnect');
+    clock.t = exceptionAt + HOUR;
+    expect(policy.hubFailed('refused')).toMatchObject({ action: 'reprovision', reason: 'the hub refused a device it had accepted since the last registration' });
+  });
+});
+
+describe('connection policy: settings and clock', () => {
+  it('takes new settings at once and keeps its history and backoff counts', () => {
+    const { policy } = policyAt(0, { reprovision: 'never' }, 0);
+    expect(policy.hubFailed('refused').delayMs).toBe(999);
+    policy.update(settings({ reprovision: 'never', minReprovisionSeconds: 0 }));
+    expect(policy.hubFailed('refused').delayMs).toBe(1_998);
+    policy.update(settings({ minReprovisionSeconds: 0 }));
+    expect(policy.hubFailed('refused').action).toBe('reprovision');
+    expect(policy.history()).toEqual({ lastRegistrationAt: 0 });
+  });
+
+  it('uses the system clock unless given one', () => {
+    const policy = new ConnectionPolicy(settings());
+    const before = Date.now();
+    policy.dpsAssigned();
+    const at = policy.history().lastRegistrationAt!;
+    expect(at).toBeGreaterThanOrEqual(before);
+    expect(at).toBeLessThanOrEqual(Date.now());
+  });
+});

@@ -24,3 +24,57 @@ describe('errors for people', () => {
     expect(exitCodeOf(new Error('x'))).toBe(1);
   });
 });
+
+describe('errors for people: edge cases', () => {
+  it('names an error after its class, so logs tell the kinds apart', () => {
+    class TpmTimeoutError extends AgentError {}
+    expect(new AgentError('x').name).toBe('AgentError');
+    expect(new TpmTimeoutError('x').name).toBe('TpmTimeoutError');
+  });
+
+  it('keeps the cause it was given, and none when given none', () => {
+    const root = new Error('root');
+    expect(new AgentError('x', { cause: root }).cause).toBe(root);
+    expect('cause' in new AgentError('x')).toBe(false);
+    expect(new AgentError('x').hint).toBeUndefined();
+  });
+
+  it('skips an empty message in the chain and describes null as nothing', () => {
+    expect(describeError(new AgentError('', { cause: new Error('disk full') }))).toBe('disk full');
+    expect(describeError(null)).toBe('');
+    expect(describeError(new Error('top', { cause: null }))).toBe('top');
+  });
+
+  it('describes a non-error cause by its text', () => {
+    expect(describeError(new Error('write failed', { cause: 'EIO' }))).toBe('write failed: EIO');
+    expect(describeError(42)).toBe('42');
+  });
+
+  it('stops after eight causes, so a cause chain that loops back on itself cannot hang it', () => {
+    const chain = Array.from({ length: 10 }, (_, i) => new Error(`level ${i}`));
+    chain.forEach((err, i) => { if (i < chain.length - 1) (err as { cause?: unknown }).cause = chain[i + 1]; });
+    expect(describeError(chain[0])).toBe(Array.from({ length: 8 }, (_, i) => `level ${i}`).join(': '));
+    const a = new Error('a');
+    const b = new Error('b', { cause: a });
+    (a as { cause?: unknown }).cause = b;
+    expect(describeError(a)).toBe('a: b');
+  });
+
+  it('adds no hint when the hint is empty, and none for errors that are not the agent\'s', () => {
+    expect(oneLine(new AgentError('x', { hint: '' }))).toBe('x');
+    expect(oneLine(Object.assign(new Error('x'), { hint: 'not ours' }))).toBe('x');
+  });
+
+  it('folds every line break with the blanks around it into one space, and keeps single spaces', () => {
+    expect(oneLine(new AgentError('first  \n\n  second\nthird', { hint: 'try\n again' }))).toBe('first second third (hint: try again)');
+    expect(oneLine('a  b')).toBe('a  b');
+  });
+
+  it('takes the exit code only from the agent\'s errors', () => {
+    expect(exitCodeOf(new AgentError('x'))).toBe(ExitCode.failure);
+    expect(exitCodeOf(new AgentError('x', { exitCode: ExitCode.tpmUnavailable }))).toBe(3);
+    expect(exitCodeOf(Object.assign(new Error('x'), { exitCode: 2 }))).toBe(1);
+    expect(exitCodeOf('text')).toBe(1);
+    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, tpmUnavailable: 3 });
+  });
+});

@@ -37,3 +37,26 @@ describe('the daemon\'s features', () => {
     expect(lines.some((l) => l.includes('event=features.detach_failed') && l.includes('feature=c'))).toBe(true);
   });
 });
+
+describe('the daemon\'s features: stopping', () => {
+  it('stops every feature, logging one that fails to stop, after detaching them all', async () => {
+    const events: string[] = [];
+    const lines: string[] = [];
+    const failing: Feature = { name: 'telemetry', attach: () => undefined, stop: async () => { events.push('telemetry.stop'); throw new Error('queue busy'); } };
+    const set = new FeatureSet([failing, recording('b', events), { name: 'bare', attach: () => undefined }], new Logger({ journal: false, write: (l) => lines.push(l) }));
+    set.start();
+    set.detach();
+    await set.stop();
+    expect(events).toEqual(['b.start', 'b.detach', 'b.detach', 'telemetry.stop', 'b.stop']);
+    expect(lines.filter((l) => l.includes('event=features.stop_failed') && l.includes('feature=telemetry') && l.includes('queue busy'))).toHaveLength(1);
+    expect(lines.every((l) => l.includes(' level=error '))).toBe(true);
+  });
+
+  it('waits for each feature to attach before the next', async () => {
+    const events: string[] = [];
+    const slow: Feature = { name: 'slow', attach: async () => { await new Promise((r) => setTimeout(r, 30)); events.push('slow.attached'); } };
+    const set = new FeatureSet([slow, recording('b', events)], new Logger({ write: () => undefined }));
+    await set.attach({} as Connection);
+    expect(events).toEqual(['slow.attached', 'b.attach']);
+  });
+});

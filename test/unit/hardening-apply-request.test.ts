@@ -1,9 +1,11 @@
-import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
-import { encodeApplyRequest, MAX_REQUEST_BYTES, parseApplyRequest, readApplyRequest } from '../../hardening/apply-request.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  APPLY_REQUEST_FILE, ApplyRequestError, encodeApplyRequest, MAX_CONFIRM_TARGETS, MAX_REQUEST_BYTES, parseApplyRequest, readApplyRequest,
+} from '../../hardening/apply-request.js';
 
 const good = { version: 1, requestId: 'ab12-cd34', profile: 'strict', confirmTimeoutSeconds: 30, confirmTargets: ['hub-1.azure-devices.net:8883', 'global.azure-devices-provisioning.net:443'] };
 const text = (value: unknown) => JSON.stringify(value);
@@ -30,8 +32,57 @@ describe('the agent\'s apply request, as the root unit parses it', () => {
     ['a request id with a newline', { ...good, requestId: 'a\nb' }, /requestId/],
     ['another version', { ...good, version: 2 }, /version must be 1/],
     ['a list', [good], /not a JSON object/],
+    ['null', null, /not a JSON object/],
+    ['a string', 'strict', /not a JSON object/],
+    ['a missing version', { ...good, version: undefined }, /version must be 1/],
+    ['a profile that is not text', { ...good, profile: 5 }, /profile must be a profile name/],
+    ['a request id that is not text', { ...good, requestId: 12 }, /requestId must be 1-64 letters, digits and -/],
+    ['an empty request id', { ...good, requestId: '' }, /requestId/],
+    ['a request id of 65 characters', { ...good, requestId: 'a'.repeat(65) }, /requestId/],
+    ['a request id with an underscore', { ...good, requestId: 'a_b' }, /requestId/],
+    ['a timeout of zero', { ...good, confirmTimeoutSeconds: 0 }, /whole seconds from 1 to 3600/],
+    ['a timeout of 3601 s', { ...good, confirmTimeoutSeconds: 3601 }, /whole seconds from 1 to 3600/],
+    ['a fractional timeout', { ...good, confirmTimeoutSeconds: 1.5 }, /whole seconds from 1 to 3600/],
+    ['no timeout', { ...good, confirmTimeoutSeconds: undefined }, /whole seconds from 1 to 3600/],
+    ['targets as one string', { ...good, confirmTargets: 'hub:443' }, /confirmTargets must list 1 to 8 host:port endpoints/],
+    ['a bad second target', { ...good, confirmTargets: ['hub:443', 'hub:0'] }, /^apply request refused: confirmTargets\[1\] is not a host:port$/],
   ])('refuses %s', (_name, value, message) => {
     expect(() => parseApplyRequest(text(value), 'strict')).toThrow(message);
+  });
+
+  it('accepts the edges: a timeout of 1 s and of an hour, 8 targets, a request id of 64', () => {
+    const edges = { ...good, requestId: `A-${'9'.repeat(62)}`, confirmTimeoutSeconds: 3600, confirmTargets: Array(MAX_CONFIRM_TARGETS).fill('[fd00::1]:443') };
+    expect(parseApplyRequest(text(edges), 'strict')).toEqual({
+      requestId: edges.requestId, profile: 'strict', confirmTimeoutSeconds: 3600, confirmTargets: Array(8).fill({ host: 'fd00::1', port: 443 }),
+    });
+    expect(parseApplyRequest(text({ ...good, confirmTimeoutSeconds: 1 }), 'strict').confirmTimeoutSeconds).toBe(1);
+  });
+
+  it('names at most five unknown keys, each cut to 40 characters', () => {
+    const extra = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f'].map((k) => [k.repeat(50), 1]));
+    expect(() => parseApplyRequest(text({ ...good, ...extra }), 'strict'))
+      .toThrow(`apply request refused: unknown key(s) ${['a', 'b', 'c', 'd', 'e'].map((k) => JSON.stringify(k.repeat(40))).join(', ')}`);
+  });
+
+  it('quotes at most 64 characters of the unit\'s profile when the request is for another', () => {
+    expect(() => parseApplyRequest(text(good), `x${'y'.repeat(100)}`)).toThrow(`it is for profile strict, not "x${'y'.repeat(63)}"`);
+  });
+
+  it('is a usage error that says nothing was applied', () => {
+    const err = new ApplyRequestError('why');
+    expect(err).toMatchObject({ message: 'apply request refused: why', exitCode: 2, hint: 'the agent writes the request; nothing was applied' });
+  });
+
+  it('is never written when the root side would refuse it', () => {
+    expect(() => encodeApplyRequest({ requestId: 'r1', profile: 'strict', confirmTimeoutSeconds: 0, confirmTargets: [{ host: 'hub', port: 443 }] }))
+      .toThrow(/whole seconds from 1 to 3600/);
+    expect(encodeApplyRequest({ requestId: 'r1', profile: 'strict', confirmTimeoutSeconds: 5, confirmTargets: [{ host: 'hub', port: 443 }] }))
+      .toBe('{"version":1,"requestId":"r1","profile":"strict","confirmTimeoutSeconds":5,"confirmTargets":["hub:443"]}\n');
+  });
+
+  it('lives at the path the root unit names', () => {
+    expect(APPLY_REQUEST_FILE).toBe('/run/iot-agent/harden-request.json');
+    expect(readFileSync(new URL('../../systemd/iot-agent-harden-apply@.service', import.meta.url), 'utf8')).toContain(`--request=${APPLY_REQUEST_FILE}\n`);
   });
 
   it('refuses text that is not JSON, naming no content', () => {
@@ -40,31 +91,45 @@ describe('the agent\'s apply request, as the root unit parses it', () => {
 });
 
 describe('reading the request file the agent controls', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-request-'));
-  const file = path.join(dir, 'harden-request.json');
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const fresh = () => rmSync(file, { force: true });
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  /** A fresh runtime directory and the request's path in it. */
+  const place = () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-request-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'harden-request.json');
+    return { dir, file, fresh: () => rmSync(file, { force: true }) };
+  };
 
   it('reads a regular file once and parses it', async () => {
-    fresh();
+    const { file } = place();
     writeFileSync(file, text(good));
     expect(await readApplyRequest(file, 'strict')).toMatchObject({ requestId: 'ab12-cd34', confirmTimeoutSeconds: 30 });
   });
 
+  it('refuses a request that is not there, or not for this unit\'s profile', async () => {
+    const { file } = place();
+    await expect(readApplyRequest(file, 'strict')).rejects.toThrow(`apply request refused: ${file} does not exist`);
+    writeFileSync(file, text(good));
+    await expect(readApplyRequest(file, 'baseline')).rejects.toThrow(ApplyRequestError);
+  });
+
   it('never follows a symbolic link (to /etc/shadow, say)', async () => {
-    fresh();
+    const { file } = place();
     symlinkSync('/etc/shadow', file);
     await expect(readApplyRequest(file, 'strict')).rejects.toThrow(/refused .*harden-request\.json: it is a symbolic link$/);
   });
 
   it('does not block on a FIFO', async () => {
-    fresh();
+    const { file } = place();
     execFileSync('mkfifo', [file]);
     await expect(readApplyRequest(file, 'strict')).rejects.toThrow(/it is not a regular file/);
   });
 
   it('refuses a hard link, a file owned by someone else than its directory\'s owner, and an oversized file', async () => {
-    fresh();
+    const { dir, file, fresh } = place();
     const other = path.join(dir, 'other');
     writeFileSync(other, text(good));
     linkSync(other, file);
@@ -80,7 +145,7 @@ describe('reading the request file the agent controls', () => {
   });
 
   it('refuses a file in a directory everyone may write', async () => {
-    const open = path.join(dir, 'open');
+    const open = path.join(place().dir, 'open');
     mkdirSync(open);
     chmodSync(open, 0o1777);
     writeFileSync(path.join(open, 'r.json'), text(good));

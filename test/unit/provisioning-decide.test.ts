@@ -5,16 +5,16 @@ import type { Assignment } from '../../agent/state/assignment-store.js';
 
 const config = (reprovision: AgentConfig['provisioning']['reprovision'] = 'onErrorOnly', globalEndpoint = DEFAULTS.provisioning.globalEndpoint): AgentConfig =>
   ({ ...DEFAULTS, provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0001', reprovision, globalEndpoint } });
-const cached: Assignment = {
+const cachedAssignment = (): Assignment => ({
   assignedHub: 'hub-a', deviceId: 'd', registrationId: 'r', idScope: '0ne0001',
   globalEndpoint: DEFAULTS.provisioning.globalEndpoint, assignedAt: '2026-11-26T00:00:00Z', identityKeyHandle: 0x81000100,
-};
-const valid = { status: 'valid' as const, assignment: cached };
+});
+const validCache = () => ({ status: 'valid' as const, assignment: cachedAssignment() });
 
 describe('start-up decision', () => {
   it('uses a matching cached assignment (warm boot, no DPS)', () => {
-    expect(decideAtStartup(config(), '0ne0001', 'r', valid)).toEqual({ action: 'useCached', assignment: cached });
-    expect(decideAtStartup(config('never'), '0ne0001', 'r', valid).action).toBe('useCached');
+    expect(decideAtStartup(config(), '0ne0001', 'r', validCache())).toEqual({ action: 'useCached', assignment: cachedAssignment() });
+    expect(decideAtStartup(config('never'), '0ne0001', 'r', validCache()).action).toBe('useCached');
   });
 
   it('provisions when nothing or something unusable is cached', () => {
@@ -25,14 +25,14 @@ describe('start-up decision', () => {
 
   it('provisions whenever the ID scope, endpoint or registration id differ, whatever the policy', () => {
     for (const policy of ['onErrorOnly', 'never', 'alwaysOnStartup'] as const) {
-      expect(decideAtStartup(config(policy), '0ne0002', 'r', valid)).toEqual({ action: 'provision', reason: 'ID scope changed from 0ne0001 to 0ne0002' });
-      expect(decideAtStartup(config(policy, 'dps.example.net'), '0ne0001', 'r', valid).action).toBe('provision');
-      expect(decideAtStartup(config(policy), '0ne0001', 'other', valid)).toMatchObject({ reason: 'registration id changed from r to other' });
+      expect(decideAtStartup(config(policy), '0ne0002', 'r', validCache())).toEqual({ action: 'provision', reason: 'ID scope changed from 0ne0001 to 0ne0002' });
+      expect(decideAtStartup(config(policy, 'dps.example.net'), '0ne0001', 'r', validCache()).action).toBe('provision');
+      expect(decideAtStartup(config(policy), '0ne0001', 'other', validCache())).toMatchObject({ reason: 'registration id changed from r to other' });
     }
   });
 
   it('provisions on every start with alwaysOnStartup', () => {
-    expect(decideAtStartup(config('alwaysOnStartup'), '0ne0001', 'r', valid)).toEqual({ action: 'provision', reason: 'reprovision is alwaysOnStartup' });
+    expect(decideAtStartup(config('alwaysOnStartup'), '0ne0001', 'r', validCache())).toEqual({ action: 'provision', reason: 'reprovision is alwaysOnStartup' });
   });
 
   it('re-provisions after a hub refusal unless the policy is never', () => {

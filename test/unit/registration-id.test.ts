@@ -1,10 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { AgentError, ExitCode } from '../../agent/errors.js';
 import { base32Lower, checkRegistrationId, registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 
-// The encoder the Azure SDK uses, as an independent reference.
-const base32Encode = createRequire(import.meta.url)('base32-encode') as (data: Buffer, variant: string) => string;
+/** The encoder the Azure SDK uses, as an independent reference. */
+function sdkBase32(data: Buffer): string {
+  const base32Encode = createRequire(import.meta.url)('base32-encode') as (data: Buffer, variant: string) => string;
+  return base32Encode(data, 'RFC4648').toLowerCase().replace(/=/g, '');
+}
 
 describe('registration id', () => {
   it('matches the RFC 4648 test vectors in lowercase without padding', () => {
@@ -16,7 +20,7 @@ describe('registration id', () => {
   it('agrees with the SDK base32 encoder on random input', () => {
     for (let i = 0; i < 200; i++) {
       const data = randomBytes(i % 40);
-      expect(base32Lower(data)).toBe(base32Encode(data, 'RFC4648').toLowerCase().replace(/=/g, ''));
+      expect(base32Lower(data)).toBe(sdkBase32(data));
     }
   });
 
@@ -35,5 +39,20 @@ describe('registration id', () => {
     'a'.repeat(129), 'ümlaut', 'semi;colon'];
   it.each(invalid)('rejects the configured id %j (no special character at the start or the end)', (id) => {
     expect(() => checkRegistrationId(id)).toThrow(/invalid registration id/);
+  });
+
+  it('says what a registration id may hold, as a usage error', () => {
+    let error: unknown;
+    try {
+      checkRegistrationId('Board 7');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(AgentError);
+    expect(error).toMatchObject({
+      message: 'invalid registration id "Board 7"',
+      hint: "use 1 to 128 characters of a-z, 0-9, '-', '.', '_', ':', starting and ending with a letter or digit",
+      exitCode: ExitCode.usage,
+    });
   });
 });

@@ -1,5 +1,22 @@
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { describeResponseCode } from '../../agent/tpm/response-code.js';
+import { describeResponseCode, responseCodeOf, TPM_RC_FAILURE, TPM_RC_INITIALIZE } from '../../agent/tpm/response-code.js';
+
+/**
+ * The TPM 2.0 response codes as tss.js (an independent implementation of Part 2 §6.6) names
+ * them: format zero (0x100-0x17f), format one (0x080-0x0bf) and warnings (0x900-0x97f),
+ * without tss.js's range markers and the REFERENCE_* warnings, which carry no meaning of their own.
+ */
+function tssResponseCodes(): [string, number][] {
+  const codes = (createRequire(import.meta.url)('tss.js') as { TPM_RC: Record<string, unknown> }).TPM_RC;
+  return Object.entries(codes).flatMap(([name, value]): [string, number][] => {
+    if (typeof value !== 'number' || /^(RC_|_|REFERENCE_|NOT_USED|N_MASK)/.test(name)) return [];
+    const formatZero = value >= 0x100 && value < 0x180;
+    const formatOne = value >= 0x080 && value < 0x0c0;
+    const warning = value > 0x900 && value < 0x980;
+    return formatZero || formatOne || warning ? [[name, value]] : [];
+  });
+}
 
 describe('TPM response codes in words', () => {
   it.each([
@@ -17,5 +34,44 @@ describe('TPM response codes in words', () => {
     [0x01e, 'TPM 1.2 or vendor response code 0x1e'],
   ])('describes 0x%s', (rc, words) => {
     expect(describeResponseCode(rc)).toContain(words);
+  });
+
+  it('names every TPM 2.0 response code as tss.js does, and says what it means', () => {
+    const codes = tssResponseCodes();
+    expect(codes.length).toBeGreaterThan(80);
+    for (const [name, rc] of codes) {
+      expect(describeResponseCode(rc)).toMatch(new RegExp(`^TPM_RC_${name} \\(0x${rc.toString(16)}\\): [a-zA-Z_(]\\S* \\S`));
+    }
+  });
+
+  it('names the parameter, handle or session a format-one code blames, and nothing when it blames none', () => {
+    expect(describeResponseCode(0x08b)).toBe('TPM_RC_HANDLE (0x8b): the handle is not correct for the use (for a persistent handle: nothing is stored there)');
+    expect(describeResponseCode(0x1c4)).toMatch(/\(parameter 1\)$/);
+    expect(describeResponseCode(0xfc4)).toMatch(/\(parameter 15\)$/);
+    expect(describeResponseCode(0x78b)).toMatch(/\(handle 7\)$/);
+    expect(describeResponseCode(0xf8e)).toMatch(/\(session 7\)$/);
+  });
+
+  it('says so for a warning or error it does not know', () => {
+    expect(describeResponseCode(0x910)).toBe('unknown TPM warning (0x910)');
+    expect(describeResponseCode(0x0bf)).toBe('unknown TPM error (0xbf)');
+  });
+
+  it('takes a negative code (no response at all) as the TSS layer\'s', () => {
+    expect(describeResponseCode(-1)).toBe('response code 0xffffffff from a TSS layer, not from the TPM');
+    expect(describeResponseCode(0x802804c4)).toBe('response code 0x802804c4 from a TSS layer, not from the TPM');
+  });
+});
+
+describe('the response code of a TPM response', () => {
+  it('is read from the header', () => {
+    expect(responseCodeOf(Buffer.from('80010000000a00000000', 'hex'))).toBe(0);
+    expect(responseCodeOf(Buffer.from('80010000000a00000101', 'hex'))).toBe(TPM_RC_FAILURE);
+    expect(responseCodeOf(Buffer.from('80010000000c00000100ffff', 'hex'))).toBe(TPM_RC_INITIALIZE);
+  });
+
+  it('is -1 for a response shorter than a header', () => {
+    expect(responseCodeOf(Buffer.from('80010000000a000001', 'hex'))).toBe(-1);
+    expect(responseCodeOf(Buffer.alloc(0))).toBe(-1);
   });
 });

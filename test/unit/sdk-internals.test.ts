@@ -7,6 +7,7 @@ import deviceMqtt from 'azure-iot-device-mqtt';
 import securityTpm from 'azure-iot-security-tpm';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { provisioningCommon } from '../../agent/azure-sdk/token-clock.js';
 import { DESIRED_PATCH_EVENT, interceptMethodRequests, onDesiredPatch, sdkContractProblems, sendWholePacketsOverWebSockets } from '../../agent/hub/sdk-internals.js';
 
 // The SDK members agent/hub/sdk-internals.ts relies on: if an SDK update removes one, this fails first.
@@ -115,5 +116,100 @@ describe('MQTT over WebSockets through the SDK\'s own ws', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('the SDK internals the agent relies on: each one missing', () => {
+  /** Removes `key` from `owner` while `check` runs, then puts it back. */
+  function without<T extends object>(owner: T, key: string, check: () => void): void {
+    const had = Object.getOwnPropertyDescriptor(owner, key);
+    delete (owner as Record<string, unknown>)[key];
+    try {
+      check();
+    } finally {
+      if (had) Object.defineProperty(owner, key, had);
+    }
+  }
+
+  it('names a transport that no longer subscribes to desired updates', () => {
+    const client = sdkClient();
+    const transport = transportOf(client) as unknown as Record<string, unknown>;
+    transport.enableTwinDesiredPropertiesUpdates = undefined;
+    expect(sdkContractProblems(client, tpmProvider())).toEqual(['Client._transport.enableTwinDesiredPropertiesUpdates is gone']);
+    (client as unknown as { _transport: unknown })._transport = { emit: () => true };
+    expect(sdkContractProblems(client, tpmProvider())).toEqual(['Client._transport is no EventEmitter']);
+  });
+
+  it('names the twin\'s merge members when they are gone', () => {
+    const proto = device.Twin.prototype as unknown as Record<string, unknown>;
+    without(proto, '_mergePatch', () => {
+      expect(sdkContractProblems(sdkClient(), tpmProvider())).toEqual(['Twin.prototype._mergePatch is gone']);
+    });
+    without(proto, '_onDesiredPropertiesUpdate', () => {
+      expect(sdkContractProblems(sdkClient(), tpmProvider())).toEqual(['Twin.prototype._onDesiredPropertiesUpdate is gone']);
+    });
+  });
+
+  it('names the TPM client\'s identity key handle and the provisioning SDK\'s token expiry when they are gone', () => {
+    const statics = securityTpm.TpmSecurityClient as unknown as Record<string, unknown>;
+    const handle = statics._idKeyPersistentHandle;
+    statics._idKeyPersistentHandle = { handle: 'x' };
+    try {
+      expect(sdkContractProblems(sdkClient(), tpmProvider())).toEqual(['TpmSecurityClient._idKeyPersistentHandle is gone']);
+    } finally {
+      statics._idKeyPersistentHandle = handle;
+    }
+    without(provisioningCommon() as unknown as object, 'anHourFromNow', () => {
+      expect(sdkContractProblems(sdkClient(), tpmProvider())).toEqual(['azure-iot-common.anHourFromNow (as the provisioning SDK loads it) is gone']);
+    });
+  });
+
+  it('passes every other transport event on untouched, with all its arguments', () => {
+    const client = sdkClient();
+    interceptMethodRequests(client, () => { throw new Error('not a method'); });
+    const seen: unknown[][] = [];
+    (transportOf(client) as unknown as { on(e: string, l: (...a: unknown[]) => void): void }).on('message', (...args) => seen.push(args));
+    const symbol = Symbol('s');
+    (transportOf(client) as unknown as { on(e: symbol, l: (...a: unknown[]) => void): void }).on(symbol, (...args) => seen.push(args));
+    expect(transportOf(client).emit('message', 'a', 'b')).toBe(true);
+    expect((transportOf(client) as unknown as { emit(e: symbol, ...a: unknown[]): boolean }).emit(symbol, 1)).toBe(true);
+    expect(transportOf(client).emit('nobody_listens', 1)).toBe(false);
+    expect(seen).toEqual([['a', 'b'], [1]]);
+  });
+
+  it('hands a registered method its request with the body and extra arguments as they came', () => {
+    const client = sdkClient();
+    interceptMethodRequests(client, () => { throw new Error('registered'); });
+    const got: unknown[][] = [];
+    (transportOf(client) as unknown as { on(e: string, l: (...a: unknown[]) => void): void }).on('method_ping', (...args) => got.push(args));
+    const body = Buffer.from('{"a":1}');
+    expect(transportOf(client).emit('method_ping', { requestId: '1', methods: { methodName: 'ping' }, body }, 'extra')).toBe(true);
+    expect(got).toEqual([[{ requestId: '1', methods: { methodName: 'ping' }, body }, 'extra']]);
+  });
+
+  it('listens for desired patches under the event name the SDK\'s MQTT transport uses', () => {
+    expect(DESIRED_PATCH_EVENT).toBe('twinDesiredPropertiesUpdate');
+  });
+
+  it('lets the unknown-method handler know when its answer went out, or why it did not', async () => {
+    const client = sdkClient();
+    const transport = transportOf(client) as unknown as { sendMethodResponse(r: { status: number }, done: (err?: Error) => void): void };
+    let fail = false;
+    transport.sendMethodResponse = (_response, done) => setImmediate(() => done(fail ? new Error('link down') : undefined));
+    const answers: Promise<void>[] = [];
+    interceptMethodRequests(client, (_name, answer) => { answers.push(answer(404, { message: 'unknown' })); });
+    transportOf(client).emit('method_a', { requestId: '1', methods: { methodName: 'a' }, body: Buffer.alloc(0) });
+    await expect(answers[0]).resolves.toBeUndefined();
+    fail = true;
+    transportOf(client).emit('method_b', { requestId: '2', methods: { methodName: 'b' }, body: Buffer.alloc(0) });
+    await expect(answers[1]).rejects.toThrow('link down');
+  });
+
+  it('passes on only desired patches that are objects', () => {
+    const client = sdkClient();
+    const patches: unknown[] = [];
+    onDesiredPatch(client, (p) => patches.push(p));
+    for (const patch of [null, [1], 'text', 7, { logLevel: 'debug' }]) transportOf(client).emit(DESIRED_PATCH_EVENT, patch);
+    expect(patches).toEqual([{ logLevel: 'debug' }]);
   });
 });

@@ -1,7 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { execBounded } from '../../agent/support/bounded-exec.js';
 import { bundleName } from '../../agent/support/bundle.js';
 import { journalArgv, journalCollector, MAX_JOURNAL_BYTES } from '../../agent/support/collect-logs.js';
@@ -9,6 +6,7 @@ import type { BundleSources } from '../../agent/support/sources.js';
 import { NotAvailable, runCollector, type Collector } from '../../agent/support/collector.js';
 import { keysFromDefaults } from '../../agent/support/config-keys.js';
 import { parseSince } from '../../agent/support/since.js';
+import { restorePath, standInPrograms } from './stand-in-programs.js';
 
 const collector = (collect: Collector['collect'], timeoutMs = 200): Collector => ({ name: 'probe', reads: 'something', timeoutMs, collect });
 
@@ -88,16 +86,9 @@ describe('support bundle parts', () => {
   });
 
   describe('the journal collector, with a stand-in journalctl first on PATH', () => {
-    const bin = mkdtempSync(path.join(tmpdir(), 'iot-agent-journalctl-'));
-    const savedPath = process.env.PATH;
-    afterAll(() => {
-      process.env.PATH = savedPath;
-      rmSync(bin, { recursive: true, force: true });
-    });
+    afterEach(restorePath);
     const withJournalctl = async (script: string) => {
-      writeFileSync(path.join(bin, 'journalctl'), `#!/bin/sh\n${script}\n`);
-      chmodSync(path.join(bin, 'journalctl'), 0o755);
-      process.env.PATH = `${bin}:${savedPath}`;
+      standInPrograms({ journalctl: script });
       return runCollector(journalCollector({ since: new Date('2026-03-15T00:00:00Z') } as BundleSources));
     };
 

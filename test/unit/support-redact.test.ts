@@ -66,4 +66,57 @@ describe('support bundle redaction', () => {
   ])('removes credentials from a proxy setting %j', (input, output) => {
     expect(redactProxy(input)).toBe(output);
   });
+
+  it.each([
+    ['a SAS token URL-encoded in a query, and what follows it up to a space', 'q=SharedAccessSignature%20sr%3Dhub%26sig%3Dabc&next=1 end', 'q=SharedAccessSignature [redacted] end'],
+    ['a SAS token joined with +', 'auth=SharedAccessSignature+sr=hub&sig=abc', 'auth=SharedAccessSignature [redacted]'],
+    ['a SAS token ended by a quote', '"SharedAccessSignature sr=a&sig=b" rest', '"SharedAccessSignature [redacted]" rest'],
+    ['an upper-case SIG', 'https://a/b?SIG=abc&sp=r', 'https://a/b?sig=[redacted]&sp=r'],
+    ['an encoded sig first in an encoded query, ended by an encoded &', 'url=https%3A%2F%2Fa%2Fb%3Fsig%3Dabc%26se%3D1', 'url=https%3A%2F%2Fa%2Fb%3Fsig%3D[redacted]%26se%3D1'],
+    ['an encoded sig after a lower-case encoded ?', 'u=%2fb%3fsig%3Dabc', 'u=%2fb%3fsig%3D[redacted]'],
+    ['keys with spaces around =', 'AccountKey = Zm9v ; x=1', 'AccountKey = [redacted] ; x=1'],
+    ['a secondary key', 'SecondaryKey=Zm9v;', 'SecondaryKey=[redacted];'],
+    ['a primary key in lower case', 'primarykey=Zm9v;', 'primarykey=[redacted];'],
+    ['basic credentials', 'curl -H "Basic dXNlcjpwYXNzd29yZA=="', 'curl -H "Basic [redacted]"'],
+    ['a quoted secret', "password: 'hunter2'", "password: '[redacted]'"],
+    ['a secret under a dotted name', 'tls.clientKey=abc123 next=1', 'tls.clientKey=[redacted] next=1'],
+    ['a secret named in JSON', '{"sasToken": "abc", "ok": 1}', '{"sasToken": "[redacted]", "ok": 1}'],
+    ['an RSA private key', '-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----', '-----[redacted] PRIVATE KEY-----'],
+    ['an encrypted private key', '-----BEGIN ENCRYPTED PRIVATE KEY-----\nabc\n-----END ENCRYPTED PRIVATE KEY----- tail', '-----[redacted] PRIVATE KEY----- tail'],
+  ])('redacts %s', (_what, input, output) => {
+    expect(redactText(input)).toBe(output);
+  });
+
+  it.each([
+    ['a short bearer word', 'Bearer abc'],
+    ['a mapping opened under a secret name', 'secret: {'],
+    ['a list opened under a secret name', 'tokens: [a, b]'],
+    ['a sig inside a word', 'design%3Dplan'],
+    ['a key name that is public', 'endorsementKey=ARoA'],
+    ['a value already redacted', 'password=[redacted]'],
+  ])('leaves %s alone', (_what, input) => {
+    expect(redactText(input)).toBe(input);
+  });
+
+  it('redacts values by name whatever their case or separators, and numbers too, but keeps booleans and nulls', () => {
+    expect(redactValue({ PWD: 1234, 'client-secret': 'x', Cookie: 'c', authorisation: 'a', passphrase: 'p', disabled: { token: true, password: null } })).toEqual({
+      PWD: '[redacted]', 'client-secret': '[redacted]', Cookie: '[redacted]', authorisation: '[redacted]', passphrase: '[redacted]', disabled: { token: true, password: null },
+    });
+  });
+
+  it('looks inside a mapping or list under a secret name by the names inside', () => {
+    expect(redactValue({ apiKeys: [{ name: 'a', value: 'v' }], credentials: { user: 'u', password: 'p' } })).toEqual({
+      apiKeys: [{ name: 'a', value: 'v' }], credentials: { user: 'u', password: '[redacted]' },
+    });
+  });
+
+  it.each([['sasUrl', true], ['sas', true], ['pwd', true], ['mysig', false], ['signatureAlgorithm', true], ['keysAreFine', false]])('treats %s as secret: %s', (name, secret) => {
+    expect(isSecretName(name)).toBe(secret);
+  });
+
+  it('removes a user without a password from a proxy setting, and leaves a path alone', () => {
+    expect(redactProxy('user@proxy:3128')).toBe('[redacted]@proxy:3128');
+    expect(redactProxy('proxy/path@x')).toBe('proxy/path@x');
+  });
 });
+

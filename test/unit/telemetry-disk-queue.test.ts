@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,8 +7,8 @@ import { DiskQueue, inspectQueue, queueFacts, SEGMENT_MESSAGES } from '../../age
 
 describe('the disk-backed D2C queue', () => {
   let dir: string;
+  let log: Logger;
   const lines: string[] = [];
-  const log = new Logger({ write: (l) => lines.push(l) });
   const opened: DiskQueue[] = [];
   /** Opens without closing the previous one: what a restart after kill -9 sees. */
   const open = async (limit: number) => {
@@ -16,7 +16,11 @@ describe('the disk-backed D2C queue', () => {
     opened.push(queue);
     return queue;
   };
-  beforeEach(() => { dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-queue-')); lines.length = 0; });
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-queue-'));
+    lines.length = 0;
+    log = new Logger({ write: (l) => lines.push(l) });
+  });
   afterEach(async () => {
     for (const queue of opened.splice(0)) await queue.close().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
@@ -102,5 +106,144 @@ describe('the disk-backed D2C queue', () => {
     expect(queueFacts({ depth: 3, dropped: 1, oldestSeq: 7, oldestAt: '2026-11-26T11:58:29.600Z' }, now)).toEqual({ depth: 3, dropped: 1, oldestAgeSeconds: 90 });
     expect(queueFacts({ depth: 0, dropped: 0, oldestSeq: null, oldestAt: null }, now)).toEqual({ depth: 0, dropped: 0, oldestAgeSeconds: null });
     expect(queueFacts({ depth: 1, dropped: 0, oldestSeq: 1, oldestAt: 'garbage' }, now).oldestAgeSeconds).toBeNull();
+  });
+});
+
+describe('the disk-backed D2C queue: files and damage', () => {
+  let dir: string;
+  let lines: string[];
+  const opened: DiskQueue[] = [];
+  const open = async (limit = 100, at = dir) => {
+    const queue = await DiskQueue.open(at, limit, new Logger({ journal: false, write: (l) => lines.push(l) }));
+    opened.push(queue);
+    return queue;
+  };
+  const segments = () => readdirSync(dir).filter((n) => n.startsWith('seg-')).sort();
+  beforeEach(() => {
+    dir = path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-queue-files-')), 'telemetry');
+    lines = [];
+  });
+  afterEach(async () => {
+    for (const queue of opened.splice(0)) await queue.close().catch(() => undefined);
+  });
+
+  it('keeps its files owner-only, in segments named after their first sequence number', async () => {
+    const queue = await open();
+    const message = await queue.append('health', { n: 1 });
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(segments()).toEqual(['seg-000000000001.jsonl']);
+    expect(statSync(path.join(dir, 'seg-000000000001.jsonl')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(path.join(dir, 'seg-000000000001.jsonl'), 'utf8')).toBe(`${JSON.stringify(message)}\n`);
+    expect(message).toEqual({ seq: 1, mid: expect.stringMatching(/^[0-9a-f-]{36}$/), at: expect.any(String), kind: 'health', body: { n: 1 } });
+    queue.ack(1);
+    await queue.close();
+    expect(statSync(path.join(dir, 'cursor.json')).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(path.join(dir, 'cursor.json'), 'utf8'))).toEqual({ kind: 'iot-agent/telemetry-cursor', ackedSeq: 1, dropped: 0 });
+  });
+
+  it('writes delivery progress a moment after an ack, without a close', async () => {
+    const queue = await open();
+    await queue.append('health', {});
+    queue.ack(1);
+    queue.ack(1);
+    expect(existsSync(path.join(dir, 'cursor.json'))).toBe(false);
+    await expect.poll(() => existsSync(path.join(dir, 'cursor.json')), { timeout: 5_000 }).toBe(true);
+    expect(JSON.parse(readFileSync(path.join(dir, 'cursor.json'), 'utf8'))).toMatchObject({ ackedSeq: 1 });
+  });
+
+  it('ignores an ack for what was already delivered', async () => {
+    const queue = await open();
+    for (let i = 0; i < 3; i++) await queue.append('health', { i });
+    queue.ack(2);
+    queue.ack(1);
+    expect(queue.peek(10).map((m) => m.seq)).toEqual([3]);
+    expect(queue.stats()).toMatchObject({ depth: 1, oldestSeq: 3 });
+  });
+
+  it('keeps exactly its limit, and drops nothing at the limit', async () => {
+    const queue = await open(3);
+    for (let i = 0; i < 3; i++) await queue.append('health', { i });
+    expect(queue.stats()).toMatchObject({ depth: 3, dropped: 0 });
+    expect(lines.some((l) => l.includes('event=telemetry.queue_full'))).toBe(false);
+    await queue.append('health', { i: 3 });
+    expect(queue.stats()).toMatchObject({ depth: 3, dropped: 1, oldestSeq: 2 });
+    expect(lines.some((l) => l.includes('event=telemetry.queue_full') && l.includes('limit=3') && l.includes('droppedNow=1') && l.includes('droppedTotal=1'))).toBe(true);
+  });
+
+  it('drops what is over a lowered limit when it opens', async () => {
+    const queue = await open(10);
+    for (let i = 0; i < 5; i++) await queue.append('health', { i });
+    await queue.close();
+    const again = await open(2);
+    expect(again.stats()).toMatchObject({ depth: 2, dropped: 3, oldestSeq: 4 });
+  });
+
+  it('skips lines that are not its messages, or out of order, and says how many', async () => {
+    mkdirSync(dir, { recursive: true });
+    const line = (seq: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ seq, mid: `m${String(seq)}`, at: '2026-11-26T12:00:00.000Z', kind: 'health', body: {}, ...extra });
+    writeFileSync(path.join(dir, 'seg-000000000001.jsonl'), [
+      line(1), line(0), line(-1), line(1.5), line('2'), line(2, { mid: 7 }), line(2, { kind: null }), line(2), line(2), line(3), '', line(4), 'not json',
+    ].join('\n'));
+    const queue = await open();
+    expect(queue.peek(10).map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    expect(lines.some((l) => l.includes('event=telemetry.queue_lines_skipped') && l.includes('count=8'))).toBe(true);
+    expect((await queue.append('health', {})).seq).toBe(5);
+  });
+
+  it('ignores files that are not segments', async () => {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'seg-1.jsonl'), '{"seq":1,"mid":"a","at":"x","kind":"health","body":{}}\n');
+    writeFileSync(path.join(dir, 'seg-000000000001.jsonl.tmp'), '{"seq":1,"mid":"a","at":"x","kind":"health","body":{}}\n');
+    const queue = await open();
+    expect(queue.stats().depth).toBe(0);
+  });
+
+  it('treats a cursor of another kind as nothing delivered, and says so without an error', async () => {
+    const queue = await open();
+    await queue.append('health', {});
+    await queue.close();
+    for (const cursor of [{ kind: 'other', ackedSeq: 1, dropped: 0 }, { kind: 'iot-agent/telemetry-cursor', ackedSeq: 1.5, dropped: 0 }, { kind: 'iot-agent/telemetry-cursor', ackedSeq: 1, dropped: 'x' }]) {
+      writeFileSync(path.join(dir, 'cursor.json'), JSON.stringify(cursor));
+      lines.length = 0;
+      const again = await open();
+      expect(again.stats().depth, JSON.stringify(cursor)).toBe(1);
+      const warned = lines.find((l) => l.includes('event=telemetry.cursor_invalid'));
+      expect(warned).toContain('treatedAs="nothing delivered yet"');
+      expect(warned).not.toContain(' err=');
+      await again.close();
+    }
+  });
+
+  it('says nothing about a cursor that is not there yet', async () => {
+    await open();
+    expect(lines.some((l) => l.includes('event=telemetry.cursor_invalid'))).toBe(false);
+    expect(lines.some((l) => l.includes('event=telemetry.queue_opened') && l.includes('depth=0') && l.includes('nextSeq=1'))).toBe(true);
+  });
+
+  it('deletes fully delivered segments when it opens, and continues after the last delivered message', async () => {
+    const queue = await open();
+    for (let i = 0; i < 3; i++) await queue.append('health', { i });
+    queue.ack(3);
+    await queue.close();
+    expect(segments()).toEqual(['seg-000000000001.jsonl']);
+    const again = await open();
+    expect(segments()).toEqual([]);
+    expect((await again.append('health', {})).seq).toBe(4);
+  });
+
+  it('shows a reader the counters, and passes on a failure other than a missing directory', async () => {
+    const queue = await open();
+    await queue.append('health', {});
+    await queue.close();
+    expect(await inspectQueue(dir)).toMatchObject({ depth: 1, dropped: 0, oldestSeq: 1 });
+    const file = path.join(dir, 'cursor.json');
+    writeFileSync(file, '');
+    await expect(inspectQueue(file)).rejects.toMatchObject({ code: 'ENOTDIR' });
+  });
+
+  it('refuses to take messages once closed', async () => {
+    const queue = await open();
+    await queue.close();
+    await expect(queue.append('health', {})).rejects.toThrow('the telemetry queue is closed');
   });
 });

@@ -13,6 +13,10 @@ describe('TPM transport strings', () => {
     ['mssim:host=tpm.local,port=2321', { kind: 'mssim', host: 'tpm.local', port: 2321 }],
     ['mssim:host=[::1]', { kind: 'mssim', host: '::1', port: 2321 }],
     [' swtpm:host=localhost , port=9 ', { kind: 'swtpm', host: 'localhost', port: 9 }],
+    ['swtpm:host=::1,port=1', { kind: 'swtpm', host: '::1', port: 1 }],
+    ['swtpm:port=65534', { kind: 'swtpm', host: '127.0.0.1', port: 65534 }],
+    ['mssim:host=tpm.example.net.', { kind: 'mssim', host: 'tpm.example.net.', port: 2321 }],
+    ['device:', { kind: 'device', path: '/dev/tpmrm0' }],
   ])('accepts %j', (text, expected) => {
     expect(parseTransport(text)).toEqual(expected);
   });
@@ -30,6 +34,14 @@ describe('TPM transport strings', () => {
     ['swtpm:port=-1', /port "-1"/],
     ['swtpm:host=a b', /host "a b" is not a host name/],
     ['swtpm:host=;rm -rf /', /is not a host name/],
+    ['swtpm:host=x[::1]', /host "x\[::1\]" is not a host name or address/],
+    ['swtpm:host=[::1', /host "\[::1" is not a host name/],
+    ['swtpm:host=-tpm', /host "-tpm" is not a host name/],
+    ['swtpm:host=', /host "" is not a host name/],
+    ['swtpm:port=0x10', /port "0x10" is not a number/],
+    ['swtpm:port=x12', /port "x12" is not a number/],
+    ['swtpm:port=123456', /port "123456"/],
+    ['swtpm:=1', /expected key=value, got "=1"/],
     ['swtpm:127.0.0.1:2321', /expected key=value/],
     ['swtpm:host=127.0.0.1,,port=1', /expected key=value, got ""/],
     ['swtpm:port=1,port=2', /port is given twice/],
@@ -51,5 +63,6 @@ describe('TPM transport strings', () => {
   it('formats a parsed transport back to its canonical string', () => {
     expect(formatTransport(parseTransport('swtpm:port=5'))).toBe('swtpm:host=127.0.0.1,port=5');
     expect(formatTransport(parseTransport('device'))).toBe('device:/dev/tpmrm0');
+    expect(formatTransport(parseTransport('mssim:host=[::1],port=7'))).toBe('mssim:host=::1,port=7');
   });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Logger } from '../../agent/log/logger.js';
 import { DesiredFeed } from '../../agent/twin/desired-feed.js';
 import { DesiredSync, type ApplyOutcome } from '../../agent/twin/desired-sync.js';
-import { ReportedProperties } from '../../agent/twin/reporter.js';
+import { REPORT_RETRY, ReportedProperties } from '../../agent/twin/reporter.js';
 import { checkWritable } from '../../agent/twin/writable.js';
 
 const log = new Logger({ write: () => undefined });
@@ -188,3 +188,256 @@ describe('reported properties', () => {
     reported.detach();
   });
 });
+
+describe('desired properties applied one at a time', () => {
+  it('applies a value again once the desired document dropped it and sets it anew, acknowledging the drop with the value in force', async () => {
+    const { applied, reported, sync } = setup();
+    await sync.handleFull({ telemetryIntervalSeconds: 30, $version: 2 });
+    await sync.handlePatch({ telemetryIntervalSeconds: null, $version: 3 });
+    expect(reported.current.telemetryIntervalSeconds).toEqual({ value: 30, ac: 203, av: 0, ad: 'no desired value: the device\'s own value is in force' });
+    await sync.handlePatch({ telemetryIntervalSeconds: 30, $version: 4 });
+    expect(applied).toEqual([['interval', 30], ['interval', 30]]);
+    expect(reported.current.telemetryIntervalSeconds).toEqual({ value: 30, ac: 200, av: 4, ad: 'applied' });
+  });
+
+  it('leaves a property a patch does not name alone, and does not forget it was handled', async () => {
+    const { applied, reported, sync } = setup();
+    await sync.handlePatch({ logLevel: 'warn', $version: 1 });
+    await sync.handlePatch({ telemetryIntervalSeconds: 20, $version: 2 });
+    expect(reported.current.logLevel).toEqual({ value: 'warn', ac: 200, av: 1, ad: 'applied' });
+    await sync.handleFull({ logLevel: 'warn', telemetryIntervalSeconds: 20, $version: 2 });
+    expect(applied).toEqual([['log', 'warn'], ['interval', 20]]);
+  });
+
+  it('acknowledges a value the device could not take with the value in force, and a later final failure too', async () => {
+    const reported = new ReportedProperties(log);
+    let finish!: (r: { ac: number; ad: string }) => void;
+    const sync = new DesiredSync({
+      telemetryIntervalSeconds: async () => ({ ac: 409, ad: 'busy' }),
+      logLevel: async () => ({ ac: 200, ad: 'applied' }),
+      hardeningProfile: async () => ({ ac: 202, ad: 'applying', final: new Promise((r) => { finish = r; }) }),
+    }, (key) => ({ telemetryIntervalSeconds: 60, logLevel: 'info', hardeningProfile: 'baseline' })[key], reported, log);
+    await sync.handlePatch({ telemetryIntervalSeconds: 30, hardeningProfile: 'strict', $version: 5 });
+    expect(reported.current.telemetryIntervalSeconds).toEqual({ value: 60, ac: 409, av: 5, ad: 'busy' });
+    expect(reported.current.hardeningProfile).toEqual({ value: 'strict', ac: 202, av: 5, ad: 'applying' });
+    finish({ ac: 500, ad: 'rolled back: hub unreachable' });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(reported.current.hardeningProfile).toEqual({ value: 'baseline', ac: 500, av: 5, ad: 'rolled back: hub unreachable' });
+  });
+
+  it('drops the final result of slow work a newer desired value has taken over from', async () => {
+    const reported = new ReportedProperties(log);
+    const finishes: ((r: { ac: number; ad: string }) => void)[] = [];
+    const sync = new DesiredSync({
+      telemetryIntervalSeconds: async () => ({ ac: 200, ad: 'applied' }),
+      logLevel: async () => ({ ac: 200, ad: 'applied' }),
+      hardeningProfile: async (p: string) => ({ ac: 202, ad: `applying profile ${p}`, final: new Promise((r) => { finishes.push(r); }) }),
+    }, () => undefined, reported, log);
+    await sync.handlePatch({ hardeningProfile: 'strict', $version: 1 });
+    await sync.handlePatch({ hardeningProfile: 'baseline', $version: 2 });
+    finishes[0]!({ ac: 200, ad: 'profile strict applied' });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(reported.current.hardeningProfile).toEqual({ value: 'baseline', ac: 202, av: 2, ad: 'applying profile baseline' });
+  });
+
+  it('reports null as the value in force when the device has none', async () => {
+    const { reported, sync } = setup();
+    await sync.handlePatch({ logLevel: 'loud', $version: 3 });
+    expect(reported.current.logLevel).toEqual({ value: null, ac: 400, av: 3, ad: 'rejected: expected one of debug, info, warn, error, got "loud"' });
+  });
+
+  it('applies patches one at a time, in the order they came', async () => {
+    const reported = new ReportedProperties(log);
+    const events: string[] = [];
+    let release!: () => void;
+    const sync = new DesiredSync({
+      telemetryIntervalSeconds: async (s: number) => { events.push(`interval ${s} start`); await new Promise<void>((r) => { release = r; }); events.push(`interval ${s} end`); return { ac: 200, ad: 'applied' }; },
+      logLevel: async (l: string) => { events.push(`log ${l}`); return { ac: 200, ad: 'applied' }; },
+      hardeningProfile: async () => ({ ac: 200, ad: 'applied' }),
+    }, () => undefined, reported, log);
+    const first = sync.handlePatch({ telemetryIntervalSeconds: 30, $version: 1 });
+    const second = sync.handlePatch({ logLevel: 'debug', $version: 2 });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(events).toEqual(['interval 30 start']);
+    release();
+    await Promise.all([first, second]);
+    expect(events).toEqual(['interval 30 start', 'interval 30 end', 'log debug']);
+  });
+
+  it('logs what it refused and what it applied, with the version', async () => {
+    const lines: string[] = [];
+    const reported = new ReportedProperties(log);
+    const sync = new DesiredSync({
+      telemetryIntervalSeconds: async () => ({ ac: 200, ad: 'applied' }),
+      logLevel: async () => ({ ac: 200, ad: 'applied' }),
+      hardeningProfile: async () => ({ ac: 200, ad: 'applied' }),
+    }, () => 60, reported, new Logger({ journal: false, write: (l) => lines.push(l.replace(/^time=\S+ /, '').trimEnd()) }));
+    await sync.handlePatch({ telemetryIntervalSeconds: 5, logLevel: 'warn', $version: 8 });
+    expect(lines).toEqual([
+      'level=warn event=twin.desired_invalid key=telemetryIntervalSeconds version=8 reason="expected whole seconds from 10 to 86400, got 5"',
+      'level=info event=twin.desired_applied key=logLevel version=8 ac=200',
+    ]);
+  });
+
+  it('logs a document it could not handle and goes on with the next', async () => {
+    const lines: string[] = [];
+    const reported = new ReportedProperties(log);
+    let broken = true;
+    const sync = new DesiredSync({
+      telemetryIntervalSeconds: async () => ({ ac: 200, ad: 'applied' }),
+      logLevel: async () => ({ ac: 200, ad: 'applied' }),
+      hardeningProfile: async () => ({ ac: 200, ad: 'applied' }),
+    }, () => { if (broken) throw new Error('state unreadable'); return 60; }, reported, new Logger({ journal: false, write: (l) => lines.push(l) }));
+    await expect(sync.handleFull({ $version: 1 })).resolves.toBeUndefined();
+    expect(lines).toEqual([expect.stringMatching(/level=error event=twin.desired_failed err="state unreadable"/)]);
+    broken = false;
+    await sync.handlePatch({ logLevel: 'error', $version: 2 });
+    expect(reported.current.logLevel).toMatchObject({ value: 'error', ac: 200 });
+  });
+});
+
+describe('the desired feed before and after the whole document', () => {
+  const recorder = () => {
+    const seen: unknown[] = [];
+    return { seen, handlers: { full: (d: Record<string, unknown>) => seen.push(['full', d.$version]), patch: (p: Record<string, unknown>) => seen.push(['patch', p.$version ?? p.n]) } };
+  };
+
+  it('keeps the last 100 patches that came before the document, dropping the oldest', () => {
+    const feed = new DesiredFeed();
+    for (let v = 1; v <= 101; v++) feed.push({ $version: v });
+    const { seen, handlers } = recorder();
+    feed.start({}, handlers);
+    expect(seen).toHaveLength(101);
+    expect(seen[0]).toEqual(['full', undefined]);
+    expect(seen[1]).toEqual(['patch', 2]);
+    expect(seen.at(-1)).toEqual(['patch', 101]);
+  });
+
+  it('passes on patches without a version whatever the document\'s, and buffers nothing once started', () => {
+    const feed = new DesiredFeed();
+    const { seen, handlers } = recorder();
+    feed.start({ $version: 9 }, handlers);
+    feed.push({ n: 'unversioned' });
+    feed.push({ $version: 9 });
+    feed.push({ $version: 10 });
+    expect(seen).toEqual([['full', 9], ['patch', 'unversioned'], ['patch', 10]]);
+  });
+
+  it('takes a document without a version as version 0: every patch is newer', () => {
+    const feed = new DesiredFeed();
+    feed.push({ $version: 1 });
+    const { seen, handlers } = recorder();
+    feed.start({ logLevel: 'info' }, handlers);
+    expect(seen).toEqual([['full', undefined], ['patch', 1]]);
+  });
+});
+
+describe('reported properties sent to the hub', () => {
+  it('retries a refused patch after at least 250 ms, after 1 s, 2 s, 4 s ... up to a minute', async () => {
+    expect(REPORT_RETRY).toEqual({ initialMs: 1_000, maxMs: 60_000, multiplier: 2 });
+    const sent: number[] = [];
+    let refuse = true;
+    const twin = { properties: { reported: { update: (_p: unknown, done: (err?: Error) => void) => {
+      sent.push(performance.now());
+      const err = refuse ? new Error('429') : undefined;
+      refuse = false;
+      done(err);
+    } } } } as unknown as Twin;
+    const reported = new ReportedProperties(log);
+    reported.update({ a: 1 });
+    reported.attach(twin);
+    await expect.poll(() => sent.length, { timeout: 3_000 }).toBe(2);
+    expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual(240);
+    reported.detach();
+  });
+
+  it('waits at least 250 ms before a retry even when the backoff draws less', async () => {
+    const { twin, patches, refused } = recordingTwin(1, 0);
+    const reported = new ReportedProperties(log, { initialMs: 1, maxMs: 1, multiplier: 1 });
+    reported.attach(twin);
+    reported.update({ a: 1 });
+    await expect.poll(() => refused.length).toBe(1);
+    const refusedAt = performance.now();
+    await expect.poll(() => patches.length, { timeout: 2_000 }).toBe(1);
+    expect(performance.now() - refusedAt).toBeGreaterThanOrEqual(200);
+    reported.detach();
+  });
+
+  it('logs a refused patch with its keys and when it goes again', async () => {
+    const lines: string[] = [];
+    const { twin, patches } = recordingTwin(1, 0);
+    const reported = new ReportedProperties(new Logger({ journal: false, write: (l) => lines.push(l) }), { initialMs: 1, maxMs: 1, multiplier: 1 });
+    reported.attach(twin);
+    reported.update({ a: 1, b: { c: 2 } });
+    await expect.poll(() => patches.length, { timeout: 2_000 }).toBe(1);
+    expect(lines).toEqual([expect.stringMatching(/level=warn event=twin.report_failed err="ThrottlingException: too many twin requests" keys=a,b retryInMs=250\n$/)]);
+    reported.detach();
+  });
+
+  it('sends nothing while detached, keeps what changed, and sends the whole state on the next attach', async () => {
+    const reported = new ReportedProperties(log);
+    const first = recordingTwin();
+    reported.attach(first.twin);
+    reported.update({ a: 1 });
+    await expect.poll(() => first.patches.length).toBe(1);
+    reported.detach();
+    reported.update({ b: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(first.patches).toEqual([{ a: 1 }]);
+    const second = recordingTwin();
+    reported.attach(second.twin);
+    await expect.poll(() => second.patches.length).toBe(1);
+    expect(second.patches).toEqual([{ a: 1, b: 2 }]);
+    reported.detach();
+  });
+
+  it('sends nothing on attach when there is nothing to report', async () => {
+    const reported = new ReportedProperties(log);
+    const { twin, patches } = recordingTwin();
+    reported.attach(twin);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(patches).toEqual([]);
+    reported.detach();
+  });
+
+  it('gathers changes for 200 ms into one patch', async () => {
+    const reported = new ReportedProperties(log);
+    const { twin, patches } = recordingTwin();
+    reported.update({ a: 0 });
+    reported.attach(twin);
+    await expect.poll(() => patches.length).toBe(1);
+    reported.update({ a: 1 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(patches).toHaveLength(1);
+    reported.update({ b: 2 });
+    await expect.poll(() => patches.length).toBe(2);
+    expect(patches[1]).toEqual({ a: 1, b: 2 });
+    reported.detach();
+  });
+
+  it('ignores the answer to a patch sent on a connection that has since been replaced', async () => {
+    const reported = new ReportedProperties(log, { initialMs: 1, maxMs: 1, multiplier: 1 });
+    const old = recordingTwin(5, 100);
+    reported.update({ a: 1 });
+    reported.attach(old.twin);
+    await expect.poll(() => old.refused.length).toBe(1);
+    const fresh = recordingTwin();
+    reported.attach(fresh.twin);
+    await expect.poll(() => fresh.patches.length).toBe(1);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(old.refused).toHaveLength(1);
+    expect(fresh.patches).toEqual([{ a: 1 }]);
+    reported.detach();
+  });
+
+  it('merges as the twin does: objects key by key, lists and values replaced, and keeps no reference to what it was given', () => {
+    const reported = new ReportedProperties(log);
+    const given = { list: [1, 2], nested: { x: 1, deep: { y: 1 } }, scalar: 1 };
+    reported.update(given);
+    given.nested.deep.y = 99;
+    reported.update({ list: [3], nested: { deep: { z: 2 } }, scalar: { now: 'an object' } });
+    reported.update({ nested: { x: null } });
+    expect(reported.current).toEqual({ list: [3], nested: { x: null, deep: { y: 1, z: 2 } }, scalar: { now: 'an object' } });
+  });
+});
+

@@ -7,9 +7,9 @@ import type { LinkedHub } from '../contracts.js';
 import { createSas } from '../sas.js';
 import { ensureServerCredentials, listenerTlsOptions, type ServerCredentials } from '../tls.js';
 import { isRegistrationId, type AllocationPolicy, type Enrollment, type EnrollmentRequest } from './enrollment.js';
-import { badRequest, DpsError, errorBody, methodNotAllowed, notFound } from './errors.js';
+import { dpsErrors, SimDpsError } from '../errors.js';
+import { decodeSegment, readBody, readJsonBody, sendError, sendJson } from '../http.js';
 import { Faults } from './faults.js';
-import { readBody, readJson, sendJson } from './http-io.js';
 import { parseRegistrationRequest } from './registration-request.js';
 import { Registrations, type DisabledEnrollmentAnswer, type RegistrationCounters, type Reply } from './registrations.js';
 import { EnrollmentService } from './service-api.js';
@@ -63,6 +63,8 @@ export interface Dps {
 export const SERVICE_POLICY = 'provisioningserviceowner';
 const DEVICE_PATH = /^\/([^/]+)\/registrations\/([^/]+)\/(register|operations\/([^/]+))$/;
 const ENROLLMENT_PATH = /^\/enrollments\/([^/]+)$/;
+/** Request bodies larger than this are refused before they are read (DPS's TPM bodies are ~1 KiB). */
+const BODY_LIMIT = 64 * 1024;
 
 /** Starts the local DPS on https://<address>:443. */
 export async function startDps(options: DpsOptions): Promise<Dps> {
@@ -86,9 +88,10 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
     if (device) {
       if (faults.latencyMs > 0) await sleep(faults.latencyMs);
       try {
-        return await deviceRoute(req, url, segment(device[1]!), segment(device[2]!), device[4] === undefined ? undefined : segment(device[4]));
+        return await deviceRoute(req, url, decodeSegment(device[1]!, dpsErrors), decodeSegment(device[2]!, dpsErrors),
+          device[4] === undefined ? undefined : decodeSegment(device[4], dpsErrors));
       } catch (err) {
-        if (err instanceof DpsError && err.status < 500 && err.status !== 429) counters.refusals++;
+        if (err instanceof SimDpsError && err.status < 500 && err.status !== 429) counters.refusals++;
         throw err;
       }
     }
@@ -97,28 +100,28 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
       counters.serviceRequests++;
       requireApiVersion(url);
       service.authenticate(req.headers.authorization);
-      const id = segment(enrollment[1]!);
+      const id = decodeSegment(enrollment[1]!, dpsErrors);
       const ifMatch = req.headers['if-match'];
       switch (req.method) {
         case 'PUT': return service.put(id, await readJson(req), ifMatch);
-        case 'GET': await readBody(req); return service.get(id);
-        case 'DELETE': await readBody(req); return service.delete(id, ifMatch);
-        default: throw methodNotAllowed(`${req.method} is not allowed on an enrollment`);
+        case 'GET': await readBody(req, BODY_LIMIT, dpsErrors); return service.get(id);
+        case 'DELETE': await readBody(req, BODY_LIMIT, dpsErrors); return service.delete(id, ifMatch);
+        default: throw dpsErrors.methodNotAllowed(`${req.method} is not allowed on an enrollment`);
       }
     }
     req.resume();
-    throw notFound(`no such resource: ${url.pathname}`);
+    throw dpsErrors.notFound(`no such resource: ${url.pathname}`);
   }
 
   async function deviceRoute(req: IncomingMessage, url: URL, scope: string, registrationId: string, operationId: string | undefined): Promise<Reply> {
     requireApiVersion(url);
-    if (scope !== idScope) throw notFound(`unknown ID scope ${scope}`);
+    if (scope !== idScope) throw dpsErrors.notFound(`unknown ID scope ${scope}`);
     if (!isRegistrationId(registrationId)) {
       req.resume();
-      throw badRequest('the registration id is not valid: 1 to 128 of a-z 0-9 - . _ :, starting and ending with a letter or digit');
+      throw dpsErrors.badRequest('the registration id is not valid: 1 to 128 of a-z 0-9 - . _ :, starting and ending with a letter or digit');
     }
     if (operationId === undefined) {
-      if (req.method !== 'PUT') throw methodNotAllowed('registration takes PUT');
+      if (req.method !== 'PUT') throw dpsErrors.methodNotAllowed('registration takes PUT');
       const fault = faults.take(req.headers.authorization !== undefined);
       if (fault) {
         req.resume();
@@ -126,8 +129,8 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
       }
       return registrations.register(parseRegistrationRequest(await readJson(req), registrationId), req.headers.authorization);
     }
-    if (req.method !== 'GET') throw methodNotAllowed('operation status takes GET');
-    await readBody(req); // the SDK sends "{}" with its GET
+    if (req.method !== 'GET') throw dpsErrors.methodNotAllowed('operation status takes GET');
+    await readBody(req, BODY_LIMIT, dpsErrors); // the SDK sends "{}" with its GET
     const reply = registrations.operationStatus(registrationId, operationId, req.headers.authorization);
     return { ...reply, body: faults.answer(reply.body) };
   }
@@ -143,8 +146,8 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
         sendJson(res, reply.status, reply.body, { 'x-ms-request-id': trackingId, ...reply.headers });
       }
     } catch (err) {
-      const error = err instanceof DpsError ? err : new DpsError(500, 500000, `internal error: ${(err as Error).message}`);
-      if (!res.headersSent) sendJson(res, error.status, errorBody(error, trackingId), { 'x-ms-request-id': trackingId, ...error.headers });
+      const error = err instanceof SimDpsError ? err : dpsErrors.internal((err as Error).message);
+      if (!res.headersSent) sendError(res, error, trackingId);
     }
   }
 
@@ -176,15 +179,17 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
 }
 
 function requireApiVersion(url: URL): void {
-  if (!url.searchParams.get('api-version')) throw badRequest('the api-version query parameter is required');
+  if (!url.searchParams.get('api-version')) throw dpsErrors.badRequest('the api-version query parameter is required');
 }
 
-function segment(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    throw badRequest('the URL is not valid percent-encoding');
+/** A JSON request body: the content type must be JSON (415), the text valid JSON (400), at most BODY_LIMIT bytes (413). */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    req.resume();
+    throw dpsErrors.unsupportedMediaType(`content type ${JSON.stringify(type)} is not application/json`);
   }
+  return readJsonBody(req, BODY_LIMIT, dpsErrors);
 }
 
 /** A service SAS token as the SDK makes one, for callers that talk to the REST API directly. */

@@ -1,6 +1,6 @@
 import type { HubDeviceRegistration } from '../contracts.js';
-import { badRequest } from './errors.js';
-import { asObject } from './http-io.js';
+import { dpsErrors } from '../errors.js';
+import { asObject } from '../http.js';
 import { parseRsaPublic } from '../../../agent/tpm/wire/tpm-public.js';
 
 export type AllocationPolicy = 'static' | 'hashed';
@@ -44,20 +44,20 @@ export function isRegistrationId(value: string): boolean {
  */
 export function parseEnrollment(body: unknown, idFromPath: string, linkedHubs: readonly string[]): EnrollmentInput {
   const o = asObject(body);
-  if (!o) throw badRequest('the enrollment must be a JSON object');
+  if (!o) throw dpsErrors.badRequest('the enrollment must be a JSON object');
   const registrationId = o.registrationId;
-  if (typeof registrationId !== 'string' || !isRegistrationId(registrationId)) throw badRequest('registrationId is missing or not a valid registration id');
-  if (registrationId !== idFromPath) throw badRequest(`registrationId ${registrationId} does not match the URL's ${idFromPath}`);
+  if (typeof registrationId !== 'string' || !isRegistrationId(registrationId)) throw dpsErrors.badRequest('registrationId is missing or not a valid registration id');
+  if (registrationId !== idFromPath) throw dpsErrors.badRequest(`registrationId ${registrationId} does not match the URL's ${idFromPath}`);
 
   const attestation = asObject(o.attestation);
-  if (!attestation || typeof attestation.type !== 'string') throw badRequest('attestation.type is required');
-  if (attestation.type !== 'tpm') throw badRequest(`attestation type ${JSON.stringify(attestation.type)} is not supported here; only "tpm"`);
+  if (!attestation || typeof attestation.type !== 'string') throw dpsErrors.badRequest('attestation.type is required');
+  if (attestation.type !== 'tpm') throw dpsErrors.badRequest(`attestation type ${JSON.stringify(attestation.type)} is not supported here; only "tpm"`);
   const tpm = asObject(attestation.tpm);
   const endorsementKey = tpm?.endorsementKey;
-  if (typeof endorsementKey !== 'string') throw badRequest('attestation.tpm.endorsementKey is required');
+  if (typeof endorsementKey !== 'string') throw dpsErrors.badRequest('attestation.tpm.endorsementKey is required');
   checkPublicKey(endorsementKey, 'attestation.tpm.endorsementKey');
   const storageRootKey = tpm?.storageRootKey;
-  if (storageRootKey !== undefined && storageRootKey !== null && typeof storageRootKey !== 'string') throw badRequest('attestation.tpm.storageRootKey must be a string');
+  if (storageRootKey !== undefined && storageRootKey !== null && typeof storageRootKey !== 'string') throw dpsErrors.badRequest('attestation.tpm.storageRootKey must be a string');
 
   const enrollment: EnrollmentInput = {
     registrationId,
@@ -65,56 +65,56 @@ export function parseEnrollment(body: unknown, idFromPath: string, linkedHubs: r
     provisioningStatus: 'enabled',
   };
   if (o.deviceId !== undefined && o.deviceId !== null) {
-    if (typeof o.deviceId !== 'string' || !DEVICE_ID.test(o.deviceId)) throw badRequest('deviceId is not a valid device id');
+    if (typeof o.deviceId !== 'string' || !DEVICE_ID.test(o.deviceId)) throw dpsErrors.badRequest('deviceId is not a valid device id');
     enrollment.deviceId = o.deviceId;
   }
   if (o.provisioningStatus !== undefined && o.provisioningStatus !== null) {
-    if (o.provisioningStatus !== 'enabled' && o.provisioningStatus !== 'disabled') throw badRequest('provisioningStatus must be "enabled" or "disabled"');
+    if (o.provisioningStatus !== 'enabled' && o.provisioningStatus !== 'disabled') throw dpsErrors.badRequest('provisioningStatus must be "enabled" or "disabled"');
     enrollment.provisioningStatus = o.provisioningStatus;
   }
   if (o.initialTwin !== undefined && o.initialTwin !== null) enrollment.initialTwin = parseInitialTwin(o.initialTwin);
   if (o.allocationPolicy !== undefined && o.allocationPolicy !== null) {
-    if (o.allocationPolicy !== 'static' && o.allocationPolicy !== 'hashed') throw badRequest(`allocationPolicy ${JSON.stringify(o.allocationPolicy)} is not supported here; use "static" or "hashed"`);
+    if (o.allocationPolicy !== 'static' && o.allocationPolicy !== 'hashed') throw dpsErrors.badRequest(`allocationPolicy ${JSON.stringify(o.allocationPolicy)} is not supported here; use "static" or "hashed"`);
     enrollment.allocationPolicy = o.allocationPolicy;
   }
   if (o.iotHubs !== undefined && o.iotHubs !== null) {
-    if (!Array.isArray(o.iotHubs) || !o.iotHubs.every((h) => typeof h === 'string')) throw badRequest('iotHubs must be a list of host names');
+    if (!Array.isArray(o.iotHubs) || !o.iotHubs.every((h) => typeof h === 'string')) throw dpsErrors.badRequest('iotHubs must be a list of host names');
     enrollment.iotHubs = o.iotHubs as string[];
   }
   if (o.iotHubHostName !== undefined && o.iotHubHostName !== null) {
-    if (typeof o.iotHubHostName !== 'string') throw badRequest('iotHubHostName must be a host name');
+    if (typeof o.iotHubHostName !== 'string') throw dpsErrors.badRequest('iotHubHostName must be a host name');
     enrollment.iotHubHostName = o.iotHubHostName;
   }
   for (const hub of [...(enrollment.iotHubs ?? []), ...(enrollment.iotHubHostName ? [enrollment.iotHubHostName] : [])]) {
-    if (!linkedHubs.includes(hub)) throw badRequest(`IoT hub ${hub} is not linked to this provisioning service`);
+    if (!linkedHubs.includes(hub)) throw dpsErrors.badRequest(`IoT hub ${hub} is not linked to this provisioning service`);
   }
-  if (enrollment.allocationPolicy === 'static' && (enrollment.iotHubs?.length ?? 0) > 1) throw badRequest('static allocation takes exactly one IoT hub');
+  if (enrollment.allocationPolicy === 'static' && (enrollment.iotHubs?.length ?? 0) > 1) throw dpsErrors.badRequest('static allocation takes exactly one IoT hub');
   return enrollment;
 }
 
 function checkPublicKey(value: string, field: string): void {
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) throw badRequest(`${field} is not base64`);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value)) throw dpsErrors.badRequest(`${field} is not base64`);
   try {
     parseRsaPublic(Buffer.from(value, 'base64'), field);
   } catch (err) {
-    throw badRequest(`${field} is not a usable TPM2B_PUBLIC: ${(err as Error).message}`);
+    throw dpsErrors.badRequest(`${field} is not a usable TPM2B_PUBLIC: ${(err as Error).message}`);
   }
 }
 
 function parseInitialTwin(value: unknown): NonNullable<Enrollment['initialTwin']> {
   const twin = asObject(value);
-  if (!twin) throw badRequest('initialTwin must be an object');
+  if (!twin) throw dpsErrors.badRequest('initialTwin must be an object');
   const out: NonNullable<Enrollment['initialTwin']> = {};
   if (twin.tags !== undefined && twin.tags !== null) {
     const tags = asObject(twin.tags);
-    if (!tags) throw badRequest('initialTwin.tags must be an object');
+    if (!tags) throw dpsErrors.badRequest('initialTwin.tags must be an object');
     out.tags = tags;
   }
   const properties = twin.properties === undefined || twin.properties === null ? undefined : asObject(twin.properties);
-  if (twin.properties !== undefined && twin.properties !== null && !properties) throw badRequest('initialTwin.properties must be an object');
+  if (twin.properties !== undefined && twin.properties !== null && !properties) throw dpsErrors.badRequest('initialTwin.properties must be an object');
   if (properties?.desired !== undefined && properties.desired !== null) {
     const desired = asObject(properties.desired);
-    if (!desired) throw badRequest('initialTwin.properties.desired must be an object');
+    if (!desired) throw dpsErrors.badRequest('initialTwin.properties.desired must be an object');
     out.properties = { desired };
   }
   return out;

@@ -1,4 +1,5 @@
-import { throttled, unavailable, type DpsError } from './errors.js';
+
+import { dpsErrors, type SimDpsError } from '../errors.js';
 
 /** How DPS ends a registration it could not complete: `status: "failed"` with its code and message. */
 export interface AssignmentFailure {
@@ -21,23 +22,23 @@ export class Faults {
    * "assigned" operation-status answer (the device's assignment is made as usual).
    */
   assignedOverride: { assignedHub?: string; deviceId?: string } | undefined;
-  private queue: Array<() => DpsError> = [];
-  private signedQueue: Array<() => DpsError> = [];
+  private queue: Array<() => SimDpsError> = [];
+  private signedQueue: Array<() => SimDpsError> = [];
   private failures: AssignmentFailure[] = [];
 
   /** The next `count` registration requests get 429 Too Many Requests with `Retry-After: retryAfterSeconds`. */
   throttleNext(count: number, retryAfterSeconds = 1): void {
-    for (let i = 0; i < count; i++) this.queue.push(() => throttled(retryAfterSeconds));
+    for (let i = 0; i < count; i++) this.queue.push(() => dpsErrors.throttled(retryAfterSeconds));
   }
 
   /** The next `count` signed registration requests (after the challenge) get 429 with `Retry-After: retryAfterSeconds`. */
   throttleSignedNext(count: number, retryAfterSeconds = 1): void {
-    for (let i = 0; i < count; i++) this.signedQueue.push(() => throttled(retryAfterSeconds));
+    for (let i = 0; i < count; i++) this.signedQueue.push(() => dpsErrors.throttled(retryAfterSeconds));
   }
 
   /** The next `count` registration requests get 503 Service Unavailable. */
   failNext(count: number): void {
-    for (let i = 0; i < count; i++) this.queue.push(unavailable);
+    for (let i = 0; i < count; i++) this.queue.push(dpsErrors.unavailable);
   }
 
   /** The next `count` assignments end with `status: "failed"` and this code and message. */
@@ -66,7 +67,7 @@ export class Faults {
   }
 
   /** The fault for this registration request (`signed`: it carries the challenge's SAS token), if one is queued. */
-  take(signed = false): DpsError | undefined {
+  take(signed = false): SimDpsError | undefined {
     return ((signed ? this.signedQueue.shift() : undefined) ?? this.queue.shift())?.();
   }
 }

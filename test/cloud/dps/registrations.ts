@@ -1,10 +1,10 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { LinkedHub } from '../contracts.js';
-import { checkSas } from '../sas.js';
+import { dpsErrors } from '../errors.js';
+import { checkSas, parseSasOrRefuse } from '../sas.js';
 import { ActivationBlobError, buildActivationBlob } from './activation-blob.js';
 import { chooseHub } from './allocation.js';
 import type { AllocationPolicy, Enrollment } from './enrollment.js';
-import { badRequest, notFound, parseSasOrRefuse, throttled, unauthorized } from './errors.js';
 import type { Faults } from './faults.js';
 import type { TpmRegistrationRequest } from './registration-request.js';
 import type { DpsState } from './state.js';
@@ -81,7 +81,7 @@ export class Registrations {
     if (authorization === undefined) return this.challenge(enrollment, request);
     const challenge = this.challenges.get(request.registrationId);
     const key = this.verify(authorization, request.registrationId, challenge?.key);
-    if (!challenge!.storageRootKey.equals(request.storageRootKey)) throw unauthorized('the storage root key differs from the one the challenge was made for');
+    if (!challenge!.storageRootKey.equals(request.storageRootKey)) throw dpsErrors.unauthorized('the storage root key differs from the one the challenge was made for');
     this.challenges.delete(request.registrationId);
     const operation: Operation = { operationId: `4.${randomBytes(8).toString('hex')}.${randomUUID()}`, registrationId: request.registrationId, sasKey: key, status: 'assigning' };
     this.remember(operation);
@@ -96,10 +96,10 @@ export class Registrations {
     const operation = this.operations.get(operationId);
     if (!operation || operation.registrationId !== registrationId) {
       // Authenticate first where possible, so the reply does not tell strangers which operations exist.
-      if (authorization === undefined) throw unauthorized('an operation status request needs the registration SAS token');
-      throw notFound(`operation ${operationId} was not found`);
+      if (authorization === undefined) throw dpsErrors.unauthorized('an operation status request needs the registration SAS token');
+      throw dpsErrors.notFound(`operation ${operationId} was not found`);
     }
-    if (authorization === undefined) throw unauthorized('an operation status request needs the registration SAS token');
+    if (authorization === undefined) throw dpsErrors.unauthorized('an operation status request needs the registration SAS token');
     this.verify(authorization, registrationId, operation.sasKey);
     this.countPoll(registrationId);
     if (operation.status === 'assigning') return this.assigning(operation, 202);
@@ -108,12 +108,12 @@ export class Registrations {
 
   private enrollmentFor(request: TpmRegistrationRequest): Enrollment {
     const enrollment = this.state.enrollments.get(request.registrationId);
-    if (!enrollment) throw unauthorized(`no enrollment for registration id ${request.registrationId}`);
+    if (!enrollment) throw dpsErrors.unauthorized(`no enrollment for registration id ${request.registrationId}`);
     const enrolledEk = Buffer.from(enrollment.attestation.tpm.endorsementKey, 'base64');
     if (enrolledEk.length !== request.endorsementKey.length || !timingSafeEqual(enrolledEk, request.endorsementKey)) {
-      throw unauthorized('the endorsement key does not match the enrollment');
+      throw dpsErrors.unauthorized('the endorsement key does not match the enrollment');
     }
-    if (enrollment.provisioningStatus === 'disabled' && this.options.disabledEnrollment === 'unauthorized') throw unauthorized('the enrollment is disabled');
+    if (enrollment.provisioningStatus === 'disabled' && this.options.disabledEnrollment === 'unauthorized') throw dpsErrors.unauthorized('the enrollment is disabled');
     return enrollment;
   }
 
@@ -128,14 +128,14 @@ export class Registrations {
 
   /** Checks a registration SAS token: resource, key name, signature with the challenge key, expiry. */
   private verify(authorization: string, registrationId: string, key: Buffer | undefined): Buffer {
-    const token = parseSasOrRefuse(authorization);
+    const token = parseSasOrRefuse(authorization, (why) => dpsErrors.unauthorized(`malformed SAS token: ${why}`));
     const resource = `${this.options.idScope}/registrations/${registrationId}`;
-    if (token.resource !== resource) throw unauthorized(`the SAS token is for ${token.resource}, not ${resource}`);
-    if (token.keyName !== 'registration') throw unauthorized('the SAS token must be signed with the key named "registration"');
-    if (!key) throw unauthorized('no challenge is outstanding for this registration id: start again without Authorization');
+    if (token.resource !== resource) throw dpsErrors.unauthorized(`the SAS token is for ${token.resource}, not ${resource}`);
+    if (token.keyName !== 'registration') throw dpsErrors.unauthorized('the SAS token must be signed with the key named "registration"');
+    if (!key) throw dpsErrors.unauthorized('no challenge is outstanding for this registration id: start again without Authorization');
     const result = checkSas(token, key);
-    if (result === 'bad-signature') throw unauthorized('the SAS token signature is not valid');
-    if (result === 'expired') throw unauthorized('the SAS token has expired');
+    if (result === 'bad-signature') throw dpsErrors.unauthorized('the SAS token signature is not valid');
+    if (result === 'expired') throw dpsErrors.unauthorized('the SAS token has expired');
     return key;
   }
 
@@ -179,7 +179,7 @@ export class Registrations {
     try {
       return buildActivationBlob(endorsementKey, storageRootKey, key);
     } catch (err) {
-      if (err instanceof ActivationBlobError) throw badRequest(err.message);
+      if (err instanceof ActivationBlobError) throw dpsErrors.badRequest(err.message);
       throw err;
     }
   }
@@ -200,7 +200,7 @@ export class Registrations {
     if (recent.length >= POLLS_PER_WINDOW) {
       this.polls.set(registrationId, recent);
       this.counters.throttledPolls++;
-      throw throttled(Math.max(1, Math.ceil((recent[0]! + POLL_WINDOW_MS - now) / 1000)));
+      throw dpsErrors.throttled(Math.max(1, Math.ceil((recent[0]! + POLL_WINDOW_MS - now) / 1000)));
     }
     recent.push(now);
     this.polls.set(registrationId, recent);

@@ -1,6 +1,6 @@
-import { checkSas } from '../sas.js';
+import { dpsErrors } from '../errors.js';
+import { checkSas, parseSasOrRefuse } from '../sas.js';
 import { parseEnrollment, type Enrollment } from './enrollment.js';
-import { notFound, parseSasOrRefuse, preconditionFailed, unauthorized } from './errors.js';
 import { etag, type Reply } from './registrations.js';
 import type { DpsState } from './state.js';
 
@@ -24,13 +24,13 @@ export class EnrollmentService {
 
   /** Service tokens: `sr` is the DPS host, `skn` the policy, signed with the policy's key. */
   authenticate(authorization: string | undefined): void {
-    if (!authorization) throw unauthorized('the service API needs a SharedAccessSignature Authorization header');
-    const token = parseSasOrRefuse(authorization);
-    if (token.resource.toLowerCase() !== this.credentials.host.toLowerCase()) throw unauthorized(`the SAS token is for ${token.resource}, not ${this.credentials.host}`);
-    if (token.keyName !== this.credentials.policyName) throw unauthorized(`unknown shared access policy ${JSON.stringify(token.keyName ?? '')}`);
+    if (!authorization) throw dpsErrors.unauthorized('the service API needs a SharedAccessSignature Authorization header');
+    const token = parseSasOrRefuse(authorization, (why) => dpsErrors.unauthorized(`malformed SAS token: ${why}`));
+    if (token.resource.toLowerCase() !== this.credentials.host.toLowerCase()) throw dpsErrors.unauthorized(`the SAS token is for ${token.resource}, not ${this.credentials.host}`);
+    if (token.keyName !== this.credentials.policyName) throw dpsErrors.unauthorized(`unknown shared access policy ${JSON.stringify(token.keyName ?? '')}`);
     const result = checkSas(token, this.credentials.key);
-    if (result === 'bad-signature') throw unauthorized('the SAS token signature is not valid');
-    if (result === 'expired') throw unauthorized('the SAS token has expired');
+    if (result === 'bad-signature') throw dpsErrors.unauthorized('the SAS token signature is not valid');
+    if (result === 'expired') throw dpsErrors.unauthorized('the SAS token has expired');
   }
 
   put(id: string, body: unknown, ifMatch: string | undefined): Reply {
@@ -45,13 +45,13 @@ export class EnrollmentService {
 
   get(id: string): Reply {
     const enrollment = this.state.enrollments.get(id);
-    if (!enrollment) throw notFound(`enrollment ${id} was not found`);
+    if (!enrollment) throw dpsErrors.notFound(`enrollment ${id} was not found`);
     return { status: 200, body: enrollment };
   }
 
   delete(id: string, ifMatch: string | undefined): Reply {
     const existing = this.state.enrollments.get(id);
-    if (!existing) throw notFound(`enrollment ${id} was not found`);
+    if (!existing) throw dpsErrors.notFound(`enrollment ${id} was not found`);
     checkEtag(existing, ifMatch, id);
     this.state.deleteEnrollment(id);
     return { status: 204, body: undefined };
@@ -61,7 +61,7 @@ export class EnrollmentService {
 /** If-Match: "*" or the current etag (RFC 7232); anything else is 412, as is If-Match for an enrollment that does not exist. */
 function checkEtag(existing: Enrollment | undefined, ifMatch: string | undefined, id: string): void {
   if (ifMatch === undefined) return;
-  if (!existing) throw preconditionFailed(`enrollment ${id} does not exist, so If-Match cannot match`);
+  if (!existing) throw dpsErrors.preconditionFailed(`enrollment ${id} does not exist, so If-Match cannot match`);
   const wanted = ifMatch.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
-  if (wanted !== '*' && wanted !== existing.etag) throw preconditionFailed(`enrollment ${id} has changed: its etag is no longer ${ifMatch}`);
+  if (wanted !== '*' && wanted !== existing.etag) throw dpsErrors.preconditionFailed(`enrollment ${id} has changed: its etag is no longer ${ifMatch}`);
 }

@@ -14,7 +14,7 @@ export interface DpsTarget {
   agent: https.Agent;
 }
 
-export interface DpsResponse {
+export interface SimDpsResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Record<string, unknown> | undefined;
@@ -23,7 +23,7 @@ export interface DpsResponse {
 
 export const DEVICE_API_VERSION = '2019-03-31';
 
-export function dpsRequest(target: DpsTarget, method: string, path: string, options: { body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<DpsResponse> {
+export function dpsRequest(target: DpsTarget, method: string, path: string, options: { body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<SimDpsResponse> {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: target.host, port: target.port ?? 443, method, path, agent: target.agent, headers: options.headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -56,7 +56,7 @@ export function registrationBody(tpm: SoftwareTpm, registrationId: string): stri
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', accept: 'application/json' };
 
 /** Step 1: the unauthenticated PUT; activates the challenge into the software TPM when one comes back. */
-export async function requestChallenge(target: DpsTarget, tpm: SoftwareTpm, registrationId: string): Promise<DpsResponse> {
+export async function requestChallenge(target: DpsTarget, tpm: SoftwareTpm, registrationId: string): Promise<SimDpsResponse> {
   const res = await dpsRequest(target, 'PUT', registerPath(target, registrationId), { body: registrationBody(tpm, registrationId), headers: JSON_HEADERS });
   if (res.status === 401 && typeof res.body?.authenticationKey === 'string') tpm.activate(Buffer.from(res.body.authenticationKey, 'base64'));
   return res;
@@ -70,11 +70,11 @@ export function registrationSas(tpm: SoftwareTpm, target: DpsTarget, registratio
 }
 
 /** Step 2: the authenticated PUT. */
-export function sendRegistration(target: DpsTarget, tpm: SoftwareTpm, registrationId: string, sas: string): Promise<DpsResponse> {
+export function sendRegistration(target: DpsTarget, tpm: SoftwareTpm, registrationId: string, sas: string): Promise<SimDpsResponse> {
   return dpsRequest(target, 'PUT', registerPath(target, registrationId), { body: registrationBody(tpm, registrationId), headers: { ...JSON_HEADERS, authorization: sas } });
 }
 
-export function operationStatus(target: DpsTarget, registrationId: string, operationId: string, sas: string): Promise<DpsResponse> {
+export function operationStatus(target: DpsTarget, registrationId: string, operationId: string, sas: string): Promise<SimDpsResponse> {
   return dpsRequest(target, 'GET', `/${target.idScope}/registrations/${encodeURIComponent(registrationId)}/operations/${encodeURIComponent(operationId)}?api-version=${DEVICE_API_VERSION}`,
     { headers: { accept: 'application/json', authorization: sas } });
 }
@@ -84,7 +84,7 @@ export function operationStatus(target: DpsTarget, registrationId: string, opera
  * retry-after scaled by `pollScale`), then activate the final blob. Returns the final
  * registration state and the hub key the software TPM now holds.
  */
-export async function provision(target: DpsTarget, tpm: SoftwareTpm, registrationId: string, options: { maxPolls?: number; pollScale?: number } = {}): Promise<{ registrationState: Record<string, unknown>; hubKey: Buffer }> {
+export async function provisionSoftwareDevice(target: DpsTarget, tpm: SoftwareTpm, registrationId: string, options: { maxPolls?: number; pollScale?: number } = {}): Promise<{ registrationState: Record<string, unknown>; hubKey: Buffer }> {
   const challenge = await requestChallenge(target, tpm, registrationId);
   if (challenge.status !== 401 || !challenge.body?.authenticationKey) throw new Error(`no challenge: ${challenge.status} ${challenge.text}`);
   const sas = registrationSas(tpm, target, registrationId);

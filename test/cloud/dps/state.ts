@@ -4,7 +4,7 @@ import { JsonStore } from '../json-store.js';
 import type { Enrollment } from './enrollment.js';
 
 /** What DPS remembers of a device it assigned (its registration state, minus the key). */
-export interface Assignment {
+export interface SimAssignment {
   registrationId: string;
   deviceId: string;
   assignedHub: string;
@@ -20,6 +20,11 @@ export interface ServiceIdentity {
 }
 
 const VERSION = 1;
+/** Each of DPS's files holds `{"version": 1, "data": …}`. */
+interface Versioned<T> {
+  version: typeof VERSION;
+  data: T;
+}
 const ASSIGNMENT_DELAY_MS = 200;
 
 /**
@@ -31,39 +36,39 @@ const ASSIGNMENT_DELAY_MS = 200;
  */
 export class DpsState {
   readonly enrollments: Map<string, Enrollment>;
-  readonly assignments: Map<string, Assignment>;
+  readonly assignments: Map<string, SimAssignment>;
   readonly identity: ServiceIdentity;
-  private readonly enrollmentFile: JsonStore<Record<string, Enrollment>>;
-  private readonly assignmentFile: JsonStore<Record<string, Assignment>>;
+  private readonly enrollmentFile: JsonStore<Versioned<Record<string, Enrollment>>>;
+  private readonly assignmentFile: JsonStore<Versioned<Record<string, SimAssignment>>>;
   private assignmentTimer: NodeJS.Timeout | undefined;
 
   constructor(dir: string, wanted: Partial<ServiceIdentity>) {
-    this.enrollmentFile = new JsonStore(path.join(dir, 'enrollments.json'), VERSION, (v) => record<Enrollment>(v, 'enrollments'));
-    this.assignmentFile = new JsonStore(path.join(dir, 'assignments.json'), VERSION, (v) => record<Assignment>(v, 'assignments'));
-    this.enrollments = new Map(Object.entries(this.enrollmentFile.load(() => ({}))));
-    this.assignments = new Map(Object.entries(this.assignmentFile.load(() => ({}))));
-    const identityFile = new JsonStore(path.join(dir, 'service.json'), VERSION, (v) => record<string>(v, 'service identity') as unknown as ServiceIdentity);
-    const stored = identityFile.load(() => ({ idScope: '', serviceKey: '' }));
+    this.enrollmentFile = versionedStore(path.join(dir, 'enrollments.json'), (v) => record<Enrollment>(v, 'enrollments'));
+    this.assignmentFile = versionedStore(path.join(dir, 'assignments.json'), (v) => record<SimAssignment>(v, 'assignments'));
+    this.enrollments = new Map(Object.entries(this.enrollmentFile.load()?.data ?? {}));
+    this.assignments = new Map(Object.entries(this.assignmentFile.load()?.data ?? {}));
+    const identityFile = versionedStore(path.join(dir, 'service.json'), (v) => record<string>(v, 'service identity') as unknown as ServiceIdentity);
+    const stored = identityFile.load()?.data ?? { idScope: '', serviceKey: '' };
     this.identity = {
       idScope: wanted.idScope ?? (stored.idScope || `0ne${randomBytes(4).toString('hex').toUpperCase()}`),
       serviceKey: wanted.serviceKey ?? (stored.serviceKey || randomBytes(32).toString('base64')),
     };
     if (this.identity.idScope !== stored.idScope || this.identity.serviceKey !== stored.serviceKey) {
-      identityFile.save(this.identity);
+      identityFile.saveNow({ version: VERSION, data: this.identity });
     }
   }
 
   putEnrollment(enrollment: Enrollment): void {
     this.enrollments.set(enrollment.registrationId, enrollment);
-    this.enrollmentFile.save(Object.fromEntries(this.enrollments));
+    this.enrollmentFile.saveNow({ version: VERSION, data: Object.fromEntries(this.enrollments) });
   }
 
   deleteEnrollment(registrationId: string): void {
     this.enrollments.delete(registrationId);
-    this.enrollmentFile.save(Object.fromEntries(this.enrollments));
+    this.enrollmentFile.saveNow({ version: VERSION, data: Object.fromEntries(this.enrollments) });
   }
 
-  putAssignment(assignment: Assignment): void {
+  putAssignment(assignment: SimAssignment): void {
     this.assignments.set(assignment.registrationId, assignment);
     this.assignmentTimer ??= setTimeout(() => this.flush(), ASSIGNMENT_DELAY_MS);
   }
@@ -73,8 +78,16 @@ export class DpsState {
     if (this.assignmentTimer === undefined) return;
     clearTimeout(this.assignmentTimer);
     this.assignmentTimer = undefined;
-    this.assignmentFile.save(Object.fromEntries(this.assignments));
+    this.assignmentFile.saveNow({ version: VERSION, data: Object.fromEntries(this.assignments) });
   }
+}
+
+function versionedStore<T>(file: string, check: (data: unknown) => T): JsonStore<Versioned<T>> {
+  return new JsonStore(file, (doc) => {
+    const { version, data } = (doc ?? {}) as { version?: unknown; data?: unknown };
+    if (version !== VERSION) throw new Error(`not a version ${VERSION} document`);
+    return { version, data: check(data) };
+  });
 }
 
 /** A JSON object of records: the shape is ours, written by this code, so only its outline is checked. */

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseJsonBody, readBody } from '../hub/http-body.js';
-import { errors } from '../hub/hub-error.js';
-import { decodeSegment, header } from '../hub/service-api.js';
+import { hubErrors } from '../errors.js';
+import { decodeSegment, header, readJsonBody, sendJson } from '../http.js';
 import type { DeviceRecord } from '../hub/registry.js';
-import { checkSas, parseSas, SasError } from '../sas.js';
+import { checkSas, parseSasOrRefuse } from '../sas.js';
 import type { LocalStorage } from './storage.js';
 
 /**
@@ -66,21 +65,18 @@ export class FileUploads {
 
   async handle(hub: DeviceLookup, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const [, rawId, notifications, rawCorrelation] = PATH.exec(url.pathname)!;
-    const deviceId = decodeSegment(rawId!);
-    if (req.method !== 'POST') throw errors.notFound(`${req.method} ${url.pathname}`);
-    if (!url.searchParams.get('api-version')) throw errors.badFormat('The api-version query parameter is required');
+    const deviceId = decodeSegment(rawId!, hubErrors);
+    if (req.method !== 'POST') throw hubErrors.notFound(`${req.method} ${url.pathname}`);
+    if (!url.searchParams.get('api-version')) throw hubErrors.badFormat('The api-version query parameter is required');
     authenticate(hub, deviceId, header(req, 'authorization'));
-    const body = parseJsonBody(await readBody(req, MAX_BODY_BYTES));
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw errors.argumentInvalid('Request body must be a JSON object');
+    const body = await readJsonBody(req, MAX_BODY_BYTES, hubErrors);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw hubErrors.argumentInvalid('Request body must be a JSON object');
     if (notifications) {
-      await this.complete(deviceId, body as Record<string, unknown>, rawCorrelation === undefined ? undefined : decodeSegment(rawCorrelation));
+      await this.complete(deviceId, body as Record<string, unknown>, rawCorrelation === undefined ? undefined : decodeSegment(rawCorrelation, hubErrors));
       res.writeHead(204).end();
       return;
     }
-    const answer = this.start(deviceId, (body as Record<string, unknown>).blobName);
-    const text = JSON.stringify(answer);
-    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-    res.end(text);
+    sendJson(res, 200, this.start(deviceId, (body as Record<string, unknown>).blobName));
   }
 
   private start(deviceId: string, requested: unknown) {
@@ -95,13 +91,13 @@ export class FileUploads {
 
   private async complete(deviceId: string, body: Record<string, unknown>, fromPath: string | undefined): Promise<void> {
     const correlationId = fromPath ?? body.correlationId;
-    if (typeof correlationId !== 'string' || correlationId === '') throw errors.argumentInvalid('correlationId is required');
+    if (typeof correlationId !== 'string' || correlationId === '') throw hubErrors.argumentInvalid('correlationId is required');
     const { isSuccess, statusCode, statusDescription } = body;
-    if (typeof isSuccess !== 'boolean') throw errors.argumentInvalid('isSuccess must be true or false');
-    if (!Number.isInteger(statusCode)) throw errors.argumentInvalid('statusCode must be a whole number');
-    if (statusDescription !== undefined && typeof statusDescription !== 'string') throw errors.argumentInvalid('statusDescription must be a string');
+    if (typeof isSuccess !== 'boolean') throw hubErrors.argumentInvalid('isSuccess must be true or false');
+    if (!Number.isInteger(statusCode)) throw hubErrors.argumentInvalid('statusCode must be a whole number');
+    if (statusDescription !== undefined && typeof statusDescription !== 'string') throw hubErrors.argumentInvalid('statusDescription must be a string');
     const upload = this.pending.get(correlationId);
-    if (!upload || upload.deviceId !== deviceId) throw errors.argumentInvalid(`No file upload with correlation id ${correlationId.slice(0, 80)} for device ${deviceId}`);
+    if (!upload || upload.deviceId !== deviceId) throw hubErrors.argumentInvalid(`No file upload with correlation id ${correlationId.slice(0, 80)} for device ${deviceId}`);
     this.pending.delete(correlationId);
     this.delivered.push({
       deviceId, blobName: upload.blobName, blobUri: `${this.storage.blobEndpoint}/${this.storage.container}/${upload.blobName}`,
@@ -112,31 +108,25 @@ export class FileUploads {
 }
 
 export function checkBlobName(value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0) throw errors.argumentInvalid('blobName is required');
-  if (value.length > MAX_BLOB_NAME) throw errors.argumentInvalid(`blobName is longer than ${MAX_BLOB_NAME} characters`);
+  if (typeof value !== 'string' || value.length === 0) throw hubErrors.argumentInvalid('blobName is required');
+  if (value.length > MAX_BLOB_NAME) throw hubErrors.argumentInvalid(`blobName is longer than ${MAX_BLOB_NAME} characters`);
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f\\]/.test(value)) throw errors.argumentInvalid('blobName holds control characters or a backslash');
+  if (/[\u0000-\u001f\u007f\\]/.test(value)) throw hubErrors.argumentInvalid('blobName holds control characters or a backslash');
   if (value.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) {
-    throw errors.argumentInvalid('blobName has an empty, "." or ".." path segment');
+    throw hubErrors.argumentInvalid('blobName has an empty, "." or ".." path segment');
   }
   return value;
 }
 
 /** The device SAS, as for MQTT: `sr={host}/devices/{id}`, signed with one of the device's keys. */
 function authenticate(hub: DeviceLookup, deviceId: string, authorization: string | undefined): void {
-  if (!authorization) throw errors.unauthorized('no Authorization header');
-  let token;
-  try {
-    token = parseSas(authorization);
-  } catch (err) {
-    if (err instanceof SasError) throw errors.unauthorized(`malformed token (${err.message})`);
-    throw err;
-  }
+  if (!authorization) throw hubErrors.unauthorized('no Authorization header');
+  const token = parseSasOrRefuse(authorization, (why) => hubErrors.unauthorized(`malformed token (${why})`));
   const expected = `${hub.hostName}/devices/${deviceId}`;
-  if (token.resource.toLowerCase() !== expected.toLowerCase()) throw errors.unauthorized(`token is for ${token.resource}, not ${expected}`);
+  if (token.resource.toLowerCase() !== expected.toLowerCase()) throw hubErrors.unauthorized(`token is for ${token.resource}, not ${expected}`);
   const device = hub.device(deviceId);
-  if (!device || device.status !== 'enabled') throw errors.unauthorized(`device ${deviceId} is not registered or disabled`);
+  if (!device || device.status !== 'enabled') throw hubErrors.unauthorized(`device ${deviceId} is not registered or disabled`);
   const results = [device.primaryKey, device.secondaryKey].map((key) => checkSas(token, Buffer.from(key, 'base64')));
   if (results.includes('ok')) return;
-  throw errors.unauthorized(results.includes('expired') ? 'token expired' : 'signature does not match the device key');
+  throw hubErrors.unauthorized(results.includes('expired') ? 'token expired' : 'signature does not match the device key');
 }

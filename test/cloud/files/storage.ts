@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { rootCertificates } from 'node:tls';
 import {
   BlobSASPermissions, BlobServiceClient, generateBlobSASQueryParameters, newPipeline, SASProtocol, StorageSharedKeyCredential,
 } from '@azure/storage-blob';
-import { trustForBlobStorage } from '../../../agent/hub/file-upload.js';
 import type { ServerCredentials } from '../tls.js';
 
 /**
@@ -57,8 +58,7 @@ export async function startStorage(options: StorageOptions): Promise<LocalStorag
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
   const { child, port } = await startAzurite(options.address, options.port ?? 0, options.dir, options.tls);
   const blobEndpoint = `https://${options.address}:${port}/${ACCOUNT_NAME}`;
-  // The storage SDK takes no CA option; this process trusts the test CA the way the agent does.
-  trustForBlobStorage(options.tls.ca);
+  trustInThisProcess(options.tls.ca);
   const credential = new StorageSharedKeyCredential(ACCOUNT_NAME, ACCOUNT_KEY);
   const service = new BlobServiceClient(blobEndpoint, newPipeline(credential, { keepAliveOptions: { enable: false }, retryOptions: { maxTries: 2 } }));
   const containerClient = service.getContainerClient(container);
@@ -96,6 +96,17 @@ export async function startStorage(options: StorageOptions): Promise<LocalStorag
       child.kill('SIGTERM');
     }),
   };
+}
+
+/**
+ * The storage SDK takes no CA option, and with keep-alive off its requests go through Node's
+ * global HTTPS agent: this process trusts the cloud's CA there, beside the system roots
+ * (a `ca` option replaces them, and other storage this process talks to stays reachable).
+ */
+function trustInThisProcess(ca: string): void {
+  const options = https.globalAgent.options;
+  const trusted = options.ca === undefined ? [...rootCertificates] : [options.ca].flat().map(String);
+  if (!trusted.includes(ca)) options.ca = [...trusted, ca];
 }
 
 /** Starts azurite-blob with a fixed argv and waits for the line that says where it listens. */

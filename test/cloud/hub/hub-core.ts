@@ -9,7 +9,7 @@ import { D2cThrottle, type D2cLimits } from './d2c-throttle.js';
 import { handleDeviceRequest, type DeviceRequestContext } from './device-requests.js';
 import { HubFaults } from './faults.js';
 import { SilentListener, type Port8883 } from './silent-listener.js';
-import { errors, HubError } from './hub-error.js';
+import { hubErrors } from '../errors.js';
 import type { IdentityChange } from './identity-update.js';
 import { MethodTimeoutError, PendingMethods } from './methods.js';
 import { MAX_METHOD_PAYLOAD_BYTES, type MethodRequest } from './method-request.js';
@@ -103,7 +103,7 @@ export class HubCore {
     try {
       await this.registry.register(registration, this.behaviour.registrationReenables === true);
     } catch (err) {
-      if (err instanceof RegistryError) throw errors.argumentInvalid(err.message);
+      if (err instanceof RegistryError) throw hubErrors.argumentInvalid(err.message);
       throw err;
     }
     this.counters.registrations++;
@@ -111,7 +111,7 @@ export class HubCore {
 
   private device(deviceId: string) {
     const device = this.registry.get(deviceId);
-    if (!device) throw errors.deviceNotFound(deviceId);
+    if (!device) throw hubErrors.deviceNotFound(deviceId);
     return device;
   }
 
@@ -143,7 +143,7 @@ export class HubCore {
   async deleteDevice(deviceId: string, ifMatch: string | undefined): Promise<void> {
     const device = this.device(deviceId);
     const etag = deviceView(device, this.presenceOf(deviceId)).etag;
-    if (!etagMatches(ifMatch, etag as string)) throw errors.preconditionFailed('The device identity etag does not match If-Match');
+    if (!etagMatches(ifMatch, etag as string)) throw hubErrors.preconditionFailed('The device identity etag does not match If-Match');
     await this.registry.remove(deviceId);
     this.c2d.drop(deviceId);
     this.broker.disconnect(deviceId);
@@ -156,12 +156,12 @@ export class HubCore {
   async putDevice(deviceId: string, change: IdentityChange, ifMatch: string | undefined): Promise<JsonObject> {
     const existing = this.registry.get(deviceId);
     if (ifMatch === undefined) {
-      if (existing) throw new HubError(409, 'DeviceAlreadyExists', `A device with ID ${deviceId} is already registered`);
+      if (existing) throw hubErrors.deviceAlreadyExists(deviceId);
       await this.registerDevice({ deviceId, registrationId: deviceId, primaryKey: Buffer.from(change.primaryKey ?? randomBytes(32).toString('base64'), 'base64') });
     } else {
       const device = this.device(deviceId);
       if (!etagMatches(ifMatch, deviceView(device, this.presenceOf(deviceId)).etag as string)) {
-        throw errors.preconditionFailed('The device identity etag does not match If-Match');
+        throw hubErrors.preconditionFailed('The device identity etag does not match If-Match');
       }
     }
     const updated = await this.registry.updateIdentity(deviceId, change);
@@ -172,18 +172,18 @@ export class HubCore {
   /** `PATCH /twins/{id}`: tags and desired properties; desired changes go to the device. */
   async updateTwin(deviceId: string, body: unknown, ifMatch: string | undefined): Promise<JsonObject> {
     const device = this.device(deviceId);
-    if (!isJsonObject(body)) throw errors.argumentInvalid('Twin patch must be a JSON object');
-    if (!etagMatches(ifMatch, twinEtag(device.twin))) throw errors.preconditionFailed('The twin etag does not match If-Match');
+    if (!isJsonObject(body)) throw hubErrors.argumentInvalid('Twin patch must be a JSON object');
+    if (!etagMatches(ifMatch, twinEtag(device.twin))) throw hubErrors.preconditionFailed('The twin etag does not match If-Match');
     const properties = body.properties;
-    if (properties !== undefined && !isJsonObject(properties)) throw errors.argumentInvalid('properties must be an object');
-    if (properties && properties.reported !== undefined) throw errors.argumentInvalid('Reported properties can only be changed by the device');
+    if (properties !== undefined && !isJsonObject(properties)) throw hubErrors.argumentInvalid('properties must be an object');
+    if (properties && properties.reported !== undefined) throw hubErrors.argumentInvalid('Reported properties can only be changed by the device');
     let twin = device.twin;
     const desired = properties?.desired;
     try {
       if (body.tags !== undefined) twin = patchTags(twin, body.tags as JsonObject);
       if (desired !== undefined) twin = patchDesired(twin, desired as JsonObject);
     } catch (err) {
-      if (err instanceof TwinPatchError) throw errors.argumentInvalid(err.message);
+      if (err instanceof TwinPatchError) throw hubErrors.argumentInvalid(err.message);
       throw err;
     }
     // The registry takes the new twin at once and writes it to disk after; the notification
@@ -205,7 +205,7 @@ export class HubCore {
     this.device(deviceId);
     this.counters.methodCalls++;
     if (!this.methodsReady(deviceId)) {
-      if (request.connectTimeoutInSeconds === 0) throw errors.deviceNotOnline(deviceId);
+      if (request.connectTimeoutInSeconds === 0) throw hubErrors.deviceNotOnline(deviceId);
       await this.waitForMethods(deviceId, request.connectTimeoutInSeconds * 1000);
     }
     const rid = this.methods.newRid();
@@ -218,13 +218,13 @@ export class HubCore {
       const result = await answer;
       if (result.payload.length > MAX_METHOD_PAYLOAD_BYTES) {
         this.counters.refused++;
-        throw new HubError(400, 'ArgumentInvalid', `The device's response payload is over ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
+        throw hubErrors.argumentInvalid(`The device's response payload is over ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
       }
       return { status: result.status, payload: parsePayload(result.payload) };
     } catch (err) {
       if (err instanceof MethodTimeoutError) {
         this.counters.methodTimeouts++;
-        throw errors.gatewayTimeout();
+        throw hubErrors.gatewayTimeout();
       }
       throw err;
     }
@@ -245,7 +245,7 @@ export class HubCore {
       };
       const timer = setTimeout(() => {
         waiters.delete(check);
-        reject(errors.deviceNotOnline(deviceId));
+        reject(hubErrors.deviceNotOnline(deviceId));
       }, ms);
       waiters.add(check);
       this.subscribeWaiters.set(deviceId, waiters);
@@ -271,13 +271,13 @@ export class HubCore {
   async sendC2d(deviceId: string, message: C2dMessage): Promise<string> {
     this.device(deviceId);
     const packet = c2dPacket(deviceId, message, this.behaviour.c2dDefaultTtlSeconds ?? DEFAULT_C2D_TTL_SECONDS);
-    if (packet.payload.length > MAX_C2D_BYTES) throw errors.tooLarge(MAX_C2D_BYTES);
+    if (packet.payload.length > MAX_C2D_BYTES) throw hubErrors.tooLarge(MAX_C2D_BYTES);
     this.counters.c2dMessages++;
     // A session that subscribed keeps QoS 1 messages in the broker while the device is away.
     if (this.broker.isSubscribed(deviceId, `devices/${deviceId}/messages/devicebound/#`)) {
       await this.broker.publishQueued(packet.topic, packet.payload);
     } else if (!this.c2d.hold(deviceId, packet)) {
-      throw errors.queueFull(deviceId);
+      throw hubErrors.queueFull(deviceId);
     }
     return packet.messageId;
   }
@@ -299,7 +299,7 @@ export class HubCore {
   }
 
   async startMqtt(): Promise<void> {
-    if (!this.mqttEndpoint) throw errors.unavailable('MQTT endpoint not configured');
+    if (!this.mqttEndpoint) throw hubErrors.unavailable('MQTT endpoint not configured');
     this.down = false;
     await this.apply8883();
   }

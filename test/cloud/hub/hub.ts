@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import type { HubDeviceRegistration, LinkedHub } from '../contracts.js';
+import { JsonStore } from '../json-store.js';
 import { ensureServerCredentials, listenerTlsOptions, type ServerCredentials } from '../tls.js';
 import type { C2dMessage } from './c2d.js';
 import type { D2cMessage } from './d2c-log.js';
@@ -12,7 +13,6 @@ import type { HubCounters } from './counters.js';
 import type { FileUploads } from '../files/file-uploads.js';
 import { HubCore, type HubBehaviour } from './hub-core.js';
 import type { HubFaults } from './faults.js';
-import { readJson, writeJsonAtomic } from './json-store.js';
 import { DeviceRegistry } from './registry.js';
 import { serviceHandler } from './service-api.js';
 import type { Port8883 } from './silent-listener.js';
@@ -94,7 +94,7 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const tlsDir = options.tlsDir ?? path.join(options.stateDir, 'tls');
   const credentials = options.tls ?? await ensureServerCredentials(tlsDir, [hostName, options.address]);
-  const policyKey = await loadPolicyKey(options.stateDir, options.policyKey);
+  const policyKey = loadPolicyKey(options.stateDir, options.policyKey);
   const registry = await DeviceRegistry.open(options.stateDir);
   const core = await HubCore.create(hostName, registry, log);
   core.configure(options.behaviour ?? {});
@@ -195,11 +195,11 @@ function listen(server: https.Server, host: string, port: number): Promise<void>
 }
 
 /** The policy key survives restarts, so connection strings handed out stay valid. */
-async function loadPolicyKey(stateDir: string, given: string | undefined): Promise<string> {
-  const file = path.join(stateDir, 'hub-policy.json');
-  const stored = await readJson(file);
-  const storedKey = isJsonObject(stored) && typeof stored.primaryKey === 'string' ? stored.primaryKey : undefined;
+function loadPolicyKey(stateDir: string, given: string | undefined): string {
+  const file = new JsonStore(path.join(stateDir, 'hub-policy.json'), (doc) => (isJsonObject(doc) ? doc : {}));
+  const stored = file.load()?.primaryKey;
+  const storedKey = typeof stored === 'string' ? stored : undefined;
   const key = given ?? storedKey ?? randomBytes(32).toString('base64');
-  if (key !== storedKey) await writeJsonAtomic(file, { keyName: POLICY_NAME, primaryKey: key });
+  if (key !== storedKey) file.saveNow({ keyName: POLICY_NAME, primaryKey: key });
   return key;
 }

@@ -1,4 +1,4 @@
-import { errors } from './hub-error.js';
+import { hubErrors } from '../errors.js';
 import { isJsonObject } from './twin.js';
 
 /**
@@ -18,15 +18,15 @@ export interface IdentityChange {
 const BASE64_KEY = /^[A-Za-z0-9+/]{22,88}={0,2}$/;
 
 export function parseIdentityUpdate(body: unknown, idFromPath: string): IdentityChange {
-  if (!isJsonObject(body)) throw errors.argumentInvalid('The device identity must be a JSON object');
-  if (body.deviceId !== idFromPath) throw errors.argumentInvalid(`deviceId must be ${idFromPath}, as in the path`);
+  if (!isJsonObject(body)) throw hubErrors.argumentInvalid('The device identity must be a JSON object');
+  if (body.deviceId !== idFromPath) throw hubErrors.argumentInvalid(`deviceId must be ${idFromPath}, as in the path`);
   const change: IdentityChange = {};
   if (body.status !== undefined && body.status !== null) {
-    if (body.status !== 'enabled' && body.status !== 'disabled') throw errors.argumentInvalid('status must be "enabled" or "disabled"');
+    if (body.status !== 'enabled' && body.status !== 'disabled') throw hubErrors.argumentInvalid('status must be "enabled" or "disabled"');
     change.status = body.status;
   }
   if (body.statusReason !== undefined && body.statusReason !== null) {
-    if (typeof body.statusReason !== 'string' || body.statusReason.length > 128) throw errors.argumentInvalid('statusReason must be a string of at most 128 characters');
+    if (typeof body.statusReason !== 'string' || body.statusReason.length > 128) throw hubErrors.argumentInvalid('statusReason must be a string of at most 128 characters');
     change.statusReason = body.statusReason;
   }
   const auth = body.authentication;
@@ -34,7 +34,7 @@ export function parseIdentityUpdate(body: unknown, idFromPath: string): Identity
   for (const name of ['primaryKey', 'secondaryKey'] as const) {
     const key = symmetricKey?.[name];
     if (key === undefined || key === null || key === '') continue;
-    if (typeof key !== 'string' || !BASE64_KEY.test(key)) throw errors.argumentInvalid(`authentication.symmetricKey.${name} must be a base64 key of 16 to 64 bytes`);
+    if (typeof key !== 'string' || !BASE64_KEY.test(key)) throw hubErrors.argumentInvalid(`authentication.symmetricKey.${name} must be a base64 key of 16 to 64 bytes`);
     change[name] = key;
   }
   return change;

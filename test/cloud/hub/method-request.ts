@@ -1,4 +1,4 @@
-import { errors } from './hub-error.js';
+import { hubErrors } from '../errors.js';
 import { isJsonObject, type Json } from './twin.js';
 
 /**
@@ -17,12 +17,12 @@ export interface MethodRequest {
 export const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
 
 export function parseMethodRequest(body: unknown): MethodRequest {
-  if (!isJsonObject(body)) throw errors.argumentInvalid('Method invocation body must be a JSON object');
+  if (!isJsonObject(body)) throw hubErrors.argumentInvalid('Method invocation body must be a JSON object');
   const { methodName, payload } = body;
   if (typeof methodName !== 'string' || methodName.length === 0 || methodName.length > 128 || /[/#+?]/.test(methodName) || methodName.includes('\u0000')) {
-    throw errors.argumentInvalid('methodName must be 1 to 128 characters without / # + ?');
+    throw hubErrors.argumentInvalid('methodName must be 1 to 128 characters without / # + ?');
   }
-  if (payload !== undefined && Buffer.byteLength(JSON.stringify(payload)) > MAX_METHOD_PAYLOAD_BYTES) throw errors.tooLarge(MAX_METHOD_PAYLOAD_BYTES);
+  if (payload !== undefined && Buffer.byteLength(JSON.stringify(payload)) > MAX_METHOD_PAYLOAD_BYTES) throw hubErrors.tooLarge(MAX_METHOD_PAYLOAD_BYTES);
   return {
     methodName,
     payload: payload === undefined ? null : payload,
@@ -34,7 +34,7 @@ export function parseMethodRequest(body: unknown): MethodRequest {
 function seconds(value: Json | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined || value === null) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw errors.argumentInvalid(`${name} must be an integer from ${min} to ${max}`);
+    throw hubErrors.argumentInvalid(`${name} must be an integer from ${min} to ${max}`);
   }
   return value;
 }

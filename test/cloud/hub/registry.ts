@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { HubDeviceRegistration } from '../contracts.js';
-import { CoalescingJsonFile, readJson } from './json-store.js';
+import { JsonStore } from '../json-store.js';
 import { emptyTwin, isJsonObject, type JsonObject, type TwinState } from './twin.js';
 
 /** One device identity as the hub's registry holds it (and persists it). */
@@ -33,24 +33,15 @@ const SCHEMA = 1;
 
 export class DeviceRegistry {
   private readonly devices = new Map<string, DeviceRecord>();
-  private readonly file: CoalescingJsonFile;
+  private readonly file: JsonStore<RegistryDocument>;
 
   private constructor(stateFile: string) {
-    this.file = new CoalescingJsonFile(stateFile, () => ({ schema: SCHEMA, devices: [...this.devices.values()] }));
+    this.file = new JsonStore(stateFile, parseRegistryDocument);
   }
 
   static async open(stateDir: string): Promise<DeviceRegistry> {
     const registry = new DeviceRegistry(path.join(stateDir, 'hub-devices.json'));
-    const doc = await readJson(path.join(stateDir, 'hub-devices.json'));
-    if (doc !== undefined) {
-      if (!isJsonObject(doc) || doc.schema !== SCHEMA || !Array.isArray(doc.devices)) {
-        throw new Error(`hub state in ${stateDir} has an unknown layout (want schema ${SCHEMA})`);
-      }
-      for (const device of doc.devices) {
-        if (!isDeviceRecord(device)) throw new Error(`hub state in ${stateDir} holds a device record it cannot read`);
-        registry.devices.set(device.deviceId, device);
-      }
-    }
+    for (const device of registry.file.load()?.devices ?? []) registry.devices.set(device.deviceId, device);
     return registry;
   }
 
@@ -97,7 +88,7 @@ export class DeviceRegistry {
       twin: existing?.twin ?? emptyTwin(asObject(desired), asObject(tags)),
     };
     this.devices.set(record.deviceId, record);
-    await this.file.save();
+    await this.save();
     return record;
   }
 
@@ -113,26 +104,45 @@ export class DeviceRegistry {
     };
     if (change.statusReason !== undefined) next.statusReason = change.statusReason;
     this.devices.set(deviceId, next);
-    await this.file.save();
+    await this.save();
     return next;
   }
 
   async updateTwin(deviceId: string, twin: TwinState): Promise<void> {
     const device = this.require(deviceId);
     this.devices.set(deviceId, { ...device, twin });
-    await this.file.save();
+    await this.save();
   }
 
   async remove(deviceId: string): Promise<void> {
     this.require(deviceId);
     this.devices.delete(deviceId);
-    await this.file.save();
+    await this.save();
   }
 
   /** Waits for writes in flight, so a stopped hub leaves its state on disk. */
   flush(): Promise<void> {
-    return this.file.save();
+    return this.save();
   }
+
+  private save(): Promise<void> {
+    return this.file.save(() => ({ schema: SCHEMA, devices: [...this.devices.values()] }));
+  }
+}
+
+/** What `hub-devices.json` holds. */
+interface RegistryDocument {
+  schema: typeof SCHEMA;
+  devices: DeviceRecord[];
+}
+
+function parseRegistryDocument(doc: unknown): RegistryDocument {
+  if (!isJsonObject(doc) || doc.schema !== SCHEMA || !Array.isArray(doc.devices)) {
+    throw new Error(`the hub's device registry has an unknown layout (want schema ${SCHEMA})`);
+  }
+  const devices = doc.devices as unknown[];
+  if (!devices.every(isDeviceRecord)) throw new Error('the hub\'s device registry holds a device record it cannot read');
+  return { schema: SCHEMA, devices };
 }
 
 export function identityEtag(device: DeviceRecord): string {

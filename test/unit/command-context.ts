@@ -1,0 +1,35 @@
+import type { CommandContext } from '../../agent/commands/command.js';
+import { Logger } from '../../agent/log/logger.js';
+
+/**
+ * What the daemon lends to commands, with plain in-memory parts: an interval that can be
+ * set, a reboot that never comes, a hardening engine that confirms, an attestation key.
+ * Each test replaces the parts it is about.
+ */
+export function commandContext(overrides: Partial<CommandContext> = {}): CommandContext {
+  let interval = 60;
+  return {
+    log: new Logger({ write: () => undefined }),
+    agentVersion: '9.9.9',
+    identity: () => ({ state: 'ready', deviceId: 'd1', assignedHub: 'hub' }),
+    requestReprovision: async () => undefined,
+    requestRestart: () => undefined,
+    reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
+    telemetry: { intervalSeconds: () => interval, setIntervalSeconds: (s) => { interval = s; } },
+    hardening: { apply: async () => ({ confirmed: true }), status: async () => ({ profile: null }) },
+    attestation: {
+      key: async () => ({ akPublic: '', akName: '', handle: '0x81010100', created: false }),
+      activate: async () => Buffer.alloc(32),
+      quote: async () => ({ quote: '', signature: '', pcrs: {}, eventLog: null, akName: '' }),
+    },
+    systemInfo: async () => ({ os: {} }),
+    support: { buildAndUpload: async ({ blobName }) => ({ blobName, bytes: 2048, collectors: { tpm: 'ok' } }) },
+    ...overrides,
+  };
+}
+
+/** A logger whose lines (without the time) the test reads. */
+export function capturingLogger(level: 'debug' | 'info' = 'info'): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { log: new Logger({ journal: false, level, write: (l) => lines.push(l.replace(/^time=\S+ /, '').trimEnd()) }), lines };
+}

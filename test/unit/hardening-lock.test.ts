@@ -1,0 +1,89 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { bootId, withLock } from '../../hardening/lock.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A state directory that does not exist yet, two levels below a fresh temporary one. */
+function stateDir(): string {
+  const top = mkdtempSync(path.join(tmpdir(), 'iot-agent-lock-'));
+  dirs.push(top);
+  return path.join(top, 'var', 'hardening');
+}
+
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const { pid } = spawnSync(process.execPath, ['-e', '']);
+  return pid!;
+}
+
+/** This boot's id as the kernel gives it. */
+const thisBoot = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+
+describe('this boot\'s id', () => {
+  it('is the kernel\'s boot id, read once per process', async () => {
+    expect(await bootId()).toBe(thisBoot());
+    expect(bootId()).toBe(bootId());
+  });
+});
+
+describe('one hardening change at a time', () => {
+  it('holds a lock file naming its pid and boot while the change runs, and removes it after', async () => {
+    const dir = stateDir();
+    const lock = path.join(dir, 'lock');
+    const result = await withLock(dir, async () => {
+      expect(readFileSync(lock, 'utf8')).toBe(`${process.pid} ${thisBoot()}\n`);
+      return 42;
+    });
+    expect(result).toBe(42);
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('makes the state directory readable by all and the lock by all, writable by root only', async () => {
+    const dir = stateDir();
+    await withLock(dir, async () => {
+      expect(statSync(dir).mode & 0o777).toBe(0o755);
+      expect(statSync(path.join(dir, 'lock')).mode & 0o777).toBe(0o644);
+    });
+  });
+
+  it('lets go of the lock when the change fails', async () => {
+    const dir = stateDir();
+    await expect(withLock(dir, async () => { throw new Error('iptables-restore failed'); })).rejects.toThrow('iptables-restore failed');
+    expect(existsSync(path.join(dir, 'lock'))).toBe(false);
+    expect(await withLock(dir, async () => 'again')).toBe('again');
+  });
+
+  it('refuses while a live process of this boot holds it, naming the pid and what to do', async () => {
+    const dir = stateDir();
+    const lock = path.join(dir, 'lock');
+    for (const holder of [process.pid, process.ppid]) {
+      await withLock(dir, async () => {
+        writeFileSync(lock, `${holder} ${thisBoot()}\n`);
+        const nested = await withLock(dir, async () => 'ran').catch((e: unknown) => e);
+        expect(nested).toMatchObject({
+          message: `another hardening change is in progress (pid ${holder})`,
+          hint: `wait for it to finish; remove ${lock} only if that process is gone`,
+        });
+        expect(readFileSync(lock, 'utf8')).toBe(`${holder} ${thisBoot()}\n`);
+      });
+    }
+  });
+
+  it('takes over a lock left by a process that is gone, by an earlier boot, or that makes no sense', async () => {
+    const dir = stateDir();
+    const lock = path.join(dir, 'lock');
+    for (const stale of [`${deadPid()} ${thisBoot()}\n`, `${process.pid} 00000000-0000-0000-0000-000000000000\n`, `${process.ppid}\n`,
+      `0 ${thisBoot()}\n`, `-1 ${thisBoot()}\n`, `1.5 ${thisBoot()}\n`, `x ${thisBoot()}\n`, '']) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(lock, stale);
+      expect(await withLock(dir, async () => readFileSync(lock, 'utf8')), JSON.stringify(stale)).toBe(`${process.pid} ${thisBoot()}\n`);
+    }
+  });
+});

@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { fetchServiceDate } from '../../agent/time/service-date.js';
+import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+
+const SERVICE_DATE = 'Tue, 01 Dec 2026 12:00:00 GMT';
+
+let certificates: Promise<{ dir: string; credentials: ServerCredentials }> | undefined;
+/** A private CA and a server certificate for localhost and 127.0.0.1, made once per file (openssl). */
+function credentials(): Promise<ServerCredentials> {
+  certificates ??= (async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-service-date-'));
+    return { dir, credentials: await ensureServerCredentials(dir, ['localhost', '127.0.0.1']) };
+  })();
+  return certificates.then((c) => c.credentials);
+}
+
+interface Seen { method: string | undefined; userAgent: string | undefined; servername: string | false | null | undefined }
+
+const servers: https.Server[] = [];
+/** A loopback HTTPS server that answers every request with `status` and the service's Date, or never answers. */
+async function service(options: { answer?: boolean } = {}): Promise<{ port: number; seen: Seen[] }> {
+  const { key, cert } = await credentials();
+  const seen: Seen[] = [];
+  const server = https.createServer({ key, cert }, (request, response) => {
+    seen.push({ method: request.method, userAgent: request.headers['user-agent'], servername: (request.socket as TLSSocket).servername });
+    if (options.answer === false) return;
+    response.writeHead(401, { date: SERVICE_DATE });
+    response.end();
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+afterEach(() => {
+  for (const server of servers.splice(0)) server.close();
+});
+
+afterAll(async () => {
+  if (certificates) rmSync((await certificates).dir, { recursive: true, force: true });
+});
+
+describe('asking a service for its time', () => {
+  it('reads the Date header of one HEAD request, whatever the status, with the local times around it', async () => {
+    const { port, seen } = await service();
+    const { ca } = await credentials();
+    const before = Date.now();
+    const answer = await fetchServiceDate('127.0.0.1', port, [ca], 5_000);
+    expect(answer.date).toBe(SERVICE_DATE);
+    expect(answer.sentAt).toBeGreaterThanOrEqual(before);
+    expect(answer.receivedAt).toBeGreaterThanOrEqual(answer.sentAt);
+    expect(answer.receivedAt).toBeLessThanOrEqual(Date.now());
+    expect(seen).toMatchObject([{ method: 'HEAD', userAgent: 'iot-agent' }]);
+  });
+
+  it('names a host by SNI, and an address not at all', async () => {
+    const { port, seen } = await service();
+    const { ca } = await credentials();
+    await fetchServiceDate('localhost', port, [ca], 5_000);
+    await fetchServiceDate('127.0.0.1', port, [ca], 5_000);
+    expect(seen.map((s) => s.servername)).toEqual(['localhost', false]);
+  });
+
+  it('refuses a service whose certificate no trusted CA issued', async () => {
+    const { port, seen } = await service();
+    await expect(fetchServiceDate('127.0.0.1', port, undefined, 5_000)).rejects.toThrow(/certificate/);
+    expect(seen).toEqual([]);
+  });
+
+  it('gives up on a service that does not answer within the deadline, naming it', async () => {
+    const { port } = await service({ answer: false });
+    const { ca } = await credentials();
+    await expect(fetchServiceDate('127.0.0.1', port, [ca], 200)).rejects.toThrow(`no answer from 127.0.0.1:${port} within 200 ms`);
+  });
+
+  it('fails when nothing listens', async () => {
+    const { port } = await service();
+    for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
+    await expect(fetchServiceDate('127.0.0.1', port, undefined, 5_000)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+});

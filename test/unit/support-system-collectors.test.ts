@@ -1,0 +1,140 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
+import { writeAssignment } from '../../agent/state/assignment-store.js';
+import { networkCollector, timeCollector } from '../../agent/support/collect-system.js';
+import { runCollector, type CollectedFile } from '../../agent/support/collector.js';
+import type { BundleSources } from '../../agent/support/sources.js';
+import { randomLoopbackAddress } from '../support/ports.js';
+import { restorePath, standInPrograms } from './stand-in-programs.js';
+
+const dirs: string[] = [];
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  restorePath();
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Sources whose DPS (and hub, once assigned) is a loopback address of the test's own: nothing else is ever connected to. */
+function sources(daemon?: Record<string, unknown>): { sources: BundleSources; address: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-net-'));
+  dirs.push(dir);
+  const address = randomLoopbackAddress();
+  const config: AgentConfig = { ...structuredClone(DEFAULTS), stateDir: dir, provisioning: { ...DEFAULTS.provisioning, globalEndpoint: address } };
+  const s = { config, daemon: daemon ? { status: daemon } : undefined } as unknown as BundleSources;
+  return { sources: s, address };
+}
+
+function json(files: CollectedFile[], name: string): Record<string, unknown> {
+  const file = files.find((f) => f.name === name);
+  if (!file || !('json' in file)) throw new Error(`no ${name}`);
+  return file.json as Record<string, unknown>;
+}
+
+async function listen(host: string, port: number): Promise<void> {
+  const server = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+}
+
+const IP_STAND_IN = `case "$*" in
+  "-j address show") echo '[{"ifname":"lo"}]' ;;
+  "-j -4 route show table all") echo 'not json' ;;
+  *) echo "Error: ipv6 is disabled" >&2; exit 2 ;;
+esac`;
+
+describe('the network collector', () => {
+  it('tries DPS on 443 only until a hub is assigned, and says whether each accepts a TCP connection', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    const { sources: s, address } = sources();
+    const { entry, files } = await runCollector(networkCollector(s));
+    expect(entry.status).toBe('ok');
+    const network = json(files, 'network/network.json');
+    expect(network.hubKnown).toBe(false);
+    expect(network.reachability).toEqual([{ target: `${address}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' }]);
+  });
+
+  it('tries the assigned hub on 8883 and 443, then DPS', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    const { sources: s, address } = sources();
+    const hub = randomLoopbackAddress();
+    await writeAssignment(s.config.stateDir, {
+      assignedHub: hub, deviceId: 'd1', registrationId: 'r1', idScope: '0ne1', globalEndpoint: address, assignedAt: '2026-03-15T00:00:00.000Z', identityKeyHandle: 0x81000100,
+    });
+    await listen(hub, 8883);
+    const { files } = await runCollector(networkCollector(s));
+    const network = json(files, 'network/network.json');
+    expect(network.hubKnown).toBe(true);
+    expect(network.reachability).toEqual([
+      { target: `${hub}:8883`, reachable: true, ms: expect.any(Number) },
+      { target: `${hub}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' },
+      { target: `${address}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' },
+    ]);
+  });
+
+  it('keeps what ip answered as JSON, and says when it failed or did not answer JSON', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    const { files } = await runCollector(networkCollector(sources().sources));
+    expect(json(files, 'network/network.json')).toMatchObject({
+      addresses: [{ ifname: 'lo' }],
+      routes: { ipv4: { error: 'output is not JSON', text: 'not json\n' }, ipv6: { error: 'exit code 2: Error: ipv6 is disabled' } },
+    });
+    expect(files.find((f) => f.name === 'network/resolv.conf')).toEqual({ name: 'network/resolv.conf', text: readFileSync('/etc/resolv.conf', 'utf8') });
+  });
+
+  it('gives the proxy settings of the environment without their credentials', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    const saved = { HTTPS_PROXY: process.env.HTTPS_PROXY, no_proxy: process.env.no_proxy };
+    cleanups.push(() => {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    });
+    process.env.HTTPS_PROXY = 'http://user:s3cret@proxy.example:3128';
+    process.env.no_proxy = 'localhost,.internal';
+    const { files } = await runCollector(networkCollector(sources().sources));
+    expect(json(files, 'network/network.json').proxyEnvironment).toMatchObject({
+      HTTPS_PROXY: 'http://[redacted]@proxy.example:3128', no_proxy: 'localhost,.internal',
+    });
+  });
+});
+
+describe('the time collector', () => {
+  it('gives timedatectl\'s settings as a map, and says the clock offset is measured by the daemon only', async () => {
+    standInPrograms({ timedatectl: 'printf "Timezone=UTC\\nNTP=yes\\nNTPMessage={ Leap=0 }\\nnothing here\\n"' });
+    const before = Date.now();
+    const { files } = await runCollector(timeCollector(sources().sources));
+    const time = json(files, 'time.json');
+    expect(time).toEqual({
+      systemTime: expect.any(String), timedatectl: { Timezone: 'UTC', NTP: 'yes', NTPMessage: '{ Leap=0 }' },
+      clockOffsetMs: null, clockOffsetNote: 'measured by the running daemon only',
+    });
+    expect(Date.parse(time.systemTime as string)).toBeGreaterThanOrEqual(before - 1);
+  });
+
+  it('takes the clock offset from the running daemon', async () => {
+    standInPrograms({ timedatectl: 'echo NTP=no' });
+    const measured = await runCollector(timeCollector(sources({ clockOffsetMs: -420 }).sources));
+    expect(json(measured.files, 'time.json')).toMatchObject({ clockOffsetMs: -420, clockOffsetNote: 'service clock minus device clock; null: not measured yet' });
+    const notYet = await runCollector(timeCollector(sources({}).sources));
+    expect(json(notYet.files, 'time.json')).toMatchObject({ clockOffsetMs: null, clockOffsetNote: 'service clock minus device clock; null: not measured yet' });
+  });
+
+  it('says why timedatectl gave nothing: its first line of complaint, or its exit code', async () => {
+    standInPrograms({ timedatectl: 'echo "System has not been booted with systemd." >&2; echo "Failed to connect to bus" >&2; exit 1' });
+    const said = await runCollector(timeCollector(sources().sources));
+    expect(json(said.files, 'time.json').timedatectl).toEqual({ error: 'System has not been booted with systemd.' });
+    standInPrograms({ timedatectl: 'exit 3' });
+    const silent = await runCollector(timeCollector(sources().sources));
+    expect(json(silent.files, 'time.json').timedatectl).toEqual({ error: 'exit code 3' });
+  });
+});

@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import common from 'azure-iot-common';
+import type deviceSdk from 'azure-iot-device';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Logger } from '../../agent/log/logger.js';
+import { DiskQueue } from '../../agent/telemetry/disk-queue.js';
+import { Telemetry, type TelemetryOptions } from '../../agent/telemetry/telemetry.js';
+import { openDevice } from '../cloud/hub/device-sdk.js';
+import { startHub, type LocalHub } from '../cloud/hub/hub.js';
+import { randomLoopbackAddress } from '../support/ports.js';
+
+/**
+ * Delivery of queued D2C messages through the unmodified device SDK to the local hub,
+ * running in this process on a loopback address of its own (MQTT over TLS on 8883).
+ */
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+});
+
+async function hubWithDevice(): Promise<{ hub: LocalHub; client: () => Promise<deviceSdk.Client> }> {
+  const hub = await startHub({ address: randomLoopbackAddress(), stateDir: mkdtempSync(path.join(tmpdir(), 'iot-agent-telemetry-hub-')), httpsPort: 0, log: () => undefined });
+  cleanups.push(() => hub.stop());
+  await hub.registerDevice({ deviceId: 'board-17', registrationId: 'board-17', primaryKey: randomBytes(32) });
+  return {
+    hub,
+    client: async () => {
+      const client = await openDevice(hub, 'board-17');
+      client.on('error', () => undefined);
+      // As the agent's hub session does: a failed send fails, and the agent decides when to try again.
+      client.setRetryPolicy(new common.NoRetry());
+      cleanups.push(() => client.close());
+      return client;
+    },
+  };
+}
+
+async function telemetryWith(overrides: Partial<TelemetryOptions> = {}): Promise<{ telemetry: Telemetry; queue: DiskQueue; lines: string[] }> {
+  const lines: string[] = [];
+  const log = new Logger({ journal: false, write: (line) => lines.push(line) });
+  const queue = await DiskQueue.open(mkdtempSync(path.join(tmpdir(), 'iot-agent-telemetry-queue-')), 1_000, log);
+  const telemetry = new Telemetry({
+    queue, log, intervalSeconds: 3_600, maxMessagesPerSecond: 1_000,
+    sample: async () => ({}), connection: () => ({ state: 'connected', since: '2026-11-26T12:00:00.000Z' }),
+    ...overrides,
+  });
+  cleanups.push(() => telemetry.stop());
+  return { telemetry, queue, lines };
+}
+
+describe('D2C delivery through the hub', () => {
+  it('delivers what was queued offline, oldest first, once a client is attached, and forgets it on the hub\'s acknowledgement', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry, queue } = await telemetryWith();
+    const queued = [
+      await telemetry.enqueue('health', { n: 1 }),
+      await telemetry.enqueue('command-result', { n: 2 }, 'env-7'),
+      await telemetry.enqueue('health', { n: 3 }),
+    ];
+    expect(hub.d2c({ deviceId: 'board-17' })).toEqual([]);
+    telemetry.attach(await client());
+    await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 10_000 }).toBe(3);
+    const arrived = hub.d2c({ deviceId: 'board-17' });
+    expect(arrived.map((m) => JSON.parse(m.body.toString()) as unknown)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(arrived[1]!.systemProperties).toMatchObject({ mid: queued[1]!.mid, cid: 'env-7', ct: 'application/json', ce: 'utf-8' });
+    expect(arrived[1]!.properties).toEqual({ 'iot-agent-message': 'command-result', 'iot-agent-seq': '2', 'iot-agent-created': queued[1]!.at });
+    expect(arrived[0]!.systemProperties.cid).toBeUndefined();
+    await expect.poll(() => queue.stats().depth).toBe(0);
+  });
+
+  it('sends a message queued while attached at once, and none after detaching', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry, queue } = await telemetryWith();
+    telemetry.attach(await client());
+    await telemetry.enqueue('health', { n: 1 });
+    await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 10_000 }).toBe(1);
+    telemetry.detach();
+    await telemetry.enqueue('health', { n: 2 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(hub.d2c({ deviceId: 'board-17' })).toHaveLength(1);
+    expect(queue.stats()).toMatchObject({ depth: 1, oldestSeq: 2 });
+  });
+
+  it('keeps to its own rate cap while draining a backlog', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry } = await telemetryWith({ maxMessagesPerSecond: 4 });
+    for (let i = 0; i < 8; i++) await telemetry.enqueue('health', { i });
+    const t0 = Date.now();
+    telemetry.attach(await client());
+    await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 15_000 }).toBe(8);
+    // A second's worth at once, the other four at 4 a second.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  });
+
+  it('keeps what the hub did not acknowledge when sends fail, halves its window and waits before trying again', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry, queue, lines } = await telemetryWith();
+    telemetry.attach(await client());
+    await hub.stopMqtt();
+    await telemetry.enqueue('health', { n: 1 });
+    await expect.poll(() => lines.some((l) => l.includes('event=telemetry.send_failed')), { timeout: 15_000 }).toBe(true);
+    const failed = lines.find((l) => l.includes('event=telemetry.send_failed'))!;
+    expect(failed).toContain('delivered=0');
+    expect(failed).toContain('window=25');
+    expect(failed).toMatch(/retryInMs=\d+/);
+    expect(queue.stats().depth).toBe(1);
+    await hub.startMqtt();
+    telemetry.detach();
+    telemetry.attach(await client());
+    await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 15_000 }).toBe(1);
+    await expect.poll(() => queue.stats().depth).toBe(0);
+  });
+
+  it('stops sending when stopped, and closes its queue', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry, queue } = await telemetryWith({ maxMessagesPerSecond: 1 });
+    await telemetry.enqueue('health', { n: 1 });
+    await telemetry.enqueue('health', { n: 2 });
+    telemetry.attach(await client());
+    await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 10_000 }).toBe(1);
+    await telemetry.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(hub.d2c({ deviceId: 'board-17' })).toHaveLength(1);
+    await expect(queue.append('health', {})).rejects.toThrow('the telemetry queue is closed');
+  });
+});

@@ -1,0 +1,101 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
+import { SwtpmTransport } from '../../agent/tpm/swtpm-transport.js';
+import { TpmUnavailableError } from '../../agent/tpm/transport.js';
+import { freePort, freePortPair } from '../support/ports.js';
+
+/**
+ * The simulator transports when the simulator is missing, hangs up or hangs: every failure
+ * reaches the caller as a TpmUnavailableError and none crashes the process (tss.js's
+ * TpmTcpDevice has no 'error' handlers of its own). Talking to a real TPM behind them is
+ * proved against swtpm in the integration tests.
+ */
+
+const GET_RANDOM = Buffer.from('80010000000c0000017b0008', 'hex');
+
+const servers: net.Server[] = [];
+const connections: net.Socket[] = [];
+
+/** A loopback server on a port whose successor is free; `onConnection` decides what a peer does with each connection. */
+async function peer(onConnection: (socket: net.Socket) => void): Promise<{ port: number; closed: Promise<void> }> {
+  const port = await freePortPair();
+  let markClosed: () => void = () => undefined;
+  const closed = new Promise<void>((resolve) => { markClosed = resolve; });
+  const server = net.createServer((socket) => {
+    connections.push(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', markClosed);
+    onConnection(socket);
+    socket.resume(); // read on, so that the client's closing is seen
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { port, closed };
+}
+
+async function failure(promise: Promise<unknown>): Promise<TpmUnavailableError> {
+  const err = await promise.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(TpmUnavailableError);
+  return err as TpmUnavailableError;
+}
+
+afterEach(() => {
+  for (const socket of connections.splice(0)) socket.destroy();
+  for (const server of servers.splice(0)) server.close();
+});
+
+describe('the mssim transport', () => {
+  it('fails, with a hint, when nothing listens', async () => {
+    const port = await freePort();
+    const transport = new MssimTransport('127.0.0.1', port, { commandTimeoutMs: 5_000 });
+    const err = await failure(transport.transmit(GET_RANDOM));
+    expect(err.message).toBe(`mssim 127.0.0.1:${port}: TPM2_GetRandom failed`);
+    expect(err.hint).toMatch(/nothing listens there/);
+    await transport.close();
+  });
+
+  it('fails when the simulator hangs up during the handshake', async () => {
+    const { port } = await peer((socket) => socket.once('data', () => socket.end()));
+    const transport = new MssimTransport('127.0.0.1', port, { commandTimeoutMs: 5_000 });
+    const err = await failure(transport.transmit(GET_RANDOM));
+    expect((err.cause as Error).message).toBe('simulator closed the command connection');
+    await transport.close();
+  });
+
+  it('fails when the platform channel (port + 1) is not there after the handshake', async () => {
+    const handshake = Buffer.from('00000001' + '0000000d' + '00000000', 'hex'); // server version 1, endpoint flags, ack
+    const { port } = await peer((socket) => socket.once('data', () => socket.write(handshake)));
+    const transport = new MssimTransport('127.0.0.1', port, { commandTimeoutMs: 5_000 });
+    const err = await failure(transport.transmit(GET_RANDOM));
+    expect(err.cause).toMatchObject({ code: 'ECONNREFUSED', port: port + 1 });
+    await transport.close();
+  });
+
+  it('closes the connection of a handshake that outlives the deadline', async () => {
+    const { port, closed } = await peer(() => undefined);
+    const transport = new MssimTransport('127.0.0.1', port, { commandTimeoutMs: 100 });
+    expect((await failure(transport.transmit(GET_RANDOM))).message).toBe(`mssim 127.0.0.1:${port}: no answer to TPM2_GetRandom within 100 ms`);
+    await closed;
+    await transport.close();
+  });
+});
+
+describe('the swtpm transport', () => {
+  it('fails when swtpm hangs up, naming it', async () => {
+    const { port } = await peer((socket) => socket.once('data', () => socket.end()));
+    const transport = new SwtpmTransport('127.0.0.1', port, { commandTimeoutMs: 5_000 });
+    const err = await failure(transport.transmit(GET_RANDOM));
+    expect(err.message).toBe(`swtpm 127.0.0.1:${port}: TPM2_GetRandom failed`);
+    expect((err.cause as Error).message).toBe(`swtpm 127.0.0.1:${port} closed the connection`);
+    await transport.close();
+  });
+
+  it('closes the connection of a command that outlives the deadline', async () => {
+    const { port, closed } = await peer(() => undefined);
+    const transport = new SwtpmTransport('127.0.0.1', port, { commandTimeoutMs: 100 });
+    await failure(transport.transmit(GET_RANDOM));
+    await closed;
+    await transport.close();
+  });
+});
