@@ -15,6 +15,8 @@ import { registrationIdFromEndorsementKey } from '../../agent/tpm/registration-i
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { captureOutput } from '../support/output.js';
 import { freePort } from '../support/ports.js';
+import { answering, handling } from './control-handlers.js';
+import { ofType, stringContaining } from '../support/matchers.js';
 
 /**
  * The CLI commands' actions run in this process against a board in temporary directories:
@@ -104,7 +106,7 @@ describe('iot-agent status', () => {
 
   it('prints the running daemon\'s status', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'status', ...daemonStatus() }));
+    await daemonAnswering(runtimeDir, answering({ event: 'status', ...daemonStatus() }));
     const { stdout } = await captureOutput(() => status({ config: configPath }));
     expect(stdout).toContain('Daemon             running (pid 4242)\n');
     expect(stdout).toContain('Hub                hub-a.example\n');
@@ -115,7 +117,7 @@ describe('iot-agent tpm info', () => {
   it('shows what the running daemon read from its TPM, for enrolling the device', async () => {
     const { configPath, runtimeDir, port } = await board();
     const transport = `swtpm:host=127.0.0.1,port=${port}`;
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'tpm', pid: 4242, ...report(transport) }));
+    await daemonAnswering(runtimeDir, answering({ event: 'tpm', pid: 4242, ...report(transport) }));
     const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }));
     expect(error).toBeUndefined();
     const id = registrationIdFromEndorsementKey(Buffer.from('0006000b00000000', 'hex'));
@@ -140,7 +142,7 @@ describe('iot-agent tpm info', () => {
   it('says an unprovisioned TPM has no identity key, and leaves out an empty vendor string', async () => {
     const { configPath, runtimeDir, port } = await board();
     const facts = { manufacturer: 'IFX', manufacturerName: 'Infineon', vendorString: '', firmwareVersion: '7.85', specLevel: '2.0', family: '2.0', revision: '1.59' };
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({
+    await daemonAnswering(runtimeDir, answering({
       event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`, { identityKey: { ok: true, value: null }, facts: { ok: true, value: facts } }),
     }));
     const { stdout } = await captureOutput(() => tpmInfo({ config: configPath }));
@@ -151,7 +153,8 @@ describe('iot-agent tpm info', () => {
   it('fails with the TPM\'s own words when the daemon could not read a key, as unavailable or refused', async () => {
     const { configPath, runtimeDir, port } = await board();
     let reading: TpmReport['endorsementKey'] = { ok: false, error: 'no answer within 4000 ms', refused: false, hint: 'is swtpm running?' };
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`, { endorsementKey: reading }) }));
+    // Read at each request: the daemon's answer changes with `reading` below.
+    await daemonAnswering(runtimeDir, handling((_request, reply) => reply({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`, { endorsementKey: reading }) })));
     const unavailable = await captureOutput(() => tpmInfo({ config: configPath }));
     expect(unavailable.error).toMatchObject({ message: 'the running daemon (pid 4242) could not read the endorsement key: no answer within 4000 ms', hint: 'is swtpm running?', exitCode: 3 });
     reading = { ok: false, error: 'TPM_RC_LOCKOUT', refused: true };
@@ -164,7 +167,7 @@ describe('iot-agent tpm info', () => {
 
   it('opens the TPM itself when the daemon uses another one, and fails when it is not there', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'tpm', pid: 4242, ...report('device:/dev/tpmrm0') }));
+    await daemonAnswering(runtimeDir, answering({ event: 'tpm', pid: 4242, ...report('device:/dev/tpmrm0') }));
     const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }));
     expect(error).toBeDefined();
     expect(stdout).toBe('');
@@ -175,12 +178,12 @@ describe('iot-agent provision', () => {
   it('shows each step the running daemon reports, then one summary line', async () => {
     const { configPath, runtimeDir } = await board();
     const asked: unknown[] = [];
-    await daemonAnswering(runtimeDir, async (request, reply) => {
+    await daemonAnswering(runtimeDir, handling((request, reply) => {
       asked.push(request);
       reply({ event: 'step', step: 'tpm', message: 'TPM ready, registration id board-17' });
       reply({ event: 'step', step: 'assigned', message: 'assigned to hub-a.example as board-17' });
       reply({ event: 'done', ...daemonStatus() });
-    });
+    }));
     const { result, stdout } = await captureOutput(() => provision({ config: configPath }));
     expect(asked).toEqual([{ op: 'provision', force: true }]);
     expect(result).toBe(0);
@@ -194,10 +197,10 @@ describe('iot-agent provision', () => {
 
   it('names the step that failed, after the last one the daemon reported', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => {
+    await daemonAnswering(runtimeDir, handling((_request, reply) => {
       reply({ event: 'step', step: 'challenge', message: 'DPS challenge received' });
       reply({ event: 'error', step: 'activated', message: 'TPM2_ActivateCredential failed' });
-    });
+    }));
     const { error, stdout } = await captureOutput(() => provision({ config: configPath }));
     expect(stdout).toBe('  DPS challenge received\n');
     expect(error).toMatchObject({ message: 'provisioning failed at step "activated"' });
@@ -206,7 +209,7 @@ describe('iot-agent provision', () => {
 
   it('says when the daemon ended the request without a result', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'step', step: 'tpm', message: 'TPM ready' }));
+    await daemonAnswering(runtimeDir, answering({ event: 'step', step: 'tpm', message: 'TPM ready' }));
     const { error } = await captureOutput(() => provision({ config: configPath }));
     expect(error).toMatchObject({ message: 'provisioning failed at step "challenge"' });
     expect(((error as Error).cause as Error).message).toBe('the daemon ended the request without a result');
@@ -225,7 +228,7 @@ describe('iot-agent provision', () => {
     const configPath = path.join(dir, 'config.yaml');
     writeFileSync(configPath, `stateDir: ${dir}\n`);
     const { error } = await captureOutput(() => provision({ config: configPath }));
-    expect(error).toMatchObject({ message: expect.stringContaining('provisioning.idScope is missing'), exitCode: 2 });
+    expect(error).toMatchObject({ message: stringContaining('provisioning.idScope is missing'), exitCode: 2 });
   });
 });
 
@@ -242,12 +245,12 @@ describe('iot-agent support-bundle', () => {
     const again = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
     const json = await captureOutput(() => supportBundle({ config: configPath, output: again, json: true }));
     expect(json.error).toBeUndefined();
-    expect(JSON.parse(json.stdout)).toMatchObject({ path: expect.stringContaining(again), bytes: expect.any(Number), daemon: 'not running', collectors: expect.any(Object) });
+    expect(JSON.parse(json.stdout)).toMatchObject({ path: stringContaining(again), bytes: ofType(Number), daemon: 'not running', collectors: ofType(Object) });
   }, 60_000);
 
   it('warns, and bundles the state files, when the daemon does not give its state', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'error', message: 'busy' }));
+    await daemonAnswering(runtimeDir, answering({ event: 'error', message: 'busy' }));
     const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
     const { stdout, stderr } = await captureOutput(() => supportBundle({ config: configPath, output }));
     expect(stderr).toContain('iot-agent: warning: the daemon did not answer (the daemon refused support: busy); bundling what the state files say\n');

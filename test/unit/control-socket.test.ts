@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   askDaemon, controlSocketPath, DaemonAbsentError, parseReply, parseRequest, payloadOf, requestDaemon, serveControlSocket, type ControlRequest,
 } from '../../agent/daemon/control-socket.js';
+import { answering, handling } from './control-handlers.js';
 
 describe('control socket requests', () => {
   it.each([
@@ -57,7 +58,7 @@ describe('control socket server', () => {
 
   it('answers a request, and reports a malformed or oversized one without dying', async () => {
     const runtimeDir = dir();
-    const server = await serveControlSocket(runtimeDir, async (_request, reply) => reply({ event: 'step', step: 'tpm', message: 'ready' }));
+    const server = await serveControlSocket(runtimeDir, answering({ event: 'step', step: 'tpm', message: 'ready' }));
     try {
       const lines = [];
       for await (const line of requestDaemon(runtimeDir, { op: 'status' })) lines.push(line);
@@ -84,10 +85,10 @@ describe('control socket server', () => {
 
   it('turns the daemon\'s error or an unexpected event into one clear error for a single-answer request', async () => {
     const runtimeDir = dir();
-    const server = await serveControlSocket(runtimeDir, async (request, reply) => {
+    const server = await serveControlSocket(runtimeDir, handling((request, reply) => {
       if (request.op === 'tpm') reply({ event: 'error', message: 'the TPM is not open (starting)' });
       else reply({ event: 'step', step: 'tpm', message: 'odd' });
-    });
+    }));
     try {
       await expect(askDaemon(runtimeDir, { op: 'tpm' }, 'tpm')).rejects.toThrow('the daemon refused tpm: the TPM is not open (starting)');
       await expect(askDaemon(runtimeDir, { op: 'support' }, 'support')).rejects.toThrow('the daemon answered support with step, not support');
@@ -112,9 +113,9 @@ describe('control socket: edges', () => {
 
   it('is reachable by its owner only, and replaces a socket file a crash left behind', async () => {
     const runtimeDir = dir();
-    const first = await serveControlSocket(runtimeDir, async (_request, reply) => reply({ event: 'error', message: 'first' }));
+    const first = await serveControlSocket(runtimeDir, answering({ event: 'error', message: 'first' }));
     first.close();
-    const server = await serveControlSocket(runtimeDir, async (_request, reply) => reply({ event: 'error', message: 'second' }));
+    const server = await serveControlSocket(runtimeDir, answering({ event: 'error', message: 'second' }));
     try {
       expect(statSync(controlSocketPath(runtimeDir)).mode & 0o777).toBe(0o600);
       expect(controlSocketPath(runtimeDir)).toBe(path.join(runtimeDir, 'control.sock'));
@@ -146,8 +147,9 @@ describe('control socket: edges', () => {
 
   it('turns a handler that throws into one error line', async () => {
     const runtimeDir = dir();
-    const server = await serveControlSocket(runtimeDir, async () => { throw new Error('the TPM is not open (starting)'); });
+    const server = await serveControlSocket(runtimeDir, () => Promise.reject(new Error('the TPM is not open (starting)')));
     const otherDir = dir();
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rejecting with a string is what this test is about
     const nonError = await serveControlSocket(otherDir, () => Promise.reject('plain'));
     try {
       expect(await lines(runtimeDir, { op: 'tpm' })).toEqual([{ event: 'error', message: 'the TPM is not open (starting)' }]);
@@ -161,18 +163,13 @@ describe('control socket: edges', () => {
   it('takes a request of up to 4096 bytes, and a request sent in pieces', async () => {
     const runtimeDir = dir();
     const seen: unknown[] = [];
-    const server = await serveControlSocket(runtimeDir, async (request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); });
+    const server = await serveControlSocket(runtimeDir, handling((request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); }));
     const raw = (pieces: string[]) => new Promise<string>((resolve) => {
       const socket = net.connect(controlSocketPath(runtimeDir));
       let text = '';
       socket.on('data', (c: Buffer) => { text += c.toString(); });
       socket.on('close', () => resolve(text));
-      socket.on('connect', async () => {
-        for (const piece of pieces) {
-          socket.write(piece);
-          await new Promise((r) => setTimeout(r, 10));
-        }
-      });
+      socket.on('connect', () => void writeSlowly(socket, pieces));
     });
     try {
       const padded = `{"op":"status","pad":"${'x'.repeat(4096 - 25)}"}\n`;
@@ -200,7 +197,7 @@ describe('control socket: edges', () => {
 
   it('says when the daemon ended a single-answer request without an answer', async () => {
     const runtimeDir = dir();
-    const server = await serveControlSocket(runtimeDir, async () => undefined);
+    const server = await serveControlSocket(runtimeDir, answering());
     try {
       await expect(askDaemon(runtimeDir, { op: 'status' }, 'status')).rejects.toThrow('the daemon ended the status request without an answer');
     } finally {
@@ -220,7 +217,7 @@ describe('control socket: edges', () => {
 
   it('tells the CLI no daemon listens when the socket file is stale', async () => {
     const runtimeDir = dir();
-    const server = await serveControlSocket(runtimeDir, async () => undefined);
+    const server = await serveControlSocket(runtimeDir, answering());
     await new Promise((resolve) => server.close(resolve));
     writeFileSync(controlSocketPath(runtimeDir), '');
     await expect(askDaemon(runtimeDir, { op: 'status' }, 'status')).rejects.toBeInstanceOf(DaemonAbsentError);
@@ -230,7 +227,7 @@ describe('control socket: edges', () => {
   it('takes the first line of a connection as its one request and ignores what follows', async () => {
     const runtimeDir = dir();
     const seen: unknown[] = [];
-    const server = await serveControlSocket(runtimeDir, async (request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); });
+    const server = await serveControlSocket(runtimeDir, handling((request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); }));
     try {
       const answer = await new Promise<string>((resolve) => {
         const socket = net.connect(controlSocketPath(runtimeDir));
@@ -248,7 +245,7 @@ describe('control socket: edges', () => {
 
   it('fails, rather than hangs, when its socket cannot be made', async () => {
     const deep = path.join(dir(), 'x'.repeat(120));
-    await expect(serveControlSocket(deep, async () => undefined)).rejects.toThrow();
+    await expect(serveControlSocket(deep, answering())).rejects.toThrow();
   });
 
   it('accepts every event the daemon sends', () => {
@@ -260,3 +257,11 @@ describe('control socket: edges', () => {
     expect(payloadOf({ event: 'step', step: 'tpm', message: 'm' })).toEqual({ step: 'tpm', message: 'm' });
   });
 });
+
+/** Writes each piece 10 ms after the one before, so the server reads a request in pieces. */
+async function writeSlowly(socket: net.Socket, pieces: string[]): Promise<void> {
+  for (const piece of pieces) {
+    socket.write(piece);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

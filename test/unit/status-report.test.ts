@@ -9,6 +9,7 @@ import type { DaemonStatus } from '../../agent/daemon/daemon.js';
 import { Logger } from '../../agent/log/logger.js';
 import { writeAssignment } from '../../agent/state/assignment-store.js';
 import { DiskQueue } from '../../agent/telemetry/disk-queue.js';
+import { answering } from './control-handlers.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
 
@@ -152,7 +153,7 @@ describe('status when the daemon does not run', () => {
 
   it('asks the daemon when one listens on the control socket', async () => {
     const config = configIn(tempDir());
-    const server = await serveControlSocket(config.runtimeDir, async (_request, reply) => reply({ event: 'status', ...running() }));
+    const server = await serveControlSocket(config.runtimeDir, answering({ event: 'status', ...running() }));
     try {
       expect(await statusReport(config)).toEqual({ ...running(), daemon: 'running' });
     } finally {
@@ -162,7 +163,7 @@ describe('status when the daemon does not run', () => {
 
   it('passes on a daemon that answers with an error', async () => {
     const config = configIn(tempDir());
-    const server = await serveControlSocket(config.runtimeDir, async (_request, reply) => reply({ event: 'error', message: 'busy' }));
+    const server = await serveControlSocket(config.runtimeDir, answering({ event: 'error', message: 'busy' }));
     try {
       await expect(statusReport(config)).rejects.toThrow('the daemon refused status: busy');
     } finally {
