@@ -13,6 +13,7 @@ import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { capturingLogger, commandContext } from './command-context.js';
+import { arrayContaining, ofType } from '../support/matchers.js';
 
 /**
  * The endpoint on a real connection: the unmodified device SDK over MQTT and TLS to the
@@ -79,7 +80,7 @@ describe('commands served as direct methods', () => {
 
   it('answers a method nobody registered with 404 and the known names, instead of leaving the caller to time out', async () => {
     const { invoke, results } = await servedDevice();
-    expect(await invoke('formatDisk', { now: true })).toMatchObject({ status: 404, payload: { known: expect.arrayContaining(['ping', 'reboot']) } });
+    expect(await invoke('formatDisk', { now: true })).toMatchObject({ status: 404, payload: { known: arrayContaining(['ping', 'reboot']) } });
     expect(results).toMatchObject([{ command: 'formatDisk', via: 'method', status: 404 }]);
   });
 });
@@ -90,7 +91,7 @@ describe('commands served as C2D envelopes', () => {
     await send(JSON.stringify({ command: 'setTelemetryInterval', args: { seconds: 45 }, id: 'op-1' }));
     await expect.poll(() => executed.find('op-1')?.status).toBe(200);
     expect(results).toMatchObject([{ command: 'setTelemetryInterval', via: 'c2d', id: 'op-1', status: 200, payload: { intervalSeconds: 45 } }]);
-    expect(executed.find('op-1')).toMatchObject({ id: 'op-1', command: 'setTelemetryInterval', at: expect.any(String) });
+    expect(executed.find('op-1')).toMatchObject({ id: 'op-1', command: 'setTelemetryInterval', at: ofType(String) });
     await send(JSON.stringify({ command: 'setTelemetryInterval', args: { seconds: 50 }, id: 'op-1' }));
     await expect.poll(() => reported.length).toBe(1);
     expect(reported[0]).toMatchObject({

@@ -38,18 +38,18 @@ describe('ping', () => {
 describe('the commands that answer what the daemon knows', () => {
   it('getSystemInfo answers the daemon\'s system facts as they are', async () => {
     const facts = { os: { distro: 'Debian' }, temperature: null };
-    expect(await new CommandRegistry(commandContext({ systemInfo: async () => facts })).dispatch('getSystemInfo', {}, method)).toEqual({ status: 200, payload: facts });
+    expect(await new CommandRegistry(commandContext({ systemInfo: () => Promise.resolve(facts) })).dispatch('getSystemInfo', {}, method)).toEqual({ status: 200, payload: facts });
   });
 
   it('getHardeningStatus answers the engine\'s status as it is', async () => {
     const status = { profile: 'strict', drift: 0 };
-    const context = commandContext({ hardening: { apply: async () => ({}), status: async () => status } });
+    const context = commandContext({ hardening: { apply: () => Promise.resolve({}), status: () => Promise.resolve(status) } });
     expect(await new CommandRegistry(context).dispatch('getHardeningStatus', {}, method)).toEqual({ status: 200, payload: status });
   });
 
   it('attestationKey answers the key the TPM side holds', async () => {
     const key = { akPublic: 'AAAA', akName: '000b11', handle: '0x81010100', created: true };
-    const context = commandContext({ attestation: { ...commandContext().attestation, key: async () => key } });
+    const context = commandContext({ attestation: { ...commandContext().attestation, key: () => Promise.resolve(key) } });
     expect(await new CommandRegistry(context).dispatch('attestationKey', {}, method)).toEqual({ status: 200, payload: key });
   });
 });
@@ -84,7 +84,7 @@ describe('reprovision', () => {
     let asked = 0;
     const context = commandContext({
       identity: () => identity,
-      requestReprovision: async () => { asked++; identity = { state: 'ready', deviceId: 'd1', assignedHub: 'hub-b' }; },
+      requestReprovision: () => { asked++; identity = { state: 'ready', deviceId: 'd1', assignedHub: 'hub-b' }; return Promise.resolve(); },
     });
     const started = performance.now();
     const { reply, final } = await new CommandRegistry(context).execute('reprovision', {}, method);
@@ -117,12 +117,12 @@ describe('reboot', () => {
 describe('applyHardening', () => {
   function withApply(apply: (profile: string, timeout: number) => Promise<Record<string, unknown>>) {
     const calls: [string, number][] = [];
-    const context = commandContext({ hardening: { apply: (p, t) => { calls.push([p, t]); return apply(p, t); }, status: async () => ({}) } });
+    const context = commandContext({ hardening: { apply: (p, t) => { calls.push([p, t]); return apply(p, t); }, status: () => Promise.resolve({}) } });
     return { registry: new CommandRegistry(context), calls };
   }
 
   it('confirms within 60 s unless asked otherwise, and says so in its acknowledgement', async () => {
-    const { registry, calls } = withApply(async () => ({ confirmed: true }));
+    const { registry, calls } = withApply(() => Promise.resolve({ confirmed: true }));
     const { reply } = await registry.execute('applyHardening', { profile: 'strict' }, method);
     expect(reply).toEqual({ status: 202, payload: {
       accepted: true, message: 'applying profile strict, confirming within 60 s', profile: 'strict', confirmTimeoutSec: 60,
@@ -131,7 +131,7 @@ describe('applyHardening', () => {
   });
 
   it('takes a confirm timeout from 5 s to an hour', async () => {
-    const { registry, calls } = withApply(async () => ({ confirmed: true }));
+    const { registry, calls } = withApply(() => Promise.resolve({ confirmed: true }));
     await (await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 5 }, method)).final;
     await (await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 3600 }, method)).final;
     expect(calls).toEqual([['strict', 5], ['strict', 3600]]);
@@ -140,29 +140,29 @@ describe('applyHardening', () => {
   });
 
   it('reports the engine\'s report as the final result: applied and confirmed, or applied', async () => {
-    const confirmed = withApply(async () => ({ confirmed: true, rolledBack: false }));
+    const confirmed = withApply(() => Promise.resolve({ confirmed: true, rolledBack: false }));
     expect(await (await confirmed.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
       status: 200, payload: { message: 'profile strict applied and confirmed', report: { confirmed: true, rolledBack: false } },
     });
-    const unconfirmed = withApply(async () => ({ confirmed: false }));
+    const unconfirmed = withApply(() => Promise.resolve({ confirmed: false }));
     expect(await (await unconfirmed.registry.execute('applyHardening', { profile: 'baseline' }, method)).final).toEqual({
       status: 200, payload: { message: 'profile baseline applied', report: { confirmed: false } },
     });
   });
 
   it('reports a refusal with its own status, and any other failure as 500 naming the profile', async () => {
-    const refused = withApply(async () => { throw new CommandFailure(400, 'profile must be a name, never a path'); });
+    const refused = withApply(() => Promise.reject(new CommandFailure(400, 'profile must be a name, never a path')));
     expect(await (await refused.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
       status: 400, payload: { message: 'profile must be a name, never a path' },
     });
-    const broken = withApply(async () => { throw new Error('iptables-restore: line 3 failed'); });
+    const broken = withApply(() => Promise.reject(new Error('iptables-restore: line 3 failed')));
     expect(await (await broken.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
       status: 500, payload: { message: 'profile strict not applied: iptables-restore: line 3 failed' },
     });
   });
 
   it.each(['../etc/x', 'strict.yaml', ''])('refuses the profile %j before anything is applied', async (profile) => {
-    const { registry, calls } = withApply(async () => ({}));
+    const { registry, calls } = withApply(() => Promise.resolve({}));
     expect(await registry.dispatch('applyHardening', { profile }, method)).toMatchObject({ status: 400, payload: { field: 'profile' } });
     expect(calls).toEqual([]);
   });
@@ -219,23 +219,21 @@ describe('uploadSupportBundle', () => {
   });
 
   it('rounds the size up to whole KiB', async () => {
-    const context = commandContext({ support: { buildAndUpload: async ({ blobName }) => ({ blobName, bytes: 1, collectors: {} }) } });
+    const context = commandContext({ support: { buildAndUpload: ({ blobName }) => Promise.resolve({ blobName, bytes: 1, collectors: {} }) } });
     const { final } = await new CommandRegistry(context).execute('uploadSupportBundle', {}, method);
     expect(((await final).payload as { message: string }).message).toMatch(/ \(1 KiB\)$/);
   });
 
   it('keeps the status of a failure the daemon understood (not connected: 503)', async () => {
-    const context = commandContext({ support: { buildAndUpload: async () => { throw new CommandFailure(503, 'not connected to the hub'); } } });
+    const context = commandContext({ support: { buildAndUpload: () => Promise.reject(new CommandFailure(503, 'not connected to the hub')) } });
     const { final } = await new CommandRegistry(context).execute('uploadSupportBundle', {}, method);
     expect(await final).toEqual({ status: 503, payload: { message: 'support bundle not uploaded: not connected to the hub' } });
   });
 
   it('takes a bundle again after one failed', async () => {
     let fail = true;
-    const context = commandContext({ support: { buildAndUpload: async ({ blobName }) => {
-      if (fail) throw new Error('no storage linked');
-      return { blobName, bytes: 1, collectors: {} };
-    } } });
+    const context = commandContext({ support: { buildAndUpload: ({ blobName }) =>
+      fail ? Promise.reject(new Error('no storage linked')) : Promise.resolve({ blobName, bytes: 1, collectors: {} }) } });
     const registry = new CommandRegistry(context);
     expect((await (await registry.execute('uploadSupportBundle', {}, method)).final).status).toBe(500);
     fail = false;
@@ -251,7 +249,7 @@ describe('uploadSupportBundle', () => {
 
 describe('attest', () => {
   it('answers a TPM failure as a failure of the command', async () => {
-    const context = commandContext({ attestation: { ...commandContext().attestation, quote: async () => { throw new CommandFailure(409, 'no attestation key yet: call attestationKey first'); } } });
+    const context = commandContext({ attestation: { ...commandContext().attestation, quote: () => Promise.reject(new CommandFailure(409, 'no attestation key yet: call attestationKey first')) } });
     const nonce = Buffer.alloc(16, 1).toString('base64');
     expect(await new CommandRegistry(context).dispatch('attest', { nonce }, method)).toEqual({ status: 409, payload: { message: 'no attestation key yet: call attestationKey first' } });
   });

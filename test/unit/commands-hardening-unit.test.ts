@@ -17,6 +17,7 @@ import { bootId } from '../../hardening/lock.js';
 import { parseProfileText } from '../../hardening/load-profile.js';
 import { profileHash, validateProfile } from '../../hardening/profile.js';
 import { Records } from '../../hardening/records.js';
+import { stringMatching } from '../support/matchers.js';
 
 const run = promisify(execFile);
 
@@ -128,7 +129,7 @@ esac
 
   it('says how the unit failed when systemctl gave no words and its result cannot be read', async () => {
     await expect(attempt('exit 5')).rejects.toMatchObject({
-      status: 500, message: expect.stringMatching(/^profile strict: iot-agent-harden-apply@strict\.service failed \(Command failed: \S+systemctl --no-ask-password start iot-agent-harden-apply@strict\.service\n?\) without recording an outcome for this request$/),
+      status: 500, message: stringMatching(/^profile strict: iot-agent-harden-apply@strict\.service failed \(Command failed: \S+systemctl --no-ask-password start iot-agent-harden-apply@strict\.service\n?\) without recording an outcome for this request$/),
     });
   });
 
@@ -200,7 +201,7 @@ describe('hardening status of the unprivileged agent', () => {
   it('reports a corrupt record instead of failing the summary', async () => {
     const { access, store } = await siteWith({});
     await writeFile(store.applied.file, '{"profile": {"na');
-    expect(await access.summary()).toMatchObject({ profile: null, recordError: expect.stringMatching(/applied\.json is corrupt: not valid JSON/) });
+    expect(await access.summary()).toMatchObject({ profile: null, recordError: stringMatching(/applied\.json is corrupt: not valid JSON/) });
   });
 
   it('refuses anything but a profile name, in process too: a .yaml or path from the cloud is never read', async () => {
@@ -208,7 +209,7 @@ describe('hardening status of the unprivileged agent', () => {
     await writeFile(path.join(root, 'evil.yaml'), 'firewall: { inbound: [{ port: 1 }] }\n');
     const access = hardeningAccess({ root, backend: 'auto', netns: 'iotagent-none', confirmTargets: [{ host: '10.0.0.1', port: 8883 }] }, () => []);
     for (const name of ['evil.yaml', path.join(root, 'evil.yaml'), './evil', '../evil', 'evil.yml']) {
-      await expect(access.apply(name, 5), name).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/never a path/) });
+      await expect(access.apply(name, 5), name).rejects.toMatchObject({ status: 400, message: stringMatching(/never a path/) });
     }
   });
 
@@ -225,7 +226,7 @@ describe('hardening status of the unprivileged agent', () => {
     const { applied } = appliedStrict();
     const { access, store } = await siteWith({ applied });
     await writeFile(store.verified.file, '[]');
-    expect(await access.status()).toMatchObject({ profile: 'strict', drift: null, driftError: expect.stringMatching(/verified\.json is corrupt: not a JSON object/) });
+    expect(await access.status()).toMatchObject({ profile: 'strict', drift: null, driftError: stringMatching(/verified\.json is corrupt: not a JSON object/) });
   });
 
   it('keeps the drifted items out of the summary the twin reports', async () => {
@@ -271,7 +272,7 @@ describe('hardening status of an agent that applies in process', () => {
 
   it('names why the live state could not be verified', async () => {
     const access = await liveSite('echo "Cannot open network namespace \\"iotagent-test-ns\\": No such file or directory" >&2; exit 1');
-    expect(await access.summary()).toMatchObject({ profile: 'strict', drift: null, driftError: expect.stringMatching(/Cannot open network namespace/) });
+    expect(await access.summary()).toMatchObject({ profile: 'strict', drift: null, driftError: stringMatching(/Cannot open network namespace/) });
   });
 });
 

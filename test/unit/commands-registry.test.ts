@@ -4,6 +4,7 @@ import { MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
 import { COMMANDS, CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
 import { Logger } from '../../agent/log/logger.js';
 import { capturingLogger, commandContext as context } from './command-context.js';
+import { arrayContaining } from '../support/matchers.js';
 
 describe('the command registry', () => {
   it('holds every command of the issue, each once', () => {
@@ -14,7 +15,7 @@ describe('the command registry', () => {
   it('answers an unknown command with 404 listing the known ones', async () => {
     const reply = await new CommandRegistry(context()).dispatch('format', {}, { via: 'method' });
     expect(reply.status).toBe(404);
-    expect(reply.payload).toMatchObject({ known: expect.arrayContaining(['ping', 'reboot']) });
+    expect(reply.payload).toMatchObject({ known: arrayContaining(['ping', 'reboot']) });
   });
 
   it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('treats the inherited name %s as unknown', async (name) => {
@@ -37,7 +38,7 @@ describe('the command registry', () => {
   it('tells the caller when a request is accepted for execution, before it runs, and not when it is refused', async () => {
     const registry = new CommandRegistry(context());
     const seen: string[] = [];
-    const origin = (tag: string) => ({ via: 'c2d' as const, id: tag, accepted: async () => { seen.push(tag); } });
+    const origin = (tag: string) => ({ via: 'c2d' as const, id: tag, accepted: () => { seen.push(tag); return Promise.resolve(); } });
     await registry.dispatch('nope', {}, origin('unknown'));
     await registry.dispatch('getLogs', { lines: 0 }, origin('invalid'));
     await registry.dispatch('ping', undefined, origin('good'));
@@ -45,7 +46,7 @@ describe('the command registry', () => {
   });
 
   it('answers a handler failure with 500 and a message, never a stack trace', async () => {
-    const registry = new CommandRegistry(context({ systemInfo: async () => { throw new Error('df hung', { cause: new Error('ETIMEDOUT') }); } }));
+    const registry = new CommandRegistry(context({ systemInfo: () => Promise.reject(new Error('df hung', { cause: new Error('ETIMEDOUT') })) }));
     const reply = await registry.dispatch('getSystemInfo', undefined, { via: 'method' });
     expect(reply).toEqual({ status: 500, payload: { message: 'getSystemInfo failed: df hung: ETIMEDOUT' } });
   });
@@ -58,7 +59,7 @@ describe('the command registry', () => {
   it('serialises exclusive commands: a second one while slow work runs gets 409, and the slot frees when it ends', async () => {
     let finish!: (report: Record<string, unknown>) => void;
     const results: CommandResult[] = [];
-    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise((r) => { finish = r; }), status: async () => ({}) } }), (r) => results.push(r));
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise((r) => { finish = r; }), status: () => Promise.resolve({}) } }), (r) => results.push(r));
     const first = await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'c2d', id: 'a' });
     expect(first.status).toBe(202);
     expect(await registry.dispatch('reprovision', {}, { via: 'method' })).toMatchObject({ status: 409, payload: { running: 'applyHardening' } });
@@ -71,15 +72,15 @@ describe('the command registry', () => {
   });
 
   it('reports a rolled-back hardening change as a failed final result', async () => {
-    const registry = new CommandRegistry(context({ hardening: { apply: async () => ({ rolledBack: true, reason: 'hub unreachable' }), status: async () => ({}) } }));
+    const registry = new CommandRegistry(context({ hardening: { apply: () => Promise.resolve({ rolledBack: true, reason: 'hub unreachable' }), status: () => Promise.resolve({}) } }));
     const { final } = await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 30 }, { via: 'twin' });
     expect(await final).toMatchObject({ status: 500, payload: { message: 'profile strict was rolled back: hub unreachable' } });
   });
 
   it('adds a command with one new module and one registry line', async () => {
     const echo = defineCommand({ name: 'echo', summary: 'echo', args: { text: { type: 'string', pattern: /^.*$/, maxLength: 10, expected: 'text' } },
-      run: async ({ text }) => { if (text === 'fail') throw new CommandFailure(418, 'teapot'); return { status: 200, payload: { text } }; } });
-    const registry = new CommandRegistry(context(), undefined, [...COMMANDS, echo as never]);
+      run: ({ text }) => (text === 'fail' ? Promise.reject(new CommandFailure(418, 'teapot')) : Promise.resolve({ status: 200, payload: { text } })) });
+    const registry = new CommandRegistry(context(), undefined, [...COMMANDS, echo]);
     expect(await registry.dispatch('echo', { text: 'hi' }, { via: 'method' })).toEqual({ status: 200, payload: { text: 'hi' } });
     expect(await registry.dispatch('echo', { text: 'fail' }, { via: 'method' })).toEqual({ status: 418, payload: { message: 'teapot' } });
   });
@@ -108,7 +109,7 @@ describe('the command registry', () => {
   });
 
   it('keeps an exclusive command\'s slot held while quick commands come and go', async () => {
-    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise(() => undefined), status: async () => ({}) } }));
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise(() => undefined), status: () => Promise.resolve({}) } }));
     expect((await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'method' })).status).toBe(202);
     expect((await registry.dispatch('ping', {}, { via: 'method' })).status).toBe(200);
     expect((await registry.dispatch('setTelemetryInterval', { seconds: 30 }, { via: 'method' })).status).toBe(200);
@@ -120,7 +121,7 @@ describe('the command registry', () => {
 
   it('keeps an exclusive command\'s slot held when other slow work that is not exclusive ends', async () => {
     const results: CommandResult[] = [];
-    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise(() => undefined), status: async () => ({}) } }), (r) => results.push(r));
+    const registry = new CommandRegistry(context({ hardening: { apply: () => new Promise(() => undefined), status: () => Promise.resolve({}) } }), (r) => results.push(r));
     expect((await registry.dispatch('applyHardening', { profile: 'strict' }, { via: 'method' })).status).toBe(202);
     const upload = await registry.execute('uploadSupportBundle', {}, { via: 'method' });
     expect((await upload.final).status).toBe(200);
@@ -141,7 +142,7 @@ describe('the command registry', () => {
 
   it('frees the exclusive slot and reports 500 when slow work fails after its acknowledgement', async () => {
     const results: CommandResult[] = [];
-    const registry = new CommandRegistry(context({ requestReprovision: async () => { throw new Error('DPS refused', { cause: new Error('401') }); } }), (r) => results.push(r));
+    const registry = new CommandRegistry(context({ requestReprovision: () => Promise.reject(new Error('DPS refused', { cause: new Error('401') })) }), (r) => results.push(r));
     const { reply, final } = await registry.execute('reprovision', {}, { via: 'c2d', id: 'op-7' });
     expect(reply.status).toBe(202);
     expect(registry.busyWith()).toBe('reprovision');
@@ -153,7 +154,7 @@ describe('the command registry', () => {
   });
 
   it('keeps a failure\'s message to its first line', async () => {
-    const registry = new CommandRegistry(context({ systemInfo: async () => { throw new Error('df failed\n    at stack frame 1\n    at stack frame 2'); } }));
+    const registry = new CommandRegistry(context({ systemInfo: () => Promise.reject(new Error('df failed\n    at stack frame 1\n    at stack frame 2')) }));
     expect(await registry.dispatch('getSystemInfo', {}, { via: 'method' })).toEqual({ status: 500, payload: { message: 'getSystemInfo failed: df failed' } });
   });
 
@@ -193,7 +194,7 @@ describe('the command registry', () => {
 
   it('logs quick method answers at debug, other results at info, and failures at warn with the handler\'s error', async () => {
     const { log, lines } = capturingLogger('debug');
-    const registry = new CommandRegistry(context({ log, systemInfo: async () => { throw new Error('df hung'); } }));
+    const registry = new CommandRegistry(context({ log, systemInfo: () => Promise.reject(new Error('df hung')) }));
     await registry.dispatch('ping', {}, { via: 'method' });
     await registry.dispatch('ping', {}, { via: 'c2d', id: 'p1' });
     await registry.execute('reprovision', {}, { via: 'method' }).then((r) => r.final);

@@ -3,22 +3,24 @@ import type { ApplyReport, HardeningEngine } from '../../hardening/engine.js';
 import { DEFAULT_PROBE_INTERVAL_MS, guardIdle, runGuard } from '../../hardening/guard-run.js';
 import type { History } from '../../hardening/known-good.js';
 import type { HostPort, ProbeResult } from '../../hardening/probe.js';
+import { stringMatching } from '../support/matchers.js';
 
 /** The engine's history in memory: what the guard reads, marks and reverts. */
 function fakeEngine(applied: History['applied'], knownGood: History['knownGood'], options: { goodRecordGone?: boolean } = {}) {
   const state = { applied, knownGood, reverts: 0, marks: 0, reverted: false };
   const engine = {
-    history: async (): Promise<History> => ({ applied: state.applied, knownGood: state.knownGood, pending: false }),
-    markKnownGood: async () => {
+    history: (): Promise<History> => Promise.resolve({ applied: state.applied, knownGood: state.knownGood, pending: false }),
+    markKnownGood: () => {
       state.marks++;
       state.applied = { ...state.applied!, confirmed: true };
       state.knownGood = { name: state.applied.name, hash: state.applied.hash };
+      return Promise.resolve();
     },
-    revertToKnownGood: async (): Promise<ApplyReport | null> => {
-      if (options.goodRecordGone) return null;
+    revertToKnownGood: (): Promise<ApplyReport | null> => {
+      if (options.goodRecordGone) return Promise.resolve(null);
       state.reverts++;
       state.reverted = true;
-      return { profile: 'strict', hash: 'good', changed: true, confirmed: false, rolledBack: false, notes: [], durationMs: 1 };
+      return Promise.resolve({ profile: 'strict', hash: 'good', changed: true, confirmed: false, rolledBack: false, notes: [], durationMs: 1 });
     },
   };
   return { state, engine: engine as unknown as HardeningEngine };
@@ -27,7 +29,7 @@ function fakeEngine(applied: History['applied'], knownGood: History['knownGood']
 /** A clock that only moves when the guard sleeps or probes, so the loop is tested without waiting. */
 function fakeClock() {
   let t = 1_000_000;
-  return { now: () => t, sleep: async (ms: number) => { t += ms; }, advance: (ms: number) => { t += ms; } };
+  return { now: () => t, sleep: (ms: number) => { t += ms; return Promise.resolve(); }, advance: (ms: number) => { t += ms; } };
 }
 
 const hub: HostPort = { host: 'hub.example.net', port: 8883 };
@@ -87,9 +89,9 @@ describe('boot guard run', () => {
     const { engine } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
     let probes = 0;
     const probe = (t: readonly HostPort[]) => { probes++; return answer(() => false)(t); };
-    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 6, probe, intervalMs: 3_000, now: () => 0, sleep: async () => undefined });
+    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 6, probe, intervalMs: 3_000, now: () => 0, sleep: () => Promise.resolve() });
     expect(probes).toBe(4);
-    expect(outcome).toMatchObject({ status: 'kept', reason: expect.stringMatching(/within the grace time/) });
+    expect(outcome).toMatchObject({ status: 'kept', reason: stringMatching(/within the grace time/) });
   });
 
   it('says which endpoints answered when it confirms', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AgentError, ExitCode } from '../../agent/errors.js';
 import { FAST_BACKOFF, parseTestTimings, runtimeOverrides } from '../../agent/runtime-overrides.js';
+import { stringContaining } from '../support/matchers.js';
 
 describe('runtime overrides from the environment', () => {
   it('takes nothing from an empty environment', () => {
@@ -49,7 +50,7 @@ describe('runtime overrides: each knob and its bounds', () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(AgentError);
-    expect(caught).toMatchObject({ exitCode: ExitCode.usage, hint: expect.stringContaining('swtpm:host=') });
+    expect(caught).toMatchObject({ exitCode: ExitCode.usage, hint: stringContaining('swtpm:host=') });
   });
 
   it('takes the hardening sandbox and the recorded reboot from their variables, and nothing else', () => {

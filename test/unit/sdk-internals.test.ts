@@ -18,7 +18,7 @@ function sdkClient() {
 }
 
 function tpmProvider() {
-  const security = new securityTpm.TpmSecurityClient('reg-1', {} as never);
+  const security = new securityTpm.TpmSecurityClient('reg-1', {});
   return securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient('d1', 'hub.invalid', security);
 }
 
@@ -75,8 +75,8 @@ describe('the SDK internals the agent relies on', () => {
     type Transport = { _getBaseTransportConfig(credentials: object): { uri: string; username: string; clientId: string } };
     const provider = tpmProvider();
     const credentials = { host: 'hub.example', deviceId: 'd1', sharedAccessSignature: 'SharedAccessSignature sr=x' };
-    const ws = (new deviceMqtt.MqttWs(provider as never) as unknown as Transport)._getBaseTransportConfig(credentials);
-    const tls = (new deviceMqtt.Mqtt(provider as never) as unknown as Transport)._getBaseTransportConfig(credentials);
+    const ws = (new deviceMqtt.MqttWs(provider) as unknown as Transport)._getBaseTransportConfig(credentials);
+    const tls = (new deviceMqtt.Mqtt(provider) as unknown as Transport)._getBaseTransportConfig(credentials);
     expect(ws.uri).toBe('wss://hub.example:443/$iothub/websocket');
     expect(tls.uri).toBe('mqtts://hub.example');
     expect({ ...ws, uri: undefined }).toEqual({ ...tls, uri: undefined });

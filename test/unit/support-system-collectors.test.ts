@@ -10,6 +10,7 @@ import { runCollector, type CollectedFile } from '../../agent/support/collector.
 import type { BundleSources } from '../../agent/support/sources.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
+import { ofType } from '../support/matchers.js';
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -59,7 +60,7 @@ describe('the network collector', () => {
     expect(entry.status).toBe('ok');
     const network = json(files, 'network/network.json');
     expect(network.hubKnown).toBe(false);
-    expect(network.reachability).toEqual([{ target: `${address}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' }]);
+    expect(network.reachability).toEqual([{ target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' }]);
   });
 
   it('tries the assigned hub on 8883 and 443, then DPS', async () => {
@@ -74,9 +75,9 @@ describe('the network collector', () => {
     const network = json(files, 'network/network.json');
     expect(network.hubKnown).toBe(true);
     expect(network.reachability).toEqual([
-      { target: `${hub}:8883`, reachable: true, ms: expect.any(Number) },
-      { target: `${hub}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' },
-      { target: `${address}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' },
+      { target: `${hub}:8883`, reachable: true, ms: ofType(Number) },
+      { target: `${hub}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
+      { target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
     ]);
   });
 
@@ -115,7 +116,7 @@ describe('the time collector', () => {
     const { files } = await runCollector(timeCollector(sources().sources));
     const time = json(files, 'time.json');
     expect(time).toEqual({
-      systemTime: expect.any(String), timedatectl: { Timezone: 'UTC', NTP: 'yes', NTPMessage: '{ Leap=0 }' },
+      systemTime: ofType(String), timedatectl: { Timezone: 'UTC', NTP: 'yes', NTPMessage: '{ Leap=0 }' },
       clockOffsetMs: null, clockOffsetNote: 'measured by the running daemon only',
     });
     expect(Date.parse(time.systemTime as string)).toBeGreaterThanOrEqual(before - 1);
