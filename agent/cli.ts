@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { runAction } from './cli/run-action.js';
+import type { OverrideOptions } from './runtime-overrides.js';
 import { agentVersion } from './version.js';
 
 // Each command loads its implementation on use: start-up is felt on slow boards, and
 // the Azure SDK alone costs hundreds of milliseconds to load.
 
 const version = agentVersion();
+
+/**
+ * The environment's overrides (IOT_AGENT_TPM and the test knobs), parsed here once for the
+ * command that runs and handed to it: no module below reads those variables.
+ */
+const overrides = async (options?: OverrideOptions) => (await import('./runtime-overrides.js')).runtimeOverrides(process.env, options);
 
 const program = new Command('iot-agent')
   .description('Device agent for Linux IoT boards: hardening, TPM identity, Azure IoT Hub provisioning and commands')
@@ -20,13 +27,13 @@ program
   .description('is this device ready? config, TPM, identity key, clock, DNS and TLS to DPS and hub, state; exit 1 if any fails')
   .option('--json', 'print one JSON object: {"checks":[{"id","status","message","hint"?}]}')
   .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/check.js')).check(command.optsWithGlobals())));
+    runAction(async () => (await import('./cli/check.js')).check(command.optsWithGlobals(), await overrides({ tpmAsGiven: true }))));
 
 program
   .command('run')
   .description('run the agent: provision with DPS when needed, keep the IoT Hub session healthy (systemd starts this)')
   .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/run.js')).run(command.optsWithGlobals())));
+    runAction(async () => (await import('./cli/run.js')).run(command.optsWithGlobals(), await overrides())));
 
 program
   .command('provision')
@@ -34,7 +41,7 @@ program
   .option('--force', 'register again even when a valid assignment is cached (the daemon always re-registers)')
   .option('--json', 'print one JSON object at the end')
   .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/provision.js')).provision(command.optsWithGlobals())));
+    runAction(async () => (await import('./cli/provision.js')).provision(command.optsWithGlobals(), await overrides())));
 
 program
   .command('status')
@@ -50,7 +57,7 @@ program
   .option('--since <duration>', 'journal entries from this long ago: 24h, 90m, 2d (default 24h)')
   .option('--json', 'print one JSON object: {"path","bytes","durationMs","daemon","collectors"}')
   .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/support-bundle.js')).supportBundle(command.optsWithGlobals())));
+    runAction(async () => (await import('./cli/support-bundle.js')).supportBundle(command.optsWithGlobals(), await overrides({ tpmAsGiven: true }))));
 
 const tpm = program.command('tpm').description("inspect the board's TPM 2.0");
 tpm
@@ -60,7 +67,8 @@ tpm
   .option('--registration-id <id>', 'use this registration id instead of the one derived from the EK')
   .option('--json', 'print one JSON object')
   .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(command.optsWithGlobals())));
+    runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(command.optsWithGlobals(),
+      await overrides({ tpmAsGiven: (command.opts() as { tpm?: string }).tpm !== undefined }))));
 
 const harden = program.command('harden').description('hardening profiles: firewall, IPv6, USB and network sysctls');
 const collect = (value: string, previous: string[]) => [...previous, value];

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from './errors.js';
+import { requireTransient } from './transient-require.js';
 import {
   DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_QUEUE_LIMIT, DEFAULT_TELEMETRY_INTERVAL_SECONDS, MAX_MESSAGES_PER_SECOND_RANGE, QUEUE_LIMIT_RANGE,
   TELEMETRY_INTERVAL_RANGE,
@@ -11,6 +12,11 @@ import { checkRegistrationId } from './tpm/registration-id.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './tpm/transport-spec.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
+
+/** A DPS ID scope: letters and digits. */
+export const ID_SCOPE_PATTERN = /^[A-Za-z0-9]{3,64}$/;
+/** A DNS host name (or an IPv4 address, as QA's local cloud uses): no scheme, no port. */
+export const HOST_NAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 /**
  * PCR 13: of the PCRs the TCG PC Client firmware profile leaves to the OS (8-15), the one
@@ -124,8 +130,9 @@ export async function loadConfig(path?: string): Promise<AgentConfig> {
 }
 
 export function parseConfig(text: string, source: string): AgentConfig {
-  // Loaded here, not at start-up: most boards' CLI runs never read a config file with content.
-  const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof Yaml;
+  // Loaded here, not at start-up (most CLI runs never read a config file with content), and
+  // not held: the daemon reads its config once, and again on SIGHUP.
+  const { parse: parseYaml } = requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml);
   let document: unknown;
   try {
     document = parseYaml(text, { uniqueKeys: true, prettyErrors: false });
@@ -158,10 +165,10 @@ export function parseConfig(text: string, source: string): AgentConfig {
   return {
     provisioning: {
       idScope: v.optional(provisioning.idScope, 'provisioning.idScope', (value, key) =>
-        v.matching(value, key, /^[A-Za-z0-9]{3,64}$/, 'an ID scope such as 0ne0012ABCD (letters and digits)')),
+        v.matching(value, key, ID_SCOPE_PATTERN, 'an ID scope such as 0ne0012ABCD (letters and digits)')),
       globalEndpoint: v.optional(provisioning.globalEndpoint, 'provisioning.globalEndpoint', (value, key) =>
-        v.matching(value, key, /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
-          'a host name such as global.azure-devices-provisioning.net (no scheme, no port)')) ?? DEFAULTS.provisioning.globalEndpoint,
+        v.matching(value, key, HOST_NAME_PATTERN, 'a host name such as global.azure-devices-provisioning.net (no scheme, no port)'))
+        ?? DEFAULTS.provisioning.globalEndpoint,
       registrationId: v.optional(provisioning.registrationId, 'provisioning.registrationId', (value, key) =>
         v.checked(value, key, checkRegistrationId)),
       reprovision: v.optional(provisioning.reprovision, 'provisioning.reprovision', (value, key) =>

@@ -3,12 +3,20 @@
  * The CLI prints them on one line; the daemon logs them with their cause chain.
  */
 
-/** Exit codes shared by every CLI command, so scripts can branch on them. */
+/**
+ * Every exit code of the program in one table, so scripts and systemd can branch on them.
+ * The last two are the daemon's (`iot-agent run`), in the sysexits.h range: systemd's
+ * Restart=on-failure starts a fresh process after either.
+ */
 export const ExitCode = {
   ok: 0,
   failure: 1,
   usage: 2,
   tpmUnavailable: 3,
+  /** EX_SOFTWARE: an uncaught exception; the daemon exits so that a clean process takes over. */
+  internalError: 70,
+  /** EX_TEMPFAIL: the restartAgent command asked for a fresh process. */
+  restartRequested: 75,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -1,22 +1,26 @@
+import path from 'node:path';
+import { BACKENDS, type Backend } from '../hardening/backend.js';
+import { parseHostPort } from '../hardening/probe.js';
 import { AgentError, ExitCode } from './errors.js';
-import { hardeningSiteFromEnv, type HardeningSite } from './commands/hardening-access.js';
-import { rebootSettingsFromEnv } from './commands/reboot-scheduler.js';
+import type { HardeningSite } from './hardening-bridge/site.js';
 import type { BackoffPolicy } from './retry/backoff.js';
 import { parseTransport } from './tpm/transport-spec.js';
 
 /**
- * What the environment may change of a run, read once at the CLI edge and handed down
- * explicitly, so that `run`, `provision`, `check` and `tpm info` agree:
+ * What the environment may change of a run, parsed once at the CLI edge (agent/cli.ts) and
+ * handed down explicitly: no other module reads these variables.
  * - IOT_AGENT_TPM: the TPM transport, over the config's tpm.transport (a technician's or
  *   QA's quick switch; `--tpm` wins over it where a command has that option);
- * - IOT_AGENT_TEST_TIMINGS, IOT_AGENT_HARDENING_TEST, IOT_AGENT_REBOOT_COMMAND: test knobs
- *   (shorter timings, a hardening sandbox, a recorded reboot). The packaged unit sets none.
+ * - IOT_AGENT_TEST_TIMINGS, IOT_AGENT_HARDENING_TEST, IOT_AGENT_REBOOT_COMMAND (with
+ *   IOT_AGENT_REBOOT_DELAY_SECONDS): test knobs (shorter timings, a hardening sandbox, a
+ *   recorded reboot). The packaged unit sets none.
+ * A malformed value is a usage error naming the variable.
  */
 export interface RuntimeOverrides {
   tpmTransport?: string;
   timings?: TestTimings;
   hardeningSite?: HardeningSite;
-  reboot?: { argv?: string[]; delaySeconds?: number };
+  reboot?: RebootOverride;
 }
 
 /** IOT_AGENT_TEST_TIMINGS, e.g. `tokenLifetime=6,renewalMargin=2,keepAlive=5,backoff=fast,spread=0,minReprovision=2,hubProbe=3,telemetrySecondMs=100`. */
@@ -33,27 +37,40 @@ export interface TestTimings {
   telemetrySecondMs?: number;
 }
 
-export const FAST_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 2_000, multiplier: 2 };
-
-/** IOT_AGENT_TPM as given (unchecked: `check` reports a bad one as a failed check rather than refusing to run). */
-export function tpmTransportOverride(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return env.IOT_AGENT_TPM?.trim() || undefined;
+/** IOT_AGENT_REBOOT_COMMAND: the reboot program as a JSON argv (tests: a script that records it ran), and its delay. */
+export interface RebootOverride {
+  argv: string[];
+  delaySeconds?: number;
 }
 
-export function runtimeOverrides(env: NodeJS.ProcessEnv = process.env): RuntimeOverrides {
+export const FAST_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 2_000, multiplier: 2 };
+
+const TEST_KNOB_HINT = 'a test knob; unset it for production';
+
+export interface OverrideOptions {
+  /**
+   * Keep a malformed IOT_AGENT_TPM as given instead of refusing it: `check` and
+   * `support-bundle` report it as a failed TPM check rather than refusing to run.
+   */
+  tpmAsGiven?: boolean;
+}
+
+export function runtimeOverrides(env: NodeJS.ProcessEnv, options: OverrideOptions = {}): RuntimeOverrides {
   const overrides: RuntimeOverrides = {};
-  const tpm = tpmTransportOverride(env);
+  const tpm = env.IOT_AGENT_TPM?.trim();
   if (tpm) {
-    try {
-      parseTransport(tpm);
-    } catch (err) {
-      throw new AgentError(`IOT_AGENT_TPM: ${(err as Error).message}`, { exitCode: ExitCode.usage, hint: (err as AgentError).hint });
+    if (!options.tpmAsGiven) {
+      try {
+        parseTransport(tpm);
+      } catch (err) {
+        throw new AgentError(`IOT_AGENT_TPM: ${(err as Error).message}`, { exitCode: ExitCode.usage, hint: (err as AgentError).hint });
+      }
     }
     overrides.tpmTransport = tpm;
   }
   if (env.IOT_AGENT_TEST_TIMINGS) overrides.timings = parseTestTimings(env.IOT_AGENT_TEST_TIMINGS);
-  if (env.IOT_AGENT_HARDENING_TEST) overrides.hardeningSite = hardeningSiteFromEnv(env);
-  if (env.IOT_AGENT_REBOOT_COMMAND) overrides.reboot = rebootSettingsFromEnv(env);
+  if (env.IOT_AGENT_HARDENING_TEST) overrides.hardeningSite = parseHardeningSite(env.IOT_AGENT_HARDENING_TEST);
+  if (env.IOT_AGENT_REBOOT_COMMAND) overrides.reboot = parseRebootOverride(env.IOT_AGENT_REBOOT_COMMAND, env.IOT_AGENT_REBOOT_DELAY_SECONDS);
   return overrides;
 }
 
@@ -93,5 +110,53 @@ function seconds(value: string, key: string, min: number, max: number): number {
 }
 
 function timingsError(reason: string): AgentError {
-  return new AgentError(`IOT_AGENT_TEST_TIMINGS ${reason}`, { exitCode: ExitCode.usage, hint: 'a test knob; unset it for production' });
+  return new AgentError(`IOT_AGENT_TEST_TIMINGS ${reason}`, { exitCode: ExitCode.usage, hint: TEST_KNOB_HINT });
+}
+
+/**
+ * IOT_AGENT_HARDENING_TEST, `netns=NAME,root=/tmp/x,backend=nft,confirm=10.0.0.2:8883;10.0.0.2:443`:
+ * a namespace and a temporary root the test created, never this machine's.
+ */
+export function parseHardeningSite(spec: string): HardeningSite {
+  const fields = new Map(spec.split(',').map((part) => {
+    const eq = part.indexOf('=');
+    return [part.slice(0, eq), part.slice(eq + 1)] as [string, string];
+  }));
+  const root = fields.get('root');
+  const netns = fields.get('netns');
+  if (!root || !path.isAbsolute(root) || root === '/') throw hardeningTestError('needs root=<absolute temporary directory>, never /');
+  if (!netns || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) throw hardeningTestError('needs netns=<a namespace the test created>');
+  const backend = (fields.get('backend') ?? 'auto') as Backend;
+  if (!BACKENDS.includes(backend)) throw hardeningTestError(`backend must be one of ${BACKENDS.join(', ')}`);
+  const confirm = fields.get('confirm');
+  let confirmTargets;
+  try {
+    confirmTargets = confirm ? confirm.split(';').map(parseHostPort) : undefined;
+  } catch (err) {
+    throw hardeningTestError(`confirm: ${(err as Error).message}`);
+  }
+  return { root, netns, backend, ...(confirmTargets ? { confirmTargets } : {}) };
+}
+
+function hardeningTestError(reason: string): AgentError {
+  return new AgentError(`IOT_AGENT_HARDENING_TEST ${reason}`, { exitCode: ExitCode.usage, hint: TEST_KNOB_HINT });
+}
+
+/** IOT_AGENT_REBOOT_COMMAND (a JSON array of strings) and IOT_AGENT_REBOOT_DELAY_SECONDS (whole seconds). */
+export function parseRebootOverride(command: string, delay: string | undefined): RebootOverride {
+  let argv: unknown;
+  try {
+    argv = JSON.parse(command);
+  } catch {
+    argv = undefined;
+  }
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
+    throw new AgentError('IOT_AGENT_REBOOT_COMMAND must be a JSON array of strings (the program and its arguments)', { exitCode: ExitCode.usage, hint: TEST_KNOB_HINT });
+  }
+  if (delay === undefined || delay === '') return { argv: argv as string[] };
+  const delaySeconds = /^\d{1,4}$/.test(delay) ? Number(delay) : NaN;
+  if (!(delaySeconds <= 3_600)) {
+    throw new AgentError(`IOT_AGENT_REBOOT_DELAY_SECONDS=${delay}: expected whole seconds from 0 to 3600`, { exitCode: ExitCode.usage, hint: TEST_KNOB_HINT });
+  }
+  return { argv: argv as string[], delaySeconds };
 }

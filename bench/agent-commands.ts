@@ -1,6 +1,7 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import mqtt from 'mqtt';
@@ -8,11 +9,12 @@ import { Logger } from '../agent/log/logger.js';
 import { DiskQueue } from '../agent/telemetry/disk-queue.js';
 import { deviceToken, deviceUsername } from '../test/cloud/hub/raw-mqtt.js';
 import { servernameFor } from '../test/cloud/tls.js';
-import { TEST_TIMINGS, type AgentFiles } from '../test/support/agent-process.js';
+import { TEST_TIMINGS } from '../test/support/agent-process.js';
 import { DeviceCloud } from '../test/support/device-cloud.js';
 import { invokeMethod } from '../test/support/direct-method.js';
-import { withHosts } from '../test/support/hosts.js';
 import { isObject, parseObject, stringFields } from '../test/support/json.js';
+import { CLI, FLAGS, rssOf, startAgent } from './agent-under-test.js';
+import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSummary } from './heap-snapshot.js';
 import { percentiles as stats } from './stats.js';
 
 /**
@@ -21,7 +23,8 @@ import { percentiles as stats } from './stats.js';
  * 1. Direct-method round trip (azure-iothub → hub → MQTT → agent → back) next to a bare
  *    mqtt.js responder (its own process) on the same hub, calls interleaved.
  *    Targets: p50 ≤ 1.2x, p99 ≤ 1.5x the bare responder.
- * 2. The agent's RSS at ready and after 10,000 method calls. Target: growth < 5 %.
+ * 2. The agent's RSS at ready (after 100 warm-up calls), after 10,000 method calls and
+ *    after 10,000 more. Targets: ≤ 5 % over the first 10,000, ≤ 1 % over the next.
  * 2b. The same round trip with the payload omitted (IoT Hub sends an empty body) next to
  *    `{}`, calls interleaved. Target: equal within noise (p50 ratio 0.9x to 1.1x).
  * 3. 10,000 messages in the agent's disk queue while the hub is down (written by the
@@ -31,6 +34,11 @@ import { percentiles as stats } from './stats.js';
  * 4. 3,000 queued messages drained into a hub limited to 100 D2C sends/s (with a traffic-
  *    shaping backlog of 30, under the agent's first window of 50). Target: ≥ 90 % of the
  *    limit, none lost, no duplicate, at most one reconnect.
+ * 5. What the agent's heap holds (heap snapshots: live objects only) at ready, after 10,000
+ *    calls, after 10,000 more and after 5 hub outages, with health telemetry every second,
+ *    and what grew: a leak shows here, V8 sizing its heap to the load does not.
+ *    BENCH_SNAPSHOTS=0 skips it.
+ * BENCH_CLI and BENCH_FLAGS pick the build and node flags (see agent-under-test.ts).
  * The hardening engine is pointed at a temporary root and a namespace that does not exist.
  */
 const PAIRS = 1_000;
@@ -41,14 +49,17 @@ const SETTLE_MS = 12_000;
 const EMPTY_PAIRS = 500;
 const THROTTLED = 3_000;
 const HUB_LIMIT = 100;
+const RECONNECTS = 5;
 
 export async function run(): Promise<void> {
+  const figures: Record<string, number> = {};
   const dc = await DeviceCloud.start({ deviceId: 'bench-agent', telemetry: { intervalSeconds: 3600, queueLimit: 20_000, maxMessagesPerSecond: 1_000 } });
   let bare: ChildProcess | undefined;
   // As in production: log level info (the test config's debug level writes a line per call).
   writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace('level: debug', 'level: info'));
   try {
-    let agent = startAgent(dc.files);
+    line(`agent: ${CLI}${FLAGS.length ? ` with ${FLAGS.join(' ')}` : ''}`);
+    let agent = startAgent(dc.files, { timings: TEST_TIMINGS });
     await agent.waitForLog('to=ready');
     const bareId = 'bench-bare';
     const key = randomBytes(32);
@@ -90,9 +101,9 @@ export async function run(): Promise<void> {
     line(`bare mqtt.js responder        p50 ${ms(b.p50)}  p99 ${ms(b.p99)}  (${PAIRS} calls, interleaved)`);
     line(`agent (registry, validation)  p50 ${ms(a.p50)}  p99 ${ms(a.p99)}`);
     line(`ratio p50 ${(a.p50 / b.p50).toFixed(2)}x (target ≤ 1.2x) ${a.p50 / b.p50 <= 1.2 ? 'OK' : 'OVER'}; p99 ${(a.p99 / b.p99).toFixed(2)}x (target ≤ 1.5x) ${a.p99 / b.p99 <= 1.5 ? 'OK' : 'OVER'}`);
-    const growth = (rssAfter - rssReady) / rssReady;
-    line(`agent RSS ${mb(rssReady)} at ready (after ${WARMUP} warm-up calls), ${mb(rssAfter)} after ${TOTAL_AGENT_CALLS} calls: ${(growth * 100).toFixed(1)} % (target < 5 %) ${growth < 0.05 ? 'OK' : 'OVER'}`);
-    line(`  for scale, the bare mqtt.js responder: ${mb(bareReady)} -> ${mb(bareAfter)} after ${PAIRS + WARMUP} calls (${((bareAfter - bareReady) / bareReady * 100).toFixed(1)} %)`);
+    const firstGrowth = (rssAfter - rssReady) / rssReady;
+    line(`agent RSS ${mb(rssReady)} at ready (after ${WARMUP} warm-up calls), ${mb(rssAfter)} after ${TOTAL_AGENT_CALLS} calls: ${pct(firstGrowth)} (target ≤ 5 %) ${firstGrowth <= 0.05 ? 'OK' : 'OVER'}`);
+    line(`  for scale, the bare mqtt.js responder: ${mb(bareReady)} -> ${mb(bareAfter)} after ${PAIRS + WARMUP} calls (${pct((bareAfter - bareReady) / bareReady)})`);
     line(`  V8 heap in use ${mb(heapReady)} at ready, ${mb(heapAfter)} after (from getSystemInfo)`);
 
     line(`  both read ${SETTLE_MS / 1000} s after the calls stopped; right after the last call: ${mb(rssRightAfter)}`);
@@ -100,7 +111,17 @@ export async function run(): Promise<void> {
     for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const rssTwice = rssOf(agent.child.pid!);
-    line(`  after another ${TOTAL_AGENT_CALLS} calls: ${mb(rssTwice)} (${((rssTwice - rssAfter) / rssAfter * 100).toFixed(1)} % over the first ${TOTAL_AGENT_CALLS}), V8 heap in use ${mb(await heapOf())}`);
+    const secondGrowth = (rssTwice - rssAfter) / rssAfter;
+    line(`agent RSS ${mb(rssTwice)} after another ${TOTAL_AGENT_CALLS} calls: ${pct(secondGrowth)} over the first ${TOTAL_AGENT_CALLS} (target ≤ 1 %) ${secondGrowth <= 0.01 ? 'OK' : 'OVER'}; V8 heap in use ${mb(await heapOf())}`);
+    figures.rssReadyBytes = rssReady;
+    figures.rssAfterBytes = rssAfter;
+    figures.rssAfterTwiceBytes = rssTwice;
+    figures.growthFirst = round(firstGrowth);
+    figures.growthSecond = round(secondGrowth);
+    figures.p50Ratio = round(a.p50 / b.p50);
+    figures.p99Ratio = round(a.p99 / b.p99);
+    figures.agentP50Ms = round(a.p50);
+    figures.bareP50Ms = round(b.p50);
 
     // 2b. Payload omitted (an empty body on the wire) next to {}.
     const emptyTimes: number[] = [];
@@ -122,7 +143,7 @@ export async function run(): Promise<void> {
     const mids = await fillQueue(dc.files.stateDir, QUEUED);
     const appendMs = performance.now() - t0;
     line(`queued ${QUEUED} messages on disk in ${appendMs.toFixed(0)} ms (${(QUEUED / appendMs * 1000).toFixed(0)} appends/s, each fdatasync'ed)`);
-    agent = startAgent(dc.files);
+    agent = startAgent(dc.files, { timings: TEST_TIMINGS });
     await agent.waitForLog('event=telemetry.queue_opened');
     const hubBack = performance.now();
     await dc.hub.startMqtt();
@@ -137,17 +158,63 @@ export async function run(): Promise<void> {
     const throttledMids = await fillQueue(dc.files.stateDir, THROTTLED);
     dc.hub.configure({ perSecond: HUB_LIMIT, backlog: 30 });
     const throttledBefore = dc.hub.counters.d2cThrottled;
-    agent = startAgent(dc.files);
+    agent = startAgent(dc.files, { timings: TEST_TIMINGS });
     const drain = await collect(dc, throttledMids, 180_000);
-    const sessions = agent.lines().filter((l) => l.includes('event=hub.connecting')).length;
+    const sessions = agent.lines.filter((l) => l.includes('event=hub.connecting')).length;
     const throttledRate = drain.received / (drain.ms / 1000);
     const ok = throttledRate >= 0.9 * HUB_LIMIT && drain.received === THROTTLED && drain.duplicates === 0 && sessions - 1 <= 1;
     line(`drained ${drain.received}/${THROTTLED} into a hub limited to ${HUB_LIMIT} sends/s (backlog 30): ${throttledRate.toFixed(1)} msg/s = ${(throttledRate / HUB_LIMIT * 100).toFixed(0)} % of the limit `
       + `(target ≥ 90 %), lost ${THROTTLED - drain.received}, duplicates ${drain.duplicates}, reconnects ${sessions - 1} (target ≤ 1), hub 429s ${dc.hub.counters.d2cThrottled - throttledBefore} ${ok ? 'OK' : 'OVER'}`);
     await agent.stop();
+    figures.drainPerSecond = Math.round(rate);
+
+    // 5. What the heap holds and what grows, from snapshots (live objects only).
+    if (process.env.BENCH_SNAPSHOTS !== '0') await heapSnapshots(dc, invoke);
+    line(JSON.stringify({ bench: 'agent-commands', cli: CLI, flags: FLAGS, loadAverage1m: round(loadavg()[0]!), ...figures }));
   } finally {
     bare?.kill();
     await dc.stop();
+  }
+}
+
+/** Snapshots of the agent's heap at ready, after 10,000 calls and after 10,000 more, and what grew between them. */
+async function heapSnapshots(dc: DeviceCloud, invoke: (deviceId: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-bench-heap-'));
+  // Health telemetry every second this time (10 of the test timings' 100 ms seconds), so that what it leaves behind shows too.
+  writeFileSync(dc.files.configPath, readFileSync(dc.files.configPath, 'utf8').replace(/intervalSeconds: \d+/, 'intervalSeconds: 10'));
+  const agent = startAgent(dc.files, { extraFlags: [SNAPSHOT_FLAG], cwd: dir, timings: TEST_TIMINGS });
+  try {
+    await agent.waitForLog('to=ready');
+    const summaries: [string, HeapSummary][] = [];
+    const snap = async (label: string) => {
+      const file = await takeSnapshot(agent.child.pid!, dir);
+      summaries.push([label, summarize(file)]);
+      rmSync(file);
+    };
+    for (let i = 0; i < WARMUP; i++) await invoke(dc.deviceId);
+    await snap('at ready');
+    for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
+    await snap(`after ${TOTAL_AGENT_CALLS} calls`);
+    for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
+    await snap(`after ${2 * TOTAL_AGENT_CALLS} calls`);
+    // Each reconnect makes a new SDK client: what the old one left behind shows here.
+    for (let i = 0; i < RECONNECTS; i++) {
+      await dc.hub.stopMqtt();
+      await new Promise((r) => setTimeout(r, 1_000));
+      await dc.hub.startMqtt();
+      await waitFor(() => invoke(dc.deviceId));
+    }
+    for (let i = 0; i < WARMUP; i++) await invoke(dc.deviceId);
+    await snap(`after ${RECONNECTS} reconnects`);
+    line(`heap held (snapshots, live objects only): ${summaries.map(([label, s]) => `${mb(s.total)} ${label}`).join(', ')}`);
+    line(`  largest at ready: ${largest(summaries[0]![1], 6).map((g) => `${g.key} ${kb(g.bytes)}`).join('; ')}`);
+    for (let i = 1; i < summaries.length; i++) {
+      const rows = growth(summaries[i - 1]![1], summaries[i]![1], 6).filter((g) => g.bytes !== 0);
+      line(`  grew ${summaries[i - 1]![0]} -> ${summaries[i]![0]}: ${rows.map((g) => `${g.key} ${kb(g.bytes, true)} (${g.count >= 0 ? '+' : ''}${g.count})`).join('; ') || 'nothing'}`);
+    }
+  } finally {
+    await agent.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -185,41 +252,17 @@ async function collect(dc: DeviceCloud, mids: Set<string>, timeoutMs: number): P
   return { received: received.size, duplicates, ms: last - first, firstAt: first };
 }
 
-/** The built agent (`dist/agent/cli.js run`), as test/support's AgentProcess starts it from the sources' side. */
-function startAgent(files: AgentFiles) {
-  const argv = [fileURLToPath(new URL('../agent/cli.js', import.meta.url)), '--config', files.configPath, 'run'];
-  const { command, args } = files.hostsFile ? withHosts(files.hostsFile, process.execPath, argv) : { command: process.execPath, args: argv };
-  const child = spawn(command, args, {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TEST_TIMINGS: TEST_TIMINGS, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
-  });
-  const lines: string[] = [];
-  let partial = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-  });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  return {
-    child,
-    lines: () => lines,
-    async waitForLog(text: string, timeoutMs = 60_000): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      while (!lines.some((l) => l.includes(text))) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`agent: no ${text}:\n${lines.slice(-10).join('\n')}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-    async stop(): Promise<void> {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-function rssOf(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) * 1024;
+/** Retries `op` until it succeeds (the agent reconnecting after a hub outage), for up to a minute. */
+async function waitFor(op: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 async function timed(op: () => Promise<void>): Promise<number> {
@@ -231,6 +274,9 @@ async function timed(op: () => Promise<void>): Promise<number> {
 
 const ms = (v: number) => `${v.toFixed(2)} ms`;
 const mb = (v: number) => `${(v / 2 ** 20).toFixed(1)} MiB`;
+const kb = (v: number, signed = false) => `${signed && v >= 0 ? '+' : ''}${(v / 1024).toFixed(0)} KiB`;
+const pct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)} %`;
+const round = (v: number) => Math.round(v * 1000) / 1000;
 const line = (text: string) => process.stdout.write(`${text}\n`);
 
 /** The floor: a device that is nothing but mqtt.js answering every method with a fixed small JSON. */

@@ -7,6 +7,7 @@ import { serviceClients } from '../test/cloud/hub/service-sdk.js';
 import type { AgentFiles } from '../test/support/agent-process.js';
 import { invokeMethod } from '../test/support/direct-method.js';
 import { TinyProxy } from '../test/support/tinyproxy.js';
+import { FLAGS } from './agent-under-test.js';
 import { median, percentiles } from './stats.js';
 
 const USER = { name: 'bench', password: 'BenchPw1' };
@@ -78,7 +79,7 @@ export async function networkRows(dir: string, files: AgentFiles, description: C
 /** `iot-agent run` to its state.changed to=ready line; the agent keeps running until stop(). */
 async function startToReady(cli: string, configPath: string): Promise<{ ms: number; stop(): Promise<void> }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [cli, '--config', configPath, 'run'], {
+  const child = spawn(process.execPath, [...FLAGS, cli, '--config', configPath, 'run'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
   });
   const lines: string[] = [];

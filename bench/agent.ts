@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Daemon } from '../agent/daemon/daemon.js';
 import { loadConfig } from '../agent/config.js';
 import { Logger } from '../agent/log/logger.js';
@@ -16,6 +16,7 @@ import { CloudProcess, firstLine } from '../test/support/cloud-process.js';
 import { randomLoopbackAddress } from '../test/support/ports.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
 import { clientFor } from '../test/support/tpm.js';
+import { CLI, FLAGS, rssOf } from './agent-under-test.js';
 import { networkRows } from './agent-network.js';
 import { median } from './stats.js';
 
@@ -26,13 +27,11 @@ import { median } from './stats.js';
  * ready; and the event loop's largest stall while the daemon provisions and connects.
  * Then the same device over MQTT on 8883 and over MQTT over WebSockets on 443 through an
  * authenticating proxy (tinyproxy), interleaved: warm start and method round trip (agent-network.ts).
- * BENCH_ROUNDS sets the rounds (default 7); BENCH_FLAGS adds node flags to the agent's
- * command line, to compare V8 settings (e.g. --max-semi-space-size=1); BENCH_CLI runs
- * another build of the CLI (the packaged bundle).
+ * BENCH_ROUNDS sets the rounds (default 7). The agent runs with the unit's node flags,
+ * BENCH_FLAGS replaces them and BENCH_CLI runs another build of the CLI (the packaged
+ * bundle): see agent-under-test.ts.
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-// BENCH_CLI: another build of the CLI to measure, e.g. the bundle that goes into the .deb.
-const CLI = process.env.BENCH_CLI ?? fileURLToPath(new URL('../agent/cli.js', import.meta.url));
 const SAMPLE = fileURLToPath(new URL('./sdk-sample-flow.js', import.meta.url));
 
 export async function run(): Promise<void> {
@@ -77,8 +76,9 @@ export async function run(): Promise<void> {
     for (const row of [['measure', 'value', 'vs baseline', 'target', 'result'], ...rows]) {
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
     }
-    process.stdout.write(`medians of ${ROUNDS} interleaved rounds; lag from one in-process cold start (perf_hooks, 1 ms resolution)\n`);
-    process.stdout.write(`${JSON.stringify({ bench: 'agent', rounds: ROUNDS, sampleMs: m.sample, warmMs: m.warm, coldMs: m.cold,
+    process.stdout.write(`agent: ${CLI}${FLAGS.length ? ` with ${FLAGS.join(' ')}` : ' without node flags'}\n`);
+    process.stdout.write(`medians of ${ROUNDS} interleaved rounds; lag from one cold start of the daemon in a process with the same node flags (perf_hooks, 1 ms resolution)\n`);
+    process.stdout.write(`${JSON.stringify({ bench: 'agent', cli: CLI, flags: FLAGS, rounds: ROUNDS, sampleMs: m.sample, warmMs: m.warm, coldMs: m.cold,
       warmRatio: round(m.warm / m.sample), coldRatio: round(m.cold / m.sample), rssBytes: m.rss, sampleRssBytes: m.sampleRss,
       lagMaxMs: round(lag.max), lagP99Ms: round(lag.p99), samples: { sample, warm, cold }, network: network.json })}\n`);
   } finally {
@@ -100,7 +100,7 @@ async function sampleFlow(transport: string, d: CloudDescription): Promise<{ ms:
 /** Spawns `iot-agent run`, waits for its state.changed to=ready line, reads its RSS, stops it. */
 async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: number }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...(process.env.BENCH_FLAGS ? process.env.BENCH_FLAGS.split(' ') : []), CLI, '--config', files.configPath, 'run'], {
+  const child = spawn(process.execPath, [...FLAGS, CLI, '--config', files.configPath, 'run'], {
     stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
   });
   const ms = await new Promise<number>((resolve, reject) => {
@@ -109,18 +109,28 @@ async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: numbe
       if (line.includes('event=state.changed') && line.includes('to=ready')) { clearTimeout(timer); resolve(performance.now() - t0); }
     });
   });
-  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  const rss = rssOf(child.pid!);
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   return { ms, rss };
 }
 
-/** The daemon in this process, cold, with the loop's delay histogram running throughout. */
+/**
+ * The daemon (this build's modules, in a process of its own with BENCH_FLAGS, so that the
+ * node flags under test apply), cold, with the loop's delay histogram running throughout.
+ */
 async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: number }> {
   rmSync(path.join(files.stateDir, 'assignment.json'), { force: true });
-  const config = await loadConfig(files.configPath);
-  const daemon = new Daemon({ config, configPath: files.configPath, log: new Logger({ level: 'error', write: () => undefined }) });
+  const child = fork(fileURLToPath(import.meta.url), ['--lag', files.configPath], { execArgv: FLAGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (lag) => resolve(lag as { max: number; p99: number }));
+    child.once('exit', (code) => reject(new Error(`the lag measurement exited with ${code}`)));
+  });
+}
+
+async function measureLag(configPath: string): Promise<{ max: number; p99: number }> {
+  const config = await loadConfig(configPath);
+  const daemon = new Daemon({ config, configPath, log: new Logger({ level: 'error', write: () => undefined }) });
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
   await daemon.start();
@@ -140,3 +150,8 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MB`;
 const ratio = (n: number) => `${n.toFixed(2)}x`;
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+if (process.argv[2] === '--lag' && import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.send!(await measureLag(process.argv[3]!));
+  process.exit(0);
+}

@@ -1,6 +1,7 @@
 /**
- * Benchmarks, apart from the tests: `npm run bench -- <name>` (or no name for all).
- * Each one measures against a floor or baseline in the same run and prints ratios.
+ * Benchmarks, apart from the tests: `npm run bench -- <name>` (or no name for all but
+ * the soak and the fleet drill). Each one measures against a floor or baseline in the same run and
+ * prints ratios.
  */
 const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   tpm: () => import('./tpm.js'),
@@ -12,7 +13,10 @@ const benches: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   fleet: () => import('./fleet.js'),
   'support-bundle': () => import('./support-bundle.js'),
   attest: () => import('./attest.js'),
+  soak: () => import('./soak.js'),
 };
+/** Run only when named: the soak is an hour long, the fleet drill needs minutes and gigabytes. */
+const ON_REQUEST = new Set(['soak', 'fleet']);
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !(name in benches));
@@ -20,8 +24,7 @@ if (unknown.length) {
   process.stderr.write(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}\n`);
   process.exit(2);
 }
-// The fleet drill needs minutes and gigabytes: only when asked for by name.
-for (const name of wanted.length ? wanted : Object.keys(benches).filter((n) => n !== 'fleet')) {
+for (const name of wanted.length ? wanted : Object.keys(benches).filter((n) => !ON_REQUEST.has(n))) {
   process.stdout.write(`\n== ${name}\n`);
   await (await benches[name]!()).run();
 }

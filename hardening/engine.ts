@@ -12,7 +12,7 @@ import type { MeasureHook } from './measure.js';
 import { buildPlan, type Plan } from './plan.js';
 import { probeTargets, type HostPort, type Probe, type ProbeProxy } from './probe.js';
 import {
-  Records, type AppliedRecord, type ApplyOutcomeRecord, type BootRecord, type KnownGoodRecord, type OriginalsRecord, type VerifiedBy, type VerifiedRecord,
+  DEFAULT_STATE_DIR, Records, type AppliedRecord, type ApplyOutcomeRecord, type BootRecord, type KnownGoodRecord, type OriginalsRecord, type VerifiedBy, type VerifiedRecord,
 } from './records.js';
 import { DEFAULT_EGRESS, type Egress, type Family, type FirewallRules } from './render-firewall.js';
 import type { ApplyReport, RollbackReport, VerifyReport } from './reports.js';
@@ -54,7 +54,7 @@ export interface EngineOptions {
   probeProxy?: ProbeProxy;
 }
 
-export const DEFAULT_STATE_DIR = 'var/lib/iot-agent-hardening';
+export { DEFAULT_STATE_DIR } from './records.js';
 
 /** The boot path's outcome: the report of the apply, or of the fail-closed rules loaded instead. */
 export type BootReport = (ApplyReport & { chosen: string; failClosed?: false }) | { chosen: string; failClosed: true; error: string; notes: string[] };

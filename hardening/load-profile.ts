@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
 import { AgentError, ExitCode } from '../agent/errors.js';
+import { requireTransient } from '../agent/transient-require.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';
 import { ProfileError, validateProfile, type Profile } from './profile.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from './profile-name.js';
@@ -36,6 +38,8 @@ export async function loadProfileByName(name: string, root = '/'): Promise<Loade
 
 /** Parses and validates YAML text as a profile (no `extends:` resolution from disk beyond built-ins). */
 export function parseProfileText(text: string, origin: string, fallback: string): Record<string, unknown> {
+  // Required here and not held: the daemon parses a profile only when one is applied.
+  const { parseDocument } = requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml);
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
     const first = doc.errors[0]!;

@@ -15,6 +15,12 @@ import type { ApplyReport, VerifyReport } from './reports.js';
  * firewall rules (the snapshot).
  */
 
+/**
+ * Where the records live, under the root the engine works on: root's own directory (the
+ * hardening units' StateDirectory=), never the agent's /var/lib/iot-agent.
+ */
+export const DEFAULT_STATE_DIR = 'var/lib/iot-agent-hardening';
+
 /** What was applied last, with the firewall as the backend printed it right after loading. */
 export interface AppliedRecord {
   profile: Profile;

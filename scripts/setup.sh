@@ -13,6 +13,7 @@ packages=(
   debootstrap systemd-container     # the boot test: a Debian trixie root booted with systemd-nspawn
   faketime                          # libfaketime: an agent whose clock is hours off, or jumps
   tinyproxy-bin                     # a real HTTPS proxy (CONNECT, Basic credentials) for the proxy tests; the executable only, no service
+  gnuplot-nox                       # the soak benchmark's plot
   python3 openssl ca-certificates
 )
 

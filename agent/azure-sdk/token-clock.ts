@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { provisioningCommon } from './sdk-modules.js';
 
 /**
  * The Azure SDKs compute SAS token expiry from Date.now(). On a board whose clock is
@@ -25,15 +25,11 @@ export function setHubTokenTiming(provider: object, lifetimeSeconds: number, ren
   fields._tokenRenewalMarginInSeconds = renewalMarginSeconds + correction;
 }
 
-/** The DPS registration token: tpm_registration.js calls azure-iot-common's anHourFromNow() on its own copy of the package. */
-interface CommonAuthorization {
-  anHourFromNow(): number;
-}
-
 let dpsClock: (() => number) | undefined;
 
 /**
- * Makes the provisioning SDK's registration tokens expire an hour after `now()` (service
+ * The DPS registration token: tpm_registration.js calls azure-iot-common's anHourFromNow()
+ * on its own copy of the package. Makes the provisioning SDK's registration tokens expire an hour after `now()` (service
  * time) instead of an hour after Date.now(). Installed once; `now` can be replaced.
  */
 export function signDpsTokensWith(now: () => number): void {
@@ -42,10 +38,4 @@ export function signDpsTokensWith(now: () => number): void {
   if (installed) return;
   const common = provisioningCommon();
   common.anHourFromNow = () => Math.ceil(dpsClock!() / 1000 + 3600);
-}
-
-/** The copy of azure-iot-common that azure-iot-provisioning-device loads. */
-export function provisioningCommon(): CommonAuthorization {
-  const fromProvisioning = createRequire(createRequire(import.meta.url).resolve('azure-iot-provisioning-device'));
-  return fromProvisioning('azure-iot-common') as CommonAuthorization;
 }

@@ -1,4 +1,5 @@
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { DEFAULTS, parseConfig, type AgentConfig } from '../config.js';
 
 export interface SalvagedConfig {
@@ -23,7 +24,8 @@ export function salvageConfig(text: string, source: string): SalvagedConfig {
   const config = structuredClone(DEFAULTS);
   let document: unknown;
   try {
-    document = parseYaml(text, { prettyErrors: false });
+    // required, not imported: the bundle keeps the YAML parser in a file of its own
+    document = (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text, { prettyErrors: false });
   } catch {
     return { config, ignored: ['(the whole file: not valid YAML)'] };
   }

@@ -1,5 +1,5 @@
 import { AgentError, describeError } from '../errors.js';
-import { readSharedTpm, type SharedTpmReport } from '../daemon/shared-tpm.js';
+import { readSharedTpm, type SharedTpmReport } from '../control/shared-tpm.js';
 import { EK_HANDLE, IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import { registrationIdFromEndorsementKey } from '../tpm/registration-id.js';
 import type { TpmReport } from '../tpm/tpm-report.js';

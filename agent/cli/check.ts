@@ -1,6 +1,6 @@
 import { exitCodeFor, formatHuman, formatJson } from '../check/report.js';
 import { runChecks } from '../check/runner.js';
-import { tpmTransportOverride } from '../runtime-overrides.js';
+import type { RuntimeOverrides } from '../runtime-overrides.js';
 
 export interface CheckCommandOptions {
   config?: string;
@@ -12,10 +12,10 @@ export interface CheckCommandOptions {
  * failures included, is a line on stdout (or one JSON object), never an error on
  * stderr; the exit code is 1 when any check fails, 0 otherwise.
  */
-export async function check(options: CheckCommandOptions): Promise<number> {
+export async function check(options: CheckCommandOptions, overrides: RuntimeOverrides): Promise<number> {
   const results = await runChecks({
     configPath: options.config,
-    tpmOverride: tpmTransportOverride(),
+    tpmOverride: overrides.tpmTransport,
   });
   process.stdout.write(options.json ? formatJson(results) : formatHuman(results));
   return exitCodeFor(results);

@@ -6,7 +6,7 @@ import { BACKENDS, type Backend } from '../../hardening/backend.js';
 import { HardeningEngine, type ApplyReport, type BootReport, type ConfirmOptions, type VerifyReport } from '../../hardening/engine.js';
 import { loadProfile, loadProfileByName } from '../../hardening/load-profile.js';
 import { formatPlan, planJson } from '../../hardening/plan.js';
-import type { GuardOutcome } from '../../hardening/guard-run.js';
+import type { GuardOutcome } from '../../hardening/guard.js';
 import { formatHostPort, parseHostPort, probeTargets, type HostPort, type ProbeProxy } from '../../hardening/probe.js';
 import type { Egress } from '../../hardening/render-firewall.js';
 import { ExecRunner } from '../../hardening/runner.js';
@@ -147,7 +147,7 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
   }
   const explicit = (options.confirmHost ?? []).map(parseHostPort);
   // Loaded here: `plan` must stay fast, and only the guard reads the agent config.
-  const { guardIdle, runGuard } = await import('../../hardening/guard-run.js');
+  const { guardIdle, runGuard } = await import('../../hardening/guard.js');
   // Checked before the config is read: most boots have nothing to guard, and need no config for it.
   const idle = await guardIdle(engine);
   if (idle !== null) {

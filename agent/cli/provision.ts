@@ -1,13 +1,13 @@
-import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
 import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
-import { DaemonAbsentError, payloadOf, requestDaemon } from '../daemon/control-socket.js';
+import { DaemonAbsentError, payloadOf, requestDaemon } from '../control/client.js';
+import type { DaemonStatus } from '../control/protocol.js';
 import { TpmLock } from '../daemon/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import { Logger } from '../log/logger.js';
 import { readyIdentity, registerAssignment, startDecision, stepAfter, stepWords, type ProvisionStep } from '../provisioning/flow.js';
-import { runtimeOverrides } from '../runtime-overrides.js';
+import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { readAssignment, type Assignment } from '../state/assignment-store.js';
 import { ServiceClock } from '../time/service-clock.js';
 import { openTransport } from '../tpm/open-transport.js';
@@ -25,12 +25,15 @@ interface Step {
   message: string;
 }
 
+/** The end of a registration: the daemon's status after it, or the assignment this command made. */
+type Provisioned = DaemonStatus | ({ state: 'provisioned' } & Assignment);
+
 /**
  * `iot-agent provision`: register with DPS now, in technician mode (agent/provisioning/flow.ts).
  * Through the daemon when it runs (it owns the TPM), directly otherwise. Each step is shown
  * as it happens; the end is one summary line, or one error line naming the step that failed.
  */
-export async function provision(options: ProvisionOptions): Promise<number> {
+export async function provision(options: ProvisionOptions, overrides: RuntimeOverrides): Promise<number> {
   const config = await loadConfig(options.config);
   const idScope = requireIdScope(config, options.config);
   const steps: Step[] = [];
@@ -41,14 +44,14 @@ export async function provision(options: ProvisionOptions): Promise<number> {
     if (!options.json) process.stdout.write(`  ${message}\n`);
   };
   try {
-    let result: Record<string, unknown>;
+    let result: Provisioned;
     try {
       result = await viaDaemon(config, show);
     } catch (err) {
       if (!(err instanceof DaemonAbsentError)) throw err;
-      result = await directly(config, idScope, options.force === true, show);
+      result = await directly(config, idScope, options.force === true, overrides, show);
     }
-    const summary = `provisioned: ${String(result.deviceId)} on ${String(result.assignedHub)} (registration id ${String(result.registrationId)})`;
+    const summary = `provisioned: ${result.deviceId ?? '?'} on ${result.assignedHub ?? '?'} (registration id ${result.registrationId ?? '?'})`;
     if (options.json) process.stdout.write(`${JSON.stringify({ ...result, steps })}\n`);
     else process.stdout.write(`${summary}\n`);
     return 0;
@@ -57,25 +60,24 @@ export async function provision(options: ProvisionOptions): Promise<number> {
   }
 }
 
-async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, message: string) => void): Promise<Record<string, unknown>> {
-  let last: Record<string, unknown> | undefined;
+async function viaDaemon(config: AgentConfig, show: (step: ProvisionStep, message: string) => void): Promise<DaemonStatus> {
+  let last: DaemonStatus | undefined;
   for await (const line of requestDaemon(config.runtimeDir, { op: 'provision', force: true })) {
-    if (line.event === 'step') show(line.step as ProvisionStep, String(line.message));
-    else if (line.event === 'error') throw new AgentError(String(line.message));
+    if (line.event === 'step') show(line.step, line.message);
+    else if (line.event === 'error') throw new AgentError(line.message);
     else if (line.event === 'done') last = payloadOf(line);
   }
   if (!last) throw new AgentError('the daemon ended the request without a result');
   return last;
 }
 
-async function directly(config: AgentConfig, idScope: string, force: boolean,
-  show: (step: ProvisionStep, message: string) => void): Promise<Record<string, unknown>> {
+async function directly(config: AgentConfig, idScope: string, force: boolean, overrides: RuntimeOverrides,
+  show: (step: ProvisionStep, message: string) => void): Promise<Provisioned> {
   const lock = await TpmLock.acquire(config.runtimeDir, 'iot-agent provision');
-  const transport = runtimeOverrides().tpmTransport ?? config.tpm.transport;
+  const transport = overrides.tpmTransport ?? config.tpm.transport;
   const tpm = new TpmClient(openTransport(parseTransport(transport)));
-  // Tokens signed against DPS's time (learnt from its first answer) when this clock is off.
+  // DPS's time (learnt from its answers) signs the hub token too when this clock is off.
   const clock = new ServiceClock();
-  signDpsTokensWith(() => clock.now());
   try {
     const identity = await readyIdentity(tpm, config, show);
     const trust = await loadTrust(config.tls.extraCaFile);

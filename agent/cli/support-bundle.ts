@@ -1,14 +1,15 @@
 import { checkConfig } from '../check/config-check.js';
 import { runChecks } from '../check/runner.js';
-import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
-import { askDaemon, DaemonAbsentError, payloadOf } from '../daemon/control-socket.js';
-import type { DaemonSnapshot } from '../daemon/daemon.js';
-import { readSharedTpm } from '../daemon/shared-tpm.js';
+import { askDaemon, DaemonAbsentError, payloadOf } from '../control/client.js';
+import type { DaemonSnapshot } from '../control/protocol.js';
+import { readSharedTpm } from '../control/shared-tpm.js';
+import { statusReport } from '../control/status-report.js';
+import { PRODUCTION_SITE } from '../hardening-bridge/site.js';
+import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { buildBundle, type BundleResult } from '../support/bundle.js';
 import { DEFAULT_SINCE, parseSince } from '../support/since.js';
 import type { BundleSources } from '../support/sources.js';
 import { parseTransport } from '../tpm/transport-spec.js';
-import { statusReport } from './status.js';
 
 export interface SupportBundleOptions {
   config?: string;
@@ -22,11 +23,11 @@ export interface SupportBundleOptions {
  * Works with a broken config (its valid keys over the defaults, as `check` does), with the
  * daemon stopped (state files and the journal) and running (asked over its control socket).
  */
-export async function supportBundle(options: SupportBundleOptions): Promise<number> {
+export async function supportBundle(options: SupportBundleOptions, overrides: RuntimeOverrides): Promise<number> {
   const sinceSeconds = parseSince(options.since ?? DEFAULT_SINCE);
   const { config } = await checkConfig(options.config);
   const daemon = await daemonSnapshot(config.runtimeDir);
-  const tpmOverride = process.env.IOT_AGENT_TPM || undefined;
+  const tpmOverride = overrides.tpmTransport;
   const sources: BundleSources = {
     configPath: options.config,
     config,
@@ -36,7 +37,7 @@ export async function supportBundle(options: SupportBundleOptions): Promise<numb
     status: async () => (daemon ? { ...daemon.status, daemon: 'running' } : statusReport(config)),
     readTpm: () => readSharedTpm({ runtimeDir: config.runtimeDir, spec: parseTransport(tpmOverride ?? config.tpm.transport) }),
     runChecks: () => runChecks({ configPath: options.config, tpmOverride }),
-    hardening: hardeningSiteFromEnv(),
+    hardening: overrides.hardeningSite ?? PRODUCTION_SITE,
   };
   const result = await buildBundle(sources, options.output ?? '.');
   process.stdout.write(options.json ? `${JSON.stringify(summary(result))}\n` : describe(result));

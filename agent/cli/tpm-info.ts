@@ -1,8 +1,8 @@
 import { loadConfig } from '../config.js';
 import { AgentError, ExitCode } from '../errors.js';
-import { readSharedTpm } from '../daemon/shared-tpm.js';
+import { readSharedTpm } from '../control/shared-tpm.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../daemon/tpm-lock.js';
-import { runtimeOverrides } from '../runtime-overrides.js';
+import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { ensureIdentity } from '../tpm/identity.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
@@ -34,9 +34,9 @@ interface TpmInfo extends TpmFacts {
  * While the daemon holds the TPM it reads it for us; otherwise the TPM is opened here, and
  * a missing EK or SRK is created and persisted (what enrolling needs).
  */
-export async function tpmInfo(options: TpmInfoOptions): Promise<void> {
+export async function tpmInfo(options: TpmInfoOptions, overrides: RuntimeOverrides): Promise<void> {
   const config = await loadConfig(options.config);
-  const spec = parseTransport(options.tpm ?? runtimeOverrides().tpmTransport ?? config.tpm.transport);
+  const spec = parseTransport(options.tpm ?? overrides.tpmTransport ?? config.tpm.transport);
   const registrationId = options.registrationId ?? config.provisioning.registrationId;
   const holder = await TpmLock.holder(config.runtimeDir);
   const info = holder?.owner === DAEMON_LOCK_OWNER

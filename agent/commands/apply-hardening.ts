@@ -1,4 +1,5 @@
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
+import { HardeningRequestError } from '../hardening-bridge/refusal.js';
 import { CommandFailure, defineCommand } from './command.js';
 
 /** `applyHardening { profile, confirmTimeoutSec }`: a confirmed transaction; the result is reported when done. */
@@ -16,10 +17,12 @@ export const applyHardening = defineCommand({
       status: 202,
       payload: { accepted: true, message: `applying profile ${profile}, confirming within ${timeout} s`, profile, confirmTimeoutSec: timeout },
       followUp: context.hardening.apply(profile, timeout).then((report) => {
-        if (report.rolledBack) return { status: 500, payload: { message: `profile ${profile} was rolled back: ${String(report.reason)}`, report } };
+        if (report.rolledBack) return { status: 500, payload: { message: `profile ${profile} was rolled back: ${report.reason ?? 'no reason recorded'}`, report } };
         return { status: 200, payload: { message: `profile ${profile} applied${report.confirmed ? ' and confirmed' : ''}`, report } };
       }, (err: unknown) => {
-        throw err instanceof CommandFailure ? err : new CommandFailure(500, `profile ${profile} not applied: ${(err as Error).message}`);
+        if (err instanceof CommandFailure) throw err;
+        if (err instanceof HardeningRequestError) throw new CommandFailure(err.status, err.message);
+        throw new CommandFailure(500, `profile ${profile} not applied: ${(err as Error).message}`);
       }),
     };
   },

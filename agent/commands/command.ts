@@ -1,4 +1,5 @@
 import type { AttestReply } from '../attestation/attest-reply.js';
+import type { HardeningAccess } from '../hardening-bridge/access.js';
 import type { Logger } from '../log/logger.js';
 import type { ArgsOf, ArgsSchema } from './schema.js';
 
@@ -34,12 +35,6 @@ export interface CommandContext {
 /** Support bundles: built by the daemon, uploaded through IoT Hub file upload. */
 export interface SupportAccess {
   buildAndUpload(request: { sinceSeconds: number; now: Date; blobName: string }): Promise<{ blobName: string; bytes: number; collectors: Record<string, string> }>;
-}
-
-export interface HardeningAccess {
-  /** Applies a profile as a confirmed transaction against the hub and DPS endpoints. */
-  apply(profile: string, confirmTimeoutSeconds: number): Promise<Record<string, unknown>>;
-  status(): Promise<Record<string, unknown>>;
 }
 
 export interface AttestationAccess {

@@ -35,7 +35,7 @@ export class ExecutedIds {
       if (doc.kind !== KIND || !Array.isArray(doc.entries)) throw new Error(`not a ${KIND} document`);
       store.entries = doc.entries.filter((e) => typeof e?.id === 'string').slice(-REMEMBERED_IDS);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('commands.executed_ids_invalid', { file: store.file, err, treatedAs: 'empty' });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('command.executed_ids_invalid', { file: store.file, err, treatedAs: 'empty' });
     }
     return store;
   }
@@ -65,7 +65,7 @@ export class ExecutedIds {
   private save(): Promise<void> {
     const text = JSON.stringify({ kind: KIND, entries: this.entries });
     this.writing = this.writing.then(() => writeFileAtomic(this.file, text, 0o600)).catch((err: unknown) => {
-      this.log.warn('commands.executed_ids_write_failed', { file: this.file, err });
+      this.log.warn('command.executed_ids_write_failed', { file: this.file, err });
     });
     return this.writing;
   }

@@ -7,7 +7,6 @@ export const MAX_LOG_LINES = 500;
  * (a control character becomes six bytes), so the budget counts encoded bytes.
  */
 export const MAX_LOG_PAYLOAD_BYTES = 96 * 1024;
-const MAX_LINE_CHARS = 2048;
 /** `{"lines":[],"count":500}`: what the answer holds besides the lines. */
 const ENVELOPE_BYTES = Buffer.byteLength(JSON.stringify({ lines: [], count: MAX_LOG_LINES }));
 
@@ -19,22 +18,13 @@ export const getLogs = defineCommand({
   run: async ({ lines }, context) => {
     const picked: string[] = [];
     let bytes = ENVELOPE_BYTES;
+    // The logger keeps at most 2 KiB of each line (MAX_KEPT_CHARS), never half a character.
     for (const line of context.log.recent(lines ?? 100).reverse()) {
-      const clipped = clipChars(line, MAX_LINE_CHARS);
-      bytes += Buffer.byteLength(JSON.stringify(clipped)) + 1; // the line as JSON, and its comma
+      bytes += Buffer.byteLength(JSON.stringify(line)) + 1; // the line as JSON, and its comma
       if (bytes > MAX_LOG_PAYLOAD_BYTES) break;
-      picked.push(clipped);
+      picked.push(line);
     }
     picked.reverse();
     return { status: 200, payload: { lines: picked, count: picked.length } };
   },
 });
-
-/** At most `max` characters, never cutting a character in two (a lone surrogate would grow to six bytes in JSON). */
-function clipChars(line: string, max: number): string {
-  if (line.length <= max) return line;
-  let end = max;
-  const last = line.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
-  return `${line.slice(0, end)}...`;
-}

@@ -9,7 +9,7 @@ export const DEFAULT_REBOOT_DELAY_SECONDS = 5;
 /**
  * Runs the reboot program once, after a delay that lets the acknowledgement (and the
  * result message) leave first. Once the program ran it stays pending: the machine is going down.
- * Tests point `argv` at a script that records the call (IOT_AGENT_REBOOT_COMMAND).
+ * Tests point `argv` at a script that records the call (IOT_AGENT_REBOOT_COMMAND, agent/runtime-overrides.ts).
  */
 export class RebootScheduler {
   private scheduled: Promise<void> | undefined;
@@ -55,16 +55,4 @@ function run(argv: readonly string[]): Promise<void> {
       else reject(new Error(`${argv.join(' ')} failed: ${stderr.trim() || err.message}`));
     });
   });
-}
-
-/** IOT_AGENT_REBOOT_COMMAND: a JSON array argv (tests: a script that records it ran) and optional delay. */
-export function rebootSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): { argv?: string[]; delaySeconds?: number } {
-  const spec = env.IOT_AGENT_REBOOT_COMMAND;
-  if (!spec) return {};
-  const parsed = JSON.parse(spec) as unknown;
-  if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((a) => typeof a === 'string')) {
-    throw new Error('IOT_AGENT_REBOOT_COMMAND must be a JSON array of strings (the program and its arguments)');
-  }
-  const delay = Number(env.IOT_AGENT_REBOOT_DELAY_SECONDS);
-  return { argv: parsed as string[], ...(Number.isFinite(delay) && delay >= 0 ? { delaySeconds: delay } : {}) };
 }

@@ -1,9 +1,10 @@
+import { ExitCode } from '../errors.js';
 import { defineCommand } from './command.js';
 
 /** Exit code of a requested restart: systemd's Restart=on-failure starts the agent again. */
-export const RESTART_EXIT_CODE = 75;
+const RESTART_EXIT_CODE = ExitCode.restartRequested;
 
-/** `restartAgent`: acknowledged, then the process exits with RESTART_EXIT_CODE. */
+/** `restartAgent`: acknowledged, then the process exits with ExitCode.restartRequested. */
 export const restartAgent = defineCommand({
   name: 'restartAgent',
   summary: `acknowledge, stop cleanly and exit with code ${RESTART_EXIT_CODE} so systemd restarts the agent`,

@@ -179,8 +179,7 @@ export class ConnectionFlow {
     const { host, config } = this;
     const assignment = await registerAssignment({
       tpm: this.tpm!, config, idScope: requireIdScope(config, this.configPath), registrationId: this.identity!.registrationId,
-      ca: this.ca, current: fallback, clock: host.clock, onStep,
-      log: (event, fields) => host.log.info(event, fields),
+      ca: this.ca, current: fallback, clock: host.clock, onStep, log: host.log,
     });
     this.check();
     host.policy.dpsAssigned();

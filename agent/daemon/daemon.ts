@@ -1,79 +1,36 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Client, Twin } from 'azure-iot-device';
-import { signDpsTokensWith } from '../azure-sdk/token-clock.js';
+import type { ControlReply, ControlRequest, DaemonSnapshot, DaemonState, DaemonStatus } from '../control/protocol.js';
 import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../errors.js';
+import { PRODUCTION_SITE, type HardeningSite } from '../hardening-bridge/site.js';
 import type { Logger } from '../log/logger.js';
 import { stepAfter, type ProvisionStep } from '../provisioning/flow.js';
 import { DEFAULT_BACKOFF } from '../retry/backoff.js';
 import { ConnectionPolicy, DEFAULT_RECONNECT_SPREAD_MS, type PolicySettings } from '../retry/connection-policy.js';
-import { HubProtocolChoice, MQTT_PROBE_MS, type HubProtocol } from '../retry/hub-protocol.js';
+import { HubProtocolChoice, MQTT_PROBE_MS } from '../retry/hub-protocol.js';
 import { readHubProtocolMemory, writeHubProtocolMemory } from '../state/hub-protocol-memory.js';
 import type { Assignment } from '../state/assignment-store.js';
 import { readConnectionHistory, writeConnectionHistory } from '../state/connection-history.js';
 import { ServiceClock } from '../time/service-clock.js';
-import type { QueueFacts } from '../telemetry/disk-queue.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
 import { formatTransport, parseTransport } from '../tpm/transport-spec.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
-import { ConnectionFlow, type FlowState, type SessionTimings } from './connection-flow.js';
-import { serveControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
+import { ConnectionFlow, type SessionTimings } from './connection-flow.js';
+import { serveControlSocket } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
 import { Generations } from './generations.js';
 import { SystemdNotifier } from './systemd-notify.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
 
-export type DaemonState = FlowState | 'stopping';
-
-export interface DaemonStatus {
-  state: DaemonState;
-  reason: string | undefined;
-  since: string;
-  pid: number;
-  registrationId: string | undefined;
-  deviceId: string | undefined;
-  assignedHub: string | undefined;
-  idScope: string | undefined;
-  /** How the hub session travels (connected, or being tried): MQTT on 8883 or MQTT over WebSockets on 443; null before the first attempt. */
-  hubProtocol: HubProtocol | null;
-  /** Why that protocol (network.hubProtocol, a proxy, what auto learnt). */
-  hubProtocolReason: string | null;
-  /** The HTTPS proxy in force, without credentials (`http://***@host:port`), and where it is set; null: none. */
-  proxy: string | null;
-  /** The last failure, with its time (kept after recovery, for the record). */
-  lastError: { message: string; at: string } | null;
-  /** Failures since the last connection to the hub. */
-  consecutiveFailures: number;
-  /** When the next attempt (connect, DPS or the flow) is due (ISO 8601), null when nothing waits. */
-  nextRetryAt: string | null;
-  /** DPS is not asked again before this (rate limit, Retry-After, operator hold). */
-  dpsHeldOffUntil: string | null;
-  /** DPS will not assign this device until an operator acts (disabled, failed, refused). */
-  operatorMustAct: boolean;
-  /** The telemetry disk queue: undelivered messages, drops, and the oldest message's age. */
-  telemetryQueue: QueueFacts | null;
-  /** The service's clock minus this device's, in ms, from DPS's and the hub's Date headers; null until measured. */
-  clockOffsetMs: number | null;
-}
-
-/** The daemon's live state for a support bundle. */
-export interface DaemonSnapshot {
-  status: DaemonStatus;
-  logLevel: string;
-  /** The in-memory ring of recent log lines, oldest first. */
-  recentLog: string[];
-  /** C2D command ids remembered as executed. */
-  executedCommands: number | null;
-}
-
 export interface DaemonOptions {
   config: AgentConfig;
   configPath: string | undefined;
   log: Logger;
-  /** Test knobs parsed once at the CLI edge. */
+  /** The environment's overrides, parsed once at the CLI edge (agent/runtime-overrides.ts). */
   overrides?: RuntimeOverrides;
   agentVersion?: string;
   /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
@@ -185,7 +142,6 @@ export class Daemon {
     const learnt = await readHubProtocolMemory(this.config.stateDir);
     if (learnt.problem) this.log.warn('state.hub_protocol_ignored', { reason: learnt.problem, treatedAs: 'nothing learnt: 8883 is tried first' });
     this.protocols = new HubProtocolChoice({ setting: this.config.network.hubProtocol, proxied: false, probeMs: MQTT_PROBE_MS }, learnt.memory);
-    signDpsTokensWith(() => this.clock.now());
     this.clock.on('corrected', (offsetMs) => this.resign(`the service clock differs from the local one by ${Math.round(offsetMs / 1000)} s`));
     this.clock.on('jumped', (byMs) => this.resign(`the wall clock jumped by ${Math.round(byMs / 1000)} s`));
     this.stopClockWatch = this.clock.watch();
@@ -334,14 +290,18 @@ export class Daemon {
       endpoints: () => neededEndpoints(this.config, this.flow?.assignment, this.flow?.route?.protocol),
       reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
-      hardeningSite: this.options.overrides?.hardeningSite ?? { root: '/', backend: 'auto' },
-      reboot: this.options.overrides?.reboot ?? {},
+      hardeningSite: this.hardeningSite(),
+      reboot: this.options.overrides?.reboot,
       // Loaded on use: the bundle's collectors and tar are not needed to run.
       supportBundle: async (since, dir, now) => (await import('../support/daemon-sources.js')).buildInDaemon({
-        config: this.config, configPath: this.options.configPath, snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
+        config: this.config, configPath: this.options.configPath, hardening: this.hardeningSite(), snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
       }, since, dir, now),
       telemetrySecondMs: this.options.overrides?.timings?.telemetrySecondMs,
     });
+  }
+
+  private hardeningSite(): HardeningSite {
+    return this.options.overrides?.hardeningSite ?? PRODUCTION_SITE;
   }
 
   private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {

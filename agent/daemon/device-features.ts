@@ -1,24 +1,28 @@
 import path from 'node:path';
 import type { Client, Twin } from 'azure-iot-device';
-import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
+import { DEFAULT_STATE_DIR } from '../../hardening/records.js';
 import { EVENT_LOG_FILE, PcrMeasure } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { attestationAccess } from '../attestation/access.js';
-import { hardeningAccess, type HardeningSite } from '../commands/hardening-access.js';
-import { CommandEndpoint } from '../commands/cloud-endpoint.js';
+import { CommandEndpoint } from '../commands/command-endpoint.js';
 import type { CommandContext } from '../commands/command.js';
 import { ExecutedIds } from '../commands/executed-ids.js';
 import { RebootScheduler } from '../commands/reboot-scheduler.js';
-import { CommandRegistry, type CommandResult } from '../commands/registry.js';
+import { CommandRegistry, type CommandReport } from '../commands/registry.js';
 import type { AgentConfig } from '../config.js';
+import { hardeningAccess } from '../hardening-bridge/access.js';
+import type { HardeningSite } from '../hardening-bridge/site.js';
 import type { Level, Logger } from '../log/logger.js';
+import type { RebootOverride } from '../runtime-overrides.js';
 import { DiskQueue, queueFacts, type QueueFacts } from '../telemetry/disk-queue.js';
-import { readHealth, readSystemInfo, readSystemSummary } from '../telemetry/system-info.js';
+import { HealthSampler } from '../telemetry/health.js';
+import { systemInfoInChild } from '../telemetry/system-info-process.js';
+import { readSystemSummary } from '../telemetry/system-summary.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { Telemetry } from '../telemetry/telemetry.js';
 import { DesiredSync, type ApplyOutcome } from '../twin/desired-sync.js';
 import { ReportedProperties } from '../twin/reporter.js';
-import { guardTwinMerges } from '../hub/sdk-internals.js';
+import { guardTwinMerges } from '../azure-sdk/twin-merges.js';
 import type { DesiredFeed } from '../twin/desired-feed.js';
 import type { BundleResult } from '../support/bundle.js';
 import { FeatureSet } from './feature.js';
@@ -38,7 +42,8 @@ export interface FeatureHooks {
   reprovision(): Promise<void>;
   restart(): void;
   hardeningSite: HardeningSite;
-  reboot: { argv?: string[]; delaySeconds?: number };
+  /** The reboot program and delay when a test replaces them. */
+  reboot: RebootOverride | undefined;
   /** Builds a support bundle with the daemon's own sources (uploadSupportBundle). */
   supportBundle(since: Date, outputDir: string, now: Date): Promise<BundleResult>;
   /** Milliseconds in a second of the telemetry interval (tests shorten it; 1000 otherwise). */
@@ -107,7 +112,7 @@ export class DeviceFeatures {
       eventLogPath: path.join(site.stateDir ?? path.join(site.root, DEFAULT_STATE_DIR), EVENT_LOG_FILE),
       onChange: (attestation) => this.reported.update({ attestation }),
     });
-    const reboot = new RebootScheduler(log, hooks.reboot.argv, hooks.reboot.delaySeconds);
+    const reboot = new RebootScheduler(log, hooks.reboot?.argv, hooks.reboot?.delaySeconds);
     const context: CommandContext = {
       log,
       agentVersion: hooks.agentVersion,
@@ -127,7 +132,7 @@ export class DeviceFeatures {
         status: () => this.hardening.status(),
       },
       attestation: this.attestation,
-      systemInfo: readSystemInfo,
+      systemInfo: () => systemInfoInChild(log),
       support: supportUpload({ config: hooks.config, client: () => this.attached, build: (since, dir, now) => hooks.supportBundle(since, dir, now) }),
     };
     this.registry = new CommandRegistry(context, (result) => this.onResult(result));
@@ -181,8 +186,9 @@ export class DeviceFeatures {
     const queue = await DiskQueue.open(path.join(config.stateDir, 'telemetry'), config.telemetry.queueLimit, log.child({ component: 'telemetry' }));
     const executed = await ExecutedIds.open(config.stateDir, log);
     const made: { features?: DeviceFeatures } = {};
+    const health = new HealthSampler();
     const telemetry = new Telemetry({
-      queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: readHealth,
+      queue, log: log.child({ component: 'telemetry' }), intervalSeconds: config.telemetry.intervalSeconds, sample: () => health.sample(),
       maxMessagesPerSecond: config.telemetry.maxMessagesPerSecond, secondMs: hooks.telemetrySecondMs,
       connection: () => {
         const { state, since } = hooks.identity();
@@ -253,7 +259,7 @@ export class DeviceFeatures {
   private async reportHardening(): Promise<void> {
     try {
       const summary = await this.hardening.summary();
-      this.hardeningProfile = typeof summary.profile === 'string' ? summary.profile : undefined;
+      this.hardeningProfile = summary.profile ?? undefined;
       this.reported.update({ hardening: { ...summary, checkedAt: new Date().toISOString() } });
     } catch (err) {
       this.hooks.log.warn('hardening.status_failed', { err });
@@ -285,14 +291,14 @@ export class DeviceFeatures {
     return { ac: 202, ad: `applying profile ${profile}`, final: attempt() };
   }
 
-  private onResult(result: CommandResult): void {
+  private onResult(result: CommandReport): void {
     const key = this.registry.names().includes(result.command) ? result.command : UNKNOWN_COMMAND_KEY;
     this.reported.update({
       lastCommands: { [key]: { id: result.id ?? null, via: result.via, status: result.status, phase: result.phase, at: result.at, message: messageOf(result.payload) } },
       telemetry: this.telemetry.stats(),
     });
     if (result.via === 'c2d' || result.phase === 'final') {
-      void this.telemetry.enqueue('command-result', result, result.id).catch((err: unknown) => this.hooks.log.warn('commands.result_not_queued', { err }));
+      void this.telemetry.enqueue('command-result', result, result.id).catch((err: unknown) => this.hooks.log.warn('command.result_not_queued', { err }));
     }
   }
 }

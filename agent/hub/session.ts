@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
-import { Writable } from 'node:stream';
 import common from 'azure-iot-common';
 import device, { type Twin } from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import securityTpm from 'azure-iot-security-tpm';
+import { enableDesiredUpdates, onDesiredPatch } from '../azure-sdk/desired-updates.js';
 import { useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
+import { sdkMqttPacket } from '../azure-sdk/sdk-modules.js';
 import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
 import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
+import { sendWholePacketsOverWebSockets } from '../azure-sdk/websocket-packets.js';
 import { AgentError, describeError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ProxyTunnel } from '../network/proxy-agent.js';
@@ -15,7 +16,6 @@ import type { HubProtocol } from '../retry/hub-protocol.js';
 import { Backoff, DEFAULT_BACKOFF } from '../retry/backoff.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { DesiredFeed } from '../twin/desired-feed.js';
-import { enableDesiredUpdates, onDesiredPatch, sendWholePacketsOverWebSockets } from './sdk-internals.js';
 
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const { errors, NoRetry } = common;
@@ -25,14 +25,11 @@ const { TpmAuthenticationProvider, TpmSecurityClient } = securityTpm;
 type Client = InstanceType<typeof Client>;
 
 // The SDK loads its MQTT library (some 80 modules, ~50 ms of synchronous work) when the
-// first client is built, and mqtt-packet fills a cache of 65,536 buffers on the first
-// packet it writes (~20 ms and a GC): both would stall the event loop in the middle of
-// connecting. Doing both now, with the importing code, moves the cost to start-up.
-const fromMqttBase = createRequire(createRequire(import.meta.url).resolve('azure-iot-mqtt-base'));
-const fromMqtt = createRequire(fromMqttBase.resolve('mqtt'));
-fromMqttBase('mqtt');
-(fromMqtt('mqtt-packet') as { writeToStream(packet: object, stream: Writable): boolean })
-  .writeToStream({ cmd: 'pingreq' }, new Writable({ write: (_chunk, _encoding, done) => done() }));
+// first client is built: loading it now, with the importing code, moves that stall out of
+// the middle of connecting. mqtt-packet would also fill a cache of 65,536 two-byte buffers
+// on the first packet it writes: ~6 MB of heap held for good (and a ~20 ms stall) to spare
+// a 2-byte allocation per packet id; a device sends a few packets a second, so it is off.
+sdkMqttPacket().writeToStream.cacheNumbers = false;
 
 /** Where the session goes and as whom: the cached assignment's part that the hub needs. */
 export interface HubTarget {

@@ -10,6 +10,9 @@ export const LEVELS = { debug: 7, info: 6, warn: 4, error: 3 } as const;
 export type Level = keyof typeof LEVELS;
 export type Fields = Record<string, unknown>;
 
+/** Longest line the recent ring keeps (what getLogs returns of a line); the log output gets the whole line. */
+export const MAX_KEPT_CHARS = 2048;
+
 export interface LoggerOptions {
   level?: Level;
   write?: (line: string) => void;
@@ -69,7 +72,8 @@ export class Logger {
     const root = this.root();
     if (LEVELS[level] > LEVELS[root.level]) return;
     const line = formatLine({ time: root.now().toISOString(), level, event, ...this.context, ...fields });
-    root.recentLines.push(line);
+    // The ring keeps what getLogs can return of a line: its memory is bounded by lines and bytes.
+    root.recentLines.push(clipChars(line, MAX_KEPT_CHARS));
     if (root.recentLines.length > root.keep) root.recentLines.splice(0, root.recentLines.length - root.keep);
     root.write(`${root.journal ? `<${LEVELS[level]}>` : ''}${line}\n`);
   }
@@ -77,6 +81,15 @@ export class Logger {
   private root(): Logger {
     return this.parent ?? this;
   }
+}
+
+/** At most `max` characters, never cutting a character in two (a lone surrogate would grow to six bytes in JSON). */
+function clipChars(line: string, max: number): string {
+  if (line.length <= max) return line;
+  let end = max;
+  const last = line.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${line.slice(0, end)}...`;
 }
 
 /** logfmt: key=value, quoting values with spaces, quotes or '='; errors become their message chain. */

@@ -1,4 +1,5 @@
 import type { AgentConfig } from '../config.js';
+import type { Logger } from '../log/logger.js';
 import type { Assignment, StoredAssignment } from '../state/assignment-store.js';
 import { writeAssignment } from '../state/assignment-store.js';
 import type { ServiceClock } from '../time/service-clock.js';
@@ -7,7 +8,7 @@ import { stagingSlot } from '../tpm/key-slots.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { decideAtStartup, type StartupDecision } from './decide.js';
 import { endpointProxy } from '../network/proxy.js';
-import { registerWithDps } from './register.js';
+import { registerInChild } from './child-process.js';
 
 /**
  * The provisioning flow shared by the daemon and `iot-agent provision`: the TPM's identity,
@@ -67,18 +68,24 @@ export interface RegistrationRequest {
   current: Assignment | undefined;
   clock?: ServiceClock;
   onStep?: StepReporter;
-  log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Each step as an event, and the provisioning process's own output. */
+  log?: Logger;
 }
 
-/** One registration with DPS; the new assignment is on disk before it is returned. */
+/**
+ * One registration with DPS, in a short-lived process of its own (the DPS client never loads
+ * here); the new assignment is on disk before it is returned.
+ */
 export async function registerAssignment(request: RegistrationRequest): Promise<Assignment> {
   const { config, idScope, registrationId } = request;
   const identityKeyHandle = stagingSlot(request.current?.identityKeyHandle);
-  const result = await registerWithDps({
+  const result = await registerInChild({
     tpm: request.tpm, registrationId, idScope, globalEndpoint: config.provisioning.globalEndpoint, ca: request.ca, identityKeyHandle,
     proxy: endpointProxy(config.network, config.provisioning.globalEndpoint, 443),
+    clockOffsetMs: request.clock?.offsetMs(),
+    ...(request.log ? { log: request.log } : {}),
     onStep: (step, detail) => {
-      request.log?.(`provisioning.${step}`, detail ? { detail } : {});
+      request.log?.info(`provisioning.${step}`, detail ? { detail } : {});
       request.onStep?.(step, stepWords(step, detail));
     },
     onDate: (date, sentAt, receivedAt) => request.clock?.observe(date, sentAt, receivedAt),

@@ -1,5 +1,3 @@
-import provisioningDevice from 'azure-iot-provisioning-device';
-import securityTpm from 'azure-iot-security-tpm';
 import { identityKeyHandleInUse, useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
 import { AgentError } from '../errors.js';
 import type { Proxy } from '../network/proxy.js';
@@ -7,11 +5,6 @@ import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { assignmentTextProblem } from './assignment-text.js';
 import { classifyDpsFailure, DpsError } from './dps-error.js';
-import { createDpsTransport } from './dps-transport.js';
-
-// CommonJS packages: Node's ESM loader cannot always see their named exports.
-const { ProvisioningDeviceClient } = provisioningDevice;
-const { TpmSecurityClient } = securityTpm;
 
 export type ProvisionStep = 'challenge' | 'activated' | 'assigned';
 
@@ -42,31 +35,15 @@ export interface RegisterOptions {
 }
 
 /**
- * Activations the SDK asks for: the first carries DPS's challenge, the second (after
- * assignment) the hub key. Counting them is how a technician sees the steps happen.
- */
-class StepReportingSecurityClient extends TpmSecurityClient {
-  private activations = 0;
-
-  constructor(registrationId: string, tpm: TpmClient['tpm'], private readonly onStep: RegisterOptions['onStep']) {
-    super(registrationId, tpm);
-  }
-
-  override activateIdentityKey(key: Buffer, callback: (err: Error) => void): void {
-    const first = this.activations++ === 0;
-    if (first) this.onStep?.('challenge');
-    super.activateIdentityKey(key, (err: Error) => {
-      if (!err && first) this.onStep?.('activated');
-      callback(err);
-    });
-  }
-}
-
-/**
  * One registration with DPS by TPM attestation through the unmodified Azure SDK: challenge,
  * key activated into the TPM, signed registration, polling until assigned, hub key activated.
  */
 export async function registerWithDps(options: RegisterOptions): Promise<DpsAssignment> {
+  // The DPS client and its HTTP stack load on the first registration, not with this module:
+  // the daemon registers in a short-lived child process and never loads them itself.
+  const [{ ProvisioningDeviceClient }, { StepReportingSecurityClient }, { createDpsTransport }] = await Promise.all([
+    import('azure-iot-provisioning-device').then((m) => m.default), import('./step-reporting-security-client.js'), import('./dps-transport.js'),
+  ]);
   // Loaded on a board with a proxy only.
   const tunnel = options.proxy ? new (await import('../network/proxy-agent.js')).ProxyTunnel(options.proxy) : undefined;
   const { transport, lastResponse } = createDpsTransport(options.ca, options.onDate, tunnel);

@@ -10,6 +10,14 @@ import type { BundleSources } from './sources.js';
 const PROXY_VARIABLES = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'];
 const CONNECT_TIMEOUT_MS = 5_000;
 
+/** What an endpoint is to the agent: named in the bundle, never guessed from its port. */
+type Role = 'proxy' | 'hub' | 'dps';
+interface Target {
+  role: Role;
+  host: string;
+  port: number;
+}
+
 /**
  * What matters for connectivity: addresses, routes, name servers, the proxy in force and the
  * proxy settings in the environment (credentials removed), and whether the proxy, the hub
@@ -23,23 +31,24 @@ export function networkCollector(sources: BundleSources): Collector {
       const stored = await readAssignment(sources.config.stateDir);
       const hub = stored.status === 'valid' ? stored.assignment.assignedHub : undefined;
       let proxy: { url: string; source: string } | { error: string } | null = null;
-      const proxyTarget: { host: string; port: number }[] = [];
+      const proxyTarget: Target[] = [];
       try {
         const found = proxySettings(sources.config.network).proxy;
         if (found) {
           proxy = { url: found.display, source: found.source };
-          proxyTarget.push({ host: found.host, port: found.port });
+          proxyTarget.push({ role: 'proxy', host: found.host, port: found.port });
         }
       } catch (err) {
         proxy = { error: describeError(err) };
       }
-      const targets = [...proxyTarget, ...(hub ? [{ host: hub, port: 8883 }, { host: hub, port: 443 }] : []), { host: sources.config.provisioning.globalEndpoint, port: 443 }];
+      const hubTargets: Target[] = hub ? [{ role: 'hub', host: hub, port: 8883 }, { role: 'hub', host: hub, port: 443 }] : [];
+      const targets = [...proxyTarget, ...hubTargets, { role: 'dps' as const, host: sources.config.provisioning.globalEndpoint, port: 443 }];
       const [addresses, routes4, routes6, resolvConf, reachability] = await Promise.all([
         json(context, ['ip', '-j', 'address', 'show']),
         json(context, ['ip', '-j', '-4', 'route', 'show', 'table', 'all']),
         json(context, ['ip', '-j', '-6', 'route', 'show', 'table', 'all']),
         readFile('/etc/resolv.conf', 'utf8').catch((err: NodeJS.ErrnoException) => `unreadable (${err.code ?? err.message})`),
-        Promise.all(targets.map((t) => tcpConnect(t.host, t.port))),
+        Promise.all(targets.map(tcpConnect)),
       ]);
       const proxyEnvironment = Object.fromEntries(PROXY_VARIABLES.filter((v) => process.env[v] !== undefined).map((v) => [v, redactProxy(process.env[v]!)]));
       return [
@@ -81,7 +90,7 @@ async function json(context: CollectContext, argv: string[]): Promise<unknown> {
   }
 }
 
-function tcpConnect(host: string, port: number): Promise<{ target: string; reachable: boolean; ms: number; error?: string }> {
+function tcpConnect({ role, host, port }: Target): Promise<{ role: Role; target: string; reachable: boolean; ms: number; error?: string }> {
   const target = `${host}:${port}`;
   const started = performance.now();
   return new Promise((resolve) => {
@@ -89,7 +98,7 @@ function tcpConnect(host: string, port: number): Promise<{ target: string; reach
     const done = (error?: string) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve({ target, reachable: error === undefined, ms: Math.round(performance.now() - started), ...(error ? { error } : {}) });
+      resolve({ role, target, reachable: error === undefined, ms: Math.round(performance.now() - started), ...(error ? { error } : {}) });
     };
     const timer = setTimeout(() => done(`no TCP connection within ${CONNECT_TIMEOUT_MS} ms`), CONNECT_TIMEOUT_MS);
     socket.once('connect', () => done());

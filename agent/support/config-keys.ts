@@ -1,5 +1,7 @@
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { DEFAULTS } from '../config.js';
+import { requireTransient } from '../transient-require.js';
 
 /**
  * The config keys a file leaves to the built-in defaults (`tpm.transport`, `log.level`, …),
@@ -9,7 +11,9 @@ import { DEFAULTS } from '../config.js';
 export function keysFromDefaults(text: string | undefined): string[] {
   let document: unknown;
   try {
-    document = text === undefined ? undefined : parseYaml(text, { prettyErrors: false });
+    // Required for this one use, not held: the daemon builds a support bundle now and then.
+    document = text === undefined ? undefined
+      : requireTransient(() => createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text, { prettyErrors: false });
   } catch {
     document = undefined;
   }

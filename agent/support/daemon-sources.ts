@@ -1,8 +1,8 @@
 import { runChecks } from '../check/runner.js';
-import { hardeningSiteFromEnv } from '../commands/hardening-access.js';
 import type { AgentConfig } from '../config.js';
-import type { DaemonSnapshot } from '../daemon/daemon.js';
-import type { SharedTpmReport } from '../daemon/shared-tpm.js';
+import type { DaemonSnapshot } from '../control/protocol.js';
+import type { HardeningSite } from '../hardening-bridge/site.js';
+import type { SharedTpmReport } from '../control/shared-tpm.js';
 import type { TpmReport } from '../tpm/tpm-report.js';
 import { buildBundle, type BundleResult } from './bundle.js';
 import type { BundleSources } from './sources.js';
@@ -11,6 +11,8 @@ import type { BundleSources } from './sources.js';
 export interface LiveDaemon {
   config: AgentConfig;
   configPath: string | undefined;
+  /** Where hardening keeps its records (a test's sandbox, or the real root). */
+  hardening: HardeningSite;
   snapshot(): DaemonSnapshot;
   /** Through the daemon's own TPM connection: swtpm would not serve a second one. */
   tpmReport(): Promise<TpmReport>;
@@ -29,7 +31,7 @@ export function buildInDaemon(live: LiveDaemon, since: Date, outputDir: string, 
     status: async () => ({ ...snapshot.status, daemon: 'running' }),
     readTpm,
     runChecks: () => runChecks({ configPath: live.configPath, tpmOverride: undefined, tpmRead: readTpm }),
-    hardening: hardeningSiteFromEnv(),
+    hardening: live.hardening,
   };
   return buildBundle(sources, outputDir, now);
 }

@@ -1,9 +1,9 @@
-import type { HardeningSite } from '../commands/hardening-access.js';
+import type { HardeningSite } from '../hardening-bridge/site.js';
 import type { CheckResult } from '../check/result.js';
 import type { AgentConfig } from '../config.js';
-import type { DaemonSnapshot } from '../daemon/daemon.js';
-import type { SharedTpmReport } from '../daemon/shared-tpm.js';
-import type { StatusReport } from '../cli/status.js';
+import type { DaemonSnapshot } from '../control/protocol.js';
+import type { SharedTpmReport } from '../control/shared-tpm.js';
+import type { StatusReport } from '../control/status-report.js';
 
 /**
  * Where a support bundle's facts come from. The CLI and the daemon build the same bundle;

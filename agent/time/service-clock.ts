@@ -52,6 +52,15 @@ export class ServiceClock extends EventEmitter<ServiceClockEvents> {
     if (Math.abs(after - before) >= 1_000) this.emit('corrected', after);
   }
 
+  /**
+   * An offset another process of this board measured (the daemon, for its provisioning
+   * helper): the same wall clock, so it holds here too until a Date header says otherwise.
+   */
+  adopt(offsetMs: number): void {
+    this.offset = offsetMs;
+    this.measuredAt = this.wall();
+  }
+
   /** Service time minus local time, as last measured (undefined: never measured). */
   offsetMs(): number | undefined {
     return this.offset;

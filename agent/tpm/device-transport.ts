@@ -22,7 +22,7 @@ export class DeviceTransport extends SerialTransport {
     private readonly path: string,
     options: TransportOptions = {},
   ) {
-    super(`TPM device ${path}`, options);
+    super(`TPM device ${path}`, { kind: 'device', path }, options);
   }
 
   protected async exchange(command: Buffer): Promise<Buffer> {

@@ -34,7 +34,7 @@ export class MssimTransport extends SerialTransport {
     private readonly port: number,
     options: TransportOptions = {},
   ) {
-    super(`mssim ${host}:${port}`, options);
+    super(`mssim ${host}:${port}`, { kind: 'mssim', host, port }, options);
   }
 
   protected async exchange(command: Buffer): Promise<Buffer> {

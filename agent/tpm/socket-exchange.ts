@@ -26,18 +26,21 @@ export class SocketExchange {
   async request(request: Buffer, isComplete: (received: Buffer) => boolean): Promise<Buffer> {
     const socket = this.socket ?? (await this.connect());
     this.received = [];
+    let whole: Buffer = Buffer.alloc(0);
     await new Promise<void>((resolve, reject) => {
       this.pending = {
         accept: (chunk) => {
           this.received.push(chunk);
-          return isComplete(Buffer.concat(this.received));
+          // Most replies come in one chunk: no copy then.
+          whole = this.received.length === 1 ? chunk : Buffer.concat(this.received);
+          return isComplete(whole);
         },
         resolve,
         reject,
       };
       socket.write(request);
     });
-    return Buffer.concat(this.received);
+    return whole;
   }
 
   reset(): void {

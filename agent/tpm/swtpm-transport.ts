@@ -20,7 +20,7 @@ export class SwtpmTransport extends SerialTransport {
     private readonly port: number,
     options: TransportOptions = {},
   ) {
-    super(`swtpm ${host}:${port}`, options);
+    super(`swtpm ${host}:${port}`, { kind: 'swtpm', host, port }, options);
     this.data = new SocketExchange(host, port, `swtpm ${host}:${port}`);
   }
 

@@ -1,5 +1,6 @@
-import { Tpm, type ReadPublicResponse, type TpmError, type TPM_HANDLE } from './tss-lib.js';
+import { ReadPublicResponse, TPM_CC, TPM2_ReadPublic_REQUEST, Tpm, type ReqStructure, type RespStructure, type TpmError, type TPM_HANDLE } from './tss-lib.js';
 import { AgentError } from '../errors.js';
+import { frameCommand, parseResponse } from './command-frame.js';
 import { describeResponseCode, responseCodeOf } from './response-code.js';
 import { TpmUnavailableError, type TpmTransport } from './transport.js';
 
@@ -61,11 +62,26 @@ export class TpmClient {
   private readonly own: Tpm;
   private readonly device: TransportDevice;
   private queue: Promise<unknown> = Promise.resolve();
+  private lease: AbortController | undefined;
 
   constructor(readonly transport: TpmTransport) {
     this.device = new TransportDevice(transport);
     this.own = tssTpmOn(this.device);
     this.tpm = tssTpmOn(new TransportDevice(transport));
+  }
+
+  /**
+   * One command in the agent's own framing (command-frame.ts): the request's parameters
+   * marshalled by tss.js, straight onto the transport, which orders it among the others.
+   * Authorized handles get an empty-password session. The way for anything frequent.
+   */
+  async execute<R extends RespStructure>(commandCode: TPM_CC, request: ReqStructure, responseType: new () => R): Promise<R>;
+  async execute(commandCode: TPM_CC, request: ReqStructure): Promise<void>;
+  async execute<R extends RespStructure>(commandCode: TPM_CC, request: ReqStructure, responseType?: new () => R): Promise<R | void> {
+    const response = await this.transport.transmit(frameCommand(commandCode, request));
+    const { responseCode, result } = parseResponse(response, responseType);
+    if (responseCode !== 0) throw new TpmCommandError(TPM_CC[commandCode] ?? `0x${commandCode.toString(16)}`, responseCode, this.transport.name);
+    return result;
   }
 
   /** Runs one tss.js command, after any command already running from this client. */
@@ -75,13 +91,29 @@ export class TpmClient {
     return result;
   }
 
+  /**
+   * Lets another process use the TPM while `use` runs (see TpmTransport.lend); commands
+   * meanwhile wait for it. Closing this client aborts `signal`: the borrower must give the
+   * TPM back at once.
+   */
+  async lend<T>(use: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const lease = new AbortController();
+    this.lease = lease;
+    try {
+      return await this.transport.lend(() => use(lease.signal));
+    } finally {
+      if (this.lease === lease) this.lease = undefined;
+    }
+  }
+
   async close(): Promise<void> {
+    this.lease?.abort();
     await this.queue;
     await this.transport.close();
   }
 
   readPublic(handle: TPM_HANDLE): Promise<ReadPublicResponse> {
-    return this.run<ReadPublicResponse>('ReadPublic', (tpm, done) => tpm.ReadPublic(handle, done));
+    return this.execute(TPM_CC.ReadPublic, new TPM2_ReadPublic_REQUEST(handle), ReadPublicResponse);
   }
 
   private runNow<T>(command: string, invoke: (tpm: Tpm, done: Continuation<T>) => void): Promise<T> {

@@ -1,4 +1,4 @@
-import { TPM_CAP, type GetCapabilityResponse, type TPML_TAGGED_TPM_PROPERTY } from './tss-lib.js';
+import { GetCapabilityResponse, TPM_CAP, TPM_CC, TPM2_GetCapability_REQUEST, type TPML_TAGGED_TPM_PROPERTY } from './tss-lib.js';
 import type { TpmClient } from './tpm-client.js';
 
 /** TPM_PT values of the fixed property group (TPM 2.0 Part 2, §6.13). */
@@ -37,8 +37,8 @@ export interface TpmFacts {
 }
 
 export async function readTpmFacts(client: TpmClient): Promise<TpmFacts> {
-  const response = await client.run<GetCapabilityResponse>('GetCapability', (tpm, done) =>
-    tpm.GetCapability(TPM_CAP.TPM_PROPERTIES, PT.familyIndicator, PT.firmwareVersion2 - PT.familyIndicator + 1, done));
+  const response = await client.execute(TPM_CC.GetCapability,
+    new TPM2_GetCapability_REQUEST(TPM_CAP.TPM_PROPERTIES, PT.familyIndicator, PT.firmwareVersion2 - PT.familyIndicator + 1), GetCapabilityResponse);
   const props = new Map<number, number>();
   for (const p of (response.capabilityData as TPML_TAGGED_TPM_PROPERTY).tpmProperty) props.set(p.property, p.value >>> 0);
   const get = (pt: number) => props.get(pt) ?? 0;

@@ -1,11 +1,20 @@
 import { TPM_CC } from './tss-lib.js';
 import { AgentError, ExitCode } from '../errors.js';
+import type { TransportSpec } from './transport-spec.js';
 
 /** A way to hand raw TPM 2.0 command buffers to a TPM and get its responses back. */
 export interface TpmTransport {
   /** Names the transport in errors and logs, e.g. "swtpm 127.0.0.1:2321". */
   readonly name: string;
+  /** Where the TPM is, so that another process can reach the same one. */
+  readonly spec: TransportSpec;
   transmit(command: Buffer): Promise<Buffer>;
+  /**
+   * Lets another process use the TPM for as long as `use` runs: waits for the commands
+   * already queued, drops the connection (swtpm serves one at a time), holds later
+   * commands back, and reconnects on the first one after `use` has settled.
+   */
+  lend<T>(use: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -54,6 +63,7 @@ export abstract class SerialTransport implements TpmTransport {
 
   protected constructor(
     readonly name: string,
+    readonly spec: TransportSpec,
     private readonly options: TransportOptions,
   ) {}
 
@@ -68,39 +78,53 @@ export abstract class SerialTransport implements TpmTransport {
     return run;
   }
 
+  lend<T>(use: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closed) throw new TpmUnavailableError(`${this.name}: transport is closed`);
+      this.reset();
+      return use();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.queue;
     this.reset();
   }
 
-  private async transmitNow(command: Buffer): Promise<Buffer> {
-    if (this.closed) throw new TpmUnavailableError(`${this.name}: transport is closed`);
+  /**
+   * One promise and one timer per command: the answer or the deadline, whichever comes
+   * first, settles it; anything but a good answer resets the connection, and what comes
+   * after is not news.
+   */
+  private transmitNow(command: Buffer): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new TpmUnavailableError(`${this.name}: transport is closed`));
     const limit = this.timeoutFor(command);
-    const work = this.exchange(command);
-    work.catch(() => undefined); // the deadline may win the race; the late failure is not news
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new TpmUnavailableError(`${this.name}: no answer to ${commandName(command)} within ${limit} ms`, {
-          hint: 'the TPM is busy, hung or not there; check the transport setting and that the TPM (or swtpm) runs',
-        })),
-        limit,
-      );
+    return new Promise<Buffer>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: TpmUnavailableError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.reset();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new TpmUnavailableError(`${this.name}: no answer to ${commandName(command)} within ${limit} ms`, {
+        hint: 'the TPM is busy, hung or not there; check the transport setting and that the TPM (or swtpm) runs',
+      })), limit);
+      this.exchange(command).then((response) => {
+        if (response.length < HEADER_SIZE || announcedSize(response) !== response.length) {
+          fail(new TpmUnavailableError(`${this.name}: malformed response to ${commandName(command)} (${response.length} bytes)`));
+        } else if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          resolve(response);
+        }
+      }, (err: unknown) => fail(err instanceof TpmUnavailableError ? err
+        : new TpmUnavailableError(`${this.name}: ${commandName(command)} failed`, { cause: err, hint: hintFor(err) })));
     });
-    try {
-      const response = await Promise.race([work, deadline]);
-      if (response.length < HEADER_SIZE || announcedSize(response) !== response.length) {
-        throw new TpmUnavailableError(`${this.name}: malformed response to ${commandName(command)} (${response.length} bytes)`);
-      }
-      return response;
-    } catch (err) {
-      this.reset();
-      if (err instanceof TpmUnavailableError) throw err;
-      throw new TpmUnavailableError(`${this.name}: ${commandName(command)} failed`, { cause: err, hint: hintFor(err) });
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private timeoutFor(command: Buffer): number {

@@ -40,7 +40,21 @@ export const TPMT_SYM_DEF_OBJECT = tss.TPMT_SYM_DEF_OBJECT;
 export type TPMT_SYM_DEF_OBJECT = Tss.TPMT_SYM_DEF_OBJECT;
 export const TPM2B_PUBLIC_KEY_RSA = tss.TPM2B_PUBLIC_KEY_RSA;
 export type TPM2B_PUBLIC_KEY_RSA = Tss.TPM2B_PUBLIC_KEY_RSA;
+export const TPM_RH = tss.TPM_RH;
+export type TPM_RH = Tss.TPM_RH;
+export const TPM_ST = tss.TPM_ST;
+export type TPM_ST = Tss.TPM_ST;
+export const TpmBuffer = tss.TpmBuffer;
+export type TpmBuffer = Tss.TpmBuffer;
+export const TPM2_GetCapability_REQUEST = tss.TPM2_GetCapability_REQUEST;
+export const TPM2_GetRandom_REQUEST = tss.TPM2_GetRandom_REQUEST;
+export const TPM2_ReadPublic_REQUEST = tss.TPM2_ReadPublic_REQUEST;
+export const GetCapabilityResponse = tss.GetCapabilityResponse;
+export type GetCapabilityResponse = Tss.GetCapabilityResponse;
+export const GetRandomResponse = tss.GetRandomResponse;
+export type GetRandomResponse = Tss.GetRandomResponse;
+export const ReadPublicResponse = tss.ReadPublicResponse;
+export type ReadPublicResponse = Tss.ReadPublicResponse;
 
-export type {
-  CreatePrimaryResponse, GetCapabilityResponse, ReadPublicResponse, TpmError, TPML_TAGGED_TPM_PROPERTY,
-} from 'tss.js';
+export type { CreatePrimaryResponse, TpmError, TPML_TAGGED_TPM_PROPERTY } from 'tss.js';
+export type { ReqStructure, RespStructure } from 'tss.js/lib/TpmStructure.js';

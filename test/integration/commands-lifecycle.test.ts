@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RESTART_EXIT_CODE } from '../../agent/commands/restart-agent.js';
+import { ExitCode } from '../../agent/errors.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { DeviceCloud } from '../support/device-cloud.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';
@@ -110,16 +110,16 @@ describe('hardening, reprovision, reboot and restart commands, by direct method 
     await agent.waitForState('ready');
   }, 60_000);
 
-  it(`restarts the agent by direct method and by C2D: a clean stop, exit code ${RESTART_EXIT_CODE} for systemd`, async () => {
-    expect(await dc.invoke('restartAgent')).toMatchObject({ status: 202, payload: { exitCode: RESTART_EXIT_CODE } });
+  it(`restarts the agent by direct method and by C2D: a clean stop, exit code ${ExitCode.restartRequested} for systemd`, async () => {
+    expect(await dc.invoke('restartAgent')).toMatchObject({ status: 202, payload: { exitCode: ExitCode.restartRequested } });
     await dc.waitFor('the agent exits', () => agent.child.exitCode !== null || undefined);
-    expect(agent.child.exitCode).toBe(RESTART_EXIT_CODE);
+    expect(agent.child.exitCode).toBe(ExitCode.restartRequested);
     expect(agent.lines.some((l) => l.includes('event=daemon.stopped'))).toBe(true);
     agent = dc.startAgent();
     await agent.waitForState('ready');
     await envelope('restartAgent', 'restart-1');
     await dc.waitFor('the agent exits', () => agent.child.exitCode !== null || undefined);
-    expect(agent.child.exitCode).toBe(RESTART_EXIT_CODE);
+    expect(agent.child.exitCode).toBe(ExitCode.restartRequested);
     agent = dc.startAgent();
     await agent.waitForState('ready');
     expect(await finalOf((r) => r.id === 'restart-1')).toMatchObject({ status: 202, via: 'c2d' });

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hardeningAccess } from '../../agent/commands/hardening-access.js';
+import { hardeningAccess } from '../../agent/hardening-bridge/access.js';
 import { HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile } from '../../hardening/load-profile.js';
 import { probeTargets } from '../../hardening/probe.js';

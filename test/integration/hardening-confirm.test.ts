@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HardeningEngine } from '../../hardening/engine.js';
-import { runGuard } from '../../hardening/guard-run.js';
+import { runGuard } from '../../hardening/guard.js';
 import { loadProfile, type LoadedProfile } from '../../hardening/load-profile.js';
 import { probeTargets, type HostPort } from '../../hardening/probe.js';
 import { ExecRunner } from '../../hardening/runner.js';

@@ -83,8 +83,9 @@ describe('iot-agent support-bundle', () => {
       }
       const journal = unpacked.collector('journal');
       expect(journal.commands[0]!.argv).toEqual(expect.arrayContaining(['journalctl', '-o', 'short-iso', '-u', 'iot-agent', '-u', 'iot-agent-harden-apply@*']));
-      const network = unpacked.json<{ reachability: { target: string; reachable: boolean }[] }>('network/network.json');
-      expect(network.reachability).toContainEqual(expect.objectContaining({ target: `${dc.hub.hostName}:8883`, reachable: true }));
+      const network = unpacked.json<{ reachability: { role: string; target: string; reachable: boolean }[] }>('network/network.json');
+      expect(network.reachability).toContainEqual(expect.objectContaining({ role: 'hub', target: `${dc.hub.hostName}:8883`, reachable: true }));
+      expect(network.reachability.filter((r) => r.role === 'dps')).toHaveLength(1);
     }, 60_000);
 
     it('shows the daemon\'s health in status: protocol, last error, failures in a row, next retry, queue and clock offset', async () => {

@@ -23,6 +23,12 @@ describe('errors for people', () => {
     expect(exitCodeOf(new AgentError('x', { exitCode: ExitCode.usage }))).toBe(2);
     expect(exitCodeOf(new Error('x'))).toBe(1);
   });
+
+  it('keeps every exit code in one table, each number once, the daemon\'s own in the sysexits.h range', () => {
+    const codes = Object.values(ExitCode);
+    expect(new Set(codes).size).toBe(codes.length);
+    expect(ExitCode).toMatchObject({ internalError: 70, restartRequested: 75 });
+  });
 });
 
 describe('errors for people: edge cases', () => {

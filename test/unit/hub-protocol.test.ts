@@ -83,6 +83,62 @@ describe('hub protocol: auto without a proxy', () => {
   });
 });
 
+describe('hub protocol: rounds, reasons and the retry window', () => {
+  it('offers the other protocol again in every new round', () => {
+    const { choice } = choiceAt(0);
+    for (let round = 0; round < 2; round += 1) {
+      const first = choice.plan();
+      expect(first.protocol).toBe('mqtt');
+      const second = choice.failed(first, 'unreachable');
+      expect(second).toEqual({ protocol: 'mqtt-ws', timeoutMs: undefined, reason: '8883 could not be reached within 10 s: WebSockets on 443' });
+      expect(choice.failed(second!, 'unreachable')).toBeUndefined();
+    }
+  });
+
+  it('says when WebSockets were chosen and when 8883 is tried again, and why 8883 comes after WebSockets failed', () => {
+    const memory: ProtocolMemory = { protocol: 'mqtt-ws', since: Date.parse('2026-11-01T10:00:00Z'), retryMqttAt: Date.parse('2026-11-02T09:00:00Z') };
+    const { choice } = choiceAt(Date.parse('2026-11-01T12:00:00Z'), {}, memory);
+    const first = choice.plan();
+    expect(first).toEqual({ protocol: 'mqtt-ws', timeoutMs: undefined,
+      reason: '8883 was unreachable (2026-11-01T10:00:00.000Z); 8883 is tried again after 2026-11-02T09:00:00.000Z' });
+    expect(choice.failed(first, 'unreachable')).toEqual({ protocol: 'mqtt', timeoutMs: 10_000, reason: 'WebSockets on 443 could not be reached: 8883' });
+    const { choice: due } = choiceAt(Date.parse('2026-11-02T09:00:00Z'), {}, memory);
+    expect(due.plan()).toEqual({ protocol: 'mqtt', timeoutMs: 10_000, reason: 'trying 8883 again (WebSockets since 2026-11-01T10:00:00.000Z)' });
+  });
+
+  it('keeps WebSockets for a retry up to a period and a quarter ahead, and takes one further ahead as due', () => {
+    const at = (retryMqttAt: number) => choiceAt(DAY, {}, { protocol: 'mqtt-ws', since: 0, retryMqttAt }).choice.plan().protocol;
+    expect(at(DAY + 1.25 * MQTT_RETRY_MS)).toBe('mqtt-ws');
+    expect(at(DAY + 1.25 * MQTT_RETRY_MS + 1)).toBe('mqtt');
+    expect(at(DAY + 1)).toBe('mqtt-ws');
+  });
+
+  it('tries 8883 at once for remembered WebSockets without a retry time', () => {
+    const { choice } = choiceAt(DAY, {}, { protocol: 'mqtt-ws', since: 0 });
+    expect(choice.plan()).toMatchObject({ protocol: 'mqtt', timeoutMs: 10_000 });
+  });
+
+  it('writes nothing when 8883 works and 8883 was already remembered', () => {
+    const { choice } = choiceAt(DAY, {}, { protocol: 'mqtt', since: 0 });
+    choice.connected(choice.plan().protocol);
+    expect(choice.takeChange()).toBeUndefined();
+    expect(choice.memory()).toEqual({ protocol: 'mqtt', since: 0 });
+  });
+
+  it('follows new settings (a proxy set, then removed) and keeps what it learnt', () => {
+    const memory: ProtocolMemory = { protocol: 'mqtt-ws', since: 0, retryMqttAt: 2 * DAY };
+    const { choice } = choiceAt(DAY, {}, memory);
+    choice.update({ setting: 'auto', proxied: true, probeMs: 5_000 });
+    expect(choice.plan()).toEqual({ protocol: 'mqtt-ws', timeoutMs: undefined, reason: 'through the proxy, which tunnels 443 only' });
+    choice.connected('mqtt-ws');
+    expect(choice.memory()).toEqual(memory);
+    choice.update({ setting: 'auto', proxied: false, probeMs: 5_000 });
+    const plan = choice.plan();
+    expect(plan.protocol).toBe('mqtt-ws');
+    expect(choice.failed(plan, 'unreachable')).toMatchObject({ protocol: 'mqtt', timeoutMs: 5_000 });
+  });
+});
+
 describe('hub protocol: fixed by the setting or a proxy', () => {
   it.each([
     [{ setting: 'mqtt' }, 'mqtt', 'network.hubProtocol is mqtt'],

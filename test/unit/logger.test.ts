@@ -1,5 +1,5 @@
-import { describe, expect, it, vi } from 'vitest';
-import { formatLine, LEVELS, Logger } from '../../agent/log/logger.js';
+import { describe, expect, it } from 'vitest';
+import { formatLine, LEVELS, Logger, MAX_KEPT_CHARS } from '../../agent/log/logger.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0] = {}) {
   const lines: string[] = [];
@@ -134,11 +134,12 @@ describe('structured log lines', () => {
 
   it('writes to stderr unless told otherwise', () => {
     const written: string[] = [];
-    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { written.push(chunk.toString()); return true; });
+    const original = process.stderr.write;
+    process.stderr.write = ((chunk: string) => { written.push(chunk); return true; }) as typeof process.stderr.write;
     try {
       new Logger({ journal: false, now: () => new Date('2026-11-26T00:00:00Z') }).error('to.stderr');
     } finally {
-      write.mockRestore();
+      process.stderr.write = original;
     }
     expect(written).toEqual(['time=2026-11-26T00:00:00.000Z level=error event=to.stderr\n']);
   });
@@ -163,5 +164,13 @@ describe('structured log lines', () => {
     const { logger, lines } = capture();
     logger.warn('odd.values', { cycle, counter: { value: 7n } });
     expect(lines).toEqual(['time=2026-11-26T00:00:00.000Z level=warn event=odd.values cycle="[object Object]" counter="[object Object]"\n']);
+  });
+
+  it('keeps at most 2 KiB of each recent line, and writes the whole line out', () => {
+    const { logger, lines } = capture();
+    logger.warn('child.output', { line: 'x'.repeat(10_000) });
+    expect(lines[0]!.length).toBeGreaterThan(10_000);
+    expect(logger.recent(1)[0]).toHaveLength(MAX_KEPT_CHARS + 3);
+    expect(logger.recent(1)[0]!.endsWith('...')).toBe(true);
   });
 });

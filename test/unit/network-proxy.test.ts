@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseNoProxyEntry, parseProxyUrl, proxyFor, proxySettings, ProxySettingError } from '../../agent/network/proxy.js';
+import { endpointProxy, parseNoProxyEntry, parseNoProxyList, parseProxyUrl, proxyFor, proxySettings, ProxySettingError } from '../../agent/network/proxy.js';
 import { proxyRefusal } from '../../agent/network/proxy-agent.js';
 
 const none = { proxy: undefined, noProxy: undefined };
@@ -45,6 +45,75 @@ describe('proxy URL', () => {
     expect(err.message.startsWith('network.proxy: ')).toBe(true);
     expect(`${err.message} ${err.hint}`).not.toContain('Secret1');
     expect(err.hint).toContain('http://[user:password@]host:port');
+  });
+});
+
+describe('proxy URL: what is kept and what is said', () => {
+  it('keeps a user name without a password, and shows neither', () => {
+    expect(parseProxyUrl('http://field@proxy.example:3128', 'network.proxy')).toMatchObject({
+      username: 'field', password: undefined, url: 'http://field@proxy.example:3128', display: 'http://***@proxy.example:3128',
+    });
+  });
+
+  it('does not take digits of the password for the port', () => {
+    expect(problem('http://user:1234@proxy.example').message).toBe('network.proxy: the proxy port is missing');
+  });
+
+  it('names a wrong scheme by at most its first twelve characters', () => {
+    expect(problem('https://proxy.example:3128').message).toBe('network.proxy: the scheme must be http:// (got https://)');
+    expect(problem('averyveryverylongscheme://proxy.example:3128').message).toBe('network.proxy: the scheme must be http:// (got averyveryver//)');
+  });
+});
+
+describe('noProxy entries: what they cover and what they say', () => {
+  const covers = (entry: string, host: string, port = 443) =>
+    proxyFor({ proxy: parseProxyUrl('http://p:3128', 'x'), noProxy: [parseNoProxyEntry(entry, 'x')], noProxySource: 'x' }, host, port) === undefined;
+
+  it('takes an address without a prefix as that one address, IPv4 and IPv6', () => {
+    expect(parseNoProxyEntry('10.1.2.3', 'x')).toMatchObject({ kind: 'address', text: '10.1.2.3/32' });
+    expect(parseNoProxyEntry('fd00::1', 'x')).toMatchObject({ kind: 'address', text: 'fd00::1/128' });
+    expect(covers('10.1.2.3', '10.1.2.4')).toBe(false);
+    expect(covers('fd00::1', 'fd00::1')).toBe(true);
+    expect(covers('fd00::1', 'fd00::2')).toBe(false);
+  });
+
+  it('matches names without regard to case, an address only by address, and a port only on that port', () => {
+    expect(parseNoProxyEntry(' HUB.Example ', 'x')).toEqual({ kind: 'name', name: 'hub.example' });
+    expect(covers('HUB.Example', 'hub.example')).toBe(true);
+    expect(covers('10.0.0.0/8', 'hub.example')).toBe(false);
+    expect(covers('10.1.2.3:443', '10.1.2.3', 443)).toBe(true);
+    expect(covers('10.1.2.3:443', '10.1.2.3', 8883)).toBe(false);
+    expect(covers('.example', 'example')).toBe(true);
+  });
+
+  it('takes ports 1 to 65535, prefixes of several digits down to /0, and a bracketed address without a port', () => {
+    expect(parseNoProxyEntry('host:1', 'x')).toEqual({ kind: 'name', name: 'host', port: 1 });
+    expect(parseNoProxyEntry('host:65535', 'x')).toEqual({ kind: 'name', name: 'host', port: 65535 });
+    expect(() => parseNoProxyEntry('host:65536', 'x')).toThrow('has an invalid port');
+    expect(covers('10.0.0.0/16', '10.0.5.5')).toBe(true);
+    expect(covers('10.0.0.0/16', '10.1.5.5')).toBe(false);
+    expect(covers('0.0.0.0/0', '192.0.2.1')).toBe(true);
+    expect(covers('fd00::/16', 'fd00:1::1')).toBe(true);
+    expect(covers('[::1]', '::1')).toBe(true);
+    for (const entry of ['x[::1]', '[::1]:443x', '[::1]x']) expect(() => parseNoProxyEntry(entry, 'x')).toThrow(/^x: .* is not valid$/);
+  });
+
+  it('says which entry is wrong and how, cut to 80 characters', () => {
+    expect(() => parseNoProxyEntry('10.0.0.0/33', 'network.noProxy[0]')).toThrow(/^network\.noProxy\[0\]: "10\.0\.0\.0\/33" is not a valid CIDR$/);
+    expect(() => parseNoProxyEntry('host:0', 'network.noProxy[0]')).toThrow(/^network\.noProxy\[0\]: "host:0" has an invalid port$/);
+    const long = `${'a'.repeat(100)} b`;
+    expect(() => parseNoProxyEntry(long, 'network.noProxy[0]')).toThrow(`network.noProxy[0]: "${'a'.repeat(80)}" is not valid`);
+  });
+
+  it('reads no_proxy separated by commas or spaces, ignoring empty entries', () => {
+    expect(parseNoProxyList(' , a.example,,b.example  c.example ', 'no_proxy').map((r) => r.kind === 'name' && r.name)).toEqual(['a.example', 'b.example', 'c.example']);
+    expect(parseNoProxyList('', 'no_proxy')).toEqual([]);
+  });
+
+  it('gives the proxy for one endpoint from the config and the environment', () => {
+    expect(endpointProxy({ proxy: 'http://cfg:3128', noProxy: ['hub.example'] }, 'dps.example', 443, {})).toMatchObject({ host: 'cfg' });
+    expect(endpointProxy({ proxy: 'http://cfg:3128', noProxy: ['hub.example'] }, 'hub.example', 443, {})).toBeUndefined();
+    expect(endpointProxy(none, 'dps.example', 443, {})).toBeUndefined();
   });
 });
 

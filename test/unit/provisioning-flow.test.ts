@@ -1,15 +1,11 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
-import { PROVISION_STEPS, readyIdentity, registerAssignment, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
-import { readAssignment, type StoredAssignment } from '../../agent/state/assignment-store.js';
+import { PROVISION_STEPS, readyIdentity, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
+import { type StoredAssignment } from '../../agent/state/assignment-store.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { parseTransport } from '../../agent/tpm/transport-spec.js';
 import { freePort } from '../support/ports.js';
-import { stringMatching } from '../support/matchers.js';
 
 const config = (): AgentConfig => ({ ...structuredClone(DEFAULTS), provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0001' } });
 const cached = (): StoredAssignment => ({
@@ -68,22 +64,6 @@ describe('the provisioning flow without a TPM', () => {
     try {
       await expect(readyIdentity(tpm, config(), (step) => steps.push(step))).rejects.toThrow();
       expect(steps).toEqual([]);
-    } finally {
-      await tpm.close();
-    }
-  });
-
-  it('caches nothing when the registration fails, and logs no step', async () => {
-    const tpm = await absentTpm();
-    const stateDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-flow-'));
-    const events: string[] = [];
-    try {
-      await expect(registerAssignment({
-        tpm, config: { ...config(), stateDir, provisioning: { ...config().provisioning, globalEndpoint: '127.0.0.1' } }, idScope: '0ne0001', registrationId: 'r',
-        ca: undefined, current: undefined, log: (event) => events.push(event),
-      })).rejects.toMatchObject({ message: stringMatching(/^TPM failed during registration with DPS 127\.0\.0\.1/) });
-      expect(await readAssignment(stateDir)).toEqual({ status: 'absent' });
-      expect(events).toEqual([]);
     } finally {
       await tpm.close();
     }

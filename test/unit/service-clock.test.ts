@@ -30,6 +30,15 @@ describe('service clock', () => {
     expect(corrections).toEqual([2 * 3_600_000 + 500]);
   });
 
+  it('signs with an offset another process measured until a Date header says otherwise', () => {
+    const { clock, c } = clockAt(T0 - 2 * 3_600_000);
+    clock.adopt(2 * 3_600_000);
+    expect(clock.now()).toBe(T0);
+    expect(clock.lastMeasuredAt()).toBe(c.wall);
+    clock.observe(new Date(T0 + 60_000).toUTCString(), c.wall, c.wall);
+    expect(clock.now()).toBe(T0 + 60_500);
+  });
+
   it('splits the round trip in two', () => {
     const { clock } = clockAt(T0);
     clock.observe(new Date(T0 + 3_600_000).toUTCString(), T0 - 1_000, T0 + 1_000);

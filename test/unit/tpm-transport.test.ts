@@ -28,7 +28,7 @@ class TestTransport extends SerialTransport {
   mostInFlight = 0;
 
   constructor(private readonly answer: Answer, options: TransportOptions = {}) {
-    super('test TPM', options);
+    super('test TPM', { kind: 'swtpm', host: '127.0.0.1', port: 1 }, options);
   }
 
   protected async exchange(command: Buffer): Promise<Buffer> {

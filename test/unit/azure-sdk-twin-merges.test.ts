@@ -1,8 +1,7 @@
 import device from 'azure-iot-device';
 import { describe, expect, it } from 'vitest';
 import { Logger } from '../../agent/log/logger.js';
-import { guardTwinMerges } from '../../agent/hub/sdk-internals.js';
-import { MAX_TWIN_DEPTH, sanitizeTwinDocument } from '../../agent/twin/sdk-guard.js';
+import { guardTwinMerges, MAX_TWIN_DEPTH, sanitizeTwinDocument } from '../../agent/azure-sdk/twin-merges.js';
 
 describe('the twin merge guard', () => {
   it('drops keys that break lodash merge and prototype pollution', () => {

@@ -3,12 +3,14 @@ import { nothingToGuard, revertDue } from './known-good.js';
 import { describeFailures, probeUntilReachable, type HostPort, type Probe, type ProbeResult } from './probe.js';
 
 /**
+ * The guard (`iot-agent harden guard`, iot-agent-hardening-guard.service); known-good.ts is its policy.
+ *
  * One boot-time watch over a newly applied profile, run as its own root step beside the
  * boot (the daemon holds no privileges to roll firewall rules back): the probe loop runs
  * until every endpoint the agent needs answers, and then the profile becomes known good;
  * when the grace time passes first, the known-good policy decides whether to revert.
  */
-export interface GuardRunOptions {
+export interface GuardOptions {
   engine: HardeningEngine;
   targets: readonly HostPort[];
   graceSeconds: number;
@@ -32,7 +34,7 @@ export async function guardIdle(engine: HardeningEngine): Promise<string | null>
   return nothingToGuard(await engine.history());
 }
 
-export async function runGuard(options: GuardRunOptions): Promise<GuardOutcome> {
+export async function runGuard(options: GuardOptions): Promise<GuardOutcome> {
   const { engine, targets, graceSeconds, probe } = options;
   const now = options.now ?? Date.now;
   const idle = await guardIdle(engine);

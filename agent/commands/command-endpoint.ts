@@ -1,11 +1,11 @@
 import type device from 'azure-iot-device';
 import { describeError } from '../errors.js';
-import { interceptMethodRequests } from '../hub/sdk-internals.js';
+import { interceptMethodRequests } from '../azure-sdk/method-requests.js';
 import type { Logger } from '../log/logger.js';
 import type { CommandReply } from './command.js';
 import { EnvelopeError, parseEnvelope } from './envelope.js';
 import type { ExecutedIds } from './executed-ids.js';
-import type { CommandRegistry, CommandResult } from './registry.js';
+import type { CommandRegistry, CommandReport } from './registry.js';
 import { clip } from './schema.js';
 
 type Client = InstanceType<typeof device.Client>;
@@ -21,7 +21,7 @@ export class CommandEndpoint {
   constructor(
     private readonly registry: CommandRegistry,
     private readonly executed: ExecutedIds,
-    private readonly report: (result: CommandResult) => void,
+    private readonly report: (result: CommandReport) => void,
     private readonly log: Logger,
   ) {}
 
@@ -82,8 +82,8 @@ export class CommandEndpoint {
   }
 }
 
-function result(command: string, id: string | undefined, reply: CommandReply): CommandResult {
-  return { ...reply, command: clip(command), via: 'c2d', id, phase: 'done', at: new Date().toISOString() };
+function result(command: string, id: string | undefined, reply: CommandReply): CommandReport {
+  return { status: reply.status, payload: reply.payload, command: clip(command), via: 'c2d', id, phase: 'done', at: new Date().toISOString() };
 }
 
 function internalError(name: string, err: unknown): CommandReply {

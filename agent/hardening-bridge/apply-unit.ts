@@ -6,7 +6,7 @@ import type { ApplyReport, HardeningEngine } from '../../hardening/engine.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../hardening/profile-name.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
-import { CommandFailure } from './command.js';
+import { HardeningRequestError } from './refusal.js';
 
 const run = promisify(execFile);
 
@@ -20,7 +20,7 @@ export const UNIT_MARGIN_SECONDS = 90;
  */
 export function unitInstance(profile: string): string {
   if (!PROFILE_NAME.test(profile)) {
-    throw new CommandFailure(400, `profile ${JSON.stringify(profile.slice(0, 80))} cannot be applied: expected ${PROFILE_NAME_EXPECTED}`);
+    throw new HardeningRequestError(400, `profile ${JSON.stringify(profile.slice(0, 80))} cannot be applied: expected ${PROFILE_NAME_EXPECTED}`);
   }
   return profile.replaceAll('-', '\\x2d');
 }
@@ -49,13 +49,13 @@ export interface UnitApplyOptions {
 export async function applyThroughUnit(options: UnitApplyOptions): Promise<ApplyReport> {
   const { engine, profile, timeoutSeconds } = options;
   const unit = applyUnitName(profile);
-  if (options.targets.length === 0) throw new CommandFailure(500, 'no hub or DPS endpoint known to confirm against');
+  if (options.targets.length === 0) throw new HardeningRequestError(500, 'no hub or DPS endpoint known to confirm against');
   const requestId = randomUUID();
   let request: string;
   try {
     request = encodeApplyRequest({ requestId, profile, confirmTimeoutSeconds: timeoutSeconds, confirmTargets: [...options.targets] });
   } catch (err) {
-    throw new CommandFailure(500, `cannot ask for profile ${profile}: ${(err as Error).message}`);
+    throw new HardeningRequestError(500, `cannot ask for profile ${profile}: ${(err as Error).message}`);
   }
   // Group-readable: the root unit has no CAP_DAC_OVERRIDE and reads it as a member of the agent's group.
   await writeFileAtomic(options.requestFile ?? APPLY_REQUEST_FILE, request, 0o640);
@@ -72,10 +72,10 @@ export async function applyThroughUnit(options: UnitApplyOptions): Promise<Apply
   const outcome = await engine.lastApplyOutcome().catch(() => null);
   if (outcome?.requestId === requestId) {
     if (outcome.report) return outcome.report;
-    throw new CommandFailure(500, `profile ${profile} not applied: ${outcome.error ?? 'no reason recorded'}`);
+    throw new HardeningRequestError(500, `profile ${profile} not applied: ${outcome.error ?? 'no reason recorded'}`);
   }
   const state = failure === undefined ? '' : await unitResult(options.systemctl ?? 'systemctl', unit);
-  throw new CommandFailure(500, `profile ${profile}: ${unit} ${failure === undefined ? 'finished' : `failed (${failure}${state})`} without recording an outcome for this request`);
+  throw new HardeningRequestError(500, `profile ${profile}: ${unit} ${failure === undefined ? 'finished' : `failed (${failure}${state})`} without recording an outcome for this request`);
 }
 
 async function unitResult(systemctl: string, unit: string): Promise<string> {

@@ -2,8 +2,8 @@ import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
 import { formatTransport, type TransportSpec } from '../tpm/transport-spec.js';
-import { askDaemon, DaemonAbsentError, payloadOf } from './control-socket.js';
-import { DAEMON_LOCK_OWNER, TpmLock } from './tpm-lock.js';
+import { askDaemon, DaemonAbsentError, payloadOf } from './client.js';
+import { DAEMON_LOCK_OWNER, TpmLock } from '../daemon/tpm-lock.js';
 
 export interface SharedTpmReport {
   report: TpmReport;

@@ -1,0 +1,140 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hardeningAccess } from '../../agent/hardening-bridge/access.js';
+import { appliesInProcess, PRODUCTION_SITE } from '../../agent/hardening-bridge/site.js';
+import { applyThroughUnit, applyUnitName, unitInstance } from '../../agent/hardening-bridge/apply-unit.js';
+import { neededEndpoints } from '../../agent/commands/needed-endpoints.js';
+import { DEFAULTS } from '../../agent/config.js';
+import { HardeningEngine } from '../../hardening/engine.js';
+import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
+import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
+import { bootId } from '../../hardening/lock.js';
+import { parseProfileText } from '../../hardening/load-profile.js';
+import { profileHash, validateProfile } from '../../hardening/profile.js';
+import { Records } from '../../hardening/records.js';
+
+const run = promisify(execFile);
+
+describe('applying a profile through iot-agent-harden-apply@.service', () => {
+  it.each(['strict', 'baseline', 'board-test', 'site_2', 'a-b-c'])('names the instance as systemd-escape does: %s', async (name) => {
+    const { stdout } = await run('systemd-escape', [name]);
+    expect(unitInstance(name)).toBe(stdout.trim());
+    expect(applyUnitName(name)).toBe(`iot-agent-harden-apply@${stdout.trim()}.service`);
+  });
+
+  it('produces only instances the polkit rule admits', () => {
+    const rule = new RegExp(/\/\^iot-agent-harden-apply@.*\$\//.exec(readFileSync('packaging/polkit/50-iot-agent.rules', 'utf8'))![0].slice(1, -1));
+    for (const name of ['strict', 'board-test', 'x_-_y', `a${'-'.repeat(63)}`]) expect(applyUnitName(name)).toMatch(rule);
+    for (const refused of ['iot-agent-harden-apply@\\x2dlead.service', 'iot-agent-harden-apply@a-b.service', 'iot-agent-harden-apply@a.b.service',
+      `iot-agent-harden-apply@${'a'.repeat(65)}.service`, 'iot-agent-harden-apply@.service', 'iot-agent-harden-apply@a\\x2fb.service']) {
+      expect(refused).not.toMatch(rule);
+    }
+  });
+
+  it.each(['evil.yaml', '../etc', 'a/b', '', 'x'.repeat(65), 'sp ace', '-lead', '_x', 'strict\n'])('refuses a name that polkit would refuse or %%I could make a path: %j', (name) => {
+    expect(() => unitInstance(name)).toThrow(/letters, digits, _ and -/);
+  });
+
+  it('asks the root unit to confirm against every endpoint the agent needs, in a request only the agent and its group read', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-request-'));
+    try {
+      const systemctl = path.join(dir, 'systemctl');
+      await writeFile(systemctl, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const requestFile = path.join(dir, 'harden-request.json');
+      const config = { ...DEFAULTS, provisioning: { ...DEFAULTS.provisioning, globalEndpoint: 'dps.example.net' } };
+      const targets = neededEndpoints(config, { assignedHub: 'hub-1.azure-devices.net' });
+      const attempt = applyThroughUnit({ engine: new HardeningEngine({ root: dir }), profile: 'board-2', timeoutSeconds: 30, targets, requestFile, systemctl });
+      await expect(attempt).rejects.toThrow(/iot-agent-harden-apply@board\\x2d2\.service finished without recording an outcome for this request/);
+      expect(JSON.parse(readFileSync(requestFile, 'utf8'))).toMatchObject({
+        version: 1, profile: 'board-2', confirmTimeoutSeconds: 30, confirmTargets: ['hub-1.azure-devices.net:8883', 'dps.example.net:443'],
+      });
+      expect(statSync(requestFile).mode & 0o777).toBe(0o640);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is the path for the unprivileged production agent; root and test namespaces apply in process', () => {
+    expect(appliesInProcess(PRODUCTION_SITE, 998)).toBe(false);
+    expect(appliesInProcess(PRODUCTION_SITE, 0)).toBe(true);
+    expect(appliesInProcess({ ...PRODUCTION_SITE, root: '/tmp/r', netns: 'iotagent-1-d' }, 998)).toBe(true);
+  });
+});
+
+describe('hardening status of the unprivileged agent', () => {
+  let root: string | undefined;
+  afterEach(() => {
+    if (root) rmSync(root, { recursive: true, force: true });
+    root = undefined;
+  });
+
+  it('keeps its records in their own directory, apart from the agent state', () => {
+    expect(DEFAULT_STATE_DIR).toBe('var/lib/iot-agent-hardening');
+  });
+
+  async function siteWith(records: Record<string, unknown>) {
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-status-'));
+    const store = new Records(path.join(root, DEFAULT_STATE_DIR));
+    await mkdir(store.dir, { recursive: true });
+    for (const [name, value] of Object.entries(records)) await (store[name as 'applied'] as { write(v: unknown): Promise<void> }).write(value);
+    return { access: hardeningAccess({ root, backend: 'auto' }, () => [], { inProcess: false }), store };
+  }
+
+  const strict = validateProfile(parseProfileText(BUILTIN_PROFILES.strict!, 'builtin:strict', 'strict'), 'builtin:strict', 'strict');
+  const h1 = profileHash(strict);
+  const applied = { profile: strict, hash: h1, origin: 'built-in', appliedAt: '2026-11-26T03:00:00.000Z', confirmed: true, firewall: { 4: [], 6: null } };
+
+  it('reports the drift the last root run recorded, with when and by whom it was checked', async () => {
+    const { access, store } = await siteWith({
+      applied,
+      verified: { profile: 'strict', hash: h1, appliedHash: h1, drift: 1, checkedAt: '2026-11-26T03:01:00.000Z', by: 'apply',
+        items: [{ kind: 'sysctl', target: 'net.ipv4.tcp_syncookies', ok: false, expected: '1', actual: '0' }, { kind: 'profile', target: 'x', ok: true, expected: h1, actual: h1 }] },
+    });
+    expect(await access.status()).toEqual({
+      profile: 'strict', appliedHash: h1, confirmed: true, appliedAt: applied.appliedAt, origin: 'built-in',
+      drift: 1, driftCheckedAt: '2026-11-26T03:01:00.000Z', driftCheckedBy: 'apply',
+      drifted: [{ kind: 'sysctl', target: 'net.ipv4.tcp_syncookies', expected: '1', actual: '0' }],
+    });
+    // Readable by anyone, written by root only.
+    expect(statSync(store.verified.file).mode & 0o777).toBe(0o644);
+  });
+
+  it('says the drift is unknown when no root run verified the applied profile since it was applied', async () => {
+    const { access } = await siteWith({
+      applied,
+      verified: { profile: 'baseline', hash: 'h0', appliedHash: 'h0', drift: 0, checkedAt: '2026-11-26T02:00:00.000Z', by: 'boot', items: [] },
+    });
+    expect(await access.summary()).toMatchObject({ profile: 'strict', drift: null, driftError: 'not verified since profile strict was applied' });
+  });
+
+  it('reports a fail-closed boot of this boot, so the cloud hears of it once the agent is connected', async () => {
+    const boot = { bootId: await bootId(), at: '2026-11-26T03:00:05.000Z', outcome: 'fail-closed', profile: 'strict', error: 'ip6tables rules were not loaded' };
+    const { access } = await siteWith({ applied, boot });
+    expect(await access.summary()).toMatchObject({
+      profile: 'strict', failClosed: true, bootFailure: { at: boot.at, profile: 'strict', error: 'ip6tables rules were not loaded' },
+    });
+    // A failure of an earlier boot is history.
+    const earlier = await siteWith({ boot: { ...boot, bootId: 'an earlier boot' } });
+    expect(await earlier.access.summary()).toEqual({ profile: null, appliedHash: null, confirmed: false, drift: null });
+  });
+
+  it('reports a corrupt record instead of failing the summary', async () => {
+    const { access, store } = await siteWith({});
+    await writeFile(store.applied.file, '{"profile": {"na');
+    expect(await access.summary()).toMatchObject({ profile: null, recordError: expect.stringMatching(/applied\.json is corrupt: not valid JSON/) });
+  });
+
+  it('refuses anything but a profile name, in process too: a .yaml or path from the cloud is never read', async () => {
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-names-'));
+    await writeFile(path.join(root, 'evil.yaml'), 'firewall: { inbound: [{ port: 1 }] }\n');
+    const access = hardeningAccess({ root, backend: 'auto', netns: 'iotagent-none', confirmTargets: [{ host: '10.0.0.1', port: 8883 }] }, () => []);
+    for (const name of ['evil.yaml', path.join(root, 'evil.yaml'), './evil', '../evil', 'evil.yml']) {
+      await expect(access.apply(name, 5), name).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/never a path/) });
+    }
+  });
+});
