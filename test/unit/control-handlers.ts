@@ -1,4 +1,5 @@
-import type { ControlHandler, ControlReply, ControlRequest } from '../../agent/daemon/control-socket.js';
+import type { ControlReply, ControlRequest } from '../../agent/control/protocol.js';
+import type { ControlHandler } from '../../agent/daemon/control-socket.js';
 
 type Reply = (line: ControlReply) => void;
 
