@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHECK_IDS } from '../../agent/check/result.js';
 import { runChecks, type CheckOptions } from '../../agent/check/runner.js';
-import type { SharedTpmReport } from '../../agent/daemon/shared-tpm.js';
+import type { SharedTpmReport } from '../../agent/control/shared-tpm.js';
 import { writeAssignment } from '../../agent/state/assignment-store.js';
 import { stringMatching } from '../support/matchers.js';
 

@@ -5,9 +5,9 @@ import path from 'node:path';
 import type deviceSdk from 'azure-iot-device';
 import type iothub from 'azure-iothub';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CommandEndpoint } from '../../agent/commands/cloud-endpoint.js';
+import { CommandEndpoint } from '../../agent/commands/command-endpoint.js';
 import { ExecutedIds } from '../../agent/commands/executed-ids.js';
-import { CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
+import { CommandRegistry, type CommandReport } from '../../agent/commands/registry.js';
 import { openDevice } from '../cloud/hub/device-sdk.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
@@ -46,10 +46,10 @@ async function servedDevice(overrides: Parameters<typeof commandContext>[0] = {}
   const client = await openDevice(hub, deviceId);
   devices.push(client);
   const { log, lines } = capturingLogger();
-  const results: CommandResult[] = [];
+  const results: CommandReport[] = [];
   const registry = new CommandRegistry(commandContext({ log, ...overrides }), (r) => results.push(r));
   const executed = await ExecutedIds.open(tempDir('iot-agent-endpoint-state-'), log);
-  const reported: CommandResult[] = [];
+  const reported: CommandReport[] = [];
   new CommandEndpoint(registry, executed, (r) => reported.push(r), log).attach(client);
   const invoke = async (methodName: string, payload?: unknown) =>
     (await service.client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds: 10 })).result as { status: number; payload: unknown };

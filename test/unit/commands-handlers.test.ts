@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { CommandFailure } from '../../agent/commands/command.js';
 import { MAX_LOG_LINES, MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
 import { CommandRegistry } from '../../agent/commands/registry.js';
-import { RESTART_EXIT_CODE } from '../../agent/commands/restart-agent.js';
+import { ExitCode } from '../../agent/errors.js';
+import type { HardeningStatus } from '../../agent/hardening-bridge/access.js';
 import { Logger } from '../../agent/log/logger.js';
-import { commandContext } from './command-context.js';
+import type { ApplyReport } from '../../hardening/engine.js';
+import { applyReport, commandContext, NOTHING_APPLIED } from './command-context.js';
 
 const method = { via: 'method' } as const;
 
@@ -42,8 +44,8 @@ describe('the commands that answer what the daemon knows', () => {
   });
 
   it('getHardeningStatus answers the engine\'s status as it is', async () => {
-    const status = { profile: 'strict', drift: 0 };
-    const context = commandContext({ hardening: { apply: () => Promise.resolve({}), status: () => Promise.resolve(status) } });
+    const status: HardeningStatus = { profile: 'strict', appliedHash: 'h', confirmed: true, drift: 0 };
+    const context = commandContext({ hardening: { apply: () => Promise.resolve(applyReport({})), status: () => Promise.resolve(status) } });
     expect(await new CommandRegistry(context).dispatch('getHardeningStatus', {}, method)).toEqual({ status: 200, payload: status });
   });
 
@@ -69,10 +71,10 @@ describe('setTelemetryInterval', () => {
 });
 
 describe('restartAgent', () => {
-  it(`asks the daemon to restart and answers 202 with the exit code ${RESTART_EXIT_CODE} systemd restarts on`, async () => {
+  it(`asks the daemon to restart and answers 202 with the exit code ${ExitCode.restartRequested} systemd restarts on`, async () => {
     let asked = 0;
     const reply = await new CommandRegistry(commandContext({ requestRestart: () => { asked++; } })).dispatch('restartAgent', {}, method);
-    expect(RESTART_EXIT_CODE).toBe(75);
+    expect(ExitCode.restartRequested).toBe(75);
     expect(reply).toEqual({ status: 202, payload: { accepted: true, message: 'restarting (exit code 75)', exitCode: 75 } });
     expect(asked).toBe(1);
   });
@@ -115,14 +117,14 @@ describe('reboot', () => {
 });
 
 describe('applyHardening', () => {
-  function withApply(apply: (profile: string, timeout: number) => Promise<Record<string, unknown>>) {
+  function withApply(apply: (profile: string, timeout: number) => Promise<ApplyReport>) {
     const calls: [string, number][] = [];
-    const context = commandContext({ hardening: { apply: (p, t) => { calls.push([p, t]); return apply(p, t); }, status: () => Promise.resolve({}) } });
+    const context = commandContext({ hardening: { apply: (p, t) => { calls.push([p, t]); return apply(p, t); }, status: () => Promise.resolve(NOTHING_APPLIED) } });
     return { registry: new CommandRegistry(context), calls };
   }
 
   it('confirms within 60 s unless asked otherwise, and says so in its acknowledgement', async () => {
-    const { registry, calls } = withApply(() => Promise.resolve({ confirmed: true }));
+    const { registry, calls } = withApply(() => Promise.resolve(applyReport({ confirmed: true })));
     const { reply } = await registry.execute('applyHardening', { profile: 'strict' }, method);
     expect(reply).toEqual({ status: 202, payload: {
       accepted: true, message: 'applying profile strict, confirming within 60 s', profile: 'strict', confirmTimeoutSec: 60,
@@ -131,7 +133,7 @@ describe('applyHardening', () => {
   });
 
   it('takes a confirm timeout from 5 s to an hour', async () => {
-    const { registry, calls } = withApply(() => Promise.resolve({ confirmed: true }));
+    const { registry, calls } = withApply(() => Promise.resolve(applyReport({ confirmed: true })));
     await (await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 5 }, method)).final;
     await (await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 3600 }, method)).final;
     expect(calls).toEqual([['strict', 5], ['strict', 3600]]);
@@ -140,13 +142,15 @@ describe('applyHardening', () => {
   });
 
   it('reports the engine\'s report as the final result: applied and confirmed, or applied', async () => {
-    const confirmed = withApply(() => Promise.resolve({ confirmed: true, rolledBack: false }));
+    const confirmedReport = applyReport({ confirmed: true, rolledBack: false });
+    const confirmed = withApply(() => Promise.resolve(confirmedReport));
     expect(await (await confirmed.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
-      status: 200, payload: { message: 'profile strict applied and confirmed', report: { confirmed: true, rolledBack: false } },
+      status: 200, payload: { message: 'profile strict applied and confirmed', report: confirmedReport },
     });
-    const unconfirmed = withApply(() => Promise.resolve({ confirmed: false }));
+    const unconfirmedReport = applyReport({ profile: 'baseline', confirmed: false });
+    const unconfirmed = withApply(() => Promise.resolve(unconfirmedReport));
     expect(await (await unconfirmed.registry.execute('applyHardening', { profile: 'baseline' }, method)).final).toEqual({
-      status: 200, payload: { message: 'profile baseline applied', report: { confirmed: false } },
+      status: 200, payload: { message: 'profile baseline applied', report: unconfirmedReport },
     });
   });
 
@@ -162,7 +166,7 @@ describe('applyHardening', () => {
   });
 
   it.each(['../etc/x', 'strict.yaml', ''])('refuses the profile %j before anything is applied', async (profile) => {
-    const { registry, calls } = withApply(() => Promise.resolve({}));
+    const { registry, calls } = withApply(() => Promise.resolve(applyReport({})));
     expect(await registry.dispatch('applyHardening', { profile }, method)).toMatchObject({ status: 400, payload: { field: 'profile' } });
     expect(calls).toEqual([]);
   });

@@ -27,7 +27,7 @@ async function features(): Promise<{ features: DeviceFeatures; config: AgentConf
     reprovision: () => Promise.resolve(),
     restart: () => restarts.push(Date.now()),
     hardeningSite: { root: path.join(dir, 'root'), backend: 'auto' },
-    reboot: {},
+    reboot: undefined,
     supportBundle: () => Promise.reject(new Error('not in this test')),
   };
   const created = await DeviceFeatures.create(hooks);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config.js';
-import { askDaemon, DaemonAbsentError, requestDaemon } from '../../agent/daemon/control-socket.js';
+import { askDaemon, DaemonAbsentError, requestDaemon } from '../../agent/control/client.js';
 import { Daemon, DEFAULT_READY_GRACE_MS } from '../../agent/daemon/daemon.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/daemon/tpm-lock.js';
 import { Logger } from '../../agent/log/logger.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveControlSocket, type ControlHandler } from '../../agent/daemon/control-socket.js';
-import { readSharedTpm } from '../../agent/daemon/shared-tpm.js';
+import { readSharedTpm } from '../../agent/control/shared-tpm.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/daemon/tpm-lock.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { parseTransport } from '../../agent/tpm/transport-spec.js';

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { list } from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
-import type { DaemonSnapshot } from '../../agent/daemon/daemon.js';
+import type { DaemonSnapshot } from '../../agent/control/protocol.js';
+import type { HardeningSite } from '../../agent/hardening-bridge/site.js';
 import { bundleName, collectorsFor } from '../../agent/support/bundle.js';
 import { buildInDaemon } from '../../agent/support/daemon-sources.js';
 import type { BundleSources } from '../../agent/support/sources.js';
@@ -16,7 +17,7 @@ import { restorePath, standInPrograms } from './stand-in-programs.js';
 import { ofType, stringMatching } from '../support/matchers.js';
 
 const dirs: string[] = [];
-const savedEnv = { TMPDIR: process.env.TMPDIR, IOT_AGENT_HARDENING_TEST: process.env.IOT_AGENT_HARDENING_TEST };
+const savedEnv = { TMPDIR: process.env.TMPDIR };
 
 afterEach(() => {
   restorePath();
@@ -44,8 +45,7 @@ function liveDaemon() {
     journalctl: "echo '2026-03-15T10:00:01+0000 board iot-agent[1]: connected with SharedAccessSignature sr=hub&sig=c2VjcmV0&se=1'",
     timedatectl: 'echo NTP=yes',
   });
-  const root = tempDir('iot-agent-bundle-root-');
-  process.env.IOT_AGENT_HARDENING_TEST = `netns=iotagent-bundle-test,root=${root},backend=nft`;
+  const hardening: HardeningSite = { root: tempDir('iot-agent-bundle-root-'), netns: 'iotagent-bundle-test', backend: 'nft' };
   const stateDir = tempDir('iot-agent-bundle-state-');
   const configPath = path.join(stateDir, 'config.yaml');
   const address = randomLoopbackAddress();
@@ -56,7 +56,7 @@ function liveDaemon() {
     logLevel: 'info', recentLog: ['level=info event=hub.connected token=SharedAccessSignature sr=x&sig=abc'], executedCommands: 3,
   } as unknown as DaemonSnapshot;
   const tpm = { transport: config.tpm.transport, endorsementKey: { ok: true, value: 'AAAA' } } as unknown as TpmReport;
-  return { configPath, config, snapshot, tpm };
+  return { configPath, config, hardening, snapshot, tpm };
 }
 
 describe('the support bundle the daemon builds', () => {

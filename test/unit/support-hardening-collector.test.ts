@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HardeningSite } from '../../agent/commands/hardening-access.js';
+import type { HardeningSite } from '../../agent/hardening-bridge/site.js';
 import { hardeningCollector } from '../../agent/support/collect-hardening.js';
 import { runCollector, type CollectedFile } from '../../agent/support/collector.js';
 import type { BundleSources } from '../../agent/support/sources.js';
