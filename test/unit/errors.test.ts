@@ -81,6 +81,6 @@ describe('errors for people: edge cases', () => {
     expect(exitCodeOf(new AgentError('x', { exitCode: ExitCode.tpmUnavailable }))).toBe(3);
     expect(exitCodeOf(Object.assign(new Error('x'), { exitCode: 2 }))).toBe(1);
     expect(exitCodeOf('text')).toBe(1);
-    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, tpmUnavailable: 3 });
+    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, tpmUnavailable: 3, internalError: 70, restartRequested: 75 });
   });
 });

@@ -53,17 +53,17 @@ const IP_STAND_IN = `case "$*" in
 esac`;
 
 describe('the network collector', () => {
-  it('tries DPS on 443 only until a hub is assigned, and says whether each accepts a TCP connection', async () => {
+  it('tries DPS on 443 only until a hub is assigned, and says whether each accepts a TCP connection, naming its role', async () => {
     standInPrograms({ ip: IP_STAND_IN });
     const { sources: s, address } = sources();
     const { entry, files } = await runCollector(networkCollector(s));
     expect(entry.status).toBe('ok');
     const network = json(files, 'network/network.json');
     expect(network.hubKnown).toBe(false);
-    expect(network.reachability).toEqual([{ target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' }]);
+    expect(network.reachability).toEqual([{ role: 'dps', target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' }]);
   });
 
-  it('tries the assigned hub on 8883 and 443, then DPS', async () => {
+  it('tries the assigned hub on 8883 and 443, then DPS, naming each one\'s role', async () => {
     standInPrograms({ ip: IP_STAND_IN });
     const { sources: s, address } = sources();
     const hub = randomLoopbackAddress();
@@ -75,9 +75,9 @@ describe('the network collector', () => {
     const network = json(files, 'network/network.json');
     expect(network.hubKnown).toBe(true);
     expect(network.reachability).toEqual([
-      { target: `${hub}:8883`, reachable: true, ms: ofType(Number) },
-      { target: `${hub}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
-      { target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
+      { role: 'hub', target: `${hub}:8883`, reachable: true, ms: ofType(Number) },
+      { role: 'hub', target: `${hub}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
+      { role: 'dps', target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
     ]);
   });
 
