@@ -25,3 +25,7 @@ export function arrayContaining(items: unknown[]): unknown {
 export function objectContaining(fields: Record<string, unknown>): unknown {
   return expect.objectContaining(fields);
 }
+
+export function stringNotContaining(text: string): unknown {
+  return expect.not.stringContaining(text);
+}
