@@ -49,7 +49,7 @@ export class RebootScheduler {
 function run(argv: readonly string[]): Promise<void> {
   const [file, ...args] = argv;
   return new Promise((resolve, reject) => {
-    execFile(file!, args, { timeout: 60_000 }, (err, _stdout, stderr) => {
+    execFile(file!, args, { timeout: 60_000 }, (err: Error | null, _stdout, stderr) => {
       if (!err) resolve();
       else if ((err as NodeJS.ErrnoException).code === 'ENOENT') reject(err);
       else reject(new Error(`${argv.join(' ')} failed: ${stderr.trim() || err.message}`));
