@@ -48,6 +48,8 @@ describe('errors for people: edge cases', () => {
   it('skips an empty message in the chain and describes null as nothing', () => {
     expect(describeError(new AgentError('', { cause: new Error('disk full') }))).toBe('disk full');
     expect(describeError(null)).toBe('');
+    expect(describeError({ code: 'ECONNRESET', retryable: true })).toBe("{ code: 'ECONNRESET', retryable: true }");
+    expect(describeError(new Error('upload failed', { cause: 42 }))).toBe('upload failed: 42');
     expect(describeError(new Error('top', { cause: null }))).toBe('top');
   });
 
