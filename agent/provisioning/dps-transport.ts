@@ -50,10 +50,10 @@ class ObservingHttpBase extends HttpBase {
     const observed: Done = (err, body, response) => {
       const seen = response ?? (err as { response?: IncomingMessage } | undefined)?.response;
       if (seen) this.onDate?.(seen.headers?.date, sentAt, Date.now());
-      const retryAfter = seen?.headers?.['retry-after'];
       this.last = {
         statusCode: seen?.statusCode,
-        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        // Node keeps the first of repeated Retry-After headers: a string.
+        retryAfter: seen?.headers?.['retry-after'],
         error: seen === undefined ? err : undefined,
       };
       if (signed && response) stretchPolling(response);
@@ -61,14 +61,14 @@ class ObservingHttpBase extends HttpBase {
       callback(err, body, response);
     };
     return done === undefined
-      ? super.buildRequest(method, path, headers, host, observed as never)
-      : super.buildRequest(method, path, headers, host, options, observed as never);
+      ? super.buildRequest(method, path, headers, host, observed)
+      : super.buildRequest(method, path, headers, host, options, observed);
   }
 }
 
 export interface DpsTransport {
   transport: Http;
-  lastResponse(): DpsResponse | undefined;
+  lastResponse: () => DpsResponse | undefined;
 }
 
 /** Each answer's Date header and the local wall-clock times around its request. */
