@@ -57,7 +57,7 @@ export function execBounded(argv: readonly string[], options: ExecOptions): Prom
         ...(error ?? stopped ? { error: error ?? stopped } : {}),
       });
     };
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (truncated) return;
       const room = options.maxBytes - bytes;
       if (chunk.length >= room) {
@@ -70,7 +70,7 @@ export function execBounded(argv: readonly string[], options: ExecOptions): Prom
       chunks.push(chunk);
       bytes += chunk.length;
     });
-    child.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (chunk: Buffer) => {
       if (stderr.length < STDERR_BYTES) stderr += chunk.toString('utf8').slice(0, STDERR_BYTES - stderr.length);
     });
     child.on('error', (err: NodeJS.ErrnoException) => {
