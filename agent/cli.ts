@@ -68,7 +68,7 @@ tpm
   .option('--json', 'print one JSON object')
   .action((_options, command: Command) =>
     runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(command.optsWithGlobals(),
-      await overrides({ tpmAsGiven: (command.opts() as { tpm?: string }).tpm !== undefined }))));
+      await overrides({ tpmAsGiven: command.opts<{ tpm?: string }>().tpm !== undefined }))));
 
 const harden = program.command('harden').description('hardening profiles: firewall, IPv6, USB and network sysctls');
 const collect = (value: string, previous: string[]) => [...previous, value];

@@ -2,6 +2,7 @@
  * Errors are values with a cause and a hint, created where the failure is understood.
  * The CLI prints them on one line; the daemon logs them with their cause chain.
  */
+import { inspect } from 'node:util';
 
 /**
  * Every exit code of the program in one table, so scripts and systemd can branch on them.
@@ -43,7 +44,8 @@ export function describeError(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
-    const message = current instanceof Error ? current.message : String(current);
+    // A thrown non-Error (an SDK's plain object) is shown as it is, not as [object Object].
+    const message = current instanceof Error ? current.message : typeof current === 'string' ? current : inspect(current, { breakLength: Infinity });
     if (message && !parts.some((p) => p.includes(message))) parts.push(message);
     current = current instanceof Error ? current.cause : undefined;
   }

@@ -154,10 +154,10 @@ export function parseRebootOverride(command: string, delay: string | undefined):
   if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
     throw new AgentError('IOT_AGENT_REBOOT_COMMAND must be a JSON array of strings (the program and its arguments)', { exitCode: ExitCode.usage, hint: TEST_KNOB_HINT });
   }
-  if (delay === undefined || delay === '') return { argv: argv as string[] };
+  if (delay === undefined || delay === '') return { argv };
   const delaySeconds = /^\d{1,4}$/.test(delay) ? Number(delay) : NaN;
   if (!(delaySeconds <= 3_600)) {
     throw new AgentError(`IOT_AGENT_REBOOT_DELAY_SECONDS=${delay}: expected whole seconds from 0 to 3600`, { exitCode: ExitCode.usage, hint: TEST_KNOB_HINT });
   }
-  return { argv: argv as string[], delaySeconds };
+  return { argv, delaySeconds };
 }

@@ -11,6 +11,8 @@ import { deviceToken, deviceUsername } from '../test/cloud/hub/raw-mqtt.js';
 import { servernameFor } from '../test/cloud/tls.js';
 import { TEST_TIMINGS } from '../test/support/agent-process.js';
 import { DeviceCloud } from '../test/support/device-cloud.js';
+import { invokeMethod } from '../test/support/direct-method.js';
+import { isObject, parseObject, stringFields } from '../test/support/json.js';
 import { CLI, FLAGS, rssOf, startAgent } from './agent-under-test.js';
 import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSummary } from './heap-snapshot.js';
 import { percentiles as stats } from './stats.js';
@@ -68,12 +70,14 @@ export async function run(): Promise<void> {
     await new Promise<void>((resolve, reject) => { bare!.once('message', () => resolve()); bare!.once('exit', (code) => reject(new Error(`bare responder exited with ${code}`))); });
 
     const invoke = async (deviceId: string, payload: unknown = {}) => {
-      const { result } = await dc.service.client.invokeDeviceMethod(deviceId, { methodName: 'ping', payload, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
-      if ((result as { status: number }).status !== 200) throw new Error(`${deviceId} answered ${(result as { status: number }).status}`);
+      const { status } = await invokeMethod(dc.service.client, deviceId, { methodName: 'ping', payload, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
+      if (status !== 200) throw new Error(`${deviceId} answered ${status}`);
     };
     const heapOf = async () => {
-      const { result } = await dc.service.client.invokeDeviceMethod(dc.deviceId, { methodName: 'getSystemInfo', payload: {}, responseTimeoutInSeconds: 10 });
-      return (result as { payload: { agent: { heapUsedBytes: number } } }).payload.agent.heapUsedBytes;
+      const { payload } = await invokeMethod(dc.service.client, dc.deviceId, { methodName: 'getSystemInfo', payload: {}, responseTimeoutInSeconds: 10 });
+      const heapUsedBytes = isObject(payload) && isObject(payload.agent) ? payload.agent.heapUsedBytes : undefined;
+      if (typeof heapUsedBytes !== 'number') throw new Error(`getSystemInfo without agent.heapUsedBytes: ${JSON.stringify(payload)}`);
+      return heapUsedBytes;
     };
     for (let i = 0; i < WARMUP; i++) { await invoke(dc.deviceId); await invoke(bareId); }
     await new Promise((r) => setTimeout(r, SETTLE_MS));
@@ -294,5 +298,5 @@ async function bareResponder(spec: { address: string; hostName: string; ca: stri
 }
 
 if (process.argv[2] === '--bare-responder' && import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  await bareResponder(JSON.parse(process.argv[3] ?? '{}'));
+  await bareResponder(stringFields(parseObject(process.argv[3] ?? '{}', 'the bare responder spec'), ['address', 'hostName', 'ca', 'deviceId', 'key']));
 }

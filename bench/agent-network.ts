@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import type { CloudDescription } from '../test/cloud/cloud.js';
 import { serviceClients } from '../test/cloud/hub/service-sdk.js';
 import type { AgentFiles } from '../test/support/agent-process.js';
+import { invokeMethod } from '../test/support/direct-method.js';
 import { TinyProxy } from '../test/support/tinyproxy.js';
 import { FLAGS } from './agent-under-test.js';
 import { median, percentiles } from './stats.js';
@@ -32,8 +33,8 @@ export async function networkRows(dir: string, files: AgentFiles, description: C
   const { client } = serviceClients(description.hubServiceConnectionString, readFileSync(description.caCertPath, 'utf8'));
   const invoke = async () => {
     const t0 = performance.now();
-    const { result } = await client.invokeDeviceMethod('bench-device', { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
-    if ((result as { status: number }).status !== 200) throw new Error(`ping answered ${(result as { status: number }).status}`);
+    const { status } = await invokeMethod(client, 'bench-device', { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
+    if (status !== 200) throw new Error(`ping answered ${status}`);
     return performance.now() - t0;
   };
   const starts = { mqtt: [] as number[], wss: [] as number[], direct: [] as number[] };
@@ -87,7 +88,7 @@ async function startToReady(cli: string, configPath: string): Promise<{ ms: numb
       child.kill('SIGKILL');
       reject(new Error(`agent (${configPath}) not ready within 30 s:\n${lines.slice(-10).join('\n')}`));
     }, 30_000);
-    createInterface({ input: child.stderr! }).on('line', (line) => {
+    createInterface({ input: child.stderr }).on('line', (line) => {
       lines.push(line);
       if (line.includes('event=state.changed') && line.includes('to=ready')) { clearTimeout(timer); resolve(performance.now() - t0); }
     });

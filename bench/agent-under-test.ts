@@ -38,7 +38,7 @@ export function startAgent(files: AgentFiles, options: { extraFlags?: string[]; 
   });
   const lines: string[] = [];
   let partial = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     const parts = (partial + chunk.toString()).split('\n');
     partial = parts.pop()!;
     lines.push(...parts);

@@ -105,7 +105,7 @@ async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: numbe
   });
   const ms = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('agent not ready within 30 s')), 30_000);
-    createInterface({ input: child.stderr! }).on('line', (line) => {
+    createInterface({ input: child.stderr }).on('line', (line) => {
       if (line.includes('event=state.changed') && line.includes('to=ready')) { clearTimeout(timer); resolve(performance.now() - t0); }
     });
   });

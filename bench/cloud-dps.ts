@@ -107,9 +107,10 @@ class CountingHub implements LinkedHub {
   count = 0;
   readonly keys = new Map<string, Buffer>();
   constructor(readonly hostName: string) {}
-  async registerDevice(registration: HubDeviceRegistration): Promise<void> {
+  registerDevice(registration: HubDeviceRegistration): Promise<void> {
     this.count++;
     this.keys.set(registration.registrationId, registration.primaryKey);
+    return Promise.resolve();
   }
 }
 
@@ -118,7 +119,7 @@ function round(n: number): number {
 }
 
 /** The device side, in the worker: one flow at a time per software TPM, all TPMs concurrently. */
-async function deviceWorker(input: WorkerInput): Promise<void> {
+function deviceWorker(input: WorkerInput): void {
   const port = parentPort!;
   const tpms = Array.from({ length: DEVICES }, () => SoftwareTpm.create());
   const agent = new https.Agent({ ca: input.ca, keepAlive: true, maxSockets: DEVICES });
@@ -165,4 +166,4 @@ async function registerAll(target: DpsTarget, tpms: SoftwareTpm[]): Promise<From
   return { kind: 'done', registrations, elapsedMs: performance.now() - started, finalBlobsChecked };
 }
 
-if (!isMainThread && parentPort) void deviceWorker(workerData as WorkerInput);
+if (!isMainThread && parentPort) deviceWorker(workerData as WorkerInput);

@@ -12,6 +12,7 @@ import { openDevice } from '../test/cloud/hub/device-sdk.js';
 import { startHub } from '../test/cloud/hub/hub.js';
 import { deviceToken, deviceUsername } from '../test/cloud/hub/raw-mqtt.js';
 import { serviceClients } from '../test/cloud/hub/service-sdk.js';
+import { invokeMethod } from '../test/support/direct-method.js';
 import { randomLoopbackAddress } from '../test/support/ports.js';
 
 /**
@@ -86,9 +87,9 @@ async function measureMethodRoundTrip(child: ChildProcess, target: Ready & { add
   device.onDeviceMethod('echo', (req, res) => void res.send(200, req.payload));
   const { client } = serviceClients(target.serviceConnectionString, target.ca);
   const times = await time(WARMUP + ROUND_TRIPS, async (i) => {
-    const { result } = await client.invokeDeviceMethod('bench-device',
+    const { status } = await invokeMethod(client, 'bench-device',
       { methodName: 'echo', payload: { i }, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: i === 0 ? 5 : 0 });
-    if ((result as { status: number }).status !== 200) throw new Error('method failed');
+    if (status !== 200) throw new Error('method failed');
   });
   await device.close();
   return stats(times.slice(WARMUP));
@@ -119,8 +120,8 @@ async function measureScale(child: ChildProcess, target: Ready & { address: stri
   const { client } = serviceClients(target.serviceConnectionString, target.ca);
   let answered = 0;
   const times = await time(DEVICES, async (i) => {
-    const { result } = await client.invokeDeviceMethod(`sim-${i}`, { methodName: 'ping', payload: i, responseTimeoutInSeconds: 5 });
-    if ((result as { status: number; payload: unknown }).payload === i) answered++;
+    const { payload } = await invokeMethod(client, `sim-${i}`, { methodName: 'ping', payload: i, responseTimeoutInSeconds: 5 });
+    if (payload === i) answered++;
   });
   const s = stats(times);
   const rssAfter = await request<number>(child, { type: 'rss' });

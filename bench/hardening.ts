@@ -125,7 +125,7 @@ async function measureSubjects(backend: 'nft' | 'legacy', root: string, prefix: 
     ['restore', () => plain.run(restoreCommand(backend, 4, false), { input: applyText(plan.firewall[4]!, undefined) }), flushChains],
     // The check the engine must run before loading: on nft the kernel aborts the batch, which waits for an RCU grace period.
     ['test', () => plain.run(restoreCommand(backend, 4, true), { input: applyText(plan.firewall[4]!, undefined) }), flushChains],
-    ['spawn', () => plain.run(['true']), async () => undefined],
+    ['spawn', () => plain.run(['true']), () => Promise.resolve()],
   ];
   const samples = new Map<Subject, number[]>(subjects.map(([name]) => [name, []]));
   const counts = { engineFirst: [] as number[], engineBoot: [] as number[] };

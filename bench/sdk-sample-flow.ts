@@ -21,7 +21,7 @@ const ca = readFileSync(caFile, 'utf8');
 const tpm = new TpmClient(openTransport(parseTransport(transport)));
 const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
 const result = await new Promise<{ registrationState: { assignedHub: string; deviceId: string } }>((resolve, reject) =>
-  provisioningDevice.ProvisioningDeviceClient.create(host, idScope, provisioningTransport(ca), security)
+  void provisioningDevice.ProvisioningDeviceClient.create(host, idScope, provisioningTransport(ca), security)
     .register((err?: Error, res?: unknown) => (err ? reject(err) : resolve(res as never))));
 const { assignedHub, deviceId } = result.registrationState;
 const client = device.Client.fromAuthenticationProvider(

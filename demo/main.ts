@@ -13,7 +13,7 @@ import { provisioningServiceClient } from '../test/cloud/dps/sdk-clients.js';
 import { serviceClients } from '../test/cloud/hub/service-sdk.js';
 import { randomLoopbackAddress } from '../test/support/ports.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
-import { CLI_PATH, describeMethodFailure, indent, runCli, say, step, waitForReady } from './narrate.js';
+import { CLI_PATH, describeMethodAnswer, describeMethodFailure, indent, runCli, say, step, waitForReady } from './narrate.js';
 
 const DEVICE_ID = 'demo-board-1';
 const work = mkdtempSync(path.join(tmpdir(), 'iot-agent-demo-'));
@@ -70,8 +70,8 @@ async function main(): Promise<void> {
   for (const methodName of ['ping', 'getSystemInfo']) {
     say(`invokeDeviceMethod("${DEVICE_ID}", "${methodName}")`);
     try {
-      const { result } = await client.invokeDeviceMethod(DEVICE_ID, { methodName, payload: {}, responseTimeoutInSeconds: 15 });
-      say(indent(`status ${String(result.status)}, answer:\n${indent(JSON.stringify(result.payload, null, 2))}`));
+      const answer: { result: unknown } = await client.invokeDeviceMethod(DEVICE_ID, { methodName, payload: {}, responseTimeoutInSeconds: 15 });
+      say(indent(describeMethodAnswer(answer.result)));
     } catch (err) {
       say(indent(describeMethodFailure(methodName, err)));
     }
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const keys = Object.keys(reported).filter((k) => k !== '$version');
   say(keys.length
     ? indent(JSON.stringify(reported, null, 2))
-    : indent(`no reported properties yet (twin version ${String(reported.$version ?? 1)}): this build of the agent reports none`));
+    : indent(`no reported properties yet (twin version ${typeof reported.$version === 'number' ? reported.$version : 1}): this build of the agent reports none`));
 
   step(8, 'What hardening would do on a board in the field: `iot-agent harden plan --profile strict` (changes nothing)');
   const plan = await runCli(['harden', 'plan', '--profile', 'strict']);

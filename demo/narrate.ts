@@ -42,7 +42,7 @@ export async function waitForReady(agent: ChildProcess, configPath: string, time
     if (result.code === 0) {
       const status = JSON.parse(result.stdout) as Record<string, unknown>;
       // Until the daemon's control socket is up, status reads the files of a stopped agent.
-      const line = status.daemon === 'running' ? `${String(status.state)}${status.reason ? `: ${String(status.reason)}` : ''}` : 'starting';
+      const line = status.daemon === 'running' ? `${String(status.state)}${typeof status.reason === 'string' && status.reason ? `: ${status.reason}` : ''}` : 'starting';
       if (line !== last) say(`agent state: ${line}`);
       last = line;
       if (status.state === 'ready') return status;
@@ -50,6 +50,15 @@ export async function waitForReady(agent: ChildProcess, configPath: string, time
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`the agent was not ready within ${timeoutMs / 1000} s; its last log lines:\n${log.slice(-10).join('\n')}`);
+}
+
+/** A method's answer as IoT Hub gives it to the service SDK (typed `any` there): its status, then its payload. */
+export function describeMethodAnswer(result: unknown): string {
+  if (typeof result !== 'object' || result === null || !('status' in result) || typeof result.status !== 'number') {
+    return `an answer without a status: ${JSON.stringify(result)}`;
+  }
+  const payload = 'payload' in result ? result.payload : undefined;
+  return `status ${result.status}, answer:\n${indent(JSON.stringify(payload, null, 2))}`;
 }
 
 /** A failed method call in words: the hub's status code and what it means here. */

@@ -16,7 +16,7 @@ import { probeTargets, type HostPort, type Probe, type ProbeProxy } from './prob
 import {
   DEFAULT_STATE_DIR, Records, type AppliedRecord, type ApplyOutcomeRecord, type BootRecord, type KnownGoodRecord, type OriginalsRecord, type VerifiedBy, type VerifiedRecord,
 } from './records.js';
-import { DEFAULT_EGRESS, type Egress, type Family, type FirewallRules } from './render-firewall.js';
+import { DEFAULT_EGRESS, type Egress } from './render-firewall.js';
 import type { ApplyReport, RollbackReport, VerifyReport } from './reports.js';
 import { parseFilterTable } from './restore-text.js';
 import { hardeningRunner } from './runner.js';
@@ -265,7 +265,7 @@ export class HardeningEngine {
       knownGoodRules: async (good) => {
         if (!good) return null;
         const plan = await this.plan({ profile: good.profile, origin: good.origin }).catch(() => null);
-        return plan && (plan.firewall as Record<Family, FirewallRules | undefined>);
+        return plan && plan.firewall;
       },
     };
   }

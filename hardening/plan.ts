@@ -72,7 +72,7 @@ export function formatPlan(plan: Plan, root: string): string {
   out.push('== iptables-restore --noflush (filter table; only the IOT-AGENT-* chains and their jumps)');
   out.push(String(json.iptablesRestore).trimEnd(), '');
   out.push('== ip6tables-restore --noflush');
-  out.push(json.ip6tablesRestore ? String(json.ip6tablesRestore).trimEnd() : '(no IPv6 rules: the agent\'s IPv6 chains are removed if present)', '');
+  out.push(typeof json.ip6tablesRestore === 'string' && json.ip6tablesRestore ? json.ip6tablesRestore.trimEnd() : '(no IPv6 rules: the agent\'s IPv6 chains are removed if present)', '');
   out.push('== sysctl (live, in this network namespace)');
   for (const [k, v] of Object.entries(plan.host.sysctls)) out.push(`${k} = ${v}`);
   out.push('');

@@ -31,9 +31,8 @@ export function hubChannel(clients: ServiceClients, deviceId: string, responseTi
     deviceId,
     invoke: async (methodName, payload) => {
       try {
-        const { result } = await clients.client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds, connectTimeoutInSeconds: 15 });
-        const { status, payload: answer } = result as { status: number; payload: unknown };
-        return { status, payload: answer };
+        const answer: { result: unknown } = await clients.client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds, connectTimeoutInSeconds: 15 });
+        return methodAnswer(answer.result);
       } catch (err) {
         throw new VerifierError(`${methodName} on ${deviceId} did not get an answer`, {
           cause: err, hint: 'is the device connected to this hub (its twin shows it), and does it run an agent with attestation?',
@@ -50,6 +49,17 @@ export function hubChannel(clients: ServiceClients, deviceId: string, responseTi
       }
     },
   };
+}
+
+/**
+ * A method's answer as IoT Hub returns it, `{ status, payload }`: azure-iothub types it `any`, so
+ * its status is checked before the verdicts read it.
+ */
+function methodAnswer(result: unknown): { status: number; payload: unknown } {
+  if (typeof result !== 'object' || result === null || !('status' in result) || typeof result.status !== 'number') {
+    throw new Error(`the hub's answer has no numeric status: ${JSON.stringify(result)?.slice(0, 300)}`);
+  }
+  return { status: result.status, payload: 'payload' in result ? result.payload : undefined };
 }
 
 /** The `message` of a method's answer payload, for errors and verdicts (short, and never a whole payload). */

@@ -57,7 +57,7 @@ export function emptyLog(pcr: number, bootId: string, tpmResetCount: number | nu
 }
 
 export function appendEvent(log: EventLog, event: Omit<ExtendedEvent, 'seq'> | Omit<GapEvent, 'seq'>): EventLog {
-  return { ...log, events: [...log.events, { ...event, seq: log.events.length + 1 } as LogEvent] };
+  return { ...log, events: [...log.events, { ...event, seq: log.events.length + 1 }] };
 }
 
 /** The PCR value the extended events give, starting from zero, and what is wrong with the log (empty when nothing). */

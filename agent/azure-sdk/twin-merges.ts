@@ -26,8 +26,9 @@ export function sanitizeTwinDocument(value: unknown, depth = 0): unknown {
 
 /** azure-iot-device's Twin: the lodash merge of twin documents and its desired-patch handler. */
 export interface TwinInternals {
-  _mergePatch(dest: unknown, patch: unknown): void;
-  _onDesiredPropertiesUpdate(patch: unknown): void;
+  // Function-valued members, not methods: the guards keep the originals and call them with the Twin as `this`.
+  _mergePatch: (this: TwinInternals, dest: unknown, patch: unknown) => void;
+  _onDesiredPropertiesUpdate: (this: TwinInternals, patch: unknown) => void;
 }
 
 let twinGuarded = false;

@@ -50,8 +50,11 @@ export function deserializeError(data: unknown, classes: Iterable<ErrorClass> = 
 
 /** The error classes among a module's exports, e.g. `errorClassesIn(await import('./register.js'))`. */
 export function errorClassesIn(...modules: object[]): ErrorClass[] {
-  return modules.flatMap((m) => Object.values(m)).filter((value): value is ErrorClass =>
-    typeof value === 'function' && (value === Error || value.prototype instanceof Error));
+  return modules.flatMap((m) => Object.values(m as Record<string, unknown>)).filter(isErrorClass);
+}
+
+function isErrorClass(value: unknown): value is ErrorClass {
+  return typeof value === 'function' && (value === Error || (value as { prototype: unknown }).prototype instanceof Error);
 }
 
 const BUILTIN_ERRORS: ErrorClass[] = [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError];

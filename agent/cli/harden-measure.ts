@@ -36,12 +36,13 @@ export async function cliMeasure(options: CliMeasureOptions) {
     pcr = config.attestation.pcr;
     const spec = parseTransport(options.tpm ?? config.tpm.transport);
     tpm = {
-      open: async () => openTransport(spec, { commandTimeoutMs: MEASURE_TIMEOUT_MS, keyGenerationTimeoutMs: MEASURE_TIMEOUT_MS }),
+      // A transport that cannot be opened rejects, as the measure expects of open().
+      open: () => new Promise((resolve) => { resolve(openTransport(spec, { commandTimeoutMs: MEASURE_TIMEOUT_MS, keyGenerationTimeoutMs: MEASURE_TIMEOUT_MS })); }),
       release: (transport) => transport.close(),
     };
   } catch (err) {
     const reason = `the agent config cannot be used: ${describeError(err)}`;
-    tpm = { open: () => Promise.reject(new Error(reason)), release: async () => undefined };
+    tpm = { open: () => Promise.reject(new Error(reason)), release: () => Promise.resolve() };
   }
   const measure = new PcrMeasure({ pcr, by: options.by, tpm, agentVersion: agentVersion(), warn: options.warn });
   let last: (MeasurementOutcome & { pcr: number }) | undefined;

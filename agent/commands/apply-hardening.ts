@@ -11,7 +11,7 @@ export const applyHardening = defineCommand({
     confirmTimeoutSec: { type: 'integer', min: 5, max: 3600, optional: true },
   },
   exclusive: true,
-  run: async ({ profile, confirmTimeoutSec }, context) => {
+  run: ({ profile, confirmTimeoutSec }, context) => {
     const timeout = confirmTimeoutSec ?? 60;
     return {
       status: 202,

@@ -52,7 +52,11 @@ export interface Command<S extends ArgsSchema = ArgsSchema> {
   readonly args: S;
   /** Long or exclusive (reboot, re-provision, hardening): one at a time, a second gets 409. */
   readonly exclusive?: boolean;
-  run(args: ArgsOf<S>, context: CommandContext): Promise<CommandOutcome>;
+  /**
+   * The first reply, and any slow work as its followUp. A command that answers from what it
+   * holds answers synchronously; what it throws is its failure either way.
+   */
+  run(args: ArgsOf<S>, context: CommandContext): CommandOutcome | Promise<CommandOutcome>;
 }
 
 /** Keeps the argument types of a command literal while it is declared. */

@@ -15,7 +15,7 @@ export const getLogs = defineCommand({
   name: 'getLogs',
   summary: `the agent's recent log lines (1 to ${MAX_LOG_LINES}, default 100)`,
   args: { lines: { type: 'integer', min: 1, max: MAX_LOG_LINES, optional: true } },
-  run: async ({ lines }, context) => {
+  run: ({ lines }, context) => {
     const picked: string[] = [];
     let bytes = ENVELOPE_BYTES;
     // The logger keeps at most 2 KiB of each line (MAX_KEPT_CHARS), never half a character.

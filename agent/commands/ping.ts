@@ -5,7 +5,7 @@ export const ping = defineCommand({
   name: 'ping',
   summary: 'liveness and versions',
   args: {},
-  run: async (_args, context) => ({
+  run: (_args, context) => ({
     status: 200,
     payload: {
       pong: true,

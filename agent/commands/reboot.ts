@@ -6,7 +6,7 @@ export const reboot = defineCommand({
   summary: 'acknowledge, then reboot after a short delay (refused while one is pending)',
   args: {},
   exclusive: true,
-  run: async (_args, context) => {
+  run: (_args, context) => {
     if (context.reboot.pending()) throw new CommandFailure(409, 'a reboot is already pending');
     const { delaySeconds, done } = context.reboot.schedule();
     return {

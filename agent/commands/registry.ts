@@ -97,7 +97,7 @@ export class CommandRegistry {
     }
     let args: Record<string, unknown>;
     try {
-      args = validateArgs(command.args, rawArgs) as Record<string, unknown>;
+      args = validateArgs(command.args, rawArgs);
     } catch (err) {
       if (!(err instanceof InvalidArgument)) throw err;
       return done(this.finish(name, origin, {

@@ -6,7 +6,7 @@ export const reprovision = defineCommand({
   summary: 'acknowledge, then re-provision with DPS and reconnect',
   args: {},
   exclusive: true,
-  run: async (_args, context) => ({
+  run: (_args, context) => ({
     status: 202,
     payload: { accepted: true, message: 're-provisioning: the device will reconnect, possibly to another hub' },
     // Deferred so the acknowledgement leaves before the session is torn down.

@@ -10,7 +10,7 @@ export const restartAgent = defineCommand({
   summary: `acknowledge, stop cleanly and exit with code ${RESTART_EXIT_CODE} so systemd restarts the agent`,
   args: {},
   exclusive: true,
-  run: async (_args, context) => {
+  run: (_args, context) => {
     context.requestRestart();
     return { status: 202, payload: { accepted: true, message: `restarting (exit code ${RESTART_EXIT_CODE})`, exitCode: RESTART_EXIT_CODE } };
   },

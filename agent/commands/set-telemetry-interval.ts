@@ -6,7 +6,7 @@ export const setTelemetryInterval = defineCommand({
   name: 'setTelemetryInterval',
   summary: `health telemetry period in seconds (${TELEMETRY_INTERVAL_RANGE.min} to ${TELEMETRY_INTERVAL_RANGE.max})`,
   args: { seconds: { type: 'integer', ...TELEMETRY_INTERVAL_RANGE } },
-  run: async ({ seconds }, context) => {
+  run: ({ seconds }, context) => {
     const previous = context.telemetry.intervalSeconds();
     context.telemetry.setIntervalSeconds(seconds);
     return { status: 200, payload: { intervalSeconds: seconds, previous } };

@@ -18,7 +18,10 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return `a string of ${value.length} characters`;
   if (typeof value === 'object') return 'an object';
-  return `${typeof value === 'number' ? 'the number' : `the ${typeof value}`} ${String(value).slice(0, 24)}`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return `${typeof value === 'number' ? 'the number' : `the ${typeof value}`} ${String(value).slice(0, 24)}`;
+  }
+  return `a ${typeof value}`;
 }
 
 export const string: Shape<string> = (value, at) => {

@@ -93,12 +93,11 @@ export class DeviceFeatures {
     // In-process applies (root, QA) are measured through the daemon's own TPM connection:
     // swtpm serves one connection at a time, and the daemon holds it.
     const daemonTpm = {
-      open: async () => {
+      open: () => {
         const client = hooks.tpm();
-        if (!client) throw new Error('the agent has no TPM connection yet');
-        return client.transport;
+        return client ? Promise.resolve(client.transport) : Promise.reject(new Error('the agent has no TPM connection yet'));
       },
-      release: async () => undefined,
+      release: () => Promise.resolve(),
     };
     const measure = new PcrMeasure({
       pcr: hooks.config.attestation.pcr, by: 'agent', tpm: daemonTpm, agentVersion: hooks.agentVersion,
@@ -138,14 +137,14 @@ export class DeviceFeatures {
     this.registry = new CommandRegistry(context, (result) => this.onResult(result));
     this.endpoint = new CommandEndpoint(this.registry, executed, (result) => this.onResult(result), log.child({ component: 'commands' }));
     this.desired = new DesiredSync({
-      telemetryIntervalSeconds: async (seconds: number) => {
+      telemetryIntervalSeconds: (seconds: number) => {
         this.setTelemetryInterval(seconds);
-        return { ac: 200, ad: 'applied' };
+        return Promise.resolve({ ac: 200, ad: 'applied' });
       },
-      logLevel: async (level: Level) => {
+      logLevel: (level: Level) => {
         this.logLevel = level;
         log.setLevel(level);
-        return { ac: 200, ad: 'applied' };
+        return Promise.resolve({ ac: 200, ad: 'applied' });
       },
       hardeningProfile: async (profile: string) => this.applyDesiredProfile(profile),
     }, (key) => ({ telemetryIntervalSeconds: telemetry.intervalSeconds(), logLevel: this.logLevel, hardeningProfile: this.hardeningProfile })[key],

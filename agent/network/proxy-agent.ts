@@ -21,7 +21,7 @@ export class ProxyTunnel {
   constructor(readonly proxy: Proxy) {
     // keepAlive off: each SDK connection is its own tunnel, closed with it.
     this.agent = new VerifyingProxyAgent(proxy.url, { keepAlive: false });
-    this.agent.on('proxyConnect', (connect: { statusCode: number }, req: { host?: string; getHeader?(name: string): unknown }) => {
+    this.agent.on('proxyConnect', (connect: { statusCode: number }, req: { host?: string; getHeader?(name: string): number | string | string[] | undefined }) => {
       if (connect.statusCode === 200) this.lastRefusal = undefined;
       else this.lastRefusal = { statusCode: connect.statusCode, target: String(req.getHeader?.('host') ?? req.host ?? '?') };
     });

@@ -18,7 +18,7 @@ export const MIN_POLL_SECONDS = 3;
 
 export interface DpsTransport {
   transport: DpsHttp;
-  lastResponse(): DpsResponse | undefined;
+  lastResponse: () => DpsResponse | undefined;
 }
 
 /** Each answer's Date header and the local wall-clock times around its request. */

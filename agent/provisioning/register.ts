@@ -50,13 +50,13 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
   const previousHandle = identityKeyHandleInUse();
   useIdentityKeyHandle(options.identityKeyHandle ?? IDENTITY_KEY_HANDLE);
   const security = new StepReportingSecurityClient(options.registrationId, options.tpm.tpm, options.onStep);
-  // The SDK's own interface type for TPM security clients is structural; the class is what it expects.
-  const client = ProvisioningDeviceClient.create(options.globalEndpoint, options.idScope, transport, security as never);
+  const client = ProvisioningDeviceClient.create(options.globalEndpoint, options.idScope, transport, security);
   try {
-    const result = await new Promise<AssignedState>((resolve, reject) =>
-      client.register((err?: Error, res?: AssignedState & { registrationState?: AssignedState }) =>
+    const result = await new Promise<AssignedState>((resolve, reject) => {
+      void client.register((err?: Error, res?: AssignedState & { registrationState?: AssignedState }) =>
         // For TPM attestation the SDK hands over DPS's whole operation body.
-        (err ? reject(err) : resolve(res?.registrationState ?? res ?? {}))));
+        (err ? reject(err) : resolve(res?.registrationState ?? res ?? {})));
+    });
     if (!result.assignedHub || !result.deviceId) {
       throw new DpsError('DPS answered without an assigned hub and device id', { retryable: true, operatorMustAct: false });
     }

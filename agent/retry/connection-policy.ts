@@ -73,8 +73,8 @@ export interface PolicyHistory {
 }
 
 export interface PolicyClock {
-  now(): number;
-  random(): number;
+  now: () => number;
+  random: () => number;
 }
 
 /** Counters for `status`: how the current trouble looks. */

@@ -61,7 +61,7 @@ async function readRecords(engine: HardeningEngine): Promise<Record<string, unkn
       return [name, { unreadable: describeError(err) }] as const;
     }
   }));
-  return Object.fromEntries(entries);
+  return Object.fromEntries<unknown>(entries);
 }
 
 /** `harden verify --json` as root; otherwise what the last root run recorded, with when and who. */

@@ -52,10 +52,10 @@ export function journalCollector(sources: BundleSources): Collector {
 export function daemonLogCollector(sources: BundleSources): Collector {
   return {
     name: 'daemon-log', reads: 'the running daemon\'s recent log lines (memory)', timeoutMs: 2_000,
-    collect: async () => {
-      if (!sources.daemon) throw new NotAvailable('the daemon does not run: its recent lines are in the journal only');
+    collect: () => {
+      if (!sources.daemon) return Promise.reject(new NotAvailable('the daemon does not run: its recent lines are in the journal only'));
       const { recentLog, logLevel } = sources.daemon;
-      return [{ name: 'daemon-log.txt', text: [`-- ${recentLog.length} recent lines at level ${logLevel}, oldest first --`, ...recentLog, ''].join('\n') }];
+      return Promise.resolve([{ name: 'daemon-log.txt', text: [`-- ${recentLog.length} recent lines at level ${logLevel}, oldest first --`, ...recentLog, ''].join('\n') }]);
     },
   };
 }

@@ -96,7 +96,7 @@ function parse<R extends RespStructure>(input: BytesBuffer, tag: number, type: n
   const result = new type();
   if (result.numHandles() > 0) result.setHandle(TPM_HANDLE.fromTpm(input));
   // With sessions, parameterSize comes first and the sessions' area follows the parameters.
-  const parameterSize = tag === TPM_ST.SESSIONS ? input.readInt() : response.length - input.curPos;
+  const parameterSize = tag === Number(TPM_ST.SESSIONS) ? input.readInt() : response.length - input.curPos;
   const start = input.curPos;
   result.initFromTpm(input);
   if (!input.isOk() || input.curPos - start !== parameterSize) {

@@ -3,6 +3,11 @@ import type { Logger } from '../log/logger.js';
 import { Backoff, type BackoffPolicy } from '../retry/backoff.js';
 import { fitTwinLimits } from './limits.js';
 
+/** The Twin's reported section as azure-iot-device defines it at run time (its types leave every member `any`). */
+interface ReportedSection {
+  update(patch: Record<string, unknown>, done: (err?: Error) => void): void;
+}
+
 /** How long patches are gathered before one reported PATCH goes out. */
 const COALESCE_MS = 200;
 /** A refused patch (429 throttling, a hub error) is sent again after 1 s, 2 s, 4 s ... up to a minute. */
@@ -72,7 +77,7 @@ export class ReportedProperties {
     const patch = this.patch;
     this.patch = {};
     this.inFlight = true;
-    twin.properties.reported.update(patch, (err?: Error) => {
+    (twin.properties.reported as ReportedSection).update(patch, (err?: Error) => {
       if (this.twin !== twin) return; // a new connection sends the whole state anyway
       this.inFlight = false;
       if (!err) {

@@ -57,7 +57,7 @@ try {
     dir: values.dir,
     dpsAddress: values['dps-address'] ?? DEFAULT_DPS_ADDRESS,
     hubAddresses: values['hub-address'] ?? DEFAULT_HUB_ADDRESSES,
-    allocation: values.allocation as 'hashed' | 'static' | undefined,
+    allocation: values.allocation,
     // Blob storage for device file uploads (support bundles): Azurite beside the first hub.
     storage: true,
     hub: hubBehaviour,

@@ -106,7 +106,7 @@ describe('the verifier rejects forged posture', () => {
       expect(verdict.posture).toBeUndefined();
 
       // A careless one leaves the old digest: the log contradicts itself.
-      board.writeEventLog({ ...log, events: [{ ...log.events[0]!, data }, ...log.events.slice(1)] } as typeof log);
+      board.writeEventLog({ ...log, events: [{ ...log.events[0]!, data }, ...log.events.slice(1)] });
       expect(messageOf(await board.verify(), 'event-log')).toMatch(/altered: event 1: its sha256 is not the digest of its data/);
     } finally {
       copyFileSync(saved, board.eventLogPath);
@@ -146,7 +146,7 @@ describe('the verifier rejects forged posture', () => {
       : real.invoke(method, payload));
     await expect(board.verify({ channel, bindings: fresh() })).rejects.toThrow(/not bound to the enrolled EK/);
     // The enrolled EK is another TPM's: the board's TPM cannot activate a credential made for it.
-    await expect(board.verify({ bindings: fresh(), endorsementKey: async () => otherEk })).rejects.toThrow(/not bound to the enrolled EK/);
+    await expect(board.verify({ bindings: fresh(), endorsementKey: () => Promise.resolve(otherEk) })).rejects.toThrow(/not bound to the enrolled EK/);
     // Nothing was bound by either attempt; the honest binding still verifies.
     const honest = await board.verify();
     expect(honest.ok, JSON.stringify(honest.checks)).toBe(true);

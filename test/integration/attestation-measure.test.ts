@@ -8,6 +8,8 @@ import { pcrRead } from '../../agent/attestation/tpm-commands.js';
 import { DEFAULT_STATE_DIR, HardeningEngine } from '../../hardening/engine.js';
 import { EVENT_LOG_FILE } from '../../agent/attestation/hardening-measure.js';
 import { runCli } from '../support/cli.js';
+import { parseObject } from '../support/json.js';
+import { stringMatching } from '../support/matchers.js';
 import { filterTable, NetnsPair, requireHardeningTools } from '../support/netns.js';
 import { freePortPair } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
@@ -59,7 +61,7 @@ describe('harden apply, rollback and the boot path measure what they leave in fo
     expect(JSON.parse(result.stdout)).toMatchObject({ profile: 'baseline', changed: true, measurement: { outcome: 'extended', pcr: 13, seq: 1 } });
     const events = log().events;
     expect(events).toHaveLength(1);
-    expect(parseHardeningEvent(events[0]!.data)).toMatchObject({ op: 'apply', by: 'boot', profile: 'baseline', profileHash: JSON.parse(result.stdout).hash });
+    expect(parseHardeningEvent(events[0]!.data)).toMatchObject({ op: 'apply', by: 'boot', profile: 'baseline', profileHash: parseObject(result.stdout).hash });
     expect(replayLog(log()).pcr).toEqual(await pcr13());
   });
 
@@ -85,7 +87,7 @@ describe('harden apply, rollback and the boot path measure what they leave in fo
     expect(result.stderr).toMatch(/warning: hardening not measured into PCR 13: TPM unavailable/);
     expect(await filterTable(pair, 'iptables-nft-save')).toMatch(/IOT-AGENT/);
     const last = log().events.at(-1)!;
-    expect(last).toMatchObject({ extended: false, reason: expect.stringMatching(/^TPM unavailable/) });
+    expect(last).toMatchObject({ extended: false, reason: stringMatching(/^TPM unavailable/) });
     expect(parseHardeningEvent(last.data).profile).toBe('strict');
   }, 60_000);
 
@@ -108,7 +110,7 @@ describe('harden apply, rollback and the boot path measure what they leave in fo
     writeFileSync(broken, 'attestation:\n  pcr: 3\n');
     const result = await harden(['apply', '--profile', 'strict'], swtpm.transport, broken);
     expect(result.code, result.stderr).toBe(0);
-    expect(log().events.at(-1)).toMatchObject({ extended: false, reason: expect.stringMatching(/the agent config cannot be used: .*attestation.pcr: 3 is not valid/) });
+    expect(log().events.at(-1)).toMatchObject({ extended: false, reason: stringMatching(/the agent config cannot be used: .*attestation.pcr: 3 is not valid/) });
   }, 60_000);
 
   it('the boot guard\'s revert to the last known good profile is measured, by the guard', async () => {
@@ -132,7 +134,7 @@ describe('harden apply, rollback and the boot path measure what they leave in fo
     const other = path.join(dir, 'other-root');
     const result = await runCli(['--config', config, 'harden', 'apply', '--profile', 'baseline', '--root', other, '--netns', pair.device, '--backend', 'nft', '--json'], {}, 60_000);
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout).measurement).toBeUndefined();
+    expect(parseObject(result.stdout).measurement).toBeUndefined();
     expect(existsSync(path.join(other, DEFAULT_STATE_DIR, EVENT_LOG_FILE))).toBe(false);
   }, 60_000);
 });

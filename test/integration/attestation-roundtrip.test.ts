@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseHardeningEvent } from '../../agent/attestation/hardening-event.js';
 import { AttestedBoard, messageOf, statuses } from '../support/attested-board.js';
+import { objectAt, objectsAt, parseObject } from '../support/json.js';
+import { stringMatching } from '../support/matchers.js';
 
 const run = promisify(execFile);
 const VERIFY_CLI = path.resolve('dist/verifier/cli.js');
@@ -38,9 +40,9 @@ describe('proving a board\'s posture through the local cloud', () => {
         '--dps-connection-string', board.dc.cloud.dps.serviceConnectionString, '--bindings', bindings, '--json'];
       const env = { ...process.env, NODE_EXTRA_CA_CERTS: board.dc.cloud.caCertPath };
       const { stdout } = await run(process.execPath, args, { env, timeout: 60_000 });
-      const verdict = JSON.parse(stdout);
+      const verdict = parseObject(stdout, 'iot-agent-verify --json');
       expect(verdict, stdout).toMatchObject({ deviceId: board.dc.deviceId, ok: true, binding: { boundNow: true } });
-      expect(Object.fromEntries(verdict.checks.map((c: { id: string; status: string }) => [c.id, c.status]))).toEqual(ALL_PASS);
+      expect(Object.fromEntries(objectsAt(verdict, 'checks').map((c) => [c.id, c.status]))).toEqual(ALL_PASS);
       expect(verdict.posture).toMatchObject({ profile: 'baseline', measuredBy: 'boot', events: [{ seq: 1, measured: true, op: 'apply', by: 'boot', profile: 'baseline' }] });
 
       // Bound once: the second run only quotes, and prints for a person.
@@ -59,7 +61,7 @@ describe('proving a board\'s posture through the local cloud', () => {
       const a = (await board.dc.reported()).attestation as { lastQuoteAt?: string } | undefined;
       return a?.lastQuoteAt ? a : undefined;
     });
-    expect(attestation).toEqual({ pcr: 13, akName: verdict.binding.akName, lastQuoteAt: expect.stringMatching(/^\d{4}-/) });
+    expect(attestation).toEqual({ pcr: 13, akName: verdict.binding.akName, lastQuoteAt: stringMatching(/^\d{4}-/) });
   }, 60_000);
 
   it('a profile applied after boot is a further event, and the board still verifies with the new profile', async () => {
@@ -84,7 +86,7 @@ describe('proving a board\'s posture through the local cloud', () => {
       expect(first.ok).toBe(true);
       const { writeGolden, readGolden } = await import('../../verifier/index.js');
       await writeGolden(path.join(dir, 'golden.json'), first.pcrValues!);
-      expect(Object.keys(JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8')).sha256)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+      expect(Object.keys(objectAt(parseObject(readFileSync(path.join(dir, 'golden.json'), 'utf8')), 'sha256'))).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
       const golden = await readGolden(path.join(dir, 'golden.json'));
       expect(statuses(await board.verify({ golden })).golden).toBe('pass');
       golden.set(0, Buffer.alloc(32, 0xab));

@@ -17,6 +17,7 @@ import { ensureIdentity } from '../../agent/tpm/identity.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { makeCredential } from '../../agent/tpm/wire/credential.js';
 import { parseRsaPublic } from '../../agent/tpm/wire/tpm-public.js';
+import { stringMatching } from '../support/matchers.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
 
@@ -46,7 +47,7 @@ describe('attestation against a real TPM (swtpm), cross-checked with tpm2-tools'
       await client.close();
     }
   };
-  const source = (instance = swtpm): TpmSource => ({ open: async () => clientFor(instance.transport).transport, release: (t) => t.close() });
+  const source = (instance = swtpm): TpmSource => ({ open: () => Promise.resolve(clientFor(instance.transport).transport), release: (t) => t.close() });
 
   beforeAll(async () => {
     [swtpm, other] = await Promise.all([SwtpmInstance.start(), SwtpmInstance.start()]);
@@ -168,9 +169,9 @@ describe('attestation against a real TPM (swtpm), cross-checked with tpm2-tools'
 
     it('records a gap, extending nothing, when the TPM cannot be reached; the next measurement keeps it', async () => {
       const pcrBefore = await withTpm((c) => pcrRead(c.transport, [PCR]));
-      const unreachable: TpmSource = { open: async () => clientFor('swtpm:host=127.0.0.1,port=9', { commandTimeoutMs: 2_000 }).transport, release: (t) => t.close() };
+      const unreachable: TpmSource = { open: () => Promise.resolve(clientFor('swtpm:host=127.0.0.1,port=9', { commandTimeoutMs: 2_000 }).transport), release: (t) => t.close() };
       const gap = await measure('{"third":3}', { tpm: unreachable });
-      expect(gap).toMatchObject({ outcome: 'gap', reason: expect.stringMatching(/^TPM unavailable: .*ECONNREFUSED|connect/) });
+      expect(gap).toMatchObject({ outcome: 'gap', reason: stringMatching(/^TPM unavailable: .*ECONNREFUSED|connect/) });
       expect(await withTpm((c) => pcrRead(c.transport, [PCR]))).toEqual(pcrBefore);
       await measure('{"fourth":4}');
       const log = readLog();
@@ -184,7 +185,7 @@ describe('attestation against a real TPM (swtpm), cross-checked with tpm2-tools'
       const aside = readdirSync(dir).filter((f) => f.startsWith('pcr-events.json.unreadable-'));
       expect(aside).toHaveLength(1);
       const log = readLog();
-      expect(log.events[0]).toMatchObject({ extended: false, reason: expect.stringMatching(/previous event log was unreadable/) });
+      expect(log.events[0]).toMatchObject({ extended: false, reason: stringMatching(/previous event log was unreadable/) });
       expect(log.events[1]).toMatchObject({ extended: true, data: '{"fifth":5}' });
       rmSync(path.join(dir, aside[0]!));
     });

@@ -11,6 +11,7 @@ import { assignmentPath, writeAssignment } from '../../agent/state/assignment-st
 import { EK_HANDLE, ensureIdentity, readPersistent } from '../../agent/tpm/identity.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { runCli, type CliResult } from '../support/cli.js';
+import { stringContaining } from '../support/matchers.js';
 import { freePortPair, randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
@@ -203,7 +204,7 @@ describe('iot-agent check', () => {
     const run = await check({ ...healthy(), transport: `swtpm:host=127.0.0.1,port=${port}` });
     expect(run.code).toBe(1);
     expect(run.ms).toBeLessThan(5_000);
-    expect(run.checks.tpm).toMatchObject({ status: 'fail', hint: expect.stringContaining('nothing listens there') });
+    expect(run.checks.tpm).toMatchObject({ status: 'fail', hint: stringContaining('nothing listens there') });
     expect(run.checks.tpm!.message).toContain(`TPM unreachable (swtpm:host=127.0.0.1,port=${port})`);
     expect(run.checks.tpm!.message).toContain('ECONNREFUSED');
     expect(run.checks.identity).toMatchObject({ status: 'fail', message: 'not checked: the TPM could not be read (see tpm)' });
@@ -247,7 +248,7 @@ describe('iot-agent check', () => {
     const file = await prepare({ ...healthy(), transport: `swtpm:host=127.0.0.1,port=${port}` });
     const result = await runCli(['--config', file, 'check', '--json'], { IOT_AGENT_TPM: provisioned.transport });
     const tpm = (JSON.parse(result.stdout) as { checks: CheckResult[] }).checks.find((c) => c.id === 'tpm');
-    expect(tpm).toMatchObject({ status: 'pass', message: expect.stringContaining(`TPM reachable (${provisioned.transport} from IOT_AGENT_TPM)`) });
+    expect(tpm).toMatchObject({ status: 'pass', message: stringContaining(`TPM reachable (${provisioned.transport} from IOT_AGENT_TPM)`) });
   });
 
   it('fails the hub TLS check as refused when nothing listens on 8883', async () => {
@@ -330,7 +331,7 @@ describe('iot-agent check', () => {
       configText: ({ transport, dps, stateDir }) =>
         `provisioning:\n  globalEndpoint: ${dps}\ntpm:\n  transport: ${transport}\ntls:\n  extraCaFile: ${caFile}\nstateDir: ${stateDir}\n`,
     });
-    expect(run.checks.config).toMatchObject({ status: 'warn', hint: expect.stringContaining('provisioning.idScope') });
+    expect(run.checks.config).toMatchObject({ status: 'warn', hint: stringContaining('provisioning.idScope') });
     expect(run.checks.config!.message).toContain('provisioning.idScope is missing: the device cannot provision');
   });
 });

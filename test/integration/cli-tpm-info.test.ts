@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { runCli } from '../support/cli.js';
+import { parseObject } from '../support/json.js';
 import { freePortPair } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
@@ -48,7 +49,7 @@ describe('iot-agent tpm info', () => {
 
   it('uses a configured registration id and refuses an invalid one', async () => {
     const ok = await runCli(['tpm', 'info', '--tpm', swtpm.transport, '--registration-id', 'board-17', '--json']);
-    expect(JSON.parse(ok.stdout).registrationId).toBe('board-17');
+    expect(parseObject(ok.stdout).registrationId).toBe('board-17');
     const bad = await runCli(['tpm', 'info', '--tpm', swtpm.transport, '--registration-id', 'Board 17']);
     expect(bad.code).toBe(2);
     expectOneCleanErrorLine(bad.stderr);

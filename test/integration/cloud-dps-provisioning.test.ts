@@ -55,7 +55,7 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
 
   /** For TPM devices the SDK's result is DPS's whole operation body, registrationState inside. */
   const register = async () => ((await fromCallback<unknown>((cb) =>
-    ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), security).register(cb))) as { registrationState: Record<string, unknown> }).registrationState;
+    void ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), security).register(cb))) as { registrationState: Record<string, unknown> }).registrationState;
 
   /**
    * A refused challenge is a 401 without an authenticationKey, which the SDK reports as a
@@ -128,7 +128,7 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
     const client = new TpmSecurityClient(id, tpmClient.tpm);
     return {
       register: async () => ((await fromCallback<unknown>((cb) =>
-        ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), client).register(cb))) as { registrationState: Record<string, unknown> }).registrationState,
+        void ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), client).register(cb))) as { registrationState: Record<string, unknown> }).registrationState,
       enable: async () => {
         const current = await fromCallback<IndividualEnrollment>((cb) => service.getIndividualEnrollment(id, cb));
         await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({ ...current, provisioningStatus: 'enabled' }, cb));
@@ -171,7 +171,7 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
       registrationId: 'enrolled-with-another-ek', attestation: { type: 'tpm', tpm: { endorsementKey: stranger.endorsementKey.toString('base64') } },
     } as IndividualEnrollment, cb));
     const impostor = new TpmSecurityClient('enrolled-with-another-ek', tpmClient.tpm);
-    await expectRefused(fromCallback((cb) => ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), impostor).register(cb)));
+    await expectRefused(fromCallback((cb) => void ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), impostor).register(cb)));
   });
 
   it('deletes the enrollment; the device is then refused and the enrollment is 404', async () => {

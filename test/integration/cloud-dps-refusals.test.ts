@@ -9,6 +9,7 @@ import {
   dpsRequest, operationStatus, provisionSoftwareDevice, registerPath, registrationBody, registrationSas, requestChallenge, sendRegistration, type DpsTarget, type SimDpsResponse,
 } from '../cloud/dps/software-device.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
+import { ofType } from '../support/matchers.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 
 /**
@@ -42,7 +43,7 @@ describe('local DPS refusals', () => {
   function expectDpsError(res: SimDpsResponse, status: number, errorCode: number, message?: RegExp): void {
     expect(res.status, res.text).toBe(status);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
-    expect(res.body).toMatchObject({ errorCode, trackingId: expect.any(String), message: expect.any(String), timestampUtc: expect.any(String) });
+    expect(res.body).toMatchObject({ errorCode, trackingId: ofType(String), message: ofType(String), timestampUtc: ofType(String) });
     if (message) expect(String(res.body!.message)).toMatch(message);
   }
 
@@ -54,7 +55,7 @@ describe('local DPS refusals', () => {
     const res = await requestChallenge(target, device, id);
     expect(res.status).toBe(401);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
-    expect(res.body).toMatchObject({ authenticationKey: expect.any(String), keyName: 'registration' });
+    expect(res.body).toMatchObject({ authenticationKey: ofType(String), keyName: 'registration' });
   });
 
   it('refuses an unknown registration id with 401 (401002) and no challenge', async () => {
@@ -176,7 +177,7 @@ describe('local DPS refusals', () => {
     it('creates, reads and deletes an enrollment with a service token', async () => {
       const created = await dpsRequest(target, 'PUT', enrollmentPath('svc-1'), { body: enrollmentBody('svc-1'), headers: auth() });
       expect(created.status).toBe(200);
-      expect(created.body).toMatchObject({ registrationId: 'svc-1', provisioningStatus: 'enabled', etag: expect.any(String) });
+      expect(created.body).toMatchObject({ registrationId: 'svc-1', provisioningStatus: 'enabled', etag: ofType(String) });
       expect((await dpsRequest(target, 'GET', enrollmentPath('svc-1'), { headers: auth() })).body).toEqual(created.body);
       expect((await dpsRequest(target, 'DELETE', enrollmentPath('svc-1'), { headers: auth() })).status).toBe(204);
       expectDpsError(await dpsRequest(target, 'GET', enrollmentPath('svc-1'), { headers: auth() }), 404, 404201);

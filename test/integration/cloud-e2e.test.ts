@@ -10,11 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provisioningServiceClient, provisioningTransport } from '../cloud/dps/sdk-clients.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { serviceRequest } from '../cloud/hub/service-request.js';
+import { invokeMethod } from '../support/direct-method.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
 import { fromCallback } from '../support/callback.js';
 import { CloudProcess } from '../support/cloud-process.js';
+import { updateReported } from '../support/twin.js';
 
 const { Message } = common;
 
@@ -61,7 +63,7 @@ describe('the local cloud with the Azure SDKs only and a real TPM', () => {
 
       // Provision with the unmodified device SDK: TPM attestation over HTTPS.
       const result = await fromCallback<{ registrationState?: { assignedHub: string; deviceId: string } }>((cb) =>
-        provisioningDevice.ProvisioningDeviceClient.create(d.provisioningHost, d.idScope, provisioningTransport(ca), security).register(cb as never));
+        void provisioningDevice.ProvisioningDeviceClient.create(d.provisioningHost, d.idScope, provisioningTransport(ca), security).register(cb as never));
       const assigned = result.registrationState!;
       expect(assigned.deviceId).toBe('sdk-device');
       const hub = d.linkedHubs.find((h) => h.host === assigned.assignedHub)!;
@@ -76,23 +78,26 @@ describe('the local cloud with the Azure SDKs only and a real TPM', () => {
       const { client: hubService, registry } = serviceClients(hub.serviceConnectionString, ca);
       try {
         const twin = await client.getTwin();
-        await new Promise<void>((resolve, reject) => twin.properties.reported.update({ firmware: '1.2.3' }, (err?: Error) => (err ? reject(err) : resolve())));
+        await updateReported(twin, { firmware: '1.2.3' });
         const desired = new Promise<number>((resolve) => twin.on('properties.desired', (patch: { interval?: number }) => {
           if (patch.interval !== undefined) resolve(patch.interval);
         }));
-        await registry.updateTwin('sdk-device', { properties: { desired: { interval: 30 } } } as never, '*');
+        await registry.updateTwin('sdk-device', { properties: { desired: { interval: 30 } } }, '*');
         expect(await desired).toBe(30);
         expect((await registry.getTwin('sdk-device')).responseBody.properties.reported.firmware).toBe('1.2.3');
 
-        client.onDeviceMethod('ping', (request, response) => void response.send(200, { pong: request.payload }));
+        client.onDeviceMethod('ping', (request, response) => {
+          const ping: unknown = request.payload;
+          void response.send(200, { pong: ping });
+        });
         const c2d: string[] = [];
         client.on('message', (msg: InstanceType<typeof Message>) => {
-          c2d.push(msg.getData().toString());
+          c2d.push(msg.getBytes().toString());
           void client.complete(msg);
         });
         await new Promise((r) => setTimeout(r, 300)); // subscriptions settle
 
-        const invoke = async (n: number) => (await hubService.invokeDeviceMethod('sdk-device', { methodName: 'ping', payload: n, responseTimeoutInSeconds: 5 })).result;
+        const invoke = (n: number) => invokeMethod(hubService, 'sdk-device', { methodName: 'ping', payload: n, responseTimeoutInSeconds: 5 });
         expect(await invoke(1)).toEqual({ status: 200, payload: { pong: 1 } });
         const target = { address: hub.host, hostName: hub.host, ca, serviceConnectionString: hub.serviceConnectionString };
         expect((await serviceRequest(target, 'POST', '/admin/devices/sdk-device/messages', JSON.stringify({ data: 'hello' }))).status).toBe(202);

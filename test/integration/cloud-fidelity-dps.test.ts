@@ -65,7 +65,7 @@ describe('local DPS, as documented', () => {
     const sas = registrationSas(tpm, target, 'impatient');
     const { body } = await sendRegistration(target, tpm, 'impatient', sas);
     const statuses: number[] = [];
-    let throttled;
+    let throttled: Awaited<ReturnType<typeof operationStatus>> | undefined;
     for (let i = 0; i < POLLS_PER_WINDOW + 1; i++) {
       const res = await operationStatus(target, 'impatient', String(body?.operationId), sas);
       statuses.push(res.status);

@@ -9,6 +9,8 @@ import { openDevice } from '../cloud/hub/device-sdk.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { serviceRequest } from '../cloud/hub/service-request.js';
+import { invokeMethod } from '../support/direct-method.js';
+import { parseObject } from '../support/json.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 
 // The local cloud's admin API (test/cloud/hub/README.md), used over real HTTPS.
@@ -46,7 +48,7 @@ it('sends C2D through POST /admin/devices/{id}/messages', async () => {
   expect(res.status).toBe(202);
   expect(JSON.parse(res.body)).toEqual({ messageId: 'admin-1' });
   await expect.poll(() => received.length, { timeout: 5_000 }).toBe(1);
-  expect([...received[0]!.data]).toEqual([1, 2, 3]);
+  expect([...received[0]!.getBytes()]).toEqual([1, 2, 3]);
   expect(received[0]!.properties.getValue('kind')).toBe('raw');
 });
 
@@ -84,10 +86,10 @@ it('stops the MQTT listener (devices drop, new connections fail) and starts it a
     .rejects.toThrow();
 
   expect(JSON.parse((await serviceRequest(hub, 'POST', '/admin/mqtt/start')).body)).toEqual({ listening: true });
-  const { result } = await service.client.invokeDeviceMethod('qa-1',
+  const result = await invokeMethod(service.client, 'qa-1',
     { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 25 });
   expect(result).toEqual({ status: 200, payload: 'pong' });
-  const counters = JSON.parse((await serviceRequest(hub, 'GET', '/admin/counters')).body);
+  const counters = parseObject((await serviceRequest(hub, 'GET', '/admin/counters')).body);
   expect(counters.disconnects).toBeGreaterThanOrEqual(1);
   expect(counters.methodCalls).toBeGreaterThanOrEqual(2);
 }, 40_000);

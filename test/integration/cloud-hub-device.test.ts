@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDevice } from '../cloud/hub/device-sdk.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
+import { invokeMethod } from '../support/direct-method.js';
 import { randomLoopbackAddress } from '../support/ports.js';
+import { updateReported } from '../support/twin.js';
 
 // The device and service SDKs, unmodified, against the local hub over real TLS.
 let hub: LocalHub;
@@ -50,8 +52,7 @@ describe('local IoT Hub with the unmodified SDKs', () => {
   it('gets the twin and stores a reported patch with a new version', async () => {
     const twin = await device.getTwin();
     const before = (twin.properties.reported as unknown as { $version: number }).$version;
-    await new Promise<void>((resolve, reject) =>
-      twin.properties.reported.update({ firmware: '1.2.3', nested: { a: 1 } }, (err?: Error) => (err ? reject(err) : resolve())));
+    await updateReported(twin, { firmware: '1.2.3', nested: { a: 1 } });
     const { responseBody } = await service.registry.getTwin(deviceId);
     expect(responseBody.properties.reported.firmware).toBe('1.2.3');
     expect((responseBody.properties.reported as unknown as { $version: number }).$version).toBe(before + 1);
@@ -77,10 +78,11 @@ describe('local IoT Hub with the unmodified SDKs', () => {
 
   it('invokes a direct method from the service SDK and returns the device answer', async () => {
     device.onDeviceMethod('reboot', (request, response) => {
-      void response.send(201, { echoed: request.payload });
+      const echoed: unknown = request.payload;
+      void response.send(201, { echoed });
     });
     // The SDK subscribes in the background; connectTimeoutInSeconds lets the hub wait for it, as IoT Hub does.
-    const { result } = await service.client.invokeDeviceMethod(deviceId,
+    const result = await invokeMethod(service.client, deviceId,
       { methodName: 'reboot', payload: { delay: 3 }, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 5 });
     expect(result).toEqual({ status: 201, payload: { echoed: { delay: 3 } } });
   });
@@ -90,7 +92,7 @@ describe('local IoT Hub with the unmodified SDKs', () => {
     // Sent before the SDK's subscription lands: the hub holds it, as IoT Hub's C2D queue does.
     const messageId = await hub.sendC2d(deviceId, { data: 'hello device', correlationId: 'c-1', properties: { 'command type': 'ping&pong' } });
     const message = await received;
-    expect(message.data.toString()).toBe('hello device');
+    expect(message.getBytes().toString()).toBe('hello device');
     expect(message.messageId).toBe(messageId);
     expect(message.correlationId).toBe('c-1');
     expect(message.properties.getValue('command type')).toBe('ping&pong');

@@ -26,7 +26,7 @@ beforeAll(async () => {
   device = await openDevice(hub, 'renewer', { tokenValidTimeInSeconds: 4, tokenRenewalMarginInSeconds: 2 });
   device.onDeviceMethod('echo', (req, res) => void res.send(200, req.payload));
   device.on('message', (msg: deviceSdk.Message) => {
-    received.push(msg.data.toString());
+    received.push(msg.getBytes().toString());
     void device.complete(msg);
   });
   service = serviceClients(hub.serviceConnectionString, hub.ca);

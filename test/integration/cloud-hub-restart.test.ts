@@ -8,7 +8,10 @@ import { openDevice } from '../cloud/hub/device-sdk.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { serviceRequest } from '../cloud/hub/service-request.js';
+import { invokeMethod } from '../support/direct-method.js';
+import { parseObject } from '../support/json.js';
 import { randomLoopbackAddress } from '../support/ports.js';
+import { updateReported } from '../support/twin.js';
 
 // The hub's state lives in its state directory: devices, keys, twins, the policy key and the CA.
 const address = randomLoopbackAddress();
@@ -28,7 +31,7 @@ it('keeps devices and twins across a restart, and the device reconnects by itsel
   device = await openDevice(hub, 'keeper');
   device.onDeviceMethod('hello', (_req, res) => void res.send(200, 'still here'));
   const twin = await device.getTwin();
-  await new Promise<void>((resolve, reject) => twin.properties.reported.update({ boots: 1 }, (err?: Error) => (err ? reject(err) : resolve())));
+  await updateReported(twin, { boots: 1 });
   const first = serviceClients(hub.serviceConnectionString, hub.ca);
   const { responseBody: before } = await first.registry.getTwin('keeper');
   await first.registry.updateTwin('keeper', { tags: { site: 'lab' }, properties: { desired: { mode: 'eco' } } }, before.etag);
@@ -45,9 +48,9 @@ it('keeps devices and twins across a restart, and the device reconnects by itsel
   expect(after.properties.desired.mode).toBe('eco');
   expect(after.tags).toEqual({ site: 'lab' });
   // The SDK's retry policy reconnects with the same key; the hub waits for it (connectTimeoutInSeconds).
-  const { result } = await service.client.invokeDeviceMethod('keeper',
+  const result = await invokeMethod(service.client, 'keeper',
     { methodName: 'hello', payload: {}, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 20 });
   expect(result).toEqual({ status: 200, payload: 'still here' });
   const counters = await serviceRequest(hub, 'GET', '/admin/counters');
-  expect(JSON.parse(counters.body).connects).toBeGreaterThanOrEqual(1);
+  expect(parseObject(counters.body).connects).toBeGreaterThanOrEqual(1);
 }, 40_000);

@@ -99,8 +99,7 @@ describe('cloud commands through direct methods and C2D envelopes (azure-iothub 
     expect(other).toMatchObject({ status: 409, payload: { running: 'reboot' } });
     await dc.waitFor('reboot program ran', () => existsSync(rebootLog));
     expect(readFileSync(rebootLog, 'utf8')).toBe('reboot now\n');
-    const final = await dc.waitFor('reboot result', () => dc.d2c('command-result').map((m) => JSON.parse(m.body.toString('utf8')))
-      .find((r: { command: string; phase: string }) => r.command === 'reboot' && r.phase === 'final'));
+    const final = await dc.waitFor('reboot result', () => dc.results().find((r) => r.command === 'reboot' && r.phase === 'final'));
     expect(final).toMatchObject({ status: 200, via: 'method', payload: { message: 'reboot started' } });
     expect((await dc.invoke('reboot')).payload.message).toBe('a reboot is already pending');
   });

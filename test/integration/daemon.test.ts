@@ -8,6 +8,7 @@ import { startDps } from '../cloud/dps/dps.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { runCli } from '../support/cli.js';
 import { AgentProcess, agentStatus, writeAgentConfig, type AgentFiles } from '../support/agent-process.js';
+import { parseObject } from '../support/json.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
@@ -60,7 +61,7 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
     expect(status).toMatchObject({ registrationId, deviceId: 'board-30', assignedHub: cloud.hubs[0]!.hostName, daemon: 'running' });
     expect(typeof status.since).toBe('string');
     expect(cloud.hubs[0]!.counters.connects).toBeGreaterThan(connectsBefore);
-    const state = JSON.parse(readFileSync(path.join(files.stateDir, 'assignment.json'), 'utf8'));
+    const state = parseObject(readFileSync(path.join(files.stateDir, 'assignment.json'), 'utf8'));
     expect(state).toMatchObject({ assignedHub: cloud.hubs[0]!.hostName, deviceId: 'board-30', idScope: cloud.dps.idScope });
     expect(agent.lines.some((l) => l.includes('event=state.changed') && l.includes('to=ready'))).toBe(true);
   }, 60_000);
@@ -135,7 +136,7 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
     const report = JSON.parse(result.stdout) as { assignedHub: string; steps: { step: string }[] };
     expect(report.assignedHub).toBe(cloud.hubs[1]!.hostName);
     expect(report.steps.map((s) => s.step)).toEqual(['tpm', 'challenge', 'activated', 'assigned', 'connected']);
-    expect(JSON.parse(readFileSync(path.join(files.stateDir, 'assignment.json'), 'utf8')).assignedHub).toBe(cloud.hubs[1]!.hostName);
+    expect(parseObject(readFileSync(path.join(files.stateDir, 'assignment.json'), 'utf8')).assignedHub).toBe(cloud.hubs[1]!.hostName);
     expect(await agent.waitForState('ready')).toMatchObject({ assignedHub: cloud.hubs[1]!.hostName });
     cloud.dps.enroll({ ...enrollment, iotHubs: [cloud.hubs[0]!.hostName] });
   }, 60_000);
@@ -154,7 +155,7 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
       writeAgentConfig(files.dir, { idScope: '0ne00SECOND', globalEndpoint: address, transport: swtpm.transport, caFile });
       agent.child.kill('SIGHUP');
       await agent.waitForLog('event=config.reloaded');
-      await expect.poll(async () => JSON.parse((await agent.status()).stdout).assignedHub, { timeout: 30_000 }).toBe(cloud.hubs[1]!.hostName);
+      await expect.poll(async () => (await agent.statusObject()).assignedHub, { timeout: 30_000 }).toBe(cloud.hubs[1]!.hostName);
       await agent.waitForState('ready');
       expect(second.counters.registrations).toBe(1);
       expect(JSON.parse(readFileSync(path.join(files.stateDir, 'assignment.json'), 'utf8'))).toMatchObject({ idScope: '0ne00SECOND', globalEndpoint: address });
@@ -181,7 +182,7 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
     const connects = cloud.hubs[0]!.counters.connects;
     await new Promise((r) => setTimeout(r, 7_000));
     expect(cloud.hubs[0]!.counters.connects).toBeGreaterThanOrEqual(connects + 2); // each renewal reconnects
-    expect(JSON.parse((await agent.status()).stdout).state).toBe('ready');
+    expect((await agent.statusObject()).state).toBe('ready');
   }, 60_000);
 
   it.each([

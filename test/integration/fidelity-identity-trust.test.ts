@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { runCli } from '../support/cli.js';
 import { DeviceCloud } from '../support/device-cloud.js';
+import { stringMatching } from '../support/matchers.js';
 
 /**
  * The device disabled in the hub's registry (CONNACK 5 from then on), with and without DPS
@@ -24,7 +25,7 @@ describe('a device disabled in the hub\'s registry', () => {
     await dc?.stop();
   });
 
-  const disable = () => dc.service.registry.update({ deviceId: dc.deviceId, status: 'disabled', statusReason: 'returned for repair' } as never);
+  const disable = () => dc.service.registry.update({ deviceId: dc.deviceId, status: 'disabled', statusReason: 'returned for repair' });
 
   it('re-provisions once; refused again, it keeps knocking with backoff and leaves DPS alone for minReprovisionSeconds', async () => {
     // The production rate limit (the tests' default has none).
@@ -32,7 +33,7 @@ describe('a device disabled in the hub\'s registry', () => {
     await agent.waitForState('ready');
     const registrations = dc.cloud.dps.counters.registrations;
     await disable();
-    await dc.waitFor('re-provisioned once and refused again', async () => dc.cloud.dps.counters.registrations > registrations
+    await dc.waitFor('re-provisioned once and refused again', () => dc.cloud.dps.counters.registrations > registrations
       && agent.lines.some((l, i) => i > 0 && l.includes('event=hub.rejected') && l.includes('then=reconnect')), 30_000);
     const status = JSON.parse((await agent.status()).stdout) as { lastError: { message: string }; dpsHeldOffUntil: string | null };
     expect(status.lastError.message).toMatch(/^the hub refused the device: .*Not authorized/);
@@ -44,7 +45,7 @@ describe('a device disabled in the hub\'s registry', () => {
   }, 90_000);
 
   it('comes back by itself when a DPS registration enables the device again', async () => {
-    await dc.service.registry.update({ deviceId: dc.deviceId, status: 'enabled' } as never);
+    await dc.service.registry.update({ deviceId: dc.deviceId, status: 'enabled' });
     const agent = dc.startAgent();
     await agent.waitForState('ready', 30_000);
     dc.hub.configure({ registrationReenables: true });
@@ -90,7 +91,7 @@ describe('tls.extraCaFile next to the system\'s CAs', () => {
 
   it('fails in both, and says so, when the cloud\'s CA is in neither', async () => {
     const checks = await check({ NODE_EXTRA_CA_CERTS: '' });
-    expect(checks['dps-tls']).toMatchObject({ status: 'fail', message: expect.stringMatching(/unknown CA/) });
+    expect(checks['dps-tls']).toMatchObject({ status: 'fail', message: stringMatching(/unknown CA/) });
     const agent = dc.startAgent(undefined, { NODE_EXTRA_CA_CERTS: '' });
     // Provisioned in the test before: the hub is tried, and refused by TLS, on the backoff (its last error says why).
     const status = await dc.waitFor('the hub unreachable for its certificate', async () => {

@@ -11,6 +11,7 @@ import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
+import { stringMatching } from '../support/matchers.js';
 
 // Both start a helper program from dist/ (npm run build), as the daemon does.
 
@@ -26,7 +27,7 @@ describe('the provisioning helper without a TPM', () => {
       await expect(registerAssignment({
         tpm, config: { ...config(), stateDir, provisioning: { ...config().provisioning, globalEndpoint: '127.0.0.1' } }, idScope: '0ne0001', registrationId: 'r',
         ca: undefined, current: undefined, log: new Logger({ journal: false, write: (line) => events.push(line) }),
-      })).rejects.toMatchObject({ message: expect.stringMatching(/^TPM failed during registration with DPS 127\.0\.0\.1/) });
+      })).rejects.toMatchObject({ message: stringMatching(/^TPM failed during registration with DPS 127\.0\.0\.1/) });
       expect(await readAssignment(stateDir)).toEqual({ status: 'absent' });
       expect(events.filter((line) => PROVISION_STEPS.some((step) => line.includes(`event=provisioning.${step} `) || line.endsWith(`event=provisioning.${step}\n`)))).toEqual([]);
     } finally {

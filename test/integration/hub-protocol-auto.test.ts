@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MQTT_PROBE_MS } from '../../agent/retry/hub-protocol.js';
 import { HUB_PROTOCOL_FILE } from '../../agent/state/hub-protocol-memory.js';
 import { DeviceCloud } from '../support/device-cloud.js';
+import { stringMatching } from '../support/matchers.js';
 
 /**
  * network.hubProtocol auto on a network that drops 8883 (the local hub's 8883 takes the
@@ -46,7 +47,7 @@ describe('network.hubProtocol auto where 8883 is blocked', () => {
     const agent = dc.startAgent();
     const status = await agent.waitForState('ready', 30_000);
     const ms = Date.now() - t0;
-    expect(status).toMatchObject({ hubProtocol: 'mqtt-ws', hubProtocolReason: expect.stringMatching(/^8883 was unreachable .*8883 is tried again after/) });
+    expect(status).toMatchObject({ hubProtocol: 'mqtt-ws', hubProtocolReason: stringMatching(/^8883 was unreachable .*8883 is tried again after/) });
     expect(dc.hub.silent8883Connections).toBe(silentBefore);
     expect(ms).toBeLessThan(MQTT_PROBE_MS);
     process.stderr.write(`restart to ready over WebSockets: ${ms} ms (8883 probe time ${MQTT_PROBE_MS} ms)\n`);
@@ -67,7 +68,7 @@ describe('network.hubProtocol auto where 8883 is blocked', () => {
     const overWebSockets = dc.hub.webSocketConnections;
     const agent = dc.startAgent();
     const status = await agent.waitForState('ready', 30_000);
-    expect(status).toMatchObject({ hubProtocol: 'mqtt', hubProtocolReason: expect.stringMatching(/^trying 8883 again/) });
+    expect(status).toMatchObject({ hubProtocol: 'mqtt', hubProtocolReason: stringMatching(/^trying 8883 again/) });
     expect(dc.hub.webSocketConnections).toBe(overWebSockets);
     expect(memory()).toMatchObject({ protocol: 'mqtt' });
     expect(existsSync(memoryFile())).toBe(true);

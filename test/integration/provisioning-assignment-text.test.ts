@@ -11,6 +11,7 @@ import { startDps, type Dps } from '../cloud/dps/dps.js';
 import { RecordingHub } from '../cloud/dps/recording-hub.js';
 import { writeAgentConfig } from '../support/agent-process.js';
 import { runCli } from '../support/cli.js';
+import { stringMatching } from '../support/matchers.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
@@ -84,7 +85,7 @@ describe('DPS text the agent refuses', () => {
       globalEndpoint: 'global.azure-devices-provisioning.net', assignedAt: '2026-11-26T03:00:00.000Z', ...fields,
     });
     expect(parseAssignment(cached({})).status).toBe('valid');
-    expect(parseAssignment(cached({ assignedHub: 'hub\nWATCHDOG=trigger' }))).toEqual({ status: 'invalid', reason: expect.stringMatching(/assignedHub .* is not a DNS host name/) });
-    expect(parseAssignment(cached({ deviceId: 'x y' }))).toEqual({ status: 'invalid', reason: expect.stringMatching(/deviceId "x y" is not an IoT Hub device id/) });
+    expect(parseAssignment(cached({ assignedHub: 'hub\nWATCHDOG=trigger' }))).toEqual({ status: 'invalid', reason: stringMatching(/assignedHub .* is not a DNS host name/) });
+    expect(parseAssignment(cached({ deviceId: 'x y' }))).toEqual({ status: 'invalid', reason: stringMatching(/deviceId "x y" is not an IoT Hub device id/) });
   });
 });

@@ -17,6 +17,7 @@ import { AgentProcess, writeAgentConfig, type AgentFiles } from '../support/agen
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
+import { stringContaining, stringMatching } from '../support/matchers.js';
 
 const CHILD_MAIN = fileURLToPath(new URL('../../dist/agent/provisioning/child-main.js', import.meta.url));
 
@@ -136,7 +137,7 @@ describe('registration with DPS in a short-lived child process', () => {
     expect(err).toMatchObject({ retryable: true, retryAfterMs: 7_000 });
     expect((err as DpsError).message).toContain('is throttling registrations (429)');
     cloud.dps.faults.failNext(1);
-    expect(await registerInChild(options()).catch((e: unknown) => e)).toMatchObject({ retryable: true, message: expect.stringContaining('(503)') });
+    expect(await registerInChild(options()).catch((e: unknown) => e)).toMatchObject({ retryable: true, message: stringContaining('(503)') });
   }, 60_000);
 
   it('hands a refusal over with the class, every field and the cause chain the registration made in-process', async () => {
@@ -148,7 +149,7 @@ describe('registration with DPS in a short-lived child process', () => {
     expect(viaChild.constructor).toBe(inProcess.constructor);
     expect(Object.keys(viaChild)).toEqual(Object.keys(inProcess));
     for (const key of Object.keys(inProcess)) expect((viaChild as never)[key], key).toEqual((inProcess as never)[key]);
-    expect(viaChild).toMatchObject({ retryable: false, hint: expect.stringMatching(/enrollment/) });
+    expect(viaChild).toMatchObject({ retryable: false, hint: stringMatching(/enrollment/) });
     expect(viaChild.message).toBe(inProcess.message);
     expect((viaChild.cause as Error).message).toBe((inProcess.cause as Error).message);
     expect(viaChild.stack).toContain('child-main.js');
@@ -164,7 +165,7 @@ describe('registration with DPS in a short-lived child process', () => {
     process.kill(child!, 'SIGKILL');
     const err = await pending;
     expect(err).toBeInstanceOf(DpsError);
-    expect(err).toMatchObject({ retryable: true, message: expect.stringContaining('ended before answering (signal SIGKILL)') });
+    expect(err).toMatchObject({ retryable: true, message: stringContaining('ended before answering (signal SIGKILL)') });
     expect((await ensureIdentity(tpm)).registrationId).toBe(registrationId);
   }, 60_000);
 
@@ -173,7 +174,7 @@ describe('registration with DPS in a short-lived child process', () => {
     const t0 = performance.now();
     const err = await registerInChild({ ...options(), timeoutMs: 1_500 }).catch((e: unknown) => e);
     expect(performance.now() - t0).toBeLessThan(5_000);
-    expect(err).toMatchObject({ retryable: true, message: expect.stringContaining('did not finish within 2 s') });
+    expect(err).toMatchObject({ retryable: true, message: stringContaining('did not finish within 2 s') });
     expect(provisioningChildrenOf(process.pid)).toEqual([]);
     cloud.dps.faults.latencyMs = 0;
     expect((await ensureIdentity(tpm)).registrationId).toBe(registrationId);
@@ -188,7 +189,7 @@ describe('registration with DPS in a short-lived child process', () => {
       return pids.length ? pids : undefined;
     });
     await own.close();
-    expect(await pending).toMatchObject({ message: expect.stringContaining('the provisioning process was stopped') });
+    expect(await pending).toMatchObject({ message: stringContaining('the provisioning process was stopped') });
     expect(alive(child!)).toBe(false);
   }, 60_000);
 
@@ -197,7 +198,7 @@ describe('registration with DPS in a short-lived child process', () => {
     const answer = new Promise<unknown>((resolve) => child.once('message', resolve));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.send({ transport: 'swtpm:host=127.0.0.1,port=2321', registrationId: 'x', idScope: '0ne1', globalEndpoint: 'dps', shell: 'sh -c reboot' });
-    expect(await answer).toMatchObject({ kind: 'failed', error: { $error: 'ChildMessageError', message: expect.stringContaining('unknown field "shell"') } });
+    expect(await answer).toMatchObject({ kind: 'failed', error: { $error: 'ChildMessageError', message: stringContaining('unknown field "shell"') } });
     expect(await exited).toBe(1);
   }, 30_000);
 

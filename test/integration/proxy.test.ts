@@ -6,6 +6,8 @@ import { probeThroughProxy } from '../../agent/check/proxy-probe.js';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { runCli } from '../support/cli.js';
+import { objectsAt, parseObject, valueAt } from '../support/json.js';
+import { stringMatching } from '../support/matchers.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { DeviceCloud } from '../support/device-cloud.js';
 import { TinyProxy } from '../support/tinyproxy.js';
@@ -63,14 +65,14 @@ describe('the agent behind an authenticating HTTPS proxy', () => {
     const dpsConnects = () => proxy.connects().filter((c) => c === dpsTarget()).length;
     const before = dpsConnects();
     const result = await runCli(['--config', dc.files.configPath, 'check', '--json']);
-    const checks = JSON.parse(result.stdout).checks as { id: string; status: string; message: string }[];
-    const byId = Object.fromEntries(checks.map((c) => [c.id, c]));
+    const checks = objectsAt(parseObject(result.stdout, 'check --json'), 'checks');
+    const byId = Object.fromEntries(checks.map((c) => [String(c.id), c]));
     expect(byId.proxy).toMatchObject({ status: 'pass' });
     expect(byId.proxy!.message).toContain(`CONNECT to ${dpsTarget()}`);
     expect(byId['dps-tls']).toMatchObject({ status: 'pass' });
     expect(byId['hub-wss']).toMatchObject({ status: 'pass' });
     expect(byId['hub-tls']!.message).toContain('not used: through the proxy the hub is reached on 443 only');
-    expect(byId['hub-choice']).toMatchObject({ status: 'pass', message: expect.stringMatching(/WebSockets on 443 through the proxy .*: through the proxy, which tunnels 443 only/) });
+    expect(byId['hub-choice']).toMatchObject({ status: 'pass', message: stringMatching(/WebSockets on 443 through the proxy .*: through the proxy, which tunnels 443 only/) });
     expect(byId['dps-dns']!.message).toContain('is resolved by the proxy');
     // The clock is measured from DPS's Date header through the proxy too: a second CONNECT to DPS.
     expect(byId.clock!.message).toMatch(/(ahead of|behind) DPS /);
@@ -85,16 +87,16 @@ describe('the agent behind an authenticating HTTPS proxy', () => {
     expect(result.stdout).toMatch(/FAIL {2}proxy +the proxy http:\/\/\*\*\*@\S+ \(network\.proxy\) refused the credentials: wrong user name or password/);
     const agent = dc.startAgent();
     await agent.waitForState('degraded', 30_000);
-    await expect.poll(async () => String(JSON.parse((await agent.status()).stdout).lastError?.message), { timeout: 20_000 })
+    await expect.poll(async () => String(valueAt(await agent.statusObject(), 'lastError', 'message')), { timeout: 20_000 })
       .toMatch(/the proxy http:\/\/\*\*\*@\S+ \(network\.proxy\) refused the credentials/);
     expect(agent.lines.join('\n')).not.toContain('n0tIt');
     // Not provisioned: DPS's answer is the proxy's refusal, named as such (not "DPS refused the device").
     await dc.stopAgents();
     rmSync(path.join(dc.files.stateDir, 'assignment.json'), { force: true });
     const fresh = dc.startAgent();
-    await expect.poll(async () => String(JSON.parse((await fresh.status()).stdout).lastError?.message), { timeout: 20_000 })
+    await expect.poll(async () => String(valueAt(await fresh.statusObject(), 'lastError', 'message')), { timeout: 20_000 })
       .toMatch(/^provisioning failed: DPS \S+ not reached: the proxy http:\/\/\*\*\*@\S+ \(network\.proxy\) refused the credentials/);
-    expect(JSON.parse((await fresh.status()).stdout).operatorMustAct).toBe(false);
+    expect((await fresh.statusObject()).operatorMustAct).toBe(false);
   }, 90_000);
 
   it('names a proxy that wants credentials it was not given', async () => {

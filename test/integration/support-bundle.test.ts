@@ -6,6 +6,7 @@ import type { AgentProcess } from '../support/agent-process.js';
 import { unpackBundle, type UnpackedBundle } from '../support/bundle-archive.js';
 import { runCli } from '../support/cli.js';
 import { DeviceCloud } from '../support/device-cloud.js';
+import { arrayContaining, ofType, stringContaining, stringMatching } from '../support/matchers.js';
 import { freePortPair } from '../support/ports.js';
 
 const NAME = /^iot-agent-support-[A-Za-z0-9._-]+-\d{8}T\d{6}Z\.tar\.gz$/;
@@ -56,7 +57,7 @@ describe('iot-agent support-bundle', () => {
       expect(unpacked.manifest).toMatchObject({ builtBy: 'cli', daemon: 'running' });
       expect(unpacked.json('status.json')).toMatchObject({
         daemon: 'running', state: 'ready', deviceId: 'board-bundle', hubProtocol: 'mqtt', consecutiveFailures: 0,
-        telemetryQueue: { depth: expect.any(Number), dropped: 0 },
+        telemetryQueue: { depth: ofType(Number), dropped: 0 },
       });
       // Measured from DPS's Date header when this run provisioned; null after a warm start.
       const offset = unpacked.json<{ clockOffsetMs: unknown }>('status.json').clockOffsetMs;
@@ -64,9 +65,9 @@ describe('iot-agent support-bundle', () => {
       expect(unpacked.files.get('daemon-log.txt')).toContain('event=state.changed');
       expect(unpacked.json('tpm.json')).toMatchObject({ via: `the running daemon (pid ${agent.child.pid})`, endorsementKey: { ok: true }, identityKey: { ok: true, value: { type: 'KEYEDHASH' } } });
       const checks = unpacked.json<{ checks: { id: string; status: string; message: string }[] }>('check.json').checks;
-      expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'pass', message: expect.stringContaining('via the running daemon') });
+      expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'pass', message: stringContaining('via the running daemon') });
       expect(unpacked.json('state.json')).toMatchObject({ assignment: { status: 'valid', assignment: { deviceId: 'board-bundle' } } });
-      expect(unpacked.json('config.json')).toMatchObject({ exists: true, fromDefaults: expect.arrayContaining(['provisioning.registrationId', 'hardening.bootGraceSeconds']) });
+      expect(unpacked.json('config.json')).toMatchObject({ exists: true, fromDefaults: arrayContaining(['provisioning.registrationId', 'hardening.bootGraceSeconds']) });
       expect(unpacked.json<{ packages: Record<string, string> }>('versions.json').packages['azure-iot-device']).toMatch(/^\d+\.\d+\.\d+$/);
     }, 60_000);
 
@@ -100,7 +101,7 @@ describe('iot-agent support-bundle', () => {
     it('passes the TPM check through the daemon that holds the TPM, and says so', async () => {
       const result = await runCli(['--config', dc.files.configPath, 'check', '--json'], { IOT_AGENT_TPM: '' });
       const checks = (JSON.parse(result.stdout) as { checks: { id: string; status: string; message: string }[] }).checks;
-      expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'pass', message: expect.stringMatching(new RegExp(`^TPM reachable \\(${dc.swtpm.transport.replace(/[.()]/g, '\\$&')}, via the running daemon, pid ${agent.child.pid}\\): EK present`)) });
+      expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'pass', message: stringMatching(new RegExp(`^TPM reachable \\(${dc.swtpm.transport.replace(/[.()]/g, '\\$&')}, via the running daemon, pid ${agent.child.pid}\\): EK present`)) });
       expect(checks.find((c) => c.id === 'identity')).toMatchObject({ status: 'pass' });
       expect(result.ms).toBeLessThan(10_000);
     });
@@ -162,8 +163,8 @@ describe('iot-agent support-bundle', () => {
       expect(json.daemon).toBe('not running');
       expect(unpacked.json('status.json')).toMatchObject({ daemon: 'not running', state: 'stopped', deviceId: 'board-bundle', hubProtocol: null });
       expect(unpacked.json('tpm.json')).toMatchObject({ via: 'direct', endorsementKey: { ok: true } });
-      expect(unpacked.collector('daemon-log')).toMatchObject({ status: 'unavailable', error: expect.stringContaining('the daemon does not run') });
-      expect(unpacked.json('state.json')).toMatchObject({ telemetryQueue: { depth: expect.any(Number) }, executedCommands: { count: 0 } });
+      expect(unpacked.collector('daemon-log')).toMatchObject({ status: 'unavailable', error: stringContaining('the daemon does not run') });
+      expect(unpacked.json('state.json')).toMatchObject({ telemetryQueue: { depth: ofType(Number) }, executedCommands: { count: 0 } });
       const human = await runCli(['--config', dc.files.configPath, 'support-bundle', '--output', path.join(out, 'human')], { IOT_AGENT_TPM: '' });
       const [first, second] = human.stdout.split('\n');
       expect(path.basename(first!)).toMatch(NAME);
@@ -186,7 +187,7 @@ describe('iot-agent support-bundle', () => {
       expect(unpacked.collector('tpm')).toMatchObject({ status: 'timed-out', error: 'did not finish within 5000 ms' });
       expect(unpacked.files.has('tpm.json')).toBe(false);
       const checks = unpacked.json<{ checks: { id: string; status: string; message: string }[] }>('check.json').checks;
-      expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'fail', message: expect.stringContaining('no answer to TPM2_ReadPublic') });
+      expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'fail', message: stringContaining('no answer to TPM2_ReadPublic') });
     }, 60_000);
 
     it('records a missing journalctl (and other tools) as unavailable, and still makes the bundle', async () => {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentProcess } from '../support/agent-process.js';
 import { unpackBundle } from '../support/bundle-archive.js';
 import { DeviceCloud } from '../support/device-cloud.js';
+import { stringContaining } from '../support/matchers.js';
 
 describe('uploadSupportBundle: a bundle pulled from the cloud through IoT Hub file upload and Azurite', () => {
   let dc: DeviceCloud;
@@ -28,7 +29,7 @@ describe('uploadSupportBundle: a bundle pulled from the cloud through IoT Hub fi
       const last = ((await dc.reported()).lastCommands as Record<string, { phase: string; status: number; message: string }> | undefined)?.uploadSupportBundle;
       return last?.phase === 'final' ? last : undefined;
     }, 60_000);
-    expect(final).toMatchObject({ status: 200, message: expect.stringContaining(`uploaded ${blobName}`) });
+    expect(final).toMatchObject({ status: 200, message: stringContaining(`uploaded ${blobName}`) });
 
     const stored = `board-support/${blobName}`;
     expect(await dc.cloud.storage!.listBlobs()).toContain(stored);
@@ -44,7 +45,7 @@ describe('uploadSupportBundle: a bundle pulled from the cloud through IoT Hub fi
     expect(bundle.collector('tpm').status).toBe('ok');
     expect(bundle.json<{ endorsementKey: { ok: boolean } }>('tpm.json').endorsementKey.ok).toBe(true);
     const checks = bundle.json<{ checks: { id: string; status: string; message: string }[] }>('check.json').checks;
-    expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'pass', message: expect.stringContaining('via the running daemon') });
+    expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'pass', message: stringContaining('via the running daemon') });
     expect(bundle.files.get('daemon-log.txt')).toContain('event=state.changed');
     expect(agent.lines.some((l) => l.includes('command.result') && l.includes('uploadSupportBundle') && l.includes('phase=final'))).toBe(true);
   }, 90_000);

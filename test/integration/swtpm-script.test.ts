@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
+import { parseObject } from '../support/json.js';
 import { freePortPair } from '../support/ports.js';
 
 const run = promisify(execFile);
@@ -25,12 +26,12 @@ describe('scripts/swtpm.sh for QA', () => {
     expect(transport).toBe(`swtpm:host=127.0.0.1,port=${port}`);
     expect((await run('bash', [SCRIPT, 'start', '--dir', dir, '--port', String(port)])).stdout.trim()).toBe(transport);
 
-    const first = JSON.parse((await runCli(['tpm', 'info', '--tpm', transport, '--json'])).stdout);
+    const first = parseObject((await runCli(['tpm', 'info', '--tpm', transport, '--json'])).stdout);
     expect((await run('bash', [SCRIPT, 'stop', '--dir', dir])).stdout).toContain('stopped');
     await expect(run('bash', [SCRIPT, 'status', '--dir', dir])).rejects.toMatchObject({ code: 3 });
 
     await run('bash', [SCRIPT, 'start', '--dir', dir, '--port', String(port)]);
-    const second = JSON.parse((await runCli(['tpm', 'info', '--tpm', transport, '--json'])).stdout);
+    const second = parseObject((await runCli(['tpm', 'info', '--tpm', transport, '--json'])).stdout);
     expect(second.endorsementKey).toBe(first.endorsementKey);
     expect(second.keysCreated).toEqual([]);
   });

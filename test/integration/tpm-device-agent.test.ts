@@ -6,6 +6,7 @@ import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { AgentProcess, writeAgentConfig } from '../support/agent-process.js';
 import { runCli } from '../support/cli.js';
+import { invokeMethod } from '../support/direct-method.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { TpmDeviceBridge } from '../support/tpm-device-bridge.js';
@@ -56,12 +57,12 @@ describe('the whole agent over the device transport', () => {
     expect(status).toMatchObject({ deviceId: 'board-50', registrationId: identity.registrationId });
 
     const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca);
-    const { result } = await service.client.invokeDeviceMethod('board-50', { methodName: 'ping', responseTimeoutInSeconds: 10 });
+    const result = await invokeMethod(service.client, 'board-50', { methodName: 'ping', responseTimeoutInSeconds: 10 });
     expect(result).toMatchObject({ status: 200, payload: { pong: true } });
 
     const connects = cloud.hubs[0]!.counters.connects;
     await new Promise((r) => setTimeout(r, 6_000));
     expect(cloud.hubs[0]!.counters.connects).toBeGreaterThanOrEqual(connects + 1); // a renewal reconnects with a new token
-    expect(JSON.parse((await agent.status()).stdout).state).toBe('ready');
+    expect((await agent.statusObject()).state).toBe('ready');
   }, 90_000);
 });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { stringMatching } from '../support/matchers.js';
 
 const CLI = path.resolve('dist/verifier/cli.js');
 const HUB = 'HostName=127.0.0.9;SharedAccessKeyName=iothubowner;SharedAccessKey=' + Buffer.alloc(32, 7).toString('base64');
@@ -38,22 +39,22 @@ describe('iot-agent-verify usage', () => {
 
   it('exits 2 with a hint when no hub connection string is given, or it is not one', async () => {
     const none = await verify(['--device', 'd']);
-    expect(none).toMatchObject({ code: 2, stderr: expect.stringMatching(/^iot-agent-verify: no IoT Hub connection string \(hint: give --hub-connection-string or set IOTHUB_CONNECTION_STRING\)\n$/) });
+    expect(none).toMatchObject({ code: 2, stderr: stringMatching(/^iot-agent-verify: no IoT Hub connection string \(hint: give --hub-connection-string or set IOTHUB_CONNECTION_STRING\)\n$/) });
     const bad = await verify(['--device', 'd', '--hub-connection-string', 'nonsense']);
-    expect(bad).toMatchObject({ code: 2, stderr: expect.stringMatching(/^iot-agent-verify: the IoT Hub connection string is not usable/) });
+    expect(bad).toMatchObject({ code: 2, stderr: stringMatching(/^iot-agent-verify: the IoT Hub connection string is not usable/) });
   });
 
   it('exits 2 before asking the board when its AK is not bound and no EK is given', async () => {
     const result = await verify(['--device', 'd'], { IOTHUB_CONNECTION_STRING: HUB });
-    expect(result).toMatchObject({ code: 2, stderr: expect.stringMatching(/^iot-agent-verify: d has no bound attestation key yet \(hint: give the enrolled EK/) });
+    expect(result).toMatchObject({ code: 2, stderr: stringMatching(/^iot-agent-verify: d has no bound attestation key yet \(hint: give the enrolled EK/) });
   });
 
   it('exits 2 for an unreadable golden file and an EK file without a key', async () => {
     writeFileSync(path.join(dir, 'golden.json'), '{"sha256": {"9": "00"}}');
     writeFileSync(path.join(dir, 'ek.txt'), 'hello');
     expect(await verify(['--device', 'd', '--golden', path.join(dir, 'golden.json')], { IOTHUB_CONNECTION_STRING: HUB }))
-      .toMatchObject({ code: 2, stderr: expect.stringMatching(/golden file .*golden.json: "9" is not a boot PCR/) });
+      .toMatchObject({ code: 2, stderr: stringMatching(/golden file .*golden.json: "9" is not a boot PCR/) });
     expect(await verify(['--device', 'd', '--ek', path.join(dir, 'ek.txt')], { IOTHUB_CONNECTION_STRING: HUB }))
-      .toMatchObject({ code: 2, stderr: expect.stringMatching(/ek.txt: no endorsement key \(base64 TPM2B_PUBLIC\) in it/) });
+      .toMatchObject({ code: 2, stderr: stringMatching(/ek.txt: no endorsement key \(base64 TPM2B_PUBLIC\) in it/) });
   });
 });

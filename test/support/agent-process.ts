@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI_PATH, runCli, type CliResult } from './cli.js';
 import { withPrivateNames } from './hosts.js';
+import { parseObject } from './json.js';
 
 export interface AgentFiles {
   dir: string;
@@ -106,6 +107,11 @@ export class AgentProcess {
 
   status(): Promise<CliResult> {
     return agentStatus(this.files);
+  }
+
+  /** `iot-agent status --json`, parsed: the daemon's status as an object whose fields tests narrow. */
+  async statusObject(): Promise<Record<string, unknown>> {
+    return parseObject((await this.status()).stdout, 'iot-agent status --json');
   }
 
   /** Polls `iot-agent status` until `state` is reached. */

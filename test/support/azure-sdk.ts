@@ -11,6 +11,6 @@ export function sdkClient(): InstanceType<typeof device.Client> {
 
 /** A real TPM authentication provider of azure-iot-security-tpm, over no TPM (nothing here signs). */
 export function tpmProvider() {
-  const security = new securityTpm.TpmSecurityClient('reg-1', {} as never);
+  const security = new securityTpm.TpmSecurityClient('reg-1', {});
   return securityTpm.TpmAuthenticationProvider.fromTpmSecurityClient('d1', 'hub.invalid', security);
 }

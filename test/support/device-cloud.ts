@@ -6,14 +6,23 @@ import { startCloud, type CloudOptions, type LocalCloud } from '../cloud/cloud.j
 import type { D2cMessage } from '../cloud/hub/d2c-log.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { AgentProcess, writeAgentConfig, type AgentFiles } from './agent-process.js';
+import { invokeMethod, type MethodAnswer as DirectMethodAnswer } from './direct-method.js';
 import { cloudHostNames, lookupWith, writeHostsFile } from './hosts.js';
+import { parseObject } from './json.js';
 import { randomLoopbackAddress } from './ports.js';
 import { SwtpmInstance } from './swtpm.js';
 import { clientFor } from './tpm.js';
 
-export interface MethodAnswer {
+/** What the agent's commands answer: an object payload, whose fields tests read. */
+export type MethodAnswer = DirectMethodAnswer<Record<string, unknown>>;
+
+/** A command-result message (D2C) as the agent sends it; fields beyond these stay unchecked. */
+export interface CommandResultMessage {
   status: number;
-  payload: Record<string, unknown>;
+  phase: string;
+  command: string;
+  payload: unknown;
+  [field: string]: unknown;
 }
 
 /**
@@ -97,9 +106,9 @@ export class DeviceCloud {
 
   /** A direct method through azure-iothub's Client.invokeDeviceMethod. */
   async invoke(methodName: string, payload?: unknown, responseTimeoutInSeconds = 10): Promise<MethodAnswer> {
-    const { result } = await this.service.client.invokeDeviceMethod(this.deviceId,
+    const answer = await invokeMethod(this.service.client, this.deviceId,
       { methodName, payload, responseTimeoutInSeconds, connectTimeoutInSeconds: 10 });
-    return result as MethodAnswer;
+    return answer as MethodAnswer;
   }
 
   /** A C2D message with raw bytes or a JSON envelope. */
@@ -112,9 +121,10 @@ export class DeviceCloud {
     return this.hub.d2c({ deviceId: this.deviceId, since }).filter((m) => kind === undefined || m.properties['iot-agent-message'] === kind);
   }
 
-  /** Command results (D2C, iot-agent-message=command-result) for a correlation id. */
-  results(correlationId: string): { status: number; phase: string; payload: Record<string, unknown>; command: string }[] {
-    return this.d2c('command-result').filter((m) => m.systemProperties.cid === correlationId).map((m) => JSON.parse(m.body.toString('utf8')));
+  /** Command results (D2C, iot-agent-message=command-result): all of them, or those for one correlation id. */
+  results(correlationId?: string): CommandResultMessage[] {
+    return this.d2c('command-result').filter((m) => correlationId === undefined || m.systemProperties.cid === correlationId)
+      .map((m) => commandResult(m.body.toString('utf8')));
   }
 
   async waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -143,4 +153,13 @@ export class DeviceCloud {
     await this.swtpm.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+function commandResult(text: string): CommandResultMessage {
+  const body = parseObject(text, 'a command-result message');
+  const { status, phase, command } = body;
+  if (typeof status !== 'number' || typeof phase !== 'string' || typeof command !== 'string') {
+    throw new Error(`a command-result message without a numeric status, a phase and a command: ${text}`);
+  }
+  return { ...body, status, phase, command, payload: body.payload };
 }

@@ -66,10 +66,10 @@ export function withPrivateNames(files: PrivateNameFiles, command: string, args:
 /** A lookup for in-process clients: the entries first, the system resolver for anything else. */
 export function lookupWith(entries: HostEntries): LookupFunction {
   const table = new Map(Object.entries(entries).map(([name, address]) => [name.toLowerCase(), address]));
-  return ((hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+  return (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
     const address = table.get(hostname.toLowerCase());
-    if (address === undefined) return systemLookup(hostname, options, callback as never);
+    if (address === undefined) return systemLookup(hostname, options, callback);
     if (options.all) callback(null, [{ address, family: 4 }]);
     else callback(null, address, 4);
-  }) as LookupFunction;
+  };
 }

@@ -61,8 +61,8 @@ export class MssimBridge {
 
   static async start(options: MssimBridgeOptions): Promise<MssimBridge> {
     const bridge = new MssimBridge(await freePortPair(), options);
-    await bridge.listen(bridge.port, (socket) => bridge.serveCommands(socket));
-    if (options.platform !== false) await bridge.listen(bridge.port + 1, (socket) => bridge.servePlatform(socket));
+    await bridge.listen(bridge.port, (socket) => void bridge.serveCommands(socket));
+    if (options.platform !== false) await bridge.listen(bridge.port + 1, (socket) => void bridge.servePlatform(socket));
     return bridge;
   }
 

@@ -98,8 +98,11 @@ export class NetnsPair {
     return this.waitReady(this.spawn(this.device, [PYTHON, '-c', script]), 'ready');
   }
 
-  /** Tries a TCP connection from the peer (optionally from a given source address). */
-  async tcpConnect(port: number, options: { from?: string; timeoutSeconds?: number } = {}): Promise<'connected' | 'timeout' | 'refused' | string> {
+  /**
+   * Tries a TCP connection from the peer (optionally from a given source address): "connected",
+   * "timeout", "refused", or the text of any other OS error.
+   */
+  async tcpConnect(port: number, options: { from?: string; timeoutSeconds?: number } = {}): Promise<string> {
     const source = options.from ? `("${options.from}", 0)` : 'None';
     const script = [
       'import socket',

@@ -1,3 +1,5 @@
+import { vi } from 'vitest';
+
 /**
  * What a CLI command's action returned or threw, and what it wrote to stdout and stderr
  * meanwhile (nothing reaches the terminal). Actions of one test file run one at a time.
@@ -11,20 +13,19 @@ export interface Captured<T> {
 
 export async function captureOutput<T>(action: () => Promise<T>): Promise<Captured<T>> {
   const captured: Captured<T> = { stdout: '', stderr: '' };
-  const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
-  const recorder = (stream: 'stdout' | 'stderr') => ((chunk: string | Uint8Array) => {
+  const recorder = (stream: 'stdout' | 'stderr') => (chunk: string | Uint8Array) => {
     captured[stream] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
     return true;
-  }) as typeof process.stdout.write;
-  process.stdout.write = recorder('stdout');
-  process.stderr.write = recorder('stderr');
+  };
+  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(recorder('stdout'));
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(recorder('stderr'));
   try {
     captured.result = await action();
   } catch (err) {
     captured.error = err;
   } finally {
-    process.stdout.write = writes.stdout;
-    process.stderr.write = writes.stderr;
+    stdout.mockRestore();
+    stderr.mockRestore();
   }
   return captured;
 }

@@ -54,7 +54,7 @@ export class PrivateNetns {
 async function hold(argv: readonly string[]): Promise<ChildProcess> {
   const holder = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  holder.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  holder.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   const started = await new Promise<boolean>((resolve) => {
     holder.once('error', () => resolve(false));
     holder.once('spawn', () => resolve(true));

@@ -60,8 +60,8 @@ export class TinyProxy {
       [String(MAX_LIFETIME_SECONDS), TINYPROXY, '-d', '-c', configFile]);
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const output: string[] = [];
-    child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
     const proxy = new TinyProxy(child, address, port, logFile, output);
     try {
       await waitForListener(address, port, 10_000);

@@ -18,7 +18,7 @@ export class TpmDeviceBridge {
     const path = await new Promise<string>((resolve, reject) => {
       child.once('error', (err) => reject(new Error(`python3 is needed for the TPM device bridge (scripts/setup.sh): ${err.message}`)));
       child.once('exit', (code) => reject(new Error(`the TPM device bridge exited with ${code}`)));
-      createInterface({ input: child.stdout! }).once('line', (line) => resolve(line.trim()));
+      createInterface({ input: child.stdout }).once('line', (line) => resolve(line.trim()));
     });
     return new TpmDeviceBridge(child, path);
   }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
+import { invokeMethod, withObjectPayload } from '../support/direct-method.js';
 import { clientFor } from '../support/tpm.js';
 import { buildDeb, extract, rootfsTarball, startHostSwtpm } from './artifacts.js';
 import { BootNetwork, BootedContainer, requireBootTools, sleep } from './container.js';
@@ -194,8 +195,7 @@ describe('the Debian package on a booted trixie system', () => {
 
   it('answers ping and getSystemInfo from inside its sandbox, called through the IoT Hub service SDK', async () => {
     const { client } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
-    const call = async (methodName: string) =>
-      (await client.invokeDeviceMethod(deviceId, { methodName, payload: {}, responseTimeoutInSeconds: 20 })).result as { status: number; payload: Record<string, unknown> };
+    const call = (methodName: string) => invokeMethod(client, deviceId, { methodName, payload: {}, responseTimeoutInSeconds: 20 });
     const ping = await call('ping');
     expect(ping.status).toBe(200);
     expect(ping.payload).toMatchObject({ pong: true, state: 'ready' });
@@ -284,7 +284,7 @@ describe('the Debian package on a booted trixie system', () => {
   it('reboots the board on the cloud\'s reboot command: the unprivileged agent through polkit and logind', async () => {
     const { client } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
     const t0 = performance.now();
-    const { result } = await client.invokeDeviceMethod(deviceId, { methodName: 'reboot', payload: {}, responseTimeoutInSeconds: 20 });
+    const result = await invokeMethod(client, deviceId, { methodName: 'reboot', payload: {}, responseTimeoutInSeconds: 20 });
     expect(result).toMatchObject({ status: 202, payload: { accepted: true } });
     // systemd-nspawn --boot ends with 133 when the system inside it reboots.
     expect(await board().waitForExit(60_000)).toBe(133);
@@ -297,7 +297,7 @@ describe('the Debian package on a booted trixie system', () => {
   it('applies strict on the cloud\'s applyHardening through the root unit, 202 then a final 200, and reports the recorded drift', async () => {
     const { client, registry } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
     const call = async (methodName: string, payload: unknown) =>
-      (await client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds: 20 })).result as { status: number; payload: Record<string, unknown> };
+      withObjectPayload(await invokeMethod(client, deviceId, { methodName, payload, responseTimeoutInSeconds: 20 }));
     const lastApply = async () => {
       const twin = (await registry.getTwin(deviceId)).responseBody as unknown as { properties: { reported: { lastCommands?: Record<string, { status: number; phase: string; at: string; message: string }> } } };
       return twin.properties.reported.lastCommands?.applyHardening;
@@ -356,7 +356,7 @@ describe('the Debian package on a booted trixie system', () => {
       return twin.properties.reported.lastCommands?.applyHardening;
     };
     const before = await lastApply();
-    const { result } = await client.invokeDeviceMethod(deviceId, { methodName: 'applyHardening', payload: { profile: 'nohub', confirmTimeoutSec: 5 }, responseTimeoutInSeconds: 20 });
+    const result = await invokeMethod(client, deviceId, { methodName: 'applyHardening', payload: { profile: 'nohub', confirmTimeoutSec: 5 }, responseTimeoutInSeconds: 20 });
     expect(result).toMatchObject({ status: 202 });
     const final = await waitFor(async () => {
       const last = await lastApply();
@@ -366,7 +366,7 @@ describe('the Debian package on a booted trixie system', () => {
     expect(final.message).toMatch(/^profile nohub was rolled back: not reachable within 5 s/);
     expect(await board().ok(['iptables', '-S', 'IOT-AGENT-IN'])).toContain('iot-agent:drop-echo');
     const { client: again } = serviceClients(cloud.describe().hubServiceConnectionString, cloud.ca);
-    const status = (await again.invokeDeviceMethod(deviceId, { methodName: 'getHardeningStatus', payload: {}, responseTimeoutInSeconds: 20 })).result as { status: number; payload: Record<string, unknown> };
+    const status = await invokeMethod(again, deviceId, { methodName: 'getHardeningStatus', payload: {}, responseTimeoutInSeconds: 20 });
     expect(status).toMatchObject({ status: 200, payload: { profile: 'strict', confirmed: true, drift: 0, driftCheckedBy: 'apply' } });
   }, 180_000);
 

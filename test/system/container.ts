@@ -96,8 +96,8 @@ export class BootedContainer {
       '--register=no', '--keep-unit', '--console=pipe', '--quiet',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     const output: string[] = [];
-    child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
     const deadline = Date.now() + timeoutMs;
     let leader: number | undefined;
     while (Date.now() < deadline && child.exitCode === null) {

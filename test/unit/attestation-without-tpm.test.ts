@@ -30,10 +30,10 @@ async function silentTpm(): Promise<TpmSource & { opened: TpmTransport[]; releas
   const released: TpmTransport[] = [];
   return {
     opened, released,
-    open: async () => {
+    open: () => {
       const transport = openTransport({ kind: 'swtpm', host: '127.0.0.1', port }, { commandTimeoutMs: 2_000 });
       opened.push(transport);
-      return transport;
+      return Promise.resolve(transport);
     },
     release: async (transport) => {
       released.push(transport);
@@ -44,7 +44,7 @@ async function silentTpm(): Promise<TpmSource & { opened: TpmTransport[]; releas
 
 /** The source the root CLI uses when its config cannot be read: opening always fails. */
 function noTpm(reason = 'the agent config cannot be used: no such file'): TpmSource {
-  return { open: () => Promise.reject(new Error(reason)), release: async () => undefined };
+  return { open: () => Promise.reject(new Error(reason)), release: () => Promise.resolve() };
 }
 
 function readLog(file: string): EventLog {

@@ -50,8 +50,8 @@ describe('the patches of the device SDK', () => {
     type Transport = { _getBaseTransportConfig(credentials: object): { uri: string; username: string; clientId: string } };
     const provider = tpmProvider();
     const credentials = { host: 'hub.example', deviceId: 'd1', sharedAccessSignature: 'SharedAccessSignature sr=x' };
-    const ws = (new deviceMqtt.MqttWs(provider as never) as unknown as Transport)._getBaseTransportConfig(credentials);
-    const tls = (new deviceMqtt.Mqtt(provider as never) as unknown as Transport)._getBaseTransportConfig(credentials);
+    const ws = (new deviceMqtt.MqttWs(provider) as unknown as Transport)._getBaseTransportConfig(credentials);
+    const tls = (new deviceMqtt.Mqtt(provider) as unknown as Transport)._getBaseTransportConfig(credentials);
     expect(ws.uri).toBe('wss://hub.example:443/$iothub/websocket');
     expect(tls.uri).toBe('mqtts://hub.example');
     expect({ ...ws, uri: undefined }).toEqual({ ...tls, uri: undefined });
@@ -65,6 +65,55 @@ describe('the patches of the device SDK', () => {
     stop();
     transportOf(client).emit(DESIRED_PATCH_EVENT, { logLevel: 'error', $version: 4 });
     expect(patches).toEqual([{ logLevel: 'warn', $version: 3 }]);
+  });
+
+  it('passes every other transport event on untouched, with all its arguments', () => {
+    const client = sdkClient();
+    interceptMethodRequests(client, () => { throw new Error('not a method'); });
+    const seen: unknown[][] = [];
+    (transportOf(client) as unknown as { on(e: string, l: (...a: unknown[]) => void): void }).on('message', (...args) => seen.push(args));
+    const symbol = Symbol('s');
+    (transportOf(client) as unknown as { on(e: symbol, l: (...a: unknown[]) => void): void }).on(symbol, (...args) => seen.push(args));
+    expect(transportOf(client).emit('message', 'a', 'b')).toBe(true);
+    expect((transportOf(client) as unknown as { emit(e: symbol, ...a: unknown[]): boolean }).emit(symbol, 1)).toBe(true);
+    expect(transportOf(client).emit('nobody_listens', 1)).toBe(false);
+    expect(seen).toEqual([['a', 'b'], [1]]);
+  });
+
+  it('hands a registered method its request with the body and extra arguments as they came', () => {
+    const client = sdkClient();
+    interceptMethodRequests(client, () => { throw new Error('registered'); });
+    const got: unknown[][] = [];
+    (transportOf(client) as unknown as { on(e: string, l: (...a: unknown[]) => void): void }).on('method_ping', (...args) => got.push(args));
+    const body = Buffer.from('{"a":1}');
+    expect(transportOf(client).emit('method_ping', { requestId: '1', methods: { methodName: 'ping' }, body }, 'extra')).toBe(true);
+    expect(got).toEqual([[{ requestId: '1', methods: { methodName: 'ping' }, body }, 'extra']]);
+  });
+
+  it('listens for desired patches under the event name the SDK\'s MQTT transport uses', () => {
+    expect(DESIRED_PATCH_EVENT).toBe('twinDesiredPropertiesUpdate');
+  });
+
+  it('lets the unknown-method handler know when its answer went out, or why it did not', async () => {
+    const client = sdkClient();
+    const transport = transportOf(client) as unknown as { sendMethodResponse(r: { status: number }, done: (err?: Error) => void): void };
+    let fail = false;
+    transport.sendMethodResponse = (_response, done) => setImmediate(() => done(fail ? new Error('link down') : undefined));
+    const answers: Promise<void>[] = [];
+    interceptMethodRequests(client, (_name, answer) => { answers.push(answer(404, { message: 'unknown' })); });
+    transportOf(client).emit('method_a', { requestId: '1', methods: { methodName: 'a' }, body: Buffer.alloc(0) });
+    await expect(answers[0]).resolves.toBeUndefined();
+    fail = true;
+    transportOf(client).emit('method_b', { requestId: '2', methods: { methodName: 'b' }, body: Buffer.alloc(0) });
+    await expect(answers[1]).rejects.toThrow('link down');
+  });
+
+  it('passes on only desired patches that are objects', () => {
+    const client = sdkClient();
+    const patches: unknown[] = [];
+    onDesiredPatch(client, (p) => patches.push(p));
+    for (const patch of [null, [1], 'text', 7, { logLevel: 'debug' }]) transportOf(client).emit(DESIRED_PATCH_EVENT, patch);
+    expect(patches).toEqual([{ logLevel: 'debug' }]);
   });
 });
 

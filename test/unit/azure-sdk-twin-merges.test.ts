@@ -5,7 +5,7 @@ import { guardTwinMerges, MAX_TWIN_DEPTH, sanitizeTwinDocument } from '../../age
 
 describe('the twin merge guard', () => {
   it('drops keys that break lodash merge and prototype pollution', () => {
-    const doc = JSON.parse('{"constructor":[1],"__proto__":{"polluted":true},"a":{"prototype":1,"b":2},"$version":3}');
+    const doc: unknown = JSON.parse('{"constructor":[1],"__proto__":{"polluted":true},"a":{"prototype":1,"b":2},"$version":3}');
     expect(sanitizeTwinDocument(doc)).toEqual({ a: { b: 2 }, $version: 3 });
   });
 

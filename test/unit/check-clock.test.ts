@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkClock } from '../../agent/check/clock-check.js';
 import { CLOCK_NOT_AFTER, CLOCK_NOT_BEFORE } from '../../agent/time/clock-bounds.js';
+import { stringContaining } from '../support/matchers.js';
 
 describe('check: clock plausibility', () => {
   it('passes a time after the agent was built', () => {
@@ -15,9 +16,9 @@ describe('check: clock plausibility', () => {
       status: 'pass', message: 'system time 2026-11-26T02:35:00Z is plausible, 1 s behind DPS dps.example',
     });
     const behind = checkClock(now, { offsetMs: 2 * 3_600_000, source: 'DPS dps.example' });
-    expect(behind).toMatchObject({ status: 'warn', message: expect.stringContaining('is 7200 s behind DPS dps.example: the agent signs its tokens with the service\'s time') });
+    expect(behind).toMatchObject({ status: 'warn', message: stringContaining('is 7200 s behind DPS dps.example: the agent signs its tokens with the service\'s time') });
     expect(behind.hint).toContain('timedatectl set-ntp true');
-    expect(checkClock(now, { offsetMs: -300_001, source: 'DPS x' })).toMatchObject({ status: 'warn', message: expect.stringContaining('300 s ahead of DPS x') });
+    expect(checkClock(now, { offsetMs: -300_001, source: 'DPS x' })).toMatchObject({ status: 'warn', message: stringContaining('300 s ahead of DPS x') });
     expect(checkClock(now, { offsetMs: 300_000, source: 'DPS x' }).status).toBe('pass');
   });
 
@@ -69,7 +70,7 @@ describe('check: clock offsets and bounds', () => {
     expect(checkClock(new Date('2030-12-31T23:59:59.999Z'), undefined, notBefore, notAfter).status).toBe('pass');
     expect(checkClock(notAfter, undefined, notBefore, notAfter)).toMatchObject({
       status: 'fail', message: 'system time 2031-01-01T00:00:00Z is after 2031-01-01: the clock is wrong, so DPS and the hub will reject its SAS tokens and TLS certificates look expired',
-      hint: expect.stringContaining('timedatectl set-ntp true'),
+      hint: stringContaining('timedatectl set-ntp true'),
     });
   });
 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkConfig, describeInvalidConfig, describeValidConfig } from '../../agent/check/config-check.js';
 import { salvageConfig } from '../../agent/check/config-salvage.js';
 import { DEFAULT_CONFIG_PATH, DEFAULTS } from '../../agent/config.js';
+import { stringContaining } from '../support/matchers.js';
 
 function configFile(text: string): string {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-check-config-')), 'config.yaml');
@@ -109,7 +110,7 @@ describe('check: the config check in words', () => {
   it('salvages a file that is invalid as a whole, reading the file the agent would read', async () => {
     const file = configFile('log:\n  level: debug\n  colour: blue\n');
     const { result, config } = await checkConfig(file);
-    expect(result).toMatchObject({ status: 'fail', message: expect.stringContaining('the other checks use built-in defaults in place of log.colour') });
+    expect(result).toMatchObject({ status: 'fail', message: stringContaining('the other checks use built-in defaults in place of log.colour') });
     expect(config.log.level).toBe('debug');
   });
 });

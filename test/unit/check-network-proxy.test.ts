@@ -10,6 +10,7 @@ import type { CheckResult } from '../../agent/check/result.js';
 import type { Trust } from '../../agent/check/trust.js';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+import { stringContaining, stringMatching } from '../support/matchers.js';
 
 /**
  * `iot-agent check`'s network part on a board behind an HTTPS proxy: the proxy is this process
@@ -89,10 +90,10 @@ describe('check: the network through an HTTPS proxy', () => {
     expect(asked.sort()).toEqual(['dps.example:443', 'hub.example:443']);
     expect(r.proxy).toEqual({ id: 'proxy', status: 'pass', message: `${shown} (network.proxy) reachable; CONNECT to dps.example:443 accepted, CONNECT to hub.example:443 accepted` });
     expect(r['dps-dns']).toEqual({ id: 'dps-dns', status: 'pass', message: `DPS dps.example is resolved by the proxy ${shown} (the board connects to the proxy only)` });
-    expect(r['dps-tls']).toMatchObject({ status: 'pass', message: expect.stringMatching(/^TLS handshake with DPS dps\.example:443 through the proxy \(.*\): certificate /) });
+    expect(r['dps-tls']).toMatchObject({ status: 'pass', message: stringMatching(/^TLS handshake with DPS dps\.example:443 through the proxy \(.*\): certificate /) });
     expect(r['hub-dns']).toEqual({ id: 'hub-dns', status: 'pass', message: `hub hub.example is resolved by the proxy ${shown} (the board connects to the proxy only)` });
     expect(r['hub-tls']).toEqual({ id: 'hub-tls', status: 'pass', message: 'hub hub.example:8883 not used: through the proxy the hub is reached on 443 only' });
-    expect(r['hub-wss']).toMatchObject({ status: 'pass', message: expect.stringMatching(/^TLS handshake with hub hub\.example:443 through the proxy /) });
+    expect(r['hub-wss']).toMatchObject({ status: 'pass', message: stringMatching(/^TLS handshake with hub hub\.example:443 through the proxy /) });
     expect(r['hub-choice']).toEqual({ id: 'hub-choice', status: 'pass',
       message: `MQTT over WebSockets on 443 through the proxy ${shown}: through the proxy, which tunnels 443 only` });
   });
@@ -103,9 +104,9 @@ describe('check: the network through an HTTPS proxy', () => {
     // DPS's refusal is named first; the target is the tunnel's Host header, where 443 goes without saying.
     expect(r.proxy).toEqual({ id: 'proxy', status: 'fail', message: `the proxy http://127.0.0.1:${port} (network.proxy) does not allow a tunnel to dps.example (403)`,
       hint: 'the proxy must allow CONNECT to port 443 of DPS and of the hub; or list the host in network.noProxy' });
-    expect(r['dps-tls']).toMatchObject({ status: 'fail', message: expect.stringMatching(/^DPS dps\.example:443: not reached: /), hint: 'see the proxy check' });
+    expect(r['dps-tls']).toMatchObject({ status: 'fail', message: stringMatching(/^DPS dps\.example:443: not reached: /), hint: 'see the proxy check' });
     expect(r['hub-wss']).toMatchObject({ status: 'fail', hint: 'see the proxy check' });
-    expect(r['hub-choice']).toMatchObject({ status: 'fail', message: expect.stringContaining('but that way does not work from here (see hub-wss)'),
+    expect(r['hub-choice']).toMatchObject({ status: 'fail', message: stringContaining('but that way does not work from here (see hub-wss)'),
       hint: 'the proxy must allow CONNECT to the hub on 443' });
   });
 
@@ -126,7 +127,7 @@ describe('check: the network through an HTTPS proxy', () => {
   it('passes a proxy that opened the tunnel when the endpoint behind it does not answer TLS, and fails the endpoint', async () => {
     const { port } = await proxy('tunnel-to-silence');
     const r = await run({ config: board({ proxy: `http://127.0.0.1:${port}` }), trust: await trusted(), stepMs: 500 });
-    expect(r.proxy).toMatchObject({ status: 'pass', message: expect.stringContaining('CONNECT to dps.example:443 accepted, CONNECT to hub.example:443 accepted') });
+    expect(r.proxy).toMatchObject({ status: 'pass', message: stringContaining('CONNECT to dps.example:443 accepted, CONNECT to hub.example:443 accepted') });
     expect(r['dps-tls']).toMatchObject({ status: 'fail', message: 'DPS dps.example:443 through the proxy: TCP connected, but the TLS handshake did not finish within 0.5 s' });
   });
 
@@ -149,7 +150,7 @@ describe('check: the network through an HTTPS proxy', () => {
 
   it('fails an unusable proxy from the environment, naming the variable and keeping the password out', async () => {
     const r = await run({ config: board({}, '127.0.0.1'), trust: unusableCa, hub: '127.0.0.2', env: { https_proxy: 'http://u:Secret1@proxy' } });
-    expect(r.proxy).toMatchObject({ status: 'fail', message: 'https_proxy: the proxy port is missing', hint: expect.stringContaining('http://[user:password@]host:port') });
+    expect(r.proxy).toMatchObject({ status: 'fail', message: 'https_proxy: the proxy port is missing', hint: stringContaining('http://[user:password@]host:port') });
     expect(JSON.stringify(r)).not.toContain('Secret1');
   });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { describeResolution, resolveHost } from '../../agent/check/dns-check.js';
 import { seconds } from '../../agent/check/result.js';
 import { describeTls, type TlsContext } from '../../agent/check/tls-check.js';
+import { arrayContaining } from '../support/matchers.js';
 
 const dps = { id: 'dps-dns', role: 'DPS', host: 'dps.example.invalid', origin: 'provisioning.globalEndpoint in the config' } as const;
 const tls = (extraCaFile?: string): TlsContext => ({ id: 'dps-tls', role: 'DPS', host: 'dps.example.net', port: 443, extraCaFile, timeoutMs: 5_000 });
@@ -95,7 +96,7 @@ describe('check: every resolver answer in words', () => {
   });
 
   it('resolves localhost from /etc/hosts, and an empty name to nothing', async () => {
-    expect(await resolveHost('localhost', 5_000)).toMatchObject({ ok: true, literal: false, addresses: expect.arrayContaining([{ address: '127.0.0.1', family: 4 }]) });
+    expect(await resolveHost('localhost', 5_000)).toMatchObject({ ok: true, literal: false, addresses: arrayContaining([{ address: '127.0.0.1', family: 4 }]) });
     expect(await resolveHost('', 5_000)).toEqual({ ok: false, code: 'ENODATA', timedOut: false });
     expect(await resolveHost('::1', 1)).toEqual({ ok: true, addresses: [{ address: '::1', family: 6 }], literal: true });
   });

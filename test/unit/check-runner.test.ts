@@ -4,8 +4,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CHECK_IDS } from '../../agent/check/result.js';
 import { runChecks, type CheckOptions } from '../../agent/check/runner.js';
-import type { SharedTpmReport } from '../../agent/daemon/shared-tpm.js';
+import type { SharedTpmReport } from '../../agent/control/shared-tpm.js';
 import { writeAssignment } from '../../agent/state/assignment-store.js';
+import { stringMatching } from '../support/matchers.js';
 
 /**
  * A board whose config names loopback endpoints where nothing speaks TLS: every check runs
@@ -34,7 +35,7 @@ const tpmReport = (): SharedTpmReport => ({
 
 const options = (configPath: string, overrides: Partial<CheckOptions> = {}): CheckOptions => ({
   configPath, tpmOverride: undefined, now: () => new Date('2026-11-26T12:00:00Z'), networkTimeoutMs: 2_000, tpmCommandTimeoutMs: 500,
-  tpmRead: async () => tpmReport(), ...overrides,
+  tpmRead: () => Promise.resolve(tpmReport()), ...overrides,
 });
 
 describe('check: the whole run', () => {
@@ -83,7 +84,7 @@ describe('check: the whole run', () => {
     const read: string[] = [];
     const results = await runChecks(options(configPath, {
       tpmOverride: 'swtpm:port=2400',
-      tpmRead: async (spec) => { read.push(JSON.stringify(spec)); return tpmReport(); },
+      tpmRead: (spec) => { read.push(JSON.stringify(spec)); return Promise.resolve(tpmReport()); },
     }));
     expect(read).toEqual([JSON.stringify({ kind: 'swtpm', host: '127.0.0.1', port: 2400 })]);
     expect(results[1]!.message).toContain('swtpm:host=127.0.0.1,port=2400 from IOT_AGENT_TPM');
@@ -102,8 +103,8 @@ describe('check: the whole run', () => {
 
   it('fails the TPM checks, not the run, when the check itself breaks', async () => {
     const { configPath } = board();
-    const results = await runChecks(options(configPath, { tpmRead: async () => ({ via: 'direct', report: {} as never }) }));
-    expect(results[1]).toMatchObject({ id: 'tpm', status: 'fail', message: expect.stringMatching(/^the check itself failed: TypeError/), hint: 'please report this' });
-    expect(results[2]).toMatchObject({ id: 'identity', status: 'fail', message: expect.stringMatching(/^the check itself failed: /) });
+    const results = await runChecks(options(configPath, { tpmRead: () => Promise.resolve({ via: 'direct', report: {} as never }) }));
+    expect(results[1]).toMatchObject({ id: 'tpm', status: 'fail', message: stringMatching(/^the check itself failed: TypeError/), hint: 'please report this' });
+    expect(results[2]).toMatchObject({ id: 'identity', status: 'fail', message: stringMatching(/^the check itself failed: /) });
   });
 });

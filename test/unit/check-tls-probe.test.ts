@@ -11,6 +11,7 @@ import { probeTls, type TlsTarget } from '../../agent/check/tls-probe.js';
 import type { Trust } from '../../agent/check/trust.js';
 import { DEFAULTS } from '../../agent/config.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+import { stringContaining, stringMatching } from '../support/matchers.js';
 
 let made: Promise<ServerCredentials> | undefined;
 /** A private test CA and a certificate for localhost and 127.0.0.1, made once per file (openssl). */
@@ -57,7 +58,7 @@ describe('check: the TLS probe against a real handshake', () => {
     const outcome = await probeTls(target({ port, ca: [ca] }));
     expect(outcome).toEqual({
       ok: true, address: `127.0.0.1:${port}`, protocol: 'TLSv1.3', subject: 'CN=localhost',
-      issuer: 'CN=iot-agent local cloud test CA', validTo: expect.stringMatching(/ GMT$/),
+      issuer: 'CN=iot-agent local cloud test CA', validTo: stringMatching(/ GMT$/),
     });
     expect(servernames).toEqual(['localhost']);
   });
@@ -134,19 +135,19 @@ describe('check: an endpoint resolved, then shaken hands with', () => {
     const { port } = await tlsServer();
     const outcome = await probeTls(target({ port, ca: [ca] }));
     expect(describeTls({ id: 'hub-tls', role: 'hub', host: 'localhost', port, extraCaFile: '/etc/iot-agent/ca.pem', timeoutMs: 5_000 }, outcome))
-      .toMatchObject({ id: 'hub-tls', status: 'pass', message: expect.stringContaining(`TLS handshake with hub localhost:${port} (127.0.0.1:${port}, TLSv1.3)`) });
+      .toMatchObject({ id: 'hub-tls', status: 'pass', message: stringContaining(`TLS handshake with hub localhost:${port} (127.0.0.1:${port}, TLSv1.3)`) });
   });
 
   it('names the extra CA file when the server is not trusted', async () => {
     const { port } = await tlsServer();
     const outcome = await probeTls(target({ port, ca: [...rootCertificates] }));
     expect(describeTls({ id: 'hub-tls', role: 'hub', host: 'localhost', port, extraCaFile: '/etc/iot-agent/ca.pem', timeoutMs: 5_000 }, outcome))
-      .toMatchObject({ status: 'fail', message: expect.stringContaining('nor tls.extraCaFile (/etc/iot-agent/ca.pem)') });
+      .toMatchObject({ status: 'fail', message: stringContaining('nor tls.extraCaFile (/etc/iot-agent/ca.pem)') });
   });
 
   it('does not try TLS when the name does not resolve, and says which check to fix first', async () => {
     const results = await network('', { ok: true, ca: undefined, extraCaFile: undefined });
-    expect(byId(results, 'dps-dns')).toMatchObject({ status: 'fail', message: expect.stringMatching(/^DPS {2}does not resolve \(ENODATA\)/) });
+    expect(byId(results, 'dps-dns')).toMatchObject({ status: 'fail', message: stringMatching(/^DPS {2}does not resolve \(ENODATA\)/) });
     expect(byId(results, 'dps-tls')).toEqual({ id: 'dps-tls', status: 'fail', message: 'not tried:  does not resolve', hint: 'fix the name resolution first' });
     expect(byId(results, 'hub-tls')).toMatchObject({ status: 'fail', message: 'not tried:  does not resolve' });
   });

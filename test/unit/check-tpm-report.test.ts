@@ -6,6 +6,7 @@ import { checkTpm, describeEndorsementKey, describeIdentityKey, describeReport, 
 import { registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { freePort } from '../support/ports.js';
+import { stringContaining, stringMatching } from '../support/matchers.js';
 
 /** A TPM2B_PUBLIC, base64: its registration id is base32(SHA-256(bytes)). */
 const ekBase64 = () => Buffer.from('0006000b00000000', 'hex').toString('base64');
@@ -22,14 +23,14 @@ const report = (overrides: Partial<TpmReport> = {}): TpmReport => ({
 describe('the TPM check from a TPM report', () => {
   it('passes both checks on a provisioned TPM, naming the registration id from the EK', () => {
     const [tpm, identity] = describeReport('swtpm:host=127.0.0.1,port=2321', report(), undefined);
-    expect(tpm).toMatchObject({ status: 'pass', message: expect.stringMatching(/^TPM reachable \(swtpm:host=127\.0\.0\.1,port=2321\): EK present at 0x81010001, registration id [a-z2-7]{52}$/) });
+    expect(tpm).toMatchObject({ status: 'pass', message: stringMatching(/^TPM reachable \(swtpm:host=127\.0\.0\.1,port=2321\): EK present at 0x81010001, registration id [a-z2-7]{52}$/) });
     expect(identity).toEqual({ id: 'identity', status: 'pass', message: 'identity key present at 0x81000100' });
   });
 
   it('warns about an empty EK handle and a missing or foreign identity key', () => {
     expect(describeReport('t', report({ endorsementKey: { ok: true, value: null } }), undefined)[0]).toMatchObject({ status: 'warn', message: 'TPM reachable (t), but no EK at 0x81010001' });
     expect(describeReport('t', report({ identityKey: { ok: true, value: null } }), 'board-1')).toMatchObject([
-      { status: 'pass', message: expect.stringContaining('registration id board-1 (configured)') },
+      { status: 'pass', message: stringContaining('registration id board-1 (configured)') },
       { status: 'warn', message: 'no identity key at 0x81000100: not provisioned yet' },
     ]);
     expect(describeReport('t', report({ identityKey: { ok: true, value: { type: 'RSA' } } }), undefined)[1])
@@ -47,12 +48,12 @@ describe('the TPM check from a TPM report', () => {
   it('says when the running daemon read the TPM, and fails plainly when the daemon could not', async () => {
     const via = await checkTpm({
       transport: 'swtpm:host=127.0.0.1,port=2321', origin: 'tpm.transport', commandTimeoutMs: 1000, registrationId: undefined, runtimeDir: '/nonexistent',
-      read: async () => ({ report: report(), via: { daemonPid: 4242 } }),
+      read: () => Promise.resolve({ report: report(), via: { daemonPid: 4242 } }),
     });
     expect(via[0].message).toMatch(/^TPM reachable \(swtpm:host=127\.0\.0\.1,port=2321, via the running daemon, pid 4242\): EK present/);
     const broken = await checkTpm({
       transport: 'swtpm:host=127.0.0.1,port=2321', origin: 'tpm.transport', commandTimeoutMs: 1000, registrationId: undefined, runtimeDir: '/nonexistent',
-      read: async () => { throw new Error('the daemon refused tpm: the TPM is not open (starting)'); },
+      read: () => Promise.reject(new Error('the daemon refused tpm: the TPM is not open (starting)')),
     });
     expect(broken).toMatchObject([
       { status: 'fail', message: 'TPM unreachable (swtpm:host=127.0.0.1,port=2321, via the running daemon): the daemon refused tpm: the TPM is not open (starting)' },
@@ -68,19 +69,19 @@ describe('the TPM check: transports and failures', () => {
 
   it('fails an invalid transport, naming where it came from, and does not check the identity key', async () => {
     const [tpm, identity] = await checkTpm(options('tpm0', 'IOT_AGENT_TPM'));
-    expect(tpm).toMatchObject({ id: 'tpm', status: 'fail', message: expect.stringMatching(/^invalid TPM transport "tpm0".* \(from IOT_AGENT_TPM\)$/), hint: expect.stringContaining('swtpm:') });
+    expect(tpm).toMatchObject({ id: 'tpm', status: 'fail', message: stringMatching(/^invalid TPM transport "tpm0".* \(from IOT_AGENT_TPM\)$/), hint: stringContaining('swtpm:') });
     expect(identity).toEqual({ id: 'identity', status: 'fail', message: 'not checked: the TPM transport is invalid', hint: 'fix the tpm check first' });
   });
 
   it('reads the TPM itself when no daemon holds it, and fails a TPM that is not there', async () => {
     const port = await freePort();
     const [tpm, identity] = await checkTpm(options(`swtpm:port=${port}`));
-    expect(tpm).toMatchObject({ id: 'tpm', status: 'fail', message: expect.stringMatching(new RegExp(`^TPM unreachable \\(swtpm:host=127\\.0\\.0\\.1,port=${port}\\): `)) });
+    expect(tpm).toMatchObject({ id: 'tpm', status: 'fail', message: stringMatching(new RegExp(`^TPM unreachable \\(swtpm:host=127\\.0\\.0\\.1,port=${port}\\): `)) });
     expect(identity.message).toBe('not checked: the TPM could not be read (see tpm)');
   });
 
   it('names a transport from IOT_AGENT_TPM in the message, and not one from the config', async () => {
-    const read = async () => ({ report: report(), via: 'direct' as const });
+    const read = () => Promise.resolve({ report: report(), via: 'direct' as const });
     const fromEnv = await checkTpm({ ...options('swtpm:port=2400', 'IOT_AGENT_TPM'), read });
     expect(fromEnv[0].message).toMatch(/^TPM reachable \(swtpm:host=127\.0\.0\.1,port=2400 from IOT_AGENT_TPM\): /);
     const fromConfig = await checkTpm({ ...options('swtpm:port=2400'), read });
@@ -93,7 +94,7 @@ describe('the TPM check: transports and failures', () => {
   });
 
   it('sends to `iot-agent status` when the running daemon could not read its TPM', async () => {
-    const [tpm] = await checkTpm({ ...options('swtpm:port=2321'), read: async () => { throw new Error('busy'); } });
+    const [tpm] = await checkTpm({ ...options('swtpm:port=2321'), read: () => Promise.reject(new Error('busy')) });
     expect(tpm.hint).toBe('the daemon could not read its TPM: `iot-agent status` shows why');
   });
 

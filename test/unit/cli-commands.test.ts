@@ -9,12 +9,15 @@ import { status } from '../../agent/cli/status.js';
 import { supportBundle } from '../../agent/cli/support-bundle.js';
 import { tpmInfo } from '../../agent/cli/tpm-info.js';
 import { serveControlSocket, type ControlHandler } from '../../agent/daemon/control-socket.js';
-import type { DaemonStatus } from '../../agent/daemon/daemon.js';
+import type { DaemonStatus } from '../../agent/control/protocol.js';
+import { runtimeOverrides } from '../../agent/runtime-overrides.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/tpm/tpm-lock.js';
 import { registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { captureOutput } from '../support/output.js';
 import { freePort } from '../support/ports.js';
+import { answering, handling } from './control-handlers.js';
+import { ofType, stringContaining } from '../support/matchers.js';
 
 /**
  * The CLI commands' actions run in this process against a board in temporary directories:
@@ -22,11 +25,8 @@ import { freePort } from '../support/ports.js';
  * needs a running daemon, this process answering on the daemon's control socket.
  */
 const servers: net.Server[] = [];
-const savedTpm = process.env.IOT_AGENT_TPM;
 afterEach(() => {
   for (const server of servers.splice(0)) server.close();
-  if (savedTpm === undefined) delete process.env.IOT_AGENT_TPM;
-  else process.env.IOT_AGENT_TPM = savedTpm;
 });
 
 async function board(extra = ''): Promise<{ configPath: string; runtimeDir: string; port: number }> {
@@ -68,7 +68,7 @@ const daemonStatus = (): DaemonStatus => ({
 describe('iot-agent check', () => {
   it('prints one line per check and a summary, exiting 1 when anything fails', async () => {
     const { configPath } = await board();
-    const { result, stdout, stderr } = await captureOutput(() => check({ config: configPath }));
+    const { result, stdout, stderr } = await captureOutput(() => check({ config: configPath }, {}));
     expect(result).toBe(1);
     expect(stderr).toBe('');
     const lines = stdout.trimEnd().split('\n');
@@ -81,8 +81,8 @@ describe('iot-agent check', () => {
   it('prints exactly one JSON object with --json, reading the TPM named by IOT_AGENT_TPM', async () => {
     const { configPath } = await board();
     const port = await freePort();
-    process.env.IOT_AGENT_TPM = `swtpm:port=${port}`;
-    const { result, stdout } = await captureOutput(() => check({ config: configPath, json: true }));
+    const overrides = runtimeOverrides({ IOT_AGENT_TPM: `swtpm:port=${port}` }, { tpmAsGiven: true });
+    const { result, stdout } = await captureOutput(() => check({ config: configPath, json: true }, overrides));
     expect(result).toBe(1);
     const parsed = JSON.parse(stdout) as { checks: { id: string; message: string }[] };
     expect(parsed.checks.map((c) => c.id)).toEqual(['config', 'tpm', 'identity', 'clock', 'state', 'state-dir', 'proxy', 'dps-dns', 'dps-tls', 'hub-dns', 'hub-tls', 'hub-wss', 'hub-choice']);
@@ -104,7 +104,7 @@ describe('iot-agent status', () => {
 
   it('prints the running daemon\'s status', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'status', ...daemonStatus() }));
+    await daemonAnswering(runtimeDir, answering({ event: 'status', ...daemonStatus() }));
     const { stdout } = await captureOutput(() => status({ config: configPath }));
     expect(stdout).toContain('Daemon             running (pid 4242)\n');
     expect(stdout).toContain('Hub                hub-a.example\n');
@@ -115,8 +115,8 @@ describe('iot-agent tpm info', () => {
   it('shows what the running daemon read from its TPM, for enrolling the device', async () => {
     const { configPath, runtimeDir, port } = await board();
     const transport = `swtpm:host=127.0.0.1,port=${port}`;
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'tpm', pid: 4242, ...report(transport) }));
-    const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }));
+    await daemonAnswering(runtimeDir, answering({ event: 'tpm', pid: 4242, ...report(transport) }));
+    const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }, {}));
     expect(error).toBeUndefined();
     const id = registrationIdFromEndorsementKey(Buffer.from('0006000b00000000', 'hex'));
     expect(stdout).toBe([
@@ -129,7 +129,7 @@ describe('iot-agent tpm info', () => {
       'Storage root key  U1JL',
       '',
     ].join('\n'));
-    const json = await captureOutput(() => tpmInfo({ config: configPath, json: true, registrationId: 'board-17' }));
+    const json = await captureOutput(() => tpmInfo({ config: configPath, json: true, registrationId: 'board-17' }, {}));
     expect(JSON.parse(json.stdout)).toEqual({
       transport, registrationId: 'board-17', endorsementKey: EK(), storageRootKey: 'U1JL', identityKeyPresent: true, keysCreated: [], viaDaemonPid: 4242,
       manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SW   TPM', firmwareVersion: '8217.4131.22.13878', specLevel: '2.0, level 0, revision 1.64',
@@ -140,10 +140,10 @@ describe('iot-agent tpm info', () => {
   it('says an unprovisioned TPM has no identity key, and leaves out an empty vendor string', async () => {
     const { configPath, runtimeDir, port } = await board();
     const facts = { manufacturer: 'IFX', manufacturerName: 'Infineon', vendorString: '', firmwareVersion: '7.85', specLevel: '2.0', family: '2.0', revision: '1.59' };
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({
+    await daemonAnswering(runtimeDir, answering({
       event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`, { identityKey: { ok: true, value: null }, facts: { ok: true, value: facts } }),
     }));
-    const { stdout } = await captureOutput(() => tpmInfo({ config: configPath }));
+    const { stdout } = await captureOutput(() => tpmInfo({ config: configPath }, {}));
     expect(stdout).toContain('TPM               Infineon (IFX), firmware 7.85\n');
     expect(stdout).toContain('Identity key      absent: the device has not been provisioned\n');
   });
@@ -151,21 +151,22 @@ describe('iot-agent tpm info', () => {
   it('fails with the TPM\'s own words when the daemon could not read a key, as unavailable or refused', async () => {
     const { configPath, runtimeDir, port } = await board();
     let reading: TpmReport['endorsementKey'] = { ok: false, error: 'no answer within 4000 ms', refused: false, hint: 'is swtpm running?' };
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`, { endorsementKey: reading }) }));
-    const unavailable = await captureOutput(() => tpmInfo({ config: configPath }));
+    // Read at each request: the daemon's answer changes with `reading` below.
+    await daemonAnswering(runtimeDir, handling((_request, reply) => reply({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`, { endorsementKey: reading }) })));
+    const unavailable = await captureOutput(() => tpmInfo({ config: configPath }, {}));
     expect(unavailable.error).toMatchObject({ message: 'the running daemon (pid 4242) could not read the endorsement key: no answer within 4000 ms', hint: 'is swtpm running?', exitCode: 3 });
     reading = { ok: false, error: 'TPM_RC_LOCKOUT', refused: true };
-    expect((await captureOutput(() => tpmInfo({ config: configPath }))).error).toMatchObject({ exitCode: 1 });
+    expect((await captureOutput(() => tpmInfo({ config: configPath }, {}))).error).toMatchObject({ exitCode: 1 });
     reading = { ok: true, value: null };
-    expect((await captureOutput(() => tpmInfo({ config: configPath }))).error).toMatchObject({
+    expect((await captureOutput(() => tpmInfo({ config: configPath }, {}))).error).toMatchObject({
       message: 'the TPM has no EK although the daemon holds it', hint: 'restart the iot-agent service: it creates the keys again',
     });
   });
 
   it('opens the TPM itself when the daemon uses another one, and fails when it is not there', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'tpm', pid: 4242, ...report('device:/dev/tpmrm0') }));
-    const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }));
+    await daemonAnswering(runtimeDir, answering({ event: 'tpm', pid: 4242, ...report('device:/dev/tpmrm0') }));
+    const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }, {}));
     expect(error).toBeDefined();
     expect(stdout).toBe('');
   });
@@ -175,17 +176,17 @@ describe('iot-agent provision', () => {
   it('shows each step the running daemon reports, then one summary line', async () => {
     const { configPath, runtimeDir } = await board();
     const asked: unknown[] = [];
-    await daemonAnswering(runtimeDir, async (request, reply) => {
+    await daemonAnswering(runtimeDir, handling((request, reply) => {
       asked.push(request);
       reply({ event: 'step', step: 'tpm', message: 'TPM ready, registration id board-17' });
       reply({ event: 'step', step: 'assigned', message: 'assigned to hub-a.example as board-17' });
       reply({ event: 'done', ...daemonStatus() });
-    });
-    const { result, stdout } = await captureOutput(() => provision({ config: configPath }));
+    }));
+    const { result, stdout } = await captureOutput(() => provision({ config: configPath }, {}));
     expect(asked).toEqual([{ op: 'provision', force: true }]);
     expect(result).toBe(0);
     expect(stdout).toBe('  TPM ready, registration id board-17\n  assigned to hub-a.example as board-17\nprovisioned: board-17 on hub-a.example (registration id board-17)\n');
-    const json = await captureOutput(() => provision({ config: configPath, json: true }));
+    const json = await captureOutput(() => provision({ config: configPath, json: true }, {}));
     expect(JSON.parse(json.stdout)).toMatchObject({
       deviceId: 'board-17', assignedHub: 'hub-a.example', steps: [{ step: 'tpm', message: 'TPM ready, registration id board-17' }, { step: 'assigned', message: 'assigned to hub-a.example as board-17' }],
     });
@@ -194,11 +195,11 @@ describe('iot-agent provision', () => {
 
   it('names the step that failed, after the last one the daemon reported', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => {
+    await daemonAnswering(runtimeDir, handling((_request, reply) => {
       reply({ event: 'step', step: 'challenge', message: 'DPS challenge received' });
       reply({ event: 'error', step: 'activated', message: 'TPM2_ActivateCredential failed' });
-    });
-    const { error, stdout } = await captureOutput(() => provision({ config: configPath }));
+    }));
+    const { error, stdout } = await captureOutput(() => provision({ config: configPath }, {}));
     expect(stdout).toBe('  DPS challenge received\n');
     expect(error).toMatchObject({ message: 'provisioning failed at step "activated"' });
     expect(((error as Error).cause as Error).message).toBe('TPM2_ActivateCredential failed');
@@ -206,15 +207,15 @@ describe('iot-agent provision', () => {
 
   it('says when the daemon ended the request without a result', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'step', step: 'tpm', message: 'TPM ready' }));
-    const { error } = await captureOutput(() => provision({ config: configPath }));
+    await daemonAnswering(runtimeDir, answering({ event: 'step', step: 'tpm', message: 'TPM ready' }));
+    const { error } = await captureOutput(() => provision({ config: configPath }, {}));
     expect(error).toMatchObject({ message: 'provisioning failed at step "challenge"' });
     expect(((error as Error).cause as Error).message).toBe('the daemon ended the request without a result');
   });
 
   it('provisions directly when no daemon runs, and fails at the TPM step when there is no TPM, letting go of the lock', async () => {
     const { configPath, runtimeDir } = await board();
-    const { error, stdout } = await captureOutput(() => provision({ config: configPath }));
+    const { error, stdout } = await captureOutput(() => provision({ config: configPath }, {}));
     expect(stdout).toBe('');
     expect(error).toMatchObject({ message: 'provisioning failed at step "tpm"' });
     expect(await TpmLock.holder(runtimeDir)).toBeUndefined();
@@ -224,8 +225,8 @@ describe('iot-agent provision', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-'));
     const configPath = path.join(dir, 'config.yaml');
     writeFileSync(configPath, `stateDir: ${dir}\n`);
-    const { error } = await captureOutput(() => provision({ config: configPath }));
-    expect(error).toMatchObject({ message: expect.stringContaining('provisioning.idScope is missing'), exitCode: 2 });
+    const { error } = await captureOutput(() => provision({ config: configPath }, {}));
+    expect(error).toMatchObject({ message: stringContaining('provisioning.idScope is missing'), exitCode: 2 });
   });
 });
 
@@ -233,29 +234,29 @@ describe('iot-agent support-bundle', () => {
   it('bundles what the state files say when no daemon runs, naming the collectors that did not complete', async () => {
     const { configPath } = await board();
     const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
-    const text = await captureOutput(() => supportBundle({ config: configPath, output, since: '1h' }));
+    const text = await captureOutput(() => supportBundle({ config: configPath, output, since: '1h' }, {}));
     expect(text.error).toBeUndefined();
     expect(text.result).toBe(0);
     const [first, second] = text.stdout.split('\n');
     expect(first).toMatch(new RegExp(`^${output}/iot-agent-support-.+\\.tar\\.gz$`));
     expect(second).toMatch(/^ {2}\d+ KiB, \d+ of \d+ collectors complete, daemon not running$/);
     const again = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
-    const json = await captureOutput(() => supportBundle({ config: configPath, output: again, json: true }));
+    const json = await captureOutput(() => supportBundle({ config: configPath, output: again, json: true }, {}));
     expect(json.error).toBeUndefined();
-    expect(JSON.parse(json.stdout)).toMatchObject({ path: expect.stringContaining(again), bytes: expect.any(Number), daemon: 'not running', collectors: expect.any(Object) });
+    expect(JSON.parse(json.stdout)).toMatchObject({ path: stringContaining(again), bytes: ofType(Number), daemon: 'not running', collectors: ofType(Object) });
   }, 60_000);
 
   it('warns, and bundles the state files, when the daemon does not give its state', async () => {
     const { configPath, runtimeDir } = await board();
-    await daemonAnswering(runtimeDir, async (_request, reply) => reply({ event: 'error', message: 'busy' }));
+    await daemonAnswering(runtimeDir, answering({ event: 'error', message: 'busy' }));
     const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
-    const { stdout, stderr } = await captureOutput(() => supportBundle({ config: configPath, output }));
+    const { stdout, stderr } = await captureOutput(() => supportBundle({ config: configPath, output }, {}));
     expect(stderr).toContain('iot-agent: warning: the daemon did not answer (the daemon refused support: busy); bundling what the state files say\n');
     expect(stdout).toContain('daemon not running');
   }, 60_000);
 
   it('refuses a --since it cannot read', async () => {
     const { configPath } = await board();
-    expect((await captureOutput(() => supportBundle({ config: configPath, since: 'yesterday' }))).error).toMatchObject({ exitCode: 2 });
+    expect((await captureOutput(() => supportBundle({ config: configPath, since: 'yesterday' }, {}))).error).toMatchObject({ exitCode: 2 });
   });
 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { cliMeasure } from '../../agent/cli/harden-measure.js';
 import { HardeningEngine } from '../../hardening/engine.js';
 import { freePort } from '../support/ports.js';
+import { stringContaining, stringMatching } from '../support/matchers.js';
 
 /** A hardening engine on a test tree with nothing applied yet, its records directory made. */
 function engine(): HardeningEngine {
@@ -25,7 +26,7 @@ describe('the root CLI\'s hardening measurement', () => {
     const measure = await cliMeasure({ configPath: '/nonexistent/config.yaml', tpm: undefined, by: 'cli', warn: (m) => warnings.push(m) });
     expect(measure.last()).toBeUndefined();
     const outcome = await measure.afterChange(engine(), { operation: 'apply', changed: true });
-    expect(outcome).toMatchObject({ outcome: 'gap', reason: expect.stringMatching(/^TPM unavailable: the agent config cannot be used: config \/nonexistent\/config.yaml: cannot be read/) });
+    expect(outcome).toMatchObject({ outcome: 'gap', reason: stringMatching(/^TPM unavailable: the agent config cannot be used: config \/nonexistent\/config.yaml: cannot be read/) });
     expect(measure.last()).toMatchObject({ outcome: 'gap', pcr: 13 });
     expect(warnings).toEqual([expect.stringMatching(/^hardening not measured into PCR 13: TPM unavailable: the agent config cannot be used/)]);
   });
@@ -34,11 +35,11 @@ describe('the root CLI\'s hardening measurement', () => {
     const port = await freePort();
     const configPath = configFile(`attestation:\n  pcr: 15\ntpm:\n  transport: swtpm:port=${port}\n`);
     const measure = await cliMeasure({ configPath, tpm: undefined, by: 'boot', warn: () => undefined });
-    expect(await measure.afterChange(engine(), { operation: 'apply', changed: true })).toMatchObject({ outcome: 'gap', reason: expect.stringMatching(/^TPM unavailable: /) });
+    expect(await measure.afterChange(engine(), { operation: 'apply', changed: true })).toMatchObject({ outcome: 'gap', reason: stringMatching(/^TPM unavailable: /) });
     expect(measure.last()).toMatchObject({ pcr: 15 });
     const other = await cliMeasure({ configPath, tpm: 'tpm0', by: 'cli', warn: () => undefined });
     expect(await other.afterChange(engine(), { operation: 'rollback', changed: true })).toMatchObject({
-      outcome: 'gap', reason: expect.stringContaining('the agent config cannot be used: invalid TPM transport "tpm0"'),
+      outcome: 'gap', reason: stringContaining('the agent config cannot be used: invalid TPM transport "tpm0"'),
     });
     expect(other.last()).toMatchObject({ pcr: 15 });
   });

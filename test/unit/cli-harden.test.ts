@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hardenApply, hardenGuard, hardenPlan, hardenRollback, type HardenOptions } from '../../agent/cli/harden.js';
 import { captureOutput } from '../support/output.js';
+import { ofType, stringContaining, stringMatching } from '../support/matchers.js';
 
 /** A test tree as --root: nothing applied, nothing to roll back; never the machine's own /. */
 const tree = (): HardenOptions => ({ root: mkdtempSync(path.join(tmpdir(), 'iot-agent-harden-cli-')) });
@@ -23,9 +24,9 @@ describe('iot-agent harden: what needs no privileges', () => {
   it('finds nothing to guard on a board where nothing was applied', async () => {
     const options = tree();
     const text = await captureOutput(() => hardenGuard(options));
-    expect(text).toMatchObject({ result: 0, stdout: expect.stringMatching(/^Nothing to guard: .+\n$/) });
+    expect(text).toMatchObject({ result: 0, stdout: stringMatching(/^Nothing to guard: .+\n$/) });
     const json = await captureOutput(() => hardenGuard({ ...options, json: true }));
-    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'nothing-to-guard', reason: expect.any(String) });
+    expect(JSON.parse(json.stdout)).toMatchObject({ status: 'nothing-to-guard', reason: ofType(String) });
   });
 
   it('has nothing to roll back to on such a board', async () => {
@@ -50,7 +51,7 @@ describe('iot-agent harden: options refused before anything is done', () => {
     [{ boot: true, request: '/x' }, '--boot cannot be combined with --confirm-timeout, --confirm-host or --request', 'the guard confirms later'],
   ] as [HardenOptions, string, string][])('apply refuses %j as a usage error', async (given, message, hint) => {
     const { error, stdout } = await captureOutput(() => hardenApply({ ...tree(), ...given }));
-    expect(error).toMatchObject({ message, hint: expect.stringContaining(hint), exitCode: 2 });
+    expect(error).toMatchObject({ message, hint: stringContaining(hint), exitCode: 2 });
     expect(stdout).toBe('');
   });
 

@@ -7,13 +7,14 @@ import type { LocalStorage } from '../cloud/files/storage.js';
 import { sendError } from '../cloud/http.js';
 import type { DeviceRecord } from '../cloud/hub/registry.js';
 import { createSas } from '../cloud/sas.js';
+import { ofType } from '../support/matchers.js';
 
 const HOST = 'hub.example';
 const KEY = Buffer.alloc(32, 7);
 const storage: LocalStorage = {
   blobEndpoint: 'https://127.0.0.1:1/devstoreaccount1', container: 'uploads', sdkHostName: '127.0.0.1:1/devstoreaccount1',
   blobSas: (name) => `?sv=x&sr=b&sp=rw&sig=${encodeURIComponent(name)}`,
-  download: async () => Buffer.alloc(0), blobSize: async () => 42, listBlobs: async () => [], stop: async () => undefined,
+  download: () => Promise.resolve(Buffer.alloc(0)), blobSize: () => Promise.resolve(42), listBlobs: () => Promise.resolve([]), stop: () => Promise.resolve(),
 };
 const device = { deviceId: 'd1', primaryKey: KEY.toString('base64'), secondaryKey: Buffer.alloc(32, 8).toString('base64'), status: 'enabled' } as DeviceRecord;
 const token = (resource = `${HOST}/devices/d1`, key = KEY, expiry = Math.floor(Date.now() / 1000) + 600) => createSas(key, resource, expiry);
@@ -49,7 +50,7 @@ describe('the local hub\'s device file upload endpoints', () => {
     const started = await post('/devices/d1/files?api-version=2021-04-12', { blobName: 'logs/bundle.tar.gz' });
     expect(started.status).toBe(200);
     expect(started.body).toEqual({
-      correlationId: expect.any(String), hostName: '127.0.0.1:1/devstoreaccount1', containerName: 'uploads',
+      correlationId: ofType(String), hostName: '127.0.0.1:1/devstoreaccount1', containerName: 'uploads',
       blobName: 'd1/logs/bundle.tar.gz', sasToken: '?sv=x&sr=b&sp=rw&sig=d1%2Flogs%2Fbundle.tar.gz',
     });
     const correlationId = started.body!.correlationId as string;

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dpsErrors, hubErrors, SimHttpError } from '../cloud/errors.js';
 import { decodeSegment, readJsonBody, sendError, sendJson } from '../cloud/http.js';
+import { stringMatching } from '../support/matchers.js';
 
 const LIMIT = 1024;
 
@@ -67,7 +68,7 @@ describe('the local cloud\'s request bodies, as DPS and the hub refuse them', ()
   ])('refuses a body that is %s with DPS\'s 400004 and IoT Hub\'s 400 IotHubFormatError', async (_what, body) => {
     const dps = await post('dps', text(body));
     expect(dps.status).toBe(400);
-    expect(dps.body).toMatchObject({ errorCode: 400004, trackingId: 'tracking-1', message: expect.stringMatching(/^Request body is (empty|not valid JSON)$/) as unknown });
+    expect(dps.body).toMatchObject({ errorCode: 400004, trackingId: 'tracking-1', message: stringMatching(/^Request body is (empty|not valid JSON)$/) });
     expect(dps.headers['x-ms-request-id']).toBe('tracking-1');
     const hub = await post('hub', text(body));
     expect(hub.status).toBe(400);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deviceTwinView, emptyTwin, mergePatch, patchDesired, patchReported, patchTags, twinEtag, TwinPatchError } from '../cloud/hub/twin.js';
+import { deviceTwinView, emptyTwin, mergePatch, patchDesired, patchReported, patchTags, twinEtag, TwinPatchError, type JsonObject } from '../cloud/hub/twin.js';
 
 describe('twin documents', () => {
   it('merges patches: objects merge, null deletes, values replace', () => {
@@ -29,7 +29,7 @@ describe('twin documents', () => {
   });
 
   it('keeps a key named __proto__ as data in a merge', () => {
-    const merged = mergePatch({}, JSON.parse('{"__proto__": {"polluted": true}}'));
+    const merged = mergePatch({}, JSON.parse('{"__proto__": {"polluted": true}}') as JsonObject);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);
   });

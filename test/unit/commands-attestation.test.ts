@@ -4,6 +4,7 @@ import type { AttestationAccess, CommandContext } from '../../agent/commands/com
 import { CommandRegistry } from '../../agent/commands/registry.js';
 import { Logger } from '../../agent/log/logger.js';
 import { TpmCommandError } from '../../agent/tpm/tpm-client.js';
+import { stringMatching } from '../support/matchers.js';
 
 /** The attestation commands' argument checks and answers, with the TPM side recorded (the real one: test/integration/attestation-*). */
 function registry(attestation: Partial<AttestationAccess> = {}) {
@@ -11,9 +12,9 @@ function registry(attestation: Partial<AttestationAccess> = {}) {
   const context = {
     log: new Logger({ write: () => undefined }),
     attestation: {
-      key: async () => ({ akPublic: 'AAAA', akName: '000b', handle: '0x81010100', created: true }),
-      activate: async (...args: unknown[]) => { calls.push(['activate', ...args]); return Buffer.from('secret'); },
-      quote: async (...args: unknown[]) => { calls.push(['quote', ...args]); return { quote: 'q', signature: 's', pcrs: {}, eventLog: null, akName: '000b' }; },
+      key: () => Promise.resolve({ akPublic: 'AAAA', akName: '000b', handle: '0x81010100', created: true }),
+      activate: (...args: unknown[]) => { calls.push(['activate', ...args]); return Promise.resolve(Buffer.from('secret')); },
+      quote: (...args: unknown[]) => { calls.push(['quote', ...args]); return Promise.resolve({ quote: 'q', signature: 's', pcrs: {}, eventLog: null, akName: '000b' }); },
       ...attestation,
     },
   } as unknown as CommandContext;
@@ -66,10 +67,10 @@ describe('the attestation commands', () => {
   });
 
   it('activateAttestationKey answers a credential the TPM refuses with 400, and any other failure with 500', async () => {
-    const refused = registry({ activate: async () => { throw new TpmCommandError('ActivateCredential', 0x1df, 'swtpm'); } });
+    const refused = registry({ activate: () => Promise.reject(new TpmCommandError('ActivateCredential', 0x1df, 'swtpm')) });
     expect(await refused.registry.dispatch('activateAttestationKey', { credentialBlob: 'AAEC', encryptedSecret: 'AwQF' }, { via: 'method' }))
-      .toMatchObject({ status: 400, payload: { message: expect.stringMatching(/^the TPM refused the credential: TPM2_ActivateCredential failed on swtpm: TPM_RC_INTEGRITY/) } });
-    const broken = registry({ activate: async () => { throw new Error('transport closed'); } });
+      .toMatchObject({ status: 400, payload: { message: stringMatching(/^the TPM refused the credential: TPM2_ActivateCredential failed on swtpm: TPM_RC_INTEGRITY/) } });
+    const broken = registry({ activate: () => Promise.reject(new Error('transport closed')) });
     expect((await broken.registry.dispatch('activateAttestationKey', { credentialBlob: 'AAEC', encryptedSecret: 'AwQF' }, { via: 'method' })).status).toBe(500);
   });
 

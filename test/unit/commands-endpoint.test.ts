@@ -5,14 +5,15 @@ import path from 'node:path';
 import type deviceSdk from 'azure-iot-device';
 import type iothub from 'azure-iothub';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CommandEndpoint } from '../../agent/commands/cloud-endpoint.js';
+import { CommandEndpoint } from '../../agent/commands/command-endpoint.js';
 import { ExecutedIds } from '../../agent/commands/executed-ids.js';
-import { CommandRegistry, type CommandResult } from '../../agent/commands/registry.js';
+import { CommandRegistry, type CommandReport } from '../../agent/commands/registry.js';
 import { openDevice } from '../cloud/hub/device-sdk.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { capturingLogger, commandContext } from './command-context.js';
+import { arrayContaining, ofType } from '../support/matchers.js';
 
 /**
  * The endpoint on a real connection: the unmodified device SDK over MQTT and TLS to the
@@ -45,10 +46,10 @@ async function servedDevice(overrides: Parameters<typeof commandContext>[0] = {}
   const client = await openDevice(hub, deviceId);
   devices.push(client);
   const { log, lines } = capturingLogger();
-  const results: CommandResult[] = [];
+  const results: CommandReport[] = [];
   const registry = new CommandRegistry(commandContext({ log, ...overrides }), (r) => results.push(r));
   const executed = await ExecutedIds.open(tempDir('iot-agent-endpoint-state-'), log);
-  const reported: CommandResult[] = [];
+  const reported: CommandReport[] = [];
   new CommandEndpoint(registry, executed, (r) => reported.push(r), log).attach(client);
   const invoke = async (methodName: string, payload?: unknown) =>
     (await service.client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds: 10 })).result as { status: number; payload: unknown };
@@ -79,7 +80,7 @@ describe('commands served as direct methods', () => {
 
   it('answers a method nobody registered with 404 and the known names, instead of leaving the caller to time out', async () => {
     const { invoke, results } = await servedDevice();
-    expect(await invoke('formatDisk', { now: true })).toMatchObject({ status: 404, payload: { known: expect.arrayContaining(['ping', 'reboot']) } });
+    expect(await invoke('formatDisk', { now: true })).toMatchObject({ status: 404, payload: { known: arrayContaining(['ping', 'reboot']) } });
     expect(results).toMatchObject([{ command: 'formatDisk', via: 'method', status: 404 }]);
   });
 });
@@ -90,7 +91,7 @@ describe('commands served as C2D envelopes', () => {
     await send(JSON.stringify({ command: 'setTelemetryInterval', args: { seconds: 45 }, id: 'op-1' }));
     await expect.poll(() => executed.find('op-1')?.status).toBe(200);
     expect(results).toMatchObject([{ command: 'setTelemetryInterval', via: 'c2d', id: 'op-1', status: 200, payload: { intervalSeconds: 45 } }]);
-    expect(executed.find('op-1')).toMatchObject({ id: 'op-1', command: 'setTelemetryInterval', at: expect.any(String) });
+    expect(executed.find('op-1')).toMatchObject({ id: 'op-1', command: 'setTelemetryInterval', at: ofType(String) });
     await send(JSON.stringify({ command: 'setTelemetryInterval', args: { seconds: 50 }, id: 'op-1' }));
     await expect.poll(() => reported.length).toBe(1);
     expect(reported[0]).toMatchObject({

@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { CommandFailure } from '../../agent/commands/command.js';
 import { MAX_LOG_LINES, MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
 import { CommandRegistry } from '../../agent/commands/registry.js';
-import { RESTART_EXIT_CODE } from '../../agent/commands/restart-agent.js';
+import { ExitCode } from '../../agent/errors.js';
+import type { HardeningStatus } from '../../agent/hardening-bridge/access.js';
 import { Logger } from '../../agent/log/logger.js';
-import { commandContext } from './command-context.js';
+import type { ApplyReport } from '../../hardening/engine.js';
+import { applyReport, commandContext, NOTHING_APPLIED } from './command-context.js';
 
 const method = { via: 'method' } as const;
 
@@ -38,18 +40,18 @@ describe('ping', () => {
 describe('the commands that answer what the daemon knows', () => {
   it('getSystemInfo answers the daemon\'s system facts as they are', async () => {
     const facts = { os: { distro: 'Debian' }, temperature: null };
-    expect(await new CommandRegistry(commandContext({ systemInfo: async () => facts })).dispatch('getSystemInfo', {}, method)).toEqual({ status: 200, payload: facts });
+    expect(await new CommandRegistry(commandContext({ systemInfo: () => Promise.resolve(facts) })).dispatch('getSystemInfo', {}, method)).toEqual({ status: 200, payload: facts });
   });
 
   it('getHardeningStatus answers the engine\'s status as it is', async () => {
-    const status = { profile: 'strict', drift: 0 };
-    const context = commandContext({ hardening: { apply: async () => ({}), status: async () => status } });
+    const status: HardeningStatus = { profile: 'strict', appliedHash: 'h', confirmed: true, drift: 0 };
+    const context = commandContext({ hardening: { apply: () => Promise.resolve(applyReport({})), status: () => Promise.resolve(status) } });
     expect(await new CommandRegistry(context).dispatch('getHardeningStatus', {}, method)).toEqual({ status: 200, payload: status });
   });
 
   it('attestationKey answers the key the TPM side holds', async () => {
     const key = { akPublic: 'AAAA', akName: '000b11', handle: '0x81010100', created: true };
-    const context = commandContext({ attestation: { ...commandContext().attestation, key: async () => key } });
+    const context = commandContext({ attestation: { ...commandContext().attestation, key: () => Promise.resolve(key) } });
     expect(await new CommandRegistry(context).dispatch('attestationKey', {}, method)).toEqual({ status: 200, payload: key });
   });
 });
@@ -69,10 +71,10 @@ describe('setTelemetryInterval', () => {
 });
 
 describe('restartAgent', () => {
-  it(`asks the daemon to restart and answers 202 with the exit code ${RESTART_EXIT_CODE} systemd restarts on`, async () => {
+  it(`asks the daemon to restart and answers 202 with the exit code ${ExitCode.restartRequested} systemd restarts on`, async () => {
     let asked = 0;
     const reply = await new CommandRegistry(commandContext({ requestRestart: () => { asked++; } })).dispatch('restartAgent', {}, method);
-    expect(RESTART_EXIT_CODE).toBe(75);
+    expect(ExitCode.restartRequested).toBe(75);
     expect(reply).toEqual({ status: 202, payload: { accepted: true, message: 'restarting (exit code 75)', exitCode: 75 } });
     expect(asked).toBe(1);
   });
@@ -84,7 +86,7 @@ describe('reprovision', () => {
     let asked = 0;
     const context = commandContext({
       identity: () => identity,
-      requestReprovision: async () => { asked++; identity = { state: 'ready', deviceId: 'd1', assignedHub: 'hub-b' }; },
+      requestReprovision: () => { asked++; identity = { state: 'ready', deviceId: 'd1', assignedHub: 'hub-b' }; return Promise.resolve(); },
     });
     const started = performance.now();
     const { reply, final } = await new CommandRegistry(context).execute('reprovision', {}, method);
@@ -115,14 +117,14 @@ describe('reboot', () => {
 });
 
 describe('applyHardening', () => {
-  function withApply(apply: (profile: string, timeout: number) => Promise<Record<string, unknown>>) {
+  function withApply(apply: (profile: string, timeout: number) => Promise<ApplyReport>) {
     const calls: [string, number][] = [];
-    const context = commandContext({ hardening: { apply: (p, t) => { calls.push([p, t]); return apply(p, t); }, status: async () => ({}) } });
+    const context = commandContext({ hardening: { apply: (p, t) => { calls.push([p, t]); return apply(p, t); }, status: () => Promise.resolve(NOTHING_APPLIED) } });
     return { registry: new CommandRegistry(context), calls };
   }
 
   it('confirms within 60 s unless asked otherwise, and says so in its acknowledgement', async () => {
-    const { registry, calls } = withApply(async () => ({ confirmed: true }));
+    const { registry, calls } = withApply(() => Promise.resolve(applyReport({ confirmed: true })));
     const { reply } = await registry.execute('applyHardening', { profile: 'strict' }, method);
     expect(reply).toEqual({ status: 202, payload: {
       accepted: true, message: 'applying profile strict, confirming within 60 s', profile: 'strict', confirmTimeoutSec: 60,
@@ -131,7 +133,7 @@ describe('applyHardening', () => {
   });
 
   it('takes a confirm timeout from 5 s to an hour', async () => {
-    const { registry, calls } = withApply(async () => ({ confirmed: true }));
+    const { registry, calls } = withApply(() => Promise.resolve(applyReport({ confirmed: true })));
     await (await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 5 }, method)).final;
     await (await registry.execute('applyHardening', { profile: 'strict', confirmTimeoutSec: 3600 }, method)).final;
     expect(calls).toEqual([['strict', 5], ['strict', 3600]]);
@@ -140,29 +142,31 @@ describe('applyHardening', () => {
   });
 
   it('reports the engine\'s report as the final result: applied and confirmed, or applied', async () => {
-    const confirmed = withApply(async () => ({ confirmed: true, rolledBack: false }));
+    const confirmedReport = applyReport({ confirmed: true, rolledBack: false });
+    const confirmed = withApply(() => Promise.resolve(confirmedReport));
     expect(await (await confirmed.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
-      status: 200, payload: { message: 'profile strict applied and confirmed', report: { confirmed: true, rolledBack: false } },
+      status: 200, payload: { message: 'profile strict applied and confirmed', report: confirmedReport },
     });
-    const unconfirmed = withApply(async () => ({ confirmed: false }));
+    const unconfirmedReport = applyReport({ profile: 'baseline', confirmed: false });
+    const unconfirmed = withApply(() => Promise.resolve(unconfirmedReport));
     expect(await (await unconfirmed.registry.execute('applyHardening', { profile: 'baseline' }, method)).final).toEqual({
-      status: 200, payload: { message: 'profile baseline applied', report: { confirmed: false } },
+      status: 200, payload: { message: 'profile baseline applied', report: unconfirmedReport },
     });
   });
 
   it('reports a refusal with its own status, and any other failure as 500 naming the profile', async () => {
-    const refused = withApply(async () => { throw new CommandFailure(400, 'profile must be a name, never a path'); });
+    const refused = withApply(() => Promise.reject(new CommandFailure(400, 'profile must be a name, never a path')));
     expect(await (await refused.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
       status: 400, payload: { message: 'profile must be a name, never a path' },
     });
-    const broken = withApply(async () => { throw new Error('iptables-restore: line 3 failed'); });
+    const broken = withApply(() => Promise.reject(new Error('iptables-restore: line 3 failed')));
     expect(await (await broken.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
       status: 500, payload: { message: 'profile strict not applied: iptables-restore: line 3 failed' },
     });
   });
 
   it.each(['../etc/x', 'strict.yaml', ''])('refuses the profile %j before anything is applied', async (profile) => {
-    const { registry, calls } = withApply(async () => ({}));
+    const { registry, calls } = withApply(() => Promise.resolve(applyReport({})));
     expect(await registry.dispatch('applyHardening', { profile }, method)).toMatchObject({ status: 400, payload: { field: 'profile' } });
     expect(calls).toEqual([]);
   });
@@ -219,23 +223,21 @@ describe('uploadSupportBundle', () => {
   });
 
   it('rounds the size up to whole KiB', async () => {
-    const context = commandContext({ support: { buildAndUpload: async ({ blobName }) => ({ blobName, bytes: 1, collectors: {} }) } });
+    const context = commandContext({ support: { buildAndUpload: ({ blobName }) => Promise.resolve({ blobName, bytes: 1, collectors: {} }) } });
     const { final } = await new CommandRegistry(context).execute('uploadSupportBundle', {}, method);
     expect(((await final).payload as { message: string }).message).toMatch(/ \(1 KiB\)$/);
   });
 
   it('keeps the status of a failure the daemon understood (not connected: 503)', async () => {
-    const context = commandContext({ support: { buildAndUpload: async () => { throw new CommandFailure(503, 'not connected to the hub'); } } });
+    const context = commandContext({ support: { buildAndUpload: () => Promise.reject(new CommandFailure(503, 'not connected to the hub')) } });
     const { final } = await new CommandRegistry(context).execute('uploadSupportBundle', {}, method);
     expect(await final).toEqual({ status: 503, payload: { message: 'support bundle not uploaded: not connected to the hub' } });
   });
 
   it('takes a bundle again after one failed', async () => {
     let fail = true;
-    const context = commandContext({ support: { buildAndUpload: async ({ blobName }) => {
-      if (fail) throw new Error('no storage linked');
-      return { blobName, bytes: 1, collectors: {} };
-    } } });
+    const context = commandContext({ support: { buildAndUpload: ({ blobName }) =>
+      fail ? Promise.reject(new Error('no storage linked')) : Promise.resolve({ blobName, bytes: 1, collectors: {} }) } });
     const registry = new CommandRegistry(context);
     expect((await (await registry.execute('uploadSupportBundle', {}, method)).final).status).toBe(500);
     fail = false;
@@ -251,7 +253,7 @@ describe('uploadSupportBundle', () => {
 
 describe('attest', () => {
   it('answers a TPM failure as a failure of the command', async () => {
-    const context = commandContext({ attestation: { ...commandContext().attestation, quote: async () => { throw new CommandFailure(409, 'no attestation key yet: call attestationKey first'); } } });
+    const context = commandContext({ attestation: { ...commandContext().attestation, quote: () => Promise.reject(new CommandFailure(409, 'no attestation key yet: call attestationKey first')) } });
     const nonce = Buffer.alloc(16, 1).toString('base64');
     expect(await new CommandRegistry(context).dispatch('attest', { nonce }, method)).toEqual({ status: 409, payload: { message: 'no attestation key yet: call attestationKey first' } });
   });

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RebootScheduler } from '../../agent/commands/reboot-scheduler.js';
+import { DEFAULT_REBOOT_ARGV, DEFAULT_REBOOT_DELAY_SECONDS, RebootScheduler } from '../../agent/commands/reboot-scheduler.js';
 import { Logger } from '../../agent/log/logger.js';
 
 const log = new Logger({ write: () => undefined });
@@ -28,6 +28,47 @@ describe('the reboot scheduler', () => {
   it('can be asked again when the reboot program failed', async () => {
     const scheduler = new RebootScheduler(log, ['/bin/false'], 0);
     await expect(scheduler.schedule().done).rejects.toThrow(/\/bin\/false failed/);
+    expect(scheduler.pending()).toBe(false);
+  });
+
+  it('waits the delay before it runs the program, so the acknowledgement leaves first', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-reboot-'));
+    dirs.push(dir);
+    const script = path.join(dir, 'reboot.sh');
+    writeFileSync(script, `#!/bin/sh\ntouch ${dir}/ran\n`, { mode: 0o755 });
+    const scheduler = new RebootScheduler(log, [script], 0.3);
+    const started = performance.now();
+    const { delaySeconds, done } = scheduler.schedule();
+    expect(delaySeconds).toBe(0.3);
+    await done;
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(readFileSync(path.join(dir, 'ran'), 'utf8')).toBe('');
+  });
+
+  it('waits five seconds unless told otherwise', () => {
+    const scheduler = new RebootScheduler(log, ['/bin/true']);
+    expect(scheduler.pending()).toBe(false);
+    expect(DEFAULT_REBOOT_DELAY_SECONDS).toBe(5);
+    expect(DEFAULT_REBOOT_ARGV).toEqual(['systemctl', 'reboot']);
+  });
+
+  it('logs that the reboot is starting, with the program', async () => {
+    const lines: string[] = [];
+    const scheduler = new RebootScheduler(new Logger({ journal: false, write: (l) => lines.push(l) }), ['/bin/true', 'now'], 0);
+    await scheduler.schedule().done;
+    expect(lines).toEqual([expect.stringMatching(/level=warn event=reboot.starting argv="\/bin\/true now"\n$/)]);
+  });
+
+  it('says why the reboot program failed, in its own words when it gave some', async () => {
+    const withWords = new RebootScheduler(log, ['sh', '-c', 'echo "Access denied" >&2; exit 1'], 0);
+    await expect(withWords.schedule().done).rejects.toThrow(/^sh -c echo "Access denied" >&2; exit 1 failed: Access denied$/);
+    const silent = new RebootScheduler(log, ['sh', '-c', 'exit 4'], 0);
+    await expect(silent.schedule().done).rejects.toThrow(/^sh -c exit 4 failed: Command failed: sh -c exit 4/);
+  });
+
+  it('does not fall back to another program when a configured one is missing', async () => {
+    const scheduler = new RebootScheduler(log, ['/nonexistent/iot-agent-reboot'], 0);
+    await expect(scheduler.schedule().done).rejects.toMatchObject({ code: 'ENOENT' });
     expect(scheduler.pending()).toBe(false);
   });
 });

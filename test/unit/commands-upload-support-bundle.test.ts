@@ -2,23 +2,24 @@ import { describe, expect, it } from 'vitest';
 import type { CommandContext, SupportAccess } from '../../agent/commands/command.js';
 import { CommandRegistry } from '../../agent/commands/registry.js';
 import { Logger } from '../../agent/log/logger.js';
+import { stringContaining, stringMatching } from '../support/matchers.js';
 
 function context(support: SupportAccess): CommandContext {
   return {
     log: new Logger({ write: () => undefined }),
     agentVersion: '9.9.9',
     identity: () => ({ state: 'ready' }),
-    requestReprovision: async () => undefined,
+    requestReprovision: () => Promise.resolve(),
     requestRestart: () => undefined,
     reboot: { schedule: () => ({ delaySeconds: 5, done: new Promise<void>(() => undefined) }), pending: () => false },
     telemetry: { intervalSeconds: () => 60, setIntervalSeconds: () => undefined },
-    hardening: { apply: async () => { throw new Error('not used here'); }, status: async () => { throw new Error('not used here'); } },
+    hardening: { apply: () => Promise.reject(new Error('not used here')), status: () => Promise.reject(new Error('not used here')) },
     attestation: {
-      key: async () => { throw new Error('not used here'); },
-      activate: async () => { throw new Error('not used here'); },
-      quote: async () => { throw new Error('not used here'); },
+      key: () => Promise.reject(new Error('not used here')),
+      activate: () => Promise.reject(new Error('not used here')),
+      quote: () => Promise.reject(new Error('not used here')),
     },
-    systemInfo: async () => ({}),
+    systemInfo: () => Promise.resolve({}),
     support,
   };
 }
@@ -48,7 +49,7 @@ describe('uploadSupportBundle', () => {
 
   it('takes 24 hours of journal when no since is given', async () => {
     let seconds = 0;
-    const registry = new CommandRegistry(context({ buildAndUpload: async (r) => { seconds = r.sinceSeconds; return { blobName: r.blobName, bytes: 1, collectors: {} }; } }));
+    const registry = new CommandRegistry(context({ buildAndUpload: (r) => { seconds = r.sinceSeconds; return Promise.resolve({ blobName: r.blobName, bytes: 1, collectors: {} }); } }));
     await (await registry.execute('uploadSupportBundle', null, { via: 'method' })).final;
     expect(seconds).toBe(86_400);
   });
@@ -58,14 +59,14 @@ describe('uploadSupportBundle', () => {
     [{ since: 24 }, 'since', /expected a duration/],
     [{ lines: 5 }, 'lines', /unknown argument/],
   ])('refuses %j with 400 naming the field', async (args, field, reason) => {
-    const reply = await new CommandRegistry(context({ buildAndUpload: async () => { throw new Error('not reached'); } }))
+    const reply = await new CommandRegistry(context({ buildAndUpload: () => Promise.reject(new Error('not reached')) }))
       .dispatch('uploadSupportBundle', args, { via: 'method' });
     expect(reply.status).toBe(400);
-    expect(reply.payload).toMatchObject({ field, reason: expect.stringMatching(reason) });
+    expect(reply.payload).toMatchObject({ field, reason: stringMatching(reason) });
   });
 
   it('refuses a duration beyond 31 days with 400', async () => {
-    const reply = await new CommandRegistry(context({ buildAndUpload: async () => { throw new Error('not reached'); } }))
+    const reply = await new CommandRegistry(context({ buildAndUpload: () => Promise.reject(new Error('not reached')) }))
       .dispatch('uploadSupportBundle', { since: '40d' }, { via: 'method' });
     expect(reply).toMatchObject({ status: 400, payload: { message: 'duration "40d" is out of range' } });
   });
@@ -77,7 +78,7 @@ describe('uploadSupportBundle', () => {
     }));
     const first = await registry.execute('uploadSupportBundle', {}, { via: 'method' });
     const second = await registry.dispatch('uploadSupportBundle', {}, { via: 'method' });
-    expect(second).toMatchObject({ status: 409, payload: { message: expect.stringContaining('being built and uploaded already') } });
+    expect(second).toMatchObject({ status: 409, payload: { message: stringContaining('being built and uploaded already') } });
     expect((await registry.dispatch('ping', {}, { via: 'method' })).status).toBe(200); // not exclusive: other commands go on
     finish();
     await first.final;
@@ -89,7 +90,7 @@ describe('uploadSupportBundle', () => {
 
   it('reports a failed upload as 500 without the SAS the storage error quoted', async () => {
     const registry = new CommandRegistry(context({
-      buildAndUpload: async () => { throw new Error('PUT https://acct.blob.core.windows.net/c/d/b.tar.gz?sv=2021-12-02&sig=c2VjcmV0c2lnbmF0dXJl&se=x failed: 403'); },
+      buildAndUpload: () => Promise.reject(new Error('PUT https://acct.blob.core.windows.net/c/d/b.tar.gz?sv=2021-12-02&sig=c2VjcmV0c2lnbmF0dXJl&se=x failed: 403')),
     }));
     const outcome = await (await registry.execute('uploadSupportBundle', {}, { via: 'method' })).final;
     expect(outcome.status).toBe(500);

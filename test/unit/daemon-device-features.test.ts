@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { DeviceFeatures, type FeatureHooks } from '../../agent/daemon/device-features.js';
 import { Logger } from '../../agent/log/logger.js';
+import { stringContaining } from '../support/matchers.js';
 
 const made: DeviceFeatures[] = [];
 afterEach(async () => {
@@ -20,14 +21,14 @@ async function features(): Promise<{ features: DeviceFeatures; config: AgentConf
   const hooks: FeatureHooks = {
     config, log: new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line) }), agentVersion: '9.9.9',
     identity: () => ({ registrationId: 'r1', deviceId: 'd1', assignedHub: 'hub.example', state: 'degraded', since: '2026-11-26T12:00:00.000Z' }),
-    tpmFacts: async () => undefined,
+    tpmFacts: () => Promise.resolve(undefined),
     tpm: () => undefined,
     endpoints: () => [],
-    reprovision: async () => undefined,
+    reprovision: () => Promise.resolve(),
     restart: () => restarts.push(Date.now()),
     hardeningSite: { root: path.join(dir, 'root'), backend: 'auto' },
-    reboot: {},
-    supportBundle: async () => { throw new Error('not in this test'); },
+    reboot: undefined,
+    supportBundle: () => Promise.reject(new Error('not in this test')),
   };
   const created = await DeviceFeatures.create(hooks);
   made.push(created);
@@ -73,7 +74,7 @@ describe('the device\'s features while offline', () => {
     const { features: f } = await features();
     const { reply, final } = await f.registry.execute('uploadSupportBundle', {}, { via: 'method' });
     expect(reply.status).toBe(202);
-    expect(await final).toMatchObject({ status: 503, payload: { message: expect.stringContaining('not connected to the hub') } });
+    expect(await final).toMatchObject({ status: 503, payload: { message: stringContaining('not connected to the hub') } });
     await expect.poll(() => f.queueFacts().depth).toBe(1);
   });
 });

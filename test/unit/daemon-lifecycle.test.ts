@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../agent/config.js';
-import { askDaemon, DaemonAbsentError, requestDaemon } from '../../agent/daemon/control-socket.js';
+import { askDaemon, DaemonAbsentError, requestDaemon } from '../../agent/control/client.js';
 import { Daemon, DEFAULT_READY_GRACE_MS } from '../../agent/daemon/daemon.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/tpm/tpm-lock.js';
 import { Logger } from '../../agent/log/logger.js';
 import { freePort } from '../support/ports.js';
+import { ofType, stringMatching } from '../support/matchers.js';
 
 /**
  * The daemon on a board whose TPM is not there (a swtpm port where nothing listens): it
@@ -62,8 +63,8 @@ describe('the daemon without its TPM', () => {
     const status = await askDaemon(runtimeDir, { op: 'status' }, 'status');
     expect(status).toMatchObject({
       event: 'status', pid: process.pid, idScope: '0ne0012ABCD', hubProtocol: null, hubProtocolReason: null, operatorMustAct: false,
-      reason: expect.stringMatching(/^TPM unavailable: .* \(next try in \d+(\.\d)? (s|min|h)\)$/),
-      lastError: { message: expect.stringMatching(/^TPM unavailable: /), at: expect.any(String) },
+      reason: stringMatching(/^TPM unavailable: .* \(next try in \d+(\.\d)? (s|min|h)\)$/),
+      lastError: { message: stringMatching(/^TPM unavailable: /), at: ofType(String) },
       telemetryQueue: { depth: 0, dropped: 0, oldestAgeSeconds: null },
     });
     expect(status.consecutiveFailures).toBeGreaterThanOrEqual(1);
@@ -94,7 +95,7 @@ describe('the daemon without its TPM', () => {
     const { daemon, lines } = await started(configPath);
     const replies = [];
     for await (const line of requestDaemon(runtimeDir, { op: 'provision', force: true })) replies.push(line);
-    expect(replies).toEqual([{ event: 'error', step: 'tpm', message: expect.stringMatching(/^TPM unavailable: /) }]);
+    expect(replies).toEqual([{ event: 'error', step: 'tpm', message: stringMatching(/^TPM unavailable: /) }]);
     expect(lines.some((l) => l.includes('event=daemon.reprovision_requested'))).toBe(true);
     expect(lines.some((l) => l.includes('event=provisioning.failed'))).toBe(true);
     await expect.poll(() => daemon.status().state, { timeout: 10_000 }).toBe('degraded');

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serveControlSocket, type ControlHandler } from '../../agent/daemon/control-socket.js';
-import { readSharedTpm } from '../../agent/daemon/shared-tpm.js';
+import { readSharedTpm } from '../../agent/control/shared-tpm.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/tpm/tpm-lock.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
+import { answering, handling } from './control-handlers.js';
 
 const servers: net.Server[] = [];
 afterEach(() => { for (const server of servers.splice(0)) server.close(); });
@@ -43,10 +44,10 @@ describe('the TPM report for a CLI command', () => {
   it('asks the daemon that holds the TPM, over its control socket, when it uses the same transport', async () => {
     const dir = runtimeDir();
     const asked: string[] = [];
-    await daemonIn(dir, async (request, reply) => {
+    await daemonIn(dir, handling((request, reply) => {
       asked.push(request.op);
       reply({ event: 'tpm', pid: 4242, ...daemonReport('swtpm:host=127.0.0.1,port=2321') });
-    });
+    }));
     expect(await readSharedTpm({ runtimeDir: dir, spec: parseTransport('swtpm:port=2321') })).toEqual({
       report: daemonReport('swtpm:host=127.0.0.1,port=2321'), via: { daemonPid: 4242 },
     });
@@ -55,7 +56,7 @@ describe('the TPM report for a CLI command', () => {
 
   it('reads the TPM itself when the daemon uses another one', async () => {
     const dir = runtimeDir();
-    await daemonIn(dir, async (_request, reply) => reply({ event: 'tpm', pid: 4242, ...daemonReport('device:/dev/tpmrm0') }));
+    await daemonIn(dir, answering({ event: 'tpm', pid: 4242, ...daemonReport('device:/dev/tpmrm0') }));
     const port = await freePort();
     const { via, report } = await readSharedTpm({ runtimeDir: dir, spec: parseTransport(`swtpm:port=${port}`), commandTimeoutMs: 2_000 });
     expect(via).toBe('direct');
@@ -73,7 +74,7 @@ describe('the TPM report for a CLI command', () => {
     const dir = runtimeDir();
     const asked: string[] = [];
     await TpmLock.acquire(dir, 'iot-agent provision');
-    servers.push(await serveControlSocket(dir, async (request) => { asked.push(request.op); }));
+    servers.push(await serveControlSocket(dir, handling((request) => { asked.push(request.op); })));
     const port = await freePort();
     expect((await readSharedTpm({ runtimeDir: dir, spec: parseTransport(`swtpm:port=${port}`), commandTimeoutMs: 2_000 })).via).toBe('direct');
     expect(asked).toEqual([]);
@@ -81,7 +82,7 @@ describe('the TPM report for a CLI command', () => {
 
   it('passes on the daemon\'s refusal rather than opening a second connection to its TPM', async () => {
     const dir = runtimeDir();
-    await daemonIn(dir, async (_request, reply) => reply({ event: 'error', message: 'the TPM is not open (starting)' }));
+    await daemonIn(dir, answering({ event: 'error', message: 'the TPM is not open (starting)' }));
     await expect(readSharedTpm({ runtimeDir: dir, spec: parseTransport('swtpm:port=2321') })).rejects.toThrow('the daemon refused tpm: the TPM is not open (starting)');
   });
 

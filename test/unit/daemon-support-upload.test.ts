@@ -11,7 +11,7 @@ const request = () => ({ sinceSeconds: 3_600, now: new Date('2026-11-26T12:00:00
 describe('uploading a support bundle through the hub', () => {
   it('refuses at once when not connected, building nothing', async () => {
     let built = false;
-    const upload = supportUpload({ config: structuredClone(DEFAULTS), client: () => undefined, build: async () => { built = true; throw new Error('not reached'); } });
+    const upload = supportUpload({ config: structuredClone(DEFAULTS), client: () => undefined, build: () => { built = true; return Promise.reject(new Error('not reached')); } });
     await expect(upload.buildAndUpload(request())).rejects.toEqual(new CommandFailure(503, 'not connected to the hub: nothing to upload through'));
     await expect(upload.buildAndUpload(request())).rejects.toMatchObject({ status: 503 });
     expect(built).toBe(false);
@@ -23,9 +23,9 @@ describe('uploading a support bundle through the hub', () => {
     const upload = supportUpload({
       config: structuredClone(DEFAULTS),
       client: () => connected.shift(),
-      build: async (since, dir, now) => {
+      build: (since, dir, now) => {
         builds.push({ since, dir, now });
-        return { path: `${dir}/bundle.tar.gz`, bytes: 10, manifest: { collectors: [] } } as unknown as BundleResult;
+        return Promise.resolve({ path: `${dir}/bundle.tar.gz`, bytes: 10, manifest: { collectors: [] } } as unknown as BundleResult);
       },
     });
     await expect(upload.buildAndUpload(request())).rejects.toMatchObject({ status: 503, message: 'the hub connection dropped while the bundle was built; ask again' });
@@ -38,7 +38,7 @@ describe('uploading a support bundle through the hub', () => {
 
   it('removes the private directory when building fails too', async () => {
     let dir = '';
-    const upload = supportUpload({ config: structuredClone(DEFAULTS), client: () => ({} as Client), build: async (_since, d) => { dir = d; throw new Error('disk full'); } });
+    const upload = supportUpload({ config: structuredClone(DEFAULTS), client: () => ({} as Client), build: (_since, d) => { dir = d; return Promise.reject(new Error('disk full')); } });
     await expect(upload.buildAndUpload(request())).rejects.toThrow('disk full');
     expect(dir).not.toBe('');
     expect(existsSync(dir)).toBe(false);

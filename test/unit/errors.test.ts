@@ -48,6 +48,8 @@ describe('errors for people: edge cases', () => {
   it('skips an empty message in the chain and describes null as nothing', () => {
     expect(describeError(new AgentError('', { cause: new Error('disk full') }))).toBe('disk full');
     expect(describeError(null)).toBe('');
+    expect(describeError({ code: 'ECONNRESET', retryable: true })).toBe("{ code: 'ECONNRESET', retryable: true }");
+    expect(describeError(new Error('upload failed', { cause: 42 }))).toBe('upload failed: 42');
     expect(describeError(new Error('top', { cause: null }))).toBe('top');
   });
 
@@ -81,6 +83,6 @@ describe('errors for people: edge cases', () => {
     expect(exitCodeOf(new AgentError('x', { exitCode: ExitCode.tpmUnavailable }))).toBe(3);
     expect(exitCodeOf(Object.assign(new Error('x'), { exitCode: 2 }))).toBe(1);
     expect(exitCodeOf('text')).toBe(1);
-    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, tpmUnavailable: 3 });
+    expect(ExitCode).toEqual({ ok: 0, failure: 1, usage: 2, tpmUnavailable: 3, internalError: 70, restartRequested: 75 });
   });
 });

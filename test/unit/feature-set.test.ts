@@ -7,7 +7,7 @@ function recording(name: string, events: string[], fail?: 'attach' | 'start' | '
     events.push(`${name}.${what}`);
     if (fail === what) throw new Error(`${name} ${what} broke`);
   };
-  return { name, start: () => step('start'), stop: async () => step('stop'), attach: () => step('attach'), detach: () => step('detach') };
+  return { name, start: () => step('start'), stop: () => { step('stop'); return Promise.resolve(); }, attach: () => step('attach'), detach: () => step('detach') };
 }
 
 describe('the daemon\'s features', () => {
@@ -42,7 +42,7 @@ describe('the daemon\'s features: stopping', () => {
   it('stops every feature, logging one that fails to stop, after detaching them all', async () => {
     const events: string[] = [];
     const lines: string[] = [];
-    const failing: Feature = { name: 'telemetry', attach: () => undefined, stop: async () => { events.push('telemetry.stop'); throw new Error('queue busy'); } };
+    const failing: Feature = { name: 'telemetry', attach: () => undefined, stop: () => { events.push('telemetry.stop'); return Promise.reject(new Error('queue busy')); } };
     const set = new FeatureSet([failing, recording('b', events), { name: 'bare', attach: () => undefined }], new Logger({ journal: false, write: (l) => lines.push(l) }));
     set.start();
     set.detach();

@@ -5,10 +5,11 @@ import path from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hardeningAccess } from '../../agent/hardening-bridge/access.js';
-import { appliesInProcess, PRODUCTION_SITE } from '../../agent/hardening-bridge/site.js';
-import { applyThroughUnit, applyUnitName, unitInstance } from '../../agent/hardening-bridge/apply-unit.js';
 import { neededEndpoints } from '../../agent/commands/needed-endpoints.js';
+import { hardeningAccess } from '../../agent/hardening-bridge/access.js';
+import { applyThroughUnit, applyUnitName, UNIT_MARGIN_SECONDS, unitInstance } from '../../agent/hardening-bridge/apply-unit.js';
+import { appliesInProcess, PRODUCTION_SITE } from '../../agent/hardening-bridge/site.js';
+import { restorePath, standInPrograms } from './stand-in-programs.js';
 import { DEFAULTS } from '../../agent/config.js';
 import { HardeningEngine } from '../../hardening/engine.js';
 import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
@@ -17,8 +18,16 @@ import { bootId } from '../../agent/lib/boot-id.js';
 import { parseProfileText } from '../../hardening/load-profile.js';
 import { profileHash, validateProfile } from '../../hardening/profile.js';
 import { Records } from '../../hardening/records.js';
+import { stringMatching } from '../support/matchers.js';
 
 const run = promisify(execFile);
+
+/** The record of the built-in strict profile applied, and its hash. */
+function appliedStrict() {
+  const strict = validateProfile(parseProfileText(BUILTIN_PROFILES.strict!, 'builtin:strict', 'strict'), 'builtin:strict', 'strict');
+  const h1 = profileHash(strict);
+  return { h1, applied: { profile: strict, hash: h1, origin: 'built-in', appliedAt: '2026-11-26T03:00:00.000Z', confirmed: true, firewall: { 4: [], 6: null } } };
+}
 
 describe('applying a profile through iot-agent-harden-apply@.service', () => {
   it.each(['strict', 'baseline', 'board-test', 'site_2', 'a-b-c'])('names the instance as systemd-escape does: %s', async (name) => {
@@ -66,6 +75,74 @@ describe('applying a profile through iot-agent-harden-apply@.service', () => {
   });
 });
 
+describe('the outcome of a profile applied through the unit', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  /** A stand-in systemctl: `start` runs `onStart` (with $REQUEST and $OUTCOME set), `show` prints `show`. */
+  async function attempt(onStart: string, options: { show?: string; timeoutSeconds?: number; targets?: { host: string; port: number }[] } = {}) {
+    dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-unit-'));
+    const engine = new HardeningEngine({ root: dir });
+    await mkdir(engine.records.dir, { recursive: true });
+    const requestFile = path.join(dir, 'harden-request.json');
+    const systemctl = path.join(dir, 'systemctl');
+    await writeFile(systemctl, `#!/bin/sh
+REQUEST='${requestFile}'
+OUTCOME='${engine.records.lastApply.file}'
+requestId=$(sed -n 's/.*"requestId":"\\([^"]*\\)".*/\\1/p' "$REQUEST")
+case "$1 $2" in
+  "--no-ask-password start") ${onStart} ;;
+  "show -p") ${options.show ?? 'exit 1'} ;;
+esac
+`, { mode: 0o755 });
+    return applyThroughUnit({
+      engine, profile: 'strict', timeoutSeconds: options.timeoutSeconds ?? 30, requestFile, systemctl,
+      targets: options.targets ?? [{ host: 'hub.example', port: 8883 }],
+    });
+  }
+
+  const record = (fields: string) => `echo "{\\"requestId\\":\\"$requestId\\",\\"invocationId\\":null,\\"profile\\":\\"strict\\",\\"finishedAt\\":\\"2026-11-26T03:00:00.000Z\\"${fields}}" > "$OUTCOME"`;
+
+  it('answers the report the unit recorded for this request', async () => {
+    await expect(attempt(record(',\\"report\\":{\\"profile\\":\\"strict\\",\\"confirmed\\":true,\\"rolledBack\\":false}'))).resolves.toEqual({ profile: 'strict', confirmed: true, rolledBack: false });
+  });
+
+  it('names the error the unit recorded for this request, or says it recorded none', async () => {
+    await expect(attempt(record(',\\"error\\":\\"hub unreachable after apply\\"'))).rejects.toMatchObject({ status: 500, message: 'profile strict not applied: hub unreachable after apply' });
+    await expect(attempt(record(''))).rejects.toMatchObject({ status: 500, message: 'profile strict not applied: no reason recorded' });
+  });
+
+  it('does not take the outcome of another request for this one', async () => {
+    await expect(attempt(`requestId=someone-else; ${record(',\\"report\\":{}')}`)).rejects.toMatchObject({
+      status: 500, message: 'profile strict: iot-agent-harden-apply@strict.service finished without recording an outcome for this request',
+    });
+  });
+
+  it('says how the unit failed, in systemctl\'s words and the unit\'s result', async () => {
+    await expect(attempt('echo "Job for iot-agent-harden-apply@strict.service failed." >&2; exit 1', { show: 'printf "Result=exit-code\\nExecMainStatus=2\\n"' })).rejects.toMatchObject({
+      status: 500,
+      message: 'profile strict: iot-agent-harden-apply@strict.service failed (Job for iot-agent-harden-apply@strict.service failed.; Result=exit-code, ExecMainStatus=2) without recording an outcome for this request',
+    });
+  });
+
+  it('says how the unit failed when systemctl gave no words and its result cannot be read', async () => {
+    await expect(attempt('exit 5')).rejects.toMatchObject({
+      status: 500, message: stringMatching(/^profile strict: iot-agent-harden-apply@strict\.service failed \(Command failed: \S+systemctl --no-ask-password start iot-agent-harden-apply@strict\.service\n?\) without recording an outcome for this request$/),
+    });
+  });
+
+  it('asks for nothing without an endpoint to confirm against, or with a request the unit would refuse', async () => {
+    await expect(attempt('exit 0', { targets: [] })).rejects.toMatchObject({ status: 500, message: 'no hub or DPS endpoint known to confirm against' });
+    await expect(attempt('exit 0', { timeoutSeconds: 3601 })).rejects.toMatchObject({
+      status: 500, message: 'cannot ask for profile strict: apply request refused: confirmTimeoutSeconds must be whole seconds from 1 to 3600',
+    });
+    expect(UNIT_MARGIN_SECONDS).toBe(90);
+  });
+});
+
 describe('hardening status of the unprivileged agent', () => {
   let root: string | undefined;
   afterEach(() => {
@@ -85,11 +162,8 @@ describe('hardening status of the unprivileged agent', () => {
     return { access: hardeningAccess({ root, backend: 'auto' }, () => [], { inProcess: false }), store };
   }
 
-  const strict = validateProfile(parseProfileText(BUILTIN_PROFILES.strict!, 'builtin:strict', 'strict'), 'builtin:strict', 'strict');
-  const h1 = profileHash(strict);
-  const applied = { profile: strict, hash: h1, origin: 'built-in', appliedAt: '2026-11-26T03:00:00.000Z', confirmed: true, firewall: { 4: [], 6: null } };
-
   it('reports the drift the last root run recorded, with when and by whom it was checked', async () => {
+    const { h1, applied } = appliedStrict();
     const { access, store } = await siteWith({
       applied,
       verified: { profile: 'strict', hash: h1, appliedHash: h1, drift: 1, checkedAt: '2026-11-26T03:01:00.000Z', by: 'apply',
@@ -105,6 +179,7 @@ describe('hardening status of the unprivileged agent', () => {
   });
 
   it('says the drift is unknown when no root run verified the applied profile since it was applied', async () => {
+    const { applied } = appliedStrict();
     const { access } = await siteWith({
       applied,
       verified: { profile: 'baseline', hash: 'h0', appliedHash: 'h0', drift: 0, checkedAt: '2026-11-26T02:00:00.000Z', by: 'boot', items: [] },
@@ -113,6 +188,7 @@ describe('hardening status of the unprivileged agent', () => {
   });
 
   it('reports a fail-closed boot of this boot, so the cloud hears of it once the agent is connected', async () => {
+    const { applied } = appliedStrict();
     const boot = { bootId: await bootId(), at: '2026-11-26T03:00:05.000Z', outcome: 'fail-closed', profile: 'strict', error: 'ip6tables rules were not loaded' };
     const { access } = await siteWith({ applied, boot });
     expect(await access.summary()).toMatchObject({
@@ -126,7 +202,7 @@ describe('hardening status of the unprivileged agent', () => {
   it('reports a corrupt record instead of failing the summary', async () => {
     const { access, store } = await siteWith({});
     await writeFile(store.applied.file, '{"profile": {"na');
-    expect(await access.summary()).toMatchObject({ profile: null, recordError: expect.stringMatching(/applied\.json is corrupt: not valid JSON/) });
+    expect(await access.summary()).toMatchObject({ profile: null, recordError: stringMatching(/applied\.json is corrupt: not valid JSON/) });
   });
 
   it('refuses anything but a profile name, in process too: a .yaml or path from the cloud is never read', async () => {
@@ -134,7 +210,70 @@ describe('hardening status of the unprivileged agent', () => {
     await writeFile(path.join(root, 'evil.yaml'), 'firewall: { inbound: [{ port: 1 }] }\n');
     const access = hardeningAccess({ root, backend: 'auto', netns: 'iotagent-none', confirmTargets: [{ host: '10.0.0.1', port: 8883 }] }, () => []);
     for (const name of ['evil.yaml', path.join(root, 'evil.yaml'), './evil', '../evil', 'evil.yml']) {
-      await expect(access.apply(name, 5), name).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/never a path/) });
+      await expect(access.apply(name, 5), name).rejects.toMatchObject({ status: 400, message: stringMatching(/never a path/) });
     }
   });
+
+  it('says the drift is unknown when the last verify was of the profile before this apply', async () => {
+    const { h1, applied } = appliedStrict();
+    const { access } = await siteWith({
+      applied,
+      verified: { profile: 'strict', hash: h1, appliedHash: 'an earlier apply', drift: 0, checkedAt: '2026-11-26T02:00:00.000Z', by: 'boot', items: [] },
+    });
+    expect(await access.status()).toMatchObject({ drift: null, driftError: 'not verified since profile strict was applied', drifted: [] });
+  });
+
+  it('names a verify record it cannot read instead of failing the status', async () => {
+    const { applied } = appliedStrict();
+    const { access, store } = await siteWith({ applied });
+    await writeFile(store.verified.file, '[]');
+    expect(await access.status()).toMatchObject({ profile: 'strict', drift: null, driftError: stringMatching(/verified\.json is corrupt: not a JSON object/) });
+  });
+
+  it('keeps the drifted items out of the summary the twin reports', async () => {
+    const { h1, applied } = appliedStrict();
+    const { access } = await siteWith({
+      applied, verified: { profile: 'strict', hash: h1, appliedHash: h1, drift: 0, checkedAt: '2026-11-26T03:01:00.000Z', by: 'guard', items: [] },
+    });
+    expect(await access.summary()).toEqual({
+      profile: 'strict', appliedHash: h1, confirmed: true, appliedAt: applied.appliedAt, origin: 'built-in', drift: 0, driftCheckedAt: '2026-11-26T03:01:00.000Z', driftCheckedBy: 'guard',
+    });
+  });
 });
+
+describe('hardening status of an agent that applies in process', () => {
+  let root: string | undefined;
+  afterEach(() => {
+    restorePath();
+    if (root) rmSync(root, { recursive: true, force: true });
+    root = undefined;
+  });
+
+  /** A namespace whose firewall has none of the agent's rules and whose sysctls are all 0 (a stand-in `ip netns exec`). */
+  async function liveSite(ip = 'shift 3; case "$1" in *save) printf "*filter\\n:INPUT ACCEPT [0:0]\\nCOMMIT\\n" ;; sysctl) shift 2; for k in "$@"; do echo "$k = 0"; done ;; esac') {
+    standInPrograms({ ip });
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-live-'));
+    const store = new Records(path.join(root, DEFAULT_STATE_DIR));
+    await mkdir(store.dir, { recursive: true });
+    const { applied } = appliedStrict();
+    await store.applied.write(applied as never);
+    return hardeningAccess({ root, netns: 'iotagent-test-ns', backend: 'nft' }, () => []);
+  }
+
+  it('verifies the live state now and names what drifted', async () => {
+    const access = await liveSite();
+    const before = Date.now();
+    const status = await access.status() as { drift: number; driftCheckedAt: string; driftCheckedBy: string; drifted: { kind: string; target: string; expected: string; actual: string }[] };
+    expect(status.driftCheckedBy).toBe('agent');
+    expect(Date.parse(status.driftCheckedAt)).toBeGreaterThanOrEqual(before - 1);
+    expect(status.drift).toBe(status.drifted.length);
+    expect(status.drifted).toContainEqual({ kind: 'sysctl', target: 'net.ipv4.tcp_syncookies', expected: '1', actual: '0' });
+    expect(status.drifted).toContainEqual({ kind: 'firewall', target: 'iptables INPUT jump', expected: '-A INPUT -j IOT-AGENT-IN', actual: '(missing)' });
+  });
+
+  it('names why the live state could not be verified', async () => {
+    const access = await liveSite('echo "Cannot open network namespace \\"iotagent-test-ns\\": No such file or directory" >&2; exit 1');
+    expect(await access.summary()).toMatchObject({ profile: 'strict', drift: null, driftError: stringMatching(/Cannot open network namespace/) });
+  });
+});
+

@@ -30,7 +30,7 @@ function liveOf(plan: Plan): LiveState {
   return {
     firewall: { 4: SAVED, 6: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' },
     sysctls: { ...plan.host.sysctls, ...plan.host.restoreSysctls },
-    files: Object.fromEntries([...plan.host.files.map((f) => [f.path, f.content]), ...plan.host.removeFiles.map((f) => [f, null])]),
+    files: Object.fromEntries([...plan.host.files.map((f): [string, string | null] => [f.path, f.content]), ...plan.host.removeFiles.map((f) => [f, null] as const)]),
     sysfs: Object.fromEntries([...plan.host.sysfs, ...plan.host.restoreSysfs].map((e) => [e.path, e.value])),
   };
 }

@@ -10,6 +10,7 @@ import type { MeasureHook } from '../../hardening/measure.js';
 import { parseFilterTable } from '../../hardening/restore-text.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { PrivateNetns } from '../support/private-netns.js';
+import { ofType } from '../support/matchers.js';
 
 /**
  * The engine against the real iptables (nft), sysctl and ip, in a network namespace of each
@@ -42,7 +43,7 @@ async function board(): Promise<Board> {
   const ns = await PrivateNetns.create();
   cleanups.push(() => ns.destroy());
   const calls: Board['calls'] = [];
-  const measure: MeasureHook = { afterChange: async (_engine, change) => { calls.push(change); return undefined; } };
+  const measure: MeasureHook = { afterChange: (_engine, change) => { calls.push(change); return Promise.resolve(undefined); } };
   return {
     ns, root, calls,
     engine: new HardeningEngine({ root, commandPrefix: ns.prefix, backend: 'nft', measure }),
@@ -90,7 +91,7 @@ describe('applying a profile', () => {
     expect(readFileSync(path.join(b.root, 'etc/sysctl.d/90-iot-agent-hardening.conf'), 'utf8')).toContain('net.ipv4.conf.all.rp_filter = 1\n');
     expect(existsSync(path.join(b.root, 'etc/modprobe.d/iot-agent-usb-storage.conf'))).toBe(true);
     expect((await b.engine.verify()).drift).toBe(0);
-    expect(await b.engine.verify(await builtin('strict'))).toMatchObject({ profile: 'strict', appliedHash: report.hash, drift: expect.any(Number) });
+    expect(await b.engine.verify(await builtin('strict'))).toMatchObject({ profile: 'strict', appliedHash: report.hash, drift: ofType(Number) });
     expect((await b.engine.verify(await builtin('strict'))).drift).toBeGreaterThan(0);
     expect(b.calls).toEqual([{ operation: 'apply', changed: true }]);
   });
@@ -236,7 +237,7 @@ describe('a change that fails half way', () => {
 describe('the boot path', () => {
   it('applies the configured profile on a fresh board and records the boot', async () => {
     const b = await board();
-    const report = await b.engine.applyAtBoot(() => builtin('strict'), async () => []);
+    const report = await b.engine.applyAtBoot(() => builtin('strict'), () => Promise.resolve([]));
     expect(report).toMatchObject({ profile: 'strict', changed: true, chosen: 'no profile recorded yet: the configured one' });
     expect(await b.engine.lastBoot()).toMatchObject({ bootId: thisBoot(), outcome: 'applied', profile: 'strict' });
   });
@@ -248,7 +249,7 @@ describe('the boot path', () => {
     const strict = await builtin('strict');
     await b.engine.apply(strict);
     await b.engine.records.pending.write({ hash: 'interrupted', startedAt: 'then', timeoutSeconds: 30 });
-    const report = await b.engine.applyAtBoot(async () => { throw new Error('configured profile must not be read'); }, async () => []);
+    const report = await b.engine.applyAtBoot(() => Promise.reject(new Error('configured profile must not be read')), () => Promise.resolve([]));
     expect(report).toMatchObject({ profile: 'baseline', changed: true, confirmed: true, chosen: 'last known good (a remote change was interrupted before it was confirmed)' });
     expect(await b.engine.records.pending.read()).toBeNull();
     expect((await b.engine.applied())!.profile.name).toBe('baseline');
@@ -256,8 +257,8 @@ describe('the boot path', () => {
 
   it('loads the fail-closed rules, with the endpoints the agent needs, when the profile cannot be applied', async () => {
     const b = await board();
-    const report = await b.engine.applyAtBoot(async () => { throw new Error('profile lab: ipv6: must be one of disable, harden, leave'); },
-      async () => [{ host: '192.0.2.80', port: 3128 }]);
+    const report = await b.engine.applyAtBoot(() => Promise.reject(new Error('profile lab: ipv6: must be one of disable, harden, leave')),
+      () => Promise.resolve([{ host: '192.0.2.80', port: 3128 }]));
     expect(report).toEqual({ chosen: 'no profile recorded yet: the configured one', failClosed: true, error: 'profile lab: ipv6: must be one of disable, harden, leave', notes: [] });
     const saved = await b.save();
     expect(saved).toContain('-A IOT-AGENT-OUT -d 192.0.2.80/32 -p tcp -m tcp --dport 3128 -j ACCEPT');

@@ -1,22 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import type { ApplyReport, HardeningEngine } from '../../hardening/engine.js';
-import { runGuard } from '../../hardening/guard.js';
+import { DEFAULT_PROBE_INTERVAL_MS, guardIdle, runGuard } from '../../hardening/guard.js';
 import type { History } from '../../hardening/known-good.js';
 import type { HostPort, ProbeResult } from '../../hardening/probe.js';
+import { stringMatching } from '../support/matchers.js';
 
 /** The engine's history in memory: what the guard reads, marks and reverts. */
-function fakeEngine(applied: History['applied'], knownGood: History['knownGood']) {
-  const state = { applied, knownGood, reverts: 0, marks: 0 };
+function fakeEngine(applied: History['applied'], knownGood: History['knownGood'], options: { goodRecordGone?: boolean } = {}) {
+  const state = { applied, knownGood, reverts: 0, marks: 0, reverted: false };
   const engine = {
-    history: async (): Promise<History> => ({ applied: state.applied, knownGood: state.knownGood, pending: false }),
-    markKnownGood: async () => {
+    history: (): Promise<History> => Promise.resolve({ applied: state.applied, knownGood: state.knownGood, pending: false }),
+    markKnownGood: () => {
       state.marks++;
       state.applied = { ...state.applied!, confirmed: true };
       state.knownGood = { name: state.applied.name, hash: state.applied.hash };
+      return Promise.resolve();
     },
-    revertToKnownGood: async (): Promise<ApplyReport> => {
+    revertToKnownGood: (): Promise<ApplyReport | null> => {
+      if (options.goodRecordGone) return Promise.resolve(null);
       state.reverts++;
-      return { profile: 'strict', hash: 'good', changed: true, confirmed: false, rolledBack: false, notes: [], durationMs: 1 };
+      state.reverted = true;
+      return Promise.resolve({ profile: 'strict', hash: 'good', changed: true, confirmed: false, rolledBack: false, notes: [], durationMs: 1 });
     },
   };
   return { state, engine: engine as unknown as HardeningEngine };
@@ -25,7 +29,7 @@ function fakeEngine(applied: History['applied'], knownGood: History['knownGood']
 /** A clock that only moves when the guard sleeps or probes, so the loop is tested without waiting. */
 function fakeClock() {
   let t = 1_000_000;
-  return { now: () => t, sleep: async (ms: number) => { t += ms; }, advance: (ms: number) => { t += ms; } };
+  return { now: () => t, sleep: (ms: number) => { t += ms; return Promise.resolve(); }, advance: (ms: number) => { t += ms; } };
 }
 
 const hub: HostPort = { host: 'hub.example.net', port: 8883 };
@@ -85,8 +89,55 @@ describe('boot guard run', () => {
     const { engine } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
     let probes = 0;
     const probe = (t: readonly HostPort[]) => { probes++; return answer(() => false)(t); };
-    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 6, probe, intervalMs: 3_000, now: () => 0, sleep: async () => undefined });
+    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 6, probe, intervalMs: 3_000, now: () => 0, sleep: () => Promise.resolve() });
     expect(probes).toBe(4);
-    expect(outcome).toMatchObject({ status: 'kept', reason: expect.stringMatching(/within the grace time/) });
+    expect(outcome).toMatchObject({ status: 'kept', reason: stringMatching(/within the grace time/) });
+  });
+
+  it('says which endpoints answered when it confirms', async () => {
+    const { engine } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
+    const outcome = await runGuard({ engine, targets: [hub, dps], graceSeconds: 300, probe: answer(() => true), ...fakeClock() });
+    expect(outcome.reason).toBe('hub.example.net:8883, global.azure-devices-provisioning.net:443 answered: the applied profile is now known good');
+    expect(outcome).toMatchObject({ probes: [{ target: 'hub.example.net:8883', ok: true }, { target: 'global.azure-devices-provisioning.net:443', ok: true }] });
+  });
+
+  it('probes again after reverting, and says whether the endpoints answered', async () => {
+    const { engine, state } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
+    const timeouts: number[] = [];
+    const probe = (targets: readonly HostPort[], timeoutMs: number) => { timeouts.push(timeoutMs); return answer(() => state.reverted)(targets); };
+    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 6, probe, intervalMs: 3_000, ...fakeClock() });
+    expect(outcome).toMatchObject({
+      status: 'reverted', reconnected: true, rounds: 3, report: { profile: 'strict' },
+      after: [{ target: 'hub.example.net:8883', ok: true, detail: 'TLS handshake completed (TLSv1.3)' }],
+      reason: 'endpoints unreachable for 6 s with an unconfirmed profile applied (hub.example.net:8883: ECONNREFUSED): reverted to the last known good profile strict',
+    });
+    expect(timeouts.at(-1)).toBe(3_000);
+  });
+
+  it('keeps the profile, saying why and what the last probe found, when there is nothing to revert to', async () => {
+    const { engine } = fakeEngine(unconfirmed, null);
+    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 5, probe: answer(() => false), ...fakeClock() });
+    expect(outcome.reason).toBe('no known good profile to go back to; last probe: hub.example.net:8883: ECONNREFUSED');
+  });
+
+  it('keeps the profile when the known good record is gone by the time it would revert', async () => {
+    const { engine } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' }, { goodRecordGone: true });
+    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 3, probe: answer(() => false), ...fakeClock() });
+    expect(outcome).toMatchObject({ status: 'kept', reason: 'endpoints unreachable for 3 s with an unconfirmed profile applied; last probe: hub.example.net:8883: ECONNREFUSED' });
+  });
+
+  it('probes every 3 s unless told otherwise, for the grace time counted from its start', async () => {
+    const { engine } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
+    const clock = fakeClock();
+    const sleeps: number[] = [];
+    const sleep = async (ms: number) => { sleeps.push(ms); await clock.sleep(ms); };
+    await runGuard({ engine, targets: [hub], graceSeconds: 9, probe: answer(() => false), now: clock.now, sleep });
+    expect(DEFAULT_PROBE_INTERVAL_MS).toBe(3_000);
+    expect(sleeps).toEqual([3_000, 3_000, 3_000]);
+  });
+
+  it('says why there is nothing to guard, or null while the applied profile has to prove itself', async () => {
+    expect(await guardIdle(fakeEngine(null, null).engine)).toBe('no hardening profile has been applied');
+    expect(await guardIdle(fakeEngine(unconfirmed, { name: 'strict', hash: 'good' }).engine)).toBeNull();
   });
 });

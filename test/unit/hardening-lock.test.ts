@@ -21,7 +21,7 @@ function stateDir(): string {
 /** The pid of a process that has exited. */
 function deadPid(): number {
   const { pid } = spawnSync(process.execPath, ['-e', '']);
-  return pid!;
+  return pid;
 }
 
 /** This boot's id as the kernel gives it. */
@@ -38,9 +38,9 @@ describe('one hardening change at a time', () => {
   it('holds a lock file naming its pid and boot while the change runs, and removes it after', async () => {
     const dir = stateDir();
     const lock = path.join(dir, 'lock');
-    const result = await withLock(dir, async () => {
+    const result = await withLock(dir, () => {
       expect(readFileSync(lock, 'utf8')).toBe(`${process.pid} ${thisBoot()}\n`);
-      return 42;
+      return Promise.resolve(42);
     });
     expect(result).toBe(42);
     expect(existsSync(lock)).toBe(false);
@@ -48,17 +48,18 @@ describe('one hardening change at a time', () => {
 
   it('makes the state directory readable by all and the lock by all, writable by root only', async () => {
     const dir = stateDir();
-    await withLock(dir, async () => {
+    await withLock(dir, () => {
       expect(statSync(dir).mode & 0o777).toBe(0o755);
       expect(statSync(path.join(dir, 'lock')).mode & 0o777).toBe(0o644);
+      return Promise.resolve();
     });
   });
 
   it('lets go of the lock when the change fails', async () => {
     const dir = stateDir();
-    await expect(withLock(dir, async () => { throw new Error('iptables-restore failed'); })).rejects.toThrow('iptables-restore failed');
+    await expect(withLock(dir, () => Promise.reject(new Error('iptables-restore failed')))).rejects.toThrow('iptables-restore failed');
     expect(existsSync(path.join(dir, 'lock'))).toBe(false);
-    expect(await withLock(dir, async () => 'again')).toBe('again');
+    expect(await withLock(dir, () => Promise.resolve('again'))).toBe('again');
   });
 
   it('refuses while a live process of this boot holds it, naming the pid and what to do', async () => {
@@ -67,7 +68,7 @@ describe('one hardening change at a time', () => {
     for (const holder of [process.pid, process.ppid]) {
       await withLock(dir, async () => {
         writeFileSync(lock, `${holder} ${thisBoot()}\n`);
-        const nested = await withLock(dir, async () => 'ran').catch((e: unknown) => e);
+        const nested = await withLock(dir, () => Promise.resolve('ran')).catch((e: unknown) => e);
         expect(nested).toMatchObject({
           message: `another hardening change is in progress (pid ${holder})`,
           hint: `wait for it to finish; remove ${lock} only if that process is gone`,
@@ -84,7 +85,7 @@ describe('one hardening change at a time', () => {
       `0 ${thisBoot()}\n`, `-1 ${thisBoot()}\n`, `1.5 ${thisBoot()}\n`, `x ${thisBoot()}\n`, '']) {
       mkdirSync(dir, { recursive: true });
       writeFileSync(lock, stale);
-      expect(await withLock(dir, async () => readFileSync(lock, 'utf8')), JSON.stringify(stale)).toBe(`${process.pid} ${thisBoot()}\n`);
+      expect(await withLock(dir, () => Promise.resolve(readFileSync(lock, 'utf8'))), JSON.stringify(stale)).toBe(`${process.pid} ${thisBoot()}\n`);
     }
   });
 });

@@ -74,7 +74,7 @@ describe('what a hardening measurement says', () => {
 });
 
 describe('measuring after a change on a board without a usable TPM', () => {
-  const noTpm: TpmSource = { open: async () => { throw new Error('no TPM device'); }, release: async () => undefined };
+  const noTpm: TpmSource = { open: () => Promise.reject(new Error('no TPM device')), release: () => Promise.resolve() };
 
   /** The engine as the measurement sees it: the applied profile (if any), its plan, and the records' directory. */
   async function engineView(applied: boolean): Promise<EngineView & { dir: string }> {
@@ -84,8 +84,8 @@ describe('measuring after a change on a board without a usable TPM', () => {
     return {
       dir,
       records: { dir },
-      applied: async () => (applied ? { profile, origin, hash: 'h' } : null),
-      plan: async (loaded) => buildPlan(loaded.profile, loaded.origin, usb(['usb1']), null),
+      applied: () => Promise.resolve(applied ? { profile, origin, hash: 'h' } : null),
+      plan: (loaded) => Promise.resolve(buildPlan(loaded.profile, loaded.origin, usb(['usb1']), null)),
     };
   }
 
@@ -94,7 +94,7 @@ describe('measuring after a change on a board without a usable TPM', () => {
     const warnings: string[] = [];
     const measure = new PcrMeasure({
       pcr: 23, by: 'guard', tpm: noTpm, agentVersion: '9.9.9', warn: (m) => warnings.push(m),
-      bootId: async () => 'boot-1', now: () => new Date('2024-05-01T00:00:00Z'),
+      bootId: () => Promise.resolve('boot-1'), now: () => new Date('2024-05-01T00:00:00Z'),
     });
     const outcome = await measure.afterChange(engine, { operation: 'apply', changed: true });
     expect(outcome).toMatchObject({ outcome: 'gap', reason: 'TPM unavailable: no TPM device' });
@@ -121,7 +121,7 @@ describe('measuring after a change on a board without a usable TPM', () => {
   });
 
   it('warns and goes on when the measurement cannot even be prepared', async () => {
-    const engine = { ...(await engineView(true)), applied: async () => { throw new Error('applied record unreadable'); } };
+    const engine = { ...(await engineView(true)), applied: () => Promise.reject(new Error('applied record unreadable')) };
     const warnings: string[] = [];
     const outcome = await new PcrMeasure({ pcr: 23, by: 'boot', tpm: noTpm, agentVersion: '1', warn: (m) => warnings.push(m) })
       .afterChange(engine, { operation: 'apply', changed: false });

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { describeFailures, formatHostPort, parseHostPort, probeTargets, probeUntilReachable, type HostPort, type ProbeResult } from '../../hardening/probe.js';
 import { hardeningRunner } from '../../hardening/runner.js';
 import { ensureServerCredentials, listenerTlsOptions } from '../cloud/tls.js';
+import { stringMatching } from '../support/matchers.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -70,7 +71,7 @@ describe('probing the endpoints with a TLS handshake', () => {
   it('proves a target reachable by completing a handshake, naming a host by SNI as Azure needs', async () => {
     const port = await tlsListener('localhost');
     expect(await probeTargets(hardeningRunner(), [{ host: 'localhost', port }], 5_000)).toEqual([
-      { target: `localhost:${port}`, ok: true, detail: expect.stringMatching(/^TLS handshake completed \(TLSv1\.[23]\)$/) },
+      { target: `localhost:${port}`, ok: true, detail: stringMatching(/^TLS handshake completed \(TLSv1\.[23]\)$/) },
     ]);
   });
 
@@ -80,7 +81,7 @@ describe('probing the endpoints with a TLS handshake', () => {
     const results = await probeTargets(hardeningRunner(), [{ host: '127.0.0.1', port: refused }, { host: '127.0.0.1', port: good }], 5_000);
     expect(results).toEqual([
       { target: `127.0.0.1:${refused}`, ok: false, detail: 'ECONNREFUSED' },
-      { target: `127.0.0.1:${good}`, ok: true, detail: expect.stringMatching(/^TLS handshake completed/) },
+      { target: `127.0.0.1:${good}`, ok: true, detail: stringMatching(/^TLS handshake completed/) },
     ]);
   });
 
@@ -94,7 +95,7 @@ describe('probing the endpoints with a TLS handshake', () => {
   it('reports a probe that could not run as a failure, with the reason', async () => {
     const runner = hardeningRunner([path.join(tmpdir(), 'iot-agent-no-such-program')]);
     const [result] = await probeTargets(runner, [{ host: 'fd00::1', port: 443 }], 1_000);
-    expect(result).toEqual({ target: '[fd00::1]:443', ok: false, detail: expect.stringMatching(/iot-agent-no-such-program is not installed$/) });
+    expect(result).toEqual({ target: '[fd00::1]:443', ok: false, detail: stringMatching(/iot-agent-no-such-program is not installed$/) });
   });
 });
 
@@ -102,19 +103,19 @@ describe('the one probe loop', () => {
   const hub: HostPort = { host: 'hub.example.net', port: 8883 };
   const clock = () => {
     let t = 1_000_000;
-    return { now: () => t, sleep: async (ms: number) => { t += ms; } };
+    return { now: () => t, sleep: (ms: number) => { t += ms; return Promise.resolve(); } };
   };
-  const failing = async (targets: readonly HostPort[]): Promise<ProbeResult[]> => targets.map((t) => ({ target: t.host, ok: false, detail: 'ECONNREFUSED' }));
+  const failing = (targets: readonly HostPort[]): Promise<ProbeResult[]> => Promise.resolve(targets.map((t) => ({ target: t.host, ok: false, detail: 'ECONNREFUSED' })));
 
   it('stops at the first round in which every target answers', async () => {
     let round = 0;
-    const probe = async (targets: readonly HostPort[]) => targets.map((t) => ({ target: t.host, ok: ++round >= 3, detail: '' }));
+    const probe = (targets: readonly HostPort[]) => Promise.resolve(targets.map((t) => ({ target: t.host, ok: ++round >= 3, detail: '' })));
     const c = clock();
     expect(await probeUntilReachable({ probe, targets: [hub], deadline: c.now() + 60_000, intervalMs: 1_000, ...c })).toMatchObject({ ok: true, rounds: 3 });
   });
 
   it('is not reachable while any one target fails', async () => {
-    const probe = async (targets: readonly HostPort[]) => targets.map((t, i) => ({ target: t.host, ok: i === 0, detail: '' }));
+    const probe = (targets: readonly HostPort[]) => Promise.resolve(targets.map((t, i) => ({ target: t.host, ok: i === 0, detail: '' })));
     const c = clock();
     const outcome = await probeUntilReachable({ probe, targets: [hub, hub], deadline: c.now() + 2_000, intervalMs: 1_000, ...c });
     expect(outcome).toMatchObject({ ok: false, rounds: 3 });
@@ -124,16 +125,16 @@ describe('the one probe loop', () => {
   it('gives up at the deadline, and after a bounded number of rounds if the clock stands still', async () => {
     const c = clock();
     expect(await probeUntilReachable({ probe: failing, targets: [hub], deadline: c.now() + 10_000, intervalMs: 3_000, ...c })).toMatchObject({ ok: false, rounds: 5 });
-    expect(await probeUntilReachable({ probe: failing, targets: [hub], deadline: 6_000, intervalMs: 3_000, now: () => 0, sleep: async () => undefined }))
+    expect(await probeUntilReachable({ probe: failing, targets: [hub], deadline: 6_000, intervalMs: 3_000, now: () => 0, sleep: () => Promise.resolve() }))
       .toMatchObject({ ok: false, rounds: 4 });
   });
 
   it('probes once more after a past deadline, never sleeping, and survives an interval of 0', async () => {
     const sleeps: number[] = [];
-    const past = await probeUntilReachable({ probe: failing, targets: [hub], deadline: 500, intervalMs: 1_000, now: () => 1_000, sleep: async (ms) => { sleeps.push(ms); } });
+    const past = await probeUntilReachable({ probe: failing, targets: [hub], deadline: 500, intervalMs: 1_000, now: () => 1_000, sleep: (ms) => { sleeps.push(ms); return Promise.resolve(); } });
     expect(past).toMatchObject({ ok: false, rounds: 1 });
     expect(sleeps).toEqual([]);
-    const zero = await probeUntilReachable({ probe: failing, targets: [hub], deadline: 2, intervalMs: 0, now: () => 0, sleep: async () => undefined });
+    const zero = await probeUntilReachable({ probe: failing, targets: [hub], deadline: 2, intervalMs: 0, now: () => 0, sleep: () => Promise.resolve() });
     expect(zero.rounds).toBe(4);
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { HubProtocolChoice, MQTT_RETRY_MS, type ProtocolMemory, type ProtocolSettings } from '../../agent/retry/hub-protocol.js';
 import { parseHubProtocolMemory } from '../../agent/state/hub-protocol-memory.js';
+import { stringMatching } from '../support/matchers.js';
 
 const DAY = 86_400_000;
 
@@ -46,9 +47,9 @@ describe('hub protocol: auto without a proxy', () => {
   it('starts with WebSockets while the retry is not due, and with 8883 once it is', () => {
     const memory: ProtocolMemory = { protocol: 'mqtt-ws', since: 0, retryMqttAt: DAY };
     const { choice, clock } = choiceAt(DAY - 1, {}, memory);
-    expect(choice.plan()).toMatchObject({ protocol: 'mqtt-ws', timeoutMs: undefined, reason: expect.stringMatching(/^8883 was unreachable/) });
+    expect(choice.plan()).toMatchObject({ protocol: 'mqtt-ws', timeoutMs: undefined, reason: stringMatching(/^8883 was unreachable/) });
     clock.t = DAY;
-    expect(choice.plan()).toMatchObject({ protocol: 'mqtt', timeoutMs: 10_000, reason: expect.stringMatching(/^trying 8883 again/) });
+    expect(choice.plan()).toMatchObject({ protocol: 'mqtt', timeoutMs: 10_000, reason: stringMatching(/^trying 8883 again/) });
   });
 
   it('after a failed retry of 8883, goes back to WebSockets at once and moves the next retry a period on', () => {

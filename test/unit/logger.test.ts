@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { formatLine, LEVELS, Logger, MAX_KEPT_CHARS } from '../../agent/log/logger.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0] = {}) {
@@ -134,12 +134,11 @@ describe('structured log lines', () => {
 
   it('writes to stderr unless told otherwise', () => {
     const written: string[] = [];
-    const original = process.stderr.write;
-    process.stderr.write = ((chunk: string) => { written.push(chunk); return true; }) as typeof process.stderr.write;
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { written.push(chunk.toString()); return true; });
     try {
       new Logger({ journal: false, now: () => new Date('2026-11-26T00:00:00Z') }).error('to.stderr');
     } finally {
-      process.stderr.write = original;
+      write.mockRestore();
     }
     expect(written).toEqual(['time=2026-11-26T00:00:00.000Z level=error event=to.stderr\n']);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { egressFor, neededEndpoints, probeProxyFor } from '../../agent/commands/needed-endpoints.js';
-import { parseConfig } from '../../agent/config.js';
+import { DEFAULTS, parseConfig } from '../../agent/config.js';
 import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
 import { failClosedRules } from '../../hardening/fail-closed.js';
 import { parseProfileText } from '../../hardening/load-profile.js';
@@ -34,6 +34,12 @@ describe('the endpoints a hardening change must keep reachable', () => {
     } finally {
       delete process.env.https_proxy;
     }
+  });
+  it('confirms against DPS alone until a hub is assigned, then against the hub first', () => {
+    expect(neededEndpoints(DEFAULTS, undefined)).toEqual([{ host: 'global.azure-devices-provisioning.net', port: 443 }]);
+    expect(neededEndpoints(DEFAULTS, { assignedHub: 'hub-2.azure-devices.net' })).toEqual([
+      { host: 'hub-2.azure-devices.net', port: 8883 }, { host: 'global.azure-devices-provisioning.net', port: 443 },
+    ]);
   });
 });
 

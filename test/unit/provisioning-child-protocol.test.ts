@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ChildMessageError, parseChildMessage } from '../../agent/child/child-message.js';
 import { serializeError } from '../../agent/child/serialized-error.js';
 import { parseAssignment, parseProgressEvent, parseRegisterRequest } from '../../agent/provisioning/child-protocol.js';
+import { stringNotContaining } from '../support/matchers.js';
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const valid = {
@@ -20,7 +21,7 @@ describe('the provisioning child\'s request', () => {
 
   it('carries the proxy as its URL and source, parsed again by the config\'s rules (credentials decoded)', () => {
     expect(parseRegisterRequest({ ...valid, proxy }).proxy).toMatchObject({
-      host: '10.0.0.8', port: 3128, username: 'tech', password: 's@cret', source: 'network.proxy', display: expect.not.stringContaining('cret'),
+      host: '10.0.0.8', port: 3128, username: 'tech', password: 's@cret', source: 'network.proxy', display: stringNotContaining('cret'),
     });
   });
 

@@ -45,7 +45,7 @@ function poll(socketPath: string, options: { sas?: string; onDate?: DateObserver
     transport.queryOperationStatus({ provisioningHost: { socketPath }, idScope: '0ne1', registrationId: 'r1' }, 'op-1',
       (err, res, _response, retryAfterMs) => resolve({ err: err ?? undefined, result: res, retryAfterMs }));
   });
-  return { result, lastResponse: dps.lastResponse };
+  return { result, lastResponse: () => dps.lastResponse() };
 }
 
 const SAS = 'SharedAccessSignature sr=0ne1%2Fregistrations%2Fr1&sig=x&se=1&skn=registration';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AgentError, ExitCode } from '../../agent/errors.js';
+import { PRODUCTION_SITE } from '../../agent/hardening-bridge/site.js';
 import { FAST_BACKOFF, parseHardeningSite, parseRebootOverride, parseTestTimings, runtimeOverrides } from '../../agent/runtime-overrides.js';
 
 /** The error a parse throws, so its exit code and hint can be checked too. */
@@ -94,6 +95,29 @@ describe('where the hardening commands apply profiles (IOT_AGENT_HARDENING_TEST)
     expect(err.exitCode).toBe(ExitCode.usage);
     expect(err.hint).toMatch(/test knob/);
   });
+  it('is the production root with the backend the engine picks otherwise', () => {
+    expect(PRODUCTION_SITE).toStrictEqual({ root: '/', backend: 'auto' });
+  });
+
+  it('takes the backend the engine picks, and the hub and DPS of the moment, unless the override names them', () => {
+    expect(parseHardeningSite('root=/tmp/r,netns=ns-1')).toStrictEqual({ root: '/tmp/r', netns: 'ns-1', backend: 'auto' });
+    expect(parseHardeningSite('root=/tmp/r,netns=ns-1,backend=legacy')).toMatchObject({ backend: 'legacy' });
+  });
+
+  it.each([
+    ['netns=x,root=tmp/r', /root=<absolute temporary directory>, never \//],
+    ['netns=x,root=', /root=/],
+    [`netns=${'a'.repeat(65)},root=/tmp/r`, /netns=<a namespace the test created>/],
+    ['netns=-x,root=/tmp/r', /netns=/],
+    ['netns=x/y,root=/tmp/r', /netns=/],
+    ['netns=x,root=/tmp/r,backend=', /backend must be one of auto, nft, legacy/],
+  ])('refuses the override %j', (spec, message) => {
+    expect(() => runtimeOverrides({ IOT_AGENT_HARDENING_TEST: spec })).toThrow(message);
+  });
+
+  it('takes a namespace name of up to 64 characters', () => {
+    expect(parseHardeningSite(`netns=A${'b_.-'.repeat(15)}xyz,root=/tmp/r`).netns).toHaveLength(64);
+  });
 });
 
 describe('the reboot program a test records (IOT_AGENT_REBOOT_COMMAND)', () => {
@@ -110,7 +134,80 @@ describe('the reboot program a test records (IOT_AGENT_REBOOT_COMMAND)', () => {
     expect(err.exitCode).toBe(ExitCode.usage);
   });
 
-  it.each(['soon', '-1', '1.5', '3601', '99999'])('refuses a delay that is not whole seconds up to an hour: %j', (delay) => {
+  it.each(['soon', '-1', '1.5', 'Infinity', '3601', '99999'])('refuses a delay that is not whole seconds up to an hour: %j', (delay) => {
     expect(() => parseRebootOverride('["/bin/true"]', delay)).toThrow(`IOT_AGENT_REBOOT_DELAY_SECONDS=${delay}: expected whole seconds from 0 to 3600`);
+  });
+});
+
+describe('runtime overrides: each knob and its bounds', () => {
+  it('refuses a bad IOT_AGENT_TPM as a usage error, with the transport\'s hint', () => {
+    const err = refusal(() => runtimeOverrides({ IOT_AGENT_TPM: 'tpm0' }));
+    expect(err.exitCode).toBe(ExitCode.usage);
+    expect(err.hint).toContain('swtpm:host=');
+  });
+
+  it('takes the hardening sandbox and the recorded reboot from their variables, and nothing else', () => {
+    const overrides = runtimeOverrides({
+      IOT_AGENT_HARDENING_TEST: 'root=/tmp/sandbox,netns=iot-test-1',
+      IOT_AGENT_REBOOT_COMMAND: '["touch","/tmp/rebooted"]',
+      IOT_AGENT_TEST_TIMINGS: 'keepAlive=5',
+      PATH: '/usr/bin',
+    });
+    expect(overrides).toEqual({
+      hardeningSite: { root: '/tmp/sandbox', netns: 'iot-test-1', backend: 'auto' },
+      reboot: { argv: ['touch', '/tmp/rebooted'] },
+      timings: { keepAliveSeconds: 5 },
+    });
+  });
+
+  it.each([
+    ['tokenLifetime', 2, 86_400, 'tokenLifetimeSeconds'],
+    ['renewalMargin', 1, 86_400, 'tokenRenewalMarginSeconds'],
+    ['keepAlive', 1, 3_600, 'keepAliveSeconds'],
+    ['minReprovision', 0, 86_400, 'minReprovisionSeconds'],
+    ['telemetrySecondMs', 10, 1_000, 'telemetrySecondMs'],
+  ] as const)('takes %s from %i to %i and nothing beyond', (key, min, max, field) => {
+    expect(parseTestTimings(`${key}=${min}`)[field]).toBe(min);
+    expect(parseTestTimings(`${key}=${max}`)[field]).toBe(max);
+    expect(() => parseTestTimings(`${key}=${min - 1}`)).toThrow(`${key}=${min - 1}: expected whole seconds from ${min} to ${max}`);
+    expect(() => parseTestTimings(`${key}=${max + 1}`)).toThrow(`${key}=${max + 1}: expected whole seconds from ${min} to ${max}`);
+  });
+
+  it('makes backoff=fast start at 200 ms and double up to 2 s', () => {
+    expect(parseTestTimings('backoff=fast').backoff).toEqual({ initialMs: 200, maxMs: 2_000, multiplier: 2 });
+  });
+
+  it('takes spread in seconds, from 0 to an hour, and hands it on in milliseconds', () => {
+    expect(parseTestTimings('spread=3').reconnectSpreadMs).toBe(3_000);
+    expect(parseTestTimings('spread=3600').reconnectSpreadMs).toBe(3_600_000);
+    expect(() => parseTestTimings('spread=3601')).toThrow('spread=3601: expected whole seconds from 0 to 3600');
+  });
+
+  it('refuses numbers that are not plain digits', () => {
+    for (const value of ['0x10', '1e3', '+5', ' 5', '5 s', '1234567']) {
+      expect(() => parseTestTimings(`keepAlive=${value}`), value).toThrow('IOT_AGENT_TEST_TIMINGS');
+    }
+  });
+
+  it('renews a shortened token a quarter of its lifetime before expiry, at least a second before', () => {
+    expect(parseTestTimings('tokenLifetime=2').tokenRenewalMarginSeconds).toBe(1);
+    expect(parseTestTimings('tokenLifetime=7').tokenRenewalMarginSeconds).toBe(1);
+    expect(parseTestTimings('tokenLifetime=9').tokenRenewalMarginSeconds).toBe(2);
+    expect(parseTestTimings('tokenLifetime=6,renewalMargin=5')).toEqual({ tokenLifetimeSeconds: 6, tokenRenewalMarginSeconds: 5 });
+    expect(parseTestTimings('renewalMargin=50')).toEqual({ tokenRenewalMarginSeconds: 50 });
+  });
+
+  it('says which keys it knows and that the knob is for tests', () => {
+    let caught: unknown;
+    try {
+      parseTestTimings('colour=blue');
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toMatchObject({
+      message: 'IOT_AGENT_TEST_TIMINGS "colour=blue": expected one of tokenLifetime=…, renewalMargin=…, keepAlive=…, spread=…, minReprovision=…, hubProbe=…, telemetrySecondMs=…, backoff=…',
+      exitCode: ExitCode.usage,
+      hint: 'a test knob; unset it for production',
+    });
   });
 });

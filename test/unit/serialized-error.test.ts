@@ -60,7 +60,7 @@ describe('errors across a process boundary', () => {
     looped.self = looped;
     let deep: Record<string, unknown> = {};
     const root = deep;
-    for (let i = 0; i < 50; i++) deep = (deep.next = {}) as Record<string, unknown>;
+    for (let i = 0; i < 50; i++) deep = deep.next = {};
     const err = Object.assign(new AgentError('x'), { looped, root, fn: () => 1 });
     const copy = across(err) as AgentError & { looped: { self: unknown }; fn: unknown };
     expect(copy.looped.self).toBe('[circular reference]');

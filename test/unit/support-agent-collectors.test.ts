@@ -21,9 +21,9 @@ function sources(overrides: Partial<BundleSources> = {}): BundleSources {
   const config: AgentConfig = { ...structuredClone(DEFAULTS), stateDir: tempDir(), tpm: { transport: 'swtpm:host=127.0.0.1,port=2321' } };
   return {
     configPath: undefined, config, since: new Date('2026-03-15T00:00:00Z'), builtBy: 'cli', daemon: undefined,
-    status: async () => ({ daemon: 'not running' }) as never,
-    readTpm: async () => ({ report: { manufacturer: 'IBM' } as never, via: 'direct' }),
-    runChecks: async () => [{ name: 'config', status: 'ok' }] as never,
+    status: () => Promise.resolve({ daemon: 'not running' } as never),
+    readTpm: () => Promise.resolve({ report: { manufacturer: 'IBM' } as never, via: 'direct' }),
+    runChecks: () => Promise.resolve([{ name: 'config', status: 'ok' }] as never),
     hardening: { root: '/', backend: 'auto' },
     ...overrides,
   };
@@ -85,7 +85,7 @@ describe('the config collector', () => {
 
 describe('the status, check and TPM collectors', () => {
   it('write what the status and the checks say', async () => {
-    const status = await runCollector(statusCollector(sources({ status: async () => ({ state: 'ready' }) as never })));
+    const status = await runCollector(statusCollector(sources({ status: () => Promise.resolve({ state: 'ready' } as never) })));
     expect(status.files).toEqual([{ name: 'status.json', json: { state: 'ready' } }]);
     expect(statusCollector(sources()).reads).toBe('state files');
     expect(statusCollector(sources({ daemon: daemon({}) })).reads).toBe('the running daemon');
@@ -97,7 +97,7 @@ describe('the status, check and TPM collectors', () => {
     const direct = tpmCollector(sources());
     expect(direct.reads).toBe('TPM swtpm:host=127.0.0.1,port=2321');
     expect((await runCollector(direct)).files).toEqual([{ name: 'tpm.json', json: { manufacturer: 'IBM', via: 'direct' } }]);
-    const shared = tpmCollector(sources({ daemon: daemon({}), readTpm: async () => ({ report: { manufacturer: 'IBM' } as never, via: { daemonPid: 4242 } }) }));
+    const shared = tpmCollector(sources({ daemon: daemon({}), readTpm: () => Promise.resolve({ report: { manufacturer: 'IBM' } as never, via: { daemonPid: 4242 } }) }));
     expect(shared.reads).toBe('TPM swtpm:host=127.0.0.1,port=2321 through the running daemon');
     expect((await runCollector(shared)).files).toEqual([{ name: 'tpm.json', json: { manufacturer: 'IBM', via: 'the running daemon (pid 4242)' } }]);
   });

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { list } from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
-import type { DaemonSnapshot } from '../../agent/daemon/daemon.js';
+import type { DaemonSnapshot } from '../../agent/control/protocol.js';
+import type { HardeningSite } from '../../agent/hardening-bridge/site.js';
 import { bundleName, collectorsFor } from '../../agent/support/bundle.js';
 import { buildInDaemon } from '../../agent/support/daemon-sources.js';
 import type { BundleSources } from '../../agent/support/sources.js';
@@ -13,9 +14,10 @@ import { agentVersion } from '../../agent/version.js';
 import { unpackBundle } from '../support/bundle-archive.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
+import { ofType, stringMatching } from '../support/matchers.js';
 
 const dirs: string[] = [];
-const savedEnv = { TMPDIR: process.env.TMPDIR, IOT_AGENT_HARDENING_TEST: process.env.IOT_AGENT_HARDENING_TEST };
+const savedEnv = { TMPDIR: process.env.TMPDIR };
 
 afterEach(() => {
   restorePath();
@@ -43,8 +45,7 @@ function liveDaemon() {
     journalctl: "echo '2026-03-15T10:00:01+0000 board iot-agent[1]: connected with SharedAccessSignature sr=hub&sig=c2VjcmV0&se=1'",
     timedatectl: 'echo NTP=yes',
   });
-  const root = tempDir('iot-agent-bundle-root-');
-  process.env.IOT_AGENT_HARDENING_TEST = `netns=iotagent-bundle-test,root=${root},backend=nft`;
+  const hardening: HardeningSite = { root: tempDir('iot-agent-bundle-root-'), netns: 'iotagent-bundle-test', backend: 'nft' };
   const stateDir = tempDir('iot-agent-bundle-state-');
   const configPath = path.join(stateDir, 'config.yaml');
   const address = randomLoopbackAddress();
@@ -55,7 +56,7 @@ function liveDaemon() {
     logLevel: 'info', recentLog: ['level=info event=hub.connected token=SharedAccessSignature sr=x&sig=abc'], executedCommands: 3,
   } as unknown as DaemonSnapshot;
   const tpm = { transport: config.tpm.transport, endorsementKey: { ok: true, value: 'AAAA' } } as unknown as TpmReport;
-  return { configPath, config, snapshot, tpm };
+  return { configPath, config, hardening, snapshot, tpm };
 }
 
 describe('the support bundle the daemon builds', () => {
@@ -71,7 +72,7 @@ describe('the support bundle the daemon builds', () => {
     process.env.TMPDIR = work;
     const now = new Date('2026-03-15T10:15:00.000Z');
     const since = new Date('2026-03-14T10:15:00.000Z');
-    const result = await buildInDaemon({ ...live, configPath: live.configPath, snapshot: () => live.snapshot, tpmReport: async () => live.tpm }, since, outputDir, now);
+    const result = await buildInDaemon({ ...live, configPath: live.configPath, snapshot: () => live.snapshot, tpmReport: () => Promise.resolve(live.tpm) }, since, outputDir, now);
 
     const name = bundleName(os.hostname(), now);
     expect(result.path).toBe(path.join(outputDir, `${name}.tar.gz`));
@@ -84,8 +85,8 @@ describe('the support bundle the daemon builds', () => {
     expect(bundle.manifest).toEqual(result.manifest);
     expect(bundle.manifest).toMatchObject({
       kind: 'iot-agent/support-bundle', schema: 1, name, createdAt: '2026-03-15T10:15:00.000Z', hostname: os.hostname(), agentVersion: agentVersion(),
-      builtBy: 'daemon', daemon: 'running', since: '2026-03-14T10:15:00.000Z', durationMs: expect.any(Number),
-      redaction: expect.stringMatching(/^SAS tokens, their signatures, the values of SharedAccessKey and AccountKey, PEM private keys/),
+      builtBy: 'daemon', daemon: 'running', since: '2026-03-14T10:15:00.000Z', durationMs: ofType(Number),
+      redaction: stringMatching(/^SAS tokens, their signatures, the values of SharedAccessKey and AccountKey, PEM private keys/),
     });
     expect(bundle.manifest.collectors.map((c) => c.name)).toEqual(['versions', 'config', 'status', 'check', 'tpm', 'state', 'journal', 'daemon-log', 'hardening', 'network', 'time']);
     expect(bundle.collector('status').status).toBe('ok');
@@ -114,7 +115,7 @@ describe('the support bundle the daemon builds', () => {
     process.env.TMPDIR = work;
     const now = new Date('2026-03-15T10:15:00.000Z');
     mkdirSync(path.join(outputDir, `${bundleName(os.hostname(), now)}.tar.gz`));
-    await expect(buildInDaemon({ ...live, snapshot: () => live.snapshot, tpmReport: async () => live.tpm }, now, outputDir, now))
+    await expect(buildInDaemon({ ...live, snapshot: () => live.snapshot, tpmReport: () => Promise.resolve(live.tpm) }, now, outputDir, now))
       .rejects.toThrow(/EEXIST/);
     expect(readdirSync(work)).toEqual([]);
   });

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HardeningSite } from '../../agent/commands/hardening-access.js';
+import type { HardeningSite } from '../../agent/hardening-bridge/site.js';
 import { hardeningCollector } from '../../agent/support/collect-hardening.js';
 import { runCollector, type CollectedFile } from '../../agent/support/collector.js';
 import type { BundleSources } from '../../agent/support/sources.js';
@@ -13,6 +13,7 @@ import { profileHash, validateProfile } from '../../hardening/profile.js';
 import { Records } from '../../hardening/records.js';
 import { renderSysctls } from '../../hardening/render-host.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
+import { stringMatching } from '../support/matchers.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -98,7 +99,7 @@ describe('the hardening collector', () => {
     const read = json(files, 'hardening/records.json');
     expect(Object.keys(read)).toEqual(['applied', 'known-good', 'pending', 'last-apply', 'verified', 'boot', 'originals']);
     expect(read).toMatchObject({ applied: null, 'known-good': null, verified: null, boot: null, originals: null, 'last-apply': null });
-    expect(read.pending).toEqual({ unreadable: expect.stringMatching(/pending\.json is corrupt/) });
+    expect(read.pending).toEqual({ unreadable: stringMatching(/pending\.json is corrupt/) });
     expect(json(files, 'hardening/sysctls.json')).toEqual({ note: 'no profile applied: no sysctl is managed', values: {} });
   });
 
@@ -160,7 +161,7 @@ describe('the hardening collector', () => {
     const { files } = await runCollector(hardeningCollector({ hardening: site() } as BundleSources));
     const verify = json(files, 'hardening/verify.json');
     if (process.getuid?.() === 0) {
-      expect(verify).toEqual({ source: 'verified now (as root)', error: expect.stringMatching(/^no hardening profile has been applied here/) });
+      expect(verify).toEqual({ source: 'verified now (as root)', error: stringMatching(/^no hardening profile has been applied here/) });
     } else {
       expect(verify).toEqual({ source: 'recorded by the last root run (boot apply, guard or harden-apply@): reading the firewall needs root', report: null });
     }
@@ -174,7 +175,7 @@ describe('the hardening collector', () => {
     writeFileSync(records.applied.file, '{"profile": {"na');
     const { entry, files } = await runCollector(hardeningCollector({ hardening: s } as BundleSources));
     expect(entry).toMatchObject({ status: 'ok' });
-    expect(json(files, 'hardening/records.json').applied).toEqual({ unreadable: expect.stringMatching(/applied\.json is corrupt/) });
+    expect(json(files, 'hardening/records.json').applied).toEqual({ unreadable: stringMatching(/applied\.json is corrupt/) });
     expect(json(files, 'hardening/sysctls.json')).toEqual({ note: 'the applied record cannot be read (see records.json): no sysctl to compare', values: {} });
     expect(json(files, 'hardening/usb.json')).toHaveProperty('dir');
   });

@@ -7,6 +7,7 @@ import { NotAvailable, runCollector, type Collector } from '../../agent/support/
 import { keysFromDefaults } from '../../agent/support/config-keys.js';
 import { parseSince } from '../../agent/support/since.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
+import { stringContaining } from '../support/matchers.js';
 
 const collector = (collect: Collector['collect'], timeoutMs = 200): Collector => ({ name: 'probe', reads: 'something', timeoutMs, collect });
 
@@ -16,7 +17,7 @@ describe('support bundle parts', () => {
   });
 
   it.each(['', '24', 'h', '1.5h', '-1h', '24 h', '1w', '32d', '0s', 'yesterday', '1h1h1h1h1h', '99999999h'])('refuses --since %j with a hint', (text) => {
-    expect(() => parseSince(text)).toThrow(expect.objectContaining({ exitCode: 2, hint: expect.stringContaining('24h, 90m, 2d') }));
+    expect(() => parseSince(text)).toThrow(expect.objectContaining({ exitCode: 2, hint: stringContaining('24h, 90m, 2d') }));
   });
 
   it('names the archive for the host and the UTC time, with only safe characters', () => {
@@ -48,11 +49,11 @@ describe('support bundle parts', () => {
   });
 
   it('records a collector that finishes, fails, finds nothing, or runs out of time', async () => {
-    const ok = await runCollector(collector(async () => [{ name: 'a.json', json: { x: 1 } }]));
+    const ok = await runCollector(collector(() => Promise.resolve([{ name: 'a.json', json: { x: 1 } }])));
     expect(ok.entry).toMatchObject({ name: 'probe', status: 'ok', files: ['a.json'], commands: [] });
-    const failed = await runCollector(collector(async () => { throw new Error('broken'); }));
+    const failed = await runCollector(collector(() => Promise.reject(new Error('broken'))));
     expect(failed.entry).toMatchObject({ status: 'failed', error: 'broken', files: [] });
-    const absent = await runCollector(collector(async () => { throw new NotAvailable('no journal'); }));
+    const absent = await runCollector(collector(() => Promise.reject(new NotAvailable('no journal'))));
     expect(absent.entry).toMatchObject({ status: 'unavailable', error: 'no journal' });
     const t0 = performance.now();
     const hung = await runCollector(collector(() => new Promise(() => undefined), 100));

@@ -10,6 +10,7 @@ import { runCollector, type CollectedFile } from '../../agent/support/collector.
 import type { BundleSources } from '../../agent/support/sources.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
+import { ofType } from '../support/matchers.js';
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -52,17 +53,17 @@ const IP_STAND_IN = `case "$*" in
 esac`;
 
 describe('the network collector', () => {
-  it('tries DPS on 443 only until a hub is assigned, and says whether each accepts a TCP connection', async () => {
+  it('tries DPS on 443 only until a hub is assigned, and says whether each accepts a TCP connection, naming its role', async () => {
     standInPrograms({ ip: IP_STAND_IN });
     const { sources: s, address } = sources();
     const { entry, files } = await runCollector(networkCollector(s));
     expect(entry.status).toBe('ok');
     const network = json(files, 'network/network.json');
     expect(network.hubKnown).toBe(false);
-    expect(network.reachability).toEqual([{ target: `${address}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' }]);
+    expect(network.reachability).toEqual([{ role: 'dps', target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' }]);
   });
 
-  it('tries the assigned hub on 8883 and 443, then DPS', async () => {
+  it('tries the assigned hub on 8883 and 443, then DPS, naming each one\'s role', async () => {
     standInPrograms({ ip: IP_STAND_IN });
     const { sources: s, address } = sources();
     const hub = randomLoopbackAddress();
@@ -74,9 +75,9 @@ describe('the network collector', () => {
     const network = json(files, 'network/network.json');
     expect(network.hubKnown).toBe(true);
     expect(network.reachability).toEqual([
-      { target: `${hub}:8883`, reachable: true, ms: expect.any(Number) },
-      { target: `${hub}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' },
-      { target: `${address}:443`, reachable: false, ms: expect.any(Number), error: 'ECONNREFUSED' },
+      { role: 'hub', target: `${hub}:8883`, reachable: true, ms: ofType(Number) },
+      { role: 'hub', target: `${hub}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
+      { role: 'dps', target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
     ]);
   });
 
@@ -115,7 +116,7 @@ describe('the time collector', () => {
     const { files } = await runCollector(timeCollector(sources().sources));
     const time = json(files, 'time.json');
     expect(time).toEqual({
-      systemTime: expect.any(String), timedatectl: { Timezone: 'UTC', NTP: 'yes', NTPMessage: '{ Leap=0 }' },
+      systemTime: ofType(String), timedatectl: { Timezone: 'UTC', NTP: 'yes', NTPMessage: '{ Leap=0 }' },
       clockOffsetMs: null, clockOffsetNote: 'measured by the running daemon only',
     });
     expect(Date.parse(time.systemTime as string)).toBeGreaterThanOrEqual(before - 1);

@@ -44,7 +44,7 @@ async function telemetryWith(overrides: Partial<TelemetryOptions> = {}): Promise
   const queue = await DiskQueue.open(mkdtempSync(path.join(tmpdir(), 'iot-agent-telemetry-queue-')), 1_000, log);
   const telemetry = new Telemetry({
     queue, log, intervalSeconds: 3_600, maxMessagesPerSecond: 1_000,
-    sample: async () => ({}), connection: () => ({ state: 'connected', since: '2026-11-26T12:00:00.000Z' }),
+    sample: () => Promise.resolve({}), connection: () => ({ state: 'connected', since: '2026-11-26T12:00:00.000Z' }),
     ...overrides,
   });
   cleanups.push(() => telemetry.stop());

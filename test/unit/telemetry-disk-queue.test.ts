@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Logger } from '../../agent/log/logger.js';
 import { DiskQueue, inspectQueue, queueFacts, SEGMENT_MESSAGES } from '../../agent/telemetry/disk-queue.js';
+import { ofType, stringMatching } from '../support/matchers.js';
 
 describe('the disk-backed D2C queue', () => {
   let dir: string;
@@ -134,7 +135,7 @@ describe('the disk-backed D2C queue: files and damage', () => {
     expect(segments()).toEqual(['seg-000000000001.jsonl']);
     expect(statSync(path.join(dir, 'seg-000000000001.jsonl')).mode & 0o777).toBe(0o600);
     expect(readFileSync(path.join(dir, 'seg-000000000001.jsonl'), 'utf8')).toBe(`${JSON.stringify(message)}\n`);
-    expect(message).toEqual({ seq: 1, mid: expect.stringMatching(/^[0-9a-f-]{36}$/), at: expect.any(String), kind: 'health', body: { n: 1 } });
+    expect(message).toEqual({ seq: 1, mid: stringMatching(/^[0-9a-f-]{36}$/), at: ofType(String), kind: 'health', body: { n: 1 } });
     queue.ack(1);
     await queue.close();
     expect(statSync(path.join(dir, 'cursor.json')).mode & 0o777).toBe(0o600);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cpuPercent, cpuTimes, diskUsage, HealthSampler, pickTemperature } from '../../agent/telemetry/health.js';
 import { parseOsRelease, readSystemSummary } from '../../agent/telemetry/system-summary.js';
+import { ofType, stringMatching } from '../support/matchers.js';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -45,9 +46,9 @@ describe('health samples from the kernel\'s own figures', () => {
     const sample = await new HealthSampler(dir).sample();
     expect(sample.temperatureC).toBe(48.5);
     expect(sample).toMatchObject({
-      memory: { totalBytes: expect.any(Number), availableBytes: expect.any(Number), usedPercent: expect.any(Number) },
-      disk: { mount: '/', sizeBytes: expect.any(Number), usedBytes: expect.any(Number), usedPercent: expect.any(Number) },
-      uptimeSeconds: expect.any(Number),
+      memory: { totalBytes: ofType(Number), availableBytes: ofType(Number), usedPercent: ofType(Number) },
+      disk: { mount: '/', sizeBytes: ofType(Number), usedBytes: ofType(Number), usedPercent: ofType(Number) },
+      uptimeSeconds: ofType(Number),
     });
     expect((sample.cpu as { loadAverage: number[] }).loadAverage).toHaveLength(3);
     expect((await new HealthSampler(path.join(dir, 'none')).sample()).temperatureC).toBeNull();
@@ -74,7 +75,7 @@ describe('the system summary', () => {
     const dir = tempDir();
     writeFileSync(path.join(dir, 'os-release'), 'NAME="Debian GNU/Linux"\nVERSION_ID="13"\n');
     expect(await readSystemSummary(path.join(dir, 'os-release'))).toMatchObject({
-      os: 'Debian GNU/Linux 13', kernel: expect.stringMatching(/^\d+\.\d+/), arch: process.arch, cores: expect.any(Number), memoryBytes: expect.any(Number),
+      os: 'Debian GNU/Linux 13', kernel: stringMatching(/^\d+\.\d+/), arch: process.arch, cores: ofType(Number), memoryBytes: ofType(Number),
     });
     expect((await readSystemSummary(path.join(dir, 'missing'))).os).toBe('Linux');
   });

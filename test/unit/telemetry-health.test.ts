@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Logger } from '../../agent/log/logger.js';
 import { DiskQueue } from '../../agent/telemetry/disk-queue.js';
 import { Telemetry, type TelemetryOptions } from '../../agent/telemetry/telemetry.js';
+import { stringMatching } from '../support/matchers.js';
 
 const running: Telemetry[] = [];
 afterEach(async () => {
@@ -18,7 +19,7 @@ async function telemetryWith(overrides: Partial<TelemetryOptions> = {}): Promise
   const queue = await DiskQueue.open(mkdtempSync(path.join(tmpdir(), 'iot-agent-telemetry-')), 100, log);
   const telemetry = new Telemetry({
     queue, log, intervalSeconds: 60, maxMessagesPerSecond: 4,
-    sample: async () => ({ cpu: { percent: 12.5 } }),
+    sample: () => Promise.resolve({ cpu: { percent: 12.5 } }),
     connection: () => ({ state: 'disconnected', since: '2026-11-26T12:00:00.000Z' }),
     ...overrides,
   });
@@ -36,7 +37,7 @@ describe('health telemetry while offline', () => {
     expect(health).toMatchObject({
       kind: 'health',
       body: {
-        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), cpu: { percent: 12.5 }, connection: { state: 'disconnected', since: '2026-11-26T12:00:00.000Z' },
+        time: stringMatching(/^\d{4}-\d\d-\d\dT/), cpu: { percent: 12.5 }, connection: { state: 'disconnected', since: '2026-11-26T12:00:00.000Z' },
         queue: { depth: 1, dropped: 0 }, intervalSeconds: 60,
       },
     });
@@ -45,7 +46,7 @@ describe('health telemetry while offline', () => {
   });
 
   it('logs a sample that fails and queues nothing for it', async () => {
-    const { telemetry, queue, lines } = await telemetryWith({ sample: async () => { throw new Error('df hung'); } });
+    const { telemetry, queue, lines } = await telemetryWith({ sample: () => Promise.reject(new Error('df hung')) });
     await telemetry.produce();
     expect(queue.stats().depth).toBe(0);
     expect(lines.some((l) => l.includes('event=telemetry.sample_failed') && l.includes('df hung'))).toBe(true);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { HealthSampler } from '../../agent/telemetry/health.js';
 import { readSystemInfo } from '../../agent/telemetry/system-info.js';
 import { readSystemSummary } from '../../agent/telemetry/system-summary.js';
+import { stringMatching } from '../support/matchers.js';
 
 /** At most one decimal, as every rounded figure the agent reports. */
 const oneDecimal = (value: number) => Math.abs(value * 10 - Math.round(value * 10)) < 1e-6;
@@ -32,8 +33,8 @@ describe('facts about this machine, read for real', () => {
   it('summarises the system for the twin in a few stable keys', async () => {
     const summary = await readSystemSummary();
     expect(summary).toEqual({
-      os: expect.stringMatching(/^\S(.*\S)?$/), kernel: os.release(), arch: os.arch(), hostname: os.hostname(),
-      cpu: expect.stringMatching(/^\S(.*\S)?$/), cores: os.cpus().length, memoryBytes: os.totalmem(),
+      os: stringMatching(/^\S(.*\S)?$/), kernel: os.release(), arch: os.arch(), hostname: os.hostname(),
+      cpu: stringMatching(/^\S(.*\S)?$/), cores: os.cpus().length, memoryBytes: os.totalmem(),
     });
   });
 

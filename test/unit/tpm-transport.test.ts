@@ -86,7 +86,7 @@ describe('TPM command headers', () => {
 
 describe('a serial TPM transport', () => {
   it('hands back the whole response', async () => {
-    const transport = new TestTransport(async () => SUCCESS);
+    const transport = new TestTransport(() => Promise.resolve(SUCCESS));
     expect(await transport.transmit(GET_RANDOM)).toEqual(SUCCESS);
     expect(transport.resets).toBe(0);
   });
@@ -105,10 +105,10 @@ describe('a serial TPM transport', () => {
 
   it('goes on with the next command after one failed', async () => {
     let calls = 0;
-    const transport = new TestTransport(async () => {
+    const transport = new TestTransport(() => {
       calls++;
-      if (calls === 1) throw errnoError('ECONNRESET');
-      return SUCCESS;
+      if (calls === 1) return Promise.reject(errnoError('ECONNRESET'));
+      return Promise.resolve(SUCCESS);
     });
     const first = transport.transmit(GET_RANDOM);
     const second = transport.transmit(GET_RANDOM);
@@ -148,7 +148,7 @@ describe('a serial TPM transport', () => {
 
   it('does not keep a timer running after the answer came', async () => {
     vi.useFakeTimers();
-    const transport = new TestTransport(async () => SUCCESS);
+    const transport = new TestTransport(() => Promise.resolve(SUCCESS));
     await transport.transmit(GET_RANDOM);
     expect(vi.getTimerCount()).toBe(0);
   });
@@ -158,7 +158,7 @@ describe('a serial TPM transport', () => {
     ['longer than it announces', Buffer.concat([SUCCESS, Buffer.from([0])])],
     ['shorter than it announces', Buffer.from('80010000000c00000000ff', 'hex')],
   ])('refuses a response %s, and resets the connection', async (_what, response) => {
-    const transport = new TestTransport(async () => response);
+    const transport = new TestTransport(() => Promise.resolve(response));
     const err = await failure(transport.transmit(GET_RANDOM));
     expect(err.message).toBe(`test TPM: malformed response to TPM2_GetRandom (${response.length} bytes)`);
     expect(transport.resets).toBe(1);
@@ -172,7 +172,7 @@ describe('a serial TPM transport', () => {
     ['EBUSY', /use the resource manager \/dev\/tpmrm0/],
   ])('turns a connection failure (%s) into a TpmUnavailableError with its cause and a hint', async (code, hint) => {
     const cause = errnoError(code);
-    const transport = new TestTransport(async () => { throw cause; });
+    const transport = new TestTransport(() => Promise.reject(cause));
     const err = await failure(transport.transmit(GET_RANDOM));
     expect(err.message).toBe('test TPM: TPM2_GetRandom failed');
     expect(err.cause).toBe(cause);
@@ -181,13 +181,13 @@ describe('a serial TPM transport', () => {
   });
 
   it('has no hint for a failure it does not know', async () => {
-    const transport = new TestTransport(async () => { throw new Error('odd'); });
+    const transport = new TestTransport(() => Promise.reject(new Error('odd')));
     expect((await failure(transport.transmit(GET_RANDOM))).hint).toBeUndefined();
   });
 
   it('passes a TpmUnavailableError of the connection on as it is', async () => {
     const own = new TpmUnavailableError('test TPM: the simulator closed the connection', { hint: 'restart it' });
-    const transport = new TestTransport(async () => { throw own; });
+    const transport = new TestTransport(() => Promise.reject(own));
     expect(await failure(transport.transmit(GET_RANDOM))).toBe(own);
   });
 

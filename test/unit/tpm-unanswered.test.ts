@@ -10,6 +10,7 @@ import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 import { TPM_HANDLE } from '../../agent/tpm/tss-lib.js';
 import { freePort } from '../support/ports.js';
+import { stringMatching } from '../support/matchers.js';
 
 /**
  * The TPM layer when the TPM does not answer: a swtpm transport to a loopback port nothing
@@ -52,7 +53,7 @@ describe('a TPM client whose TPM does not answer', () => {
     const skipped = { ok: false, error: 'not read: the TPM did not answer (see the endorsement key)', refused: false };
     expect(report).toEqual({
       transport: `swtpm:host=127.0.0.1,port=${port}`,
-      endorsementKey: { ok: false, error: expect.stringMatching(new RegExp(`^swtpm 127\\.0\\.0\\.1:${port}: TPM2_ReadPublic failed: .*ECONNREFUSED`)), refused: false, hint: HINT },
+      endorsementKey: { ok: false, error: stringMatching(new RegExp(`^swtpm 127\\.0\\.0\\.1:${port}: TPM2_ReadPublic failed: .*ECONNREFUSED`)), refused: false, hint: HINT },
       storageRootKey: skipped, identityKey: skipped, facts: skipped,
     });
     expect(Date.now() - started).toBeLessThan(2_000);

@@ -30,11 +30,11 @@ function setup() {
   let finishHardening!: (r: { ac: number; ad: string }) => void;
   const reported = new ReportedProperties(log);
   const sync = new DesiredSync({
-    telemetryIntervalSeconds: async (s: number): Promise<ApplyOutcome> => { interval = s; applied.push(['interval', s]); return { ac: 200, ad: 'applied' }; },
-    logLevel: async (l: string): Promise<ApplyOutcome> => { applied.push(['log', l]); return { ac: 200, ad: 'applied' }; },
-    hardeningProfile: async (p: string): Promise<ApplyOutcome> => {
+    telemetryIntervalSeconds: (s: number): Promise<ApplyOutcome> => { interval = s; applied.push(['interval', s]); return Promise.resolve({ ac: 200, ad: 'applied' }); },
+    logLevel: (l: string): Promise<ApplyOutcome> => { applied.push(['log', l]); return Promise.resolve({ ac: 200, ad: 'applied' }); },
+    hardeningProfile: (p: string): Promise<ApplyOutcome> => {
       applied.push(['profile', p]);
-      return { ac: 202, ad: `applying profile ${p}`, final: new Promise((r) => { finishHardening = r; }) };
+      return Promise.resolve({ ac: 202, ad: `applying profile ${p}`, final: new Promise((r) => { finishHardening = r; }) });
     },
   }, (key) => (key === 'telemetryIntervalSeconds' ? interval : undefined), reported, log);
   return { applied, reported, sync, finish: (r: { ac: number; ad: string }) => finishHardening(r) };
@@ -94,9 +94,9 @@ describe('writable properties', () => {
   it('ignores documents that are not objects, and survives an applier that throws', async () => {
     const reported = new ReportedProperties(log);
     const sync = new DesiredSync({
-      telemetryIntervalSeconds: async () => { throw new Error('boom'); },
-      logLevel: async () => ({ ac: 200, ad: 'applied' }),
-      hardeningProfile: async () => ({ ac: 200, ad: 'applied' }),
+      telemetryIntervalSeconds: () => Promise.reject(new Error('boom')),
+      logLevel: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      hardeningProfile: () => Promise.resolve({ ac: 200, ad: 'applied' }),
     }, () => 60, reported, log);
     await sync.handlePatch('nonsense');
     await sync.handleFull(null);
@@ -213,9 +213,9 @@ describe('desired properties applied one at a time', () => {
     const reported = new ReportedProperties(log);
     let finish!: (r: { ac: number; ad: string }) => void;
     const sync = new DesiredSync({
-      telemetryIntervalSeconds: async () => ({ ac: 409, ad: 'busy' }),
-      logLevel: async () => ({ ac: 200, ad: 'applied' }),
-      hardeningProfile: async () => ({ ac: 202, ad: 'applying', final: new Promise((r) => { finish = r; }) }),
+      telemetryIntervalSeconds: () => Promise.resolve({ ac: 409, ad: 'busy' }),
+      logLevel: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      hardeningProfile: () => Promise.resolve({ ac: 202, ad: 'applying', final: new Promise((r) => { finish = r; }) }),
     }, (key) => ({ telemetryIntervalSeconds: 60, logLevel: 'info', hardeningProfile: 'baseline' })[key], reported, log);
     await sync.handlePatch({ telemetryIntervalSeconds: 30, hardeningProfile: 'strict', $version: 5 });
     expect(reported.current.telemetryIntervalSeconds).toEqual({ value: 60, ac: 409, av: 5, ad: 'busy' });
@@ -229,9 +229,9 @@ describe('desired properties applied one at a time', () => {
     const reported = new ReportedProperties(log);
     const finishes: ((r: { ac: number; ad: string }) => void)[] = [];
     const sync = new DesiredSync({
-      telemetryIntervalSeconds: async () => ({ ac: 200, ad: 'applied' }),
-      logLevel: async () => ({ ac: 200, ad: 'applied' }),
-      hardeningProfile: async (p: string) => ({ ac: 202, ad: `applying profile ${p}`, final: new Promise((r) => { finishes.push(r); }) }),
+      telemetryIntervalSeconds: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      logLevel: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      hardeningProfile: (p: string) => Promise.resolve({ ac: 202, ad: `applying profile ${p}`, final: new Promise((r) => { finishes.push(r); }) }),
     }, () => undefined, reported, log);
     await sync.handlePatch({ hardeningProfile: 'strict', $version: 1 });
     await sync.handlePatch({ hardeningProfile: 'baseline', $version: 2 });
@@ -252,8 +252,8 @@ describe('desired properties applied one at a time', () => {
     let release!: () => void;
     const sync = new DesiredSync({
       telemetryIntervalSeconds: async (s: number) => { events.push(`interval ${s} start`); await new Promise<void>((r) => { release = r; }); events.push(`interval ${s} end`); return { ac: 200, ad: 'applied' }; },
-      logLevel: async (l: string) => { events.push(`log ${l}`); return { ac: 200, ad: 'applied' }; },
-      hardeningProfile: async () => ({ ac: 200, ad: 'applied' }),
+      logLevel: (l: string) => { events.push(`log ${l}`); return Promise.resolve({ ac: 200, ad: 'applied' }); },
+      hardeningProfile: () => Promise.resolve({ ac: 200, ad: 'applied' }),
     }, () => undefined, reported, log);
     const first = sync.handlePatch({ telemetryIntervalSeconds: 30, $version: 1 });
     const second = sync.handlePatch({ logLevel: 'debug', $version: 2 });
@@ -268,9 +268,9 @@ describe('desired properties applied one at a time', () => {
     const lines: string[] = [];
     const reported = new ReportedProperties(log);
     const sync = new DesiredSync({
-      telemetryIntervalSeconds: async () => ({ ac: 200, ad: 'applied' }),
-      logLevel: async () => ({ ac: 200, ad: 'applied' }),
-      hardeningProfile: async () => ({ ac: 200, ad: 'applied' }),
+      telemetryIntervalSeconds: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      logLevel: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      hardeningProfile: () => Promise.resolve({ ac: 200, ad: 'applied' }),
     }, () => 60, reported, new Logger({ journal: false, write: (l) => lines.push(l.replace(/^time=\S+ /, '').trimEnd()) }));
     await sync.handlePatch({ telemetryIntervalSeconds: 5, logLevel: 'warn', $version: 8 });
     expect(lines).toEqual([
@@ -284,9 +284,9 @@ describe('desired properties applied one at a time', () => {
     const reported = new ReportedProperties(log);
     let broken = true;
     const sync = new DesiredSync({
-      telemetryIntervalSeconds: async () => ({ ac: 200, ad: 'applied' }),
-      logLevel: async () => ({ ac: 200, ad: 'applied' }),
-      hardeningProfile: async () => ({ ac: 200, ad: 'applied' }),
+      telemetryIntervalSeconds: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      logLevel: () => Promise.resolve({ ac: 200, ad: 'applied' }),
+      hardeningProfile: () => Promise.resolve({ ac: 200, ad: 'applied' }),
     }, () => { if (broken) throw new Error('state unreadable'); return 60; }, reported, new Logger({ journal: false, write: (l) => lines.push(l) }));
     await expect(sync.handleFull({ $version: 1 })).resolves.toBeUndefined();
     expect(lines).toEqual([expect.stringMatching(/level=error event=twin.desired_failed err="state unreadable"/)]);

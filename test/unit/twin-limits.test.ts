@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { clipUtf8, fitTwinLimits, MAX_DEPTH, MAX_STRING_BYTES } from '../../agent/twin/limits.js';
-import { MAX_TWIN_DEPTH, sanitizeTwinDocument } from '../../agent/twin/sdk-guard.js';
+import { MAX_TWIN_DEPTH, sanitizeTwinDocument } from '../../agent/azure-sdk/twin-merges.js';
 
 /** `levels` objects nested in one another, the innermost holding `leaf`. */
 function nested(levels: number, leaf: unknown = 'leaf'): Record<string, unknown> {

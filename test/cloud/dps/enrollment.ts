@@ -79,7 +79,7 @@ export function parseEnrollment(body: unknown, idFromPath: string, linkedHubs: r
   }
   if (o.iotHubs !== undefined && o.iotHubs !== null) {
     if (!Array.isArray(o.iotHubs) || !o.iotHubs.every((h) => typeof h === 'string')) throw dpsErrors.badRequest('iotHubs must be a list of host names');
-    enrollment.iotHubs = o.iotHubs as string[];
+    enrollment.iotHubs = o.iotHubs;
   }
   if (o.iotHubHostName !== undefined && o.iotHubHostName !== null) {
     if (typeof o.iotHubHostName !== 'string') throw dpsErrors.badRequest('iotHubHostName must be a host name');

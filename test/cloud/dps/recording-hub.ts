@@ -8,9 +8,10 @@ export class RecordingHub implements LinkedHub {
 
   constructor(readonly hostName: string) {}
 
-  async registerDevice(registration: HubDeviceRegistration): Promise<void> {
-    if (this.failWith) throw this.failWith;
+  registerDevice(registration: HubDeviceRegistration): Promise<void> {
+    if (this.failWith) return Promise.reject(this.failWith);
     this.registrations.push(registration);
+    return Promise.resolve();
   }
 
   last(): HubDeviceRegistration | undefined {

@@ -94,14 +94,14 @@ export class FileUploads {
     if (typeof correlationId !== 'string' || correlationId === '') throw hubErrors.argumentInvalid('correlationId is required');
     const { isSuccess, statusCode, statusDescription } = body;
     if (typeof isSuccess !== 'boolean') throw hubErrors.argumentInvalid('isSuccess must be true or false');
-    if (!Number.isInteger(statusCode)) throw hubErrors.argumentInvalid('statusCode must be a whole number');
+    if (typeof statusCode !== 'number' || !Number.isInteger(statusCode)) throw hubErrors.argumentInvalid('statusCode must be a whole number');
     if (statusDescription !== undefined && typeof statusDescription !== 'string') throw hubErrors.argumentInvalid('statusDescription must be a string');
     const upload = this.pending.get(correlationId);
     if (!upload || upload.deviceId !== deviceId) throw hubErrors.argumentInvalid(`No file upload with correlation id ${correlationId.slice(0, 80)} for device ${deviceId}`);
     this.pending.delete(correlationId);
     this.delivered.push({
       deviceId, blobName: upload.blobName, blobUri: `${this.storage.blobEndpoint}/${this.storage.container}/${upload.blobName}`,
-      correlationId, isSuccess, statusCode: statusCode as number, statusDescription: (statusDescription as string | undefined) ?? '',
+      correlationId, isSuccess, statusCode, statusDescription: statusDescription ?? '',
       blobSizeInBytes: await this.storage.blobSize(upload.blobName), enqueuedTimeUtc: new Date().toISOString(),
     });
   }

@@ -129,7 +129,7 @@ async function startAzurite(address: string, port: number, dir: string, tls: Ser
     '--disableTelemetry', '--skipApiVersionCheck', '--loose', '--silent',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
   const listening = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -140,7 +140,7 @@ async function startAzurite(address: string, port: number, dir: string, tls: Ser
       reject(new Error(`Azurite exited with ${code}: ${stderr.trim()}${/EADDRINUSE/.test(stderr) ? ` (${address}:${port} is taken)` : ''}`));
     });
     // "Azurite Blob service successfully listens on https://127.0.0.1:43117"
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       const port = /successfully listens on https?:\/\/\S+:(\d+)/.exec(line)?.[1];
       if (port) {
         clearTimeout(timer);

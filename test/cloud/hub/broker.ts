@@ -1,4 +1,4 @@
-import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -74,7 +74,7 @@ export class HubBroker {
         // What devices report: the connection is reset, no CONNACK says why.
         hooks.onRefused(client.id, cut);
         client.conn.destroy();
-        return done(Object.assign(new Error(cut), { returnCode: 3 }) as AuthenticateError, false);
+        return done(Object.assign(new Error(cut), { returnCode: 3 }), false);
       }
       const result = hooks.authenticate(client.id, username, password);
       if (result.ok) {
@@ -83,7 +83,7 @@ export class HubBroker {
         return;
       }
       hooks.onRefused(client.id, result.reason);
-      const error = Object.assign(new Error(result.reason), { returnCode: CONNACK_NOT_AUTHORIZED }) as AuthenticateError;
+      const error = Object.assign(new Error(result.reason), { returnCode: CONNACK_NOT_AUTHORIZED });
       done(error, false);
     };
     aedes.authorizePublish = (client, packet, done) => {

@@ -95,7 +95,7 @@ export async function startHub(options: HubOptions): Promise<LocalHub> {
   const tlsDir = options.tlsDir ?? path.join(options.stateDir, 'tls');
   const credentials = options.tls ?? await ensureServerCredentials(tlsDir, [hostName, options.address]);
   const policyKey = loadPolicyKey(options.stateDir, options.policyKey);
-  const registry = await DeviceRegistry.open(options.stateDir);
+  const registry = DeviceRegistry.open(options.stateDir);
   const core = await HubCore.create(hostName, registry, log);
   core.configure(options.behaviour ?? {});
 

@@ -39,7 +39,7 @@ export class DeviceRegistry {
     this.file = new JsonStore(stateFile, parseRegistryDocument);
   }
 
-  static async open(stateDir: string): Promise<DeviceRegistry> {
+  static open(stateDir: string): DeviceRegistry {
     const registry = new DeviceRegistry(path.join(stateDir, 'hub-devices.json'));
     for (const device of registry.file.load()?.devices ?? []) registry.devices.set(device.deviceId, device);
     return registry;
@@ -162,5 +162,5 @@ function isDeviceRecord(value: unknown): value is DeviceRecord {
 }
 
 function asObject(value: unknown): JsonObject {
-  return isJsonObject(value) ? value as JsonObject : {};
+  return isJsonObject(value) ? value : {};
 }
