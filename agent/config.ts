@@ -7,7 +7,7 @@ import {
   TELEMETRY_INTERVAL_RANGE,
 } from './config/telemetry-limits.js';
 import { DEFAULT_TRANSPORT, parseTransport } from './config/transport-spec.js';
-import { AgentError, ExitCode } from './errors.js';
+import { AgentError, ExitCode } from './lib/errors.js';
 import { requireCopy } from './lib/require-copy.js';
 import { requireTransient } from './lib/transient-require.js';
 import { nearestName, shown } from './lib/validate.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { BACKENDS, type Backend } from '../hardening/backend.js';
 import { parseHostPort } from '../hardening/probe.js';
-import { AgentError, ExitCode } from './errors.js';
+import { AgentError, ExitCode } from './lib/errors.js';
 import type { HardeningSite } from './hardening-bridge/site.js';
 import { NETNS_NAME } from './lib/validate.js';
 import type { BackoffPolicy } from './retry/backoff.js';

@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../agent/errors.js';
+import { AgentError, ExitCode } from '../agent/lib/errors.js';
 import { readUntrustedFile } from '../agent/lib/untrusted-file.js';
 import { PROFILE_NAME } from '../agent/lib/validate.js';
 import { formatHostPort, parseHostPort, type HostPort } from './probe.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { AgentError, describeError, ExitCode } from '../agent/errors.js';
+import { AgentError, describeError, ExitCode } from '../agent/lib/errors.js';
 import { bootId } from '../agent/lib/boot-id.js';
 import type { CommandRunner } from '../agent/lib/exec.js';
 import type { Backend } from './backend.js';

@@ -1,4 +1,4 @@
-import { AgentError, describeError } from '../agent/errors.js';
+import { AgentError, describeError } from '../agent/lib/errors.js';
 import { restoreCommand, saveCommand, type Backend } from './backend.js';
 import { agentLines } from './drift.js';
 import type { Family, FirewallRules } from './render-firewall.js';

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AgentError } from '../agent/errors.js';
+import { AgentError } from '../agent/lib/errors.js';
 import { writeFileAtomic } from '../agent/lib/atomic-file.js';
 import { planSysctls, planSysfs, type Plan } from './plan.js';
 import { isHostController, MANAGED_FILES, NET_CLASS_DIR, USB_DEVICES_DIR, type UsbFacts } from './render-host.js';

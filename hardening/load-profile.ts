@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as Yaml from 'yaml';
-import { AgentError, ExitCode } from '../agent/errors.js';
+import { AgentError, ExitCode } from '../agent/lib/errors.js';
 import { requireCopy } from '../agent/lib/require-copy.js';
 import { requireTransient } from '../agent/lib/transient-require.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { AgentError } from '../agent/errors.js';
+import { AgentError } from '../agent/lib/errors.js';
 import { withPidLock } from '../agent/lib/pid-lock.js';
 
 /**

@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../agent/errors.js';
+import { AgentError, ExitCode } from '../agent/lib/errors.js';
 import { retryUntilDeadline, type DeadlineLoop } from '../agent/lib/deadline.js';
 import type { CommandRunner } from '../agent/lib/exec.js';
 import { isHostName } from '../agent/lib/host-name.js';

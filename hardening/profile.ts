@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { AgentError, ExitCode } from '../agent/errors.js';
+import { AgentError, ExitCode } from '../agent/lib/errors.js';
 import { PROFILE_LABEL, yamlKindOf } from '../agent/lib/validate.js';
 
 /**

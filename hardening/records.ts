@@ -1,6 +1,6 @@
 import { chmod, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { AgentError } from '../agent/errors.js';
+import { AgentError } from '../agent/lib/errors.js';
 import { writeFileAtomic } from '../agent/lib/atomic-file.js';
 import type { Backend } from './backend.js';
 import { profileHash, type Profile } from './profile.js';

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AgentError } from '../agent/errors.js';
+import { AgentError } from '../agent/lib/errors.js';
 import type { CommandRunner } from '../agent/lib/exec.js';
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AgentError } from '../agent/errors.js';
+import { AgentError } from '../agent/lib/errors.js';
 import { bootId } from '../agent/lib/boot-id.js';
 import { saveCommand, type Backend } from './backend.js';
 import { agentLines, compare, type LiveState } from './drift.js';

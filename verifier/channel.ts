@@ -1,5 +1,5 @@
 import iothub from 'azure-iothub';
-import { describeError } from '../agent/errors.js';
+import { describeError } from '../agent/lib/errors.js';
 import { VerifierError } from './errors.js';
 
 /** The device as the verifier reaches it: direct methods and the twin, through IoT Hub only. */

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ATTESTATION_PCR_RANGE, DEFAULT_ATTESTATION_PCR } from '../agent/config.js';
-import { ExitCode, exitCodeOf, oneLine } from '../agent/errors.js';
+import { ExitCode, exitCodeOf, oneLine } from '../agent/lib/errors.js';
 import { agentVersion } from '../agent/version.js';
 
 /**

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ProvisioningServiceClient } from 'azure-iot-provisioning-service';
-import { describeError } from '../agent/errors.js';
+import { describeError } from '../agent/lib/errors.js';
 import { VerifierError } from './errors.js';
 
 /**

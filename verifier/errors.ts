@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../agent/errors.js';
+import { AgentError, ExitCode } from '../agent/lib/errors.js';
 
 /** A verification that could not be carried out (unlike a check that failed, which is a verdict). */
 export class VerifierError extends AgentError {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { EngineView, HardeningOperation, MeasureHook } from '../../hardening/measure.js';
 import type { Plan } from '../../hardening/plan.js';
 import { applyText } from '../../hardening/restore-text.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { bootId } from '../lib/boot-id.js';
 import { parseHardeningEvent, hardeningEventText, sameState, type HardeningEvent, type MeasuredBy, type Operation } from './hardening-event.js';
 import { recordMeasurement, type MeasurementOutcome, type TpmSource } from './measurement.js';

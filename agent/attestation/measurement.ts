@@ -1,5 +1,5 @@
 import { readFile, rename } from 'node:fs/promises';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import type { TpmTransport } from '../tpm/transport.js';
 import { appendEvent, emptyLog, EventLogError, parseEventLogText, sha256Hex, type EventLog, type LogEvent } from './event-log.js';

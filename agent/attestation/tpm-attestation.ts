@@ -1,4 +1,4 @@
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 import { EK_HANDLE } from '../tpm/identity.js';
 import type { TpmTransport } from '../tpm/transport.js';
 import { AK_HANDLE, attestationKeyTemplate } from './attestation-key.js';

@@ -39,9 +39,9 @@ class ObservedHttpBase extends HttpBase {
   // buildRequest(method, path, headers, host, [options], done): options is optional in the middle.
   override buildRequest(method: never, path: string, headers: never, host: never, options: never, done?: never): ClientRequest {
     const signed = typeof (headers as Record<string, unknown> | undefined)?.Authorization === 'string';
-    const observed = this.observe(signed, (done ?? options) as unknown as RequestDone);
+    const observed = this.observe(signed, done ?? options);
     return done === undefined
-      ? super.buildRequest(method, path, headers, host, observed as never)
-      : super.buildRequest(method, path, headers, host, options, observed as never);
+      ? super.buildRequest(method, path, headers, host, observed)
+      : super.buildRequest(method, path, headers, host, options, observed);
   }
 }

@@ -1,6 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import { DEFAULT_CONFIG_PATH, DEFAULTS, loadConfig, type AgentConfig } from '../config.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { salvageConfig } from './config-salvage.js';
 import { fail, pass, warn, type CheckResult } from './result.js';
 

@@ -1,4 +1,4 @@
-import { AgentError, describeError } from '../errors.js';
+import { AgentError, describeError } from '../lib/errors.js';
 import { readSharedTpm, type SharedTpmReport } from '../control/shared-tpm.js';
 import { EK_HANDLE, IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import { registrationIdFromEndorsementKey } from '../tpm/registration-id.js';

@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 import { shown } from '../lib/validate.js';
 import type { SerializedError } from './serialized-error.js';
 

@@ -2,7 +2,7 @@ import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 import { ChildMessageError, parseChildMessage } from './child-message.js';
 import { deserializeError, type ErrorClass } from './serialized-error.js';

@@ -2,7 +2,7 @@ import type { MeasuredBy } from '../attestation/hardening-event.js';
 import { PcrMeasure } from '../attestation/hardening-measure.js';
 import type { MeasurementOutcome, TpmSource } from '../attestation/measurement.js';
 import { DEFAULTS, loadConfig } from '../config.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { parseTransport } from '../config/transport-spec.js';
 import { agentVersion } from '../version.js';

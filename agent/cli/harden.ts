@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { AgentConfig } from '../config.js';
-import { AgentError, describeError, ExitCode } from '../errors.js';
+import { AgentError, describeError, ExitCode } from '../lib/errors.js';
 import { netnsPrefix } from '../lib/exec.js';
 import { NETNS_NAME } from '../lib/validate.js';
 import type { ApplyRequest } from '../../hardening/apply-request.js';

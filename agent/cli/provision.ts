@@ -1,6 +1,6 @@
 import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 import { DaemonAbsentError, payloadOf, requestDaemon } from '../control/client.js';
 import type { DaemonStatus } from '../control/protocol.js';
 import { TpmLock } from '../tpm/tpm-lock.js';

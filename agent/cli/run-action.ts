@@ -1,4 +1,4 @@
-import { exitCodeOf, oneLine } from '../errors.js';
+import { exitCodeOf, oneLine } from '../lib/errors.js';
 
 /**
  * Runs a command's action: failures become one line on stderr and the error's exit code,

@@ -1,6 +1,6 @@
 import { loadConfig, requireIdScope } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { ExitCode } from '../errors.js';
+import { ExitCode } from '../lib/errors.js';
 import { Logger } from '../log/logger.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { agentVersion } from '../version.js';

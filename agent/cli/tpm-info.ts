@@ -1,5 +1,5 @@
 import { loadConfig } from '../config.js';
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 import { readSharedTpm } from '../control/shared-tpm.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../tpm/tpm-lock.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';

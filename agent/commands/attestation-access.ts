@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { AttestationAccess } from './command.js';
 import { CommandFailure } from './command.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import type { TpmClient } from '../tpm/tpm-client.js';
 import { MAX_REPLY_BYTES, type AttestReply } from '../attestation/attest-reply.js';
 import { AK_HANDLE } from '../attestation/attestation-key.js';

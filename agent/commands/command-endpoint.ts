@@ -1,5 +1,5 @@
 import type device from 'azure-iot-device';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { interceptMethodRequests } from '../azure-sdk/method-requests.js';
 import { clip } from '../lib/validate.js';
 import type { Logger } from '../log/logger.js';

@@ -1,4 +1,4 @@
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { clip } from '../lib/validate.js';
 import { activateAttestationKey } from './activate-attestation-key.js';
 import { applyHardening } from './apply-hardening.js';

@@ -1,4 +1,4 @@
-import { ExitCode } from '../errors.js';
+import { ExitCode } from '../lib/errors.js';
 import { defineCommand } from './command.js';
 
 /** Exit code of a requested restart: systemd's Restart=on-failure starts the agent again. */

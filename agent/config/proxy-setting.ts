@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 import { isHostName } from '../lib/host-name.js';
 
 /**

@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 
 /**
  * DPS accepts up to 128 characters: lowercase letters, digits and - . _ :, with no special

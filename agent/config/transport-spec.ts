@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 import { isHostName } from '../lib/host-name.js';
 
 /**

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 import { controlSocketPath, type ControlEvent, type ControlReply, type ControlRequest } from './protocol.js';
 import { parseReply } from './wire.js';
 

@@ -1,7 +1,7 @@
 import type { Client, Twin } from 'azure-iot-device';
 import { caBundle, loadTrust } from '../check/trust.js';
 import { requireIdScope, type AgentConfig } from '../config.js';
-import { AgentError, describeError } from '../errors.js';
+import { AgentError, describeError } from '../lib/errors.js';
 import { HubConnectError, HubSession, PROTOCOL_WORDS } from '../hub/session.js';
 import type { Logger } from '../log/logger.js';
 import type { ProxySettings } from '../config/proxy-setting.js';

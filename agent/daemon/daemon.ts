@@ -4,7 +4,7 @@ import type { Client, Twin } from 'azure-iot-device';
 import type { ControlReply, ControlRequest, DaemonSnapshot, DaemonState, DaemonStatus } from '../control/protocol.js';
 import { neededEndpoints } from '../commands/needed-endpoints.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { PRODUCTION_SITE, type HardeningSite } from '../hardening-bridge/site.js';
 import type { Logger } from '../log/logger.js';
 import { stepAfter, type ProvisionStep } from '../provisioning/flow.js';

@@ -3,7 +3,7 @@ import type { AppliedRecord, ApplyReport, DriftItem, HardeningEngine, VerifyRepo
 import type { MeasureHook } from '../../hardening/measure.js';
 import type { HostPort } from '../../hardening/probe.js';
 import { DEFAULT_STATE_DIR, Records, type VerifiedBy } from '../../hardening/records.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { bootId } from '../lib/boot-id.js';
 import { netnsPrefix } from '../lib/exec.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../lib/validate.js';

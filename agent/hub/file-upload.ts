@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Client } from 'azure-iot-device';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 
 /**
  * Trusts `ca` (PEM, tls.extraCaFile) for blob storage, beside the system's roots. The device

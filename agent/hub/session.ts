@@ -9,7 +9,7 @@ import { sdkMqttPacket } from '../azure-sdk/sdk-modules.js';
 import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
 import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
 import { sendWholePacketsOverWebSockets } from '../azure-sdk/websocket-packets.js';
-import { AgentError, describeError } from '../errors.js';
+import { AgentError, describeError } from '../lib/errors.js';
 import { withDeadline } from '../lib/deadline.js';
 import type { Logger } from '../log/logger.js';
 import type { ProxyTunnel } from '../network/proxy-agent.js';

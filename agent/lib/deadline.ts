@@ -11,7 +11,7 @@ export async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: (
       try {
         resolve(onTimeout());
       } catch (err) {
-        reject(err);
+        reject(err instanceof Error ? err : new Error(String(err)));
       }
     }, ms);
   });

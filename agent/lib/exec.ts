@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { AgentError } from '../errors.js';
+import { AgentError } from './errors.js';
 
 export interface ExecOptions {
   timeoutMs: number;

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import path from 'node:path';
-import { AgentError } from '../errors.js';
+import { AgentError } from './errors.js';
 
 /**
  * Reads, as root, a small file that a less trusted user writes in a directory of its own

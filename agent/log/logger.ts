@@ -1,4 +1,4 @@
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 
 /**
  * Structured logs, one event per line: `level=info event=state.changed from=connecting to=ready`.

@@ -2,7 +2,7 @@ import type { ClientRequest } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
-import { AgentError, describeError } from '../errors.js';
+import { AgentError, describeError } from '../lib/errors.js';
 import type { Proxy } from '../config/proxy-setting.js';
 
 /**

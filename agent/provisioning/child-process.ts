@@ -1,7 +1,7 @@
 import { errorClassesIn } from '../child/serialized-error.js';
 import * as childMessage from '../child/child-message.js';
 import { runChild } from '../child/run-child.js';
-import * as errors from '../errors.js';
+import * as errors from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 import * as proxy from '../network/proxy.js';
 import * as tpmClient from '../tpm/tpm-client.js';

@@ -1,4 +1,4 @@
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 import { parseRetryAfter } from '../retry/backoff.js';
 import type { DpsResponse } from './dps-transport.js';
 

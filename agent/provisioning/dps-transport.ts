@@ -55,7 +55,7 @@ function answersSeen(remember: (response: DpsResponse) => void, onDate?: DateObs
     return (err, body, response) => {
       const seen = response ?? (err as { response?: IncomingMessage } | undefined)?.response;
       if (seen) onDate?.(seen.headers?.date, sentAt, Date.now());
-      const retryAfter = seen?.headers?.['retry-after'];
+      const retryAfter = seen?.headers?.['retry-after'] as string | string[] | undefined;
       remember({
         statusCode: seen?.statusCode,
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,

@@ -1,5 +1,5 @@
 import { identityKeyHandleInUse, useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 import type { Proxy } from '../config/proxy-setting.js';
 import { IDENTITY_KEY_HANDLE } from '../tpm/identity.js';
 import type { TpmClient } from '../tpm/tpm-client.js';

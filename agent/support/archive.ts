@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { chmod, open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { create } from 'tar';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 
 /**
  * Packs `dir/<folder>` into a gzip'ed tar at `file`, created owner-only (0600) and never

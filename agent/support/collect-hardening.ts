@@ -7,7 +7,7 @@ import type { AppliedRecord } from '../../hardening/records.js';
 import { isHostController, renderSysctls, USB_DEVICES_DIR } from '../../hardening/render-host.js';
 import { parseFilterTable } from '../../hardening/restore-text.js';
 import { ProcSysctl } from '../../hardening/sysctl-io.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { netnsPrefix } from '../lib/exec.js';
 import type { CollectContext, Collector } from './collector.js';
 import type { BundleSources } from './sources.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { proxySettings } from '../network/proxy.js';
 import { readAssignment } from '../state/assignment-store.js';
 import type { CollectContext, Collector } from './collector.js';

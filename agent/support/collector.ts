@@ -1,5 +1,5 @@
 import { withDeadline } from '../lib/deadline.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import { execBounded, type ExecOutcome } from '../lib/exec.js';
 
 /** One file of a bundle: text as it is, or a value written as JSON. */

@@ -1,4 +1,4 @@
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 
 const UNIT_SECONDS = { s: 1, m: 60, h: 3_600, d: 86_400 } as const;
 /** The journal keeps weeks at most; a bundle of more is never what anyone needs. */

@@ -1,7 +1,7 @@
 import { jsonObject } from '../child/child-message.js';
 import { runChild } from '../child/run-child.js';
 import { errorClassesIn } from '../child/serialized-error.js';
-import * as errors from '../errors.js';
+import * as errors from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 
 /** Its probes give up after 5 s each; this bounds the whole answer. */

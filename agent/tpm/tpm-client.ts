@@ -1,5 +1,5 @@
 import { ReadPublicResponse, TPM_CC, TPM2_ReadPublic_REQUEST, Tpm, type ReqStructure, type RespStructure, type TpmError, type TPM_HANDLE } from './tss-lib.js';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 import { frameCommand, parseResponse } from './command-frame.js';
 import { describeResponseCode, responseCodeOf } from './response-code.js';
 import { TpmUnavailableError, type TpmTransport } from './transport.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { AgentError } from '../errors.js';
+import { AgentError } from '../lib/errors.js';
 import { PidLock, type LockHolder } from '../lib/pid-lock.js';
 
 const LOCK_NAME = 'tpm.lock';

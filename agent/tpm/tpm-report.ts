@@ -1,4 +1,4 @@
-import { AgentError, describeError } from '../errors.js';
+import { AgentError, describeError } from '../lib/errors.js';
 import { EK_HANDLE, IDENTITY_KEY_HANDLE, readPersistent, SRK_HANDLE } from './identity.js';
 import { registrationIdFromEndorsementKey } from './registration-id.js';
 import { TpmCommandError, type TpmClient } from './tpm-client.js';

@@ -1,5 +1,5 @@
 import { TPM_CC } from './tss-lib.js';
-import { AgentError, ExitCode } from '../errors.js';
+import { AgentError, ExitCode } from '../lib/errors.js';
 import type { TransportSpec } from '../config/transport-spec.js';
 
 /** A way to hand raw TPM 2.0 command buffers to a TPM and get its responses back. */

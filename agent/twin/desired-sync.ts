@@ -1,4 +1,4 @@
-import { describeError } from '../errors.js';
+import { describeError } from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ReportedProperties } from './reporter.js';
 import { ack, checkWritable, desiredVersion, WRITABLE_PROPERTIES, type WritableProperty } from './writable.js';

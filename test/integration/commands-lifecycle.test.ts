@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExitCode } from '../../agent/errors.js';
+import { ExitCode } from '../../agent/lib/errors.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { DeviceCloud } from '../support/device-cloud.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';

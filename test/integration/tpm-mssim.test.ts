@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { oneLine } from '../../agent/errors.js';
+import { oneLine } from '../../agent/lib/errors.js';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 import { MssimBridge } from '../support/mssim-bridge.js';

@@ -6,7 +6,7 @@ import { rootCertificates } from 'node:tls';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentError } from '../../agent/errors.js';
+import { AgentError } from '../../agent/lib/errors.js';
 import { trustForBlobStorage, uploadThroughHub } from '../../agent/hub/file-upload.js';
 
 describe('trusting tls.extraCaFile for blob storage', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CommandFailure } from '../../agent/commands/command.js';
 import { MAX_LOG_LINES, MAX_LOG_PAYLOAD_BYTES } from '../../agent/commands/get-logs.js';
 import { CommandRegistry } from '../../agent/commands/registry.js';
-import { ExitCode } from '../../agent/errors.js';
+import { ExitCode } from '../../agent/lib/errors.js';
 import type { HardeningStatus } from '../../agent/hardening-bridge/access.js';
 import { Logger } from '../../agent/log/logger.js';
 import type { ApplyReport } from '../../hardening/engine.js';

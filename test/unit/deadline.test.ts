@@ -40,15 +40,15 @@ describe('a retry loop until a deadline', () => {
   function clock(start = 0) {
     let t = start;
     const slept: number[] = [];
-    return { now: () => t, sleep: async (ms: number) => { slept.push(ms); t += ms; }, advance: (ms: number) => { t += ms; }, slept };
+    return { now: () => t, sleep: (ms: number) => { slept.push(ms); t += ms; return Promise.resolve(); }, advance: (ms: number) => { t += ms; }, slept };
   }
 
   it('tries again every interval until a try is done, and says after how many rounds', async () => {
     const c = clock();
     let tries = 0;
-    const outcome = await retryUntilDeadline({ deadline: 10_000, intervalMs: 2_000, now: c.now, sleep: c.sleep }, async () => {
+    const outcome = await retryUntilDeadline({ deadline: 10_000, intervalMs: 2_000, now: c.now, sleep: c.sleep }, () => {
       tries++;
-      return { done: tries === 3, value: `try ${tries}` };
+      return Promise.resolve({ done: tries === 3, value: `try ${tries}` });
     });
     expect(outcome).toEqual({ done: true, value: 'try 3', rounds: 3 });
     expect(c.slept).toEqual([2_000, 2_000]);
@@ -57,9 +57,9 @@ describe('a retry loop until a deadline', () => {
   it('gives up at the deadline with the last try\'s value, shortening the last pause to what is left', async () => {
     const c = clock();
     const left: number[] = [];
-    const outcome = await retryUntilDeadline({ deadline: 5_000, intervalMs: 2_000, now: c.now, sleep: c.sleep }, async (msLeft) => {
+    const outcome = await retryUntilDeadline({ deadline: 5_000, intervalMs: 2_000, now: c.now, sleep: c.sleep }, (msLeft) => {
       left.push(msLeft);
-      return { done: false, value: msLeft };
+      return Promise.resolve({ done: false, value: msLeft });
     });
     expect(outcome).toEqual({ done: false, value: 0, rounds: 4 });
     expect(left).toEqual([5_000, 3_000, 1_000, 0]);
@@ -68,21 +68,19 @@ describe('a retry loop until a deadline', () => {
 
   it('tries once when the deadline has already passed', async () => {
     const c = clock(20_000);
-    const outcome = await retryUntilDeadline({ deadline: 10_000, intervalMs: 1_000, now: c.now, sleep: c.sleep }, async () => ({ done: false, value: 'late' }));
+    const outcome = await retryUntilDeadline({ deadline: 10_000, intervalMs: 1_000, now: c.now, sleep: c.sleep }, () => Promise.resolve({ done: false, value: 'late' }));
     expect(outcome).toEqual({ done: false, value: 'late', rounds: 1 });
     expect(c.slept).toEqual([]);
   });
 
   it('stops after a bounded number of rounds when the clock stands still', async () => {
-    const outcome = await retryUntilDeadline({ deadline: 6_000, intervalMs: 3_000, now: () => 0, sleep: async () => undefined }, async () => ({ done: false, value: null }));
+    const outcome = await retryUntilDeadline({ deadline: 6_000, intervalMs: 3_000, now: () => 0, sleep: () => Promise.resolve() }, () => Promise.resolve({ done: false, value: null }));
     expect(outcome.rounds).toBe(4);
   });
 
   it('ends with the error of a try that throws', async () => {
     const c = clock();
-    await expect(retryUntilDeadline({ deadline: 60_000, intervalMs: 1_000, now: c.now, sleep: c.sleep }, async () => {
-      throw new Error('refused');
-    })).rejects.toThrow('refused');
+    await expect(retryUntilDeadline({ deadline: 60_000, intervalMs: 1_000, now: c.now, sleep: c.sleep }, () => Promise.reject(new Error('refused')))).rejects.toThrow('refused');
     expect(c.slept).toEqual([]);
   });
 });

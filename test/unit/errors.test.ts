@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentError, describeError, ExitCode, exitCodeOf, oneLine } from '../../agent/errors.js';
+import { AgentError, describeError, ExitCode, exitCodeOf, oneLine } from '../../agent/lib/errors.js';
 
 describe('errors for people', () => {
   it('chains causes into one line with the hint last', () => {

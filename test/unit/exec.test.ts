@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeError } from '../../agent/errors.js';
+import { describeError } from '../../agent/lib/errors.js';
 import { execBounded, ExecRunner, netnsPrefix } from '../../agent/lib/exec.js';
 
 describe('the exec runner', () => {

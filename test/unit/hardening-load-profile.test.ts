@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentError } from '../../agent/errors.js';
+import { AgentError } from '../../agent/lib/errors.js';
 import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
 import { loadProfile, loadProfileByName, mergeProfiles, parseProfileText, SITE_PROFILE_DIR } from '../../hardening/load-profile.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../../agent/lib/validate.js';

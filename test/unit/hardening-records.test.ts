@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentError } from '../../agent/errors.js';
+import { AgentError } from '../../agent/lib/errors.js';
 import { profileHash } from '../../hardening/profile.js';
 import { CorruptRecordError, RecordFile, Records } from '../../hardening/records.js';
 import { builtinProfile } from '../support/hardening-profiles.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentError } from '../../agent/errors.js';
+import { AgentError } from '../../agent/lib/errors.js';
 import { isHostName } from '../../agent/lib/host-name.js';
 import { readUntrustedFile } from '../../agent/lib/untrusted-file.js';
 import { quoted } from '../../agent/lib/validate.js';

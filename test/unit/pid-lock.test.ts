@@ -111,11 +111,9 @@ describe('the pid lock', () => {
 
   it('holds the lock exactly while the action runs, and releases it when the action throws', async () => {
     const file = fresh('with');
-    expect(await withPidLock(file, options(), async () => existsSync(file))).toBe(true);
+    expect(await withPidLock(file, options(), () => Promise.resolve(existsSync(file)))).toBe(true);
     expect(existsSync(file)).toBe(false);
-    await expect(withPidLock(file, options(), async () => {
-      throw new Error('action failed');
-    })).rejects.toThrow('action failed');
+    await expect(withPidLock(file, options(), () => Promise.reject(new Error('action failed')))).rejects.toThrow('action failed');
     expect(existsSync(file)).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentError } from '../../agent/errors.js';
+import { AgentError } from '../../agent/lib/errors.js';
 import { classifyDpsFailure, DpsError } from '../../agent/provisioning/dps-error.js';
 import type { DpsResponse } from '../../agent/provisioning/dps-transport.js';
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { AgentError, ExitCode } from '../../agent/errors.js';
+import { AgentError, ExitCode } from '../../agent/lib/errors.js';
 import { checkRegistrationId } from '../../agent/config/registration-id-check.js';
 import { base32Lower, registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 

@@ -10,7 +10,7 @@ const urlOf = (file: string) => pathToFileURL(path.join(repo, file)).href;
 
 describe('requireCopy', () => {
   it('reaches the copy the SDK loads: the ws inside azure-iot-mqtt-base, not the one at the top', () => {
-    const nested = createRequire(path.join(repo, 'node_modules/azure-iot-mqtt-base/node_modules/mqtt/package.json'))('ws');
+    const nested: unknown = createRequire(path.join(repo, 'node_modules/azure-iot-mqtt-base/node_modules/mqtt/package.json'))('ws');
     expect(requireCopy(urlOf('agent/azure-sdk/sdk-modules.ts'), 'ws')).toBe(nested);
     expect(requireCopy(urlOf('agent/azure-sdk/sdk-modules.ts'), 'ws')).not.toBe(createRequire(import.meta.url)('ws'));
   });

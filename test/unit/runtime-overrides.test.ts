@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentError, ExitCode } from '../../agent/errors.js';
+import { AgentError, ExitCode } from '../../agent/lib/errors.js';
 import { PRODUCTION_SITE } from '../../agent/hardening-bridge/site.js';
 import { FAST_BACKOFF, parseHardeningSite, parseRebootOverride, parseTestTimings, runtimeOverrides } from '../../agent/runtime-overrides.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentError, describeError, ExitCode, oneLine } from '../../agent/errors.js';
+import { AgentError, describeError, ExitCode, oneLine } from '../../agent/lib/errors.js';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
 import { deserializeError, errorClassesIn, serializeError } from '../../agent/child/serialized-error.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { list } from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentError } from '../../agent/errors.js';
+import { AgentError } from '../../agent/lib/errors.js';
 import { writeArchive } from '../../agent/support/archive.js';
 import { execBounded } from '../../agent/lib/exec.js';
 import { daemonLogCollector, journalCollector, MAX_JOURNAL_BYTES } from '../../agent/support/collect-logs.js';

@@ -1,6 +1,6 @@
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ExitCode } from '../../agent/errors.js';
+import { ExitCode } from '../../agent/lib/errors.js';
 import { DeviceTransport } from '../../agent/tpm/device-transport.js';
 import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ExitCode } from '../../agent/errors.js';
+import { ExitCode } from '../../agent/lib/errors.js';
 import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { base32Lower } from '../../agent/tpm/registration-id.js';
 import { TpmClient, TpmCommandError } from '../../agent/tpm/tpm-client.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExitCode } from '../../agent/errors.js';
+import { ExitCode } from '../../agent/lib/errors.js';
 import { formatTransport, parseTransport, TransportSpecError } from '../../agent/config/transport-spec.js';
 
 describe('TPM transport strings', () => {
