@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { EXEC_WITH_A_SHELL, layering } from './eslint.layers.js';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'scripts/npm-stubs/', '.stryker-tmp/'] },
@@ -11,10 +12,7 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      'no-restricted-imports': ['error', {
-        paths: [{ name: 'child_process', importNames: ['exec', 'execSync'], message: 'Use execFile with a fixed argv.' },
-                { name: 'node:child_process', importNames: ['exec', 'execSync'], message: 'Use execFile with a fixed argv.' }],
-      }],
+      'no-restricted-imports': ['error', { paths: EXEC_WITH_A_SHELL }],
     },
   },
   { ...tseslint.configs.disableTypeChecked, files: ['**/*.js', '**/*.cjs', '**/*.mjs'] },
@@ -22,4 +20,6 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
+  // ARCHITECTURE.md's layers: nothing imports upward, production never imports test/.
+  ...layering(),
 );
