@@ -12,6 +12,9 @@ import { clientFor } from '../support/tpm.js';
 import { TpmDeviceBridge } from '../support/tpm-device-bridge.js';
 
 export type TransportKind = 'swtpm' | 'mssim' | 'device';
+/** Boards started together, and how long a batch may take to be ready. */
+const BATCH = 10;
+const BATCH_READY_MS = 300_000;
 const KINDS: readonly TransportKind[] = ['swtpm', 'mssim', 'device'];
 
 /** One board of the fleet: a real agent with its own swtpm, state and transport. */
@@ -68,9 +71,12 @@ export class Fleet {
     });
     const fleet = new Fleet(cloud, serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca), options);
     try {
-      // A few at a time: each first start creates an EK in its swtpm and registers with DPS.
-      for (let i = 0; i < options.devices; i += 10) {
-        await Promise.all(Array.from({ length: Math.min(10, options.devices - i) }, (_, j) => fleet.addBoard(i + j)));
+      // A few at a time, each batch ready before the next starts: a first start creates an EK
+      // in its swtpm, registers with DPS and starts node, and fifty of those at once on two
+      // cores starve the TPMs past their command deadline.
+      for (let i = 0; i < options.devices; i += BATCH) {
+        await Promise.all(Array.from({ length: Math.min(BATCH, options.devices - i) }, (_, j) => fleet.addBoard(i + j)));
+        await fleet.waitUntil('a batch of boards ready', (s) => s.connected === fleet.boards.length, BATCH_READY_MS);
       }
     } catch (err) {
       await fleet.stop();
