@@ -43,9 +43,10 @@ describe('the device transport on a slow TPM device', () => {
   it('keeps the event loop responsive (largest lag under 20 ms) while the TPM takes 500 ms', async () => {
     const transport = new DeviceTransport(devicePath);
     try {
-      // Best of three runs: the bound is about the transport, not about a busy CI neighbour.
+      // Best of five runs: the bound is about the transport, not about a busy CI neighbour
+      // (two test files run at once on two cores; a neighbour's burst can deschedule this one).
       const lags: number[] = [];
-      for (let i = 0; i < 3 && !lags.some((lag) => lag < 20); i++) {
+      for (let i = 0; i < 5 && !lags.some((lag) => lag < 20); i++) {
         const t0 = performance.now();
         let response: Buffer | undefined;
         lags.push(await largestLagDuring(async () => { response = await transport.transmit(GET_RANDOM_8); }));

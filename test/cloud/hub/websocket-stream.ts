@@ -7,6 +7,9 @@ import type { WebSocket } from 'ws';
  * `_writev` takes them together). MQTT 3.1.1 §6 allows any split; a server that sends a
  * frame per piece makes a proxy with Nagle's algorithm hold the pieces for delayed ACKs.
  */
+/** How long a closing WebSocket waits for the peer's close frame before the socket is cut. */
+const CLOSE_GRACE_MS = 1_000;
+
 export function packetStream(ws: WebSocket): Duplex {
   const stream = new Duplex({
     read() {
@@ -22,8 +25,16 @@ export function packetStream(ws: WebSocket): Duplex {
       ws.close();
       done();
     },
+    // The broker destroys a connection right after writing its last packet (a refusing
+    // CONNACK): IoT Hub delivers that CONNACK before it closes (Learn, MQTT support,
+    // "CONNACK ... 0x05 Connection refused, not authorized"), so the socket is closed
+    // after what was sent has gone, and cut only on an error or when the peer never answers.
     destroy(err, done) {
-      ws.terminate();
+      if (err) ws.terminate();
+      else {
+        ws.close();
+        setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+      }
       done(err);
     },
   });
