@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { STABLE_SESSION_MS } from '../agent/retry/connection-policy.js';
 import { Fleet } from '../test/fleet/fleet.js';
 import { median } from './stats.js';
 
@@ -17,7 +18,10 @@ export async function run(): Promise<void> {
   try {
     await fleet.waitUntil('all boards ready', (s) => s.connected === devices, 600_000);
     process.stdout.write(`${devices} agents ready after ${((Date.now() - t0) / 1000).toFixed(0)} s (cold: EK, DPS, hub)\n`);
-    await new Promise((r) => setTimeout(r, 5_000));
+    // A fleet in its steady state: every session has lasted long enough to count as working,
+    // so losing the hub spreads the reconnects (a session that drops soon after connecting
+    // is a throttled one, and backs off instead).
+    await new Promise((r) => setTimeout(r, STABLE_SESSION_MS + 5_000));
     const registrations = fleet.cloud.dps.counters.registrations;
     const connectTimes: number[] = [];
     let last = fleet.hub.counters.connects;
