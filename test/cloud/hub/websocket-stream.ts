@@ -1,15 +1,15 @@
 import { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 
+/** How long a closing WebSocket waits for the peer's close frame before the socket is cut. */
+const CLOSE_GRACE_MS = 1_000;
+
 /**
  * A WebSocket as the byte stream aedes reads and writes, one binary message per MQTT packet
  * the broker writes (mqtt-packet writes a packet in pieces between a cork and an uncork:
  * `_writev` takes them together). MQTT 3.1.1 §6 allows any split; a server that sends a
  * frame per piece makes a proxy with Nagle's algorithm hold the pieces for delayed ACKs.
  */
-/** How long a closing WebSocket waits for the peer's close frame before the socket is cut. */
-const CLOSE_GRACE_MS = 1_000;
-
 export function packetStream(ws: WebSocket): Duplex {
   const stream = new Duplex({
     read() {
