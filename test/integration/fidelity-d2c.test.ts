@@ -75,7 +75,9 @@ describe('a used-up daily quota', () => {
     await new Promise((r) => setTimeout(r, 8_000));
     const attempts = dc.hub.counters.quotaRefusals - refusedAt;
     expect(attempts).toBeGreaterThan(0);
-    expect(attempts).toBeLessThanOrEqual(15); // the test backoff grows to 2 s (5 min in production): a storm would be hundreds
+    // Each attempt can be counted twice (the refused CONNECT, and a publish the hub refuses before it
+    // closes); the test backoff grows to 2 s (5 min in production): a storm would be hundreds.
+    expect(attempts).toBeLessThanOrEqual(30);
     expect(dc.cloud.dps.counters.registrations).toBe(registrations);
     const before = dc.d2c('health').length;
     dc.hub.configure({});
