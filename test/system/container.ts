@@ -98,10 +98,13 @@ export class BootedContainer {
     const output: string[] = [];
     child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const deadline = Date.now() + timeoutMs;
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    const t0 = Date.now();
     let leader: number | undefined;
-    while (Date.now() < deadline && child.exitCode === null) {
-      leader ??= childOf(child.pid!);
+    while (Date.now() - t0 < timeoutMs && child.exitCode === null) {
+      // Re-read every time: nspawn's first child is a short-lived helper that clones the
+      // container's init and exits; a pid taken from that moment names nothing later.
+      leader = containerInit(child.pid!);
       if (leader !== undefined) {
         const state = await enter(leader, ['systemctl', 'is-system-running']).catch(() => undefined);
         if (state && ['running', 'degraded'].includes(state.stdout.trim())) {
@@ -113,9 +116,14 @@ export class BootedContainer {
       await sleep(250);
     }
     // What boot still waits for, before the container goes.
-    const waiting = leader === undefined ? '' : (await enter(leader, ['sh', '-c', 'systemctl list-jobs --no-pager; journalctl -b -n 40 --no-pager'])).stdout;
+    const waiting = leader === undefined ? '(no container init found)' : (await enter(leader, ['sh', '-c', 'systemctl list-jobs --no-pager; journalctl -b -n 40 --no-pager'])).stdout;
+    const exited = child.exitCode;
     child.kill('SIGKILL');
-    throw new Error(`container did not finish booting within ${timeoutMs} ms:\n${output.join('').slice(-2000)}\n${waiting.slice(-6000)}`);
+    // nspawn killed outright leaves its init running in the caller's cgroup; it goes too.
+    if (leader !== undefined) killQuietly(leader);
+    await Promise.race([closed, sleep(5_000)]);
+    const how = exited === null ? `did not finish booting within ${timeoutMs} ms` : `exited ${exited} after ${Date.now() - t0} ms`;
+    throw new Error(`container ${how}:\n${output.join('').slice(-2000)}\n${waiting.slice(-6000)}`);
   }
 
   /** Runs a command inside the container (all its namespaces), with a fixed argv. */
@@ -173,12 +181,24 @@ function enter(leader: number, argv: string[], options: { timeoutMs?: number; en
   });
 }
 
-function childOf(pid: number): number | undefined {
+/** The container's init: nspawn's child whose pid in its own namespace is 1. */
+function containerInit(nspawn: number): number | undefined {
   try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    return children[0];
+    const children = readFileSync(`/proc/${nspawn}/task/${nspawn}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return children.find((pid) => {
+      const nspid = (/^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').trim().split(/\s+/);
+      return nspid.length > 1 && nspid.at(-1) === '1';
+    });
   } catch {
     return undefined;
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
 
