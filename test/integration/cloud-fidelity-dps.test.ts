@@ -26,7 +26,7 @@ describe('local DPS, as documented', () => {
 
   beforeAll(async () => {
     stateDir = mkdtempSync(path.join(tmpdir(), 'cloud-fidelity-dps-'));
-    dps = await startDps({ address: randomLoopbackAddress(), stateDir, linkedHubs: [hub], retryAfterSeconds: 2 });
+    dps = await startDps({ address: randomLoopbackAddress(), stateDir, linkedHubs: [hub] });
     agent = new https.Agent({ ca: dps.ca, keepAlive: true });
     target = { host: dps.host, idScope: dps.idScope, agent };
   });
@@ -43,7 +43,7 @@ describe('local DPS, as documented', () => {
     return tpm;
   };
 
-  it('sends Date on every answer and Retry-After on every 202', async () => {
+  it('sends Date on every answer and, by default, the real service\'s Retry-After of 3 s on every 202', async () => {
     const tpm = enrolled('dated');
     dps.faults.assignmentDelayMs = 500;
     const challenge = await requestChallenge(target, tpm, 'dated');
@@ -55,7 +55,7 @@ describe('local DPS, as documented', () => {
     const refused = await dpsRequest(target, 'GET', '/nope');
     expect([challenge.status, accepted.status, polled.status, done.status, refused.status]).toEqual([401, 202, 202, 200, 404]);
     for (const res of [challenge, accepted, polled, done, refused]) expect(Date.parse(String(res.headers.date))).toBeGreaterThan(Date.now() - 60_000);
-    expect([accepted.headers['retry-after'], polled.headers['retry-after']]).toEqual(['2', '2']);
+    expect([accepted.headers['retry-after'], polled.headers['retry-after']]).toEqual(['3', '3']);
   });
 
   it(`throttles status polls beyond ${POLLS_PER_WINDOW} in 10 s for one device with 429 and a Retry-After of at most 10 s`, async () => {

@@ -67,6 +67,13 @@ const ENROLLMENT_PATH = /^\/enrollments\/([^/]+)$/;
 const BODY_LIMIT = 64 * 1024;
 
 /** Starts the local DPS on https://<address>:443. */
+/**
+ * What DPS answers a registration in progress with: `retry-after=3` in the real service's
+ * traces on Microsoft Learn (IoT Central's "Create and connect a client application"
+ * tutorial, the C sample's MQTT log) and in the Azure SDK for C's tests of DPS responses.
+ */
+export const DPS_RETRY_AFTER_SECONDS = 3;
+
 export async function startDps(options: DpsOptions): Promise<Dps> {
   const host = options.hostName ?? options.address;
   const state = new DpsState(path.join(options.stateDir, 'dps'), { idScope: options.idScope, serviceKey: options.serviceKey });
@@ -75,7 +82,7 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
   const hubNames = options.linkedHubs.map((h) => h.hostName);
   const faults = new Faults();
   const registrationOptions = {
-    idScope, linkedHubs: options.linkedHubs, allocation: options.allocation ?? 'hashed', retryAfterSeconds: options.retryAfterSeconds ?? 2,
+    idScope, linkedHubs: options.linkedHubs, allocation: options.allocation ?? 'hashed', retryAfterSeconds: options.retryAfterSeconds ?? DPS_RETRY_AFTER_SECONDS,
     disabledEnrollment: options.behaviour?.disabledEnrollment ?? 'status', faults,
   };
   const registrations = new Registrations(state, registrationOptions);
