@@ -3,7 +3,7 @@ export type CheckStatus = 'pass' | 'warn' | 'fail';
 
 /** The checks in the order they are printed, whatever order they finish in. */
 export const CHECK_IDS = [
-  'config', 'tpm', 'identity', 'clock', 'state', 'state-dir', 'proxy', 'dps-dns', 'dps-tls', 'hub-dns', 'hub-tls', 'hub-wss', 'hub-choice',
+  'config', 'tpm', 'identity', 'clock', 'state', 'state-dir', 'dps-hold', 'proxy', 'dps-dns', 'dps-tls', 'hub-dns', 'hub-tls', 'hub-wss', 'hub-choice',
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 

@@ -4,6 +4,7 @@ import { offsetFromDate } from '../time/service-clock.js';
 import { fetchServiceDate } from '../time/service-date.js';
 import { checkClock, type MeasuredOffset } from './clock-check.js';
 import { checkConfig } from './config-check.js';
+import { checkDpsHold, type DpsHoldCheckOptions } from './dps-hold-check.js';
 import { withDeadline } from '../lib/deadline.js';
 import { endpointProxy } from '../network/proxy.js';
 import { readHubProtocolMemory } from '../state/hub-protocol-memory.js';
@@ -25,10 +26,16 @@ export interface CheckOptions {
   tpmCommandTimeoutMs?: number;
   /** How the TPM is read: the daemon passes its own connection; the CLI asks the daemon or opens it. */
   tpmRead?: TpmCheckOptions['read'];
+  /** How long the running daemon may take to tell its status. */
+  daemonTimeoutMs?: number;
+  /** How the daemon's status is read: the daemon passes its own; the CLI asks the daemon, if one runs. */
+  daemonStatus?: DpsHoldCheckOptions['read'];
 }
 
 export const NETWORK_TIMEOUT_MS = 5_000;
 export const TPM_COMMAND_TIMEOUT_MS = 4_000;
+/** The daemon's status is in its memory: a daemon that takes longer is stuck. */
+export const DAEMON_STATUS_TIMEOUT_MS = 3_000;
 /** Slack on top of a group's own deadlines before the runner gives up on it. */
 const GUARD_SLACK_MS = 1_000;
 
@@ -44,13 +51,14 @@ const GUARD_SLACK_MS = 1_000;
  *   device cannot do that step either. A hub that is not known yet is a warning.
  *
  * Runs every check and returns their results in CHECK_IDS order. Local facts (config,
- * state, CA file) come first because the rest depend on them; then the TPM and the two
- * endpoints run side by side. Each group has a deadline, so the whole run takes about
+ * state, CA file) come first because the rest depend on them; then the TPM, the running
+ * daemon's hold on DPS and the two endpoints run side by side. Each group has a deadline, so the whole run takes about
  * two network steps at worst (a DNS lookup and a handshake, 10 s), however much hangs.
  */
 export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
   const networkMs = options.networkTimeoutMs ?? NETWORK_TIMEOUT_MS;
   const tpmMs = options.tpmCommandTimeoutMs ?? TPM_COMMAND_TIMEOUT_MS;
+  const daemonMs = options.daemonTimeoutMs ?? DAEMON_STATUS_TIMEOUT_MS;
   const now = options.now ?? (() => new Date());
 
   const { result: configResult, config } = await checkConfig(options.configPath);
@@ -64,7 +72,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
   const endpointMs = 2 * networkMs + GUARD_SLACK_MS;
   const noHub = stored.status === 'invalid' ? 'the cached assignment is not usable (see state)' : 'not provisioned';
 
-  const [tpm, network, measured] = await Promise.all([
+  const [tpm, hold, network, measured] = await Promise.all([
     guard(checkTpm({
       transport: options.tpmOverride || config.tpm.transport,
       origin: options.tpmOverride ? 'IOT_AGENT_TPM' : 'tpm.transport',
@@ -73,6 +81,8 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
       runtimeDir: config.runtimeDir,
       read: options.tpmRead,
     }), ['tpm', 'identity'], 2 * tpmMs + GUARD_SLACK_MS),
+    guard(checkDpsHold({ runtimeDir: config.runtimeDir, now: now(), timeoutMs: daemonMs, read: options.daemonStatus }).then((r) => [r]),
+      ['dps-hold'], daemonMs + GUARD_SLACK_MS),
     guard(checkNetwork({ config, trust, hub, noHub, memory: learnt.memory, stepMs: networkMs }), NETWORK_CHECK_IDS, endpointMs),
     // One network step at most: the offset is a nicety beside the checks that must finish.
     trust.ok ? withDeadline(measureOffset(config, trust.ca, networkMs), networkMs, () => undefined) : undefined,
@@ -80,7 +90,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
 
   const results = [
     configResult, ...tpm, checkClock(now(), measured), describeAssignment(stored, config), describeStateDir(config.stateDir, stateDir),
-    ...network,
+    ...hold, ...network,
   ];
   return CHECK_IDS.map((id) => results.find((r) => r.id === id)!);
 }

@@ -45,10 +45,11 @@ describe('check: the whole run', () => {
     expect(results.map((r) => r.id)).toEqual([...CHECK_IDS]);
     expect(results.map((r) => [r.id, r.status])).toEqual([
       ['config', 'pass'], ['tpm', 'pass'], ['identity', 'warn'], ['clock', 'pass'], ['state', 'warn'], ['state-dir', 'pass'],
-      ['proxy', 'pass'], ['dps-dns', 'pass'], ['dps-tls', 'fail'], ['hub-dns', 'warn'], ['hub-tls', 'warn'], ['hub-wss', 'warn'], ['hub-choice', 'warn'],
+      ['dps-hold', 'pass'], ['proxy', 'pass'], ['dps-dns', 'pass'], ['dps-tls', 'fail'], ['hub-dns', 'warn'], ['hub-tls', 'warn'], ['hub-wss', 'warn'], ['hub-choice', 'warn'],
     ]);
     expect(results[3]!.message).toBe('system time 2026-11-26T12:00:00Z is plausible (the service\'s time was not measured)');
-    expect(results[9]).toEqual({ id: 'hub-dns', status: 'warn', message: 'not provisioned, no hub known', hint: 'the hub is known once DPS has assigned one' });
+    expect(results[6]!.message).toMatch(/^no daemon running: /);
+    expect(results[10]).toEqual({ id: 'hub-dns', status: 'warn', message: 'not provisioned, no hub known', hint: 'the hub is known once DPS has assigned one' });
   });
 
   it('checks the assigned hub once there is a cached assignment', async () => {
@@ -99,6 +100,14 @@ describe('check: the whole run', () => {
       { id: 'tpm', status: 'fail', message: 'did not finish within 1.2 s', hint: 'something hangs: see the other checks' },
       { id: 'identity', status: 'fail', message: 'did not finish within 1.2 s', hint: 'something hangs: see the other checks' },
     ]);
+  });
+
+  it('warns, not fails, when the running daemon does not tell its hold on DPS in time', async () => {
+    const { configPath } = board();
+    const t0 = performance.now();
+    const results = await runChecks(options(configPath, { daemonTimeoutMs: 100, daemonStatus: () => new Promise(() => undefined) }));
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(results.find((r) => r.id === 'dps-hold')).toMatchObject({ status: 'warn', message: 'the running daemon did not say whether DPS is held off: no answer within 0.1 s' });
   });
 
   it('fails the TPM checks, not the run, when the check itself breaks', async () => {

@@ -72,10 +72,10 @@ describe('iot-agent check', () => {
     expect(result).toBe(1);
     expect(stderr).toBe('');
     const lines = stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(14);
+    expect(lines).toHaveLength(15);
     expect(lines[0]).toMatch(/^PASS {2}config {5}/);
     expect(lines[1]).toMatch(/^FAIL {2}tpm {8}TPM unreachable \(swtpm:host=127\.0\.0\.1,port=\d+\): /);
-    expect(lines[13]).toMatch(/^13 checks: \d+ passed, \d+ warned, \d+ failed: the device is not ready$/);
+    expect(lines[14]).toMatch(/^14 checks: \d+ passed, \d+ warned, \d+ failed: the device is not ready$/);
   });
 
   it('prints exactly one JSON object with --json, reading the TPM named by IOT_AGENT_TPM', async () => {
@@ -85,8 +85,28 @@ describe('iot-agent check', () => {
     const { result, stdout } = await captureOutput(() => check({ config: configPath, json: true }, overrides));
     expect(result).toBe(1);
     const parsed = JSON.parse(stdout) as { checks: { id: string; message: string }[] };
-    expect(parsed.checks.map((c) => c.id)).toEqual(['config', 'tpm', 'identity', 'clock', 'state', 'state-dir', 'proxy', 'dps-dns', 'dps-tls', 'hub-dns', 'hub-tls', 'hub-wss', 'hub-choice']);
+    expect(parsed.checks.map((c) => c.id)).toEqual(['config', 'tpm', 'identity', 'clock', 'state', 'state-dir', 'dps-hold', 'proxy', 'dps-dns', 'dps-tls', 'hub-dns', 'hub-tls', 'hub-wss', 'hub-choice']);
     expect(parsed.checks[1]!.message).toContain(`swtpm:host=127.0.0.1,port=${port} from IOT_AGENT_TPM`);
+  });
+});
+
+describe('iot-agent check with a running daemon', () => {
+  it('fails when the daemon says DPS will not assign the device until an operator acts, and prints why and when it asks again', async () => {
+    const { configPath, runtimeDir, port } = await board();
+    const disabled = 'provisioning failed: DPS 127.0.0.1 (ID scope 0ne0012ABCD, registration board-17) ended the registration with status "disabled": the enrollment is disabled';
+    await daemonAnswering(runtimeDir, handling((request, reply) => {
+      if (request.op === 'tpm') reply({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`) });
+      else reply({ event: 'status', ...daemonStatus(), state: 'degraded', operatorMustAct: true, dpsHeldOffUntil: '2099-01-01T06:00:00.000Z',
+        lastError: { message: disabled, at: '2026-11-26T11:59:00.000Z' } });
+    }));
+    const { result, stdout } = await captureOutput(() => check({ config: configPath, json: true }, {}));
+    expect(result).toBe(1);
+    const checks = (JSON.parse(stdout) as { checks: { id: string; status: string; message: string; hint?: string }[] }).checks;
+    expect(checks.find((c) => c.id === 'tpm')).toMatchObject({ status: 'pass', message: stringContaining('via the running daemon, pid 4242') });
+    expect(checks.find((c) => c.id === 'dps-hold')).toEqual({
+      id: 'dps-hold', status: 'fail', message: `DPS will not assign this device until an operator acts (daemon pid 4242): ${disabled}`,
+      hint: 'an operator must enable or fix this device\'s enrollment in DPS; the daemon asks DPS again at 2099-01-01T06:00:00.000Z, or at once with `iot-agent provision`',
+    });
   });
 });
 
