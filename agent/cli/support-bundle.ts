@@ -36,7 +36,8 @@ export async function supportBundle(options: SupportBundleOptions, overrides: Ru
     daemon,
     status: async () => (daemon ? { ...daemon.status, daemon: 'running' } : statusReport(config)),
     readTpm: () => readSharedTpm({ runtimeDir: config.runtimeDir, spec: parseTransport(tpmOverride ?? config.tpm.transport) }),
-    runChecks: () => runChecks({ configPath: options.config, tpmOverride }),
+    // The hold the bundle's status shows: one snapshot, not a second question to the daemon.
+    runChecks: () => runChecks({ configPath: options.config, tpmOverride, daemonStatus: daemon && (() => Promise.resolve(daemon.status)) }),
     hardening: overrides.hardeningSite ?? PRODUCTION_SITE,
   };
   const result = await buildBundle(sources, options.output ?? '.');

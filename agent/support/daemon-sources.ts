@@ -30,7 +30,9 @@ export function buildInDaemon(live: LiveDaemon, since: Date, outputDir: string, 
     daemon: snapshot,
     status: () => Promise.resolve({ ...snapshot.status, daemon: 'running' as const }),
     readTpm,
-    runChecks: () => runChecks({ configPath: live.configPath, tpmOverride: undefined, tpmRead: readTpm }),
+    runChecks: () => runChecks({
+      configPath: live.configPath, tpmOverride: undefined, tpmRead: readTpm, daemonStatus: () => Promise.resolve(snapshot.status),
+    }),
     hardening: live.hardening,
   };
   return buildBundle(sources, outputDir, now);

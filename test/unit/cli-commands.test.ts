@@ -14,6 +14,7 @@ import { runtimeOverrides } from '../../agent/runtime-overrides.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/tpm/tpm-lock.js';
 import { registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
+import { unpackBundle } from '../support/bundle-archive.js';
 import { captureOutput } from '../support/output.js';
 import { freePort } from '../support/ports.js';
 import { answering, handling } from './control-handlers.js';
@@ -273,6 +274,24 @@ describe('iot-agent support-bundle', () => {
     const { stdout, stderr } = await captureOutput(() => supportBundle({ config: configPath, output }, {}));
     expect(stderr).toContain('iot-agent: warning: the daemon did not answer (the daemon refused support: busy); bundling what the state files say\n');
     expect(stdout).toContain('daemon not running');
+  }, 60_000);
+
+  it('checks the DPS hold on the daemon\'s snapshot, the one the bundle\'s status shows', async () => {
+    const { configPath, runtimeDir, port } = await board();
+    const asked: string[] = [];
+    const held = { ...daemonStatus(), state: 'degraded' as const, operatorMustAct: true, lastError: { message: 'DPS refused the device (401)', at: '2026-11-26T11:59:00.000Z' } };
+    await daemonAnswering(runtimeDir, handling((request, reply) => {
+      asked.push(request.op);
+      if (request.op === 'support') reply({ event: 'support', status: held, logLevel: 'info', recentLog: [], executedCommands: null });
+      else if (request.op === 'tpm') reply({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`) });
+      else reply({ event: 'error', message: 'not asked twice' });
+    }));
+    const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
+    const { stdout } = await captureOutput(() => supportBundle({ config: configPath, output }, {}));
+    const bundle = await unpackBundle(stdout.split('\n')[0]!);
+    expect(bundle.json<{ checks: { id: string }[] }>('check.json').checks.find((c) => c.id === 'dps-hold'))
+      .toMatchObject({ status: 'fail', message: 'DPS will not assign this device until an operator acts (daemon pid 4242): DPS refused the device (401)' });
+    expect(asked).not.toContain('status');
   }, 60_000);
 
   it('refuses a --since it cannot read', async () => {
