@@ -5,6 +5,7 @@ import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { REFUSALS_BEFORE_SLOW_RETRY } from '../../agent/retry/connection-policy.js';
 import { MIN_POLL_SECONDS } from '../../agent/provisioning/dps-transport.js';
 import { runCli } from '../support/cli.js';
+import { stringContaining, stringMatching } from '../support/matchers.js';
 import { DeviceCloud } from '../support/device-cloud.js';
 import { clientFor } from '../support/tpm.js';
 
@@ -57,6 +58,13 @@ describe('provisioning against DPS as documented', () => {
     expect(held).toBeLessThanOrEqual(answer === 'status' ? 1 : REFUSALS_BEFORE_SLOW_RETRY);
     await new Promise((r) => setTimeout(r, 5_000));
     expect(attempts() - before).toBe(held); // the test backoff (200 ms to 2 s) would have tried a dozen times
+    const check = await runCli(['--config', dc.files.configPath, 'check', '--json'], { IOT_AGENT_TPM: '' }, 30_000, dc.files.hostsFile);
+    expect(check.code, check.stderr).toBe(1);
+    expect((JSON.parse(check.stdout) as { checks: { id: string }[] }).checks.find((c) => c.id === 'dps-hold')).toMatchObject({
+      status: 'fail', message: stringContaining(`until an operator acts (daemon pid ${agent.child.pid}): provisioning failed: `),
+      hint: stringMatching(/^an operator must enable or fix this device's enrollment in DPS; the daemon asks DPS again at 20\d\d-/),
+    });
+    expect(attempts() - before).toBe(held);
     enroll('enabled');
     const result = await runCli(['--config', dc.files.configPath, 'provision', '--json'], {}, 60_000, dc.files.hostsFile);
     expect(result.code, result.stderr).toBe(0);
