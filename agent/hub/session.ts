@@ -145,6 +145,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     try {
       log.info('hub.connecting', { hub: target.assignedHub, deviceId: target.deviceId, protocol: route.protocol,
         ...(tunnel && route.protocol === 'mqtt-ws' ? { proxy: tunnel.proxy.display } : {}) });
+      await this.setOptions(client);
       await withTimeout(client.open(), route.timeoutMs, `no connection ${PROTOCOL_WORDS[route.protocol]} within ${(route.timeoutMs ?? 0) / 1000} s`);
       const desired = new DesiredFeed();
       onDesiredPatch(client, (patch) => desired.push(patch));
@@ -199,15 +200,25 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     });
     this.auth = auth;
     client.setRetryPolicy(new NoRetry());
-    void client.setOptions({
+    client.on('error', (err: Error) => this.onLost(client, err));
+    client.on('disconnect', (result?: { reason?: Error }) => this.onLost(client, result?.reason ?? new Error('the hub closed the connection')));
+    return client;
+  }
+
+  /**
+   * Awaited before open(): with a `ca` the SDK first tries to read it as a file name (on the
+   * thread pool) and only then hands the options to the transport, so an open() that does
+   * not wait can connect without the CA, the keepalive or the proxy's agent (seen under load:
+   * "unable to verify the first certificate").
+   */
+  private async setOptions(client: Client): Promise<void> {
+    const webSockets = this.route.protocol === 'mqtt-ws';
+    await client.setOptions({
       keepalive: this.options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
       ...(this.options.ca ? { ca: this.options.ca } : {}),
       // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent, next to the `ca` above.
       ...(webSockets && this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
     });
-    client.on('error', (err: Error) => this.onLost(client, err));
-    client.on('disconnect', (result?: { reason?: Error }) => this.onLost(client, result?.reason ?? new Error('the hub closed the connection')));
-    return client;
   }
 
   /** Only the current client's loss counts, once, and only after it was up. */
