@@ -8,14 +8,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Daemon } from '../agent/daemon/daemon.js';
 import { loadConfig } from '../agent/config.js';
 import { Logger } from '../agent/log/logger.js';
-import { ensureIdentity } from '../agent/tpm/identity.js';
 import type { CloudDescription } from '../test/cloud/cloud.js';
 import { provisioningServiceClient } from '../test/cloud/dps/sdk-clients.js';
-import { writeAgentConfig, type AgentFiles } from '../test/support/agent-process.js';
+import type { AgentFiles } from '../test/support/agent-process.js';
 import { CloudProcess, firstLine } from '../test/support/cloud-process.js';
+import { enrollBoard } from '../test/support/enroll-board.js';
 import { randomLoopbackAddress } from '../test/support/ports.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
-import { clientFor } from '../test/support/tpm.js';
 import { CLI, FLAGS, rssOf } from './agent-under-test.js';
 import { networkRows } from './agent-network.js';
 import { median } from './stats.js';
@@ -41,14 +40,13 @@ export async function run(): Promise<void> {
   const swtpm = await SwtpmInstance.start();
   try {
     const { description } = cloud;
-    const tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
-    await provisioningServiceClient(description.provisioningServiceConnectionString, readFileSync(description.caCertPath, 'utf8'))
-      .createOrUpdateIndividualEnrollment({ registrationId: identity.registrationId, deviceId: 'bench-device',
-        attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } } as never);
-    const files = writeAgentConfig(path.join(dir, 'agent'), {
-      idScope: description.idScope, globalEndpoint: description.provisioningHost, transport: swtpm.transport, caFile: description.caCertPath,
-    });
+    // The cloud runs in another process: the enrollment goes through the provisioning service SDK.
+    const dps = provisioningServiceClient(description.provisioningServiceConnectionString, readFileSync(description.caCertPath, 'utf8'));
+    const board = await enrollBoard({
+      idScope: description.idScope, host: description.provisioningHost, caCertPath: description.caCertPath,
+      enroll: (enrollment) => dps.createOrUpdateIndividualEnrollment(enrollment as never),
+    }, { deviceId: 'bench-device', transport: swtpm.transport });
+    const files = board.writeConfig(path.join(dir, 'agent'));
 
     const sample: number[] = []; const sampleRss: number[] = [];
     const cold: number[] = []; const warm: number[] = []; const rss: number[] = [];

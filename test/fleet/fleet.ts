@@ -1,14 +1,13 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { freemem, totalmem } from 'node:os';
 import path from 'node:path';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
-import { AgentProcess, writeAgentConfig } from '../support/agent-process.js';
+import { AgentProcess } from '../support/agent-process.js';
+import { enrollBoard } from '../support/enroll-board.js';
 import { MssimBridge } from '../support/mssim-bridge.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
-import { clientFor } from '../support/tpm.js';
 import { TpmDeviceBridge } from '../support/tpm-device-bridge.js';
 
 export type TransportKind = 'swtpm' | 'mssim' | 'device';
@@ -97,12 +96,8 @@ export class Fleet {
       : kind === 'device' ? await TpmDeviceBridge.start(swtpm) : undefined;
     const transport = bridge?.transport ?? swtpm.transport;
     // The EK through the board's own transport, as a technician's `tpm info` would read it.
-    const tpm = clientFor(transport);
-    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
-    this.cloud.dps.enroll({ registrationId: identity.registrationId, deviceId, iotHubs: [this.hub.hostName],
-      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
-    const files = writeAgentConfig(path.join(this.options.dir, deviceId), {
-      idScope: this.cloud.dps.idScope, globalEndpoint: this.cloud.dps.host, transport, caFile: this.cloud.caCertPath,
+    const enrolled = await enrollBoard(this.cloud.dps, { deviceId, transport, hub: this.hub.hostName });
+    const files = enrolled.writeConfig(path.join(this.options.dir, deviceId), {
       // The drill's scenarios come minutes after the first registration, not hours.
       provisioning: { minReprovisionSeconds: 60 },
     });
@@ -111,7 +106,7 @@ export class Fleet {
       // A sandbox the hardening engine cannot leave: the drill never touches this machine's firewall.
       env: { IOT_AGENT_HARDENING_TEST: `netns=iotagent-fleet-none,root=${path.join(this.options.dir, deviceId, 'root')},backend=nft` },
     });
-    const board: Board = { deviceId, registrationId: identity.registrationId, kind, swtpm, bridge, agent, state: 'starting', hub: undefined };
+    const board: Board = { deviceId, registrationId: enrolled.registrationId, kind, swtpm, bridge, agent, state: 'starting', hub: undefined };
     agent.onLine((line) => {
       const m = / event=state\.changed .*?to=(\w+)(?: reason="connected to (\S+) as)?/.exec(line);
       if (!m) return;

@@ -2,15 +2,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
-import { AgentProcess, writeAgentConfig, type AgentFiles } from '../support/agent-process.js';
+import { AgentProcess, type AgentFiles } from '../support/agent-process.js';
 import { runCli } from '../support/cli.js';
 import { invokeMethod } from '../support/direct-method.js';
+import { enrollBoard, type EnrolledBoard } from '../support/enroll-board.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
-import { clientFor } from '../support/tpm.js';
 
 /**
  * The connection policy with real processes against the local cloud: how often a refused
@@ -21,11 +20,11 @@ describe('the connection policy, end to end', () => {
   let cloud: LocalCloud;
   let swtpm: SwtpmInstance;
   let service: ReturnType<typeof serviceClients>;
+  let board: EnrolledBoard;
   const agents: AgentProcess[] = [];
   const DEVICE = 'board-40';
 
-  const configFor = (name: string, provisioning: Record<string, string | number> = {}): AgentFiles => writeAgentConfig(path.join(dir, name), {
-    idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
+  const configFor = (name: string, provisioning: Record<string, string | number> = {}): AgentFiles => board.writeConfig(path.join(dir, name), {
     reprovision: typeof provisioning.reprovision === 'string' ? provisioning.reprovision : undefined,
     provisioning: Object.fromEntries(Object.entries(provisioning).filter(([k]) => k !== 'reprovision')),
   });
@@ -42,10 +41,7 @@ describe('the connection policy, end to end', () => {
         allocation: 'static', retryAfterSeconds: 1, log: () => undefined }),
       SwtpmInstance.start(),
     ]);
-    const tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
-    cloud.dps.enroll({ registrationId: identity.registrationId, deviceId: DEVICE, iotHubs: [cloud.hubs[0]!.hostName],
-      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
+    board = await enrollBoard(cloud.dps, { deviceId: DEVICE, transport: swtpm.transport, hub: cloud.hubs[0]!.hostName });
     service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca);
   }, 60_000);
   afterEach(async () => {

@@ -2,15 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { startDps, type Dps } from '../cloud/dps/dps.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
-import { AgentProcess, writeAgentConfig } from '../support/agent-process.js';
+import { AgentProcess } from '../support/agent-process.js';
+import { enrollBoard } from '../support/enroll-board.js';
 import { FreezableProxy } from '../support/freezable-proxy.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
-import { clientFor } from '../support/tpm.js';
 
 const KEEPALIVE_SECONDS = 3;
 
@@ -35,13 +34,8 @@ describe('a silently dead link', () => {
     proxy = await FreezableProxy.start({ host: hubAddress, port: 8883 }, { host: hubAddress, port: 18883 });
     dps = await startDps({ address: dpsAddress, stateDir: dir, linkedHubs: [hub], tls, retryAfterSeconds: 1 });
     swtpm = await SwtpmInstance.start();
-    const tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
-    dps.enroll({ registrationId: identity.registrationId, deviceId: 'board-link',
-      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
-    const files = writeAgentConfig(path.join(dir, 'agent'), {
-      idScope: dps.idScope, globalEndpoint: dps.host, transport: swtpm.transport, caFile: tls.caCertPath,
-    });
+    const board = await enrollBoard(dps, { deviceId: 'board-link', transport: swtpm.transport });
+    const files = board.writeConfig(path.join(dir, 'agent'));
     agent = AgentProcess.start(files, `keepAlive=${KEEPALIVE_SECONDS}`);
     await agent.waitForState('ready');
   }, 60_000);

@@ -2,21 +2,21 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { startDps } from '../cloud/dps/dps.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { runCli } from '../support/cli.js';
 import { AgentProcess, agentStatus, writeAgentConfig, type AgentFiles } from '../support/agent-process.js';
+import { enrollBoard, type EnrolledBoard } from '../support/enroll-board.js';
 import { parseObject } from '../support/json.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
-import { clientFor } from '../support/tpm.js';
 
 describe('iot-agent run against the local cloud and a real swtpm', () => {
   let dir: string;
   let cloud: LocalCloud;
   let swtpm: SwtpmInstance;
+  let board: EnrolledBoard;
   let registrationId: string;
   let files: AgentFiles;
   const agents: AgentProcess[] = [];
@@ -35,14 +35,9 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
         allocation: 'static', retryAfterSeconds: 1, log: () => undefined }),
       SwtpmInstance.start(),
     ]);
-    const tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
-    registrationId = identity.registrationId;
-    cloud.dps.enroll({ registrationId, deviceId: 'board-30', iotHubs: [cloud.hubs[0]!.hostName],
-      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
-    files = writeAgentConfig(path.join(dir, 'agent'), {
-      idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
-    });
+    board = await enrollBoard(cloud.dps, { deviceId: 'board-30', transport: swtpm.transport, hub: cloud.hubs[0]!.hostName });
+    registrationId = board.registrationId;
+    files = board.writeConfig(path.join(dir, 'agent'));
   }, 60_000);
   afterEach(async () => {
     await Promise.all(agents.splice(0).map((a) => a.stop()));
@@ -162,7 +157,7 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
     } finally {
       await agent.stop();
       await second.stop();
-      files = writeAgentConfig(files.dir, { idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath });
+      files = board.writeConfig(files.dir);
     }
   }, 60_000);
 
@@ -213,9 +208,7 @@ describe('iot-agent run against the local cloud and a real swtpm', () => {
   }, 60_000);
 
   it('names the failed step when DPS refuses the device', async () => {
-    const other = writeAgentConfig(path.join(dir, 'stranger'), {
-      idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath, registrationId: 'never-enrolled',
-    });
+    const other = board.writeConfig(path.join(dir, 'stranger'), { registrationId: 'never-enrolled' });
     const result = await runCli(['--config', other.configPath, 'provision']);
     expect(result.code).toBe(1);
     const lines = result.stderr.trim().split('\n');

@@ -1,13 +1,11 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { REFUSALS_BEFORE_SLOW_RETRY } from '../../agent/retry/connection-policy.js';
 import { MIN_POLL_SECONDS } from '../../agent/provisioning/dps-transport.js';
 import { runCli } from '../support/cli.js';
 import { stringContaining, stringMatching } from '../support/matchers.js';
 import { DeviceCloud } from '../support/device-cloud.js';
-import { clientFor } from '../support/tpm.js';
 
 /**
  * Provisioning against a DPS that ends registrations with "disabled" or "failed", throttles
@@ -16,15 +14,9 @@ import { clientFor } from '../support/tpm.js';
  */
 describe('provisioning against DPS as documented', () => {
   let dc: DeviceCloud;
-  let registrationId: string;
-  let endorsementKey: string;
 
   beforeAll(async () => {
     dc = await DeviceCloud.start({ deviceId: 'board-dps' });
-    const tpm = clientFor(dc.swtpm.transport);
-    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
-    registrationId = identity.registrationId;
-    endorsementKey = identity.endorsementKey.toString('base64');
   }, 60_000);
   afterEach(async () => {
     await dc.stopAgents();
@@ -37,7 +29,8 @@ describe('provisioning against DPS as documented', () => {
   });
 
   const enroll = (provisioningStatus: 'enabled' | 'disabled') => dc.cloud.dps.enroll({
-    registrationId, deviceId: dc.deviceId, iotHubs: [dc.hub.hostName], provisioningStatus, attestation: { type: 'tpm', tpm: { endorsementKey } },
+    registrationId: dc.identity.registrationId, deviceId: dc.deviceId, iotHubs: [dc.hub.hostName], provisioningStatus,
+    attestation: { type: 'tpm', tpm: { endorsementKey: dc.identity.endorsementKey } },
   });
 
   it.each(['status', 'unauthorized'] as const)('waits hours, not seconds, for an operator when the enrollment is disabled (DPS answering %s), then provisions at once when a technician asks', async (answer) => {

@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubConnectError, HubSession } from '../../agent/hub/session.js';
 import { Logger } from '../../agent/log/logger.js';
 import { registerWithDps } from '../../agent/provisioning/register.js';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { startDps, type Dps } from '../cloud/dps/dps.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
+import { enrollBoard, readBoardIdentity } from '../support/enroll-board.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
@@ -34,9 +34,7 @@ describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device ove
     dps = await startDps({ address: randomLoopbackAddress(), stateDir: path.join(stateDir, 'dps'), linkedHubs: [hub], retryAfterSeconds: 1 });
     ca = dps.ca + hub.ca;
     tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm);
-    registrationId = identity.registrationId;
-    dps.enroll({ registrationId, deviceId: 'board-21', attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
+    registrationId = (await enrollBoard(dps, { deviceId: 'board-21', transport: swtpm.transport, identity: await readBoardIdentity(tpm) })).registrationId;
     await registerWithDps({ tpm, registrationId, idScope: dps.idScope, globalEndpoint: dps.host, ca });
   }, 60_000);
   afterAll(async () => {

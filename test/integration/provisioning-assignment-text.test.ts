@@ -5,12 +5,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
 import { registerWithDps } from '../../agent/provisioning/register.js';
 import { assignmentPath, parseAssignment } from '../../agent/state/assignment-store.js';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { startDps, type Dps } from '../cloud/dps/dps.js';
 import { RecordingHub } from '../cloud/dps/recording-hub.js';
-import { writeAgentConfig } from '../support/agent-process.js';
 import { runCli } from '../support/cli.js';
+import { enrollBoard, readBoardIdentity, type EnrolledBoard } from '../support/enroll-board.js';
 import { stringMatching } from '../support/matchers.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
@@ -25,6 +24,7 @@ describe('DPS text the agent refuses', () => {
   let dps: Dps;
   let swtpm: SwtpmInstance;
   let tpm: TpmClient;
+  let board: EnrolledBoard;
   let registrationId: string;
 
   beforeAll(async () => {
@@ -34,9 +34,8 @@ describe('DPS text the agent refuses', () => {
       SwtpmInstance.start(),
     ]);
     tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm);
-    registrationId = identity.registrationId;
-    dps.enroll({ registrationId, deviceId: 'board-17', attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
+    board = await enrollBoard(dps, { deviceId: 'board-17', transport: swtpm.transport, identity: await readBoardIdentity(tpm) });
+    registrationId = board.registrationId;
   });
   afterAll(async () => {
     await tpm?.close();
@@ -64,7 +63,7 @@ describe('DPS text the agent refuses', () => {
   it('iot-agent provision says so on one line, exits non-zero and caches nothing', async () => {
     dps.faults.assignedOverride = { deviceId: 'board-17\nWATCHDOG=trigger' };
     await tpm.close();
-    const files = writeAgentConfig(path.join(dir, 'agent'), { idScope: dps.idScope, globalEndpoint: dps.host, transport: swtpm.transport, caFile: dps.caCertPath });
+    const files = board.writeConfig(path.join(dir, 'agent'));
     const result = await runCli(['--config', files.configPath, 'provision', '--force'], {}, 60_000);
     tpm = clientFor(swtpm.transport);
     expect(result.code, result.stdout + result.stderr).not.toBe(0);

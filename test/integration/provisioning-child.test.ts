@@ -13,7 +13,8 @@ import { IDENTITY_KEY_SLOTS } from '../../agent/tpm/key-slots.js';
 import { TPM_ALG_ID, TPM_HANDLE } from '../../agent/tpm/tss-lib.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
-import { AgentProcess, writeAgentConfig, type AgentFiles } from '../support/agent-process.js';
+import { AgentProcess, type AgentFiles } from '../support/agent-process.js';
+import { enrollBoard, readBoardIdentity } from '../support/enroll-board.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
@@ -73,13 +74,11 @@ describe('registration with DPS in a short-lived child process', () => {
       SwtpmInstance.start(),
     ]);
     tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm);
-    registrationId = identity.registrationId;
-    cloud.dps.enroll({ registrationId, deviceId: 'board-41', iotHubs: [cloud.hubs[0]!.hostName],
-      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
-    files = writeAgentConfig(path.join(dir, 'agent'), {
-      idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
+    const board = await enrollBoard(cloud.dps, {
+      deviceId: 'board-41', transport: swtpm.transport, hub: cloud.hubs[0]!.hostName, identity: await readBoardIdentity(tpm),
     });
+    registrationId = board.registrationId;
+    files = board.writeConfig(path.join(dir, 'agent'));
   }, 60_000);
   afterEach(async () => {
     await Promise.all(agents.splice(0).map((a) => a.stop()));

@@ -8,6 +8,7 @@ import { ensureIdentity } from '../../agent/tpm/identity.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { startDps, type Dps } from '../cloud/dps/dps.js';
 import { RecordingHub } from '../cloud/dps/recording-hub.js';
+import { enrollBoard, readBoardIdentity } from '../support/enroll-board.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
@@ -27,9 +28,7 @@ describe('registration with DPS by TPM attestation', () => {
       SwtpmInstance.start(),
     ]);
     tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm);
-    registrationId = identity.registrationId;
-    dps.enroll({ registrationId, deviceId: 'board-17', attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
+    registrationId = (await enrollBoard(dps, { deviceId: 'board-17', transport: swtpm.transport, identity: await readBoardIdentity(tpm) })).registrationId;
   });
   afterAll(async () => {
     await tpm?.close();

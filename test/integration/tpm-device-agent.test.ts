@@ -4,9 +4,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
-import { AgentProcess, writeAgentConfig } from '../support/agent-process.js';
+import { AgentProcess } from '../support/agent-process.js';
 import { runCli } from '../support/cli.js';
 import { invokeMethod } from '../support/direct-method.js';
+import { enrollBoard } from '../support/enroll-board.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { TpmDeviceBridge } from '../support/tpm-device-bridge.js';
@@ -46,12 +47,9 @@ describe('the whole agent over the device transport', () => {
     expect(info.stderr).toBe('');
     const identity = JSON.parse(info.stdout) as { registrationId: string; endorsementKey: string; transport: string };
     expect(identity.transport).toBe(bridge.transport);
-    cloud.dps.enroll({ registrationId: identity.registrationId, deviceId: 'board-50', iotHubs: [cloud.hubs[0]!.hostName],
-      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey } } });
+    const board = await enrollBoard(cloud.dps, { deviceId: 'board-50', transport: bridge.transport, hub: cloud.hubs[0]!.hostName, identity });
 
-    const files = writeAgentConfig(path.join(dir, 'agent'), {
-      idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: bridge.transport, caFile: cloud.caCertPath,
-    });
+    const files = board.writeConfig(path.join(dir, 'agent'));
     agent = AgentProcess.start(files, 'tokenLifetime=4,renewalMargin=2');
     const status = await agent.waitForState('ready', 45_000);
     expect(status).toMatchObject({ deviceId: 'board-50', registrationId: identity.registrationId });

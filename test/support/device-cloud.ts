@@ -1,17 +1,16 @@
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ensureIdentity } from '../../agent/tpm/identity.js';
 import { startCloud, type CloudOptions, type LocalCloud } from '../cloud/cloud.js';
 import type { D2cMessage } from '../cloud/hub/d2c-log.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
-import { AgentProcess, writeAgentConfig, type AgentFiles } from './agent-process.js';
+import { AgentProcess, type AgentFiles } from './agent-process.js';
+import { enrollBoard, type BoardIdentity } from './enroll-board.js';
 import { invokeMethod, type MethodAnswer as DirectMethodAnswer } from './direct-method.js';
 import { cloudHostNames, lookupWith, writeHostsFile } from './hosts.js';
 import { parseObject } from './json.js';
 import { randomLoopbackAddress } from './ports.js';
 import { SwtpmInstance } from './swtpm.js';
-import { clientFor } from './tpm.js';
 
 /** What the agent's commands answer: an object payload, whose fields tests read. */
 export type MethodAnswer = DirectMethodAnswer<Record<string, unknown>>;
@@ -39,6 +38,8 @@ export class DeviceCloud {
     readonly cloud: LocalCloud,
     readonly swtpm: SwtpmInstance,
     readonly deviceId: string,
+    /** What the device's enrollment holds, for a test that enrolls it again otherwise. */
+    readonly identity: BoardIdentity,
     readonly files: AgentFiles,
     readonly service: ReturnType<typeof serviceClients>,
   ) {}
@@ -76,14 +77,9 @@ export class DeviceCloud {
         allocation: 'static', retryAfterSeconds: 1, log: () => undefined, storage: options.storage, ...options.cloud }),
       SwtpmInstance.start(),
     ]);
-    const tpm = clientFor(swtpm.transport);
-    const identity = await ensureIdentity(tpm).finally(() => tpm.close());
-    cloud.dps.enroll({ registrationId: identity.registrationId, deviceId: options.deviceId, iotHubs: [cloud.hubs[0]!.hostName],
-      attestation: { type: 'tpm', tpm: { endorsementKey: identity.endorsementKey.toString('base64') } } });
+    const board = await enrollBoard(cloud.dps, { deviceId: options.deviceId, transport: swtpm.transport, hub: cloud.hubs[0]!.hostName });
     const files: AgentFiles = {
-      ...writeAgentConfig(path.join(dir, 'agent'), {
-        idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, transport: swtpm.transport, caFile: cloud.caCertPath,
-      }),
+      ...board.writeConfig(path.join(dir, 'agent')),
       ...(named ? { hostsFile: writeHostsFile(path.join(dir, 'hosts'), hosts) } : {}),
     };
     const t = options.telemetry ?? {};
@@ -91,7 +87,7 @@ export class DeviceCloud {
       + (t.maxMessagesPerSecond ? `  maxMessagesPerSecond: ${t.maxMessagesPerSecond}\n` : '')
       + (options.network ? `network:\n${options.network.trimEnd()}\n` : ''));
     const service = serviceClients(cloud.hubs[0]!.serviceConnectionString, cloud.ca, named ? lookupWith(hosts) : undefined);
-    return new DeviceCloud(dir, cloud, swtpm, options.deviceId, files, service);
+    return new DeviceCloud(dir, cloud, swtpm, options.deviceId, { registrationId: board.registrationId, endorsementKey: board.endorsementKey }, files, service);
   }
 
   get hub() {
