@@ -1,3 +1,4 @@
+import { pbkdf2 } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,21 @@ describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device ove
       await session.stop();
     }
   }, 45_000);
+
+  it('connects with the private CA while the thread pool is busy (the SDK reads a ca option as a file name first)', async () => {
+    // Four slow jobs fill libuv's pool of four: the SDK's fs.readFile of the ca waits behind
+    // them, while the TPM (a socket) signs the token at once. An open() that did not wait for
+    // setOptions connected without the CA and failed the handshake.
+    const busy = Array.from({ length: 4 }, () => new Promise((resolve) => pbkdf2('x', 'salt', 2_000_000, 32, 'sha256', resolve)));
+    const session = new HubSession({ tpm, target: target(), ca, log });
+    try {
+      await session.connect({ protocol });
+      expect(session.connected).toBe(true);
+    } finally {
+      await session.stop();
+      await Promise.all(busy);
+    }
+  }, 30_000);
 
   it('reports a device the hub no longer knows as refused, so the policy can send it back to DPS', async () => {
     const session = new HubSession({ tpm, target: target(), ca, log });
