@@ -108,6 +108,8 @@ export const DEFAULTS: AgentConfig = {
 
 /** A config problem: names the file, the key, the value and what is expected, on one line. */
 export class ConfigError extends AgentError {
+  static override readonly errorName: string = 'ConfigError';
+
   constructor(source: string, message: string) {
     super(`config ${source}: ${message}`, { exitCode: ExitCode.usage });
   }

@@ -26,6 +26,8 @@ export interface ApplyRequest {
 }
 
 export class ApplyRequestError extends AgentError {
+  static override readonly errorName: string = 'ApplyRequestError';
+
   constructor(reason: string) {
     super(`apply request refused: ${reason}`, { exitCode: ExitCode.usage, hint: 'the agent writes the request; nothing was applied' });
   }

@@ -64,6 +64,8 @@ export interface Profile {
 }
 
 export class ProfileError extends AgentError {
+  static override readonly errorName: string = 'ProfileError';
+
   constructor(source: string, field: string, reason: string) {
     super(`profile ${source}: ${field ? `${field}: ` : ''}${reason}`, {
       hint: 'see the built-in profiles with `iot-agent harden plan --profile strict`; nothing was applied',

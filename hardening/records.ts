@@ -106,6 +106,8 @@ export interface BootRecord {
 }
 
 export class CorruptRecordError extends AgentError {
+  static override readonly errorName: string = 'CorruptRecordError';
+
   constructor(readonly file: string, reason: string, cause?: unknown) {
     super(`hardening record ${file} is corrupt: ${reason}`, { cause, hint: 'apply a profile again (the record is rewritten), or remove it' });
   }

@@ -14,6 +14,8 @@ export type ChildMessage =
 
 /** A message that does not follow the protocol, on either side. */
 export class ChildMessageError extends AgentError {
+  static override readonly errorName: string = 'ChildMessageError';
+
   constructor(message: string) {
     super(message, { exitCode: ExitCode.usage });
   }

@@ -1,9 +1,14 @@
+import { AgentError } from '../lib/errors.js';
+
 /**
  * Errors across a process boundary (the provisioning child to the daemon): encoded as
- * JSON with their class name, message, stack, cause chain and every own enumerable field,
- * and rebuilt on the other side as instances of the same class. The class's constructor
- * is not run (its parameters are its own business), so a field added to an error class
- * later crosses without anyone listing it here.
+ * JSON with their name, message, stack, cause chain and every own enumerable field,
+ * and rebuilt on the other side as instances of the class of that name. The class's
+ * constructor is not run (its parameters are its own business), so a field added to an
+ * error class later crosses without anyone listing it here.
+ *
+ * Classes are known by the names they declare (AgentError.errorName), never by their
+ * own `name`: the bundle minifies class names, differently in each chunk.
  */
 
 /** The JSON form of an error. */
@@ -28,7 +33,8 @@ export type Encoded =
   | { $number: 'NaN' | 'Infinity' | '-Infinity' }
   | { $unsupported: string };
 
-export type ErrorClass = abstract new (...args: never[]) => Error;
+/** A class the other side rebuilds errors as: one that declares its errors' name. */
+export type ErrorClass = (abstract new (...args: never[]) => Error) & { readonly errorName: string };
 
 /** Deeper structures are cut off: an error's fields are facts, not documents. */
 const MAX_DEPTH = 8;
@@ -43,28 +49,32 @@ export function serializeError(err: unknown): SerializedError {
  * Malformed input gives an Error saying so, never a throw.
  */
 export function deserializeError(data: unknown, classes: Iterable<ErrorClass> = []): Error {
-  const known = new Map<string, ErrorClass>();
-  for (const cls of [...BUILTIN_ERRORS, ...classes]) known.set(cls.name, cls);
+  const known = new Map<string, KnownClass>(Object.entries(BUILTIN_ERRORS));
+  // A class that does not name itself would take the place of the parent whose name it inherits.
+  for (const cls of classes) if (Object.hasOwn(cls, 'errorName')) known.set(cls.errorName, cls);
   return decodeError(data, known, 0) ?? new Error(`malformed error from another process: ${preview(data)}`);
 }
 
-/** The error classes among a module's exports, e.g. `errorClassesIn(await import('./register.js'))`. */
+/** The agent's error classes among a module's exports, e.g. `errorClassesIn(await import('./register.js'))`. */
 export function errorClassesIn(...modules: object[]): ErrorClass[] {
   return modules.flatMap((m) => Object.values(m as Record<string, unknown>)).filter(isErrorClass);
 }
 
 function isErrorClass(value: unknown): value is ErrorClass {
-  return typeof value === 'function' && (value === Error || (value as { prototype: unknown }).prototype instanceof Error);
+  return typeof value === 'function' && (value === AgentError || (value as { prototype: unknown }).prototype instanceof AgentError);
 }
 
-const BUILTIN_ERRORS: ErrorClass[] = [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError];
+type KnownClass = abstract new (...args: never[]) => Error;
+
+/** Keyed by the names their errors carry: built-in classes keep their names in the bundle. */
+const BUILTIN_ERRORS: Record<string, KnownClass> = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError };
 
 function encodeError(err: Error, depth: number, seen: WeakSet<object>): SerializedError {
   seen.add(err);
   const fields: Record<string, Encoded> = {};
   for (const key of Object.keys(err)) fields[key] = encode((err as unknown as Record<string, unknown>)[key], depth + 1, seen);
   return {
-    $error: err.constructor?.name || 'Error',
+    $error: typeof err.name === 'string' && err.name ? err.name : 'Error',
     message: String(err.message),
     ...(typeof err.stack === 'string' ? { stack: err.stack } : {}),
     ...('cause' in err ? { cause: encode(err.cause, depth + 1, seen) } : {}),
@@ -94,7 +104,7 @@ function encode(value: unknown, depth: number, seen: WeakSet<object>): Encoded {
   }
 }
 
-function decodeError(data: unknown, known: Map<string, ErrorClass>, depth: number): Error | undefined {
+function decodeError(data: unknown, known: Map<string, KnownClass>, depth: number): Error | undefined {
   if (!isRecord(data) || typeof data.$error !== 'string' || typeof data.message !== 'string' || !isRecord(data.fields)) return undefined;
   const cls = known.get(data.$error);
   // An instance of the class made by Error itself: a real error object (stack, inspection)
@@ -107,7 +117,7 @@ function decodeError(data: unknown, known: Map<string, ErrorClass>, depth: numbe
   return err;
 }
 
-function decode(data: unknown, known: Map<string, ErrorClass>, depth: number): unknown {
+function decode(data: unknown, known: Map<string, KnownClass>, depth: number): unknown {
   if (depth > MAX_DEPTH + 1) return undefined;
   if (data === null || typeof data === 'string' || typeof data === 'number' || typeof data === 'boolean') return data;
   if (Array.isArray(data)) return data.map((item) => decode(item, known, depth + 1));

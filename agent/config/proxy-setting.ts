@@ -37,6 +37,8 @@ export interface ProxySettings {
 }
 
 export class ProxySettingError extends AgentError {
+  static override readonly errorName: string = 'ProxySettingError';
+
   constructor(message: string, hint: string) {
     super(message, { hint, exitCode: ExitCode.usage });
   }

@@ -22,6 +22,8 @@ const DEFAULT_PORT = 2321;
 const DEFAULT_HOST = '127.0.0.1';
 
 export class TransportSpecError extends AgentError {
+  static override readonly errorName: string = 'TransportSpecError';
+
   constructor(text: string, reason: string) {
     super(`invalid TPM transport ${JSON.stringify(text)}: ${reason}`, {
       hint: `accepted forms: ${ACCEPTED_FORMS.join(', ')}`,

@@ -68,6 +68,8 @@ export function payloadOf<R extends ControlReply>(reply: R): Omit<R, 'event'> {
 }
 
 export class DaemonAbsentError extends AgentError {
+  static override readonly errorName: string = 'DaemonAbsentError';
+
   constructor() {
     super('the iot-agent daemon is not running', { exitCode: ExitCode.failure });
   }

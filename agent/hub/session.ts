@@ -77,6 +77,8 @@ export interface HubRoute {
 
 /** A connect attempt failed: refused by the hub (credentials, unknown or disabled device) or the hub was not reached. */
 export class HubConnectError extends AgentError {
+  static override readonly errorName: string = 'HubConnectError';
+
   constructor(readonly kind: 'refused' | 'unreachable', readonly hub: string, cause: unknown, readonly protocol: HubProtocol = 'mqtt') {
     super(kind === 'refused' ? `the hub ${hub} refused the device` : `the hub ${hub} could not be reached ${PROTOCOL_WORDS[protocol]}`, { cause });
   }

@@ -28,12 +28,19 @@ export interface AgentErrorOptions {
 }
 
 export class AgentError extends Error {
+  /**
+   * What the class's errors are called (their `name`, first in a stack, and the class they
+   * are rebuilt as in another process). Each subclass names itself here, in source: the
+   * bundle minifies class names.
+   */
+  static readonly errorName: string = 'AgentError';
+
   readonly hint: string | undefined;
   readonly exitCode: ExitCode;
 
   constructor(message: string, options: AgentErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
+    this.name = new.target.errorName;
     this.hint = options.hint;
     this.exitCode = options.exitCode ?? ExitCode.failure;
   }

@@ -65,6 +65,8 @@ class VerifyingProxyAgent extends HttpsProxyAgent<string> {
 }
 
 export class ProxyError extends AgentError {
+  static override readonly errorName: string = 'ProxyError';
+
   constructor(message: string, readonly statusCode: number | undefined, options: { cause?: unknown; hint?: string } = {}) {
     super(message, options);
   }

@@ -24,6 +24,8 @@ export interface DpsErrorDetails {
 
 /** DPS refused the device, ended its registration, or could not be reached. */
 export class DpsError extends AgentError {
+  static override readonly errorName: string = 'DpsError';
+
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
   readonly httpStatus: number | undefined;

@@ -6,6 +6,8 @@ import { TpmUnavailableError, type TpmTransport } from './transport.js';
 
 /** A TPM command that reached the TPM and was refused by it. */
 export class TpmCommandError extends AgentError {
+  static override readonly errorName: string = 'TpmCommandError';
+
   constructor(
     readonly command: string,
     readonly responseCode: number,

@@ -32,6 +32,8 @@ const KEY_GENERATION_COMMANDS = new Set<number>([TPM_CC.CreatePrimary, TPM_CC.Cr
 
 /** The TPM could not be reached or did not answer; nothing is known about the command's effect. */
 export class TpmUnavailableError extends AgentError {
+  static override readonly errorName: string = 'TpmUnavailableError';
+
   constructor(message: string, options: { cause?: unknown; hint?: string } = {}) {
     super(message, { ...options, exitCode: ExitCode.tpmUnavailable });
   }

@@ -1,9 +1,10 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringMatching } from '../support/matchers.js';
 import { buildDeb } from './artifacts.js';
 
 const run = promisify(execFile);
@@ -69,6 +70,18 @@ describe('the Debian package', () => {
     expect(ms).toBeLessThan(1_000);
     const big = readFileSync(cli, 'utf8');
     expect(big.length).toBeLessThan(200_000);
+  });
+
+  it('names the errors its provisioning helper hands back by their classes, though the bundle minifies class names', async () => {
+    const helper = fork(path.join(tree, 'usr/lib/iot-agent/dist/agent/provisioning/child-main.js'), [], { cwd: '/', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+    const answer = new Promise<unknown>((resolve) => helper.once('message', resolve));
+    const exited = new Promise<number | null>((resolve) => helper.once('exit', resolve));
+    helper.send({ transport: 'swtpm:host=127.0.0.1,port=2321', registrationId: 'x', idScope: '0ne1', globalEndpoint: 'dps', shell: 'sh -c reboot' });
+    expect(await answer).toMatchObject({
+      kind: 'failed',
+      error: { $error: 'ChildMessageError', stack: stringMatching(/^ChildMessageError: unknown field "shell"/), fields: { name: 'ChildMessageError' } },
+    });
+    expect(await exited).toBe(1);
   });
 
   it('answers --version from the bundle itself: the package.json beside it carries no version', async () => {

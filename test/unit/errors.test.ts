@@ -32,10 +32,15 @@ describe('errors for people', () => {
 });
 
 describe('errors for people: edge cases', () => {
-  it('names an error after its class, so logs tell the kinds apart', () => {
-    class TpmTimeoutError extends AgentError {}
+  it('names an error as its class says, so logs and stacks tell the kinds apart, minified or not', () => {
+    class TpmTimeoutError extends AgentError {
+      static override readonly errorName: string = 'TpmTimeoutError';
+    }
+    // What the bundle's minifier does to the class.
+    Object.defineProperty(TpmTimeoutError, 'name', { value: 'e' });
     expect(new AgentError('x').name).toBe('AgentError');
     expect(new TpmTimeoutError('x').name).toBe('TpmTimeoutError');
+    expect(new TpmTimeoutError('x').stack).toMatch(/^TpmTimeoutError: x\n/);
   });
 
   it('keeps the cause it was given, and none when given none', () => {

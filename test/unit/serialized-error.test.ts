@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { AgentError, describeError, ExitCode, oneLine } from '../../agent/lib/errors.js';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
-import { deserializeError, errorClassesIn, serializeError } from '../../agent/child/serialized-error.js';
+import { deserializeError, errorClassesIn, serializeError, type ErrorClass } from '../../agent/child/serialized-error.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 
 /** Through JSON, as over the IPC channel. */
-const across = (err: unknown, classes = [DpsError, AgentError, TpmUnavailableError]) =>
+const across = (err: unknown, classes: ErrorClass[] = [DpsError, AgentError, TpmUnavailableError]) =>
   deserializeError(JSON.parse(JSON.stringify(serializeError(err))), classes);
 
 /** A class with a field nobody listed anywhere, as a later change to an error class would add. */
 class DpsStatusError extends DpsError {
+  static override readonly errorName: string = 'DpsStatusError';
   readonly details = { attempts: [1, 2], at: new Date('2026-01-02T03:04:05Z'), raw: Buffer.from([1, 2, 3]), nothing: undefined };
 }
 
@@ -84,7 +85,27 @@ describe('errors across a process boundary', () => {
     expect(Object.getOwnPropertyDescriptor(err, '__proto__')?.value).toEqual({ polluted: true });
   });
 
-  it('finds the error classes among a module\'s exports', () => {
-    expect(errorClassesIn({ DpsError, AgentError, notAClass: 1, fn: () => 1, Date })).toEqual([DpsError, AgentError]);
+  it('come back as the class that declares their name, whatever the bundle renamed the classes to', () => {
+    // Two classes a minifier named alike, in two chunks.
+    class ProbeError extends AgentError {
+      static override readonly errorName: string = 'ProbeError';
+    }
+    class ClockError extends AgentError {
+      static override readonly errorName: string = 'ClockError';
+    }
+    for (const cls of [ProbeError, ClockError]) Object.defineProperty(cls, 'name', { value: 'e' });
+    expect(serializeError(new ProbeError('p')).$error).toBe('ProbeError');
+    expect(across(new ProbeError('p'), [ProbeError, ClockError])).toBeInstanceOf(ProbeError);
+    expect(across(new ClockError('c'), [ProbeError, ClockError])).toBeInstanceOf(ClockError);
+  });
+
+  it('come back as the parent class when their own class does not name itself', () => {
+    class UnnamedDpsError extends DpsError {}
+    const copy = across(new UnnamedDpsError('x', { retryable: true, operatorMustAct: false }), [UnnamedDpsError, DpsError]);
+    expect(copy.constructor).toBe(DpsError);
+  });
+
+  it('finds the agent\'s error classes among a module\'s exports', () => {
+    expect(errorClassesIn({ DpsError, AgentError, TypeError, notAClass: 1, fn: () => 1, Date })).toEqual([DpsError, AgentError]);
   });
 });
