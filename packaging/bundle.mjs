@@ -15,6 +15,7 @@
 // usage: node packaging/bundle.mjs OUTDIR
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { Buffer } from 'node:buffer';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import process from 'node:process';
@@ -97,6 +98,15 @@ const lazyPackages = {
   },
 };
 
+// The build's time, the agent's floor for a plausible clock (agent/time/clock-bounds.ts):
+// SOURCE_DATE_EPOCH when set (reproducible builds, as Debian's tools set it), else the
+// time of the commit built, else now.
+function builtAt() {
+  const epoch = process.env.SOURCE_DATE_EPOCH ?? spawnSync('git', ['log', '-1', '--format=%ct'], { cwd: repo, encoding: 'utf8' }).stdout?.trim();
+  const seconds = Number(epoch);
+  return new Date(epoch && Number.isInteger(seconds) ? seconds * 1000 : Date.now()).toISOString();
+}
+
 const agentDir = path.join(outdir, 'dist/agent');
 const result = await esbuild.build({
   absWorkingDir: repo,
@@ -112,6 +122,7 @@ const result = await esbuild.build({
   minifySyntax: true,
   minifyWhitespace: true,
   minifyIdentifiers: true,
+  define: { IOT_AGENT_BUILT_AT: JSON.stringify(builtAt()) },
   legalComments: 'none',
   metafile: true,
   write: false,

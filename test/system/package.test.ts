@@ -1,9 +1,10 @@
 import { execFile, execFileSync, fork } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fakeTimeEnv } from '../support/fake-time.js';
 import { stringMatching } from '../support/matchers.js';
 import { buildDeb } from './artifacts.js';
 
@@ -83,6 +84,23 @@ describe('the Debian package', () => {
     });
     expect(await exited).toBe(1);
   });
+
+  it('holds the clock to the build\'s time: check fails a clock a day before the commit it was built from', async () => {
+    const built = Number(process.env.SOURCE_DATE_EPOCH ?? execFileSync('git', ['log', '-1', '--format=%ct'], { encoding: 'utf8' }).trim()) * 1000;
+    // Everything on loopback, where nothing listens: the clock check needs no answer.
+    const config = path.join(work, 'clock-config.yaml');
+    writeFileSync(config, ['provisioning:', '  idScope: 0ne00000001', '  globalEndpoint: 127.0.0.1', 'tpm:', '  transport: swtpm:host=127.0.0.1,port=9',
+      `stateDir: ${path.join(work, 'clock-state')}`, ''].join('\n'));
+    const checkAt = async (offset: string) => {
+      const cli = path.join(tree, 'usr/lib/iot-agent/dist/agent/cli.js');
+      const out = await run(process.execPath, [cli, '--config', config, 'check', '--json'], { cwd: '/', env: { ...process.env, IOT_AGENT_TPM: '', ...fakeTimeEnv(offset) } })
+        .catch((err: { stdout: string }) => err);
+      return (JSON.parse(out.stdout) as { checks: { id: string; status: string; message: string }[] }).checks.find((c) => c.id === 'clock');
+    };
+    const dayBefore = `-${Math.ceil((Date.now() - built) / 1000) + 86_400}s`;
+    expect(await checkAt(dayBefore)).toMatchObject({ status: 'fail', message: stringMatching(/older than this agent/) });
+    expect(await checkAt('+0s')).toMatchObject({ status: 'pass' });
+  }, 60_000);
 
   it('answers --version from the bundle itself: the package.json beside it carries no version', async () => {
     const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };

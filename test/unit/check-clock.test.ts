@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkClock } from '../../agent/check/clock-check.js';
-import { CLOCK_NOT_AFTER, CLOCK_NOT_BEFORE } from '../../agent/time/clock-bounds.js';
+import { CLOCK_NOT_AFTER, CLOCK_NOT_BEFORE, clockNotBefore } from '../../agent/time/clock-bounds.js';
 import { stringContaining } from '../support/matchers.js';
 
 describe('check: clock plausibility', () => {
@@ -72,5 +72,21 @@ describe('check: clock offsets and bounds', () => {
       status: 'fail', message: 'system time 2031-01-01T00:00:00Z is after 2031-01-01: the clock is wrong, so DPS and the hub will reject its SAS tokens and TLS certificates look expired',
       hint: stringContaining('timedatectl set-ntp true'),
     });
+  });
+});
+
+describe('the floor of a plausible clock', () => {
+  it('is the build\'s time when the bundle gives one later than the release floor', () => {
+    expect(clockNotBefore('2026-11-30T10:00:00.000Z').toISOString()).toBe('2026-11-30T10:00:00.000Z');
+  });
+
+  it('is the release floor without a build time, with one before it, or with one that is not a time', () => {
+    for (const builtAt of [undefined, '2025-06-01T00:00:00.000Z', 'yesterday', '']) {
+      expect(clockNotBefore(builtAt).toISOString()).toBe('2026-01-01T00:00:00.000Z');
+    }
+  });
+
+  it('is the release floor when the agent runs from a plain TypeScript build', () => {
+    expect(CLOCK_NOT_BEFORE.toISOString()).toBe('2026-01-01T00:00:00.000Z');
   });
 });
