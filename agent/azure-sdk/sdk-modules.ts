@@ -17,6 +17,24 @@ export function sdkWs(): WsModule {
   return requireCopy(import.meta.url, 'ws') as WsModule;
 }
 
+/** The SDK's mqtt.js: what azure-iot-mqtt-base connects with unless it is handed another. */
+export interface MqttModule {
+  connect(uri: string, options: Record<string, unknown>): unknown;
+}
+
+export function sdkMqtt(): MqttModule {
+  return requireCopy(import.meta.url, 'mqtt') as MqttModule;
+}
+
+/** The MqttBase that azure-iot-device-mqtt's transports are built on (their constructors take one). */
+export interface MqttBaseModule {
+  MqttBase: new (mqttProvider?: MqttModule) => object;
+}
+
+export function sdkMqttBase(): MqttBaseModule {
+  return requireCopy(import.meta.url, 'azure-iot-mqtt-base') as MqttBaseModule;
+}
+
 /** mqtt-packet's writer, whose number cache agent/hub/session.ts turns off. */
 export interface MqttPacketModule {
   writeToStream: { cacheNumbers: boolean };

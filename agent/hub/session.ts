@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import common from 'azure-iot-common';
 import device, { type Twin } from 'azure-iot-device';
-import deviceMqtt from 'azure-iot-device-mqtt';
 import securityTpm from 'azure-iot-security-tpm';
 import { enableDesiredUpdates, onDesiredPatch } from '../azure-sdk/desired-updates.js';
 import { useIdentityKeyHandle } from '../azure-sdk/identity-key-handle.js';
+import { hubTransport } from '../azure-sdk/hub-transport.js';
 import { sdkMqttPacket } from '../azure-sdk/sdk-modules.js';
 import { setHubTokenTiming } from '../azure-sdk/token-clock.js';
 import { dropTokenEventsUntilLive } from '../azure-sdk/token-events.js';
@@ -21,7 +21,6 @@ import { DesiredFeed } from '../twin/desired-feed.js';
 // CommonJS packages: Node's ESM loader cannot always see their named exports.
 const { errors, NoRetry } = common;
 const { Client } = device;
-const { Mqtt, MqttWs } = deviceMqtt;
 const { TpmAuthenticationProvider, TpmSecurityClient } = securityTpm;
 type Client = InstanceType<typeof Client>;
 
@@ -191,7 +190,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     const webSockets = this.route.protocol === 'mqtt-ws';
     if (webSockets) sendWholePacketsOverWebSockets();
     // MqttWs: wss://{hub}:443/$iothub/websocket, subprotocol mqtt, the same CONNECT and SAS token as over 8883.
-    const client = Client.fromAuthenticationProvider(auth, webSockets ? MqttWs : Mqtt);
+    const client = Client.fromAuthenticationProvider(auth, hubTransport(webSockets, this.options.ca));
     dropTokenEventsUntilLive(auth, () => this.client === client && this.live);
     setHubTokenTiming(auth, this.options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS,
       this.options.tokenRenewalMarginSeconds ?? DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS, this.options.clockCorrectionMs?.() ?? 0);
@@ -208,17 +207,17 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   }
 
   /**
-   * Awaited before open(): with a `ca` the SDK first tries to read it as a file name (on the
-   * thread pool) and only then hands the options to the transport, so an open() that does
-   * not wait can connect without the CA, the keepalive or the proxy's agent (seen under load:
-   * "unable to verify the first certificate").
+   * Awaited before open(): the SDK hands options to its transport only after a round on the
+   * thread pool (it tries a `ca` option as a file name first), so an open() that did not wait
+   * could connect without the keepalive or the proxy's agent (seen under load, when the CA
+   * still travelled this way: "unable to verify the first certificate"). The CAs travel with
+   * the transport (hubTransport).
    */
   private async setOptions(client: Client): Promise<void> {
     const webSockets = this.route.protocol === 'mqtt-ws';
     await client.setOptions({
       keepalive: this.options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
-      ...(this.options.ca ? { ca: this.options.ca } : {}),
-      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent, next to the `ca` above.
+      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent.
       ...(webSockets && this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
     });
   }

@@ -15,6 +15,7 @@
  */
 export const MODULE_COPIES = {
   'agent/azure-sdk/sdk-modules.ts': {
+    'azure-iot-mqtt-base': ['azure-iot-device-mqtt', 'azure-iot-mqtt-base'],
     mqtt: ['azure-iot-mqtt-base', 'mqtt'],
     ws: ['azure-iot-mqtt-base', 'mqtt', 'ws'],
     'mqtt-packet': ['azure-iot-mqtt-base', 'mqtt', 'mqtt-packet'],

@@ -2,6 +2,7 @@ import { pbkdf2 } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import type { Twin } from 'azure-iot-device';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubConnectError, HubSession } from '../../agent/hub/session.js';
@@ -81,10 +82,10 @@ describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device ove
     }
   }, 45_000);
 
-  it('connects with the private CA while the thread pool is busy (the SDK reads a ca option as a file name first)', async () => {
-    // Four slow jobs fill libuv's pool of four: the SDK's fs.readFile of the ca waits behind
-    // them, while the TPM (a socket) signs the token at once. An open() that did not wait for
-    // setOptions connected without the CA and failed the handshake.
+  it('connects with the private CA and its options while the thread pool is busy', async () => {
+    // Four slow jobs fill libuv's pool of four: the SDK's setOptions (an fs.readFile first)
+    // waits behind them, while the TPM (a socket) signs the token at once. An open() that did
+    // not wait for setOptions connected without them (with the CA among them, it failed the handshake).
     const busy = Array.from({ length: 4 }, () => new Promise((resolve) => pbkdf2('x', 'salt', 2_000_000, 32, 'sha256', resolve)));
     const session = new HubSession({ tpm, target: target(), ca, log });
     try {
@@ -95,6 +96,29 @@ describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device ove
       await Promise.all(busy);
     }
   }, 30_000);
+
+  it('builds no TLS context per connect: reconnects share one made from the CAs', async () => {
+    // A context made from the system's roots plus the extra CA is ~1 MB of native memory
+    // that glibc keeps: one per connect made a board's RSS step up at every outage.
+    const made = { count: 0 };
+    const original = tls.createSecureContext;
+    tls.createSecureContext = (options) => {
+      made.count++;
+      return original(options);
+    };
+    const session = new HubSession({ tpm, target: target(), ca: tls.rootCertificates.join('\n') + '\n' + ca, log });
+    try {
+      for (let i = 0; i < 5; i++) {
+        await session.connect({ protocol });
+        expect(session.connected).toBe(true);
+        await session.stop();
+      }
+      expect(made.count).toBeLessThanOrEqual(1);
+    } finally {
+      tls.createSecureContext = original;
+      await session.stop();
+    }
+  }, 60_000);
 
   it('reports a device the hub no longer knows as refused, so the policy can send it back to DPS', async () => {
     const session = new HubSession({ tpm, target: target(), ca, log });

@@ -1,9 +1,10 @@
 import device from 'azure-iot-device';
+import deviceMqtt from 'azure-iot-device-mqtt';
 import httpBase from 'azure-iot-http-base';
 import provisioningHttp from 'azure-iot-provisioning-device-http';
 import securityTpm from 'azure-iot-security-tpm';
 import { describe, expect, it } from 'vitest';
-import { provisioningCommon, sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
+import { provisioningCommon, sdkMqttBase, sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
 import { sdkClient, tpmProvider } from '../support/azure-sdk.js';
 
 /**
@@ -55,5 +56,12 @@ describe('the Azure SDK members the agent\'s patches rely on', () => {
   it('dps-requests.ts: the provisioning HTTP transport sends through the HTTP layer it is given (Http._httpBase)', () => {
     const base = new httpBase.Http();
     expect(member(new provisioningHttp.Http(base as never), '_httpBase')).toBe(base);
+  });
+
+  it('hub-transport.ts: the MQTT transports connect through the MqttBase they are given (_mqtt), and it through the mqtt.js it is given (mqttProvider)', () => {
+    const provider = { connect: () => undefined };
+    const base = new (sdkMqttBase().MqttBase)(provider);
+    expect(member(base, 'mqttProvider')).toBe(provider);
+    for (const Transport of [deviceMqtt.Mqtt, deviceMqtt.MqttWs]) expect(member(new Transport(tpmProvider(), base), '_mqtt')).toBe(base);
   });
 });
