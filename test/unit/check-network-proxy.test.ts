@@ -141,6 +141,24 @@ describe('check: the network through an HTTPS proxy', () => {
     expect(r['hub-tls']!.message).toMatch(/^hub 127\.0\.0\.1:8883/);
   });
 
+  it('with an unusable CA file, names what the proxy carries and that it was not tried, and sends no CONNECT', async () => {
+    const { port, asked } = await proxy('tunnel');
+    const shown = `http://127.0.0.1:${port}`;
+    const r = await run({ config: board({ proxy: shown }), trust: unusableCa });
+    expect(asked).toEqual([]);
+    expect(r.proxy).toEqual({ id: 'proxy', status: 'warn',
+      message: `${shown} (network.proxy) carries dps.example:443 and hub.example:443; not tried: tls.extraCaFile /x holds no PEM certificate`, hint: 'fix it' });
+    expect(r['dps-tls']).toEqual({ id: 'dps-tls', status: 'fail', message: 'not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
+    expect(r['hub-wss']).toEqual({ id: 'hub-wss', status: 'fail', message: 'not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
+  });
+
+  it('with an unusable CA file and no hub known, names DPS alone as what the proxy from the environment carries', async () => {
+    const r = await run({ config: board({ noProxy: ['other.example'] }), trust: unusableCa, hub: undefined, env: { https_proxy: '127.0.0.1:1' } });
+    expect(r.proxy).toEqual({ id: 'proxy', status: 'warn',
+      message: 'http://127.0.0.1:1 (https_proxy) carries dps.example:443; not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
+    expect(r['hub-dns']).toMatchObject({ status: 'warn', message: 'not provisioned, no hub known' });
+  });
+
   it('says the proxy is not used when noProxy lists DPS and the hub, and goes direct', async () => {
     const r = await run({ config: board({ proxy: 'http://127.0.0.1:1', noProxy: ['*'] }, '127.0.0.1'), trust: unusableCa, hub: '127.0.0.2' });
     expect(r.proxy).toEqual({ id: 'proxy', status: 'pass', message: 'http://127.0.0.1:1 (network.proxy): not used for DPS or the hub (network.noProxy)' });
