@@ -120,7 +120,7 @@ export function proxyCheck(settings: ProxySettings, problem: ProxySettingError |
   if (!proxy) return pass('proxy', 'none: connections go direct (network.proxy and https_proxy are unset)');
   const where = `${proxy.display} (${proxy.source})`;
   if (name && !name.ok) {
-    return fail('proxy', `${where}: ${proxy.host} ${name.timedOut ? `: no answer from the resolver within ${seconds(stepMs)}` : `does not resolve (${name.code})`}`,
+    return fail('proxy', `${where}: ${proxy.host}${name.timedOut ? `: no answer from the resolver within ${seconds(stepMs)}` : ` does not resolve (${name.code})`}`,
       `check the proxy host in ${proxy.source} and /etc/resolv.conf`);
   }
   if (probes.length === 0) return pass('proxy', `${where}: not used for DPS or the hub (${settings.noProxySource ?? 'noProxy'})`);
