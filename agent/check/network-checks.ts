@@ -96,15 +96,16 @@ export async function checkNetwork(o: NetworkCheckOptions): Promise<CheckResult[
   }
   const origin = `the cached assignment in ${config.stateDir} (re-provision if the hub moved)`;
   results.push(hubName ? describeResolution({ id: 'hub-dns', role: 'hub', host: hub, origin }, hubName, stepMs) : viaProxy('hub', hub, hubProxy!));
-  const ok8883 = hub8883 !== undefined && tls('hub-tls', 'hub', hub, 8883, hub8883).status === 'pass';
-  const ok443 = hub443 !== undefined && tls('hub-wss', 'hub', hub, 443, hub443).status === 'pass';
-  const fallback = (result: CheckResult, note: string): CheckResult => (result.status === 'fail' && setting === 'auto' ? { ...result, status: 'warn', message: `${result.message} (${note})` } : result);
-  results.push(hub8883 === undefined
-    ? pass('hub-tls', hubProxy ? `hub ${hub}:8883 not used: through the proxy the hub is reached on 443 only` : 'hub 8883 not used: network.hubProtocol is mqtt-ws')
-    : ok443 ? fallback(tls('hub-tls', 'hub', hub, 8883, hub8883), 'the agent falls back to MQTT over WebSockets on 443') : tls('hub-tls', 'hub', hub, 8883, hub8883));
-  results.push(hub443 === undefined
-    ? pass('hub-wss', 'hub 443 not used: network.hubProtocol is mqtt')
-    : ok8883 ? fallback(tls('hub-wss', 'hub', hub, 443, hub443), 'the agent uses 8883') : tls('hub-wss', 'hub', hub, 443, hub443));
+  const tls8883 = hub8883 && tls('hub-tls', 'hub', hub, 8883, hub8883);
+  const tls443 = hub443 && tls('hub-wss', 'hub', hub, 443, hub443);
+  const ok8883 = tls8883?.status === 'pass';
+  const ok443 = tls443?.status === 'pass';
+  // Both ports are tried only in auto without a proxy; then a port the agent can do without only warns.
+  const fallback = (result: CheckResult, otherWorks: boolean, note: string): CheckResult =>
+    (otherWorks && result.status === 'fail' ? { ...result, status: 'warn', message: `${result.message} (${note})` } : result);
+  results.push(tls8883 ? fallback(tls8883, ok443, 'the agent falls back to MQTT over WebSockets on 443')
+    : pass('hub-tls', hubProxy ? `hub ${hub}:8883 not used: through the proxy the hub is reached on 443 only` : 'hub 8883 not used: network.hubProtocol is mqtt-ws'));
+  results.push(tls443 ? fallback(tls443, ok8883, 'the agent uses 8883') : pass('hub-wss', 'hub 443 not used: network.hubProtocol is mqtt'));
   results.push(hubChoice(setting, hubProxy, o.memory, ok8883, ok443));
   return results;
 }
