@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeResolution, resolveHost } from '../../agent/check/dns-check.js';
-import { hubChoice, proxyCheck } from '../../agent/check/network-checks.js';
+import { hubChoice, proxyCheck, type Probe } from '../../agent/check/network-checks.js';
+import type { TunnelOutcome } from '../../agent/check/proxy-probe.js';
 import { seconds } from '../../agent/check/result.js';
 import { describeTls, type TlsContext } from '../../agent/check/tls-check.js';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
@@ -197,6 +198,26 @@ describe('check: the proxy line in words', () => {
   });
 });
 
+describe('check: the proxy\'s answer to CONNECT in words', () => {
+  const settings = () => proxySettings({ proxy: 'http://proxy.example:3128', noProxy: undefined }, {});
+  const timedOut = (phase: 'tcp' | 'tls') => ({ ok: false as const, code: 'ETIMEDOUT', detail: '', phase, timedOut: true });
+  const tunnel = (outcome: TunnelOutcome): [string, Probe] => ['dps.example:443', { via: 'proxy', outcome }];
+  const resolved = { ok: true as const, literal: false, addresses: [{ address: '10.0.0.1', family: 4 }] };
+
+  it('fails a proxy that did not answer the CONNECT in time', () => {
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'timeout', tls: timedOut('tcp') })])).toEqual({
+      id: 'proxy', status: 'fail', message: 'http://proxy.example:3128 (network.proxy): no answer to CONNECT dps.example:443 within 5 s',
+      hint: 'check that the proxy is up and that a firewall lets the board reach it',
+    });
+  });
+
+  it('passes a proxy that opened the tunnel, however the handshake behind it went', () => {
+    const passed = { id: 'proxy', status: 'pass', message: 'http://proxy.example:3128 (network.proxy) reachable; CONNECT to dps.example:443 accepted' };
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'timeout', tls: timedOut('tls') })])).toEqual(passed);
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'accepted', tls: timedOut('tls') })])).toEqual(passed);
+  });
+});
+
 describe('check: the hub\'s protocol in words', () => {
   const proxy = () => parseProxyUrl('http://proxy.example:3128', 'network.proxy');
   const neither = { id: 'hub-choice', status: 'fail', message: 'neither 8883 nor 443 of the hub answers (see hub-tls, hub-wss)', hint: 'a firewall must let TCP 8883 or 443 out to the hub' };
@@ -225,7 +246,7 @@ describe('check: the hub\'s protocol in words', () => {
   it('in auto with WebSockets remembered, keeps them while 443 answers, and names 8883 when only it does', () => {
     const since = Date.now() - 60_000;
     const remembered = { protocol: 'mqtt-ws' as const, since, retryMqttAt: Date.now() + 3_600_000 };
-    expect(hubChoice('auto', undefined, remembered, true, true)).toMatchObject({ status: 'pass',
+    expect(hubChoice('auto', undefined, remembered, true, true)).toMatchObject({ id: 'hub-choice', status: 'pass',
       message: stringMatching(new RegExp(`^MQTT over WebSockets on 443: 8883 was unreachable \\(${new Date(since).toISOString()}\\); 8883 is tried again after `)) });
     expect(hubChoice('auto', undefined, remembered, true, false)).toEqual({ id: 'hub-choice', status: 'pass',
       message: 'MQTT on 8883: WebSockets were remembered, but 443 does not answer now and 8883 does' });
