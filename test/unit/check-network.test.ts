@@ -215,6 +215,8 @@ describe('check: the proxy\'s answer to CONNECT in words', () => {
     const passed = { id: 'proxy', status: 'pass', message: 'http://proxy.example:3128 (network.proxy) reachable; CONNECT to dps.example:443 accepted' };
     expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'timeout', tls: timedOut('tls') })])).toEqual(passed);
     expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'accepted', tls: timedOut('tls') })])).toEqual(passed);
+    // Once the proxy accepted, even a failure named in the TCP phase is the endpoint's, not the proxy's.
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'accepted', tls: timedOut('tcp') })])).toEqual(passed);
   });
 });
 
