@@ -24,7 +24,7 @@ export interface NetworkCheckOptions {
 
 export const NETWORK_CHECK_IDS: CheckId[] = ['proxy', 'dps-dns', 'dps-tls', 'hub-dns', 'hub-tls', 'hub-wss', 'hub-choice'];
 
-type Probe = { via: 'proxy'; outcome: TunnelOutcome } | { via: 'direct'; outcome: TlsOutcome } | { via: 'none'; reason: string };
+export type Probe = { via: 'proxy'; outcome: TunnelOutcome } | { via: 'direct'; outcome: TlsOutcome } | { via: 'none'; reason: string; hint: string };
 
 /**
  * The network the way the agent uses it: the proxy (reachable, CONNECT accepted for DPS and
@@ -55,13 +55,14 @@ export async function checkNetwork(o: NetworkCheckOptions): Promise<CheckResult[
     hub === undefined || (hubProxy && setting !== 'mqtt') ? undefined : resolveHost(hub, stepMs),
   ]);
   const probe = async (host: string, port: number, proxy: Proxy | undefined, name: Resolution | undefined): Promise<Probe> => {
-    if (!trust.ok) return { via: 'none', reason: `not tried: ${trust.problem}` };
+    if (!trust.ok) return { via: 'none', reason: `not tried: ${trust.problem}`, hint: trust.hint };
+    const unresolved = 'fix the name resolution first';
     if (proxy) {
-      if (!proxyName?.ok) return { via: 'none', reason: `not tried: the proxy ${proxy.host} does not resolve (see proxy)` };
+      if (!proxyName?.ok) return { via: 'none', reason: `not tried: the proxy ${proxy.host} does not resolve (see proxy)`, hint: unresolved };
       const { probeThroughProxy } = await import('./proxy-probe.js');
       return { via: 'proxy', outcome: await probeThroughProxy(proxy, { host, port, ca, timeoutMs: stepMs }) };
     }
-    if (!name?.ok) return { via: 'none', reason: `not tried: ${host} does not resolve` };
+    if (!name?.ok) return { via: 'none', reason: `not tried: ${host} does not resolve`, hint: unresolved };
     return { via: 'direct', outcome: await probeTls({ host, port, addresses: name.addresses, ca, timeoutMs: stepMs }) };
   };
   const [dps, hub443, hub8883] = await Promise.all([
@@ -72,7 +73,7 @@ export async function checkNetwork(o: NetworkCheckOptions): Promise<CheckResult[
 
   const extraCaFile = trust.ok ? trust.extraCaFile : undefined;
   const tls = (id: CheckId, role: string, host: string, port: number, result: Probe): CheckResult => {
-    if (result.via === 'none') return fail(id, result.reason, trust.ok ? 'fix the name resolution first' : trust.hint);
+    if (result.via === 'none') return fail(id, result.reason, result.hint);
     if (result.via === 'direct') return describeTls({ id, role, host, port, extraCaFile, timeoutMs: stepMs }, result.outcome);
     const { outcome } = result;
     if (outcome.connect === 'refused' || outcome.connect === 'unreachable') return fail(id, `${role} ${host}:${port}: not reached: ${outcome.error.message}`, 'see the proxy check');
@@ -82,8 +83,10 @@ export async function checkNetwork(o: NetworkCheckOptions): Promise<CheckResult[
   const viaProxy = (role: string, host: string, proxy: Proxy) => pass(role === 'DPS' ? 'dps-dns' : 'hub-dns',
     `${role} ${host} is resolved by the proxy ${proxy.display} (the board connects to the proxy only)`);
 
+  // What the proxy carries: a probe of it that was not tried still names a way the agent goes.
+  const carried = (target: string, proxy: Proxy | undefined, result: Probe | undefined): [string, Probe][] => (proxy && result ? [[target, result]] : []);
   const results: CheckResult[] = [
-    proxyCheck(settings, settingProblem, proxyName, stepMs, [[`${dpsHost}:443`, dps], ...(hub && hub443 ? [[`${hub}:443`, hub443] as [string, Probe]] : [])]),
+    proxyCheck(settings, settingProblem, proxyName, stepMs, [...carried(`${dpsHost}:443`, dpsProxy, dps), ...carried(`${hub}:443`, hubProxy, hub443)]),
     dpsProxy ? viaProxy('DPS', dpsHost, dpsProxy) : describeResolution({ id: 'dps-dns', role: 'DPS', host: dpsHost, origin: 'provisioning.globalEndpoint in the config' }, dpsName!, stepMs),
     tls('dps-tls', 'DPS', dpsHost, 443, dps),
   ];
@@ -93,31 +96,41 @@ export async function checkNetwork(o: NetworkCheckOptions): Promise<CheckResult[
   }
   const origin = `the cached assignment in ${config.stateDir} (re-provision if the hub moved)`;
   results.push(hubName ? describeResolution({ id: 'hub-dns', role: 'hub', host: hub, origin }, hubName, stepMs) : viaProxy('hub', hub, hubProxy!));
-  const ok8883 = hub8883 !== undefined && tls('hub-tls', 'hub', hub, 8883, hub8883).status === 'pass';
-  const ok443 = hub443 !== undefined && tls('hub-wss', 'hub', hub, 443, hub443).status === 'pass';
-  const fallback = (result: CheckResult, note: string): CheckResult => (result.status === 'fail' && setting === 'auto' ? { ...result, status: 'warn', message: `${result.message} (${note})` } : result);
-  results.push(hub8883 === undefined
-    ? pass('hub-tls', hubProxy ? `hub ${hub}:8883 not used: through the proxy the hub is reached on 443 only` : 'hub 8883 not used: network.hubProtocol is mqtt-ws')
-    : ok443 ? fallback(tls('hub-tls', 'hub', hub, 8883, hub8883), 'the agent falls back to MQTT over WebSockets on 443') : tls('hub-tls', 'hub', hub, 8883, hub8883));
-  results.push(hub443 === undefined
-    ? pass('hub-wss', 'hub 443 not used: network.hubProtocol is mqtt')
-    : ok8883 ? fallback(tls('hub-wss', 'hub', hub, 443, hub443), 'the agent uses 8883') : tls('hub-wss', 'hub', hub, 443, hub443));
+  const tls8883 = hub8883 && tls('hub-tls', 'hub', hub, 8883, hub8883);
+  const tls443 = hub443 && tls('hub-wss', 'hub', hub, 443, hub443);
+  const ok8883 = tls8883?.status === 'pass';
+  const ok443 = tls443?.status === 'pass';
+  // Both ports are tried only in auto without a proxy; then a port the agent can do without only warns.
+  const fallback = (result: CheckResult, otherWorks: boolean, note: string): CheckResult =>
+    (otherWorks && result.status === 'fail' ? { ...result, status: 'warn', message: `${result.message} (${note})` } : result);
+  results.push(tls8883 ? fallback(tls8883, ok443, 'the agent falls back to MQTT over WebSockets on 443')
+    : pass('hub-tls', hubProxy ? `hub ${hub}:8883 not used: through the proxy the hub is reached on 443 only` : 'hub 8883 not used: network.hubProtocol is mqtt-ws'));
+  results.push(tls443 ? fallback(tls443, ok8883, 'the agent uses 8883') : pass('hub-wss', 'hub 443 not used: network.hubProtocol is mqtt'));
   results.push(hubChoice(setting, hubProxy, o.memory, ok8883, ok443));
   return results;
 }
 
-function proxyCheck(settings: ProxySettings, problem: ProxySettingError | undefined, name: Resolution | undefined, stepMs: number,
+/**
+ * The proxy line: whether the settings are usable, the proxy's name resolves, and the proxy
+ * took the CONNECT of every target it carries (`probes`, each `host:port` with its probe).
+ */
+export function proxyCheck(settings: ProxySettings, problem: ProxySettingError | undefined, name: Resolution | undefined, stepMs: number,
   probes: [string, Probe][]): CheckResult {
   if (problem) return fail('proxy', problem.message, problem.hint);
   const { proxy } = settings;
   if (!proxy) return pass('proxy', 'none: connections go direct (network.proxy and https_proxy are unset)');
   const where = `${proxy.display} (${proxy.source})`;
   if (name && !name.ok) {
-    return fail('proxy', `${where}: ${proxy.host} ${name.timedOut ? `: no answer from the resolver within ${seconds(stepMs)}` : `does not resolve (${name.code})`}`,
+    return fail('proxy', `${where}: ${proxy.host}${name.timedOut ? `: no answer from the resolver within ${seconds(stepMs)}` : ` does not resolve (${name.code})`}`,
       `check the proxy host in ${proxy.source} and /etc/resolv.conf`);
   }
+  if (probes.length === 0) return pass('proxy', `${where}: not used for DPS or the hub (${settings.noProxySource ?? 'noProxy'})`);
+  const untried = probes.find((p): p is [string, Probe & { via: 'none' }] => p[1].via === 'none');
+  if (untried) {
+    const { reason, hint } = untried[1];
+    return warn('proxy', `${where} carries ${probes.map(([target]) => target).join(' and ')}; ${reason}`, hint);
+  }
   const tunnelled = probes.filter((p): p is [string, Probe & { via: 'proxy' }] => p[1].via === 'proxy');
-  if (tunnelled.length === 0) return pass('proxy', `${where}: not used for DPS or the hub (${settings.noProxySource ?? 'noProxy'})`);
   for (const [, probe] of tunnelled) {
     const { outcome } = probe;
     if (outcome.connect === 'refused' || outcome.connect === 'unreachable') return fail('proxy', outcome.error.message, outcome.error.hint);
@@ -128,7 +141,7 @@ function proxyCheck(settings: ProxySettings, problem: ProxySettingError | undefi
 }
 
 /** Which protocol the agent will use and why, and whether that way works from here. */
-function hubChoice(setting: AgentConfig['network']['hubProtocol'], hubProxy: Proxy | undefined, memory: ProtocolMemory | undefined,
+export function hubChoice(setting: AgentConfig['network']['hubProtocol'], hubProxy: Proxy | undefined, memory: ProtocolMemory | undefined,
   ok8883: boolean, ok443: boolean): CheckResult {
   const plan = new HubProtocolChoice({ setting, proxied: hubProxy !== undefined, probeMs: MQTT_PROBE_MS }, memory).plan();
   const mqtt = 'MQTT on 8883';

@@ -4,12 +4,14 @@ import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkNetwork, NETWORK_CHECK_IDS, type NetworkCheckOptions } from '../../agent/check/network-checks.js';
 import type { CheckResult } from '../../agent/check/result.js';
 import type { Trust } from '../../agent/check/trust.js';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+import { randomLoopbackAddress } from '../support/ports.js';
 import { stringContaining, stringMatching } from '../support/matchers.js';
 
 /**
@@ -26,20 +28,36 @@ afterEach(() => {
   for (const close of closers.splice(0)) close();
 });
 
-async function listen(server: net.Server): Promise<number> {
+async function listen(server: net.Server, port = 0, host = '127.0.0.1'): Promise<number> {
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket: net.Socket) => sockets.add(socket));
   closers.push(() => {
     for (const socket of sockets) socket.destroy();
     server.close();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
   return (server.address() as net.AddressInfo).port;
 }
 
 async function httpsServer(): Promise<number> {
   const { key, cert } = await credentials();
   return listen(https.createServer({ key, cert }, (_request, response) => response.end()));
+}
+
+/**
+ * A hub that answers TLS on 8883 and nothing on 443: a loopback address of its own (8883 is
+ * fixed, and no other test listens there), with a certificate for that address.
+ */
+async function hubOn8883Only(): Promise<{ hub: string; trust: Trust }> {
+  const hub = randomLoopbackAddress();
+  const { key, cert, ca } = await ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-check-hub-')), [hub]);
+  const server = tls.createServer({ key, cert }, (socket) => socket.end());
+  server.on('tlsClientError', () => undefined);
+  await listen(server, 8883, hub);
+  return { hub, trust: { ok: true, ca: [ca], extraCaFile: '/etc/iot-agent/ca.pem' } };
 }
 
 type ProxyAnswer = 'tunnel' | 'tunnel-to-silence' | 403 | 407 | 'silent';
@@ -117,6 +135,17 @@ describe('check: the network through an HTTPS proxy', () => {
     expect(JSON.stringify(r)).not.toContain('Secret1');
   });
 
+  it('fails a proxy nobody listens on, and DPS and the hub as not reached through it', async () => {
+    const port = await listen(net.createServer());
+    closers.pop()!();
+    const shown = `http://127.0.0.1:${port}`;
+    const r = await run({ config: board({ proxy: shown }), trust: await trusted() });
+    expect(r.proxy).toEqual({ id: 'proxy', status: 'fail', message: `the proxy ${shown} (network.proxy) could not be reached (ECONNREFUSED)`,
+      hint: 'check the proxy\'s host and port, and that a firewall lets the board reach it' });
+    expect(r['dps-tls']).toEqual({ id: 'dps-tls', status: 'fail', message: `DPS dps.example:443: not reached: the proxy ${shown} (network.proxy) could not be reached (ECONNREFUSED)`,
+      hint: 'see the proxy check' });
+  });
+
   it('fails a proxy that never answers the CONNECT within the step\'s time', async () => {
     const { port } = await proxy('silent');
     const r = await run({ config: board({ proxy: `http://127.0.0.1:${port}` }), trust: await trusted(), stepMs: 300 });
@@ -139,6 +168,25 @@ describe('check: the network through an HTTPS proxy', () => {
     expect(r['hub-dns']).toEqual({ id: 'hub-dns', status: 'pass', message: 'hub 127.0.0.1 is an IP address: nothing to resolve' });
     expect(r['hub-wss']).toEqual({ id: 'hub-wss', status: 'pass', message: 'hub 443 not used: network.hubProtocol is mqtt' });
     expect(r['hub-tls']!.message).toMatch(/^hub 127\.0\.0\.1:8883/);
+    expect(r['hub-tls']!.message).not.toContain('not used');
+  });
+
+  it('with an unusable CA file, names what the proxy carries and that it was not tried, and sends no CONNECT', async () => {
+    const { port, asked } = await proxy('tunnel');
+    const shown = `http://127.0.0.1:${port}`;
+    const r = await run({ config: board({ proxy: shown }), trust: unusableCa });
+    expect(asked).toEqual([]);
+    expect(r.proxy).toEqual({ id: 'proxy', status: 'warn',
+      message: `${shown} (network.proxy) carries dps.example:443 and hub.example:443; not tried: tls.extraCaFile /x holds no PEM certificate`, hint: 'fix it' });
+    expect(r['dps-tls']).toEqual({ id: 'dps-tls', status: 'fail', message: 'not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
+    expect(r['hub-wss']).toEqual({ id: 'hub-wss', status: 'fail', message: 'not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
+  });
+
+  it('with an unusable CA file and no hub known, names DPS alone as what the proxy from the environment carries', async () => {
+    const r = await run({ config: board({ noProxy: ['other.example'] }), trust: unusableCa, hub: undefined, env: { https_proxy: '127.0.0.1:1' } });
+    expect(r.proxy).toEqual({ id: 'proxy', status: 'warn',
+      message: 'http://127.0.0.1:1 (https_proxy) carries dps.example:443; not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
+    expect(r['hub-dns']).toMatchObject({ status: 'warn', message: 'not provisioned, no hub known' });
   });
 
   it('says the proxy is not used when noProxy lists DPS and the hub, and goes direct', async () => {
@@ -157,6 +205,32 @@ describe('check: the network through an HTTPS proxy', () => {
   it('says there is no proxy when neither the config nor the environment names one', async () => {
     const r = await run({ config: board({}, '127.0.0.1'), trust: unusableCa, hub: '127.0.0.2' });
     expect(r.proxy).toEqual({ id: 'proxy', status: 'pass', message: 'none: connections go direct (network.proxy and https_proxy are unset)' });
+  });
+});
+
+describe('check: a hub that answers on 8883 only', () => {
+  it('in auto, passes 8883, warns that 443 does not answer as the agent uses 8883, and chooses 8883', async () => {
+    const { hub, trust } = await hubOn8883Only();
+    const r = await run({ config: board({}, '127.0.0.1'), trust, hub, stepMs: 2_000 });
+    expect(r['hub-tls']).toMatchObject({ status: 'pass', message: stringMatching(new RegExp(`^TLS handshake with hub ${hub.replaceAll('.', '\\.')}:8883 \\(TLSv1\\.3\\): `)) });
+    expect(r['hub-wss']).toEqual({ id: 'hub-wss', status: 'warn',
+      message: `hub ${hub}:443: connection refused: nothing listens there, or a firewall rejects it (the agent uses 8883)`, hint: stringContaining('firewall') });
+    expect(r['hub-choice']).toEqual({ id: 'hub-choice', status: 'pass', message: 'MQTT on 8883: auto: 8883 first' });
+  });
+
+  it('in auto with WebSockets remembered, says 8883 answers now that 443 does not', async () => {
+    const { hub, trust } = await hubOn8883Only();
+    const memory = { protocol: 'mqtt-ws' as const, since: Date.now() - 60_000, retryMqttAt: Date.now() + 3_600_000 };
+    const r = await run({ config: board({}, '127.0.0.1'), trust, hub, memory, stepMs: 2_000 });
+    expect(r['hub-choice']).toEqual({ id: 'hub-choice', status: 'pass', message: 'MQTT on 8883: WebSockets were remembered, but 443 does not answer now and 8883 does' });
+  });
+
+  it('with mqtt, passes the choice on 8883 and leaves 443 alone', async () => {
+    const { hub, trust } = await hubOn8883Only();
+    const r = await run({ config: board({ hubProtocol: 'mqtt' }, '127.0.0.1'), trust, hub, stepMs: 2_000 });
+    expect(r['hub-tls']).toMatchObject({ status: 'pass' });
+    expect(r['hub-wss']).toEqual({ id: 'hub-wss', status: 'pass', message: 'hub 443 not used: network.hubProtocol is mqtt' });
+    expect(r['hub-choice']).toEqual({ id: 'hub-choice', status: 'pass', message: 'MQTT on 8883: network.hubProtocol is mqtt' });
   });
 });
 

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { describeResolution, resolveHost } from '../../agent/check/dns-check.js';
+import { hubChoice, proxyCheck, type Probe } from '../../agent/check/network-checks.js';
+import type { TunnelOutcome } from '../../agent/check/proxy-probe.js';
 import { seconds } from '../../agent/check/result.js';
 import { describeTls, type TlsContext } from '../../agent/check/tls-check.js';
-import { arrayContaining } from '../support/matchers.js';
+import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
+import { proxySettings } from '../../agent/network/proxy.js';
+import { arrayContaining, stringContaining, stringMatching } from '../support/matchers.js';
 
 const dps = { id: 'dps-dns', role: 'DPS', host: 'dps.example.invalid', origin: 'provisioning.globalEndpoint in the config' } as const;
 const tls = (extraCaFile?: string): TlsContext => ({ id: 'dps-tls', role: 'DPS', host: 'dps.example.net', port: 443, extraCaFile, timeoutMs: 5_000 });
@@ -175,5 +179,79 @@ describe('check: every TLS failure in words', () => {
   it('leaves out the address when it is the one configured', () => {
     const result = describeTls({ ...tls(), host: '10.0.0.1' }, { ok: true, address: '10.0.0.1:443', protocol: 'TLSv1.2', subject: 'CN=dps', issuer: 'CN=ca', validTo: 'x' });
     expect(result.message).toBe('TLS handshake with DPS 10.0.0.1:443 (TLSv1.2): certificate CN=dps issued by CN=ca, valid until x');
+  });
+});
+
+describe('check: the proxy line in words', () => {
+  const settings = () => proxySettings({ proxy: 'http://proxy.example:3128', noProxy: undefined }, {});
+
+  it('fails a proxy whose name does not resolve, naming the code and where the proxy is set', () => {
+    expect(proxyCheck(settings(), undefined, { ok: false, code: 'ENOTFOUND', timedOut: false }, 5_000, [])).toEqual({
+      id: 'proxy', status: 'fail', message: 'http://proxy.example:3128 (network.proxy): proxy.example does not resolve (ENOTFOUND)',
+      hint: 'check the proxy host in network.proxy and /etc/resolv.conf',
+    });
+  });
+
+  it('fails a proxy whose name the resolver did not answer for within the step\'s time', () => {
+    expect(proxyCheck(settings(), undefined, { ok: false, code: 'ETIMEOUT', timedOut: true }, 2_500, []).message)
+      .toBe('http://proxy.example:3128 (network.proxy): proxy.example: no answer from the resolver within 2.5 s');
+  });
+});
+
+describe('check: the proxy\'s answer to CONNECT in words', () => {
+  const settings = () => proxySettings({ proxy: 'http://proxy.example:3128', noProxy: undefined }, {});
+  const timedOut = (phase: 'tcp' | 'tls') => ({ ok: false as const, code: 'ETIMEDOUT', detail: '', phase, timedOut: true });
+  const tunnel = (outcome: TunnelOutcome): [string, Probe] => ['dps.example:443', { via: 'proxy', outcome }];
+  const resolved = { ok: true as const, literal: false, addresses: [{ address: '10.0.0.1', family: 4 }] };
+
+  it('fails a proxy that did not answer the CONNECT in time', () => {
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'timeout', tls: timedOut('tcp') })])).toEqual({
+      id: 'proxy', status: 'fail', message: 'http://proxy.example:3128 (network.proxy): no answer to CONNECT dps.example:443 within 5 s',
+      hint: 'check that the proxy is up and that a firewall lets the board reach it',
+    });
+  });
+
+  it('passes a proxy that opened the tunnel, however the handshake behind it went', () => {
+    const passed = { id: 'proxy', status: 'pass', message: 'http://proxy.example:3128 (network.proxy) reachable; CONNECT to dps.example:443 accepted' };
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'timeout', tls: timedOut('tls') })])).toEqual(passed);
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'accepted', tls: timedOut('tls') })])).toEqual(passed);
+    // Once the proxy accepted, even a failure named in the TCP phase is the endpoint's, not the proxy's.
+    expect(proxyCheck(settings(), undefined, resolved, 5_000, [tunnel({ connect: 'accepted', tls: timedOut('tcp') })])).toEqual(passed);
+  });
+});
+
+describe('check: the hub\'s protocol in words', () => {
+  const proxy = () => parseProxyUrl('http://proxy.example:3128', 'network.proxy');
+  const neither = { id: 'hub-choice', status: 'fail', message: 'neither 8883 nor 443 of the hub answers (see hub-tls, hub-wss)', hint: 'a firewall must let TCP 8883 or 443 out to the hub' };
+
+  it('with a fixed protocol, passes when that way works and fails when only the other one does', () => {
+    expect(hubChoice('mqtt', undefined, undefined, true, false)).toEqual({ id: 'hub-choice', status: 'pass', message: 'MQTT on 8883: network.hubProtocol is mqtt' });
+    expect(hubChoice('mqtt', undefined, undefined, false, true)).toEqual({ id: 'hub-choice', status: 'fail',
+      message: 'MQTT on 8883 (network.hubProtocol is mqtt), but that way does not work from here (see hub-tls)',
+      hint: 'network.hubProtocol: auto uses whichever of 8883 and 443 works' });
+    expect(hubChoice('mqtt-ws', undefined, undefined, false, true)).toEqual({ id: 'hub-choice', status: 'pass', message: 'MQTT over WebSockets on 443: network.hubProtocol is mqtt-ws' });
+    expect(hubChoice('mqtt-ws', undefined, undefined, true, false)).toMatchObject({ status: 'fail', message: stringContaining('(see hub-wss)') });
+  });
+
+  it('in auto behind a proxy, takes WebSockets through it and names the proxy', () => {
+    expect(hubChoice('auto', proxy(), undefined, false, true)).toEqual({ id: 'hub-choice', status: 'pass',
+      message: 'MQTT over WebSockets on 443 through the proxy http://proxy.example:3128: through the proxy, which tunnels 443 only' });
+  });
+
+  it('in auto, takes 8883 when it answers, and says that the agent falls back when only 443 does', () => {
+    expect(hubChoice('auto', undefined, undefined, true, true)).toEqual({ id: 'hub-choice', status: 'pass', message: 'MQTT on 8883: auto: 8883 first' });
+    expect(hubChoice('auto', undefined, undefined, false, true)).toEqual({ id: 'hub-choice', status: 'pass',
+      message: 'MQTT over WebSockets on 443: auto tries 8883 first and falls back within 10 s; 8883 does not answer from here' });
+    expect(hubChoice('auto', undefined, undefined, false, false)).toEqual(neither);
+  });
+
+  it('in auto with WebSockets remembered, keeps them while 443 answers, and names 8883 when only it does', () => {
+    const since = Date.now() - 60_000;
+    const remembered = { protocol: 'mqtt-ws' as const, since, retryMqttAt: Date.now() + 3_600_000 };
+    expect(hubChoice('auto', undefined, remembered, true, true)).toMatchObject({ id: 'hub-choice', status: 'pass',
+      message: stringMatching(new RegExp(`^MQTT over WebSockets on 443: 8883 was unreachable \\(${new Date(since).toISOString()}\\); 8883 is tried again after `)) });
+    expect(hubChoice('auto', undefined, remembered, true, false)).toEqual({ id: 'hub-choice', status: 'pass',
+      message: 'MQTT on 8883: WebSockets were remembered, but 443 does not answer now and 8883 does' });
+    expect(hubChoice('auto', undefined, remembered, false, false)).toEqual(neither);
   });
 });

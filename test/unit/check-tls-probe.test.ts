@@ -147,7 +147,10 @@ describe('check: an endpoint resolved, then shaken hands with', () => {
 
   it('does not try TLS when the name does not resolve, and says which check to fix first', async () => {
     const results = await network('', { ok: true, ca: undefined, extraCaFile: undefined });
-    expect(byId(results, 'dps-dns')).toMatchObject({ status: 'fail', message: stringMatching(/^DPS {2}does not resolve \(ENODATA\)/) });
+    expect(byId(results, 'dps-dns')).toMatchObject({ status: 'fail', message: stringMatching(/^DPS {2}does not resolve \(ENODATA\)/),
+      hint: stringMatching(/^check provisioning\.globalEndpoint in the config for a typo/) });
+    expect(byId(results, 'hub-dns')).toMatchObject({ status: 'fail',
+      hint: stringMatching(new RegExp(`^check the cached assignment in ${DEFAULTS.stateDir} \\(re-provision if the hub moved\\) for a typo`)) });
     expect(byId(results, 'dps-tls')).toEqual({ id: 'dps-tls', status: 'fail', message: 'not tried:  does not resolve', hint: 'fix the name resolution first' });
     expect(byId(results, 'hub-tls')).toMatchObject({ status: 'fail', message: 'not tried:  does not resolve' });
   });
