@@ -1,5 +1,5 @@
-import { createSecureContext, type SecureContext } from 'node:tls';
 import deviceMqtt from 'azure-iot-device-mqtt';
+import { sharedSecureContext } from '../lib/tls-context.js';
 import { sdkMqtt, sdkMqttBase } from './sdk-modules.js';
 
 const { Mqtt, MqttWs } = deviceMqtt;
@@ -7,23 +7,14 @@ const { Mqtt, MqttWs } = deviceMqtt;
 type AuthenticationProvider = ConstructorParameters<typeof Mqtt>[0];
 export type HubTransportCtor = new (authenticationProvider: AuthenticationProvider) => InstanceType<typeof Mqtt>;
 
-let shared: { ca: string; context: SecureContext } | undefined;
-
-/** One TLS context for `ca`, made again only when the CAs change (a reloaded config). */
-function contextFor(ca: string): SecureContext {
-  if (shared?.ca !== ca) shared = { ca, context: createSecureContext({ ca }) };
-  return shared.context;
-}
-
 /**
  * The SDK's MQTT transport for a hub session (`Mqtt` over 8883, `MqttWs` over WebSockets on
  * 443), for Client.fromAuthenticationProvider, whose connections trust `ca` through one
- * shared TLS context. Handed `ca` as an option, the SDK passes it to mqtt.js and Node builds a
- * context for every connection: with the system's roots plus an extra CA (some 140
- * certificates) that is about 1 MB of native memory per connect, which glibc keeps (40
- * connects: +40 MB RSS; with one shared context, +2 MB), so a board's RSS stepped up at
- * every outage. The seam is the SDK's own: its transports take an MqttBase, and MqttBase
- * takes the mqtt.js it connects with. Without `ca`, Node's default context is shared already.
+ * shared TLS context (agent/lib/tls-context.ts). Handed `ca` as an option, the SDK passes
+ * it to mqtt.js and Node builds a context for every connect: a board's RSS stepped up by
+ * some 10 MB at every outage. The seam is the SDK's own: its transports take an MqttBase,
+ * and MqttBase takes the mqtt.js it connects with. Without `ca`, Node's default context is
+ * shared already.
  */
 export function hubTransport(webSockets: boolean, ca: string | undefined): HubTransportCtor {
   const Transport = webSockets ? MqttWs : Mqtt;
@@ -32,7 +23,7 @@ export function hubTransport(webSockets: boolean, ca: string | undefined): HubTr
   const { MqttBase } = sdkMqttBase();
   const provider = {
     connect(uri: string, options: Record<string, unknown>): unknown {
-      const secureContext = contextFor(ca);
+      const secureContext = sharedSecureContext(ca);
       // The context replaces `ca`; over WebSockets mqtt.js hands ws only wsOptions.
       const wsOptions = { ...(options.wsOptions as Record<string, unknown> | undefined), secureContext };
       return mqtt.connect(uri, { ...options, ca: undefined, secureContext, wsOptions });

@@ -3,8 +3,9 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { fetchServiceDate } from '../../agent/time/service-date.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 
@@ -83,5 +84,33 @@ describe('asking a service for its time', () => {
     const { port } = await service();
     for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
     await expect(fetchServiceDate('127.0.0.1', port, undefined, 5_000)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('asks again and again through one TLS context made from the CAs, not one per request', async () => {
+    const { port } = await service();
+    const { ca } = await credentials();
+    const made = { count: 0 };
+    const original = tls.createSecureContext;
+    tls.createSecureContext = (options) => {
+      made.count++;
+      return original(options);
+    };
+    try {
+      for (let i = 0; i < 3; i++) expect((await fetchServiceDate('127.0.0.1', port, [...tls.rootCertificates, ca], 5_000)).date).toBe(SERVICE_DATE);
+    } finally {
+      tls.createSecureContext = original;
+    }
+    expect(made.count).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('the shared TLS context', () => {
+  it('is the same for the same CAs, given as a list or as one PEM text, and new when they change', async () => {
+    const { ca } = await credentials();
+    const first = sharedSecureContext([ca]);
+    expect(sharedSecureContext(ca)).toBe(first);
+    const other = sharedSecureContext([...tls.rootCertificates, ca]);
+    expect(other).not.toBe(first);
+    expect(sharedSecureContext([...tls.rootCertificates, ca].join('\n'))).toBe(other);
   });
 });
