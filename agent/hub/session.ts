@@ -207,11 +207,10 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   }
 
   /**
-   * Awaited before open(): the SDK hands options to its transport only after a round on the
-   * thread pool (it tries a `ca` option as a file name first), so an open() that did not wait
-   * could connect without the keepalive or the proxy's agent (seen under load, when the CA
-   * still travelled this way: "unable to verify the first certificate"). The CAs travel with
-   * the transport (hubTransport).
+   * Awaited before open(): the SDK may apply options after a round on the thread pool (a
+   * `ca` option is first tried as a file name there), and an open() that did not wait
+   * connected without them under load ("unable to verify the first certificate" when the CA
+   * still travelled this way; the CAs now travel with the transport, hubTransport).
    */
   private async setOptions(client: Client): Promise<void> {
     const webSockets = this.route.protocol === 'mqtt-ws';

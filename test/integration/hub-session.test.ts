@@ -83,9 +83,9 @@ describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device ove
   }, 45_000);
 
   it('connects with the private CA and its options while the thread pool is busy', async () => {
-    // Four slow jobs fill libuv's pool of four: the SDK's setOptions (an fs.readFile first)
-    // waits behind them, while the TPM (a socket) signs the token at once. An open() that did
-    // not wait for setOptions connected without them (with the CA among them, it failed the handshake).
+    // Four slow jobs fill libuv's pool of four, while the TPM (a socket) signs the token at
+    // once: whatever the connect waits for on the pool must be awaited. (When the SDK's
+    // setOptions still read the CA there, an open() that did not wait failed the handshake.)
     const busy = Array.from({ length: 4 }, () => new Promise((resolve) => pbkdf2('x', 'salt', 2_000_000, 32, 'sha256', resolve)));
     const session = new HubSession({ tpm, target: target(), ca, log });
     try {
