@@ -178,17 +178,14 @@ describe('where the proxy comes from', () => {
 });
 
 describe('the proxy\'s refusals in words', () => {
-  const withUser = parseProxyUrl('http://u:Secret1@proxy.example:3128', 'network.proxy');
-  const anonymous = parseProxyUrl('http://proxy.example:3128', 'https_proxy');
-
   it.each([
-    [withUser, 407, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (407)'],
-    [withUser, 401, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (401)'],
-    [anonymous, 407, 'the proxy http://proxy.example:3128 (https_proxy) requires credentials (407)'],
-    [withUser, 403, 'the proxy http://***@proxy.example:3128 (network.proxy) does not allow a tunnel to hub.example:443 (403)'],
-    [withUser, 502, 'the proxy http://***@proxy.example:3128 (network.proxy) could not open a tunnel to hub.example:443 (502)'],
-  ])('%#: %s', (proxy, status, message) => {
-    const err = proxyRefusal(proxy, status, 'hub.example:443');
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 407, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (407)'],
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 401, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (401)'],
+    ['http://proxy.example:3128', 'https_proxy', 407, 'the proxy http://proxy.example:3128 (https_proxy) requires credentials (407)'],
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 403, 'the proxy http://***@proxy.example:3128 (network.proxy) does not allow a tunnel to hub.example:443 (403)'],
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 502, 'the proxy http://***@proxy.example:3128 (network.proxy) could not open a tunnel to hub.example:443 (502)'],
+  ])('%#: the proxy (%s from %s) answering %i', (url, source, status, message) => {
+    const err = proxyRefusal(parseProxyUrl(url, source), status, 'hub.example:443');
     expect(err.message).toBe(message);
     expect(err.statusCode).toBe(status);
     expect(`${err.message} ${err.hint}`).not.toContain('Secret1');
