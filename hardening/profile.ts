@@ -99,7 +99,7 @@ export function validateProfile(raw: unknown, source: string, fallbackName: stri
   }
 
   return {
-    name: v.string(top.name ?? fallbackName, 'name', PROFILE_LABEL, 'letters, digits, ".", "_" or "-", at most 64'),
+    name: v.matching(top.name ?? fallbackName, 'name', PROFILE_LABEL, 'letters, digits, ".", "_" or "-", at most 64'),
     description: v.string(top.description ?? '', 'description'),
     firewall: {
       inbound: v.list(fw.inbound ?? [], 'firewall.inbound').map((r, i) => v.portRule(r, `firewall.inbound[${i}]`, 'from')),
@@ -114,7 +114,7 @@ export function validateProfile(raw: unknown, source: string, fallbackName: stri
     usb: {
       mode: v.oneOf(usb.mode ?? 'leave', 'usb.mode', ['block-storage', 'authorized-only', 'leave'] as const),
       allow: v.list(usb.allow ?? [], 'usb.allow').map((id, i) =>
-        v.string(id, `usb.allow[${i}]`, USB_ID, 'a vendor:product id such as "1d6b:0002" (lowercase hex)')),
+        v.matching(id, `usb.allow[${i}]`, USB_ID, 'a vendor:product id such as "1d6b:0002" (lowercase hex)')),
       ...(usb.allow_network_devices === undefined ? {} : { allowNetworkDevices: v.boolean(usb.allow_network_devices, 'usb.allow_network_devices') }),
     },
     network: {
@@ -172,10 +172,15 @@ class Validator {
     return value;
   }
 
-  string(value: unknown, field: string, pattern?: RegExp, expected?: string): string {
+  string(value: unknown, field: string): string {
     if (typeof value !== 'string') this.fail(field, `must be a string, got ${yamlKindOf(value)}`);
-    if (pattern && !pattern.test(value)) this.fail(field, `${JSON.stringify(value)} is not ${expected ?? `matching ${pattern}`}`);
     return value;
+  }
+
+  matching(value: unknown, field: string, pattern: RegExp, expected: string): string {
+    const text = this.string(value, field);
+    if (!pattern.test(text)) this.fail(field, `${JSON.stringify(text)} is not ${expected}`);
+    return text;
   }
 
   boolean(value: unknown, field: string): boolean {
@@ -192,7 +197,7 @@ class Validator {
 
   rate(value: unknown, field: string): { rate: string; burst: number } {
     const raw = this.object(value, field, ['rate', 'burst']);
-    const rate = this.string(raw.rate, `${field}.rate`, RATE, 'a rate such as "25/second" (per second, minute, hour or day)');
+    const rate = this.matching(raw.rate, `${field}.rate`, RATE, 'a rate such as "25/second" (per second, minute, hour or day)');
     const burst = raw.burst ?? 5;
     if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > 10000) {
       this.fail(`${field}.burst`, `must be an integer from 1 to 10000, got ${yamlKindOf(burst)}`);

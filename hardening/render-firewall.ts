@@ -48,12 +48,10 @@ export function renderFirewall(profile: Profile, family: Family, egress: Egress 
   return { family, chains: { [INPUT_CHAIN]: inboundRules(profile, family), [OUTPUT_CHAIN]: outboundRules(profile, family, egress) } };
 }
 
-/** Puts the rule's name (a comment match) just before its target. */
+/** Puts the rule's name (a comment match) just before its target (every spec ends in `-j TARGET`). */
 function named(spec: string, name: string): string {
-  const at = spec.lastIndexOf(' -j ');
-  const head = at === -1 ? '' : spec.slice(0, at);
-  const target = at === -1 ? spec.replace(/^-j /, '') : spec.slice(at + 4);
-  return `${head ? `${head} ` : ''}-m comment --comment ${RULE_PREFIX}${name} -j ${target}`;
+  const at = spec.lastIndexOf('-j ');
+  return `${spec.slice(0, at)}-m comment --comment ${RULE_PREFIX}${name} ${spec.slice(at)}`;
 }
 
 function inboundRules(profile: Profile, family: Family): string[] {

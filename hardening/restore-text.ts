@@ -96,7 +96,8 @@ export function revertText(previous: FilterTable, live: FilterTable): string {
     const chain = line.split(/\s+/)[1] ?? '';
     if (!liveJumps.some((j) => j.line === line)) length.set(chain, (length.get(chain) ?? 0) + 1);
   }
-  for (const jump of [...agentJumps(previous)].sort((a, b) => a.position - b.position)) {
+  // In save order, so each chain's jumps come in order of position.
+  for (const jump of agentJumps(previous)) {
     const size = length.get(jump.chain) ?? 0;
     lines.push(jump.line.replace(/^-A (\S+)/, `-I $1 ${Math.min(jump.position, size + 1)}`));
     length.set(jump.chain, size + 1);

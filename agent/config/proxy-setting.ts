@@ -62,9 +62,10 @@ export function parseProxyUrl(text: string, source: string): Proxy {
   if (url.protocol !== 'http:') throw new ProxySettingError(`${source}: the scheme must be http:// (got ${url.protocol.slice(0, 12)}//)`, PROXY_HINT);
   if (!host || !isHostName(host)) throw new ProxySettingError(`${source}: no valid proxy host`, PROXY_HINT);
   const authority = trimmed.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').split(/[/?#]/)[0] ?? '';
-  const portText = /:(\d{1,5})$/.exec(authority.slice(authority.lastIndexOf('@') + 1))?.[1];
+  // Anchored at the end, where the host is: digits of a password never count as the port.
+  const portText = /:(\d{1,5})$/.exec(authority)?.[1];
   if (portText === undefined) throw new ProxySettingError(`${source}: the proxy port is missing`, PROXY_HINT);
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
+  if (url.pathname !== '/' || url.search || url.hash) {
     throw new ProxySettingError(`${source}: a proxy URL has no path, query or fragment`, PROXY_HINT);
   }
   let username: string | undefined;

@@ -216,12 +216,15 @@ export class ConnectionPolicy {
   /** The TPM, a CA file or anything else outside DPS and the hub stopped the flow. */
   flowFailed(): number {
     this.failures++;
-    return this.schedule({ action: 'retryDps', delayMs: this.flow.next(), reason: '' }).delayMs;
+    const delayMs = this.flow.next();
+    this.nextAt = this.clock.now() + delayMs;
+    return delayMs;
   }
 
   /** Until when DPS is left alone (its backoff, an operator hold or the rate limit), or undefined. */
   private heldUntil(now: number): number | undefined {
-    const until = this.lastRegistrationAt === undefined ? this.dpsNotBefore : this.reprovisionHeldUntil();
+    // Without a registration this is the DPS backoff or an operator hold alone.
+    const until = this.reprovisionHeldUntil();
     return until > now ? until : undefined;
   }
 

@@ -31,6 +31,12 @@ describe('the command registry', () => {
     } });
   });
 
+  it('lets a fault in reading the arguments escape, rather than answer it as invalid arguments', async () => {
+    const fault = new TypeError('argument reader broke');
+    const args = { get seconds(): number { throw fault; } };
+    await expect(new CommandRegistry(context()).dispatch('setTelemetryInterval', args, { via: 'method' })).rejects.toBe(fault);
+  });
+
   it('refuses a telemetry interval under the 10 s floor, and takes the floor itself', async () => {
     const registry = new CommandRegistry(context());
     expect(await registry.dispatch('setTelemetryInterval', { seconds: 9 }, { via: 'method' })).toMatchObject({ status: 400, payload: { field: 'seconds' } });

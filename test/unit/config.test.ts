@@ -280,6 +280,30 @@ describe('config file: bounds and forms', () => {
     await expect(loadConfig(dir)).rejects.toMatchObject({ message: `config ${dir}: cannot be read (EISDIR)`, exitCode: 2 });
   });
 
+  it('names a repeated key without the position the YAML parser would add', () => {
+    expect(errorOf('log:\n  level: info\nlog:\n  level: debug').message).toBe('config /etc/iot-agent/config.yaml: is not valid YAML: Map keys must be unique');
+  });
+
+  it('takes a proxy URL and noProxy entries without the spaces around them', () => {
+    expect(parseConfig('network:\n  proxy: " http://proxy.example:3128 "\n  noProxy: [" a.example ", "10.0.0.0/8"]', 'x').network)
+      .toMatchObject({ proxy: 'http://proxy.example:3128', noProxy: ['a.example', '10.0.0.0/8'] });
+  });
+
+  it('reads noProxy as a string with separators at either end or doubled', () => {
+    expect(parseConfig('network:\n  noProxy: ", a.example,, b.example "', 'x').network.noProxy).toEqual(['a.example', 'b.example']);
+  });
+
+  it('takes 64 noProxy entries, and refuses 65', () => {
+    const hosts = (n: number) => Array.from({ length: n }, (_, i) => `h${i}.example`).join(', ');
+    expect(parseConfig(`network:\n  noProxy: [${hosts(64)}]`, 'x').network.noProxy).toHaveLength(64);
+    expect(errorOf(`network:\n  noProxy: [${hosts(65)}]`).message).toContain('network.noProxy: ');
+  });
+
+  it('says what a noProxy entry should be when it is not text', () => {
+    expect(errorOf('network:\n  noProxy: [a.example, 42]').message)
+      .toBe('config /etc/iot-agent/config.yaml: network.noProxy[1]: 42 is not valid: expected a host name, .suffix, IP address or CIDR');
+  });
+
   it('gives the first line of a YAML error only', () => {
     expect(errorOf('a: b: c').message).toMatch(/^config \/etc\/iot-agent\/config.yaml: is not valid YAML: [^\n]+$/);
   });

@@ -183,6 +183,7 @@ describe('connection policy: spreading reconnects', () => {
       policy.hubConnected();
       clock.t += 100;
       const decision = policy.hubLost();
+      expect(decision.action).toBe('reconnect');
       delays.push(decision.delayMs);
       clock.t += decision.delayMs;
     }

@@ -161,6 +161,8 @@ describe('profile schema', () => {
     ['a fractional burst', 'firewall:\n  icmp_echo: limit\n  icmp_echo_limit: { rate: 1/second, burst: 2.5 }\n', 'firewall.icmp_echo_limit.burst: must be an integer'],
     ['a burst as text', 'firewall:\n  syn_limit: { rate: 1/second, burst: "5" }\n', 'firewall.syn_limit.burst: must be an integer from 1 to 10000, got string "5"'],
     ['a limit without limit mode', 'firewall:\n  icmp_echo_limit: { rate: 1/second }\n', 'firewall.icmp_echo_limit: only meaningful with icmp_echo: limit'],
+    ['an outbound allow list that is not a list', 'firewall: { outbound: { allow: 5 } }\n', 'firewall.outbound.allow: must be a list, got number 5'],
+    ['a port range inside a list', 'firewall:\n  inbound: [{ port: ["80-90"] }]\n', 'firewall.inbound[0].port: must be a port from 1 to 65535 or a range "low-high", got a list'],
     ['a bad USB id', 'usb: { mode: authorized-only, allow: ["1D6B:2"] }\n', 'usb.allow[0]: "1D6B:2" is not a vendor:product id such as "1d6b:0002" (lowercase hex)'],
     ['a USB id with text around it', 'usb: { allow: ["x1d6b:0002"] }\n', 'usb.allow[0]'],
     ['a USB id with text after it', 'usb: { allow: ["1d6b:0002x"] }\n', 'usb.allow[0]'],
@@ -175,6 +177,11 @@ describe('profile schema', () => {
       expect(error.exitCode).toBe(2);
     });
   }
+
+  it.each(['ignore_bogus_icmp_errors', 'ignore_broadcast_echo', 'syn_cookies', 'reverse_path_filter', 'accept_redirects', 'send_redirects', 'accept_source_route'])(
+    'names network.%s when its value is of the wrong type', (key) => {
+      expect(refusal(`network: { ${key}: [] }\n`).message).toMatch(new RegExp(`^profile test\\.yaml: network\\.${key}: must be (true or false|one of strict, loose, off), got a list$`));
+    });
 
   it('says nothing was applied, and where to find a valid profile, with every refusal', () => {
     expect(refusal('ipv6: off\n').hint).toBe('see the built-in profiles with `iot-agent harden plan --profile strict`; nothing was applied');
@@ -213,12 +220,21 @@ describe('the profile hash', () => {
     network: { ignoreBogusIcmpErrors: true, ignoreBroadcastEcho: true, synCookies: true, reversePathFilter: 'strict', acceptRedirects: false, sendRedirects: false, acceptSourceRoute: false },
   });
 
+  /** The canonical JSON of `literal()`, with its USB allow list as given. */
+  const canonical = (usbAllow = '[]') => '{"description":"","firewall":{"icmpEcho":{"mode":"drop"},"inbound":[{"ports":{"from":22,"to":22},"protocol":"tcp"}],'
+    + '"outbound":{"allow":[],"defaults":true},"synLimit":false},"ipv6":"leave","name":"p","network":{"acceptRedirects":false,'
+    + '"acceptSourceRoute":false,"ignoreBogusIcmpErrors":true,"ignoreBroadcastEcho":true,"reversePathFilter":"strict","sendRedirects":false,'
+    + `"synCookies":true},"usb":{"allow":${usbAllow},"mode":"leave"}}`;
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
   it('is SHA-256 over compact JSON with keys sorted and absent keys left out, so records written by earlier versions still match', () => {
-    const canonical = '{"description":"","firewall":{"icmpEcho":{"mode":"drop"},"inbound":[{"ports":{"from":22,"to":22},"protocol":"tcp"}],'
-      + '"outbound":{"allow":[],"defaults":true},"synLimit":false},"ipv6":"leave","name":"p","network":{"acceptRedirects":false,'
-      + '"acceptSourceRoute":false,"ignoreBogusIcmpErrors":true,"ignoreBroadcastEcho":true,"reversePathFilter":"strict","sendRedirects":false,'
-      + '"synCookies":true},"usb":{"allow":[],"mode":"leave"}}';
-    expect(profileHash(literal())).toBe(createHash('sha256').update(canonical).digest('hex'));
+    expect(profileHash(literal())).toBe(sha256(canonical()));
+  });
+
+  it('writes a list\'s items apart, with a comma between them', () => {
+    const p = literal();
+    p.usb.allow = ['1d6b:0002', '1d6b:0003'];
+    expect(profileHash(p)).toBe(sha256(canonical('["1d6b:0002","1d6b:0003"]')));
   });
 
   it('hashes the effect, not the spelling', () => {

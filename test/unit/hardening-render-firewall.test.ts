@@ -57,6 +57,16 @@ describe('firewall rendering', () => {
     expect(defaultOutbound(DEFAULT_EGRESS, 4).map(({ rule }) => `${rule.protocol}/${rule.ports.from}`)).toEqual(['udp/53', 'tcp/53', 'udp/123', 'tcp/443', 'tcp/8883']);
   });
 
+  it('lets out a proxy at an address to that one address, and only in that address\'s family', () => {
+    const behind = (host: string) => ({ proxy: { host, port: 3128 }, direct443: false, mqtt: false });
+    const proxyRule = (host: string, family: 4 | 6) => defaultOutbound(behind(host), family).find((r) => r.name === 'proxy')?.rule;
+    expect(proxyRule('fd00::3', 6)).toEqual({ protocol: 'tcp', ports: { from: 3128, to: 3128 }, cidr: 'fd00::3/128' });
+    expect(proxyRule('10.9.8.7', 4)).toEqual({ protocol: 'tcp', ports: { from: 3128, to: 3128 }, cidr: '10.9.8.7/32' });
+    expect(proxyRule('fd00::3', 4)).toBeUndefined();
+    expect(proxyRule('10.9.8.7', 6)).toBeUndefined();
+    expect(proxyRule('proxy.corp', 6)).toEqual({ protocol: 'tcp', ports: { from: 3128, to: 3128 } });
+  });
+
   it('renders IPv6 rules only for ipv6: harden', () => {
     expect(renderFirewall(profileFromYaml('ipv6: disable\n'), 6)).toBeUndefined();
     expect(renderFirewall(profileFromYaml('ipv6: leave\n'), 6)).toBeUndefined();

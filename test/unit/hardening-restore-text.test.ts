@@ -26,6 +26,19 @@ describe('reading iptables-save output', () => {
     expect(t.rules).toEqual(['-A INPUT -j IOT-AGENT-IN']);
   });
 
+  it('takes nothing before the first table header, and counters of any size off the front of a rule only', () => {
+    const t = parseFilterTable([
+      '-A INPUT -j EARLY', ':EARLY - [0:0]', '*filter', ':INPUT ACCEPT [0:0]', '[15:3000] -A INPUT -j ACCEPT',
+      '-A INPUT -m comment --comment "[1:2] kept" -j ACCEPT', 'COMMIT',
+    ].join('\n'));
+    expect([...t.chains]).toEqual([['INPUT', 'ACCEPT']]);
+    expect(t.rules).toEqual(['-A INPUT -j ACCEPT', '-A INPUT -m comment --comment "[1:2] kept" -j ACCEPT']);
+  });
+
+  it('counts a rule without a target in its chain\'s positions', () => {
+    expect(agentJumps(table('-A INPUT -s 192.0.2.9/32', '-A INPUT -j IOT-AGENT-IN'))).toEqual([{ line: '-A INPUT -j IOT-AGENT-IN', chain: 'INPUT', position: 2 }]);
+  });
+
   it('is an empty table when the output has no filter section', () => {
     expect(parseFilterTable('')).toEqual({ chains: new Map(), rules: [] });
     expect(parseFilterTable('*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n')).toEqual({ chains: new Map(), rules: [] });
@@ -144,6 +157,7 @@ describe('whether the live agent chains are as recorded', () => {
     expect(agentStateEquals(table(...lines.filter((l) => l !== '-A OUTPUT -j IOT-AGENT-OUT')), recorded())).toBe(false);
     expect(agentStateEquals(table(...lines, '-A FORWARD -j IOT-AGENT-IN'), recorded())).toBe(false);
     expect(agentStateEquals(table(...lines.filter((l) => l !== ':IOT-AGENT-OUT - [0:0]')), recorded())).toBe(false);
+    expect(agentStateEquals(table(...lines.map((l) => l.replace('-A INPUT -j', '-A INPUT -i eth0 -j'))), recorded())).toBe(false);
   });
 });
 
@@ -167,6 +181,14 @@ describe('the --test run before the live table is read', () => {
     expect(coveredByTest(tested.replace('COMMIT', '-I FORWARD 1 -j IOT-AGENT-IN\nCOMMIT'), tested)).toBe(false);
     expect(coveredByTest(tested.replace('COMMIT', '-I INPUT 1 -j DOCKER\nCOMMIT'), tested)).toBe(false);
     expect(coveredByTest(tested.replace('-j DROP', '-j ACCEPT'), tested)).toBe(false);
+  });
+
+  it('does not cover the same rules in another order', () => {
+    const tested = applyText(rules(), undefined);
+    const lines = tested.split('\n');
+    const first = lines.findIndex((l) => l.startsWith('-A '));
+    [lines[first], lines[first + 1]] = [lines[first + 1]!, lines[first]!];
+    expect(coveredByTest(lines.join('\n'), tested)).toBe(false);
   });
 
   it('does not cover a text when the tested one left a jump out that the text has', () => {

@@ -1,17 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { egressFor, neededEndpoints, probeProxyFor } from '../../agent/commands/needed-endpoints.js';
 import { DEFAULTS, parseConfig } from '../../agent/config.js';
-import { BUILTIN_PROFILES } from '../../hardening/builtin-profiles.js';
 import { failClosedRules } from '../../hardening/fail-closed.js';
-import { parseProfileText } from '../../hardening/load-profile.js';
-import { validateProfile } from '../../hardening/profile.js';
 import { OUTPUT_CHAIN, renderFirewall } from '../../hardening/render-firewall.js';
+import { builtinProfile } from '../support/hardening-profiles.js';
 
 const config = (network = '') => parseConfig(`provisioning:\n  globalEndpoint: dps.example.net\n${network ? `network:\n${network}` : ''}`, 'test');
 const hub = { assignedHub: 'hub-1.azure-devices.net' };
-const strict = validateProfile(parseProfileText(BUILTIN_PROFILES.strict!, 't', 't'), 't', 't');
-const baseline = validateProfile(parseProfileText(BUILTIN_PROFILES.baseline!, 't', 't'), 't', 't');
-const outbound = (egress: ReturnType<typeof egressFor>, family: 4 | 6 = 4, profile = strict) =>
+const outbound = (egress: ReturnType<typeof egressFor>, family: 4 | 6 = 4, profile = builtinProfile('strict')) =>
   renderFirewall(profile, family, egress)!.chains[OUTPUT_CHAIN]!.filter((r) => r.includes('-j ACCEPT') && r.includes('--dport') && !r.includes('--sport'));
 
 describe('the endpoints a hardening change must keep reachable', () => {
@@ -56,7 +52,7 @@ describe('outbound rules rendered from the config', () => {
     expect(rules.filter((r) => r.includes('--dport 443') || r.includes('--dport 8883'))).toEqual([]);
     expect(rules.at(-1)).toBe('-d 10.9.8.7/32 -p tcp --dport 3128 -m comment --comment iot-agent:proxy -j ACCEPT');
     // IPv6 (baseline keeps it): an IPv4 proxy has no rule there, and nothing else opens 443.
-    expect(outbound(egress, 6, baseline).filter((r) => /dport (443|8883|3128)/.test(r))).toEqual([]);
+    expect(outbound(egress, 6, builtinProfile('baseline')).filter((r) => /dport (443|8883|3128)/.test(r))).toEqual([]);
   });
 
   it('with a proxy by name: its port to anywhere (the name is resolved after the rules are loaded)', () => {

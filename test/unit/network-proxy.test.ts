@@ -60,6 +60,10 @@ describe('proxy URL: what is kept and what is said', () => {
     expect(problem('http://user:1234@proxy.example').message).toBe('network.proxy: the proxy port is missing');
   });
 
+  it('takes the highest port, 65535', () => {
+    expect(parseProxyUrl('http://proxy.example:65535', 'x').port).toBe(65535);
+  });
+
   it('names a wrong scheme by at most its first twelve characters', () => {
     expect(problem('https://proxy.example:3128').message).toBe('network.proxy: the scheme must be http:// (got https://)');
     expect(problem('averyveryverylongscheme://proxy.example:3128').message).toBe('network.proxy: the scheme must be http:// (got averyveryver//)');
@@ -104,6 +108,32 @@ describe('noProxy entries: what they cover and what they say', () => {
     expect(() => parseNoProxyEntry('host:0', 'network.noProxy[0]')).toThrow(/^network\.noProxy\[0\]: "host:0" has an invalid port$/);
     const long = `${'a'.repeat(100)} b`;
     expect(() => parseNoProxyEntry(long, 'network.noProxy[0]')).toThrow(`network.noProxy[0]: "${'a'.repeat(80)}" is not valid`);
+  });
+
+  it('cuts a long name that is not a host name to 80 characters too', () => {
+    expect(() => parseNoProxyEntry(`${'a'.repeat(100)}_`, 'network.noProxy[0]')).toThrow(new RegExp(`^network\\.noProxy\\[0\\]: "${'a'.repeat(80)}" is not valid$`));
+  });
+
+  it.each([
+    ['host:0', 'has an invalid port'], ['10.0.0.0/33', 'is not a valid CIDR'], ['10.0.0.0/0008', 'is not a valid CIDR'], ['pro_xy.example', 'is not valid'],
+  ])('refuses %j: %s, saying what an entry may be', (entry, reason) => {
+    let error: unknown;
+    try {
+      parseNoProxyEntry(entry, 'x');
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toMatchObject({ message: `x: ${JSON.stringify(entry)} ${reason}`, hint: 'expected a host name, .suffix, IP address or CIDR (optionally :port), or *' });
+  });
+
+  it('refuses a CIDR with text after its prefix as an entry, not as a CIDR', () => {
+    expect(() => parseNoProxyEntry('fd00::/8x', 'x')).toThrow(/^x: "fd00::\/8x" is not valid$/);
+  });
+
+  it('gives a rule a port only when the entry names one', () => {
+    expect(parseNoProxyEntry('host', 'x')).toStrictEqual({ kind: 'name', name: 'host' });
+    expect(Object.keys(parseNoProxyEntry('10.1.2.3', 'x'))).toEqual(['kind', 'list', 'text']);
+    expect(parseNoProxyEntry('10.1.2.3:443', 'x')).toMatchObject({ kind: 'address', port: 443 });
   });
 
   it('reads no_proxy separated by commas or spaces, ignoring empty entries', () => {
@@ -178,17 +208,14 @@ describe('where the proxy comes from', () => {
 });
 
 describe('the proxy\'s refusals in words', () => {
-  const withUser = parseProxyUrl('http://u:Secret1@proxy.example:3128', 'network.proxy');
-  const anonymous = parseProxyUrl('http://proxy.example:3128', 'https_proxy');
-
   it.each([
-    [withUser, 407, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (407)'],
-    [withUser, 401, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (401)'],
-    [anonymous, 407, 'the proxy http://proxy.example:3128 (https_proxy) requires credentials (407)'],
-    [withUser, 403, 'the proxy http://***@proxy.example:3128 (network.proxy) does not allow a tunnel to hub.example:443 (403)'],
-    [withUser, 502, 'the proxy http://***@proxy.example:3128 (network.proxy) could not open a tunnel to hub.example:443 (502)'],
-  ])('%#: %s', (proxy, status, message) => {
-    const err = proxyRefusal(proxy, status, 'hub.example:443');
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 407, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (407)'],
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 401, 'the proxy http://***@proxy.example:3128 (network.proxy) refused the credentials: wrong user name or password (401)'],
+    ['http://proxy.example:3128', 'https_proxy', 407, 'the proxy http://proxy.example:3128 (https_proxy) requires credentials (407)'],
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 403, 'the proxy http://***@proxy.example:3128 (network.proxy) does not allow a tunnel to hub.example:443 (403)'],
+    ['http://u:Secret1@proxy.example:3128', 'network.proxy', 502, 'the proxy http://***@proxy.example:3128 (network.proxy) could not open a tunnel to hub.example:443 (502)'],
+  ])('%#: the proxy (%s from %s) answering %i', (url, source, status, message) => {
+    const err = proxyRefusal(parseProxyUrl(url, source), status, 'hub.example:443');
     expect(err.message).toBe(message);
     expect(err.statusCode).toBe(status);
     expect(`${err.message} ${err.hint}`).not.toContain('Secret1');

@@ -26,8 +26,10 @@ describe('start-up decision', () => {
   it('provisions whenever the ID scope, endpoint or registration id differ, whatever the policy', () => {
     for (const policy of ['onErrorOnly', 'never', 'alwaysOnStartup'] as const) {
       expect(decideAtStartup(config(policy), '0ne0002', 'r', validCache())).toEqual({ action: 'provision', reason: 'ID scope changed from 0ne0001 to 0ne0002' });
-      expect(decideAtStartup(config(policy, 'dps.example.net'), '0ne0001', 'r', validCache()).action).toBe('provision');
-      expect(decideAtStartup(config(policy), '0ne0001', 'other', validCache())).toMatchObject({ reason: 'registration id changed from r to other' });
+      expect(decideAtStartup(config(policy, 'dps.example.net'), '0ne0001', 'r', validCache())).toEqual({
+        action: 'provision', reason: `provisioning endpoint changed from ${DEFAULTS.provisioning.globalEndpoint} to dps.example.net`,
+      });
+      expect(decideAtStartup(config(policy), '0ne0001', 'other', validCache())).toEqual({ action: 'provision', reason: 'registration id changed from r to other' });
     }
   });
 
