@@ -10,6 +10,6 @@ let last: { key: string; context: SecureContext } | undefined;
  */
 export function sharedSecureContext(ca: string | readonly string[]): SecureContext {
   const key = typeof ca === 'string' ? ca : ca.join('\n');
-  if (last?.key !== key) last = { key, context: createSecureContext({ ca: typeof ca === 'string' ? ca : [...ca] }) };
+  if (last?.key !== key) last = { key, context: createSecureContext({ ca: key }) };
   return last.context;
 }
