@@ -8,6 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { fetchServiceDate } from '../../agent/time/service-date.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+import { tlsContextsBuilt } from '../support/tls-contexts.js';
 
 const SERVICE_DATE = 'Tue, 01 Dec 2026 12:00:00 GMT';
 
@@ -89,18 +90,10 @@ describe('asking a service for its time', () => {
   it('asks again and again through one TLS context made from the CAs, not one per request', async () => {
     const { port } = await service();
     const { ca } = await credentials();
-    const made = { count: 0 };
-    const original = tls.createSecureContext;
-    tls.createSecureContext = (options) => {
-      made.count++;
-      return original(options);
-    };
-    try {
+    const made = await tlsContextsBuilt(async () => {
       for (let i = 0; i < 3; i++) expect((await fetchServiceDate('127.0.0.1', port, [...tls.rootCertificates, ca], 5_000)).date).toBe(SERVICE_DATE);
-    } finally {
-      tls.createSecureContext = original;
-    }
-    expect(made.count).toBeLessThanOrEqual(1);
+    });
+    expect(made).toBeLessThanOrEqual(1);
   });
 });
 
