@@ -1,7 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { rootCertificates } from 'node:tls';
+import { pemCertificates, systemCertificates } from '../lib/ca-certificates.js';
 
 /**
  * The CAs every TLS connection of the agent trusts, the same in the daemon, `provision` and
@@ -42,19 +41,4 @@ export async function loadTrust(extraCaFile: string | undefined): Promise<Trust>
 /** The trust as one PEM bundle, for the SDKs' `ca` options; undefined means Node's default. */
 export function caBundle(trust: Trust & { ok: true }): string | undefined {
   return trust.ca?.join('\n');
-}
-
-/** Node's default trust: its root store and, as Node itself reads it at start-up, NODE_EXTRA_CA_CERTS. */
-function systemCertificates(): string[] {
-  const extra = process.env.NODE_EXTRA_CA_CERTS;
-  if (!extra) return [...rootCertificates];
-  try {
-    return [...rootCertificates, ...pemCertificates(readFileSync(extra, 'utf8'))];
-  } catch {
-    return [...rootCertificates]; // Node only warns about an unreadable file, and so do its connections
-  }
-}
-
-function pemCertificates(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }

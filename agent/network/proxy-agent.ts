@@ -3,6 +3,7 @@ import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { AgentError, describeError } from '../lib/errors.js';
+import { sharedSecureContext } from '../lib/tls-context.js';
 import type { Proxy } from '../config/proxy-setting.js';
 
 /**
@@ -52,7 +53,8 @@ export class ProxyTunnel {
  * https-proxy-agent (7.0.6) starts TLS inside the tunnel without the target's host (only a
  * servername, which SNI allows for names alone): for a target given by address, Node then
  * checks the certificate against "localhost" and refuses a valid one. The check is put
- * back against the real target here; nothing is relaxed.
+ * back against the real target here; nothing is relaxed. The CAs a request names (`ca`)
+ * become the one shared TLS context (lib/tls-context.ts) instead of a context per tunnel.
  */
 class VerifyingProxyAgent extends HttpsProxyAgent<string> {
   override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
@@ -60,7 +62,11 @@ class VerifyingProxyAgent extends HttpsProxyAgent<string> {
     const verified = opts.secureEndpoint && host && isIP(host) !== 0 && !('checkServerIdentity' in opts)
       ? { ...opts, checkServerIdentity: (_name: string, cert: PeerCertificate) => checkServerIdentity(host, cert) } as typeof opts
       : opts;
-    return super.connect(req, verified);
+    const ca = (verified as { ca?: unknown }).ca;
+    const shared = opts.secureEndpoint && !('secureContext' in opts) && (typeof ca === 'string' || (Array.isArray(ca) && ca.every((c) => typeof c === 'string')))
+      ? { ...verified, secureContext: sharedSecureContext(ca) } as typeof opts
+      : verified;
+    return super.connect(req, shared);
   }
 }
 

@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
+import { Agent } from 'node:https';
 import { observedDpsHttp, type DpsHttp, type RequestObserver } from '../azure-sdk/dps-requests.js';
+import { sharedSecureContext } from '../lib/tls-context.js';
 import type { ProxyTunnel } from '../network/proxy-agent.js';
 
 /** Status and Retry-After of the last answer DPS gave, or why none came, whatever the SDK made of it. */
@@ -25,15 +27,18 @@ export interface DpsTransport {
 export type DateObserver = (date: string | undefined, sentAt: number, receivedAt: number) => void;
 
 /**
- * The unmodified SDK transport (DPS with TPM needs HTTPS), verifying TLS against the system
- * CAs plus `ca`, through `tunnel` when a proxy applies (azure-iot-http-base's `http.agent` option).
+ * The unmodified SDK transport (DPS with TPM needs HTTPS), verifying TLS against `ca` (the
+ * system CAs when undefined), through `tunnel` when a proxy applies (azure-iot-http-base's
+ * `http.agent` option). Directly, an agent whose connections share one TLS context: the
+ * SDK hands `ca` to every request, and Node would build a context from it for each.
  */
 export function createDpsTransport(ca?: string, onDate?: DateObserver, tunnel?: ProxyTunnel): DpsTransport {
   let last: DpsResponse | undefined;
   const remember = (response: DpsResponse) => {
     last = response;
   };
-  const options = ca !== undefined || tunnel ? { ...(ca === undefined ? {} : { ca }), ...(tunnel ? { http: { agent: tunnel.agent } } : {}) } : undefined;
+  const agent = tunnel?.agent ?? (ca === undefined ? undefined : new Agent({ keepAlive: false, secureContext: sharedSecureContext(ca) }));
+  const options = ca !== undefined || agent ? { ...(ca === undefined ? {} : { ca }), ...(agent ? { http: { agent } } : {}) } : undefined;
   return { transport: observedDpsHttp(answersSeen(remember, onDate), options), lastResponse: () => last };
 }
 

@@ -11,6 +11,7 @@ import { stringMatching } from '../support/matchers.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { DeviceCloud } from '../support/device-cloud.js';
 import { TinyProxy } from '../support/tinyproxy.js';
+import { tlsContextsBuilt } from '../support/tls-contexts.js';
 
 // tinyproxy takes letters and digits only in BasicAuth; URL-encoded credentials are unit-tested.
 const USER = { name: 'board', password: 'S3cretPw' };
@@ -130,15 +131,21 @@ describe('the agent behind an authenticating HTTPS proxy', () => {
     expect(status.hubProtocol).toBe('mqtt-ws');
   }, 60_000);
 
-  it('verifies an endpoint given by address against that address inside the tunnel', async () => {
+  it('verifies an endpoint given by address against that address inside the tunnel, through one shared TLS context', async () => {
     const address = randomLoopbackAddress();
     const tls = await ensureServerCredentials(path.join(dc.dir, 'by-address-tls'), [address]);
     const server = https.createServer({ key: tls.key, cert: tls.cert }, (_req, res) => res.end());
     await new Promise<void>((resolve) => server.listen(443, address, resolve));
     try {
       const through = parseProxyUrl(proxy.url(USER), 'network.proxy');
-      const ok = await probeThroughProxy(through, { host: address, port: 443, ca: [tls.ca], timeoutMs: 5_000 });
-      expect(ok).toMatchObject({ connect: 'accepted', tls: { ok: true } });
+      // Three tunnels, one TLS context between them (lib/tls-context.ts), none built per tunnel.
+      const made = await tlsContextsBuilt(async () => {
+        for (let i = 0; i < 3; i++) {
+          const ok = await probeThroughProxy(through, { host: address, port: 443, ca: [tls.ca], timeoutMs: 5_000 });
+          expect(ok).toMatchObject({ connect: 'accepted', tls: { ok: true } });
+        }
+      });
+      expect(made).toBe(0);
       // A certificate for another address is still refused: nothing is relaxed.
       const other = await ensureServerCredentials(path.join(dc.dir, 'other-address-tls'), ['127.0.0.1']);
       server.setSecureContext({ key: other.key, cert: other.cert });

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls, { type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { fetchServiceDate } from '../../agent/time/service-date.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { tlsContextsBuilt } from '../support/tls-contexts.js';
@@ -94,16 +93,5 @@ describe('asking a service for its time', () => {
       for (let i = 0; i < 3; i++) expect((await fetchServiceDate('127.0.0.1', port, [...tls.rootCertificates, ca], 5_000)).date).toBe(SERVICE_DATE);
     });
     expect(made).toBeLessThanOrEqual(1);
-  });
-});
-
-describe('the shared TLS context', () => {
-  it('is the same for the same CAs, given as a list or as one PEM text, and new when they change', async () => {
-    const { ca } = await credentials();
-    const first = sharedSecureContext([ca]);
-    expect(sharedSecureContext(ca)).toBe(first);
-    const other = sharedSecureContext([...tls.rootCertificates, ca]);
-    expect(other).not.toBe(first);
-    expect(sharedSecureContext([...tls.rootCertificates, ca].join('\n'))).toBe(other);
   });
 });
