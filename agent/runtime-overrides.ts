@@ -24,7 +24,7 @@ export interface RuntimeOverrides {
   reboot?: RebootOverride;
 }
 
-/** IOT_AGENT_TEST_TIMINGS, e.g. `tokenLifetime=6,renewalMargin=2,keepAlive=5,backoff=fast,spread=0,minReprovision=2,hubProbe=3,telemetrySecondMs=100`. */
+/** IOT_AGENT_TEST_TIMINGS, e.g. `tokenLifetime=6,renewalMargin=2,keepAlive=5,backoff=fast,spread=0,minReprovision=2,hubProbe=3,telemetrySecondMs=100,heapTrim=1`. */
 export interface TestTimings {
   tokenLifetimeSeconds?: number;
   tokenRenewalMarginSeconds?: number;
@@ -36,6 +36,8 @@ export interface TestTimings {
   hubProbeSeconds?: number;
   /** Milliseconds in a second of the telemetry interval: tests keep its 10 s floor and still see messages every second. */
   telemetrySecondMs?: number;
+  /** How often the daemon looks at its heap (agent/daemon/heap-trim.ts). */
+  heapTrimSeconds?: number;
 }
 
 /** IOT_AGENT_REBOOT_COMMAND: the reboot program as a JSON argv (tests: a script that records it ran), and its delay. */
@@ -83,6 +85,7 @@ const TIMING_KEYS: Record<string, (value: string, timings: TestTimings) => void>
   minReprovision: (v, t) => { t.minReprovisionSeconds = seconds(v, 'minReprovision', 0, 86_400); },
   hubProbe: (v, t) => { t.hubProbeSeconds = seconds(v, 'hubProbe', 1, 600); },
   telemetrySecondMs: (v, t) => { t.telemetrySecondMs = seconds(v, 'telemetrySecondMs', 10, 1_000); },
+  heapTrim: (v, t) => { t.heapTrimSeconds = seconds(v, 'heapTrim', 1, 600); },
   backoff: (v, t) => {
     if (v !== 'fast' && v !== 'default') throw timingsError(`backoff=${v}: expected backoff=fast or backoff=default`);
     t.backoff = v === 'fast' ? FAST_BACKOFF : undefined;

@@ -13,7 +13,7 @@ import { TEST_TIMINGS } from '../test/support/agent-process.js';
 import { DeviceCloud } from '../test/support/device-cloud.js';
 import { invokeMethod } from '../test/support/direct-method.js';
 import { isObject, parseObject, stringFields } from '../test/support/json.js';
-import { CLI, FLAGS, rssOf, startAgent } from './agent-under-test.js';
+import { CLI, FLAGS, rssByKind, rssOf, startAgent } from './agent-under-test.js';
 import { growth, largest, SNAPSHOT_FLAG, summarize, takeSnapshot, type HeapSummary } from './heap-snapshot.js';
 import { percentiles as stats } from './stats.js';
 
@@ -82,6 +82,7 @@ export async function run(): Promise<void> {
     for (let i = 0; i < WARMUP; i++) { await invoke(dc.deviceId); await invoke(bareId); }
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const rssReady = rssOf(agent.child.pid!);
+    const kindsReady = rssByKind(agent.child.pid!);
     const bareReady = rssOf(bare.pid!);
     const heapReady = await heapOf();
     const agentTimes: number[] = [];
@@ -94,6 +95,7 @@ export async function run(): Promise<void> {
     const rssRightAfter = rssOf(agent.child.pid!);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const rssAfter = rssOf(agent.child.pid!);
+    const kindsAfter = rssByKind(agent.child.pid!);
     const bareAfter = rssOf(bare.pid!);
     const heapAfter = await heapOf();
     const a = stats(agentTimes);
@@ -107,10 +109,12 @@ export async function run(): Promise<void> {
     line(`  V8 heap in use ${mb(heapReady)} at ready, ${mb(heapAfter)} after (from getSystemInfo)`);
 
     line(`  both read ${SETTLE_MS / 1000} s after the calls stopped; right after the last call: ${mb(rssRightAfter)}`);
+    line(`  where: ${kinds(kindsReady)} at ready; ${kinds(kindsAfter)} after`);
     // Growth that stops is V8 sizing its heap to the load; growth that goes on is a leak.
     for (let i = 0; i < TOTAL_AGENT_CALLS; i++) await invoke(dc.deviceId);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const rssTwice = rssOf(agent.child.pid!);
+    line(`  where: ${kinds(rssByKind(agent.child.pid!))} after another ${TOTAL_AGENT_CALLS}`);
     const secondGrowth = (rssTwice - rssAfter) / rssAfter;
     line(`agent RSS ${mb(rssTwice)} after another ${TOTAL_AGENT_CALLS} calls: ${pct(secondGrowth)} over the first ${TOTAL_AGENT_CALLS} (target ≤ 1 %) ${secondGrowth <= 0.01 ? 'OK' : 'OVER'}; V8 heap in use ${mb(await heapOf())}`);
     figures.rssReadyBytes = rssReady;
@@ -276,6 +280,7 @@ const ms = (v: number) => `${v.toFixed(2)} ms`;
 const mb = (v: number) => `${(v / 2 ** 20).toFixed(1)} MiB`;
 const kb = (v: number, signed = false) => `${signed && v >= 0 ? '+' : ''}${(v / 1024).toFixed(0)} KiB`;
 const pct = (v: number) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(1)} %`;
+const kinds = (k: { file: number; brk: number; anon: number }) => `files ${mb(k.file)}, brk heap ${mb(k.brk)}, anonymous ${mb(k.anon)}`;
 const round = (v: number) => Math.round(v * 1000) / 1000;
 const line = (text: string) => process.stdout.write(`${text}\n`);
 

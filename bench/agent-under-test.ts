@@ -66,3 +66,24 @@ export function rssOf(pid: number): number {
   const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Number(kb) * 1024;
 }
+
+/**
+ * Where a process's RSS lies, from /proc/<pid>/smaps: pages of files (the node binary, its
+ * libraries), the brk heap (small mallocs), and anonymous mappings (V8's heap pages, larger
+ * mallocs, thread stacks), in bytes.
+ */
+export function rssByKind(pid: number): { file: number; brk: number; anon: number } {
+  const sums = { file: 0, brk: 0, anon: 0 };
+  let kind: keyof typeof sums = 'anon';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) {
+      const name = mapping[1] ?? '';
+      kind = name.startsWith('/') ? 'file' : name === '[heap]' ? 'brk' : 'anon';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line)?.[1];
+    if (rss) sums[kind] += Number(rss) * 1024;
+  }
+  return sums;
+}

@@ -23,6 +23,7 @@ import { ConnectionFlow, type SessionTimings } from './connection-flow.js';
 import { serveControlSocket } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
 import { Generations } from './generations.js';
+import { startHeapTrim } from './heap-trim.js';
 import { SystemdNotifier } from './systemd-notify.js';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../tpm/tpm-lock.js';
 
@@ -86,6 +87,7 @@ export class Daemon {
   private readyGraceTimer: NodeJS.Timeout | undefined;
   private features: DeviceFeatures | undefined;
   private stopClockWatch: (() => void) | undefined;
+  private stopHeapTrim: (() => void) | undefined;
 
   constructor(private readonly options: DaemonOptions) {
     this.config = options.config;
@@ -149,6 +151,7 @@ export class Daemon {
     this.features = await this.createFeatures();
     this.features.start();
     this.notifier.startWatchdog(() => this.state !== 'stopping');
+    this.stopHeapTrim = startHeapTrim(this.log, this.options.overrides?.timings?.heapTrimSeconds);
     // READY=1 means connected; an offline board still tells systemd it is up once the grace
     // time has passed, so boot completes and units ordered after the agent start.
     this.readyGraceTimer = setTimeout(() => this.announceReady(`started, not connected yet: ${this.reason ?? this.state}`),
@@ -164,6 +167,7 @@ export class Daemon {
     this.setState('stopping');
     clearTimeout(this.readyGraceTimer);
     this.stopClockWatch?.();
+    this.stopHeapTrim?.();
     this.notifier.stopping();
     this.notifier.stopWatchdog();
     await this.flow?.stop();

@@ -21,13 +21,15 @@ function unitNodeOptions(): string {
 describe('the agent unit\'s NODE_OPTIONS', () => {
   it('are all taken by node (it refuses to start on one it does not allow there) and reach V8', async () => {
     const options = unitNodeOptions();
-    const probe = 'const v8 = require("v8"); process.stdout.write(JSON.stringify({ limit: v8.getHeapStatistics().heap_size_limit, wasm: typeof WebAssembly }))';
+    const probe = 'const v8 = require("v8"); process.stdout.write(JSON.stringify({ limit: v8.getHeapStatistics().heap_size_limit, wasm: typeof WebAssembly, gc: typeof gc }))';
     const { stdout } = await run(process.execPath, ['-e', probe], { env: { ...process.env, NODE_OPTIONS: options } });
-    const seen = JSON.parse(stdout) as { limit: number; wasm: string };
+    const seen = JSON.parse(stdout) as { limit: number; wasm: string; gc: string };
     if (/--max-old-space-size=(\d+)/.test(options)) {
       expect(seen.limit).toBeLessThanOrEqual((Number(/--max-old-space-size=(\d+)/.exec(options)![1]) + 16) * 2 ** 20);
     }
     if (options.includes('--jitless')) expect(seen.wasm).toBe('undefined');
+    // The daemon's heap trim runs only with node's gc (agent/daemon/heap-trim.ts).
+    expect(seen.gc).toBe('function');
   });
 
   it('run the agent\'s CLI, with the flags on ExecStart\'s node command line if it has any', async () => {
