@@ -13,39 +13,58 @@ function realGc(): () => void {
 }
 
 describe('trimming the heap', () => {
-  it('collects only once the heap holds the given garbage more than after the last collection', async () => {
-    let used = 10;
-    let collections = 0;
-    const stop = trimHeap({ gc: () => { collections++; used = 10; }, used: () => used, everyMs: 5, garbageBytes: 4 });
+const MiB = 2 ** 20;
+
+/** A heap whose size the test sets, looked at every 5 ms, with the default thresholds (1 MiB; a quarter when still). */
+function fakeHeap(startMiB: number, collectTo: (before: number) => number) {
+  const heap = { used: startMiB * MiB, collections: 0 };
+  const stop = trimHeap({ gc: () => { heap.collections++; heap.used = collectTo(heap.used); }, used: () => heap.used, everyMs: 5 });
+  return { heap, stop };
+}
+
+  it('collects once the heap holds 1 MiB more than after the last collection, while it is still growing', async () => {
+    // Growing by 0.1 MiB at every look (never still): the first collection comes at 1 MiB.
+    const seen: number[] = [];
+    let used = 10 * MiB;
+    const stop = trimHeap({
+      gc: () => { seen.push(used); used = 10 * MiB; }, used: () => (used += 0.1 * MiB), everyMs: 5,
+    });
     try {
-      used = 13;
-      await tick(30);
-      expect(collections).toBe(0);
-      used = 14;
-      await tick(30);
-      expect(collections).toBe(1);
-      expect(used).toBe(10);
-      await tick(30);
-      expect(collections).toBe(1); // nothing new since
+      await tick(100);
+      expect(seen.length).toBeGreaterThan(0);
+      for (const before of seen) expect(before - 10 * MiB).toBeGreaterThanOrEqual(MiB - 1);
+      for (const before of seen) expect(before - 10 * MiB).toBeLessThan(1.3 * MiB);
+    } finally {
+      stop();
+    }
+  });
+
+  it('collects a quarter of that once the heap stands still (a burst is over), and not less', async () => {
+    const { heap, stop } = fakeHeap(10, () => 10 * MiB);
+    try {
+      heap.used = 10.2 * MiB; // still, but under a quarter MiB grown
+      await tick(40);
+      expect(heap.collections).toBe(0);
+      heap.used = 10.25 * MiB;
+      await tick(40);
+      expect(heap.collections).toBe(1);
     } finally {
       stop();
     }
   });
 
   it('measures from what a collection left, not from where it started', async () => {
-    let used = 10;
-    let collections = 0;
-    const stop = trimHeap({ gc: () => { collections++; used = 20; }, used: () => used, everyMs: 5, garbageBytes: 4 });
+    const { heap, stop } = fakeHeap(10, () => 20 * MiB);
     try {
-      used = 30;
+      heap.used = 30 * MiB;
       await tick(30);
-      expect(collections).toBe(1);
-      used = 23; // 3 above the 20 the collection left: not yet
+      expect(heap.collections).toBe(1);
+      heap.used = 20.2 * MiB; // 0.2 above the 20 the collection left, standing still: not yet
       await tick(30);
-      expect(collections).toBe(1);
-      used = 24;
+      expect(heap.collections).toBe(1);
+      heap.used = 21 * MiB;
       await tick(30);
-      expect(collections).toBe(2);
+      expect(heap.collections).toBe(2);
     } finally {
       stop();
     }
