@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { chooseHub } from '../cloud/dps/allocation.js';
 import { parseEnrollment, type Enrollment } from '../cloud/dps/enrollment.js';
 import { Faults } from '../cloud/dps/faults.js';
@@ -6,9 +6,15 @@ import { parseRegistrationRequest } from '../cloud/dps/registration-request.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { SimDpsError } from '../cloud/errors.js';
 
-let tpm: SoftwareTpm;
-let ek: string;
-let srk: string;
+let made: { tpm: SoftwareTpm; ek: string; srk: string } | undefined;
+/** A software TPM and its keys in base64: two RSA key pairs, made by the first test that needs them. */
+function keys(): { tpm: SoftwareTpm; ek: string; srk: string } {
+  if (!made) {
+    const tpm = SoftwareTpm.create();
+    made = { tpm, ek: tpm.endorsementKey.toString('base64'), srk: tpm.storageRootKey.toString('base64') };
+  }
+  return made;
+}
 const hubs = ['hub-a.test', 'hub-b.test', 'hub-c.test'];
 
 function refusal(fn: () => unknown): SimDpsError {
@@ -21,15 +27,9 @@ function refusal(fn: () => unknown): SimDpsError {
   throw new Error('expected a SimDpsError');
 }
 
-// Two RSA key pairs: made once, before the tests that read them; the tables read them through functions.
-beforeAll(() => {
-  tpm = SoftwareTpm.create();
-  ek = tpm.endorsementKey.toString('base64');
-  srk = tpm.storageRootKey.toString('base64');
-});
-
 describe('registration request body', () => {
   it('reads the registration id, both keys and an optional payload', () => {
+    const { tpm, ek, srk } = keys();
     const parsed = parseRegistrationRequest({ registrationId: 'dev-1', tpm: { endorsementKey: ek, storageRootKey: srk }, payload: { a: 1 } }, 'dev-1');
     expect(parsed.endorsementKey).toEqual(tpm.endorsementKey);
     expect(parsed.storageRootKey).toEqual(tpm.storageRootKey);
@@ -40,22 +40,22 @@ describe('registration request body', () => {
     ['null', () => null],
     ['an array', () => []],
     ['a number', () => 7],
-    ['no registrationId', () => ({ tpm: { endorsementKey: ek, storageRootKey: srk } })],
+    ['no registrationId', () => ({ tpm: { endorsementKey: keys().ek, storageRootKey: keys().srk } })],
     ['a numeric registrationId', () => ({ registrationId: 5, tpm: {} })],
-    ['a registrationId unlike the URL', () => ({ registrationId: 'dev-2', tpm: { endorsementKey: ek, storageRootKey: srk } })],
+    ['a registrationId unlike the URL', () => ({ registrationId: 'dev-2', tpm: { endorsementKey: keys().ek, storageRootKey: keys().srk } })],
     ['no tpm', () => ({ registrationId: 'dev-1' })],
     ['tpm as a string', () => ({ registrationId: 'dev-1', tpm: 'x' })],
-    ['no SRK', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: ek } })],
-    ['an EK that is not base64', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: 'ab$c', storageRootKey: srk } })],
-    ['an empty EK', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: '', storageRootKey: srk } })],
-    ['an EK of 2 KiB', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: Buffer.alloc(2048).toString('base64'), storageRootKey: srk } })],
+    ['no SRK', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: keys().ek } })],
+    ['an EK that is not base64', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: 'ab$c', storageRootKey: keys().srk } })],
+    ['an empty EK', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: '', storageRootKey: keys().srk } })],
+    ['an EK of 2 KiB', () => ({ registrationId: 'dev-1', tpm: { endorsementKey: Buffer.alloc(2048).toString('base64'), storageRootKey: keys().srk } })],
   ])('refuses %s with 400', (_what, body) => {
     expect(refusal(() => parseRegistrationRequest(body(), 'dev-1'))).toMatchObject({ status: 400, errorCode: 400004 });
   });
 });
 
 describe('enrollment body', () => {
-  const base = () => ({ registrationId: 'dev-1', attestation: { type: 'tpm', tpm: { endorsementKey: ek } } });
+  const base = () => ({ registrationId: 'dev-1', attestation: { type: 'tpm', tpm: { endorsementKey: keys().ek } } });
 
   it('defaults to enabled and keeps the optional fields DPS knows', () => {
     const parsed = parseEnrollment({ ...base(), deviceId: 'Device_1', iotHubs: ['hub-b.test'], allocationPolicy: 'static', initialTwin: { tags: { site: 'x' }, properties: { desired: { a: 1 } } }, unknownField: 1 }, 'dev-1', hubs);
@@ -73,7 +73,7 @@ describe('enrollment body', () => {
     ['symmetric key attestation', () => ({ ...base(), attestation: { type: 'symmetricKey' } }), 'dev-1'],
     ['attestation without a type', () => ({ ...base(), attestation: {} }), 'dev-1'],
     ['a TPM attestation without an EK', () => ({ ...base(), attestation: { type: 'tpm', tpm: {} } }), 'dev-1'],
-    ['an SRK that is not a string', () => ({ ...base(), attestation: { type: 'tpm', tpm: { endorsementKey: ek, storageRootKey: 5 } } }), 'dev-1'],
+    ['an SRK that is not a string', () => ({ ...base(), attestation: { type: 'tpm', tpm: { endorsementKey: keys().ek, storageRootKey: 5 } } }), 'dev-1'],
     ['a device id with a space', () => ({ ...base(), deviceId: 'a b' }), 'dev-1'],
     ['two hubs for static allocation', () => ({ ...base(), allocationPolicy: 'static', iotHubs: ['hub-a.test', 'hub-b.test'] }), 'dev-1'],
     ['iotHubs that is not a list', () => ({ ...base(), iotHubs: 'hub-a.test' }), 'dev-1'],
@@ -87,7 +87,7 @@ describe('enrollment body', () => {
 
 describe('allocation', () => {
   const enrollment = (over: Partial<Enrollment>): Enrollment => ({
-    registrationId: 'dev-1', attestation: { type: 'tpm', tpm: { endorsementKey: ek } }, provisioningStatus: 'enabled', etag: 'e', createdDateTimeUtc: '', lastUpdatedDateTimeUtc: '', ...over,
+    registrationId: 'dev-1', attestation: { type: 'tpm', tpm: { endorsementKey: keys().ek } }, provisioningStatus: 'enabled', etag: 'e', createdDateTimeUtc: '', lastUpdatedDateTimeUtc: '', ...over,
   });
 
   it('static: the enrollment\'s hub, else its iotHubHostName, else the first linked hub', () => {
