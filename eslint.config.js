@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { fixtures } from './eslint.fixtures.js';
 import { EXEC_WITH_A_SHELL, layering } from './eslint.layers.js';
 
 export default tseslint.config(
@@ -22,4 +23,6 @@ export default tseslint.config(
   },
   // ARCHITECTURE.md's layers: nothing imports upward, production never imports test/.
   ...layering(),
+  // Test files make their fixtures in tests and hooks, not while they are collected.
+  fixtures(),
 );

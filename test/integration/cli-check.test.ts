@@ -105,13 +105,15 @@ describe('iot-agent check', () => {
   let provisioned: SwtpmInstance;
   let fresh: SwtpmInstance;
   let endorsedOnly: SwtpmInstance;
-  const listeners = new Listeners();
+  let listeners: Listeners;
   // cloud: DPS on 443 and hub on 8883 with the test CA; foreign: a certificate from another CA;
   // misnamed: a trusted certificate for another address; nobody: nothing listens; silent: TCP accepted, TLS never answered.
-  const [cloud, foreign, misnamed, nobody, silent] = distinctLoopbackAddresses(5) as [string, string, string, string, string];
+  let cloud: string, foreign: string, misnamed: string, nobody: string, silent: string;
   let scenarioCount = 0;
 
   beforeAll(async () => {
+    listeners = new Listeners();
+    [cloud, foreign, misnamed, nobody, silent] = distinctLoopbackAddresses(5) as [string, string, string, string, string];
     dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-check-'));
     const [credentials, otherCredentials] = await Promise.all([
       ensureServerCredentials(path.join(dir, 'ca'), [cloud]),
@@ -132,7 +134,7 @@ describe('iot-agent check', () => {
   });
 
   afterAll(async () => {
-    await listeners.close();
+    await listeners?.close();
     await Promise.all([provisioned?.stop(), fresh?.stop(), endorsedOnly?.stop()]);
     rmSync(dir, { recursive: true, force: true });
   });

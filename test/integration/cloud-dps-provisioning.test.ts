@@ -23,8 +23,8 @@ import { fromCallback } from '../support/callback.js';
  * and azure-iot-security-tpm, over real TLS that trusts only the test CA.
  */
 describe('local DPS with the Azure SDKs and swtpm', () => {
-  const hubA = new RecordingHub('hub-a.cloud.test');
-  const hubB = new RecordingHub('hub-b.cloud.test');
+  let hubA: RecordingHub;
+  let hubB: RecordingHub;
   let stateDir: string;
   let dps: Dps;
   let swtpm: SwtpmInstance;
@@ -35,6 +35,8 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
   let endorsementKey: string;
 
   beforeAll(async () => {
+    hubA = new RecordingHub('hub-a.cloud.test');
+    hubB = new RecordingHub('hub-b.cloud.test');
     stateDir = mkdtempSync(path.join(tmpdir(), 'cloud-dps-sdk-'));
     [dps, swtpm] = await Promise.all([
       startDps({ address: randomLoopbackAddress(), stateDir, linkedHubs: [hubA, hubB], allocation: 'static', retryAfterSeconds: 1 }),

@@ -17,15 +17,17 @@ import { randomLoopbackAddress } from '../support/ports.js';
  * with its status code and a DPS error body, and the server keeps serving others.
  */
 describe('local DPS refusals', () => {
-  const hub = new RecordingHub('hub-r.cloud.test');
+  let hub: RecordingHub;
   let stateDir: string;
   let dps: Dps;
   let target: DpsTarget;
   let agent: https.Agent;
-  const device = SoftwareTpm.create();
+  let device: SoftwareTpm;
   const id = 'refusal-device';
 
   beforeAll(async () => {
+    hub = new RecordingHub('hub-r.cloud.test');
+    device = SoftwareTpm.create();
     stateDir = mkdtempSync(path.join(tmpdir(), 'cloud-dps-refusals-'));
     dps = await startDps({ address: randomLoopbackAddress(), stateDir, linkedHubs: [hub], retryAfterSeconds: 0 });
     agent = new https.Agent({ ca: dps.ca, keepAlive: true });
@@ -200,19 +202,19 @@ describe('local DPS refusals', () => {
     });
 
     it.each([
-      ['not JSON', '{', /JSON/],
-      ['a JSON string', '"x"', /object/],
-      ['no attestation', JSON.stringify({ registrationId: 'svc-2' }), /attestation/],
-      ['x509 attestation', JSON.stringify({ registrationId: 'svc-2', attestation: { type: 'x509' } }), /only "tpm"/],
-      ['an EK that is not a TPM2B_PUBLIC', JSON.stringify({ registrationId: 'svc-2', attestation: { type: 'tpm', tpm: { endorsementKey: 'AAAA' } } }), /TPM2B_PUBLIC/],
-      ['a registration id unlike the URL', enrollmentBody('svc-3'), /does not match/],
-      ['an invalid registration id', enrollmentBody('Svc 2'), /registration id/],
-      ['an unknown provisioning status', enrollmentBody('svc-2', { provisioningStatus: 'maybe' }), /provisioningStatus/],
-      ['a hub that is not linked', enrollmentBody('svc-2', { iotHubs: ['stranger.cloud.test'] }), /not linked/],
-      ['an unsupported allocation policy', enrollmentBody('svc-2', { allocationPolicy: 'geoLatency' }), /allocationPolicy/],
-      ['an initial twin that is not an object', enrollmentBody('svc-2', { initialTwin: [1] }), /initialTwin/],
+      ['not JSON', () => '{', /JSON/],
+      ['a JSON string', () => '"x"', /object/],
+      ['no attestation', () => JSON.stringify({ registrationId: 'svc-2' }), /attestation/],
+      ['x509 attestation', () => JSON.stringify({ registrationId: 'svc-2', attestation: { type: 'x509' } }), /only "tpm"/],
+      ['an EK that is not a TPM2B_PUBLIC', () => JSON.stringify({ registrationId: 'svc-2', attestation: { type: 'tpm', tpm: { endorsementKey: 'AAAA' } } }), /TPM2B_PUBLIC/],
+      ['a registration id unlike the URL', () => enrollmentBody('svc-3'), /does not match/],
+      ['an invalid registration id', () => enrollmentBody('Svc 2'), /registration id/],
+      ['an unknown provisioning status', () => enrollmentBody('svc-2', { provisioningStatus: 'maybe' }), /provisioningStatus/],
+      ['a hub that is not linked', () => enrollmentBody('svc-2', { iotHubs: ['stranger.cloud.test'] }), /not linked/],
+      ['an unsupported allocation policy', () => enrollmentBody('svc-2', { allocationPolicy: 'geoLatency' }), /allocationPolicy/],
+      ['an initial twin that is not an object', () => enrollmentBody('svc-2', { initialTwin: [1] }), /initialTwin/],
     ])('refuses an enrollment body with %s with 400 (400004)', async (_what, body, message) => {
-      expectDpsError(await dpsRequest(target, 'PUT', enrollmentPath('svc-2'), { body, headers: auth() }), 400, 400004, message);
+      expectDpsError(await dpsRequest(target, 'PUT', enrollmentPath('svc-2'), { body: body(), headers: auth() }), 400, 400004, message);
     });
 
     it('refuses the wrong content type (415), an oversized body (413), other methods (405), and If-Match on a missing enrollment (412)', async () => {

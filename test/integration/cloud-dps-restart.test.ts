@@ -14,14 +14,16 @@ import { randomLoopbackAddress } from '../support/ports.js';
 const run = promisify(execFile);
 
 describe('local DPS state and CA trust', () => {
-  const hubs = [new RecordingHub('hub-1.cloud.test'), new RecordingHub('hub-2.cloud.test')];
-  const device = SoftwareTpm.create();
+  let hubs: RecordingHub[];
+  let device: SoftwareTpm;
   let options: DpsOptions;
   let dps: Dps;
   let agent: https.Agent;
   const target = (): DpsTarget => ({ host: dps.host, idScope: dps.idScope, agent });
 
   beforeAll(async () => {
+    hubs = [new RecordingHub('hub-1.cloud.test'), new RecordingHub('hub-2.cloud.test')];
+    device = SoftwareTpm.create();
     options = { address: randomLoopbackAddress(), stateDir: mkdtempSync(path.join(tmpdir(), 'cloud-dps-restart-')), linkedHubs: hubs, retryAfterSeconds: 0 };
     dps = await startDps(options);
     agent = new https.Agent({ ca: dps.ca, keepAlive: true });

@@ -24,9 +24,10 @@ describe('the local cloud with the Azure SDKs only and a real TPM', () => {
   let dir: string;
   let swtpm: SwtpmInstance;
   let cloud: CloudProcess;
-  const addresses = [randomLoopbackAddress(), randomLoopbackAddress(), randomLoopbackAddress()];
+  let addresses: string[];
 
   beforeAll(async () => {
+    addresses = [randomLoopbackAddress(), randomLoopbackAddress(), randomLoopbackAddress()];
     dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-cloud-e2e-'));
     [swtpm, cloud] = await Promise.all([SwtpmInstance.start(), CloudProcess.start(dir, addresses)]);
   }, 30_000);

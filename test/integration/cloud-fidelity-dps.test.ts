@@ -18,13 +18,14 @@ import { randomLoopbackAddress } from '../support/ports.js';
  * ten seconds, and the registration id rule. Devices here speak HTTPS by hand.
  */
 describe('local DPS, as documented', () => {
-  const hub = new RecordingHub('hub-f.cloud.test');
+  let hub: RecordingHub;
   let stateDir: string;
   let dps: Dps;
   let target: DpsTarget;
   let agent: https.Agent;
 
   beforeAll(async () => {
+    hub = new RecordingHub('hub-f.cloud.test');
     stateDir = mkdtempSync(path.join(tmpdir(), 'cloud-fidelity-dps-'));
     dps = await startDps({ address: randomLoopbackAddress(), stateDir, linkedHubs: [hub] });
     agent = new https.Agent({ ca: dps.ca, keepAlive: true });
@@ -79,9 +80,9 @@ describe('local DPS, as documented', () => {
     expect(dps.counters.throttledPolls).toBe(1);
   });
 
-  const anyTpm = SoftwareTpm.create();
+  let anyTpm: SoftwareTpm | undefined;
   it.each(['-starts', 'ends-', '.dot', 'dot.', '_x', 'x_', ':x', 'x:'])('refuses the registration id %j (a special character at the start or the end) with 400', async (id) => {
-    const tpm = anyTpm;
+    const tpm = (anyTpm ??= SoftwareTpm.create());
     const device = await dpsRequest(target, 'PUT', registerPath(target, id), { body: registrationBody(tpm, id), headers: { 'content-type': 'application/json' } });
     expect(device.status).toBe(400);
     const enrollment = await dpsRequest({ ...target }, 'PUT', `/enrollments/${encodeURIComponent(id)}?api-version=2021-10-01`, {

@@ -14,18 +14,19 @@ import { randomLoopbackAddress } from '../support/ports.js';
 import { updateReported } from '../support/twin.js';
 
 // The hub's state lives in its state directory: devices, keys, twins, the policy key and the CA.
-const address = randomLoopbackAddress();
-const stateDir = mkdtempSync(path.join(tmpdir(), 'cloud-hub-restart-'));
+let stateDir: string | undefined;
 let hub: LocalHub | undefined;
 let device: deviceSdk.Client | undefined;
 
 afterAll(async () => {
   await device?.close();
   await hub?.stop();
-  rmSync(stateDir, { recursive: true, force: true });
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
 it('keeps devices and twins across a restart, and the device reconnects by itself', async () => {
+  const address = randomLoopbackAddress();
+  stateDir = mkdtempSync(path.join(tmpdir(), 'cloud-hub-restart-'));
   hub = await startHub({ address, stateDir, log: () => undefined });
   await hub.registerDevice({ deviceId: 'keeper', registrationId: 'keeper', primaryKey: randomBytes(32) });
   device = await openDevice(hub, 'keeper');

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { Daemon } from '../../agent/daemon/daemon.js';
 import { Logger } from '../../agent/log/logger.js';
@@ -19,7 +19,8 @@ class RecordingNotifier {
 }
 
 describe('the daemon on a board that cannot get far: what it tells systemd, and how it keeps trying', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-notify-'));
+  let dir: string;
+  beforeAll(() => { dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-notify-')); });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('sends READY=1 after the grace time on a board that cannot connect, with the reason, and STATUS on every state', async () => {

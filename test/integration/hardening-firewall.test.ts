@@ -10,7 +10,7 @@ import { filterTable, NetnsPair, requireHardeningTools, ruleCounters, sendTcpFla
 // attacked from a second namespace over a veth pair.
 const ALLOWED_PORT = 8080;
 const CLOSED_PORT = 2323;
-const hostIpv6Before = readFileSync('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8').trim();
+let hostIpv6Before: string;
 
 describe('strict profile on the nft backend, in a network namespace', () => {
   let pair: NetnsPair;
@@ -21,6 +21,7 @@ describe('strict profile on the nft backend, in a network namespace', () => {
   const foreignRule = ['-A', 'INPUT', '-s', '192.0.2.7/32', '-p', 'tcp', '--dport', '9', '-j', 'ACCEPT'];
 
   beforeAll(async () => {
+    hostIpv6Before = readFileSync('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8').trim();
     requireHardeningTools(['iptables-nft-save', 'iptables-nft-restore', 'hping3', 'sysctl']);
     pair = await NetnsPair.create();
     root = mkdtempSync(path.join(tmpdir(), 'iot-agent-harden-nft-'));

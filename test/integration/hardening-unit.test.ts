@@ -24,10 +24,11 @@ async function exposure(unit: string): Promise<number> {
 // throw-away root that has a stand-in executable at that path and copies of the stock
 // targets they are ordered against, so nothing on this host changes.
 describe('boot-time hardening units', () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'iot-agent-unit-'));
+  let root: string;
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   beforeAll(() => {
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-unit-'));
     requireHardeningTools(['systemd-analyze']);
     const missing = STOCK_UNITS.filter((u) => !existsSync(path.join(STOCK_DIR, u)));
     if (missing.length) throw new Error(`missing ${missing.join(', ')} in ${STOCK_DIR}: install the Debian package systemd (scripts/setup.sh)`);

@@ -26,9 +26,10 @@ describe.each(['mqtt', 'mqtt-ws'] as const)('the hub session of a TPM device ove
   let registrationId: string;
   let ca: string;
   const lines: string[] = [];
-  const log = new Logger({ journal: false, level: "debug", write: (l) => { lines.push(l); process.stderr.write(l); } });
+  let log: Logger;
 
   beforeAll(async () => {
+    log = new Logger({ journal: false, level: "debug", write: (l) => { lines.push(l); process.stderr.write(l); } });
     stateDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-session-'));
     [hub, swtpm] = await Promise.all([
       startHub({ address: randomLoopbackAddress(), stateDir: path.join(stateDir, 'hub'), log: (l) => process.stderr.write('HUB ' + l + '\n') }),

@@ -19,7 +19,7 @@ import { clientFor } from '../support/tpm.js';
 // status and the hardening confirm targets: a DPS answer with a control character in either
 // is refused where it arrives, and nothing is cached.
 describe('DPS text the agent refuses', () => {
-  const hub = new RecordingHub('hub-a.cloud.test');
+  let hub: RecordingHub;
   let dir: string;
   let dps: Dps;
   let swtpm: SwtpmInstance;
@@ -28,6 +28,7 @@ describe('DPS text the agent refuses', () => {
   let registrationId: string;
 
   beforeAll(async () => {
+    hub = new RecordingHub('hub-a.cloud.test');
     dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-dps-text-'));
     [dps, swtpm] = await Promise.all([
       startDps({ address: randomLoopbackAddress(), stateDir: dir, linkedHubs: [hub], retryAfterSeconds: 1 }),

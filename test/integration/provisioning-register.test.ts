@@ -15,7 +15,7 @@ import { tlsContextsBuilt } from '../support/tls-contexts.js';
 import { clientFor } from '../support/tpm.js';
 
 describe('registration with DPS by TPM attestation', () => {
-  const hub = new RecordingHub('hub-a.cloud.test');
+  let hub: RecordingHub;
   let stateDir: string;
   let dps: Dps;
   let swtpm: SwtpmInstance;
@@ -23,6 +23,7 @@ describe('registration with DPS by TPM attestation', () => {
   let registrationId: string;
 
   beforeAll(async () => {
+    hub = new RecordingHub('hub-a.cloud.test');
     stateDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-register-'));
     [dps, swtpm] = await Promise.all([
       startDps({ address: randomLoopbackAddress(), stateDir, linkedHubs: [hub], retryAfterSeconds: 1 }),

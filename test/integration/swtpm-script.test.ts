@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { parseObject } from '../support/json.js';
 import { freePortPair } from '../support/ports.js';
@@ -13,7 +13,8 @@ const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('../../scripts/swtpm.sh', import.meta.url));
 
 describe('scripts/swtpm.sh for QA', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-qa-swtpm-'));
+  let dir: string;
+  beforeAll(() => { dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-qa-swtpm-')); });
   afterAll(async () => {
     await run('bash', [SCRIPT, 'stop', '--dir', dir]).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });

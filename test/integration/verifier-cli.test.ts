@@ -2,12 +2,12 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringMatching } from '../support/matchers.js';
 
 const CLI = path.resolve('dist/verifier/cli.js');
 const HUB = 'HostName=127.0.0.9;SharedAccessKeyName=iothubowner;SharedAccessKey=' + Buffer.alloc(32, 7).toString('base64');
-const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-verify-usage-'));
+let dir: string;
 
 function verify(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
@@ -19,6 +19,7 @@ function verify(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: nu
 
 /** iot-agent-verify's usage errors: one line, a hint, exit 2, and nothing sent anywhere. */
 describe('iot-agent-verify usage', () => {
+  beforeAll(() => { dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-verify-usage-')); });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('prints its help and exits 0', async () => {

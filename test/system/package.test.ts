@@ -12,13 +12,15 @@ const run = promisify(execFile);
 
 /** The .deb as scripts/build-deb.sh makes it, inspected with dpkg-deb (the boot test installs it). */
 describe('the Debian package', () => {
-  const work = mkdtempSync(path.join(tmpdir(), 'iot-agent-deb-'));
-  const tree = path.join(work, 'tree');
+  let work: string;
+  let tree: string;
   let deb: string;
   let files: string[];
   let control: string;
 
   beforeAll(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'iot-agent-deb-'));
+    tree = path.join(work, 'tree');
     ({ deb } = await buildDeb(work));
     files = (await run('dpkg-deb', ['-c', deb])).stdout.trim().split('\n').map((l) => l.split(/\s+/).slice(5).join(' ').replace(/^\.\//, '/'));
     control = (await run('dpkg-deb', ['-f', deb])).stdout;

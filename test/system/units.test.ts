@@ -21,8 +21,9 @@ const directive = (text: string, key: string) => [...text.matchAll(new RegExp(`^
  * targets, so nothing on this host changes.
  */
 describe('the agent units, sysusers.d and tmpfiles.d files', () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'iot-agent-units-'));
+  let root: string;
   beforeAll(() => {
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-units-'));
     requireHardeningTools(['systemd-analyze', 'systemd-sysusers', 'systemd-tmpfiles']);
     for (const dir of ['usr/bin', 'bin', 'etc/systemd/system', 'usr/lib/systemd']) mkdirSync(path.join(root, dir), { recursive: true });
     for (const tool of ['usr/bin/iot-agent', 'bin/kill']) {

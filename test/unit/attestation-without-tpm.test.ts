@@ -81,11 +81,11 @@ describe('recording a measurement without a TPM', () => {
   });
 
   it.each([
-    ['another boot', emptyLog(13, 'boot-0', 4)],
-    ['another PCR', emptyLog(14, 'boot-1', 4)],
-  ])('starts a new log over one of %s', async (_what, earlier) => {
+    ['another boot', 13, 'boot-0'],
+    ['another PCR', 14, 'boot-1'],
+  ])('starts a new log over one of %s', async (_what, pcr, bootId) => {
     const logPath = path.join(scratch(), 'pcr-events.json');
-    writeFileSync(logPath, JSON.stringify(appendEvent(earlier, { at: NOW.toISOString(), extended: true, sha256: sha256Hex('old'), data: 'old' })));
+    writeFileSync(logPath, JSON.stringify(appendEvent(emptyLog(pcr, bootId, 4), { at: NOW.toISOString(), extended: true, sha256: sha256Hex('old'), data: 'old' })));
     expect(await recordMeasurement({ logPath, pcr: 13, data: 'state', bootId: 'boot-1', now: NOW, tpm: noTpm() })).toMatchObject({ outcome: 'gap', seq: 1 });
     expect(readLog(logPath)).toMatchObject({ pcr: 13, bootId: 'boot-1', tpmResetCount: null, events: [{ data: 'state' }] });
   });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { authenticateDevice, deviceIdFromUsername } from '../cloud/hub/device-auth.js';
 import { SimHubError } from '../cloud/errors.js';
 import type { DeviceRecord } from '../cloud/hub/registry.js';
@@ -10,10 +10,13 @@ import { createSas } from '../cloud/sas.js';
 const host = '127.70.1.2';
 const key = randomBytes(32);
 const now = 1_800_000_000;
-const device: DeviceRecord = {
-  deviceId: 'dev', registrationId: 'dev', primaryKey: key.toString('base64'), secondaryKey: randomBytes(32).toString('base64'),
-  status: 'enabled', generationId: '1', identityVersion: 1, createdTime: '', twin: emptyTwin(),
-};
+let device: DeviceRecord;
+beforeAll(() => {
+  device = {
+    deviceId: 'dev', registrationId: 'dev', primaryKey: key.toString('base64'), secondaryKey: randomBytes(32).toString('base64'),
+    status: 'enabled', generationId: '1', identityVersion: 1, createdTime: '', twin: emptyTwin(),
+  };
+});
 const lookup = (id: string) => (id === 'dev' ? device : undefined);
 const user = `${host}/dev/?api-version=2021-04-12&DeviceClientType=azure-iot-device%2F1.18.4`;
 const token = (resource = `${host}/devices/dev`, expiry = now + 60, k = key) => Buffer.from(createSas(k, resource, expiry));

@@ -1,11 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REBOOT_ARGV, DEFAULT_REBOOT_DELAY_SECONDS, RebootScheduler } from '../../agent/commands/reboot-scheduler.js';
 import { Logger } from '../../agent/log/logger.js';
 
-const log = new Logger({ write: () => undefined });
+let log: Logger;
+beforeAll(() => { log = new Logger({ write: () => undefined }); });
 
 describe('the reboot scheduler', () => {
   const dirs: string[] = [];

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootId } from '../../agent/lib/boot-id.js';
 import { parseLockText, PidLock, withPidLock, type AcquireOptions } from '../../agent/lib/pid-lock.js';
 
@@ -25,7 +25,8 @@ function options(extra: Partial<AcquireOptions> = {}): AcquireOptions {
 }
 
 describe('the pid lock', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-pid-lock-'));
+  let dir: string;
+  beforeAll(() => { dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-pid-lock-')); });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   /** A lock file in a directory the lock creates. */
   const fresh = (name: string) => path.join(dir, name, 'test.lock');

@@ -3,11 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-tls-context-'));
+let dir: string;
+beforeAll(() => { dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-tls-context-')); });
 const made = new Map<string, Promise<ServerCredentials>>();
 /** A private CA and a server certificate for 127.0.0.1 it issued (openssl), one per name, made once per file. */
 function authority(name: string): Promise<ServerCredentials> {

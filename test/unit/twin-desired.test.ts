@@ -1,12 +1,13 @@
 import type { Twin } from 'azure-iot-device';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Logger } from '../../agent/log/logger.js';
 import { DesiredFeed } from '../../agent/twin/desired-feed.js';
 import { DesiredSync, type ApplyOutcome } from '../../agent/twin/desired-sync.js';
 import { REPORT_RETRY, ReportedProperties } from '../../agent/twin/reporter.js';
 import { checkWritable } from '../../agent/twin/writable.js';
 
-const log = new Logger({ write: () => undefined });
+let log: Logger;
+beforeAll(() => { log = new Logger({ write: () => undefined }); });
 
 /** A stand-in twin that records reported patches; the first `failures` of them are refused as IoT Hub refuses a throttled one. */
 function recordingTwin(failures = 0, answerMs = 1): { twin: Twin; patches: Record<string, unknown>[]; refused: Record<string, unknown>[] } {
