@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +9,18 @@ function tempDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-atomic-'));
   dirs.push(dir);
   return dir;
+}
+
+/** The files under `dir` this process holds open (the descriptors in /proc/self/fd point there). */
+function openUnder(dir: string): string[] {
+  const targets = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(path.join('/proc/self/fd', fd));
+    } catch {
+      return ''; // closed since it was listed (the listing's own descriptor)
+    }
+  });
+  return targets.filter((target) => target === dir || target.startsWith(`${dir}/`));
 }
 
 /** The process umask, read (setting it is not allowed in worker threads, where mutation testing runs the tests). */
@@ -84,5 +96,20 @@ describe('the one atomic file writer', () => {
     const dir = tempDir();
     await expect(syncDirectory(dir)).resolves.toBeUndefined();
     await expect(syncDirectory(path.join(dir, 'gone'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('closes what it opened (the new file, the directory), whether the write succeeds or fails', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'state.json');
+    await writeFileAtomic(file, 'async', 0o600);
+    writeFileAtomicSync(file, 'sync', 0o600);
+    await syncDirectory(dir);
+    await expect(writeFileAtomic(file, 42 as unknown as string, 0o600)).rejects.toThrow(/data/);
+    expect(() => writeFileAtomicSync(file, 42 as unknown as string, 0o600)).toThrow(/data/);
+    mkdirSync(path.join(dir, 'a-directory', 'inside'), { recursive: true });
+    await expect(writeFileAtomic(path.join(dir, 'a-directory'), 'x', 0o600)).rejects.toThrow();
+    expect(() => writeFileAtomicSync(path.join(dir, 'a-directory'), 'x', 0o600)).toThrow();
+    expect(openUnder(dir)).toEqual([]);
+    expect(readFileSync(file, 'utf8')).toBe('sync');
   });
 });
