@@ -1,26 +1,15 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncDirectory, writeFileAtomic, writeFileAtomicSync } from '../../agent/lib/atomic-file.js';
+import { openUnder } from '../support/open-files.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-atomic-'));
   dirs.push(dir);
   return dir;
-}
-
-/** The files under `dir` this process holds open (the descriptors in /proc/self/fd point there). */
-function openUnder(dir: string): string[] {
-  const targets = readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return readlinkSync(path.join('/proc/self/fd', fd));
-    } catch {
-      return ''; // closed since it was listed (the listing's own descriptor)
-    }
-  });
-  return targets.filter((target) => target === dir || target.startsWith(`${dir}/`));
 }
 
 /** The process umask, read (setting it is not allowed in worker threads, where mutation testing runs the tests). */
