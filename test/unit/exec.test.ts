@@ -84,9 +84,11 @@ describe('a bounded program', () => {
     expect(outcome.durationMs).toBeLessThan(4_000);
   });
 
-  it('keeps the whole output of a program that writes less than maxBytes', async () => {
+  it('keeps the whole output of a program that writes maxBytes or less', async () => {
     const outcome = await execBounded(['sh', '-c', 'printf 0123; sleep 0.05; printf 45'], { timeoutMs: 10_000, maxBytes: 7 });
     expect(outcome).toMatchObject({ stdout: '012345', truncated: false, exitCode: 0 });
+    const exact = await execBounded(['sh', '-c', 'printf 0123; sleep 0.05; printf 45'], { timeoutMs: 10_000, maxBytes: 6 });
+    expect(exact).toMatchObject({ stdout: '012345', truncated: false, exitCode: 0 });
   });
 
   it('gives a program without input /dev/null as its stdin', async () => {
