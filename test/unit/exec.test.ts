@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -129,6 +130,13 @@ describe('a bounded program', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('leaves no listener on a signal that outlives the program', async () => {
+    const longLived = new AbortController();
+    await execBounded(['true'], { timeoutMs: 10_000, maxBytes: 10, signal: longLived.signal });
+    await execBounded(['sleep', '5'], { timeoutMs: 50, maxBytes: 10, signal: longLived.signal });
+    expect(getEventListeners(longLived.signal, 'abort')).toEqual([]);
   });
 
   it('lets a signal that aborts after it ended change nothing', async () => {
