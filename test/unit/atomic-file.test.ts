@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -100,5 +100,20 @@ describe('the one atomic file writer', () => {
     expect(() => writeFileAtomicSync(path.join(dir, 'a-directory'), 'x', 0o600)).toThrow();
     expect(openUnder(dir)).toEqual([]);
     expect(readFileSync(file, 'utf8')).toBe('sync');
+  });
+
+  it('reports its own failure, not the clean-up\'s, when its temporary file was removed under it', async () => {
+    const dir = tempDir();
+    // What a cleaner of stale temporary files does: the temporary file goes as soon as it appears.
+    const watcher = watch(dir, (_event, name) => {
+      if (name?.endsWith('.tmp')) rmSync(path.join(dir, name), { force: true });
+    });
+    try {
+      await expect(writeFileAtomic(path.join(dir, 'renamed.json'), 'x', 0o600)).rejects.toMatchObject({ code: 'ENOENT', syscall: 'rename' });
+      await expect(writeFileAtomic(path.join(dir, 'written.json'), 42 as unknown as string, 0o600)).rejects.toThrow(/data/);
+    } finally {
+      watcher.close();
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
