@@ -79,7 +79,7 @@ export function execBounded(argv: readonly string[], options: ExecOptions): Prom
     child.stdout!.on('data', (chunk: Buffer) => {
       if (truncated) return;
       const room = options.maxBytes - bytes;
-      if (chunk.length >= room) {
+      if (chunk.length > room) {
         chunks.push(chunk.subarray(0, room));
         bytes = options.maxBytes;
         truncated = true;

@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { syncDirectory, writeFileAtomic, writeFileAtomicSync } from '../../agent/lib/atomic-file.js';
+import { openUnder } from '../support/open-files.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -84,5 +85,35 @@ describe('the one atomic file writer', () => {
     const dir = tempDir();
     await expect(syncDirectory(dir)).resolves.toBeUndefined();
     await expect(syncDirectory(path.join(dir, 'gone'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('closes what it opened (the new file, the directory), whether the write succeeds or fails', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'state.json');
+    await writeFileAtomic(file, 'async', 0o600);
+    writeFileAtomicSync(file, 'sync', 0o600);
+    await syncDirectory(dir);
+    await expect(writeFileAtomic(file, 42 as unknown as string, 0o600)).rejects.toThrow(/data/);
+    expect(() => writeFileAtomicSync(file, 42 as unknown as string, 0o600)).toThrow(/data/);
+    mkdirSync(path.join(dir, 'a-directory', 'inside'), { recursive: true });
+    await expect(writeFileAtomic(path.join(dir, 'a-directory'), 'x', 0o600)).rejects.toThrow();
+    expect(() => writeFileAtomicSync(path.join(dir, 'a-directory'), 'x', 0o600)).toThrow();
+    expect(openUnder(dir)).toEqual([]);
+    expect(readFileSync(file, 'utf8')).toBe('sync');
+  });
+
+  it('reports its own failure, not the clean-up\'s, when its temporary file was removed under it', async () => {
+    const dir = tempDir();
+    // What a cleaner of stale temporary files does: the temporary file goes as soon as it appears.
+    const watcher = watch(dir, (_event, name) => {
+      if (name?.endsWith('.tmp')) rmSync(path.join(dir, name), { force: true });
+    });
+    try {
+      await expect(writeFileAtomic(path.join(dir, 'renamed.json'), 'x', 0o600)).rejects.toMatchObject({ code: 'ENOENT', syscall: 'rename' });
+      await expect(writeFileAtomic(path.join(dir, 'written.json'), 42 as unknown as string, 0o600)).rejects.toThrow(/data/);
+    } finally {
+      watcher.close();
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -1,15 +1,34 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { getHeapStatistics } from 'node:v8';
 import { describe, expect, it } from 'vitest';
-import { exposedGc, trimHeap } from '../../agent/daemon/heap-trim.js';
+import { exposedGc, startHeapTrim, trimHeap } from '../../agent/daemon/heap-trim.js';
+import { Logger } from '../../agent/log/logger.js';
 
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const MiB = 2 ** 20;
+const heapUsed = () => getHeapStatistics().used_heap_size;
 
-/** node's real `gc`, as --expose-gc gives it (made available in this worker after start). */
-function realGc(): () => void {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  return () => gc();
+/** Waits until `done` holds, for at most `ms`. */
+async function until(done: () => boolean, ms = 3_000): Promise<void> {
+  for (let waited = 0; waited < ms && !done(); waited += 10) await tick(10);
+}
+
+/** Some 10 MiB of objects the caller keeps: heap that grew, none of it garbage V8 could take first. */
+function liveObjects(): object[] {
+  return Array.from({ length: 200_000 }, (_, i) => ({ i, s: `live ${i}` }));
+}
+
+/** Runs `body` with `gc` as node's global gc (what --expose-gc adds), then puts back what was there. */
+async function withGlobalGc<T>(gc: (() => void) | undefined, body: () => T | Promise<T>): Promise<T> {
+  const global = globalThis as { gc?: unknown };
+  const had = global.gc;
+  if (gc) global.gc = gc;
+  else delete global.gc;
+  try {
+    return await body();
+  } finally {
+    if (had === undefined) delete global.gc;
+    else global.gc = had;
+  }
 }
 
 describe('trimming the heap', () => {
@@ -80,33 +99,91 @@ function fakeHeap(startMiB: number, collectTo: (before: number) => number) {
     expect(collections).toBe(0);
   });
 
-  it('gives back garbage the real heap held, with the default sizes', async () => {
-    const { getHeapStatistics } = await import('node:v8');
-    const gc = realGc();
-    gc();
-    expect(Array.from({ length: 200_000 }, (_, i) => ({ i, s: `garbage ${i}` })).length).toBe(200_000);
-    const held = getHeapStatistics().used_heap_size;
-    const stop = trimHeap({ gc, everyMs: 5 });
+  it('reads the real heap by default, and collects once it holds a MiB more than when it started', async () => {
+    const trims: number[] = [];
+    const start = heapUsed();
+    const stop = trimHeap({ gc: () => undefined, everyMs: 5, onTrim: (before) => trims.push(before) });
     try {
-      await tick(50);
-      expect(held - getHeapStatistics().used_heap_size).toBeGreaterThan(4 * 2 ** 20);
+      await tick(30);
+      expect(trims).toEqual([]);
+      const kept = liveObjects();
+      await until(() => trims.length > 0);
+      expect(trims[0]! - start).toBeGreaterThanOrEqual(MiB);
+      expect(kept).toHaveLength(200_000);
     } finally {
       stop();
     }
   });
 
-  it('finds node\'s gc only when node exposes it', () => {
-    const had = (globalThis as { gc?: unknown }).gc;
+  it('tells how long each collection took', async () => {
+    let used = 0;
+    const took: number[] = [];
+    const started = performance.now();
+    const stop = trimHeap({
+      gc: () => { const end = performance.now() + 20; while (performance.now() < end) { /* a collection that takes 20 ms */ } },
+      used: () => used, everyMs: 5, garbageBytes: 1, onTrim: (_before, _after, ms) => took.push(ms),
+    });
     try {
-      delete (globalThis as { gc?: unknown }).gc;
-      expect(exposedGc()).toBeUndefined();
-      let called = 0;
-      (globalThis as { gc?: unknown }).gc = () => { called++; };
-      exposedGc()!();
-      expect(called).toBe(1);
+      used = 1;
+      await until(() => took.length > 0);
+      expect(took[0]).toBeGreaterThanOrEqual(20);
+      expect(took[0]).toBeLessThanOrEqual(performance.now() - started);
     } finally {
-      if (had === undefined) delete (globalThis as { gc?: unknown }).gc;
-      else (globalThis as { gc?: unknown }).gc = had;
+      stop();
     }
+  });
+
+  it('finds node\'s gc only when node exposes it', async () => {
+    expect(await withGlobalGc(undefined, exposedGc)).toBeUndefined();
+    let called = 0;
+    await withGlobalGc(() => { called++; }, () => exposedGc()!());
+    expect(called).toBe(1);
+  });
+});
+
+describe('the daemon\'s heap trim', () => {
+  it('runs nothing without node\'s gc', async () => {
+    const lines: string[] = [];
+    expect(await withGlobalGc(undefined, () => startHeapTrim(new Logger({ level: 'debug', write: (line) => lines.push(line) }), 1))).toBeUndefined();
+  });
+
+  it('collects with node\'s gc at the interval asked, each collection a debug line with the heap in MiB', async () => {
+    const lines: string[] = [];
+    const log = new Logger({ level: 'debug', write: (line) => lines.push(line) });
+    let collections = 0;
+    const start = heapUsed();
+    await withGlobalGc(() => { collections++; }, async () => {
+      const stop = startHeapTrim(log, 1)!;
+      try {
+        const kept = liveObjects();
+        await tick(100);
+        expect(collections, 'looked at every second, not sooner').toBe(0);
+        await until(() => lines.length > 0);
+        expect(kept).toHaveLength(200_000);
+      } finally {
+        stop();
+      }
+    });
+    expect(collections).toBeGreaterThan(0);
+    const [, before, after, ms] = /event=heap\.trimmed heapMiB="(\d+(?:\.\d)?) -> (\d+(?:\.\d)?)" ms=(\d+)$/.exec(lines[0]!.trim()) ?? [];
+    expect(Number(before)).toBeGreaterThanOrEqual(Math.floor(start / MiB));
+    expect(Number(before)).toBeLessThanOrEqual(Math.ceil(heapUsed() / MiB) + 10);
+    expect(Math.abs(Number(after) - Number(before))).toBeLessThan(5);
+    expect(Number(ms)).toBeLessThan(1_000);
+  });
+
+  it('looks every 10 s unless told otherwise', async () => {
+    let collections = 0;
+    await withGlobalGc(() => { collections++; }, async () => {
+      const stop = startHeapTrim(new Logger({ level: 'debug', write: () => undefined }))!;
+      try {
+        const kept = liveObjects();
+        await tick(100);
+        expect(kept).toHaveLength(200_000);
+      } finally {
+        stop();
+      }
+    });
+    expect(collections).toBe(0);
   });
 });

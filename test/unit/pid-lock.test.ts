@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootId } from '../../agent/lib/boot-id.js';
 import { parseLockText, PidLock, withPidLock, type AcquireOptions } from '../../agent/lib/pid-lock.js';
+import { openUnder } from '../support/open-files.js';
 
 const OTHER_BOOT = '00000000-0000-0000-0000-000000000000';
 const BOOTS = { recordsBoot: true };
@@ -61,7 +62,30 @@ describe('the pid lock', () => {
     const text = `${process.ppid} ${await bootId()} a technician\n`;
     const file = await holding('live', text);
     await expect(PidLock.acquire(file, options())).rejects.toThrow(`busy: pid ${process.ppid} (a technician)`);
+    // Taking over a lock of this very pid is no licence to take another live process's.
+    await expect(PidLock.acquire(file, options({ ownPid: 'stale' }))).rejects.toThrow(`busy: pid ${process.ppid} (a technician)`);
     expect(readFileSync(file, 'utf8')).toBe(text);
+  });
+
+  it('names no holder when there is no lock file', async () => {
+    expect(await PidLock.holder(path.join(dir, 'never-written.lock'), BOOTS)).toBeUndefined();
+  });
+
+  it('writes no owner when none is given', async () => {
+    const file = fresh('no-owner');
+    const lock = await PidLock.acquire(file, options());
+    expect(readFileSync(file, 'utf8')).toBe(`${process.pid} ${await bootId()}\n`);
+    await lock.release();
+    const noBoots = await PidLock.acquire(file, options({ recordsBoot: false }));
+    expect(await PidLock.holder(file, NO_BOOTS)).toEqual({ pid: process.pid, bootId: undefined, owner: '' });
+    await noBoots.release();
+  });
+
+  it('keeps no descriptor of the lock file open while it holds the lock', async () => {
+    const file = fresh('descriptors');
+    const lock = await PidLock.acquire(file, options());
+    expect(openUnder(path.dirname(file))).toEqual([]);
+    await lock.release();
   });
 
   it('takes over a lock whose process is gone', async () => {
@@ -130,7 +154,7 @@ describe('lock file text', () => {
     expect(parseLockText(text, kind)).toEqual(holder);
   });
 
-  it.each(['', ' ', 'abc', '0 x', '-1', '1.5', '0x10', '99999999999999999999'])('names no holder in %j', (text) => {
+  it.each(['', ' ', 'abc', '0 x', '-1', '1.5', '0x10', '1e3', '99999999999999999999'])('names no holder in %j', (text) => {
     expect(parseLockText(text, BOOTS)).toBeUndefined();
     expect(parseLockText(text, NO_BOOTS)).toBeUndefined();
   });

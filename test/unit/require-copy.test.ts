@@ -25,4 +25,10 @@ describe('requireCopy', () => {
       for (const name of Object.keys(copies)) expect(requireCopy(urlOf(loader), name as ModuleCopy), `${loader}: ${name}`).toBeDefined();
     }
   });
+
+  it('knows a module of the compiled build by the source file the table lists', () => {
+    const fromSource = requireCopy(urlOf('agent/azure-sdk/sdk-modules.ts'), 'mqtt');
+    expect(requireCopy(urlOf('agent/azure-sdk/sdk-modules.js'), 'mqtt')).toBe(fromSource);
+    expect(() => requireCopy(urlOf('agent/lib/a.js-folder/b.js'), 'yaml')).toThrow(/^agent\/lib\/a\.js-folder\/b\.ts requires yaml,/);
+  });
 });

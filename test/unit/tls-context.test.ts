@@ -59,19 +59,20 @@ describe('the shared TLS context', () => {
     expect(sharedSecureContext([...tls.rootCertificates, ca].join('\n'))).toBe(other);
   });
 
+  // Each test asks for CAs no other test does: a context another test left in the cache would hide how it is made.
   it('trusts the system roots plus an extra CA, and not another CA; the default context stays as it was', async () => {
-    const { ca } = await authority('a');
+    const { ca } = await authority('extra');
     await authority('b');
     const context = sharedSecureContext([...tls.rootCertificates, ca]);
-    expect(await accepts('a', context)).toBe(true);
+    expect(await accepts('extra', context)).toBe(true);
     expect(await accepts('b', context)).toMatch(/UNABLE_TO_VERIFY|SELF_SIGNED/);
-    expect(await accepts('a', undefined)).toMatch(/UNABLE_TO_VERIFY|SELF_SIGNED/);
+    expect(await accepts('extra', undefined)).toMatch(/UNABLE_TO_VERIFY|SELF_SIGNED/);
   });
 
   it('trusts only the CAs it is given when they are not the system roots', async () => {
-    const { ca } = await authority('a');
+    const { ca } = await authority('only');
     const context = sharedSecureContext([ca]);
-    expect(await accepts('a', context)).toBe(true);
+    expect(await accepts('only', context)).toBe(true);
     expect(await accepts('b', context)).toMatch(/UNABLE_TO_VERIFY|SELF_SIGNED/);
   });
 

@@ -35,4 +35,12 @@ describe('a package required for one use', () => {
     expect(() => requireTransient(() => createRequire(import.meta.url)('./no-such-module.cjs') as unknown)).toThrow(/Cannot find module/);
     expect(yamlEntries()).toEqual([]);
   });
+
+  it('leaves alone the packages loaded before it', () => {
+    const holder = createRequire(import.meta.url);
+    const ms = holder('ms') as unknown;
+    requireTransient(() => createRequire(import.meta.url)('yaml') as unknown);
+    expect(holder.cache[holder.resolve('ms')]).toBeDefined();
+    expect(holder('ms')).toBe(ms);
+  });
 });
