@@ -172,7 +172,7 @@ describe('the daemon\'s heap trim', () => {
     expect(Number(ms)).toBeLessThan(1_000);
   });
 
-  it('looks every 10 s unless told otherwise', async () => {
+  it('waits its interval (5 s) before the first look unless told otherwise', async () => {
     let collections = 0;
     await withGlobalGc(() => { collections++; }, async () => {
       const stop = startHeapTrim(new Logger({ level: 'debug', write: () => undefined }))!;
