@@ -13,9 +13,10 @@ const KIND = 'iot-agent/connection-history';
  */
 export async function readConnectionHistory(stateDir: string): Promise<PolicyHistory> {
   try {
-    const doc = JSON.parse(await readFile(path.join(stateDir, FILE), 'utf8')) as unknown;
-    if (typeof doc !== 'object' || doc === null || (doc as { kind?: unknown }).kind !== KIND) return {};
-    const at = Date.parse(String((doc as { lastRegistrationAt?: unknown }).lastRegistrationAt));
+    // JSON null throws here and lands in the catch; any other value that is no object has no kind.
+    const doc = JSON.parse(await readFile(path.join(stateDir, FILE), 'utf8')) as { kind?: unknown; lastRegistrationAt?: unknown };
+    if (doc.kind !== KIND) return {};
+    const at = Date.parse(String(doc.lastRegistrationAt));
     return Number.isNaN(at) ? {} : { lastRegistrationAt: at };
   } catch {
     return {};

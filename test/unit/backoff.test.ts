@@ -34,6 +34,12 @@ describe('backoff with full jitter', () => {
     expect(b.next()).toBe(99);
   });
 
+  it('by default starts at one second and doubles up to five minutes', () => {
+    const b = new Backoff(undefined, () => 0.999999);
+    const delays = Array.from({ length: 10 }, () => b.next());
+    expect(delays).toEqual([999, 1_999, 3_999, 7_999, 15_999, 31_999, 63_999, 127_999, 255_999, 299_999]);
+  });
+
   it('stays finite after very many attempts', () => {
     const b = new Backoff(policy, () => 0.999999);
     for (let i = 0; i < 10_000; i++) b.next();

@@ -172,4 +172,27 @@ describe('structured log lines', () => {
     expect(logger.recent(1)[0]).toHaveLength(MAX_KEPT_CHARS + 3);
     expect(logger.recent(1)[0]!.endsWith('...')).toBe(true);
   });
+
+  it('keeps a line of exactly the kept length whole', () => {
+    const { logger } = capture();
+    const head = 'time=2026-11-26T00:00:00.000Z level=info event=e m=';
+    logger.info('e', { m: 'x'.repeat(MAX_KEPT_CHARS - head.length) });
+    expect(logger.recent(1)[0]).toBe(`${head}${'x'.repeat(MAX_KEPT_CHARS - head.length)}`);
+  });
+
+  it('clips a kept line before a character that would be cut in two, and keeps one that ends at the limit', () => {
+    const { logger } = capture();
+    const head = 'time=2026-11-26T00:00:00.000Z level=info event=e m=';
+    // The emoji's first half is the last character kept: the whole emoji goes.
+    logger.info('e', { m: `${'x'.repeat(MAX_KEPT_CHARS - 1 - head.length)}\u{1F600}tail` });
+    expect(logger.recent(1)[0]).toBe(`${head}${'x'.repeat(MAX_KEPT_CHARS - 1 - head.length)}...`);
+    // The emoji's second half is the last character kept: the whole emoji stays.
+    logger.info('e', { m: `${'x'.repeat(MAX_KEPT_CHARS - 2 - head.length)}\u{1F600}tail` });
+    expect(logger.recent(1)[0]).toBe(`${head}${'x'.repeat(MAX_KEPT_CHARS - 2 - head.length)}\u{1F600}...`);
+  });
+
+  it('writes numbers as they print, NaN and Infinity included (JSON would say null), and booleans, null and bigints', () => {
+    expect(formatLine({ n: -1.5, nan: Number.NaN, inf: -Infinity, t: true, z: null, b: 12n, o: { b: 1n } }))
+      .toBe('n=-1.5 nan=NaN inf=-Infinity t=true z=null b=12 o="[object Object]"');
+  });
 });

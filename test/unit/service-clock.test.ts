@@ -55,6 +55,8 @@ describe('service clock', () => {
     for (const bad of [undefined, '', '1700000000', 'yesterday', 'Tue, 01 Dec 2026 12:00:00 CET', '-1']) clock.observe(bad, c.wall);
     expect(clock.offsetMs()).toBeUndefined();
     expect(parseHttpDate(' Tue, 01 Dec 2026 12:00:00 GMT ')).toBe(T0);
+    // Date.parse would take the offset after GMT and move the time by an hour.
+    expect(parseHttpDate('Tue, 01 Dec 2026 12:00:00 GMT+0100')).toBeUndefined();
   });
 
   it('notices a wall-clock jump against the monotonic clock and moves the offset by the opposite amount', () => {

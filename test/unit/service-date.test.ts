@@ -21,7 +21,7 @@ function credentials(): Promise<ServerCredentials> {
   return certificates.then((c) => c.credentials);
 }
 
-interface Seen { method: string | undefined; userAgent: string | undefined; servername: string | false | null | undefined }
+interface Seen { method: string | undefined; url: string | undefined; userAgent: string | undefined; servername: string | false | null | undefined }
 
 const servers: https.Server[] = [];
 /** A loopback HTTPS server that answers every request with `status` and the service's Date, or never answers. */
@@ -29,7 +29,7 @@ async function service(options: { answer?: boolean } = {}): Promise<{ port: numb
   const { key, cert } = await credentials();
   const seen: Seen[] = [];
   const server = https.createServer({ key, cert }, (request, response) => {
-    seen.push({ method: request.method, userAgent: request.headers['user-agent'], servername: (request.socket as TLSSocket).servername });
+    seen.push({ method: request.method, url: request.url, userAgent: request.headers['user-agent'], servername: (request.socket as TLSSocket).servername });
     if (options.answer === false) return;
     response.writeHead(401, { date: SERVICE_DATE });
     response.end();
@@ -57,7 +57,7 @@ describe('asking a service for its time', () => {
     expect(answer.sentAt).toBeGreaterThanOrEqual(before);
     expect(answer.receivedAt).toBeGreaterThanOrEqual(answer.sentAt);
     expect(answer.receivedAt).toBeLessThanOrEqual(Date.now());
-    expect(seen).toMatchObject([{ method: 'HEAD', userAgent: 'iot-agent' }]);
+    expect(seen).toMatchObject([{ method: 'HEAD', url: '/', userAgent: 'iot-agent' }]);
   });
 
   it('names a host by SNI, and an address not at all', async () => {
@@ -84,6 +84,25 @@ describe('asking a service for its time', () => {
     const { port } = await service();
     for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
     await expect(fetchServiceDate('127.0.0.1', port, undefined, 5_000)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('goes through the agent it is given (a proxy\'s tunnel) when there is one', async () => {
+    const { port, seen } = await service();
+    const { ca } = await credentials();
+    let connections = 0;
+    const agent = new (class extends https.Agent {
+      override createConnection(...args: Parameters<https.Agent['createConnection']>): ReturnType<https.Agent['createConnection']> {
+        connections++;
+        return super.createConnection(...args);
+      }
+    })();
+    try {
+      expect((await fetchServiceDate('127.0.0.1', port, [ca], 5_000, agent)).date).toBe(SERVICE_DATE);
+    } finally {
+      agent.destroy();
+    }
+    expect(connections).toBe(1);
+    expect(seen).toHaveLength(1);
   });
 
   it('asks again and again through one TLS context made from the CAs, not one per request', async () => {

@@ -80,3 +80,42 @@ describe('the system summary', () => {
     expect((await readSystemSummary(path.join(dir, 'missing'))).os).toBe('Linux');
   });
 });
+
+describe('health samples: the edges', () => {
+  it('counts nice time as busy CPU time', () => {
+    const cpu = (user: number, nice: number, idle: number) => ({ model: 'x', speed: 1, times: { user, nice, sys: 0, idle, irq: 0 } });
+    expect(cpuTimes([cpu(10, 30, 60), cpu(0, 0, 100)])).toEqual({ idle: 160, total: 200 });
+  });
+
+  it('takes no zone reading 200 degrees or more, or -100 or less, even the CPU\'s', () => {
+    expect(pickTemperature([{ type: 'cpu-thermal', milliCelsius: 200_000 }, { type: 'acpitz', milliCelsius: 45_000 }])).toBe(45);
+    expect(pickTemperature([{ type: 'cpu-thermal', milliCelsius: -100_000 }, { type: 'acpitz', milliCelsius: 45_000 }])).toBe(45);
+    expect(pickTemperature([{ type: 'cpu-thermal', milliCelsius: 199_999 }])).toBe(200);
+  });
+
+  it('reads only thermal_zone<N> entries, in numeric order, and takes an empty temp file as no reading', async () => {
+    const dir = tempDir();
+    for (const [entry, type, temp] of [
+      ['cooling_device0', 'cpu-fan', '1000'], ['xthermal_zone1', 'cpu', '2000'], ['thermal_zone1x', 'cpu', '3000'],
+      ['thermal_zone0', 'cpu-thermal', '\n'], ['thermal_zone10', 'acpitz', '10000'], ['thermal_zone2', 'acpitz', '22000'],
+    ]) {
+      mkdirSync(path.join(dir, entry!));
+      writeFileSync(path.join(dir, entry!, 'type'), `${type}\n`);
+      writeFileSync(path.join(dir, entry!, 'temp'), temp!);
+    }
+    expect((await new HealthSampler(dir).sample()).temperatureC).toBe(22);
+  });
+});
+
+describe('os-release: the edges', () => {
+  it('takes empty quoted values, and refuses half-quoted ones, leaving no key for them', () => {
+    const fields = parseOsRelease(['EMPTY=""', "BLANK=''", "ONE='", "OPEN='abc", "CLOSE=abc'", 'TAIL=abc"', '  INDENTED=yes', '#NAME=commented'].join('\n'));
+    expect(fields).toStrictEqual({ EMPTY: '', BLANK: '', INDENTED: 'yes' });
+  });
+
+  it('names the OS without a version when os-release gives none', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'os-release'), 'NAME=Alpine\n');
+    expect((await readSystemSummary(path.join(dir, 'os-release'))).os).toBe('Alpine');
+  });
+});

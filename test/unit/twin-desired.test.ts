@@ -440,5 +440,45 @@ describe('reported properties sent to the hub', () => {
     reported.update({ nested: { x: null } });
     expect(reported.current).toEqual({ list: [3], nested: { x: null, deep: { y: 1, z: 2 } }, scalar: { now: 'an object' } });
   });
+
+  it('deletes an object when a later patch sets it to null', () => {
+    const reported = new ReportedProperties(log);
+    reported.update({ drift: { rule: 'ssh', count: 2 }, kept: 1 });
+    reported.update({ drift: null });
+    expect(reported.current).toEqual({ drift: null, kept: 1 });
+  });
+
+  it('sends nothing more while a patch is unanswered, and what changed meanwhile once it is', async () => {
+    const reported = new ReportedProperties(log);
+    const sent: Record<string, unknown>[] = [];
+    let answer: (() => void) | undefined;
+    const twin = { properties: { reported: { update: (patch: Record<string, unknown>, done: () => void) => { sent.push(structuredClone(patch)); answer = done; } } } } as unknown as Twin;
+    reported.update({ a: 1 });
+    reported.attach(twin);
+    await expect.poll(() => sent.length).toBe(1);
+    reported.update({ b: 2 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sent).toEqual([{ a: 1 }]);
+    answer!();
+    await expect.poll(() => sent.length).toBe(2);
+    expect(sent[1]).toEqual({ b: 2 });
+    reported.detach();
+  });
 });
 
+describe('desired documents that are not objects', () => {
+  it.each([['null', null], ['a string', 'telemetryIntervalSeconds'], ['a list', [{ telemetryIntervalSeconds: 30 }]], ['a number', 5]])(
+    'ignores %s: nothing applied, reported or logged as a failure', async (_what, doc) => {
+      const applied: unknown[] = [];
+      const lines: string[] = [];
+      const reported = new ReportedProperties(log);
+      const apply = (value: unknown): Promise<ApplyOutcome> => { applied.push(value); return Promise.resolve({ ac: 200, ad: 'applied' }); };
+      const sync = new DesiredSync({ telemetryIntervalSeconds: apply, logLevel: apply, hardeningProfile: apply }, () => undefined, reported,
+        new Logger({ journal: false, write: (l) => lines.push(l) }));
+      await sync.handleFull(doc);
+      await sync.handlePatch(doc);
+      expect(applied).toEqual([]);
+      expect(reported.current).toEqual({});
+      expect(lines).toEqual([]);
+    });
+});
