@@ -49,6 +49,12 @@ describe('sysctls through /proc/sys of the engine\'s own namespace', () => {
   it('says which key it cannot read when the value is there but unreadable', async () => {
     const io = new ProcSysctl(procSys());
     await expect(io.read(['net.ipv4.conf'])).rejects.toThrow(/^cannot read sysctl net\.ipv4\.conf$/);
+    await expect(io.read(['net.ipv4.conf'])).rejects.toMatchObject({ cause: { code: 'EISDIR' } });
+  });
+
+  it('is the real /proc/sys unless told otherwise', async () => {
+    const key = 'net.ipv4.tcp_syncookies';
+    expect(await new ProcSysctl().read([key])).toEqual({ [key]: readFileSync('/proc/sys/net/ipv4/tcp_syncookies', 'utf8').trim() });
   });
 
   it('sets the keys one after another and stops at the first it cannot set, saying which and why', async () => {
