@@ -25,6 +25,7 @@ describe('the agent\'s apply request, as the root unit parses it', () => {
     ['a newline in a target', { ...good, confirmTargets: ['hub\nWATCHDOG=trigger:8883'] }, /confirmTargets\[0\] is not a host:port/],
     ['an option as a target', { ...good, confirmTargets: ['--boot'] }, /confirmTargets\[0\] is not a host:port/],
     ['a number as a target', { ...good, confirmTargets: [8883] }, /confirmTargets\[0\] is not a host:port/],
+    ['a target inside a list', { ...good, confirmTargets: [['hub:443']] }, /confirmTargets\[0\] is not a host:port/],
     ['no targets', { ...good, confirmTargets: [] }, /must list 1 to 8/],
     ['too many targets', { ...good, confirmTargets: Array(9).fill('hub:443') }, /must list 1 to 8/],
     ['a timeout out of range', { ...good, confirmTimeoutSeconds: 1e9 }, /whole seconds from 1 to 3600/],
