@@ -68,10 +68,12 @@ describe('sysctls through /proc/sys of the engine\'s own namespace', () => {
 describe('sysctls through the sysctl tool (behind a command prefix)', () => {
   it('reads every key with one sysctl process, null for a key the kernel lacks', async () => {
     const io = new CommandSysctl(hardeningRunner());
-    const keys = ['net.ipv4.tcp_syncookies', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.no_such_key'];
+    const keys = ['net.ipv4.tcp_syncookies', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.ip_local_port_range', 'net.ipv4.no_such_key'];
     const proc = (key: string) => readFileSync(path.join('/proc/sys', ...key.split('.')), 'utf8').trim();
     expect(await io.read(keys)).toEqual({
-      'net.ipv4.tcp_syncookies': proc('net.ipv4.tcp_syncookies'), 'net.ipv4.conf.all.rp_filter': proc('net.ipv4.conf.all.rp_filter'), 'net.ipv4.no_such_key': null,
+      'net.ipv4.tcp_syncookies': proc('net.ipv4.tcp_syncookies'), 'net.ipv4.conf.all.rp_filter': proc('net.ipv4.conf.all.rp_filter'),
+      // Two numbers: a value longer than one character, with a tab inside it.
+      'net.ipv4.ip_local_port_range': proc('net.ipv4.ip_local_port_range'), 'net.ipv4.no_such_key': null,
     });
   });
 
