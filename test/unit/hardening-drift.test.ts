@@ -83,6 +83,14 @@ describe('drift', () => {
     expect(find(compare(plan, appliedOf(plan), fewer, '/'), 'iptables IOT-AGENT-OUT')).toMatchObject({ ok: false, expected: '2 rules', actual: '1 rules; missing: -A IOT-AGENT-OUT -p tcp --dport 443 -j ACCEPT' });
   });
 
+  it('lists several missing or unexpected rules apart', () => {
+    const plan = planOf();
+    const live = { ...liveOf(plan), firewall: { 4: SAVED.replace(`${RULES[1]}\n${RULES[2]}\n`, '-A IOT-AGENT-OUT -p udp -j ACCEPT\n-A IOT-AGENT-OUT -j DROP\n'), 6: null } };
+    expect(find(compare(plan, appliedOf(plan), live, '/'), 'iptables IOT-AGENT-OUT')).toMatchObject({
+      actual: `2 rules; missing: ${RULES[1]} | ${RULES[2]}; unexpected: -A IOT-AGENT-OUT -p udp -j ACCEPT | -A IOT-AGENT-OUT -j DROP`,
+    });
+  });
+
   it('notices rules in another order', () => {
     const plan = planOf();
     const live = { ...liveOf(plan), firewall: { 4: SAVED.replace(`${RULES[1]}\n${RULES[2]}`, `${RULES[2]}\n${RULES[1]}`), 6: null } };
@@ -121,6 +129,13 @@ describe('drift', () => {
     expect(find(items, 'net.ipv6.conf.all.disable_ipv6')).toMatchObject({ ok: true, expected: '1', actual: '1' });
     expect(find(items, 'net.ipv4.tcp_syncookies')).toMatchObject({ ok: false, expected: '1', actual: '(absent)' });
     expect(find(items, 'net.ipv4.ip_forward')).toMatchObject({ ok: false, expected: '1', actual: '(absent)' });
+  });
+
+  it('still reports an IPv6 sysctl the kernel has with another value', () => {
+    const plan = planOf();
+    const live = liveOf(plan);
+    live.sysctls['net.ipv6.conf.all.disable_ipv6'] = '0';
+    expect(find(compare(plan, appliedOf(plan), live, '/'), 'net.ipv6.conf.all.disable_ipv6')).toMatchObject({ ok: false, expected: '1', actual: '0' });
   });
 
   it('notices a changed sysctl, a changed, missing or leftover file, and a changed or missing sysfs value', () => {

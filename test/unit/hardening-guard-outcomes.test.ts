@@ -94,6 +94,20 @@ describe('boot guard run', () => {
     expect(outcome).toMatchObject({ status: 'kept', reason: stringMatching(/within the grace time/) });
   });
 
+  it('counts the grace time in seconds when the rounds run out before it passed', async () => {
+    const { engine, state } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
+    let t = 0;
+    const outcome = await runGuard({ engine, targets: [hub], graceSeconds: 6, probe: answer(() => false), intervalMs: 3_000, now: () => t, sleep: () => { t += 1; return Promise.resolve(); } });
+    expect(outcome).toMatchObject({ status: 'kept', reason: stringMatching(/^within the grace time; /) });
+    expect(state.reverts).toBe(0);
+  });
+
+  it('is not reconnected after reverting while any one endpoint still does not answer', async () => {
+    const { engine, state } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
+    const outcome = await runGuard({ engine, targets: [hub, dps], graceSeconds: 3, probe: answer((t) => state.reverted && t === hub), intervalMs: 3_000, ...fakeClock() });
+    expect(outcome).toMatchObject({ status: 'reverted', reconnected: false, after: [{ ok: true }, { ok: false }] });
+  });
+
   it('says which endpoints answered when it confirms', async () => {
     const { engine } = fakeEngine(unconfirmed, { name: 'strict', hash: 'good' });
     const outcome = await runGuard({ engine, targets: [hub, dps], graceSeconds: 300, probe: answer(() => true), ...fakeClock() });

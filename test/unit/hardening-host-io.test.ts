@@ -49,7 +49,8 @@ describe('the host values a plan is about', () => {
   it('says which file it cannot read', async () => {
     const b = board();
     mkdirSync(path.join(b.root, SYSCTL_FILE), { recursive: true });
-    await expect(b.io.read(planOf())).rejects.toThrow(`cannot read ${path.join(b.root, SYSCTL_FILE)}`);
+    const err = await b.io.read(planOf()).catch((e: unknown) => e as Error);
+    expect(err).toMatchObject({ message: `cannot read ${path.join(b.root, SYSCTL_FILE)}`, cause: { code: 'EISDIR' } });
   });
 
   it('resolves paths under its root', () => {
@@ -146,6 +147,42 @@ describe('the board\'s USB facts', () => {
     iface(b, 'near', 'usb1/1-1/a/b/c/d/e/f/g');
     expect((await b.io.usbFacts()).networkDevices).toEqual(['0bda:8153']);
     rmSync(path.join(b.root, 'sys/class/net/near'), { recursive: true });
+    expect((await b.io.usbFacts()).networkDevices).toEqual([]);
+  });
+
+  it('stops exactly eight levels up', async () => {
+    const b = board();
+    usbDevice(b, 'usb1/1-1', '0bda', '8153');
+    iface(b, 'eight', 'usb1/1-1/a/b/c/d/e/f/g/h');
+    expect((await b.io.usbFacts()).networkDevices).toEqual([]);
+  });
+
+  it('finds devices behind a host controller numbered past 9, and lists them sorted whatever the interface names', async () => {
+    const b = board();
+    usbDevice(b, 'platform/xhci/usb12/12-1', '2c7c', '0125');
+    iface(b, 'a0', 'platform/xhci/usb12/12-1/12-1:1.0');
+    usbDevice(b, 'platform/xhci/usb1/1-1', '0bda', '8153');
+    iface(b, 'b0', 'platform/xhci/usb1/1-1/1-1:1.0');
+    expect((await b.io.usbFacts()).networkDevices).toEqual(['0bda:8153', '2c7c:0125']);
+  });
+
+  it('goes past a level that has only one of idVendor and idProduct', async () => {
+    const b = board();
+    usbDevice(b, 'usb1/1-1', '0bda', '8153');
+    b.put('root/sys/devices/usb1/1-1/1-1:1.0/idVendor', '1234\n');
+    iface(b, 'eth1', 'usb1/1-1/1-1:1.0/net');
+    b.put('root/sys/devices/usb1/1-2/1-2:1.0/idProduct', '5678\n');
+    usbDevice(b, 'usb1/1-2', '2c7c', '0125');
+    iface(b, 'eth2', 'usb1/1-2/1-2:1.0/net');
+    expect((await b.io.usbFacts()).networkDevices).toEqual(['0bda:8153', '2c7c:0125']);
+  });
+
+  it('ignores ids with more than four hex digits on either side', async () => {
+    const b = board();
+    usbDevice(b, 'usb1/1-1', '10bda', '8153');
+    iface(b, 'eth1', 'usb1/1-1/1-1:1.0');
+    usbDevice(b, 'usb1/1-2', '2c7c', '01250');
+    iface(b, 'eth2', 'usb1/1-2/1-2:1.0');
     expect((await b.io.usbFacts()).networkDevices).toEqual([]);
   });
 

@@ -58,6 +58,21 @@ describe('finding a profile', () => {
     expect((await failure(loadProfile('strict.yaml'))).message).toBe('profile file strict.yaml does not exist');
   });
 
+  it('takes a name ending in .yml as a path too, but not one with .yaml inside it', async () => {
+    expect((await failure(loadProfile('strict.yml'))).message).toBe('profile file strict.yml does not exist');
+    expect((await failure(loadProfile('strict.yamlx'))).message).toBe('invalid profile name "strict.yamlx"');
+  });
+
+  it('names a profile file after its whole name when it does not end in .yaml or .yml', async () => {
+    const { site } = rootWith({ 'lab.yamlx': 'ipv6: leave\n' });
+    expect((await loadProfile(path.join(site, 'lab.yamlx'))).profile.name).toBe('lab.yamlx');
+  });
+
+  it('looks for site profiles under / unless given another root', async () => {
+    expect((await failure(loadProfile('nope-not-here'))).hint).toBe('built-in profiles: baseline, strict; site profiles live in /etc/iot-agent/profiles');
+    expect((await failure(loadProfileByName('nope-not-here'))).hint).toBe('built-in profiles: baseline, strict; site profiles live in /etc/iot-agent/profiles');
+  });
+
   it('says which profiles exist when a name matches none', async () => {
     const { root } = rootWith({});
     const err = await failure(loadProfile('nope', root));
@@ -160,6 +175,10 @@ describe('profile text', () => {
 
   it('refuses YAML it cannot parse with the parser\'s first line, and anything but a mapping', () => {
     expect(() => parseProfileText('a: [1,\n', 'x.yaml', 'x')).toThrow(/^profile x\.yaml: not valid YAML: [^\n]+$/);
+    // The parser's message alone: no position, no excerpt of the text.
+    expect(() => parseProfileText('a: [1,\n', 'x.yaml', 'x'))
+      .toThrow(/^profile x\.yaml: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a \]$/);
+    expect(() => parseProfileText('ipv6: leave\nipv6: disable\n', 'x.yaml', 'x')).toThrow(/^profile x\.yaml: not valid YAML: Map keys must be unique$/);
     expect(() => parseProfileText('- a\n- b\n', 'x.yaml', 'x')).toThrow(/^profile x\.yaml: must be a YAML mapping at the top level$/);
     expect(() => parseProfileText('just text\n', 'x.yaml', 'x')).toThrow(/must be a YAML mapping at the top level/);
   });
@@ -169,6 +188,7 @@ describe('profile text', () => {
     const merged = mergeProfiles(parent, { firewall: { outbound: { allow: [2] } }, usb: { mode: 'leave' }, ipv6: null });
     expect(merged).toEqual({ firewall: { outbound: { defaults: true, allow: [2] }, icmp_echo: 'drop' }, usb: { mode: 'leave' }, ipv6: null });
     expect(mergeProfiles({ firewall: { inbound: [] } }, { firewall: [] })).toEqual({ firewall: [] });
+    expect(mergeProfiles({ usb: { mode: 'leave' } }, { usb: null })).toEqual({ usb: null });
     expect(parent.firewall.outbound.allow).toEqual([1]);
   });
 });

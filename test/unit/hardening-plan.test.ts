@@ -114,7 +114,7 @@ describe('the plan for a person', () => {
   it('shows the IPv6 rules when there are some, says when sysfs is untouched, and has no hand-back section without one', () => {
     const plan = buildPlan(builtinProfile('baseline'), 'builtin:baseline', usb1, null);
     const text = formatPlan(plan, '/');
-    expect(text).toContain(`== ip6tables-restore --noflush\n${applyText(plan.firewall[6]!, undefined).trimEnd()}\n\n`);
+    expect(text).toContain(`== ip6tables-restore --noflush\n${applyText(plan.firewall[6]!, undefined).trimEnd()}\n\n== sysctl`);
     expect(text).toContain('== sysfs\n(nothing)\n\nJump rules');
     expect(text).not.toContain('no longer managed');
   });

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { describeFailures, formatHostPort, parseHostPort, probeTargets, probeUntilReachable, type HostPort, type ProbeResult } from '../../hardening/probe.js';
 import { hardeningRunner } from '../../hardening/runner.js';
 import { ensureServerCredentials, listenerTlsOptions } from '../cloud/tls.js';
+import { TinyProxy } from '../support/tinyproxy.js';
 import { stringMatching } from '../support/matchers.js';
 
 const cleanups: (() => void)[] = [];
@@ -169,5 +170,40 @@ describe('describing failed probes', () => {
       { target: 'hub:8883', ok: false, detail: 'ECONNREFUSED' }, { target: 'dps:443', ok: true, detail: 'TLS' }, { target: '[fd00::1]:443', ok: false, detail: 'timeout' },
     ])).toBe('hub:8883: ECONNREFUSED; [fd00::1]:443: timeout');
     expect(describeFailures([])).toBe('');
+  });
+});
+
+describe('probing through the configured HTTPS proxy', () => {
+  /** A real proxy (tinyproxy) that asks for Basic credentials and may CONNECT to `port`. */
+  async function proxyTo(port: number): Promise<TinyProxy> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-probe-proxy-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const proxy = await TinyProxy.start({ dir, user: { name: 'agent', password: 'pw' }, connectPorts: [port] });
+    cleanups.push(() => proxy.stop());
+    return proxy;
+  }
+  const basic = (user: string) => `Basic ${Buffer.from(user).toString('base64')}`;
+
+  it('completes the handshake inside a CONNECT tunnel, with the proxy\'s credentials', async () => {
+    const port = await tlsListener('127.0.0.1');
+    const proxy = await proxyTo(port);
+    const via = { host: proxy.address, port: proxy.port, authorization: basic('agent:pw'), direct: () => false };
+    expect(await probeTargets(hardeningRunner(), [{ host: '127.0.0.1', port }], 5_000, via)).toEqual([
+      { target: `127.0.0.1:${port}`, ok: true, detail: stringMatching(/^TLS handshake completed \(TLSv1\.[23]\) through the proxy$/) },
+    ]);
+    expect(proxy.connects()).toEqual([`127.0.0.1:${port}`]);
+    const [refused] = await probeTargets(hardeningRunner(), [{ host: '127.0.0.1', port }], 5_000, { ...via, authorization: basic('agent:wrong') });
+    expect(refused).toMatchObject({ ok: false, detail: stringMatching(/^the proxy answered the CONNECT with 40[17]$/) });
+  });
+
+  it('reaches a target the proxy is bypassed for directly, and the proxy itself by a TCP connection', async () => {
+    const port = await tlsListener('127.0.0.1');
+    const proxy = await proxyTo(port);
+    const via = { host: proxy.address, port: proxy.port, authorization: basic('agent:pw'), direct: (t: HostPort) => t.port === port };
+    expect(await probeTargets(hardeningRunner(), [{ host: '127.0.0.1', port }, { host: proxy.address, port: proxy.port }], 5_000, via)).toEqual([
+      { target: `127.0.0.1:${port}`, ok: true, detail: stringMatching(/^TLS handshake completed \(TLSv1\.[23]\)$/) },
+      { target: `${proxy.address}:${proxy.port}`, ok: true, detail: 'TCP connection to the proxy' },
+    ]);
+    expect(proxy.connects()).toEqual([]);
   });
 });

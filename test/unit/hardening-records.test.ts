@@ -53,6 +53,7 @@ describe('a record file', () => {
       writeFileSync(file, text!);
       const err = await records.pending.read().catch((e: unknown) => e);
       expect(err, text).toBeInstanceOf(CorruptRecordError);
+      expect((err as Error).name).toBe('CorruptRecordError');
       expect(err).toMatchObject({ file, message: `hardening record ${file} is corrupt: ${reason}`, hint: 'apply a profile again (the record is rewritten), or remove it' });
     }
   });
@@ -63,7 +64,7 @@ describe('a record file', () => {
     const err = await records.pending.read().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AgentError);
     expect(err).not.toBeInstanceOf(CorruptRecordError);
-    expect(err).toMatchObject({ message: `cannot read hardening record ${records.pending.file}` });
+    expect(err).toMatchObject({ message: `cannot read hardening record ${records.pending.file}`, cause: { code: 'EISDIR' } });
     expect(await records.pending.isCorrupt()).toBe(false);
     await expect(records.pending.readOrNote([])).rejects.toThrow(/cannot read hardening record/);
   });
@@ -145,6 +146,7 @@ describe('what each record must hold to be trusted', () => {
     ['an applied record without a hash', (r) => r.applied, () => ({ ...applied(), hash: undefined }), 'no profile hash'],
     ['an applied record with a short hash', (r) => r.applied, () => ({ ...applied(), hash: profileHash(strict()).slice(1) }), 'no profile hash'],
     ['an applied record with a hash in upper case', (r) => r.applied, () => ({ ...applied(), hash: profileHash(strict()).toUpperCase() }), 'no profile hash'],
+    ['an applied record with a hash and more', (r) => r.applied, () => ({ ...applied(), hash: `${profileHash(strict())}0` }), 'no profile hash'],
     ['an applied record with text around its hash', (r) => r.applied, () => ({ ...applied(), hash: `x${profileHash(strict())}` }), 'no profile hash'],
     ['an applied record whose profile was changed', (r) => r.applied, () => ({ ...applied(), profile: { ...strict(), ipv6: 'leave' } }), 'the profile does not match its hash'],
     ['an applied record without an origin', (r) => r.applied, () => ({ ...applied(), origin: 1 }), 'no origin'],

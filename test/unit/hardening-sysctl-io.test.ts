@@ -49,6 +49,12 @@ describe('sysctls through /proc/sys of the engine\'s own namespace', () => {
   it('says which key it cannot read when the value is there but unreadable', async () => {
     const io = new ProcSysctl(procSys());
     await expect(io.read(['net.ipv4.conf'])).rejects.toThrow(/^cannot read sysctl net\.ipv4\.conf$/);
+    await expect(io.read(['net.ipv4.conf'])).rejects.toMatchObject({ cause: { code: 'EISDIR' } });
+  });
+
+  it('is the real /proc/sys unless told otherwise', async () => {
+    const key = 'net.ipv4.tcp_syncookies';
+    expect(await new ProcSysctl().read([key])).toEqual({ [key]: readFileSync('/proc/sys/net/ipv4/tcp_syncookies', 'utf8').trim() });
   });
 
   it('sets the keys one after another and stops at the first it cannot set, saying which and why', async () => {
@@ -62,10 +68,12 @@ describe('sysctls through /proc/sys of the engine\'s own namespace', () => {
 describe('sysctls through the sysctl tool (behind a command prefix)', () => {
   it('reads every key with one sysctl process, null for a key the kernel lacks', async () => {
     const io = new CommandSysctl(hardeningRunner());
-    const keys = ['net.ipv4.tcp_syncookies', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.no_such_key'];
+    const keys = ['net.ipv4.tcp_syncookies', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.ip_local_port_range', 'net.ipv4.no_such_key'];
     const proc = (key: string) => readFileSync(path.join('/proc/sys', ...key.split('.')), 'utf8').trim();
     expect(await io.read(keys)).toEqual({
-      'net.ipv4.tcp_syncookies': proc('net.ipv4.tcp_syncookies'), 'net.ipv4.conf.all.rp_filter': proc('net.ipv4.conf.all.rp_filter'), 'net.ipv4.no_such_key': null,
+      'net.ipv4.tcp_syncookies': proc('net.ipv4.tcp_syncookies'), 'net.ipv4.conf.all.rp_filter': proc('net.ipv4.conf.all.rp_filter'),
+      // Two numbers: a value longer than one character, with a tab inside it.
+      'net.ipv4.ip_local_port_range': proc('net.ipv4.ip_local_port_range'), 'net.ipv4.no_such_key': null,
     });
   });
 
