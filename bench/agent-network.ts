@@ -7,7 +7,7 @@ import { serviceClients } from '../test/cloud/hub/service-sdk.js';
 import type { AgentFiles } from '../test/support/agent-process.js';
 import { invokeMethod } from '../test/support/direct-method.js';
 import { TinyProxy } from '../test/support/tinyproxy.js';
-import { FLAGS } from './agent-under-test.js';
+import { FLAGS, unitEnvironment } from './agent-under-test.js';
 import { median, percentiles } from './stats.js';
 
 const USER = { name: 'bench', password: 'BenchPw1' };
@@ -80,7 +80,7 @@ export async function networkRows(dir: string, files: AgentFiles, description: C
 async function startToReady(cli: string, configPath: string): Promise<{ ms: number; stop(): Promise<void> }> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [...FLAGS, cli, '--config', configPath, 'run'], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+    stdio: ['ignore', 'ignore', 'pipe'], env: unitEnvironment(),
   });
   const lines: string[] = [];
   const ms = await new Promise<number>((resolve, reject) => {

@@ -17,6 +17,15 @@ export const FLAGS = process.env.BENCH_FLAGS !== undefined
   ? process.env.BENCH_FLAGS.split(' ').filter(Boolean)
   : allUnitNodeFlags(readFileSync(new URL('../../systemd/iot-agent.service', import.meta.url), 'utf8'));
 
+/**
+ * The environment the unit gives the daemon, over this process's: no TPM override, no
+ * notify socket, and no NODE_EXTRA_CA_CERTS (systemd passes none; a machine that sets it to
+ * the distribution's bundle would have every TLS context name some 140 more CAs).
+ */
+export function unitEnvironment(): NodeJS.ProcessEnv {
+  return { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', NODE_EXTRA_CA_CERTS: '' };
+}
+
 export interface AgentUnderTest {
   child: ChildProcess;
   lines: string[];
@@ -34,7 +43,7 @@ export function startAgent(files: AgentFiles, options: { extraFlags?: string[]; 
   const child = spawn(command, args, {
     stdio: ['ignore', 'ignore', 'pipe'],
     ...(options.cwd ? { cwd: options.cwd } : {}),
-    env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '', ...(options.timings !== undefined ? { IOT_AGENT_TEST_TIMINGS: options.timings } : {}) },
+    env: { ...unitEnvironment(), ...(options.timings !== undefined ? { IOT_AGENT_TEST_TIMINGS: options.timings } : {}) },
   });
   const lines: string[] = [];
   let partial = '';

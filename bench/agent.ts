@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Daemon } from '../agent/daemon/daemon.js';
 import { loadConfig } from '../agent/config.js';
 import { Logger } from '../agent/log/logger.js';
+import { loadRootStore } from '../agent/lib/tls-context.js';
 import type { CloudDescription } from '../test/cloud/cloud.js';
 import { provisioningServiceClient } from '../test/cloud/dps/sdk-clients.js';
 import type { AgentFiles } from '../test/support/agent-process.js';
@@ -15,7 +16,7 @@ import { CloudProcess, firstLine } from '../test/support/cloud-process.js';
 import { enrollBoard } from '../test/support/enroll-board.js';
 import { randomLoopbackAddress } from '../test/support/ports.js';
 import { SwtpmInstance } from '../test/support/swtpm.js';
-import { CLI, FLAGS, rssOf } from './agent-under-test.js';
+import { CLI, FLAGS, rssOf, unitEnvironment } from './agent-under-test.js';
 import { networkRows } from './agent-network.js';
 import { median } from './stats.js';
 
@@ -88,7 +89,7 @@ export async function run(): Promise<void> {
 
 async function sampleFlow(transport: string, d: CloudDescription): Promise<{ ms: number; rss: number }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [SAMPLE, transport, d.provisioningHost, d.idScope, d.caCertPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [SAMPLE, transport, d.provisioningHost, d.idScope, d.caCertPath], { stdio: ['ignore', 'pipe', 'inherit'], env: unitEnvironment() });
   const line = await firstLine(child);
   const ms = performance.now() - t0;
   await new Promise((r) => child.once('exit', r));
@@ -99,7 +100,7 @@ async function sampleFlow(transport: string, d: CloudDescription): Promise<{ ms:
 async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: number }> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [...FLAGS, CLI, '--config', files.configPath, 'run'], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOT_AGENT_TPM: '', NOTIFY_SOCKET: '' },
+    stdio: ['ignore', 'ignore', 'pipe'], env: unitEnvironment(),
   });
   const ms = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('agent not ready within 30 s')), 30_000);
@@ -119,7 +120,7 @@ async function agentToReady(files: AgentFiles): Promise<{ ms: number; rss: numbe
  */
 async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: number }> {
   rmSync(path.join(files.stateDir, 'assignment.json'), { force: true });
-  const child = fork(fileURLToPath(import.meta.url), ['--lag', files.configPath], { execArgv: FLAGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['--lag', files.configPath], { execArgv: FLAGS, env: unitEnvironment(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (lag) => resolve(lag as { max: number; p99: number }));
     child.once('exit', (code) => reject(new Error(`the lag measurement exited with ${code}`)));
@@ -129,6 +130,8 @@ async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: numb
 async function measureLag(configPath: string): Promise<{ max: number; p99: number }> {
   const config = await loadConfig(configPath);
   const daemon = new Daemon({ config, configPath, log: new Logger({ level: 'error', write: () => undefined }) });
+  // As `iot-agent run` does before it starts the daemon (agent/cli/run.ts).
+  loadRootStore();
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
   await daemon.start();

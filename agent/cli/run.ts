@@ -1,6 +1,7 @@
 import { loadConfig, requireIdScope } from '../config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { ExitCode } from '../lib/errors.js';
+import { loadRootStore } from '../lib/tls-context.js';
 import { Logger } from '../log/logger.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { agentVersion } from '../version.js';
@@ -27,6 +28,7 @@ export async function run(options: { config?: string }, overrides: RuntimeOverri
     process.exit(ExitCode.internalError);
   });
 
+  loadRootStore();
   await daemon.start();
   return new Promise<number>((resolve) => {
     let stopping = false;
