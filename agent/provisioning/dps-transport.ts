@@ -38,7 +38,8 @@ export function createDpsTransport(ca?: string, onDate?: DateObserver, tunnel?: 
     last = response;
   };
   const agent = tunnel?.agent ?? (ca === undefined ? undefined : new Agent({ keepAlive: false, secureContext: sharedSecureContext(ca) }));
-  const options = ca !== undefined || agent ? { ...(ca === undefined ? {} : { ca }), ...(agent ? { http: { agent } } : {}) } : undefined;
+  // With `ca` there is always an agent: the tunnel's or the direct one.
+  const options = agent ? { ...(ca === undefined ? {} : { ca }), http: { agent } } : undefined;
   return { transport: observedDpsHttp(answersSeen(remember, onDate), options), lastResponse: () => last };
 }
 
