@@ -131,7 +131,9 @@ export async function redTeam(board: BootedContainer, endpoints: { hub: string; 
   }
   // Power actions are only asked of polkit (through root's pkcheck with the details systemd passes), never performed.
   const sleeper = (await board.ok(['sh', '-c', 'runuser -u iot-agent -- sleep 120 >/dev/null 2>&1 & echo $!'])).trim();
-  const pid = (await board.ok(['sh', '-c', `pgrep -u iot-agent -P ${sleeper} sleep || echo ${sleeper}`])).trim().split('\n')[0]!;
+  // The agent user's sleep, never runuser itself (root: polkit would rightly say yes); it may take a moment to appear.
+  const pid = (await board.ok(['sh', '-c',
+    `for i in $(seq 100); do p=$(pgrep -u iot-agent -P ${sleeper} sleep) && { echo "$p"; exit 0; }; sleep 0.1; done; exit 1`])).trim().split('\n')[0]!;
   const ask = (action: string, details: string[] = []) => board.exec(['pkcheck', '--action-id', action, '--process', pid, ...details]);
   for (const action of ['org.freedesktop.login1.power-off', 'org.freedesktop.login1.halt', 'org.freedesktop.login1.suspend', 'org.freedesktop.systemd1.reload-daemon',
     'org.freedesktop.systemd1.set-environment', 'org.freedesktop.systemd1.manage-unit-files', 'org.freedesktop.policykit.exec']) {
