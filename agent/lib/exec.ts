@@ -66,9 +66,22 @@ export function execBounded(argv: readonly string[], options: ExecOptions): Prom
       });
     };
     const child = spawn(file, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
+    let exited = false;
+    // A child the program left behind (`cmd &`, a daemon) may hold its stdout open for ever; once
+    // the program has ended and we stopped it, the pipes are let go so the outcome is not held
+    // up (a writer left behind then gets EPIPE).
+    const release = () => {
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+    };
+    child.on('exit', () => {
+      exited = true;
+      if (stopped !== undefined || truncated) release();
+    });
     const stop = (why: string) => {
       stopped ??= why;
-      child.kill('SIGKILL');
+      if (exited) release();
+      else child.kill('SIGKILL');
     };
     const timer = setTimeout(() => {
       timedOut = true;
@@ -83,7 +96,8 @@ export function execBounded(argv: readonly string[], options: ExecOptions): Prom
         chunks.push(chunk.subarray(0, room));
         bytes = options.maxBytes;
         truncated = true;
-        child.kill('SIGKILL');
+        if (exited) release();
+        else child.kill('SIGKILL');
         return;
       }
       chunks.push(chunk);

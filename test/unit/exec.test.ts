@@ -120,6 +120,24 @@ describe('a bounded program', () => {
     expect(await execBounded(['sleep', '5'], { timeoutMs: 10_000, maxBytes: 10, signal: aborted.signal })).toMatchObject({ timedOut: false, error: 'stopped: aborted' });
   });
 
+  // A program that leaves a child behind holding its stdout (a daemon, `cmd &`) must not hold
+  // the caller past its time: the pipe is let go once the program itself has ended.
+  it('keeps to its time when a child it left behind holds its output open', async () => {
+    const stopped = await execBounded(['sh', '-c', 'echo started; sleep 5 & sleep 10'], { timeoutMs: 200, maxBytes: 100 });
+    expect(stopped).toMatchObject({ timedOut: true, exitCode: null, stdout: 'started\n', error: 'stopped after 200 ms' });
+    expect(stopped.durationMs).toBeLessThan(2_000);
+    const ended = await execBounded(['sh', '-c', 'echo done; sleep 5 &'], { timeoutMs: 200, maxBytes: 100 });
+    expect(ended).toMatchObject({ timedOut: true, exitCode: 0, stdout: 'done\n' });
+    expect(ended.durationMs).toBeLessThan(2_000);
+  });
+
+  it('lets go of a child that keeps writing once the output is full', async () => {
+    const outcome = await execBounded(['sh', '-c', 'yes & sleep 10'], { timeoutMs: 5_000, maxBytes: 1000 });
+    expect(outcome).toMatchObject({ truncated: true, timedOut: false, exitCode: null });
+    expect(outcome.stdout).toBe('y\n'.repeat(500));
+    expect(outcome.durationMs).toBeLessThan(2_000);
+  });
+
   it('tells a program that is not installed from one that cannot start', async () => {
     expect(await execBounded(['iot-agent-no-such-tool'], { timeoutMs: 10_000, maxBytes: 10 })).toMatchObject({ notInstalled: true, exitCode: null, error: 'iot-agent-no-such-tool is not installed' });
     const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-exec-'));
