@@ -53,7 +53,8 @@ export class PidLock {
   }
 
   static async acquire(file: string, options: AcquireOptions): Promise<PidLock> {
-    await mkdir(path.dirname(file), { recursive: true, mode: options.dirMode });
+    const failed = (cause: unknown) => { throw options.failed(cause); };
+    await mkdir(path.dirname(file), { recursive: true, mode: options.dirMode }).catch(failed);
     const line = options.recordsBoot ? [process.pid, await bootId(), ...(options.owner ? [options.owner] : [])].join(' ') : `${process.pid} ${options.owner ?? ''}`;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -68,7 +69,8 @@ export class PidLock {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw options.failed(err);
         const holder = await PidLock.holder(file, options);
         if (holder && !(holder.pid === process.pid && options.ownPid === 'stale')) throw options.busy(holder);
-        await rm(file, { force: true }); // stale: its holder is gone
+        // Stale: its holder is gone. Not recursive: a directory in its place is the caller's failure.
+        await rm(file, { force: true }).catch(failed);
       }
     }
     throw options.failed(undefined);

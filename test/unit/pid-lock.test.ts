@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,6 +132,18 @@ describe('the pid lock', () => {
     const file = path.join(dir, 'long', `${'x'.repeat(300)}.lock`);
     const failure = await PidLock.acquire(file, options()).catch((err: unknown) => err);
     expect(String(failure)).toMatch(/^Error: failed: Error: ENAMETOOLONG/);
+  });
+
+  it('reports a lock path that is a directory, or under a file, through the caller\'s error and removes nothing', async () => {
+    const file = fresh('a-directory');
+    mkdirSync(file, { recursive: true });
+    writeFileSync(path.join(file, 'inside'), 'kept');
+    const onDirectory = await PidLock.acquire(file, options()).catch((err: unknown) => err);
+    expect(String(onDirectory)).toMatch(/^Error: failed: .*(EISDIR|is a directory)/);
+    expect(readFileSync(path.join(file, 'inside'), 'utf8')).toBe('kept');
+    const underFile = path.join(file, 'inside', 'test.lock');
+    const onFile = await PidLock.acquire(underFile, options()).catch((err: unknown) => err);
+    expect(String(onFile)).toMatch(/^Error: failed: Error: (ENOTDIR|EEXIST)/);
   });
 
   it('holds the lock exactly while the action runs, and releases it when the action throws', async () => {
