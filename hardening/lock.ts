@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { AgentError } from '../agent/lib/errors.js';
+import { AgentError, oneLine } from '../agent/lib/errors.js';
 import { withPidLock } from '../agent/lib/pid-lock.js';
 
 /**
@@ -14,7 +14,10 @@ export async function withLock<T>(dir: string, action: () => Promise<T>): Promis
     // Readable by all (the agent reads the records), writable by root only.
     recordsBoot: true, mode: 0o644, dirMode: 0o755, ownPid: 'held',
     busy: (holder) => lockError(lock, undefined, holder.pid),
-    failed: (cause) => lockError(lock, cause),
+    // No cause: the file kept coming back, another change took it between our looks.
+    failed: (cause) => cause === undefined ? lockError(lock, cause) : new AgentError(`cannot take the hardening lock ${lock}: ${oneLine(cause)}`, {
+      cause, hint: `${path.dirname(lock)} must be a directory root can write`,
+    }),
   }, action);
 }
 

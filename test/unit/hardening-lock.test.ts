@@ -78,14 +78,15 @@ describe('one hardening change at a time', () => {
     }
   });
 
-  it('says so, with the system\'s reason, when the lock file cannot be made at all', async () => {
+  it('says it cannot take the lock, with the system\'s reason, when the lock file cannot be made at all', async () => {
     // /proc/self exists but no file can be created in it, not even by root.
     const err = await withLock('/proc/self', () => Promise.resolve('ran')).catch((e: unknown) => e);
     expect(err).toMatchObject({
-      message: 'another hardening change is in progress',
-      hint: 'wait for it to finish; remove /proc/self/lock only if that process is gone',
+      message: expect.stringMatching(/^cannot take the hardening lock \/proc\/self\/lock: E[A-Z]+: /) as unknown,
+      hint: '/proc/self must be a directory root can write',
       cause: { code: expect.stringMatching(/^E[A-Z]+$/) as unknown },
     });
+    expect((err as Error).message).not.toContain('\n');
   });
 
   it('takes over a lock left by a process that is gone, by an earlier boot, or that makes no sense', async () => {
