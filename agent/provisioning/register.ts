@@ -75,8 +75,18 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
       throw new DpsError(`DPS ${options.globalEndpoint} not reached: ${viaProxy.message}`, { retryable: true, operatorMustAct: false },
         { cause: viaProxy, hint: viaProxy.hint });
     }
-    throw classifyDpsFailure(err, lastResponse(), options, err instanceof AgentError);
+    throw classifyDpsFailure(err, lastResponse(), options, err instanceof AgentError || isSdkTpmFailure(err));
   } finally {
     useIdentityKeyHandle(previousHandle);
   }
+}
+
+/**
+ * The SDK's TPM security client reports a failed TPM command as SecurityDeviceError
+ * (azure-iot-common, whichever copy): the TPM failed, not DPS. Between DPS's challenge and
+ * the signed registration the last answer DPS gave is the challenge's 401, which would
+ * otherwise read as DPS refusing the device.
+ */
+function isSdkTpmFailure(err: unknown): boolean {
+  return err instanceof Error && err.name === 'SecurityDeviceError';
 }
