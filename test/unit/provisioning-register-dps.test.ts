@@ -10,11 +10,14 @@ import { identityKeyHandleInUse } from '../../agent/azure-sdk/identity-key-handl
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
 import { registerWithDps, type ProvisionStep, type RegisterOptions } from '../../agent/provisioning/register.js';
+import { parseTransport } from '../../agent/config/transport-spec.js';
 import { IDENTITY_KEY_HANDLE } from '../../agent/tpm/identity.js';
-import type { TpmClient } from '../../agent/tpm/tpm-client.js';
+import { openTransport } from '../../agent/tpm/open-transport.js';
+import { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { buildActivationBlob } from '../cloud/dps/activation-blob.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+import { freePort } from '../support/ports.js';
 
 /**
  * One registration through the unmodified provisioning SDK, end to end over real sockets:
@@ -225,5 +228,25 @@ describe('one registration with DPS through the SDK', () => {
     expect(err).toMatchObject({ retryable: true, operatorMustAct: false });
     expect((err as Error).message).toMatch(/^DPS dps\.example not reached: .*407/);
     expect((err as DpsError).cause).toMatchObject({ statusCode: 407 });
+  });
+
+  it('names the proxy when it cannot be reached at all', async () => {
+    const options = { ...await registration(scriptedTpm().client, () => assigned({})), proxy: parseProxyUrl(`http://127.0.0.1:${await freePort()}`, 'network.proxy') };
+    const err = await registerWithDps(options).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DpsError);
+    expect((err as Error).message).toMatch(/^DPS dps\.example not reached: the proxy .*could not be reached \(ECONNREFUSED\)$/);
+    expect(err).toMatchObject({ retryable: true, operatorMustAct: false });
+  });
+
+  it('blames the TPM when it fails before DPS was asked anything, proxy or not', async () => {
+    const tpm = new TpmClient(openTransport(parseTransport(`swtpm:port=${await freePort()}`), { commandTimeoutMs: 2_000 }));
+    try {
+      const options = await registration(tpm, () => assigned({}));
+      const err = await registerWithDps(options).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DpsError);
+      expect((err as Error).message).toBe('TPM failed during registration with DPS dps.example (ID scope 0ne1, registration r1)');
+    } finally {
+      await tpm.close();
+    }
   });
 });
