@@ -47,6 +47,17 @@ describe('the twin merge guard', () => {
     expect(MAX_TWIN_DEPTH).toBe(16);
   });
 
+  // First of the tests that install the guard: the one whose call installs it is the one that sees a second call change nothing.
+  it('is installed once: guarding again (every new hub client does) wraps nothing twice', () => {
+    guarded();
+    const proto = device.Twin.prototype as unknown as TwinInternals;
+    const merge = proto._mergePatch;
+    const onDesired = proto._onDesiredPropertiesUpdate;
+    guardTwinMerges(new Logger({ write: () => undefined }));
+    expect(proto._mergePatch).toBe(merge);
+    expect(proto._onDesiredPropertiesUpdate).toBe(onDesired);
+  });
+
   it('lets the SDK twin merge a hostile desired patch without throwing', () => {
     guarded();
     const twin = Object.create(device.Twin.prototype) as { properties: { desired: Record<string, unknown> }; _onDesiredPropertiesUpdate(p: unknown): void; emit(): boolean };
@@ -84,15 +95,5 @@ describe('the twin merge guard', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('event=twin.merge_refused');
     expect(warnings[0]).toContain('read-only property');
-  });
-
-  it('is installed once: guarding again (every new hub client does) wraps nothing twice', () => {
-    guarded();
-    const proto = device.Twin.prototype as unknown as TwinInternals;
-    const merge = proto._mergePatch;
-    const onDesired = proto._onDesiredPropertiesUpdate;
-    guardTwinMerges(new Logger({ write: () => undefined }));
-    expect(proto._mergePatch).toBe(merge);
-    expect(proto._onDesiredPropertiesUpdate).toBe(onDesired);
   });
 });
