@@ -1,11 +1,11 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import deviceMqtt from 'azure-iot-device-mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { hubTransport } from '../../agent/azure-sdk/hub-transport.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
@@ -19,7 +19,11 @@ import { tlsContextsBuilt } from '../support/tls-contexts.js';
  */
 let made: Promise<ServerCredentials> | undefined;
 /** A private test CA and a certificate for 127.0.0.1, made once per file (openssl). */
-const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-hub-transport-')), ['127.0.0.1']));
+let credentialsDir: string | undefined;
+const credentials = () => (made ??= ensureServerCredentials(credentialsDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-hub-transport-')), ['127.0.0.1']));
+afterAll(() => {
+  if (credentialsDir) rmSync(credentialsDir, { recursive: true, force: true });
+});
 
 const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
 const closers: (() => void)[] = [];

@@ -1,10 +1,10 @@
 import http from 'node:http';
 import https from 'node:https';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { ProxyTunnel } from '../../agent/network/proxy-agent.js';
 import { createDpsTransport, MIN_POLL_SECONDS, type DateObserver } from '../../agent/provisioning/dps-transport.js';
@@ -31,7 +31,11 @@ afterEach(async () => {
 
 let made: Promise<ServerCredentials> | undefined;
 /** A private test CA and a DPS certificate for 127.0.0.1 and dps.example, made once per file (openssl). */
-const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-dps-tls-')), ['127.0.0.1', 'dps.example']));
+let credentialsDir: string | undefined;
+const credentials = () => (made ??= ensureServerCredentials(credentialsDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-dps-tls-')), ['127.0.0.1', 'dps.example']));
+afterAll(() => {
+  if (credentialsDir) rmSync(credentialsDir, { recursive: true, force: true });
+});
 
 /** DPS over HTTPS on 127.0.0.1 with the private CA's certificate: answers 200; counts the connections open. */
 async function httpsDps(): Promise<{ port: number; open: () => number }> {

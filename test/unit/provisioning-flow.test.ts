@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -119,6 +119,7 @@ describe('a registration that fails', () => {
       expect(readdirSync(stateDir)).toEqual([]);
     } finally {
       await tpm.close();
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 });

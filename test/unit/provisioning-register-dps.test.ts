@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { identityKeyHandleInUse } from '../../agent/azure-sdk/identity-key-handle.js';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
@@ -30,7 +30,11 @@ import { freePort } from '../support/ports.js';
 
 let made: Promise<ServerCredentials> | undefined;
 /** A private test CA and a certificate for the stand-in DPS's name, made once per file (openssl). */
-const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-register-dps-')), ['dps.example']));
+let credentialsDir: string | undefined;
+const credentials = () => (made ??= ensureServerCredentials(credentialsDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-register-dps-')), ['dps.example']));
+afterAll(() => {
+  if (credentialsDir) rmSync(credentialsDir, { recursive: true, force: true });
+});
 let software: SoftwareTpm | undefined;
 const softwareTpm = () => (software ??= SoftwareTpm.create());
 
