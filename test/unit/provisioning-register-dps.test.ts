@@ -102,15 +102,16 @@ function authenticationKey(): string {
 
 interface Answer { status: number; body: unknown }
 
-/** The stand-in DPS over HTTPS: the TPM challenge to an unsigned registration, then `signed(n)` to the n-th signed request. */
-async function standInDps(signed: (n: number) => Answer): Promise<number> {
+/** DPS's challenge: a 401 that carries an activation blob. */
+const challenge = (): Answer => ({ status: 401, body: { authenticationKey: authenticationKey(), keyName: 'registration', message: 'tpm challenge' } });
+
+/** The stand-in DPS over HTTPS: `unsigned()` (the TPM challenge) to an unsigned registration, then `signed(n)` to the n-th signed request. */
+async function standInDps(signed: (n: number) => Answer, unsigned = challenge): Promise<number> {
   const { key, cert } = await credentials();
   let count = 0;
   const server = https.createServer({ key, cert }, (request, response) => {
     request.resume();
-    const answer: Answer = request.headers.authorization === undefined
-      ? { status: 401, body: { authenticationKey: authenticationKey(), keyName: 'registration', message: 'tpm challenge' } }
-      : signed(count++);
+    const answer: Answer = request.headers.authorization === undefined ? unsigned() : signed(count++);
     response.writeHead(answer.status, { 'content-type': 'application/json' });
     response.end(JSON.stringify(answer.body));
   });
@@ -153,9 +154,10 @@ const assigned = (registrationState: object): Answer => ({
   body: { operationId: 'op-1', status: 'assigned', registrationState: { registrationId: 'r1', status: 'assigned', tpm: { authenticationKey: authenticationKey() }, ...registrationState } },
 });
 
-async function registration(tpm: TpmClient, answer: (n: number) => Answer, more: Partial<RegisterOptions> & { refuse?: number } = {}): Promise<RegisterOptions> {
-  const { refuse, ...options } = more;
-  const proxyUrl = await connectProxy(await standInDps(answer), refuse);
+async function registration(tpm: TpmClient, answer: (n: number) => Answer,
+  more: Partial<RegisterOptions> & { refuse?: number; unsigned?: () => Answer } = {}): Promise<RegisterOptions> {
+  const { refuse, unsigned, ...options } = more;
+  const proxyUrl = await connectProxy(await standInDps(answer, unsigned), refuse);
   return {
     tpm, registrationId: 'r1', idScope: '0ne1', globalEndpoint: 'dps.example', ca: (await credentials()).ca,
     proxy: parseProxyUrl(proxyUrl, 'network.proxy'), ...options,
@@ -223,6 +225,19 @@ describe('one registration with DPS through the SDK', () => {
     expect(err).toMatchObject({
       message: 'DPS dps.example (ID scope 0ne1, registration r1) refused the device (401)', httpStatus: 401, retryable: false, operatorMustAct: true,
     });
+  });
+
+  it('leaves a device DPS does not know (a 401 without a challenge) to an operator, before any TPM activation', async () => {
+    const steps: ProvisionStep[] = [];
+    const options = await registration(scriptedTpm().client, () => assigned({}), {
+      unsigned: () => ({ status: 401, body: { errorCode: 401002, message: 'no enrollment' } }), onStep: (step) => steps.push(step),
+    });
+    const err = await registerWithDps(options).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DpsError);
+    expect(err).toMatchObject({
+      message: 'DPS dps.example (ID scope 0ne1, registration r1) refused the device (401)', retryable: false, operatorMustAct: true,
+    });
+    expect(steps).toEqual([]);
   });
 
   it('names the proxy, not DPS, when the proxy refuses the tunnel', async () => {
