@@ -70,13 +70,25 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
   } catch (err) {
     if (err instanceof DpsError) throw err;
     // Before DPS's words: a proxy's refusal arrives as an HTTP answer (a 401 or 407 DPS never gave).
-    const viaProxy = tunnel?.explain(lastResponse()?.error ?? err);
+    // Only a failure of the HTTP layer can be the proxy's: the SDK's own error may be the TPM's (a
+    // swtpm socket refused is ECONNREFUSED too, and no request went through the proxy at all).
+    const viaProxy = tunnel?.explain(lastResponse()?.error);
     if (viaProxy) {
       throw new DpsError(`DPS ${options.globalEndpoint} not reached: ${viaProxy.message}`, { retryable: true, operatorMustAct: false },
         { cause: viaProxy, hint: viaProxy.hint });
     }
-    throw classifyDpsFailure(err, lastResponse(), options, err instanceof AgentError);
+    throw classifyDpsFailure(err, lastResponse(), options, err instanceof AgentError || isSdkTpmFailure(err));
   } finally {
     useIdentityKeyHandle(previousHandle);
   }
+}
+
+/**
+ * The SDK's TPM security client reports a failed TPM command as SecurityDeviceError
+ * (azure-iot-common, whichever copy): the TPM failed, not DPS. Between DPS's challenge and
+ * the signed registration the last answer DPS gave is the challenge's 401, which would
+ * otherwise read as DPS refusing the device.
+ */
+function isSdkTpmFailure(err: unknown): boolean {
+  return err instanceof Error && err.name === 'SecurityDeviceError';
 }

@@ -5,7 +5,7 @@ import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { DESIRED_PATCH_EVENT, onDesiredPatch } from '../../agent/azure-sdk/desired-updates.js';
+import { DESIRED_PATCH_EVENT, enableDesiredUpdates, onDesiredPatch } from '../../agent/azure-sdk/desired-updates.js';
 import { interceptMethodRequests } from '../../agent/azure-sdk/method-requests.js';
 import { sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
 import { sendWholePacketsOverWebSockets } from '../../agent/azure-sdk/websocket-packets.js';
@@ -108,6 +108,19 @@ describe('the patches of the device SDK', () => {
     await expect(answers[1]).rejects.toThrow('link down');
   });
 
+  it('subscribes to desired patches through the transport, resolving once the hub took the subscription and rejecting with its error', async () => {
+    const client = sdkClient();
+    const transport = transportOf(client) as unknown as { enableTwinDesiredPropertiesUpdates(done: (err?: Error) => void): void };
+    const refused = new Error('SUBACK refused');
+    const answers = [undefined, refused];
+    let subscriptions = 0;
+    // The transport's own subscription would connect to the (unresolvable) hub; the answer is the test's.
+    transport.enableTwinDesiredPropertiesUpdates = (done) => { subscriptions++; const answer = answers.shift(); setImmediate(() => done(answer)); };
+    await expect(enableDesiredUpdates(client)).resolves.toBeUndefined();
+    await expect(enableDesiredUpdates(client)).rejects.toBe(refused);
+    expect(subscriptions).toBe(2);
+  });
+
   it('passes on only desired patches that are objects', () => {
     const client = sdkClient();
     const patches: unknown[] = [];
@@ -118,6 +131,15 @@ describe('the patches of the device SDK', () => {
 });
 
 describe('MQTT over WebSockets through the SDK\'s own ws', () => {
+  it('is patched once, however many WebSocket sessions are made (each reconnect asks again)', () => {
+    const installed = () => Object.getOwnPropertyDescriptor(sdkWs(), 'createWebSocketStream')?.value as unknown;
+    sendWholePacketsOverWebSockets();
+    const patched = installed();
+    sendWholePacketsOverWebSockets();
+    expect(installed()).toBe(patched);
+  });
+
+
   it('sends the pieces of one MQTT packet as one WebSocket message', async () => {
     const ws = sdkWs() as unknown as { createWebSocketStream(ws: unknown): Duplex } & (new (url: string) => EventEmitter);
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });

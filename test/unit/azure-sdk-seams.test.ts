@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import securityTpm from 'azure-iot-security-tpm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { identityKeyHandleInUse, useIdentityKeyHandle } from '../../agent/azure-sdk/identity-key-handle.js';
+import { sdkMqtt, sdkMqttBase, sdkMqttPacket, sdkWs } from '../../agent/azure-sdk/sdk-modules.js';
 import { setHubTokenTiming, signDpsTokensWith } from '../../agent/azure-sdk/token-clock.js';
 import { dropTokenEventsUntilLive } from '../../agent/azure-sdk/token-events.js';
 import { IDENTITY_KEY_SLOTS } from '../../agent/tpm/key-slots.js';
@@ -12,6 +13,26 @@ function provisioningSdkCommon(): { anHourFromNow(): number } {
   const require = createRequire(import.meta.url);
   return createRequire(require.resolve('azure-iot-provisioning-device'))('azure-iot-common') as { anHourFromNow(): number };
 }
+
+/** A module as the device SDK's MQTT stack loads it, found independently of the agent: `chain` from azure-iot-device-mqtt down. */
+function deviceSdkCopy(...chain: string[]): unknown {
+  let from = createRequire(import.meta.url).resolve('azure-iot-device-mqtt');
+  for (const id of chain.slice(0, -1)) from = createRequire(from).resolve(id);
+  return createRequire(from)(chain[chain.length - 1]!);
+}
+
+describe('the module copies the agent patches', () => {
+  it('are the very ones the device SDK\'s MQTT transport loads: its MqttBase, its mqtt.js, and that mqtt.js\'s ws and mqtt-packet', () => {
+    expect(sdkMqttBase()).toBe(deviceSdkCopy('azure-iot-mqtt-base'));
+    expect(sdkMqtt()).toBe(deviceSdkCopy('azure-iot-mqtt-base', 'mqtt'));
+    expect(sdkWs()).toBe(deviceSdkCopy('azure-iot-mqtt-base', 'mqtt', 'ws'));
+    expect(sdkMqttPacket()).toBe(deviceSdkCopy('azure-iot-mqtt-base', 'mqtt', 'mqtt-packet'));
+  });
+
+  it('include the packet writer\'s number cache switch that the hub session turns off', () => {
+    expect(typeof sdkMqttPacket().writeToStream.cacheNumbers).toBe('boolean');
+  });
+});
 
 describe('hub token timing', () => {
   it('moves the expiry and the renewal margin by the clock correction, in whole seconds, keeping the renewal period', () => {

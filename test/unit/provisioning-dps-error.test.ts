@@ -88,6 +88,19 @@ describe('DPS failures: what the agent does next', () => {
     }
   });
 
+  it('keeps what the SDK reported as the cause of a throttled, unavailable or rejected request', () => {
+    for (const status of [429, 503, 400]) {
+      const sdk = new Error(`status ${status}`);
+      expect(classifyDpsFailure(sdk, answered(status), target(), false).cause, String(status)).toBe(sdk);
+    }
+  });
+
+  it('calls a failure that came without any error object a network problem', () => {
+    const err = classifyDpsFailure(undefined, undefined, target(), false);
+    expect(err.message).toBe(`${where} could not be reached`);
+    expect(err.retryable).toBe(true);
+  });
+
   it('carries what it knows as plain fields', () => {
     const err = new DpsError('m', { retryable: false, retryAfterMs: 5, httpStatus: 200, status: 'failed', errorCode: 1, errorMessage: 'e', operatorMustAct: true }, { hint: 'h' });
     expect({ ...err }).toMatchObject({ retryable: false, retryAfterMs: 5, httpStatus: 200, status: 'failed', errorCode: 1, errorMessage: 'e', operatorMustAct: true, hint: 'h' });

@@ -1,9 +1,15 @@
 import http from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import https from 'node:https';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
+import { ProxyTunnel } from '../../agent/network/proxy-agent.js';
 import { createDpsTransport, MIN_POLL_SECONDS, type DateObserver } from '../../agent/provisioning/dps-transport.js';
+import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+import { tlsContextsBuilt } from '../support/tls-contexts.js';
 
 /**
  * The SDK's own DPS transport with the agent's request builder, talking plain HTTP to a
@@ -12,10 +18,76 @@ import { createDpsTransport, MIN_POLL_SECONDS, type DateObserver } from '../../a
  */
 interface Answer { status: number; headers?: Record<string, string>; body?: unknown }
 
-const servers: http.Server[] = [];
+const servers: (http.Server | net.Server)[] = [];
+const sockets = new Set<net.Socket>();
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => { s.closeAllConnections(); s.close(resolve); })));
+  for (const socket of sockets) socket.destroy();
+  sockets.clear();
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => {
+    if (s instanceof http.Server) s.closeAllConnections();
+    s.close(resolve);
+  })));
 });
+
+let made: Promise<ServerCredentials> | undefined;
+/** A private test CA and a DPS certificate for 127.0.0.1 and dps.example, made once per file (openssl). */
+let credentialsDir: string | undefined;
+const credentials = () => (made ??= ensureServerCredentials(credentialsDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-dps-tls-')), ['127.0.0.1', 'dps.example']));
+afterAll(() => {
+  if (credentialsDir) rmSync(credentialsDir, { recursive: true, force: true });
+});
+
+/** DPS over HTTPS on 127.0.0.1 with the private CA's certificate: answers 200; counts the connections open. */
+async function httpsDps(): Promise<{ port: number; open: () => number }> {
+  const { key, cert } = await credentials();
+  const server = https.createServer({ key, cert }, (request, response) => {
+    request.resume();
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify({ status: 'assigned' }));
+  });
+  let open = 0;
+  server.on('secureConnection', (socket: net.Socket) => {
+    open++;
+    socket.on('close', () => open--);
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as net.AddressInfo).port, open: () => open };
+}
+
+/** An HTTP CONNECT proxy on loopback that tunnels every CONNECT to `port` on 127.0.0.1, whatever it asks for. */
+async function connectProxy(port: number): Promise<{ url: string; asked: string[] }> {
+  const asked: string[] = [];
+  const server = http.createServer();
+  server.on('connect', (request: http.IncomingMessage, socket: net.Socket) => {
+    asked.push(request.url ?? '');
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    const upstream = net.connect(port, '127.0.0.1', () => {
+      socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      upstream.pipe(socket).pipe(upstream);
+    });
+    sockets.add(upstream);
+    upstream.on('error', () => socket.destroy());
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, asked };
+}
+
+/** The HTTP layer under the SDK's DPS transport (its `_httpBase`, pinned by azure-sdk-contract.test.ts). */
+interface HttpLayer {
+  buildRequest(method: string, path: string, headers: object, host: string, options: object, done: (err?: Error, body?: unknown) => void): http.ClientRequest;
+}
+
+/** One GET through the transport's HTTP layer over HTTPS; `options` as azure-iot-http-base takes them (a port, the request function). */
+function httpsGet(transport: object, host: string, options: object): Promise<{ err: Error | undefined; body: unknown }> {
+  const layer = (transport as { _httpBase: HttpLayer })._httpBase;
+  return new Promise((resolve) => {
+    layer.buildRequest('GET', '/0ne1/registrations/r1/operations/op-1', {}, host, { request: https.request, ...options },
+      (err, body) => resolve({ err: err ?? undefined, body })).end();
+  });
+}
 
 async function dpsAnswering(answer: Answer): Promise<{ socketPath: string; seen: http.IncomingHttpHeaders[] }> {
   const socketPath = path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-dps-transport-')), 'dps.sock');
@@ -109,6 +181,42 @@ describe('the DPS transport: what the agent sees of DPS\'s answers', () => {
     expect(sentAt).toBeGreaterThanOrEqual(before);
     expect(receivedAt).toBeGreaterThanOrEqual(sentAt);
     expect(receivedAt).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('stretches a throttled signed poll\'s short Retry-After too', async () => {
+    const { socketPath } = await dpsAnswering({ status: 429, headers: { 'retry-after': '1' } });
+    expect((await poll(socketPath, { sas: SAS }).result).retryAfterMs).toBe(MIN_POLL_SECONDS * 1000);
+  });
+
+  it('hands a signed request that got no answer the failure below HTTP, and shows no Date', async () => {
+    const dates: unknown[] = [];
+    const { result, lastResponse } = poll(path.join(tmpdir(), 'iot-agent-no-such-dps.sock'), { sas: SAS, onDate: (date) => dates.push(date) });
+    const { err } = await result;
+    expect((err as NodeJS.ErrnoException).code).toBe('ENOENT');
+    expect(lastResponse()?.error).toBe(err);
+    expect(dates).toEqual([]);
+  });
+
+  it('trusts a private CA through one shared TLS context, and leaves no connection open after an answer', async () => {
+    const { ca } = await credentials();
+    const dps = await httpsDps();
+    const { transport, lastResponse } = createDpsTransport(ca);
+    const built = await tlsContextsBuilt(async () => {
+      for (let i = 0; i < 2; i++) expect(await httpsGet(transport, '127.0.0.1', { port: dps.port })).toEqual({ err: undefined, body: '{"status":"assigned"}' });
+    });
+    expect(built).toBe(0);
+    expect(lastResponse()).toEqual({ statusCode: 200, retryAfter: undefined, error: undefined });
+    await expect.poll(dps.open).toBe(0);
+  });
+
+  it('goes through the proxy tunnel when one applies, verifying DPS against the private CA inside it', async () => {
+    const { ca } = await credentials();
+    const dps = await httpsDps();
+    const proxy = await connectProxy(dps.port);
+    const tunnel = new ProxyTunnel(parseProxyUrl(proxy.url, 'network.proxy'));
+    const { transport } = createDpsTransport(ca, undefined, tunnel);
+    expect(await httpsGet(transport, 'dps.example', {})).toEqual({ err: undefined, body: '{"status":"assigned"}' });
+    expect(proxy.asked).toEqual(['dps.example:443']);
   });
 
   it('shows the Date header of an answer the SDK counts as an error too', async () => {

@@ -1,9 +1,14 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
-import { PROVISION_STEPS, readyIdentity, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
+import { DpsError } from '../../agent/provisioning/dps-error.js';
+import { PROVISION_STEPS, readyIdentity, registerAssignment, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
 import { type StoredAssignment } from '../../agent/state/assignment-store.js';
+import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
-import { TpmClient } from '../../agent/tpm/tpm-client.js';
+import { TpmClient, TpmCommandError } from '../../agent/tpm/tpm-client.js';
 import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
 
@@ -66,6 +71,55 @@ describe('the provisioning flow without a TPM', () => {
       expect(steps).toEqual([]);
     } finally {
       await tpm.close();
+    }
+  });
+});
+
+/**
+ * A TPM client whose EK and SRK exist (a software TPM's public areas) and whose identity key
+ * slot is empty: all readyIdentity asks of it is TPM2_ReadPublic.
+ */
+function provisionedKeysTpm(): TpmClient {
+  const { endorsementKey, storageRootKey } = SoftwareTpm.create();
+  const publicArea = (bytes: Buffer) => ({ outPublic: { asTpm2B: () => bytes } });
+  return {
+    readPublic: (handle: { handle: number }) => {
+      if (handle.handle === 0x81010001) return Promise.resolve(publicArea(endorsementKey));
+      if (handle.handle === 0x81000001) return Promise.resolve(publicArea(storageRootKey));
+      return Promise.reject(new TpmCommandError('ReadPublic', 0x18b, 'a test TPM'));
+    },
+  } as unknown as TpmClient;
+}
+
+describe('the provisioning flow with a TPM', () => {
+  it('reports the TPM step with the registration id the config names', async () => {
+    const steps: [string, string][] = [];
+    const named = { ...config(), provisioning: { ...config().provisioning, registrationId: 'board-17' } };
+    const identity = await readyIdentity(provisionedKeysTpm(), named, (step, words) => steps.push([step, words]));
+    expect(identity).toMatchObject({ registrationId: 'board-17', identityKeyPresent: false, created: [] });
+    expect(steps).toEqual([['tpm', 'TPM ready, registration id board-17']]);
+  });
+
+  it('needs nobody to listen for the step', async () => {
+    const named = { ...config(), provisioning: { ...config().provisioning, registrationId: 'board-17' } };
+    expect((await readyIdentity(provisionedKeysTpm(), named)).registrationId).toBe('board-17');
+  });
+});
+
+describe('a registration that fails', () => {
+  it('is a retryable DpsError and leaves no assignment on disk', async () => {
+    const tpm = new TpmClient(openTransport(parseTransport(`swtpm:port=${await freePort()}`), { commandTimeoutMs: 2_000 }));
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-flow-'));
+    try {
+      const err = await registerAssignment({
+        tpm, config: { ...config(), stateDir }, idScope: '0ne0001', registrationId: 'r', ca: undefined, current: undefined,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DpsError);
+      expect(err).toMatchObject({ retryable: true });
+      expect(readdirSync(stateDir)).toEqual([]);
+    } finally {
+      await tpm.close();
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 });
