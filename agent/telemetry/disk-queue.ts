@@ -275,5 +275,5 @@ function parseLine(line: string): QueuedMessage | undefined {
     return undefined;
   }
   const seq = value?.seq;
-  return Number.isSafeInteger(seq) && seq! >= 1 && typeof value?.mid === 'string' && typeof value.kind === 'string' ? value as QueuedMessage : undefined;
+  return Number.isSafeInteger(seq) && seq! >= 1 && typeof value!.mid === 'string' && typeof value!.kind === 'string' ? value as QueuedMessage : undefined;
 }

@@ -230,7 +230,7 @@ describe('the disk-backed D2C queue: files and damage', () => {
     mkdirSync(dir, { recursive: true });
     const line = (seq: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ seq, mid: `m${String(seq)}`, at: '2026-11-26T12:00:00.000Z', kind: 'health', body: {}, ...extra });
     writeFileSync(path.join(dir, 'seg-000000000001.jsonl'), [
-      line(1), line(0), line(-1), line(1.5), line('2'), line(2, { mid: 7 }), line(2, { kind: null }), line(2), line(2), line(3), '', line(4), 'not json', 'null',
+      line(0), line(1), line(-1), line(1.5), line('2'), line(2, { mid: 7 }), line(2, { kind: null }), line(2), line(2), line(3), '', line(4), 'not json', 'null',
     ].join('\n'));
     const queue = await open();
     expect(queue.peek(10)).toEqual([1, 2, 3, 4].map((seq) => JSON.parse(line(seq)) as unknown));
