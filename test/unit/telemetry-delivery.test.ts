@@ -127,3 +127,29 @@ describe('D2C delivery through the hub', () => {
     await expect(queue.append('health', {})).rejects.toThrow('the telemetry queue is closed');
   });
 });
+
+describe('the health timer', () => {
+  it('produces a health message every interval once started, with the interval and the queue in it', async () => {
+    const { telemetry, queue } = await telemetryWith({ intervalSeconds: 1, secondMs: 50, sample: () => Promise.resolve({ cpu: 7 }) });
+    telemetry.start();
+    await expect.poll(() => queue.stats().depth, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+    const [first, second] = queue.peek(2);
+    expect(first).toMatchObject({ kind: 'health', body: { cpu: 7, intervalSeconds: 1, queue: { depth: 0, dropped: 0 }, connection: { state: 'connected' } } });
+    expect(second).toMatchObject({ body: { queue: { depth: 1 } } });
+  });
+
+  it('arms no new round after a stop, even when a sample was still being taken', async () => {
+    let samples = 0;
+    let finishSample: (value: Record<string, unknown>) => void = () => undefined;
+    const { telemetry } = await telemetryWith({
+      intervalSeconds: 1, secondMs: 20,
+      sample: () => new Promise((resolve) => { samples++; finishSample = resolve; }),
+    });
+    telemetry.start();
+    await expect.poll(() => samples, { timeout: 5_000 }).toBe(1);
+    await telemetry.stop();
+    finishSample({});
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(samples).toBe(1);
+  });
+});
