@@ -95,6 +95,18 @@ describe('D2C delivery through the hub', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
   });
 
+  it('sends each message once when more arrive while a drain is under way', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry, queue } = await telemetryWith({ maxMessagesPerSecond: 3 });
+    telemetry.attach(await client());
+    // Each enqueue starts a drain; at 3 a second the first is still sending when the others come.
+    const sent = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => telemetry.enqueue('health', { i })));
+    await expect.poll(() => queue.stats().depth, { timeout: 15_000 }).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const ids = hub.d2c({ deviceId: 'board-17' }).map((m) => m.systemProperties.mid);
+    expect([...ids].sort()).toEqual(sent.map((m) => m.mid).sort());
+  });
+
   it('keeps what the hub did not acknowledge when sends fail, halves its window and waits before trying again', async () => {
     const { hub, client } = await hubWithDevice();
     const { telemetry, queue, lines } = await telemetryWith();
