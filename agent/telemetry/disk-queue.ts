@@ -31,7 +31,7 @@ export interface QueueFacts {
 }
 
 export function queueFacts(stats: QueueStats, now = new Date()): QueueFacts {
-  const oldest = stats.oldestAt === null ? NaN : Date.parse(stats.oldestAt);
+  const oldest = Date.parse(stats.oldestAt ?? '');
   return {
     depth: stats.depth,
     dropped: stats.dropped,
@@ -247,6 +247,8 @@ async function readQueueDir(dir: string): Promise<QueueContents> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') contents.cursorProblem = err;
   }
+  // A segment is named after its first sequence number and holds rising ones: in name order,
+  // the messages are in sequence order.
   const names = (await readdir(dir)).filter((n) => SEGMENT.test(n)).sort();
   contents.maxSeq = contents.ackedSeq;
   for (const name of names) {
@@ -262,16 +264,16 @@ async function readQueueDir(dir: string): Promise<QueueContents> {
     contents.maxSeq = Math.max(contents.maxSeq, last);
     contents.segments.push({ name, last });
   }
-  contents.pending.sort((a, b) => a.seq - b.seq);
   return contents;
 }
 
 function parseLine(line: string): QueuedMessage | undefined {
+  let value: Partial<QueuedMessage> | null;
   try {
-    const value = JSON.parse(line) as QueuedMessage;
-    if (!Number.isSafeInteger(value.seq) || value.seq < 1 || typeof value.mid !== 'string' || typeof value.kind !== 'string') return undefined;
-    return value;
+    value = JSON.parse(line) as Partial<QueuedMessage> | null;
   } catch {
     return undefined;
   }
+  const seq = value?.seq;
+  return Number.isSafeInteger(seq) && seq! >= 1 && typeof value!.mid === 'string' && typeof value!.kind === 'string' ? value as QueuedMessage : undefined;
 }

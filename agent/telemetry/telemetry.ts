@@ -2,16 +2,13 @@ import device from 'azure-iot-device';
 import type { Logger } from '../log/logger.js';
 import { Backoff, type BackoffPolicy } from '../retry/backoff.js';
 import type { DiskQueue, QueuedMessage, QueueStats } from './disk-queue.js';
+import { DrainWindow } from './drain-window.js';
 import { RateLimit } from './rate-limit.js';
 
 // CommonJS package: Node's ESM loader cannot see its named exports.
 const { Message } = device;
 type Client = InstanceType<typeof device.Client>;
 
-/** Most messages published at once while draining; MQTT keeps them in order on the one connection. */
-export const MAX_IN_FLIGHT = 50;
-/** After a failed drain the window stays at its halved size this long: the hub likely throttled it. */
-const WINDOW_HOLD_MS = 3_600_000;
 /** Draining resumes after a failure only after 1 s, 2 s, 4 s ... up to a minute (with jitter), however soon the link is back. */
 const DRAIN_RETRY: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, multiplier: 2 };
 
@@ -49,8 +46,7 @@ export class Telemetry {
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly rate: RateLimit;
-  private window = MAX_IN_FLIGHT;
-  private windowHeldUntil = 0;
+  private readonly window = new DrainWindow();
   private readonly drainBackoff = new Backoff(DRAIN_RETRY);
   private resumeAt = 0;
 
@@ -142,7 +138,7 @@ export class Telemetry {
     try {
       for (;;) {
         const client = this.client;
-        const batch = this.options.queue.peek(this.window);
+        const batch = this.options.queue.peek(this.window.size);
         if (!client || batch.length === 0 || this.stopped) return;
         const wait = this.resumeAt - Date.now();
         if (wait > 0) return this.retryIn(wait);
@@ -166,17 +162,15 @@ export class Telemetry {
   }
 
   private onDrainFailed(err: unknown, delivered: number): void {
-    this.window = Math.max(1, Math.floor(this.window / 2));
-    this.windowHeldUntil = Date.now() + WINDOW_HOLD_MS;
+    this.window.failed(Date.now());
     const delay = this.drainBackoff.next();
     this.resumeAt = Date.now() + delay;
-    this.options.log.warn('telemetry.send_failed', { err, delivered, pending: this.options.queue.stats().depth, window: this.window, retryInMs: delay });
+    this.options.log.warn('telemetry.send_failed', { err, delivered, pending: this.options.queue.stats().depth, window: this.window.size, retryInMs: delay });
     this.retryIn(delay);
   }
 
   private onBatchDelivered(size: number): void {
-    if (size < this.window) this.drainBackoff.reset(); // the queue is empty: the hub keeps up
-    if (Date.now() >= this.windowHeldUntil && this.window < MAX_IN_FLIGHT) this.window++;
+    if (this.window.delivered(size, Date.now())) this.drainBackoff.reset(); // the queue is empty: the hub keeps up
   }
 
   private retryIn(ms: number): void {

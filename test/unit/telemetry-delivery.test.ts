@@ -95,6 +95,18 @@ describe('D2C delivery through the hub', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
   });
 
+  it('sends each message once when more arrive while a drain is under way', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry, queue } = await telemetryWith({ maxMessagesPerSecond: 3 });
+    telemetry.attach(await client());
+    // Each enqueue starts a drain; at 3 a second the first is still sending when the others come.
+    const sent = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => telemetry.enqueue('health', { i })));
+    await expect.poll(() => queue.stats().depth, { timeout: 15_000 }).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const ids = hub.d2c({ deviceId: 'board-17' }).map((m) => m.systemProperties.mid);
+    expect([...ids].sort()).toEqual(sent.map((m) => m.mid).sort());
+  });
+
   it('keeps what the hub did not acknowledge when sends fail, halves its window and waits before trying again', async () => {
     const { hub, client } = await hubWithDevice();
     const { telemetry, queue, lines } = await telemetryWith();
@@ -125,5 +137,31 @@ describe('D2C delivery through the hub', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(hub.d2c({ deviceId: 'board-17' })).toHaveLength(1);
     await expect(queue.append('health', {})).rejects.toThrow('the telemetry queue is closed');
+  });
+});
+
+describe('the health timer', () => {
+  it('produces a health message every interval once started, with the interval and the queue in it', async () => {
+    const { telemetry, queue } = await telemetryWith({ intervalSeconds: 1, secondMs: 50, sample: () => Promise.resolve({ cpu: 7 }) });
+    telemetry.start();
+    await expect.poll(() => queue.stats().depth, { timeout: 5_000 }).toBeGreaterThanOrEqual(2);
+    const [first, second] = queue.peek(2);
+    expect(first).toMatchObject({ kind: 'health', body: { cpu: 7, intervalSeconds: 1, queue: { depth: 0, dropped: 0 }, connection: { state: 'connected' } } });
+    expect(second).toMatchObject({ body: { queue: { depth: 1 } } });
+  });
+
+  it('arms no new round after a stop, even when a sample was still being taken', async () => {
+    let samples = 0;
+    let finishSample: (value: Record<string, unknown>) => void = () => undefined;
+    const { telemetry } = await telemetryWith({
+      intervalSeconds: 1, secondMs: 20,
+      sample: () => new Promise((resolve) => { samples++; finishSample = resolve; }),
+    });
+    telemetry.start();
+    await expect.poll(() => samples, { timeout: 5_000 }).toBe(1);
+    await telemetry.stop();
+    finishSample({});
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(samples).toBe(1);
   });
 });

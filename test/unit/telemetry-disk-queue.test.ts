@@ -77,7 +77,7 @@ describe('the disk-backed D2C queue', () => {
     writeFileSync(path.join(dir, 'cursor.json'), 'garbage');
     const again = await open(100);
     expect(again.stats().depth).toBe(1);
-    expect(lines.some((l) => l.includes('event=telemetry.cursor_invalid'))).toBe(true);
+    expect(lines.find((l) => l.includes('event=telemetry.cursor_invalid'))).toMatch(/ err=.*JSON/);
   });
 
   it('rolls segments and deletes the delivered ones', async () => {
@@ -159,7 +159,54 @@ describe('the disk-backed D2C queue: files and damage', () => {
     queue.ack(1);
     expect(queue.peek(10).map((m) => m.seq)).toEqual([3]);
     expect(queue.stats()).toMatchObject({ depth: 1, oldestSeq: 3 });
+    // Nor does the late ack move the recorded progress back: nothing delivered comes again.
+    await queue.close();
+    expect((await open()).peek(10).map((m) => m.seq)).toEqual([3]);
   });
+
+  it('hands out the oldest waiting messages, as many as asked', async () => {
+    const queue = await open();
+    for (let i = 0; i < 3; i++) await queue.append('health', { i });
+    expect(queue.peek(2).map((m) => m.body)).toEqual([{ i: 0 }, { i: 1 }]);
+    expect(queue.peek(0)).toEqual([]);
+  });
+
+  it('writes no delivery progress when nothing was delivered, and none after it is closed', async () => {
+    const queue = await open();
+    await queue.append('health', {});
+    await queue.close();
+    expect(existsSync(path.join(dir, 'cursor.json'))).toBe(false);
+    // A delivery that ends after the close (the daemon stopping) is not written behind its back.
+    queue.ack(1);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(existsSync(path.join(dir, 'cursor.json'))).toBe(false);
+    expect((await open()).peek(10).map((m) => m.seq)).toEqual([1]);
+  });
+
+  it('says so when delivery progress cannot be written, and keeps taking messages', async () => {
+    const queue = await open();
+    await queue.append('health', {});
+    // A directory where the cursor's file goes: the atomic rename fails.
+    mkdirSync(path.join(dir, 'cursor.json', 'in-the-way'), { recursive: true });
+    queue.ack(1);
+    await expect.poll(() => lines.find((l) => l.includes('event=telemetry.cursor_write_failed')), { timeout: 5_000 }).toMatch(/ err=/);
+    expect((await queue.append('health', {})).seq).toBe(2);
+  });
+
+  it('deletes a segment once its last message is delivered, and not before', async () => {
+    const queue = await open(100_000);
+    for (let i = 0; i < SEGMENT_MESSAGES + 1; i++) await queue.append('health', { i });
+    const [first, second] = segments();
+    queue.ack(SEGMENT_MESSAGES - 1);
+    await expect.poll(() => existsSync(path.join(dir, 'cursor.json')), { timeout: 5_000 }).toBe(true);
+    expect(segments()).toEqual([first, second]);
+    const reopened = await open(100_000);
+    expect(reopened.peek(1)[0]).toMatchObject({ seq: SEGMENT_MESSAGES, body: { i: SEGMENT_MESSAGES - 1 } });
+    await reopened.close();
+    queue.ack(SEGMENT_MESSAGES);
+    await queue.close();
+    expect(segments()).toEqual([second]);
+  }, 30_000);
 
   it('keeps exactly its limit, and drops nothing at the limit', async () => {
     const queue = await open(3);
@@ -183,11 +230,11 @@ describe('the disk-backed D2C queue: files and damage', () => {
     mkdirSync(dir, { recursive: true });
     const line = (seq: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ seq, mid: `m${String(seq)}`, at: '2026-11-26T12:00:00.000Z', kind: 'health', body: {}, ...extra });
     writeFileSync(path.join(dir, 'seg-000000000001.jsonl'), [
-      line(1), line(0), line(-1), line(1.5), line('2'), line(2, { mid: 7 }), line(2, { kind: null }), line(2), line(2), line(3), '', line(4), 'not json',
+      line(0), line(1), line(-1), line(1.5), line('2'), line(2, { mid: 7 }), line(2, { kind: null }), line(2), line(2), line(3), '', line(4), 'not json', 'null',
     ].join('\n'));
     const queue = await open();
-    expect(queue.peek(10).map((m) => m.seq)).toEqual([1, 2, 3, 4]);
-    expect(lines.some((l) => l.includes('event=telemetry.queue_lines_skipped') && l.includes('count=8'))).toBe(true);
+    expect(queue.peek(10)).toEqual([1, 2, 3, 4].map((seq) => JSON.parse(line(seq)) as unknown));
+    expect(lines.some((l) => l.includes('event=telemetry.queue_lines_skipped') && l.includes('count=9') && l.includes('why="torn or corrupt lines (a crash mid-write)"'))).toBe(true);
     expect((await queue.append('health', {})).seq).toBe(5);
   });
 
@@ -195,6 +242,7 @@ describe('the disk-backed D2C queue: files and damage', () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, 'seg-1.jsonl'), '{"seq":1,"mid":"a","at":"x","kind":"health","body":{}}\n');
     writeFileSync(path.join(dir, 'seg-000000000001.jsonl.tmp'), '{"seq":1,"mid":"a","at":"x","kind":"health","body":{}}\n');
+    writeFileSync(path.join(dir, 'old-seg-000000000001.jsonl'), '{"seq":1,"mid":"a","at":"x","kind":"health","body":{}}\n');
     const queue = await open();
     expect(queue.stats().depth).toBe(0);
   });
@@ -215,9 +263,11 @@ describe('the disk-backed D2C queue: files and damage', () => {
     }
   });
 
-  it('says nothing about a cursor that is not there yet', async () => {
+  it('says nothing about a cursor that is not there yet, nor about lines when none was skipped', async () => {
+    await (await open()).append('health', {});
     await open();
     expect(lines.some((l) => l.includes('event=telemetry.cursor_invalid'))).toBe(false);
+    expect(lines.some((l) => l.includes('event=telemetry.queue_lines_skipped'))).toBe(false);
     expect(lines.some((l) => l.includes('event=telemetry.queue_opened') && l.includes('depth=0') && l.includes('nextSeq=1'))).toBe(true);
   });
 
