@@ -195,6 +195,18 @@ describe('getLogs', () => {
     expect(Buffer.byteLength(JSON.stringify({ lines: log.recent(499), count: 499 }))).toBeGreaterThan(MAX_LOG_PAYLOAD_BYTES);
   });
 
+  it('keeps a line that fills the 96 KiB exactly', async () => {
+    // 360 lines of 270 characters: 24 bytes of envelope and 273 per line (quotes and comma) make 98 304 bytes, the budget to the byte.
+    const log = loggerWithLines(360, 270, (i) => `${i}-`);
+    const reply = await new CommandRegistry(commandContext({ log })).dispatch('getLogs', { lines: 360 }, method);
+    const payload = reply.payload as { lines: string[]; count: number };
+    expect(payload.count).toBe(360);
+    expect(payload.lines).toEqual(log.recent(360));
+    // One character more on each line: 360 bytes over, so the two oldest lines stay out.
+    const longer = loggerWithLines(360, 271, (i) => `${i}-`);
+    expect(((await new CommandRegistry(commandContext({ log: longer })).dispatch('getLogs', { lines: 360 }, method)).payload as { count: number }).count).toBe(358);
+  });
+
   it('cuts a line longer than 2048 characters, never inside a character', async () => {
     const plain = loggerWithLines(1, 3000);
     const [line] = ((await new CommandRegistry(commandContext({ log: plain })).dispatch('getLogs', { lines: 1 }, method)).payload as { lines: string[] }).lines;
