@@ -55,7 +55,7 @@ async function servedDevice(overrides: Parameters<typeof commandContext>[0] = {}
   const invoke = async (methodName: string, payload?: unknown) =>
     (await service.client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds: 10 })).result as { status: number; payload: unknown };
   const send = (data: string | Buffer, messageId?: string) => hub.sendC2d(deviceId, { data, ...(messageId ? { messageId } : {}) });
-  return { invoke, send, results, reported, executed, lines };
+  return { invoke, send, results, reported, executed, lines, client };
 }
 
 /** A registry whose dispatch fails after accepting the request: a fault outside any command (a log that cannot be written, a bug). */
@@ -97,6 +97,16 @@ describe('commands served as direct methods', () => {
   it('answers a method whose dispatch failed with 500 and the first line of the error, never a stack', async () => {
     const { invoke } = await servedDevice({}, { Registry: FailingRegistry });
     expect(await invoke('ping')).toEqual({ status: 500, payload: { message: 'ping failed: the registry broke' } });
+  });
+
+  it('logs an answer that could not be sent because the connection went away meanwhile', async () => {
+    let answer: ((facts: Record<string, unknown>) => void) | undefined;
+    const { invoke, lines, client } = await servedDevice({ systemInfo: () => new Promise((resolve) => { answer = resolve; }) });
+    void invoke('getSystemInfo').catch(() => undefined);
+    await expect.poll(() => answer).toBeDefined();
+    await client.close();
+    answer!({ os: {} });
+    await expect.poll(() => lines.find((l) => l.includes('event=command.response_failed'))).toMatch(/^level=warn event=command.response_failed command=getSystemInfo err=.*disconnected/);
   });
 
   it('logs an unregistered method it could not answer', async () => {
