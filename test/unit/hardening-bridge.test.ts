@@ -271,6 +271,15 @@ describe('hardening status of the unprivileged agent', () => {
     expect(await access.status()).toMatchObject({ drift: null, driftError: 'not verified since profile strict was applied', drifted: [] });
   });
 
+  it('does not take a root run\'s verify of another profile, against the applied one, for the applied profile\'s drift', async () => {
+    const { h1, applied } = appliedStrict();
+    const { access } = await siteWith({
+      applied,
+      verified: { profile: 'baseline', hash: 'h0', appliedHash: h1, drift: 3, checkedAt: '2026-11-26T03:05:00.000Z', by: 'apply', items: [] },
+    });
+    expect(await access.summary()).toMatchObject({ profile: 'strict', drift: null, driftError: 'not verified since profile strict was applied' });
+  });
+
   it('names a verify record it cannot read instead of failing the status', async () => {
     const { applied } = appliedStrict();
     const { access, store } = await siteWith({ applied });
