@@ -74,6 +74,55 @@ describe('the attestation commands', () => {
     expect((await broken.registry.dispatch('activateAttestationKey', { credentialBlob: 'AAEC', encryptedSecret: 'AwQF' }, { via: 'method' })).status).toBe(500);
   });
 
+  it.each([
+    ['whole groups of four', 'AAECAwQF', [0, 1, 2, 3, 4, 5]],
+    ['one padding character', 'AAECAwQ=', [0, 1, 2, 3, 4]],
+    ['two padding characters', 'AAECAw==', [0, 1, 2, 3]],
+    ['padding alone at the end of a short one', 'AA==', [0]],
+  ])('activateAttestationKey takes base64 with %s', async (_what, credentialBlob, bytes) => {
+    const { registry: r, calls } = registry();
+    expect((await r.dispatch('activateAttestationKey', { credentialBlob, encryptedSecret: credentialBlob }, { via: 'method' })).status).toBe(200);
+    expect(calls).toEqual([['activate', Buffer.from(bytes), Buffer.from(bytes)]]);
+  });
+
+  it.each([
+    ['a length that is not a whole group', 'AAE'],
+    ['one character and two padding characters', 'AAECA=='],
+    ['padding that is not at the end', 'AA==AAEC'],
+    ['a character outside base64 before the padding', 'AAEC*w=='],
+    ['characters outside base64 before one padding character', 'AAEC*-.='],
+  ])('activateAttestationKey refuses %s, naming what it expected of each field', async (_what, bad) => {
+    const { registry: r, calls } = registry();
+    expect(await r.dispatch('activateAttestationKey', { credentialBlob: bad, encryptedSecret: 'AwQF' }, { via: 'method' })).toEqual({
+      status: 400, payload: { message: 'invalid arguments for activateAttestationKey: credentialBlob: expected base64 of a TPM2B_ID_OBJECT', field: 'credentialBlob', reason: 'expected base64 of a TPM2B_ID_OBJECT' },
+    });
+    expect(await r.dispatch('activateAttestationKey', { credentialBlob: 'AwQF', encryptedSecret: bad }, { via: 'method' })).toMatchObject({
+      status: 400, payload: { field: 'encryptedSecret', reason: 'expected base64 of a TPM2B_ENCRYPTED_SECRET' },
+    });
+    expect(calls).toEqual([]);
+  });
+
+  it('attest names what it expected of the nonce and the PCR list', async () => {
+    const { registry: r, calls } = registry();
+    expect(await r.dispatch('attest', { nonce: 'not base64 at all, but long enough' }, { via: 'method' })).toEqual({
+      status: 400, payload: { message: 'invalid arguments for attest: nonce: expected base64 of 16 to 66 random bytes', field: 'nonce', reason: 'expected base64 of 16 to 66 random bytes' },
+    });
+    expect(await r.dispatch('attest', { nonce, pcrs: 'x0-7' }, { via: 'method' })).toEqual({
+      status: 400, payload: { message: 'invalid arguments for attest: pcrs: expected a PCR list such as 0-7,13', field: 'pcrs', reason: 'expected a PCR list such as 0-7,13' },
+    });
+    expect(await r.dispatch('attest', { nonce, pcrs: '0-7;' }, { via: 'method' })).toMatchObject({ status: 400, payload: { field: 'pcrs', reason: 'expected a PCR list such as 0-7,13' } });
+    expect(calls).toEqual([]);
+  });
+
+  it.each([
+    ['a character outside base64 before a valid nonce', `!${randomBytes(18).toString('base64')}`],
+    ['a length that is not a whole group of four', 'A'.repeat(25)],
+  ])('attest refuses a nonce with %s', async (_what, bad) => {
+    const { registry: r, calls } = registry();
+    expect(await r.dispatch('attest', { nonce: bad }, { via: 'method' })).toMatchObject({ status: 400, payload: { field: 'nonce' } });
+    expect(calls).toEqual([]);
+  });
+
   it('attestationKey takes no arguments', async () => {
     const { registry: r } = registry();
     expect(await r.dispatch('attestationKey', null, { via: 'method' })).toMatchObject({ status: 200, payload: { handle: '0x81010100' } });

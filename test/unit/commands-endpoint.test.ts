@@ -7,7 +7,8 @@ import type iothub from 'azure-iothub';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CommandEndpoint } from '../../agent/commands/command-endpoint.js';
 import { ExecutedIds } from '../../agent/commands/executed-ids.js';
-import { CommandRegistry, type CommandReport } from '../../agent/commands/registry.js';
+import type { CommandReply } from '../../agent/commands/command.js';
+import { CommandRegistry, type CommandOrigin, type CommandReport } from '../../agent/commands/registry.js';
 import { openDevice } from '../cloud/hub/device-sdk.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
@@ -39,7 +40,7 @@ function localHub() {
 }
 
 /** A device connected to the local hub with a CommandEndpoint attached; what it reported and logged. */
-async function servedDevice(overrides: Parameters<typeof commandContext>[0] = {}) {
+async function servedDevice(overrides: Parameters<typeof commandContext>[0] = {}, options: { Registry?: typeof CommandRegistry; report?: (r: CommandReport) => void } = {}) {
   const { hub, service } = await localHub();
   const deviceId = `endpoint-${randomBytes(4).toString('hex')}`;
   await hub.registerDevice({ deviceId, registrationId: deviceId, primaryKey: randomBytes(32) });
@@ -47,14 +48,22 @@ async function servedDevice(overrides: Parameters<typeof commandContext>[0] = {}
   devices.push(client);
   const { log, lines } = capturingLogger();
   const results: CommandReport[] = [];
-  const registry = new CommandRegistry(commandContext({ log, ...overrides }), (r) => results.push(r));
+  const registry = new (options.Registry ?? CommandRegistry)(commandContext({ log, ...overrides }), (r) => results.push(r));
   const executed = await ExecutedIds.open(tempDir('iot-agent-endpoint-state-'), log);
   const reported: CommandReport[] = [];
-  new CommandEndpoint(registry, executed, (r) => reported.push(r), log).attach(client);
+  new CommandEndpoint(registry, executed, (r) => { reported.push(r); options.report?.(r); }, log).attach(client);
   const invoke = async (methodName: string, payload?: unknown) =>
     (await service.client.invokeDeviceMethod(deviceId, { methodName, payload, responseTimeoutInSeconds: 10 })).result as { status: number; payload: unknown };
   const send = (data: string | Buffer, messageId?: string) => hub.sendC2d(deviceId, { data, ...(messageId ? { messageId } : {}) });
-  return { invoke, send, results, reported, executed, lines };
+  return { invoke, send, results, reported, executed, lines, client };
+}
+
+/** A registry whose dispatch fails after accepting the request: a fault outside any command (a log that cannot be written, a bug). */
+class FailingRegistry extends CommandRegistry {
+  override async dispatch(_name: string, _args: unknown, origin: CommandOrigin): Promise<CommandReply> {
+    await origin.accepted?.();
+    throw new Error('the registry broke\n    at dispatch (registry.ts:1:1)');
+  }
 }
 
 afterEach(async () => {
@@ -76,6 +85,35 @@ describe('commands served as direct methods', () => {
   it('answers a method invoked without a payload as one with no arguments', async () => {
     const { invoke } = await servedDevice();
     expect(await invoke('ping')).toMatchObject({ status: 200, payload: { pong: true } });
+  });
+
+  it('reports a method\'s result as come by direct method, and logs no failed response when the answer left', async () => {
+    const { invoke, results, lines } = await servedDevice();
+    expect((await invoke('setTelemetryInterval', { seconds: 30 })).status).toBe(200);
+    expect(results).toMatchObject([{ command: 'setTelemetryInterval', via: 'method', id: undefined, phase: 'done', status: 200 }]);
+    expect(lines.filter((l) => l.includes('command.response_failed'))).toEqual([]);
+  });
+
+  it('answers a method whose dispatch failed with 500 and the first line of the error, never a stack', async () => {
+    const { invoke } = await servedDevice({}, { Registry: FailingRegistry });
+    expect(await invoke('ping')).toEqual({ status: 500, payload: { message: 'ping failed: the registry broke' } });
+  });
+
+  it('logs an answer that could not be sent because the connection went away meanwhile', async () => {
+    let answer: ((facts: Record<string, unknown>) => void) | undefined;
+    const { invoke, lines, client } = await servedDevice({ systemInfo: () => new Promise((resolve) => { answer = resolve; }) });
+    void invoke('getSystemInfo').catch(() => undefined);
+    await expect.poll(() => answer).toBeDefined();
+    await client.close();
+    answer!({ os: {} });
+    await expect.poll(() => lines.find((l) => l.includes('event=command.response_failed'))).toMatch(/^level=warn event=command.response_failed command=getSystemInfo err=.*disconnected/);
+  });
+
+  it('logs an unregistered method it could not answer', async () => {
+    const { invoke, lines } = await servedDevice({}, { Registry: FailingRegistry });
+    // Nothing answers: the caller times out, which this test does not wait for.
+    void invoke('formatDisk').catch(() => undefined);
+    await expect.poll(() => lines.find((l) => l.includes('event=command.response_failed'))).toMatch(/^level=warn event=command.response_failed command=formatDisk err=.*the registry broke/);
   });
 
   it('answers a method nobody registered with 404 and the known names, instead of leaving the caller to time out', async () => {
@@ -133,6 +171,18 @@ describe('commands served as C2D envelopes', () => {
     await send('[]', 'm'.repeat(200));
     await expect.poll(() => reported.length).toBe(1);
     expect(reported[0]!.id).toBe(`${'m'.repeat(125)}...`);
+  });
+
+  it('records an envelope whose dispatch failed after it was accepted as finished with 500', async () => {
+    const { send, executed } = await servedDevice({}, { Registry: FailingRegistry });
+    await send(JSON.stringify({ command: 'ping', id: 'op-6' }));
+    await expect.poll(() => executed.find('op-6')?.status).toBe(500);
+  });
+
+  it('logs a C2D message it could not handle instead of failing the connection', async () => {
+    const { send, lines } = await servedDevice({}, { report: () => { throw new Error('the twin is gone'); } });
+    await send('not json', 'msg-7');
+    await expect.poll(() => lines.find((l) => l.includes('event=command.c2d_failed'))).toMatch(/^level=error event=command.c2d_failed err=.*the twin is gone/);
   });
 
   it('logs a duplicate it did not run again', async () => {

@@ -102,6 +102,14 @@ describe('C2D command ids already executed', () => {
     expect(lines).toEqual([expect.stringMatching(/level=warn event=command.executed_ids_invalid file=\S+executed-commands.json err=.+ treatedAs=empty/)]);
   });
 
+  it('says what it found instead of its own document', async () => {
+    const dir = stateDir();
+    writeFileSync(path.join(dir, 'executed-commands.json'), JSON.stringify({ kind: 'iot-agent/assignment', entries: [] }));
+    const { log, lines } = capture();
+    await ExecutedIds.open(dir, log);
+    expect(lines).toEqual([expect.stringContaining('err="not a iot-agent/executed-commands document"')]);
+  });
+
   it('logs a failed write instead of failing the command, and writes again once it can', async () => {
     const dir = stateDir();
     const { log, lines } = capture();

@@ -80,6 +80,16 @@ describe('restartAgent', () => {
   });
 });
 
+describe('the exclusive commands', () => {
+  it.each(['reboot', 'reprovision', 'restartAgent', 'applyHardening'])('refuse %s with 409 while another exclusive command runs', async (name) => {
+    const registry = new CommandRegistry(commandContext({ hardening: { apply: () => new Promise(() => undefined), status: () => Promise.resolve(NOTHING_APPLIED) } }));
+    const first = name === 'applyHardening' ? 'reboot' : 'applyHardening';
+    expect((await registry.dispatch(first, first === 'applyHardening' ? { profile: 'strict' } : {}, method)).status).toBe(202);
+    const args = name === 'applyHardening' ? { profile: 'strict' } : {};
+    expect(await registry.dispatch(name, args, method)).toMatchObject({ status: 409, payload: { running: first } });
+  });
+});
+
 describe('reprovision', () => {
   it('acknowledges first, re-provisions after the answer has left, and answers the new identity', async () => {
     let identity = { state: 'ready', deviceId: 'd1', assignedHub: 'hub-a' };
@@ -154,6 +164,19 @@ describe('applyHardening', () => {
     });
   });
 
+  it('reports a rolled-back profile as 500 with the engine\'s reason, or says it recorded none', async () => {
+    const withReason = applyReport({ rolledBack: true, reason: 'hub-1.azure-devices.net:8883 unreachable after apply' });
+    const explained = withApply(() => Promise.resolve(withReason));
+    expect(await (await explained.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
+      status: 500, payload: { message: 'profile strict was rolled back: hub-1.azure-devices.net:8883 unreachable after apply', report: withReason },
+    });
+    const silent = applyReport({ rolledBack: true });
+    const unexplained = withApply(() => Promise.resolve(silent));
+    expect(await (await unexplained.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
+      status: 500, payload: { message: 'profile strict was rolled back: no reason recorded', report: silent },
+    });
+  });
+
   it('reports a refusal with its own status, and any other failure as 500 naming the profile', async () => {
     const refused = withApply(() => Promise.reject(new CommandFailure(400, 'profile must be a name, never a path')));
     expect(await (await refused.registry.execute('applyHardening', { profile: 'strict' }, method)).final).toEqual({
@@ -193,6 +216,26 @@ describe('getLogs', () => {
     expect(payload.lines).toEqual(log.recent(498));
     expect(Buffer.byteLength(JSON.stringify(payload))).toBeLessThanOrEqual(MAX_LOG_PAYLOAD_BYTES);
     expect(Buffer.byteLength(JSON.stringify({ lines: log.recent(499), count: 499 }))).toBeGreaterThan(MAX_LOG_PAYLOAD_BYTES);
+  });
+
+  it('keeps a line that fills the 96 KiB exactly', async () => {
+    // 360 lines of 270 characters: 24 bytes of envelope and 273 per line (quotes and comma) make 98 304 bytes, the budget to the byte.
+    const log = loggerWithLines(360, 270, (i) => `${i}-`);
+    const reply = await new CommandRegistry(commandContext({ log })).dispatch('getLogs', { lines: 360 }, method);
+    const payload = reply.payload as { lines: string[]; count: number };
+    expect(payload.count).toBe(360);
+    expect(payload.lines).toEqual(log.recent(360));
+    // One character more on each line: 360 bytes over, so the two oldest lines stay out.
+    const longer = loggerWithLines(360, 271, (i) => `${i}-`);
+    expect(((await new CommandRegistry(commandContext({ log: longer })).dispatch('getLogs', { lines: 360 }, method)).payload as { count: number }).count).toBe(358);
+  });
+
+  it('counts the answer around the lines in the budget', async () => {
+    // 100 lines of 980 characters take 98 300 bytes, 4 under the budget, but not with {"lines":[],"count":…} around them.
+    const log = loggerWithLines(100, 980, (i) => `${i}-`);
+    const payload = (await new CommandRegistry(commandContext({ log })).dispatch('getLogs', { lines: 100 }, method)).payload as { lines: string[]; count: number };
+    expect(payload.count).toBe(99);
+    expect(payload.lines).toEqual(log.recent(99));
   });
 
   it('cuts a line longer than 2048 characters, never inside a character', async () => {

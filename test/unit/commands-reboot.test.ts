@@ -67,6 +67,13 @@ describe('the reboot scheduler', () => {
     await expect(silent.schedule().done).rejects.toThrow(/^sh -c exit 4 failed: Command failed: sh -c exit 4/);
   });
 
+  it('counts a reboot program that says something before the machine goes down as started', async () => {
+    // What `reboot` prints on some systems; the program is still running when its words arrive.
+    const scheduler = new RebootScheduler(log, ['sh', '-c', 'echo "Broadcast message: The system will reboot now!"; sleep 0.2'], 0);
+    await expect(scheduler.schedule().done).resolves.toBeUndefined();
+    expect(scheduler.pending()).toBe(true);
+  });
+
   it('does not fall back to another program when a configured one is missing', async () => {
     const scheduler = new RebootScheduler(log, ['/nonexistent/iot-agent-reboot'], 0);
     await expect(scheduler.schedule().done).rejects.toMatchObject({ code: 'ENOENT' });

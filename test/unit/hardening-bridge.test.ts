@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { neededEndpoints } from '../../agent/commands/needed-endpoints.js';
 import { hardeningAccess } from '../../agent/hardening-bridge/access.js';
 import { applyThroughUnit, applyUnitName, UNIT_MARGIN_SECONDS, unitInstance } from '../../agent/hardening-bridge/apply-unit.js';
+import { HardeningRequestError } from '../../agent/hardening-bridge/refusal.js';
 import { appliesInProcess, PRODUCTION_SITE } from '../../agent/hardening-bridge/site.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
 import { DEFAULTS } from '../../agent/config.js';
@@ -47,6 +48,23 @@ describe('applying a profile through iot-agent-harden-apply@.service', () => {
 
   it.each(['evil.yaml', '../etc', 'a/b', '', 'x'.repeat(65), 'sp ace', '-lead', '_x', 'strict\n'])('refuses a name that polkit would refuse or %%I could make a path: %j', (name) => {
     expect(() => unitInstance(name)).toThrow(/letters, digits, _ and -/);
+  });
+
+  it('quotes at most 80 characters of a name it refuses', () => {
+    const name = `${'x'.repeat(100)}/`;
+    expect(() => unitInstance(name)).toThrow(`profile "${'x'.repeat(80)}" cannot be applied: expected`);
+  });
+
+  it('refuses with an error that names its kind', () => {
+    let caught: unknown;
+    try {
+      unitInstance('a/b');
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(HardeningRequestError);
+    expect(caught).toMatchObject({ name: 'HardeningRequestError', status: 400 });
+    expect(String(caught)).toMatch(/^HardeningRequestError: profile "a\/b" cannot be applied/);
   });
 
   it('asks the root unit to confirm against every endpoint the agent needs, in a request only the agent and its group read', async () => {
@@ -131,6 +149,36 @@ esac
   it('says how the unit failed when systemctl gave no words and its result cannot be read', async () => {
     await expect(attempt('exit 5')).rejects.toMatchObject({
       status: 500, message: stringMatching(/^profile strict: iot-agent-harden-apply@strict\.service failed \(Command failed: \S+systemctl --no-ask-password start iot-agent-harden-apply@strict\.service\n?\) without recording an outcome for this request$/),
+    });
+  });
+
+  /** systemctl from PATH, writing each call's arguments to a file: what the agent asked of systemd. */
+  async function throughPath(onStart: string) {
+    dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-unit-'));
+    const calls = path.join(dir, 'calls');
+    standInPrograms({ systemctl: `echo "$*" >> '${calls}'\ncase "$1 $2" in\n  "--no-ask-password start") ${onStart} ;;\n  "show -p") printf "Result=exit-code\\nExecMainStatus=3\\n" ;;\nesac` });
+    try {
+      const engine = new HardeningEngine({ root: dir });
+      await mkdir(engine.records.dir, { recursive: true });
+      const outcome = await applyThroughUnit({ engine, profile: 'strict', timeoutSeconds: 30, requestFile: path.join(dir, 'harden-request.json'), targets: [{ host: 'hub.example', port: 8883 }] })
+        .then(() => 'applied', (err: unknown) => (err as Error).message);
+      return { outcome, calls: readFileSync(calls, 'utf8').trimEnd().split('\n') };
+    } finally {
+      restorePath();
+    }
+  }
+
+  it('runs the systemctl on PATH, and asks it for the unit\'s result when the start failed', async () => {
+    expect(await throughPath('exit 3')).toEqual({
+      outcome: 'profile strict: iot-agent-harden-apply@strict.service failed (Command failed: systemctl --no-ask-password start iot-agent-harden-apply@strict.service; Result=exit-code, ExecMainStatus=3) without recording an outcome for this request',
+      calls: ['--no-ask-password start iot-agent-harden-apply@strict.service', 'show -p Result,ExecMainStatus iot-agent-harden-apply@strict.service'],
+    });
+  });
+
+  it('asks nothing more of systemd when the unit finished', async () => {
+    expect(await throughPath('exit 0')).toEqual({
+      outcome: 'profile strict: iot-agent-harden-apply@strict.service finished without recording an outcome for this request',
+      calls: ['--no-ask-password start iot-agent-harden-apply@strict.service'],
     });
   });
 
@@ -223,11 +271,50 @@ describe('hardening status of the unprivileged agent', () => {
     expect(await access.status()).toMatchObject({ drift: null, driftError: 'not verified since profile strict was applied', drifted: [] });
   });
 
+  it('does not take a root run\'s verify of another profile, against the applied one, for the applied profile\'s drift', async () => {
+    const { h1, applied } = appliedStrict();
+    const { access } = await siteWith({
+      applied,
+      verified: { profile: 'baseline', hash: 'h0', appliedHash: h1, drift: 3, checkedAt: '2026-11-26T03:05:00.000Z', by: 'apply', items: [] },
+    });
+    expect(await access.summary()).toMatchObject({ profile: 'strict', drift: null, driftError: 'not verified since profile strict was applied' });
+  });
+
   it('names a verify record it cannot read instead of failing the status', async () => {
     const { applied } = appliedStrict();
     const { access, store } = await siteWith({ applied });
     await writeFile(store.verified.file, '[]');
     expect(await access.status()).toMatchObject({ profile: 'strict', drift: null, driftError: stringMatching(/verified\.json is corrupt: not a JSON object/) });
+  });
+
+  it('says the drift is unknown when no root run has verified anything yet', async () => {
+    const { applied } = appliedStrict();
+    const { access } = await siteWith({ applied });
+    expect(await access.status()).toMatchObject({ profile: 'strict', drift: null, driftError: 'not verified since profile strict was applied', drifted: [] });
+  });
+
+  it('reports a corrupt applied record as nothing applied, unconfirmed, with the reason', async () => {
+    const { access, store } = await siteWith({});
+    await writeFile(store.applied.file, '[]');
+    expect(await access.status()).toEqual({
+      profile: null, appliedHash: null, confirmed: false, drift: null, recordError: stringMatching(/applied\.json is corrupt: not a JSON object/),
+    });
+  });
+
+  it('says a fail-closed boot recorded no reason when it did not', async () => {
+    const { bootId: current, at } = { bootId: await bootId(), at: '2026-11-26T03:00:05.000Z' };
+    const { access } = await siteWith({ boot: { bootId: current, at, outcome: 'fail-closed', profile: null } });
+    expect(await access.summary()).toEqual({
+      profile: null, appliedHash: null, confirmed: false, drift: null, failClosed: true, bootFailure: { at, profile: null, error: 'no reason recorded' },
+    });
+  });
+
+  it('asks the root unit only with an endpoint to confirm against: the hub and DPS of the moment', async () => {
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-unit-path-'));
+    let asked = 0;
+    const access = hardeningAccess({ root, backend: 'auto' }, () => { asked++; return []; }, { inProcess: false });
+    await expect(access.apply('no-such-profile', 30)).rejects.toMatchObject({ status: 500, message: 'no hub or DPS endpoint known to confirm against' });
+    expect(asked).toBe(1);
   });
 
   it('keeps the drifted items out of the summary the twin reports', async () => {
@@ -269,6 +356,26 @@ describe('hardening status of an agent that applies in process', () => {
     expect(status.drift).toBe(status.drifted.length);
     expect(status.drifted).toContainEqual({ kind: 'sysctl', target: 'net.ipv4.tcp_syncookies', expected: '1', actual: '0' });
     expect(status.drifted).toContainEqual({ kind: 'firewall', target: 'iptables INPUT jump', expected: '-A INPUT -j IOT-AGENT-IN', actual: '(missing)' });
+  });
+
+  it('verifies against the records in the site\'s own state directory', async () => {
+    standInPrograms({ ip: 'shift 3; case "$1" in *save) printf "*filter\\n:INPUT ACCEPT [0:0]\\nCOMMIT\\n" ;; sysctl) shift 2; for k in "$@"; do echo "$k = 0"; done ;; esac' });
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-live-'));
+    const stateDir = path.join(root, 'state-elsewhere');
+    const store = new Records(stateDir);
+    await mkdir(store.dir, { recursive: true });
+    await store.applied.write(appliedStrict().applied as never);
+    const access = hardeningAccess({ root, stateDir, netns: 'iotagent-test-ns', backend: 'nft' }, () => []);
+    const status = await access.status();
+    expect(status).toMatchObject({ profile: 'strict', driftCheckedBy: 'agent' });
+    expect(status.drift).toBeGreaterThan(0);
+  });
+
+  it('loads the profile it applies in process by name from the site, never through the unit', async () => {
+    root = mkdtempSync(path.join(tmpdir(), 'iot-agent-inprocess-'));
+    // No confirm targets: were this apply sent to the unit, it would be refused for that before anything ran.
+    const access = hardeningAccess({ root, backend: 'auto', netns: 'iotagent-none', confirmTargets: [] }, () => []);
+    await expect(access.apply('no-such-profile', 5)).rejects.toThrow('no profile "no-such-profile"');
   });
 
   it('names why the live state could not be verified', async () => {

@@ -78,6 +78,8 @@ describe('the confirm probes\' path', () => {
     expect(via.direct({ host: 'dps.example.net', port: 443 })).toBe(true);
     expect(via.direct({ host: 'hub-1.azure-devices.net', port: 8883 })).toBe(true);
     expect(probeProxyFor(config('  proxy: http://proxy.corp:3128\n'))!.authorization).toBeUndefined();
+    // A user without a password: the empty password after the colon, as Basic has it.
+    expect(probeProxyFor(config('  proxy: http://field@proxy.corp:3128\n'))!.authorization).toBe(`Basic ${Buffer.from('field:').toString('base64')}`);
     expect(probeProxyFor(config())).toBeUndefined();
   });
 });
