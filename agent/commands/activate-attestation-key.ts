@@ -11,7 +11,6 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
  */
 export const activateAttestationKey = defineCommand({
   name: 'activateAttestationKey',
-  summary: 'TPM2_ActivateCredential for the attestation key with the EK; answers the secret',
   args: {
     credentialBlob: { type: 'string', pattern: BASE64, maxLength: 1024, expected: 'base64 of a TPM2B_ID_OBJECT' },
     encryptedSecret: { type: 'string', pattern: BASE64, maxLength: 2048, expected: 'base64 of a TPM2B_ENCRYPTED_SECRET' },

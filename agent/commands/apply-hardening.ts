@@ -5,7 +5,6 @@ import { CommandFailure, defineCommand } from './command.js';
 /** `applyHardening { profile, confirmTimeoutSec }`: a confirmed transaction; the result is reported when done. */
 export const applyHardening = defineCommand({
   name: 'applyHardening',
-  summary: 'apply a hardening profile as a transaction confirmed against the hub and DPS; result reported when done',
   args: {
     profile: { type: 'string', pattern: PROFILE_NAME, maxLength: 64, expected: PROFILE_NAME_EXPECTED },
     confirmTimeoutSec: { type: 'integer', min: 5, max: 3600, optional: true },

@@ -9,7 +9,6 @@ import { CommandFailure, defineCommand } from './command.js';
  */
 export const attest = defineCommand({
   name: 'attest',
-  summary: 'a TPM quote of the boot and hardening PCRs for a nonce, with the hardening event log',
   args: {
     // 16 to 66 bytes: TPM2B_DATA holds at most a TPMT_HA (a SHA-512 digest and its algorithm), and less is guessable.
     nonce: { type: 'string', pattern: /^(?=.{24,88}$)(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, maxLength: 88, expected: 'base64 of 16 to 66 random bytes' },

@@ -3,7 +3,6 @@ import { defineCommand } from './command.js';
 /** `attestationKey`: the AK's public area and name, created in the TPM on first use (bound later through the EK). */
 export const attestationKey = defineCommand({
   name: 'attestationKey',
-  summary: "the TPM attestation key's public area and name (created on first use)",
   args: {},
   run: async (_args, context) => ({ status: 200, payload: await context.attestation.key() }),
 });

@@ -48,7 +48,6 @@ export interface AttestationAccess {
 
 export interface Command<S extends ArgsSchema = ArgsSchema> {
   readonly name: string;
-  readonly summary: string;
   readonly args: S;
   /** Long or exclusive (reboot, re-provision, hardening): one at a time, a second gets 409. */
   readonly exclusive?: boolean;

@@ -13,7 +13,6 @@ const ENVELOPE_BYTES = Buffer.byteLength(JSON.stringify({ lines: [], count: MAX_
 /** `getLogs { lines }`: the agent's recent log lines, oldest first, bounded in count and in encoded size. */
 export const getLogs = defineCommand({
   name: 'getLogs',
-  summary: `the agent's recent log lines (1 to ${MAX_LOG_LINES}, default 100)`,
   args: { lines: { type: 'integer', min: 1, max: MAX_LOG_LINES, optional: true } },
   run: ({ lines }, context) => {
     const picked: string[] = [];

@@ -3,7 +3,6 @@ import { defineCommand } from './command.js';
 /** `getSystemInfo`: OS, kernel, CPU and load, memory, disks, interfaces, uptime, temperature. */
 export const getSystemInfo = defineCommand({
   name: 'getSystemInfo',
-  summary: 'OS and kernel, CPU and load, memory, disks, network interfaces, uptime, temperature',
   args: {},
   run: async (_args, context) => ({ status: 200, payload: await context.systemInfo() }),
 });

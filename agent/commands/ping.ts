@@ -3,7 +3,6 @@ import { defineCommand } from './command.js';
 /** `ping`: liveness and versions. */
 export const ping = defineCommand({
   name: 'ping',
-  summary: 'liveness and versions',
   args: {},
   run: (_args, context) => ({
     status: 200,

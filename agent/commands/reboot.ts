@@ -3,7 +3,6 @@ import { CommandFailure, defineCommand } from './command.js';
 /** `reboot`: acknowledged first, then a delayed reboot through the system's normal path. */
 export const reboot = defineCommand({
   name: 'reboot',
-  summary: 'acknowledge, then reboot after a short delay (refused while one is pending)',
   args: {},
   exclusive: true,
   run: (_args, context) => {

@@ -3,7 +3,6 @@ import { defineCommand } from './command.js';
 /** `reprovision`: acknowledged, then re-provision through the daemon's own flow. */
 export const reprovision = defineCommand({
   name: 'reprovision',
-  summary: 'acknowledge, then re-provision with DPS and reconnect',
   args: {},
   exclusive: true,
   run: (_args, context) => ({

@@ -7,7 +7,6 @@ const RESTART_EXIT_CODE = ExitCode.restartRequested;
 /** `restartAgent`: acknowledged, then the process exits with ExitCode.restartRequested. */
 export const restartAgent = defineCommand({
   name: 'restartAgent',
-  summary: `acknowledge, stop cleanly and exit with code ${RESTART_EXIT_CODE} so systemd restarts the agent`,
   args: {},
   exclusive: true,
   run: (_args, context) => {

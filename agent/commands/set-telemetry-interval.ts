@@ -4,7 +4,6 @@ import { defineCommand } from './command.js';
 /** `setTelemetryInterval { seconds }`: until the next restart or desired-property change. */
 export const setTelemetryInterval = defineCommand({
   name: 'setTelemetryInterval',
-  summary: `health telemetry period in seconds (${TELEMETRY_INTERVAL_RANGE.min} to ${TELEMETRY_INTERVAL_RANGE.max})`,
   args: { seconds: { type: 'integer', ...TELEMETRY_INTERVAL_RANGE } },
   run: ({ seconds }, context) => {
     const previous = context.telemetry.intervalSeconds();

@@ -15,7 +15,6 @@ const building = new WeakSet<CommandContext>();
  */
 export const uploadSupportBundle = defineCommand({
   name: 'uploadSupportBundle',
-  summary: 'build a support bundle (journal since `since`, default 24h) and upload it through IoT Hub file upload',
   args: { since: { type: 'string', pattern: SINCE_PATTERN, maxLength: 32, expected: 'a duration such as 24h, 90m or 2d', optional: true } },
   run: ({ since }, context) => {
     let seconds: number;

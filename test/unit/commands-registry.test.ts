@@ -93,7 +93,7 @@ describe('the command registry', () => {
   });
 
   it('adds a command with one new module and one registry line', async () => {
-    const echo = defineCommand({ name: 'echo', summary: 'echo', args: { text: { type: 'string', pattern: /^.*$/, maxLength: 10, expected: 'text' } },
+    const echo = defineCommand({ name: 'echo', args: { text: { type: 'string', pattern: /^.*$/, maxLength: 10, expected: 'text' } },
       run: ({ text }) => (text === 'fail' ? Promise.reject(new CommandFailure(418, 'teapot')) : Promise.resolve({ status: 200, payload: { text } })) });
     const registry = new CommandRegistry(context(), undefined, [...COMMANDS, echo]);
     expect(await registry.dispatch('echo', { text: 'hi' }, { via: 'method' })).toEqual({ status: 200, payload: { text: 'hi' } });
