@@ -101,11 +101,122 @@ describe('errors across a process boundary', () => {
 
   it('come back as the parent class when their own class does not name itself', () => {
     class UnnamedDpsError extends DpsError {}
-    const copy = across(new UnnamedDpsError('x', { retryable: true, operatorMustAct: false }), [UnnamedDpsError, DpsError]);
-    expect(copy.constructor).toBe(DpsError);
+    for (const order of [[UnnamedDpsError, DpsError], [DpsError, UnnamedDpsError]]) {
+      const copy = across(new UnnamedDpsError('x', { retryable: true, operatorMustAct: false }), order);
+      expect(copy.constructor).toBe(DpsError);
+    }
   });
 
   it('finds the agent\'s error classes among a module\'s exports', () => {
     expect(errorClassesIn({ DpsError, AgentError, TypeError, notAClass: 1, fn: () => 1, Date })).toEqual([DpsError, AgentError]);
+  });
+
+  it('encode each kind of field in its own tagged form', () => {
+    // A Buffer from Node's pool starts inside a larger block: only its own bytes cross.
+    const bytes = Buffer.from('hi');
+    const err = Object.assign(new Error('m'), {
+      u: undefined, nan: NaN, inf: -Infinity, big: -12n, when: new Date(0), never: new Date(NaN), bytes,
+      list: [1, 'a', null, true], nested: { a: { b: 2 } }, sym: Symbol('s'),
+    });
+    const data = serializeError(err);
+    expect(data.$error).toBe('Error');
+    expect(data.message).toBe('m');
+    expect(data.stack).toBe(err.stack);
+    expect('cause' in data).toBe(false);
+    expect(data.fields).toEqual({
+      u: { $undefined: true }, nan: { $number: 'NaN' }, inf: { $number: '-Infinity' }, big: { $bigint: '-12' },
+      when: { $date: '1970-01-01T00:00:00.000Z' }, never: { $date: 'Invalid Date' }, bytes: { $bytes: 'aGk=' },
+      list: [1, 'a', null, true], nested: { $object: { a: { $object: { b: 2 } } } }, sym: { $unsupported: 'symbol' },
+    });
+    const copy = across(err) as unknown as Record<string, unknown>;
+    expect(copy).toMatchObject({ nan: NaN, inf: -Infinity, big: -12n, when: new Date(0), bytes: Buffer.from('hi'), list: [1, 'a', null, true], nested: { a: { b: 2 } }, sym: '[symbol]' });
+    expect(Object.hasOwn(copy, 'u') && copy.u === undefined).toBe(true);
+  });
+
+  it('carry a cause given as undefined, and none when there was none', () => {
+    const withCause = serializeError(new Error('m', { cause: undefined }));
+    expect(withCause.cause).toEqual({ $undefined: true });
+    const copy = deserializeError(withCause);
+    expect(Object.hasOwn(copy, 'cause') && copy.cause === undefined).toBe(true);
+    expect(Object.hasOwn(deserializeError(serializeError(new Error('m'))), 'cause')).toBe(false);
+  });
+
+  it('name an error without a usable name Error, and keep a name its class gives on the prototype', () => {
+    expect(serializeError(Object.assign(new Error('m'), { name: '' })).$error).toBe('Error');
+    expect(serializeError(Object.assign(new Error('m'), { name: 7 })).$error).toBe('Error');
+    class SdkError extends Error {}
+    Object.defineProperty(SdkError.prototype, 'name', { value: 'NotFoundError' });
+    const copy = across(new SdkError('gone'));
+    expect(copy.constructor).toBe(Error);
+    expect(copy.name).toBe('NotFoundError');
+    expect(Object.hasOwn(across(new Error('plain')), 'name')).toBe(false);
+  });
+
+  it('cut fields off eight levels deep on the way out, and nine on the way in', () => {
+    let deep: Record<string, unknown> = {};
+    const root = deep;
+    for (let i = 0; i < 12; i++) deep = deep.next = {};
+    const copy = across(Object.assign(new Error('x'), { root })) as unknown as { root: Record<string, unknown> };
+    let level: unknown = copy.root;
+    const kinds: string[] = [];
+    while (typeof level === 'object' && level !== null) {
+      kinds.push('object');
+      level = (level as Record<string, unknown>).next;
+    }
+    // The field itself is level 1; level 9 is too deep.
+    expect(kinds).toHaveLength(8);
+    expect(level).toBe('[nested too deep]');
+    // Hand-made input deeper than anything this side sends is cut off as well: nothing there.
+    let encoded: unknown = 'bottom';
+    for (let i = 0; i < 12; i++) encoded = { $object: { next: encoded } };
+    const decoded = deserializeError({ $error: 'Error', message: 'm', fields: { root: encoded } }) as unknown as { root: Record<string, unknown> };
+    let walked: unknown = decoded.root;
+    let depth = 0;
+    while (typeof walked === 'object' && walked !== null) {
+      depth++;
+      walked = (walked as Record<string, unknown>).next;
+    }
+    expect(depth).toBe(9);
+    expect(walked).toBeUndefined();
+    // An array counts as a level too.
+    let nestedList: unknown = 'bottom';
+    for (let i = 0; i < 12; i++) nestedList = [nestedList];
+    const listCopy = across(Object.assign(new Error('x'), { nestedList })) as unknown as { nestedList: unknown };
+    let items = 0;
+    let item: unknown = listCopy.nestedList;
+    while (Array.isArray(item)) {
+      items++;
+      item = item[0];
+    }
+    expect([items, item]).toEqual([8, '[nested too deep]']);
+  });
+
+  it('read only the tags it knows, and nothing from a tag with a bad value', () => {
+    const fields = {
+      big: { $bigint: '12x' }, big2: { $bigint: 'x12' }, big3: { $bigint: 12 }, num: { $number: 'Infinity' }, badNum: { $number: 'Lots' },
+      unsupported: { $unsupported: 'function' }, unknownTag: { $thing: 1 }, obj: { $object: [] }, date: { $date: 5 }, bytes: { $bytes: 5 },
+    };
+    const copy = deserializeError({ $error: 'Error', message: 'm', fields }) as unknown as Record<string, unknown>;
+    expect(copy).toEqual(expect.objectContaining({ num: Infinity, unsupported: '[function]' }));
+    for (const key of ['big', 'big2', 'big3', 'badNum', 'unknownTag', 'obj', 'date', 'bytes']) expect(copy[key], key).toBeUndefined();
+    expect(copy.unknownTag).toBeUndefined();
+  });
+
+  it('show at most 120 characters of malformed input in the error that says so', () => {
+    expect(deserializeError({ short: true }).message).toBe('malformed error from another process: {"short":true}');
+    const long = deserializeError({ text: 'x'.repeat(500) }).message.replace('malformed error from another process: ', '');
+    expect(long).toHaveLength(120);
+    expect(long.endsWith('...')).toBe(true);
+    expect(deserializeError(undefined).message).toBe('malformed error from another process: undefined');
+    const exactly = { t: 'y'.repeat(112) };
+    expect(JSON.stringify(exactly)).toHaveLength(120);
+    expect(deserializeError(exactly).message).toBe(`malformed error from another process: ${JSON.stringify(exactly)}`);
+    expect(deserializeError({ fields: {}, $error: 'E', message: 1 }).message).toMatch(/^malformed error/);
+  });
+
+  it('rebuild a malformed error among the fields as an Error that says so', () => {
+    const copy = deserializeError({ $error: 'Error', message: 'm', fields: { inner: { $error: 'X' } } }) as unknown as { inner: Error };
+    expect(copy.inner).toBeInstanceOf(Error);
+    expect(copy.inner.message).toBe('malformed error: {"$error":"X"}');
   });
 });
