@@ -1,12 +1,15 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { CHECK_IDS } from '../../agent/check/result.js';
 import { runChecks, type CheckOptions } from '../../agent/check/runner.js';
 import type { SharedTpmReport } from '../../agent/control/shared-tpm.js';
 import { writeAssignment } from '../../agent/state/assignment-store.js';
+import { ensureServerCredentials } from '../cloud/tls.js';
+import { randomLoopbackAddress } from '../support/ports.js';
 import { stringMatching } from '../support/matchers.js';
+import { closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
 
 /**
  * A board whose config names loopback endpoints where nothing speaks TLS: every check runs
@@ -115,5 +118,61 @@ describe('check: the whole run', () => {
     const results = await runChecks(options(configPath, { tpmRead: () => Promise.resolve({ via: 'direct', report: {} as never }) }));
     expect(results[1]).toMatchObject({ id: 'tpm', status: 'fail', message: stringMatching(/^the check itself failed: TypeError/), hint: 'please report this' });
     expect(results[2]).toMatchObject({ id: 'identity', status: 'fail', message: stringMatching(/^the check itself failed: /) });
+  });
+});
+
+describe('check: the clock against DPS\'s', () => {
+  afterEach(closeListeners);
+
+  /**
+   * DPS on port 443 of a loopback address of its own (443 is fixed), or by name behind a proxy,
+   * answering with a Date header `skewMs` off this clock; the config trusts its test CA.
+   */
+  async function dps(skewMs: number | undefined, dpsHost?: string): Promise<{ host: string; extra: string; proxyPort?: number }> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-check-runner-dps-'));
+    const host = dpsHost ?? randomLoopbackAddress();
+    const credentials = await ensureServerCredentials(dir, [host]);
+    const date = () => (skewMs === undefined ? undefined : new Date(Date.now() + skewMs).toUTCString());
+    const extra = `tls:\n  extraCaFile: ${credentials.caCertPath}`;
+    if (dpsHost === undefined) {
+      await httpsServer(credentials, { date, port: 443, host });
+      return { host, extra };
+    }
+    const { url } = await connectProxy((await httpsServer(credentials, { date })).port, 200);
+    return { host, extra: `${extra}\nnetwork:\n  proxy: ${url}` };
+  }
+
+  function boardFor(host: string, extra: string): string {
+    const { configPath } = board(extra);
+    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace('globalEndpoint: 127.0.0.1', `globalEndpoint: ${host}`));
+    return configPath;
+  }
+
+  it('warns when DPS\'s Date header is ten minutes ahead, naming DPS', async () => {
+    const { host, extra } = await dps(600_000);
+    const results = await runChecks(options(boardFor(host, extra)));
+    expect(results.find((r) => r.id === 'dps-tls')).toMatchObject({ status: 'pass' });
+    expect(results.find((r) => r.id === 'clock')).toMatchObject({
+      status: 'warn', message: `system time 2026-11-26T12:00:00Z is 600 s behind DPS ${host}: the agent signs its tokens with the service's time, but TLS certificates and logs use this clock`,
+    });
+  });
+
+  it('asks DPS through the proxy that applies to it', async () => {
+    const { host, extra } = await dps(-3_600_000, 'dps.example');
+    const results = await runChecks(options(boardFor(host, extra)));
+    expect(results.find((r) => r.id === 'clock')).toMatchObject({ status: 'warn', message: stringMatching(/^system time 2026-11-26T12:00:00Z is 3600 s ahead of DPS dps\.example: /) });
+  });
+
+  it('says the service\'s time was not measured when DPS sends no Date header', async () => {
+    const { host, extra } = await dps(undefined);
+    const results = await runChecks(options(boardFor(host, extra)));
+    expect(results.find((r) => r.id === 'dps-tls')).toMatchObject({ status: 'pass' });
+    expect(results.find((r) => r.id === 'clock')!.message).toBe('system time 2026-11-26T12:00:00Z is plausible (the service\'s time was not measured)');
+  });
+
+  it('does not ask DPS when the extra CA file is unusable', async () => {
+    const { host, extra } = await dps(600_000);
+    const results = await runChecks(options(boardFor(host, extra.replace(/extraCaFile: .*/, 'extraCaFile: /nonexistent/ca.pem'))));
+    expect(results.find((r) => r.id === 'clock')!.message).toBe('system time 2026-11-26T12:00:00Z is plausible (the service\'s time was not measured)');
   });
 });

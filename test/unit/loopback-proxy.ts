@@ -13,15 +13,18 @@ export function closeListeners(): void {
   for (const close of closers.splice(0)) close();
 }
 
-/** Listens on a free port of 127.0.0.1 until `closeListeners`, which also drops its connections. */
-export async function listen(server: net.Server): Promise<number> {
+/** Listens (by default on a free port of 127.0.0.1) until `closeListeners`, which also drops its connections. */
+export async function listen(server: net.Server, port = 0, host = '127.0.0.1'): Promise<number> {
   const sockets = new Set<net.Socket>();
   server.on('connection', (socket: net.Socket) => sockets.add(socket));
   closers.push(() => {
     for (const socket of sockets) socket.destroy();
     server.close();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
   return (server.address() as net.AddressInfo).port;
 }
 
@@ -36,16 +39,28 @@ export async function closedPort(): Promise<number> {
 
 export interface SeenRequest { method: string; path: string; userAgent: string | undefined; servername: string | false }
 
+export interface HttpsServerOptions {
+  /** The Date header to send (undefined: none); Node's own when not given. */
+  date?: () => string | undefined;
+  port?: number;
+  host?: string;
+}
+
 /** An HTTPS server that answers every request 204 and records how it was asked. */
-export async function httpsServer({ key, cert }: { key: string; cert: string }): Promise<{ port: number; seen: SeenRequest[] }> {
+export async function httpsServer({ key, cert }: { key: string; cert: string }, options: HttpsServerOptions = {}): Promise<{ port: number; seen: SeenRequest[] }> {
   const seen: SeenRequest[] = [];
   // The certificate alone: a server that also sent its CA would be told apart by the client (SELF_SIGNED_CERT_IN_CHAIN).
   const server = https.createServer({ key, cert }, (request, response) => {
     seen.push({ method: request.method ?? '', path: request.url ?? '', userAgent: request.headers['user-agent'], servername: (request.socket as unknown as { servername: string | false }).servername });
+    if (options.date) {
+      response.sendDate = false;
+      const date = options.date();
+      if (date !== undefined) response.setHeader('date', date);
+    }
     response.statusCode = 204;
     response.end();
   });
-  return { port: await listen(server), seen };
+  return { port: await listen(server, options.port, options.host), seen };
 }
 
 /** What the proxy does with a CONNECT: a status (200 tunnels to the upstream), these bytes and the end, or nothing at all. */
