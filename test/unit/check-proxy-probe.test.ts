@@ -9,6 +9,7 @@ import { ProxyError } from '../../agent/network/proxy-agent.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { stringMatching } from '../support/matchers.js';
 import { closedPort, closeListeners, connectProxy, httpsServer, listen } from './loopback-proxy.js';
+import { selfSignedCertificate } from './self-signed.js';
 
 /**
  * `check`'s probe through an HTTPS proxy, against a CONNECT proxy and an HTTPS server in this
@@ -46,6 +47,12 @@ describe('check: one probe through the proxy', () => {
     });
     expect(asked).toEqual(['dps.example:443']);
     expect(server.seen).toEqual([{ method: 'HEAD', path: '/', userAgent: 'iot-agent check', servername: 'dps.example' }]);
+  });
+
+  it('shows a certificate without a common name as "?"', async () => {
+    const { key, cert } = await selfSignedCertificate('/O=Acme Devices', ['dps.example']);
+    const { url } = await connectProxy((await httpsServer({ key, cert })).port, 200);
+    expect(await probe(url, { ca: [cert] })).toMatchObject({ connect: 'accepted', tls: { ok: true, subject: '?', issuer: '?' } });
   });
 
   it('sends no server name for an endpoint given by address, and checks the certificate against the address', async () => {
