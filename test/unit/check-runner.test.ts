@@ -1,4 +1,5 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import { writeAssignment } from '../../agent/state/assignment-store.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { stringMatching } from '../support/matchers.js';
-import { closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
+import { closeListeners, connectProxy, httpsServer, listen } from './loopback-proxy.js';
 
 /**
  * A board whose config names loopback endpoints where nothing speaks TLS: every check runs
@@ -113,6 +114,12 @@ describe('check: the whole run', () => {
     expect(results.find((r) => r.id === 'dps-hold')).toMatchObject({ status: 'warn', message: 'the running daemon did not say whether DPS is held off: no answer within 0.1 s' });
   });
 
+  it('fails the hold check, not the run, when the daemon\'s status breaks it', async () => {
+    const { configPath } = board();
+    const results = await runChecks(options(configPath, { daemonStatus: () => Promise.resolve(null as never) }));
+    expect(results.find((r) => r.id === 'dps-hold')).toMatchObject({ status: 'fail', message: stringMatching(/^the check itself failed: TypeError/), hint: 'please report this' });
+  });
+
   it('fails the TPM checks, not the run, when the check itself breaks', async () => {
     const { configPath } = board();
     const results = await runChecks(options(configPath, { tpmRead: () => Promise.resolve({ via: 'direct', report: {} as never }) }));
@@ -168,6 +175,17 @@ describe('check: the clock against DPS\'s', () => {
     const results = await runChecks(options(boardFor(host, extra)));
     expect(results.find((r) => r.id === 'dps-tls')).toMatchObject({ status: 'pass' });
     expect(results.find((r) => r.id === 'clock')!.message).toBe('system time 2026-11-26T12:00:00Z is plausible (the service\'s time was not measured)');
+  });
+
+  it('gives each network step the time it is told, inside the deadline of the whole group', async () => {
+    const host = randomLoopbackAddress();
+    await listen(net.createServer(), 443, host);
+    const t0 = performance.now();
+    const results = await runChecks(options(boardFor(host, ''), { networkTimeoutMs: 300 }));
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(results.find((r) => r.id === 'dps-tls')).toMatchObject({
+      status: 'fail', message: `DPS ${host}:443: TCP connected, but the TLS handshake did not finish within 0.3 s`,
+    });
   });
 
   it('does not ask DPS when the extra CA file is unusable', async () => {
