@@ -69,14 +69,16 @@ export type ConnectAnswer = number | { reply: string } | 'silent';
 /**
  * A CONNECT proxy that answers each CONNECT with the next of `answers` (the last one repeats)
  * and tunnels each 200 to `upstream` on 127.0.0.1, whatever target was asked. Records the
- * targets, and keeps the client connections that the client has not closed.
+ * targets and headers of the CONNECTs, and keeps the client connections that the client has not closed.
  */
-export async function connectProxy(upstream: number, ...answers: ConnectAnswer[]): Promise<{ url: string; asked: string[]; open: Set<net.Socket> }> {
+export async function connectProxy(upstream: number, ...answers: ConnectAnswer[]): Promise<{ url: string; asked: string[]; headers: http.IncomingHttpHeaders[]; open: Set<net.Socket> }> {
   const asked: string[] = [];
+  const headers: http.IncomingHttpHeaders[] = [];
   const open = new Set<net.Socket>();
   const server = http.createServer();
   server.on('connect', (request: http.IncomingMessage, socket: net.Socket) => {
     asked.push(request.url ?? '');
+    headers.push(request.headers);
     open.add(socket);
     // Until the client hangs up: this proxy does not pass a half-close on to the upstream.
     for (const event of ['end', 'close']) socket.on(event, () => open.delete(socket));
@@ -96,6 +98,8 @@ export async function connectProxy(upstream: number, ...answers: ConnectAnswer[]
       tunnel.pipe(socket).pipe(tunnel);
     });
     tunnel.on('error', () => socket.destroy());
+    // Once the upstream is gone, the client's bytes go nowhere, but its end must still be seen.
+    tunnel.on('close', () => socket.resume());
   });
-  return { url: `http://127.0.0.1:${await listen(server)}`, asked, open };
+  return { url: `http://127.0.0.1:${await listen(server)}`, asked, headers, open };
 }

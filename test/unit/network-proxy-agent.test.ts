@@ -5,7 +5,8 @@ import path from 'node:path';
 import tls, { rootCertificates, type PeerCertificate } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
-import { ProxyError, ProxyTunnel } from '../../agent/network/proxy-agent.js';
+import { sharedSecureContext } from '../../agent/lib/tls-context.js';
+import { ProxyError, ProxyTunnel, proxyRefusal } from '../../agent/network/proxy-agent.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { closedPort, closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
 
@@ -23,14 +24,18 @@ afterEach(closeListeners);
 /** The HTTPS server with the 127.0.0.1 certificate. */
 const server = async () => (await httpsServer(await credentials())).port;
 
-type Outcome = { status: number } | { code: string; message: string };
+type Outcome = { status: number; context?: unknown } | { code: string; message: string };
 
-/** One HTTPS GET through the tunnel; the status of the answer or the error's code. */
+/**
+ * One HTTPS GET through the tunnel; the status of the answer and the TLS context the
+ * connection used (Node keeps it on the socket's native wrap), or the error's code.
+ */
 function get(tunnel: ProxyTunnel, options: https.RequestOptions & { secureContext?: tls.SecureContext }): Promise<Outcome> {
   return new Promise((resolve) => {
     const request = https.request({ port: 443, path: '/', agent: tunnel.agent, ...options }, (response) => {
       response.resume();
-      resolve({ status: response.statusCode ?? 0 });
+      const context = (response.socket as unknown as { ssl?: { _secureContext?: unknown } }).ssl?._secureContext;
+      resolve({ status: response.statusCode ?? 0, context });
     });
     request.on('error', (err: NodeJS.ErrnoException) => resolve({ code: err.code ?? 'ERROR', message: err.message }));
     request.end();
@@ -43,7 +48,7 @@ describe('the proxy tunnel: TLS inside it, verified against the target', () => {
   it('reaches a target given by address whose certificate names that address, not "localhost"', async () => {
     const { ca } = await credentials();
     const { url, asked } = await connectProxy(await server(), 200);
-    expect(await get(tunnelTo(url), { host: '127.0.0.1', port: 8443, ca: [ca] })).toEqual({ status: 204 });
+    expect(await get(tunnelTo(url), { host: '127.0.0.1', port: 8443, ca: [ca] })).toMatchObject({ status: 204 });
     expect(asked).toEqual(['127.0.0.1:8443']);
   });
 
@@ -60,12 +65,29 @@ describe('the proxy tunnel: TLS inside it, verified against the target', () => {
     expect(await get(tunnelTo(url), { host: '127.0.0.1', ca: [...rootCertificates] })).toMatchObject({ code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
   });
 
-  it('takes the CAs as one PEM text or as a Buffer as well as a list', async () => {
+  it('connects with the one shared TLS context for CAs given as PEM text, one or a list, and leaves other forms to Node', async () => {
     const { ca } = await credentials();
     const { url } = await connectProxy(await server(), 200);
     const tunnel = tunnelTo(url);
-    expect(await get(tunnel, { host: '127.0.0.1', ca })).toEqual({ status: 204 });
-    expect(await get(tunnel, { host: '127.0.0.1', ca: Buffer.from(ca) })).toEqual({ status: 204 });
+    // A context per connection costs about 1 MB of native memory that glibc keeps (lib/tls-context.ts).
+    expect(await get(tunnel, { host: '127.0.0.1', ca })).toEqual({ status: 204, context: sharedSecureContext(ca) });
+    expect(await get(tunnel, { host: '127.0.0.1', ca: [ca] })).toEqual({ status: 204, context: sharedSecureContext([ca]) });
+    for (const other of [Buffer.from(ca), [Buffer.from(ca)], [ca, Buffer.from(ca)]]) {
+      const outcome = await get(tunnel, { host: '127.0.0.1', ca: other });
+      expect(outcome).toMatchObject({ status: 204 });
+      expect('context' in outcome && outcome.context).not.toBe(sharedSecureContext(ca));
+    }
+  });
+
+  it('asks the proxy for one tunnel per connection, closed with it', async () => {
+    const { ca } = await credentials();
+    const { url, headers, open } = await connectProxy(await server(), 200);
+    expect(await get(tunnelTo(url), { host: '127.0.0.1', ca: [ca] })).toMatchObject({ status: 204 });
+    expect(headers.map((h) => h['proxy-connection'])).toEqual(['close']);
+    for (let waited = 0; open.size > 0; waited += 20) {
+      expect(waited).toBeLessThan(2_000);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   });
 
   it('keeps a caller\'s own identity check and TLS context', async () => {
@@ -75,12 +97,12 @@ describe('the proxy tunnel: TLS inside it, verified against the target', () => {
     const checked: string[] = [];
     const own = (name: string, cert: PeerCertificate) => { checked.push(`${name} ${String(cert.subject.CN)}`); return undefined; };
     // The caller accepts any name: its check, not the tunnel's, decides.
-    expect(await get(tunnel, { host: '127.0.0.2', ca: [ca], checkServerIdentity: own })).toEqual({ status: 204 });
+    expect(await get(tunnel, { host: '127.0.0.2', ca: [ca], checkServerIdentity: own })).toMatchObject({ status: 204 });
     expect(checked).toHaveLength(1);
     expect(checked[0]).toMatch(/ 127\.0\.0\.1$/);
     // A context that trusts the test CA wins over a `ca` that does not.
     const secureContext = tls.createSecureContext({ ca });
-    expect(await get(tunnel, { host: '127.0.0.1', ca: [...rootCertificates], secureContext })).toEqual({ status: 204 });
+    expect(await get(tunnel, { host: '127.0.0.1', ca: [...rootCertificates], secureContext })).toEqual({ status: 204, context: secureContext });
   });
 
   it('checks a target given by name against that name', async () => {
@@ -102,7 +124,7 @@ describe('the proxy tunnel: how the proxy answered', () => {
     expect(refused).toBeInstanceOf(ProxyError);
     expect(refused).toMatchObject({ statusCode: 403, message: `the proxy ${url} (network.proxy) does not allow a tunnel to 127.0.0.1:8443 (403)` });
     expect(tunnel.explain(new Error('socket hang up'))).toEqual(refused);
-    expect(await get(tunnel, { host: '127.0.0.1', ca: [ca] })).toEqual({ status: 204 });
+    expect(await get(tunnel, { host: '127.0.0.1', ca: [ca] })).toMatchObject({ status: 204 });
     expect(tunnel.lastRefusal).toBeUndefined();
     expect(tunnel.refusal()).toBeUndefined();
   });
@@ -162,6 +184,15 @@ describe('the proxy tunnel: which errors are the proxy\'s', () => {
     expect(tunnel().explain(new Error('getaddrinfo EAI_AGAIN proxy.example'))?.message).toContain('could not be reached (EAI_AGAIN)');
     expect(tunnel().explain(new Error('failed: xEAI_AGAIN'))).toBeUndefined();
     expect(tunnel().explain(new Error('failed: EAI'))).toBeUndefined();
+  });
+
+  it('says what to do about each refusal', () => {
+    const hint = (url: string, status: number) => proxyRefusal(parseProxyUrl(url, 'https_proxy'), status, 'hub.example').hint;
+    const credentials = 'put the proxy\'s user name and password in https_proxy as http://user:password@host:port (percent-encoded)';
+    expect(hint('http://proxy.example:3128', 407)).toBe(credentials);
+    expect(hint('http://u:p@proxy.example:3128', 401)).toBe(credentials);
+    expect(hint('http://proxy.example:3128', 403)).toBe('the proxy must allow CONNECT to port 443 of DPS and of the hub; or list the host in network.noProxy');
+    expect(hint('http://proxy.example:3128', 502)).toBe('the proxy could not reach the endpoint, or refused it: see the proxy\'s log');
   });
 
   it('is a ProxyError by name, with the proxy\'s status code when it answered', () => {
