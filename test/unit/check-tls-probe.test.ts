@@ -179,6 +179,10 @@ describe('check: how the TLS probe names a certificate', () => {
     });
   });
 
+  it('shows a certificate with an empty subject as "?"', async () => {
+    expect(await probeWith('/')).toMatchObject({ ok: true, subject: '?', issuer: '?' });
+  });
+
   it('joins several common names by +', async () => {
     expect(await probeWith('/CN=board/CN=gateway/O=Acme')).toMatchObject({ ok: true, subject: 'CN=board+gateway', issuer: 'CN=board+gateway' });
   });
