@@ -91,6 +91,15 @@ describe('check: one probe through the proxy', () => {
     expect(await probe(url)).toMatchObject({ connect: 'refused', error: { statusCode: 407, message: `the proxy ${url} (network.proxy) requires credentials (407)` } });
   });
 
+  it('names a proxy that hangs up on the CONNECT as the problem, not the endpoint', async () => {
+    const { url } = await connectProxy(0, { reply: '' });
+    const outcome = await probe(url);
+    expect(outcome).toEqual({ connect: 'refused', error: new ProxyError(
+      `the proxy ${url} (network.proxy) did not answer the CONNECT to dps.example:443: Proxy connection ended before receiving CONNECT response`, undefined,
+      { hint: 'the proxy closed the connection or answered with something other than HTTP: see the proxy\'s log' }) });
+    expect(outcome.connect === 'refused' && outcome.error.cause).toBeInstanceOf(Error);
+  });
+
   it('names a proxy nobody listens on as unreachable', async () => {
     const url = `http://127.0.0.1:${await closedPort()}`;
     expect(await probe(url)).toMatchObject({ connect: 'unreachable', error: { statusCode: undefined, message: `the proxy ${url} (network.proxy) could not be reached (ECONNREFUSED)` } });
