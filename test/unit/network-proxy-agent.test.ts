@@ -143,6 +143,16 @@ describe('the proxy tunnel: how the proxy answered', () => {
     expect(tunnel.refusal()?.message).toBe(`the proxy ${url} (network.proxy) could not open a tunnel to 127.0.0.1 (502)`);
   });
 
+  it('names an answer to the CONNECT that is not HTTP as such, not as a status', async () => {
+    const { url } = await connectProxy(0, { reply: 'SSH-2.0-OpenSSH_9.2\r\n\r\n' });
+    const tunnel = tunnelTo(url);
+    await get(tunnel, { host: '127.0.0.1' });
+    expect(tunnel.refusal()).toEqual(new ProxyError(`the proxy ${url} (network.proxy) answered the CONNECT to 127.0.0.1 with something other than HTTP`, undefined, {
+      hint: 'is an HTTP proxy listening there? Check the proxy\'s host and port',
+    }));
+    expect(proxyRefusal(parseProxyUrl(url, 'x'), 200.5, 'hub.example').message).toContain('with something other than HTTP');
+  });
+
   it('names a proxy nobody listens on as unreachable, with the connection\'s error as the cause', async () => {
     const port = await closedPort();
     const tunnel = tunnelTo(`http://127.0.0.1:${port}`);
