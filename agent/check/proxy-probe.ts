@@ -2,7 +2,8 @@ import https from 'node:https';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Proxy } from '../config/proxy-setting.js';
-import { ProxyTunnel, type ProxyError } from '../network/proxy-agent.js';
+import { describeError } from '../lib/errors.js';
+import { ProxyError, ProxyTunnel } from '../network/proxy-agent.js';
 import type { TlsOutcome } from './tls-probe.js';
 
 /** What one probe through the proxy found: how the proxy took the CONNECT, then the TLS handshake inside the tunnel. */
@@ -15,7 +16,7 @@ export type TunnelOutcome =
  * One HTTPS HEAD request to `host:port` through the proxy (the agent's own tunnel, so the
  * same CONNECT the agent sends), verifying the server's chain and name as the agent does.
  * Any HTTP answer means the handshake inside the tunnel completed; the proxy's refusal of
- * the CONNECT is told apart from the endpoint's own failures.
+ * the CONNECT (or no answer to it) is told apart from the endpoint's own failures.
  */
 export function probeThroughProxy(proxy: Proxy, target: { host: string; port: number; ca: string[] | undefined; timeoutMs: number }): Promise<TunnelOutcome> {
   const tunnel = new ProxyTunnel(proxy);
@@ -55,8 +56,14 @@ export function probeThroughProxy(proxy: Proxy, target: { host: string; port: nu
     request.once('error', (err: NodeJS.ErrnoException) => {
       const refused = tunnel.refusal();
       if (refused) return finish({ connect: 'refused', error: refused });
-      const unreachable = tunnelled ? undefined : tunnel.explain(err);
-      if (unreachable) return finish({ connect: 'unreachable', error: unreachable });
+      if (!tunnelled) {
+        // Before the proxy's 200 nothing has reached the endpoint: whatever went wrong is the proxy's.
+        const unreachable = tunnel.explain(err);
+        if (unreachable) return finish({ connect: 'unreachable', error: unreachable });
+        return finish({ connect: 'refused', error: new ProxyError(
+          `the proxy ${proxy.display} (${proxy.source}) did not answer the CONNECT to ${target.host}:${target.port}: ${describeError(err)}`, undefined,
+          { cause: err, hint: 'the proxy closed the connection or answered with something other than HTTP: see the proxy\'s log' }) });
+      }
       finish({ connect: 'accepted', tls: { ok: false, code: err.code ?? 'ERROR', detail: err.message, phase: 'tls', timedOut: false } });
     });
     request.end();

@@ -82,12 +82,18 @@ export class ProxyError extends AgentError {
 const PROXY_UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
- * The proxy's answer to a CONNECT in words. 407 is the proxy asking for (other)
+ * The proxy's answer to a CONNECT in words (an answer without a status is not HTTP). 407 is the proxy asking for (other)
  * credentials; some proxies answer 401 instead (tinyproxy before 1.11.2, tinyproxy issue
  * #532): a 401 to a CONNECT can only come from the proxy, so it means the same.
  */
 export function proxyRefusal(proxy: Proxy, statusCode: number, target: string): ProxyError {
   const where = `the proxy ${proxy.display} (${proxy.source})`;
+  // https-proxy-agent reads the status from the answer's first line: anything but HTTP gives NaN.
+  if (!Number.isInteger(statusCode)) {
+    return new ProxyError(`${where} answered the CONNECT to ${target} with something other than HTTP`, undefined, {
+      hint: 'is an HTTP proxy listening there? Check the proxy\'s host and port',
+    });
+  }
   if (statusCode === 407 || statusCode === 401) {
     const words = proxy.username === undefined ? 'requires credentials' : 'refused the credentials: wrong user name or password';
     return new ProxyError(`${where} ${words} (${statusCode})`, statusCode, {

@@ -35,6 +35,12 @@ describe('check: clock plausibility', () => {
     expect(checkClock(CLOCK_NOT_BEFORE).status).toBe('pass');
   });
 
+  it('names the clock check in each of its verdicts', () => {
+    const now = new Date('2026-11-26T02:35:00Z');
+    expect([checkClock(new Date(12_000)), checkClock(CLOCK_NOT_AFTER), checkClock(now, { offsetMs: 1_000, source: 'DPS x' })].map((r) => [r.id, r.status]))
+      .toEqual([['clock', 'fail'], ['clock', 'fail'], ['clock', 'pass']]);
+  });
+
   it('fails an absurd future', () => {
     const result = checkClock(CLOCK_NOT_AFTER);
     expect(result.status).toBe('fail');

@@ -100,6 +100,18 @@ describe('check: the running daemon\'s hold on DPS', () => {
     expect(await check(dir)).toEqual({ id: 'dps-hold', status: 'pass', message: 'daemon pid 4242: DPS is not held off' });
   });
 
+  it('takes a hold that ends at this very instant as over', async () => {
+    const result = await checkDpsHold({ runtimeDir: runtimeDir(), now, timeoutMs: 2_000,
+      read: () => Promise.resolve(status({ state: 'degraded', dpsHeldOffUntil: now.toISOString() })) });
+    expect(result).toEqual({ id: 'dps-hold', status: 'pass', message: 'daemon pid 4242: DPS is not held off' });
+  });
+
+  it('says no reason was recorded when the daemon has neither an error nor a reason', async () => {
+    const result = await checkDpsHold({ runtimeDir: runtimeDir(), now, timeoutMs: 2_000,
+      read: () => Promise.resolve(status({ state: 'degraded', reason: undefined, dpsHeldOffUntil: '2026-11-26T12:05:00.000Z' })) });
+    expect(result).toMatchObject({ status: 'warn', message: 'DPS held off until 2026-11-26T12:05:00.000Z (daemon pid 4242, degraded): no reason recorded' });
+  });
+
   it('asks the daemon for its status, and nothing else', async () => {
     const dir = runtimeDir();
     const asked: string[] = [];

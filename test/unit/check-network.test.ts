@@ -1,3 +1,4 @@
+import { pbkdf2 } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { describeResolution, resolveHost } from '../../agent/check/dns-check.js';
 import { hubChoice, proxyCheck, type Probe } from '../../agent/check/network-checks.js';
@@ -103,6 +104,21 @@ describe('check: every resolver answer in words', () => {
     expect(await resolveHost('localhost', 5_000)).toMatchObject({ ok: true, literal: false, addresses: arrayContaining([{ address: '127.0.0.1', family: 4 }]) });
     expect(await resolveHost('', 5_000)).toEqual({ ok: false, code: 'ENODATA', timedOut: false });
     expect(await resolveHost('::1', 1)).toEqual({ ok: true, addresses: [{ address: '::1', family: 6 }], literal: true });
+  });
+
+  it('passes on the resolver\'s own error code for a name it refuses, without asking a name server', async () => {
+    // libuv refuses a name longer than DNS allows before getaddrinfo runs: no packet leaves.
+    expect(await resolveHost('x'.repeat(300), 5_000)).toEqual({ ok: false, code: 'EINVAL', timedOut: false });
+  });
+
+  it('gives up on a lookup that does not finish within its deadline', async () => {
+    // getaddrinfo runs on libuv's thread pool: while the pool is busy, a lookup of even localhost waits.
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const busy = Array.from({ length: 2 * threads }, () => new Promise((resolve) => pbkdf2('p', 's', 50_000, 64, 'sha512', resolve)));
+    const t0 = performance.now();
+    expect(await resolveHost('localhost', 50)).toEqual({ ok: false, code: 'ETIMEOUT', timedOut: true });
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    await Promise.all(busy);
   });
 
   it('gives deadlines in seconds with at most one decimal', () => {

@@ -64,6 +64,13 @@ describe('check: report verdicts', () => {
     expect(formatHuman([pass('state-dir', 'x')]).split('\n')[0]).toBe('PASS  state-dir  x');
   });
 
+  it('gives a result a hint key only when there is a hint', () => {
+    expect(Object.keys(warn('state', 'm'))).toEqual(['id', 'status', 'message']);
+    expect(Object.keys(fail('state', 'm'))).toEqual(['id', 'status', 'message']);
+    expect(warn('state', 'm', 'h')).toStrictEqual({ id: 'state', status: 'warn', message: 'm', hint: 'h' });
+    expect(fail('state', 'm', 'h')).toStrictEqual({ id: 'state', status: 'fail', message: 'm', hint: 'h' });
+  });
+
   it('exits 0 for an empty report', () => {
     expect(exitCodeFor([])).toBe(0);
     expect(summarize([])).toBe('0 checks: 0 passed, 0 warned, 0 failed: all good');

@@ -12,6 +12,7 @@ import type { Trust } from '../../agent/check/trust.js';
 import { DEFAULTS } from '../../agent/config.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { stringContaining, stringMatching } from '../support/matchers.js';
+import { selfSignedCertificate } from './self-signed.js';
 
 let made: Promise<ServerCredentials> | undefined;
 /** A private test CA and a certificate for localhost and 127.0.0.1, made once per file (openssl). */
@@ -160,5 +161,29 @@ describe('check: an endpoint resolved, then shaken hands with', () => {
     expect(byId(results, 'dps-dns')!.status).toBe('pass');
     expect(byId(results, 'dps-tls')).toEqual({ id: 'dps-tls', status: 'fail', message: 'not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
     expect(byId(results, 'hub-tls')).toEqual({ id: 'hub-tls', status: 'fail', message: 'not tried: tls.extraCaFile /x holds no PEM certificate', hint: 'fix it' });
+  });
+});
+
+describe('check: how the TLS probe names a certificate', () => {
+  /** A TLS server on loopback with this certificate; the probe trusts the certificate itself. */
+  async function probeWith(subject: string) {
+    const { key, cert } = await selfSignedCertificate(subject, ['localhost']);
+    const server = tls.createServer({ key, cert }, (socket) => socket.end());
+    server.on('tlsClientError', () => undefined);
+    return probeTls(target({ port: await listen(server), ca: [cert] }));
+  }
+
+  it('names a certificate without a common name by its other attributes, several values of one joined by +', async () => {
+    expect(await probeWith('/O=Acme Devices/O=Field Team/OU=Boards')).toMatchObject({
+      ok: true, subject: 'O=Acme Devices+Field Team, OU=Boards', issuer: 'O=Acme Devices+Field Team, OU=Boards',
+    });
+  });
+
+  it('shows a certificate with an empty subject as "?"', async () => {
+    expect(await probeWith('/')).toMatchObject({ ok: true, subject: '?', issuer: '?' });
+  });
+
+  it('joins several common names by +', async () => {
+    expect(await probeWith('/CN=board/CN=gateway/O=Acme')).toMatchObject({ ok: true, subject: 'CN=board+gateway', issuer: 'CN=board+gateway' });
   });
 });

@@ -95,7 +95,8 @@ describe('the TPM check: transports and failures', () => {
 
   it('sends to `iot-agent status` when the running daemon could not read its TPM', async () => {
     const [tpm] = await checkTpm({ ...options('swtpm:port=2321'), read: () => Promise.reject(new Error('busy')) });
-    expect(tpm.hint).toBe('the daemon could not read its TPM: `iot-agent status` shows why');
+    expect(tpm).toEqual({ id: 'tpm', status: 'fail', message: 'TPM unreachable (swtpm:host=127.0.0.1,port=2321, via the running daemon): busy',
+      hint: 'the daemon could not read its TPM: `iot-agent status` shows why' });
   });
 
   it('hints at the place the transport came from when the TPM does not answer', () => {
@@ -116,8 +117,10 @@ describe('the TPM check: transports and failures', () => {
   it('gives the registration id derived from the EK, and what to do about a missing EK or identity key', () => {
     expect(describeEndorsementKey('t', Buffer.from('0006000b00000000', 'hex').toString('base64'), undefined).message)
       .toBe(`TPM reachable (t): EK present at 0x81010001, registration id ${registrationIdFromEndorsementKey(Buffer.from('0006000b00000000', 'hex'))}`);
-    expect(describeEndorsementKey('t', null, undefined).hint).toBe('run `iot-agent tpm info` (it creates and persists the EK and SRK) or provision the device');
+    expect(describeEndorsementKey('t', null, undefined)).toEqual({ id: 'tpm', status: 'warn', message: 'TPM reachable (t), but no EK at 0x81010001',
+      hint: 'run `iot-agent tpm info` (it creates and persists the EK and SRK) or provision the device' });
     expect(describeIdentityKey(null).hint).toBe('the agent provisions at its first start (needs provisioning.idScope and a DPS enrollment), or run `iot-agent provision`');
-    expect(describeIdentityKey({ type: 'RSA' }).hint).toBe('another program uses this handle; re-provisioning replaces the key');
+    expect(describeIdentityKey({ type: 'RSA' })).toEqual({ id: 'identity', status: 'warn', message: 'the key at 0x81000100 is not an HMAC key (RSA): not one DPS issued',
+      hint: 'another program uses this handle; re-provisioning replaces the key' });
   });
 });
