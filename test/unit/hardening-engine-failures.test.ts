@@ -12,6 +12,7 @@ import type { MeasureHook } from '../../hardening/measure.js';
 import { parseFilterTable } from '../../hardening/restore-text.js';
 import { hardeningRunner } from '../../hardening/runner.js';
 import { PrivateNetns } from '../support/private-netns.js';
+import { restorePath, standInPrograms } from './stand-in-programs.js';
 
 /**
  * The engine and its transaction when a step fails: the real iptables (nft), sysctl and ip
@@ -23,6 +24,7 @@ const NOTHING_RECORDED = 'no profile recorded yet: the configured one';
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+  restorePath();
 });
 
 /**
@@ -248,6 +250,31 @@ describe('a transaction that fails on the way', () => {
     const tests = b.runner.log.filter((c) => c.command.endsWith(TEST));
     expect(tests.map((c) => c.command)).toEqual([RESTORE4 + TEST, RESTORE6 + TEST]);
     expect(tests[0]!.input).toContain('-I INPUT 1 -j IOT-AGENT-IN\n-I OUTPUT 1 -j IOT-AGENT-OUT\nCOMMIT\n');
+    // Started before the table was read: the --test does not wait for the save.
+    expect(b.runner.commands().indexOf(RESTORE4 + TEST)).toBeLessThan(b.runner.commands().indexOf(SAVE4));
+  });
+
+  it('refuses IPv6 rules the kernel rejects in --test, having loaded nothing', async () => {
+    const b = await board();
+    b.runner.cue = failing((c) => c === RESTORE6 + TEST);
+    const err = await failure(b.engine.apply(await builtin('baseline')));
+    expect(err.message).toBe('ip6tables rules were rejected by --test');
+    expect(b.runner.commands().filter((c) => c === RESTORE6 + TEST)).toHaveLength(2);
+    expect(b.runner.commands()).not.toContain(RESTORE4);
+    expect(b.runner.commands()).not.toContain(RESTORE6);
+  });
+
+  it('never doubles a jump that is already in place when it repairs drift', async () => {
+    const b = await board();
+    const baseline = await builtin('baseline');
+    await b.engine.apply(baseline);
+    await b.ns.run(['iptables-nft', '-D', 'IOT-AGENT-IN', '1']);
+    await b.engine.apply(baseline);
+    for (const saved of [await b.save(), await b.ns.run(['ip6tables-nft-save', '-t', 'filter'])]) {
+      expect(saved.split('\n').filter((l) => l === '-A INPUT -j IOT-AGENT-IN')).toHaveLength(1);
+      expect(saved.split('\n').filter((l) => l === '-A OUTPUT -j IOT-AGENT-OUT')).toHaveLength(1);
+    }
+    expect((await b.engine.verify()).drift).toBe(0);
   });
 
   it('tests the exact text again when the early --test failed, and applies it when that passes', async () => {
@@ -315,6 +342,31 @@ describe('a transaction that fails on the way', () => {
     expect(withoutCounters(await b.save())).toBe(withBaseline);
   });
 
+  it('keeps the snapshot from before the profile when a repair of that profile fails', async () => {
+    const b = await board();
+    const baseline = await builtin('baseline');
+    await b.engine.apply(baseline);
+    const snapshot = await b.engine.records.snapshot.read();
+    await b.ns.run(['iptables-nft', '-D', 'IOT-AGENT-IN', '1']);
+    b.runner.cue = failing((c) => c === RESTORE6, 1);
+    await failure(b.engine.apply(baseline));
+    expect(await b.engine.records.snapshot.read()).toEqual(snapshot);
+    expect((await b.engine.applied())!.profile.name).toBe('baseline');
+  });
+
+  it('takes a fresh snapshot when it repairs a profile whose snapshot is gone', async () => {
+    const b = await board();
+    const baseline = await builtin('baseline');
+    await b.engine.apply(baseline);
+    await b.engine.records.snapshot.remove();
+    await b.ns.run(['iptables-nft', '-D', 'IOT-AGENT-IN', '1']);
+    const report = await b.engine.apply(baseline);
+    expect(report).toMatchObject({ changed: true, notes: [] });
+    const snapshot = (await b.engine.records.snapshot.read())!;
+    expect(snapshot.applied!.hash).toBe(report.hash);
+    expect(snapshot.older).toBeNull();
+  });
+
   it('says how it restored the state when the rules from before could not be loaded', async () => {
     const b = await board();
     await b.engine.apply(await builtin('baseline'));
@@ -372,10 +424,14 @@ describe('a transaction that fails on the way', () => {
     const baseline = await builtin('baseline');
     await b.engine.apply(baseline);
     await b.ns.run(['sysctl', '-q', '-w', 'net.ipv4.tcp_syncookies=0']);
+    const originals = statSync(b.engine.records.originals.file).ino;
     b.runner.log.length = 0;
     await b.engine.apply(baseline);
     expect(b.runner.commands().filter((c) => c.startsWith('sysctl -q -w '))).toEqual(['sysctl -q -w net.ipv4.tcp_syncookies=1']);
     expect(await b.sysctl('net.ipv4.tcp_syncookies')).toBe('1');
+    // Nothing new to remember: the originals record is left as it was, not rewritten.
+    expect(b.runner.log.length).toBeGreaterThan(0);
+    expect(statSync(b.engine.records.originals.file).ino).toBe(originals);
   });
 
   it('leaves IPv6 alone when ip6tables cannot read its table and the profile has no IPv6 rules', async () => {
@@ -408,6 +464,42 @@ describe('a transaction that fails on the way', () => {
     const applied = (await b.engine.applied())!;
     expect(applied.firewall[6]).toBeNull();
     expect(applied.firewall[4]).toEqual(agentPart(await b.save()));
+  });
+});
+
+describe('the values from before the agent', () => {
+  it('keeps a recorded original over what the oldest snapshot says', async () => {
+    const b = await board();
+    await b.engine.apply(await builtin('baseline'));
+    const recorded = (await b.engine.records.originals.read())!;
+    await b.engine.records.originals.write({ ...recorded, sysctls: { ...recorded.sysctls, 'net.ipv4.conf.all.rp_filter': '2' } });
+    await b.engine.apply(await builtin('strict'));
+    expect((await b.engine.records.originals.read())!.sysctls['net.ipv4.conf.all.rp_filter']).toBe('2');
+  });
+
+  it('finds them in the oldest snapshot, however far back, when none were recorded', async () => {
+    const b = await board();
+    await b.engine.apply(await builtin('baseline'));
+    const oldest = (await b.engine.records.snapshot.read())!;
+    await b.engine.records.snapshot.write({ ...oldest, sysctls: { ...oldest.sysctls, 'net.ipv4.conf.all.rp_filter': '0' } });
+    await b.engine.apply(await builtin('strict'));
+    await b.engine.apply(await builtin('baseline'));
+    await b.engine.records.originals.remove();
+    await b.engine.apply(await builtin('strict'));
+    expect((await b.engine.records.originals.read())!.sysctls['net.ipv4.conf.all.rp_filter']).toBe('0');
+  });
+
+  it('takes them from the live state when the oldest snapshot was taken under a profile already', async () => {
+    const b = await board();
+    await b.engine.apply(await builtin('baseline'));
+    const applied = await b.engine.applied();
+    const snapshot = (await b.engine.records.snapshot.read())!;
+    // The chain was cut (eight profiles back): its last snapshot is not from before the agent.
+    await b.engine.records.snapshot.write({ ...snapshot, applied, sysctls: { ...snapshot.sysctls, 'net.ipv4.conf.all.rp_filter': '0' } });
+    await b.engine.records.originals.remove();
+    const live = await b.sysctl('net.ipv4.conf.all.rp_filter');
+    await b.engine.apply(await builtin('strict'));
+    expect((await b.engine.records.originals.read())!.sysctls['net.ipv4.conf.all.rp_filter']).toBe(live);
   });
 });
 
@@ -453,6 +545,39 @@ describe('reusing the recorded rules', () => {
     const again = (await b.engine.applied())!;
     expect(again.firewall).toEqual(first.firewall);
     expect(again.readback).toEqual(first.readback);
+  });
+
+  it('reads the rules back over a record from a version that kept no readback', async () => {
+    const b = await board();
+    const baseline = await builtin('baseline');
+    await b.engine.apply(baseline);
+    const older = { ...(await b.engine.applied())! };
+    delete older.readback;
+    await b.engine.records.applied.write(older);
+    await b.ns.run(['iptables-nft', '-F', 'IOT-AGENT-IN']);
+    b.runner.log.length = 0;
+    await b.engine.apply(baseline);
+    const commands = b.runner.commands();
+    expect(commands.slice(commands.indexOf(RESTORE4))).toContain(SAVE4);
+    expect((await b.engine.applied())!.readback![4]).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('reads the rules back when the save tool is another binary (an alternatives switch)', async () => {
+    const b = await board();
+    const baseline = await builtin('baseline');
+    await b.engine.apply(baseline);
+    const first = (await b.engine.applied())!;
+    const real = (await b.ns.run(['sh', '-c', 'command -v iptables-nft-save'])).trim();
+    standInPrograms({ 'iptables-nft-save': `exec ${real} "$@"` });
+    await b.ns.run(['iptables-nft', '-F', 'IOT-AGENT-IN']);
+    b.runner.log.length = 0;
+    await b.engine.apply(baseline);
+    const commands = b.runner.commands();
+    expect(commands.slice(commands.indexOf(RESTORE4))).toContain(SAVE4);
+    const again = (await b.engine.applied())!;
+    expect(again.readback![4]).not.toBe(first.readback![4]);
+    expect(again.readback![6]).toBe(first.readback![6]);
+    expect(again.firewall).toEqual(first.firewall);
   });
 
   it('keys the readback on the rules: another profile\'s lines are read back', async () => {
@@ -538,6 +663,15 @@ describe('a confirmed change when the endpoints stop answering', () => {
     expect(withoutCounters(await b.save())).toBe(withStrict);
   });
 
+  it('names every endpoint that does not answer before the change', async () => {
+    const b = await board();
+    b.runner.cue = (command) => (command.startsWith('probe ') ? answer(false) : undefined);
+    const err = await failure(b.engine.apply(await builtin('baseline'), { targets: [endpoint, { host: '127.0.0.2', port: 443 }], timeoutSeconds: 5 }));
+    expect(err.message).toBe('cannot confirm: 127.0.0.1:8883 (ECONNREFUSED), 127.0.0.2:443 (ECONNREFUSED) unreachable before applying; nothing applied');
+    expect(b.runner.commands()).not.toContain(RESTORE4);
+    expect(await b.engine.records.snapshot.read()).toBeNull();
+  });
+
   it('commits as soon as the endpoints answer: the profile becomes known good and nothing is pending', async () => {
     const b = await board();
     const NOW = Date.parse('2024-06-01T12:00:00Z');
@@ -551,6 +685,9 @@ describe('a confirmed change when the endpoints stop answering', () => {
     expect((await engine.applied())!).toMatchObject({ confirmed: true, appliedAt: '2024-06-01T12:00:00.000Z' });
     expect(await engine.records.pending.read()).toBeNull();
     expect(runner.commands().filter((c) => c.startsWith(PROBE))).toHaveLength(2);
+    // An engine without a measurement hook rolls back as well.
+    expect(await engine.rollback()).toMatchObject({ exact: true, notes: [] });
+    expect(await engine.applied()).toBeNull();
   });
 });
 
