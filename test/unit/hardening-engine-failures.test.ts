@@ -444,6 +444,13 @@ describe('a transaction that fails on the way', () => {
     expect((await b.engine.records.snapshot.read())!.firewall[6]).toBeNull();
   });
 
+  it('records that the agent has no IPv6 rules when the profile leaves IPv6 to the kernel', async () => {
+    const b = await board();
+    await b.engine.apply(await builtin('strict'));
+    expect((await b.engine.applied())!.firewall[6]).toEqual([]);
+    expect(b.runner.commands().filter((c) => c.startsWith(RESTORE6))).toEqual([]);
+  });
+
   it('refuses a profile with IPv6 rules when ip6tables cannot read its table', async () => {
     const b = await board();
     b.runner.cue = failing((c) => c === SAVE6);
@@ -621,6 +628,8 @@ describe('a confirmed change when the endpoints stop answering', () => {
       probes: [{ target: '127.0.0.1:8883', ok: false, detail: 'ECONNREFUSED' }],
       reason: 'not reachable within 1 s after applying baseline (127.0.0.1:8883: ECONNREFUSED); previous state restored',
     });
+    // It gave the endpoints the whole confirm time, probing all along.
+    expect(report.durationMs).toBeGreaterThanOrEqual(1000);
     expect(pendingDuringProbe[0]).toEqual({ hash: report.hash, startedAt: expect.any(String) as unknown, timeoutSeconds: 1 });
     expect(pendingDuringProbe.length).toBeGreaterThanOrEqual(2);
     expect(withoutCounters(await b.save())).toBe(before);
@@ -639,6 +648,18 @@ describe('a confirmed change when the endpoints stop answering', () => {
     const b = await board();
     cutOffByTheRules(b, false);
     const report = await b.engine.apply(await builtin('baseline'), { targets: [endpoint], timeoutSeconds: 1 });
+    expect(report).toMatchObject({ rolledBack: true, reconnected: false });
+  });
+
+  it('is not reconnected while any one endpoint still does not answer after the rollback', async () => {
+    const b = await board();
+    let loads = 0;
+    b.runner.cue = (command) => {
+      if (command === RESTORE4) loads++;
+      if (!command.startsWith('probe ')) return undefined;
+      return answer(loads === 0 || (loads > 1 && command.startsWith(PROBE)));
+    };
+    const report = await b.engine.apply(await builtin('baseline'), { targets: [endpoint, { host: '127.0.0.2', port: 443 }], timeoutSeconds: 1 });
     expect(report).toMatchObject({ rolledBack: true, reconnected: false });
   });
 
