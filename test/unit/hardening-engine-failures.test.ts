@@ -11,6 +11,7 @@ import { loadProfile } from '../../hardening/load-profile.js';
 import type { MeasureHook } from '../../hardening/measure.js';
 import { parseFilterTable } from '../../hardening/restore-text.js';
 import { hardeningRunner } from '../../hardening/runner.js';
+import { CommandSysctl } from '../../hardening/sysctl-io.js';
 import { PrivateNetns } from '../support/private-netns.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
 
@@ -104,7 +105,8 @@ async function board(): Promise<Board> {
   const measure: MeasureHook = { afterChange: (_engine, change) => { calls.push(change); return Promise.resolve(undefined); } };
   return {
     ns, root, runner, calls,
-    engine: new HardeningEngine({ root, runner, backend: 'nft', measure }),
+    // sysctl named explicitly: a mutant of the engine's default must not reach this process's own /proc/sys.
+    engine: new HardeningEngine({ root, runner, backend: 'nft', measure, sysctl: new CommandSysctl(runner) }),
     save: () => ns.run(['iptables-nft-save', '-t', 'filter']),
     sysctl: async (key) => (await ns.run(['sysctl', '-n', key])).trim(),
   };
@@ -698,7 +700,7 @@ describe('a confirmed change when the endpoints stop answering', () => {
     const NOW = Date.parse('2024-06-01T12:00:00Z');
     const runner = new CueRunner(hardeningRunner(b.ns.prefix));
     runner.cue = (command) => (command.startsWith(PROBE) ? answer(true) : undefined);
-    const engine = new HardeningEngine({ root: b.root, runner, backend: 'nft', now: () => NOW });
+    const engine = new HardeningEngine({ root: b.root, runner, backend: 'nft', now: () => NOW, sysctl: new CommandSysctl(runner) });
     const report = await engine.apply(await builtin('baseline'), { targets: [endpoint], timeoutSeconds: 30 });
     expect(report).toMatchObject({ changed: true, confirmed: true, rolledBack: false, durationMs: 0, probes: [{ target: '127.0.0.1:8883', ok: true }] });
     expect(report.reason).toBeUndefined();
