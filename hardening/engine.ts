@@ -223,7 +223,8 @@ export class HardeningEngine {
       await this.records.pending.remove();
       const report = await this.apply(chosen);
       await this.records.boot.write({ bootId: boot, at: new Date(this.now()).toISOString(), outcome: 'applied', profile: chosen.profile.name });
-      return { ...report, notes: [...notes, ...report.notes], chosen: choice.why };
+      // The apply reads the records again: a corrupt one is noted once, not once per read.
+      return { ...report, notes: [...new Set([...notes, ...report.notes])], chosen: choice.why };
     } catch (err) {
       const error = oneLineError(err);
       try {

@@ -8,6 +8,8 @@ import { DEFAULT_STATE_DIR, HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile } from '../../hardening/load-profile.js';
 import type { MeasureHook } from '../../hardening/measure.js';
 import { parseFilterTable } from '../../hardening/restore-text.js';
+import { hardeningRunner } from '../../hardening/runner.js';
+import { CommandSysctl } from '../../hardening/sysctl-io.js';
 import { ensureServerCredentials } from '../cloud/tls.js';
 import { PrivateNetns } from '../support/private-netns.js';
 import { ofType } from '../support/matchers.js';
@@ -46,7 +48,8 @@ async function board(): Promise<Board> {
   const measure: MeasureHook = { afterChange: (_engine, change) => { calls.push(change); return Promise.resolve(undefined); } };
   return {
     ns, root, calls,
-    engine: new HardeningEngine({ root, commandPrefix: ns.prefix, backend: 'nft', measure }),
+    // sysctl named explicitly (what the prefix implies): a mutant of the engine's default must not reach this process's own /proc/sys.
+    engine: new HardeningEngine({ root, commandPrefix: ns.prefix, backend: 'nft', measure, sysctl: new CommandSysctl(hardeningRunner(ns.prefix)) }),
     save: () => ns.run(['iptables-nft-save', '-t', 'filter']),
     sysctl: async (key) => (await ns.run(['sysctl', '-n', key])).trim(),
   };

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,11 +8,13 @@ import type { AppliedRecord } from '../../hardening/records.js';
 import type { ExecRunner } from '../../agent/lib/exec.js';
 import { hardeningRunner } from '../../hardening/runner.js';
 import { builtinProfile } from '../support/hardening-profiles.js';
+import { restorePath, standInPrograms } from './stand-in-programs.js';
 
 const NOW = Date.parse('2024-06-01T12:00:00Z');
 const dirs: string[] = [];
 afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  restorePath();
 });
 
 /**
@@ -61,7 +63,47 @@ describe('the hardening engine\'s defaults', () => {
   });
 });
 
+describe('where the engine reads sysctls', () => {
+  /** iptables-save and ip6tables-save print an empty filter table; sysctl leaves a mark in `dir` and answers tcp_syncookies = 7. */
+  function standInTools(dir: string): void {
+    const empty = 'printf \'*filter\\n:INPUT ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n\'';
+    standInPrograms({
+      'iptables-save': empty, 'ip6tables-save': empty,
+      'sysctl': `touch ${dir}/sysctl-ran; echo 'net.ipv4.tcp_syncookies = 7'`,
+    });
+  }
+  const syncookies = (items: { target: string; actual: string }[]) => items.find((i) => i.target === 'net.ipv4.tcp_syncookies')?.actual;
+
+  it('reads /proc/sys itself, starting no process, in its own network namespace', async () => {
+    const { root } = engineOnRoot();
+    standInTools(root);
+    const report = await new HardeningEngine({ root }).verify({ profile: builtinProfile('strict'), origin: 'builtin:strict' });
+    expect(syncookies(report.items)).toBe(readFileSync('/proc/sys/net/ipv4/tcp_syncookies', 'utf8').trim());
+    expect(existsSync(path.join(root, 'sysctl-ran'))).toBe(false);
+  });
+
+  it('runs sysctl behind the command prefix, where /proc/sys is another namespace\'s', async () => {
+    const { root } = engineOnRoot();
+    standInTools(root);
+    const report = await new HardeningEngine({ root, commandPrefix: ['env'] }).verify({ profile: builtinProfile('strict'), origin: 'builtin:strict' });
+    expect(syncookies(report.items)).toBe('7');
+    expect(existsSync(path.join(root, 'sysctl-ran'))).toBe(true);
+  });
+});
+
 describe('planning without privileges', () => {
+  it('lets out what the agent\'s config asks for, the proxy only when one is configured', async () => {
+    const { root } = engineOnRoot();
+    const profile = { profile: builtinProfile('strict'), origin: 'builtin:strict' };
+    const proxied = await new HardeningEngine({ root, egress: { proxy: { host: '192.0.2.80', port: 3128 }, direct443: false, mqtt: false } }).plan(profile);
+    const outbound = (plan: typeof proxied) => plan.firewall[4]!.chains['IOT-AGENT-OUT']!.join('\n');
+    expect(outbound(proxied)).toContain('-d 192.0.2.80/32 -p tcp --dport 3128 -m comment --comment iot-agent:proxy -j ACCEPT');
+    expect(outbound(proxied)).not.toContain('--dport 8883');
+    const direct = await new HardeningEngine({ root }).plan(profile);
+    expect(outbound(direct)).toContain('--dport 8883');
+    expect(outbound(direct)).not.toContain('3128');
+  });
+
   it('plans for the board\'s USB controllers under its root, handing back the originals it recorded', async () => {
     const { engine } = engineOnRoot();
     await engine.records.originals.write({ sysctls: { 'net.ipv6.conf.all.disable_ipv6': '0' }, sysfs: {} });
@@ -160,12 +202,14 @@ describe('the known-good bookkeeping', () => {
     expect(existsSync(path.join(engine.records.dir, 'lock'))).toBe(false);
   });
 
-  it('leaves a confirmed applied record as it is', async () => {
+  it('leaves a confirmed applied record as it is, not even rewriting it', async () => {
     const { engine } = engineOnRoot();
     await engine.records.applied.write(appliedRecord(true));
     const before = readFileSync(engine.records.applied.file, 'utf8');
+    const inode = statSync(engine.records.applied.file).ino;
     await engine.markKnownGood();
     expect(readFileSync(engine.records.applied.file, 'utf8')).toBe(before);
+    expect(statSync(engine.records.applied.file).ino).toBe(inode);
   });
 
   it('has nothing to mark, or to revert to, on a fresh board', async () => {

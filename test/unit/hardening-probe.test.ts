@@ -196,6 +196,16 @@ describe('probing through the configured HTTPS proxy', () => {
     expect(refused).toMatchObject({ ok: false, detail: stringMatching(/^the proxy answered the CONNECT with 40[17]$/) });
   });
 
+  it('knows the proxy by its host, in any case, and its port: only the proxy itself is probed by a TCP connection', async () => {
+    // A proxy that accepts connections and never answers a CONNECT.
+    const port = await listen(createTcpServer());
+    const via = (host: string) => ({ host, port, direct: () => false });
+    const [proxy] = await probeTargets(hardeningRunner(), [{ host: 'localhost', port }], 300, via('LocalHost'));
+    expect(proxy).toEqual({ target: `localhost:${port}`, ok: true, detail: 'TCP connection to the proxy' });
+    const others = await probeTargets(hardeningRunner(), [{ host: '127.0.0.2', port }, { host: '127.0.0.1', port: port === 65535 ? 1 : port + 1 }], 300, via('127.0.0.1'));
+    expect(others.map((p) => [p.ok, p.detail])).toEqual([[false, 'no TLS handshake within 300 ms'], [false, 'no TLS handshake within 300 ms']]);
+  });
+
   it('reaches a target the proxy is bypassed for directly, and the proxy itself by a TCP connection', async () => {
     const port = await tlsListener('127.0.0.1');
     const proxy = await proxyTo(port);

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { CommandRunner } from '../../agent/lib/exec.js';
 import { hardeningRunner } from '../../hardening/runner.js';
 import { CommandSysctl, ProcSysctl } from '../../hardening/sysctl-io.js';
 
@@ -75,6 +76,22 @@ describe('sysctls through the sysctl tool (behind a command prefix)', () => {
       // Two numbers: a value longer than one character, with a tab inside it.
       'net.ipv4.ip_local_port_range': proc('net.ipv4.ip_local_port_range'), 'net.ipv4.no_such_key': null,
     });
+  });
+
+  it('sets every key with one quiet sysctl -w, in the order given', async () => {
+    const calls: (readonly string[])[] = [];
+    const runner: CommandRunner = { run: (argv) => { calls.push(argv); return Promise.resolve({ stdout: '', stderr: '' }); } };
+    await new CommandSysctl(runner).write({ 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
+    expect(calls).toEqual([['sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']]);
+  });
+
+  it('asks with -e, takes only the keys it asked for, and trims their values', async () => {
+    const calls: (readonly string[])[] = [];
+    const stdout = 'net.ipv4.tcp_syncookies =  1 \nkernel.other = 5\nnet.ipv4.conf.all.rp_filter=2\nnot a sysctl line\n';
+    const runner: CommandRunner = { run: (argv) => { calls.push(argv); return Promise.resolve({ stdout, stderr: '' }); } };
+    const values = await new CommandSysctl(runner).read(['net.ipv4.tcp_syncookies', 'net.ipv4.conf.all.rp_filter', 'net.ipv6.conf.all.disable_ipv6']);
+    expect(values).toEqual({ 'net.ipv4.tcp_syncookies': '1', 'net.ipv4.conf.all.rp_filter': '2', 'net.ipv6.conf.all.disable_ipv6': null });
+    expect(calls).toEqual([['sysctl', '-e', 'net.ipv4.tcp_syncookies', 'net.ipv4.conf.all.rp_filter', 'net.ipv6.conf.all.disable_ipv6']]);
   });
 
   it('starts no process for no keys', async () => {
