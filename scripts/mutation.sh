@@ -6,7 +6,35 @@
 #
 # Prints the score per file; a mutant that survives is a behaviour no unit test pins.
 # The JSON report lands in .stryker-tmp/mutation-report.json.
+#
+# As root, a mutant can turn a test's private network namespace or scratch directory into
+# the real ones (the unit tests apply profiles for real, in namespaces of their own): one
+# did harden this machine's firewall and sysctls. So Stryker runs in a network and mount
+# namespace of its own, with the directories hardening writes covered by empty tmpfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -eq 0 ]; then exec npx stryker run; fi
-exec npx stryker run --mutate "$(IFS=,; echo "$*")"
+WRITES=(/etc/sysctl.d /etc/modprobe.d /etc/udev/rules.d /var/lib/iot-agent-hardening /var/lib/iot-agent /etc/iot-agent /run/iot-agent)
+
+stryker() {
+  if [ $# -eq 0 ]; then npx stryker run; else npx stryker run --mutate "$(IFS=,; echo "$*")"; fi
+}
+
+if [ "${IOT_AGENT_MUTATION_SANDBOX:-}" = inside ]; then
+  ip link set lo up
+  for dir in "${WRITES[@]}"; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done
+  stryker "$@"
+  exit
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  stryker "$@"
+  exit
+fi
+# The mount points must exist; the ones made here for it are removed again.
+made=()
+for dir in "${WRITES[@]}"; do
+  if [ ! -e "$dir" ]; then mkdir -p "$dir" && made+=("$dir"); fi
+done
+status=0
+IOT_AGENT_MUTATION_SANDBOX=inside unshare --net --mount --propagation private bash "$0" "$@" || status=$?
+for dir in "${made[@]}"; do rmdir "$dir" 2>/dev/null || true; done
+exit "$status"
