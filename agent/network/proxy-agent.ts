@@ -82,9 +82,10 @@ export class ProxyError extends AgentError {
 const PROXY_UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
- * The proxy's answer to a CONNECT in words (an answer without a status is not HTTP). 407 is the proxy asking for (other)
- * credentials; some proxies answer 401 instead (tinyproxy before 1.11.2, tinyproxy issue
- * #532): a 401 to a CONNECT can only come from the proxy, so it means the same.
+ * The proxy's answer to a CONNECT in words (an answer without a status is not HTTP). 407 is
+ * the proxy asking for (other) credentials; some proxies answer 401 instead (tinyproxy before
+ * 1.11.2, tinyproxy issue #532): a 401 to a CONNECT can only come from the proxy, so it means
+ * the same.
  */
 export function proxyRefusal(proxy: Proxy, statusCode: number, target: string): ProxyError {
   const where = `the proxy ${proxy.display} (${proxy.source})`;

@@ -13,6 +13,7 @@ import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { stringContaining, stringMatching } from '../support/matchers.js';
+import { closedPort, closeListeners, listen } from './loopback-proxy.js';
 
 /**
  * `iot-agent check`'s network part on a board behind an HTTPS proxy: the proxy is this process
@@ -23,24 +24,7 @@ import { stringContaining, stringMatching } from '../support/matchers.js';
 let made: Promise<ServerCredentials> | undefined;
 const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-check-proxy-')), ['dps.example', 'hub.example']));
 
-const closers: (() => void)[] = [];
-afterEach(() => {
-  for (const close of closers.splice(0)) close();
-});
-
-async function listen(server: net.Server, port = 0, host = '127.0.0.1'): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (socket: net.Socket) => sockets.add(socket));
-  closers.push(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  return (server.address() as net.AddressInfo).port;
-}
+afterEach(closeListeners);
 
 async function httpsServer(): Promise<number> {
   const { key, cert } = await credentials();
@@ -136,8 +120,7 @@ describe('check: the network through an HTTPS proxy', () => {
   });
 
   it('fails a proxy nobody listens on, and DPS and the hub as not reached through it', async () => {
-    const port = await listen(net.createServer());
-    closers.pop()!();
+    const port = await closedPort();
     const shown = `http://127.0.0.1:${port}`;
     const r = await run({ config: board({ proxy: shown }), trust: await trusted() });
     expect(r.proxy).toEqual({ id: 'proxy', status: 'fail', message: `the proxy ${shown} (network.proxy) could not be reached (ECONNREFUSED)`,

@@ -1,18 +1,18 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Operation } from '../../agent/attestation/hardening-event.js';
 import { AgentError } from '../../agent/lib/errors.js';
 import type { CommandRunner, ExecResult } from '../../agent/lib/exec.js';
 import { agentLines } from '../../hardening/drift.js';
-import { DEFAULT_STATE_DIR, HardeningEngine } from '../../hardening/engine.js';
+import { HardeningEngine } from '../../hardening/engine.js';
 import { loadProfile } from '../../hardening/load-profile.js';
 import type { MeasureHook } from '../../hardening/measure.js';
 import { parseFilterTable } from '../../hardening/restore-text.js';
 import { hardeningRunner } from '../../hardening/runner.js';
 import { CommandSysctl } from '../../hardening/sysctl-io.js';
 import { PrivateNetns } from '../support/private-netns.js';
+import { scratchBoard } from '../support/scratch-board.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
 
 /**
@@ -93,13 +93,7 @@ interface Board {
 
 /** A board with one USB host controller and its state directory, in a fresh namespace, its commands behind a cue. */
 async function board(): Promise<Board> {
-  const root = mkdtempSync(path.join(tmpdir(), 'iot-agent-board-'));
-  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  mkdirSync(path.join(root, 'sys/bus/usb/devices/usb1'), { recursive: true });
-  writeFileSync(path.join(root, 'sys/bus/usb/devices/usb1/authorized_default'), '1\n');
-  mkdirSync(path.join(root, DEFAULT_STATE_DIR), { recursive: true });
-  const ns = await PrivateNetns.create();
-  cleanups.push(() => ns.destroy());
+  const { root, ns } = await scratchBoard(cleanups);
   const runner = new CueRunner(hardeningRunner(ns.prefix));
   const calls: Board['calls'] = [];
   const measure: MeasureHook = { afterChange: (_engine, change) => { calls.push(change); return Promise.resolve(undefined); } };
