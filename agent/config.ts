@@ -10,7 +10,7 @@ import { DEFAULT_TRANSPORT, parseTransport } from './config/transport-spec.js';
 import { AgentError, ExitCode } from './lib/errors.js';
 import { requireCopy } from './lib/require-copy.js';
 import { requireTransient } from './lib/transient-require.js';
-import { nearestName, shown } from './lib/validate.js';
+import { isMapping, nearestName, shown } from './lib/validate.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/iot-agent/config.yaml';
 
@@ -235,8 +235,8 @@ class Validator {
   }
 
   object(value: unknown, key: string): Record<string, unknown> {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(key, value, 'a mapping of keys to values');
-    return value as Record<string, unknown>;
+    if (!isMapping(value)) this.fail(key, value, 'a mapping of keys to values');
+    return value;
   }
 
   onlyKeys(object: Record<string, unknown>, key: string, allowed: string[]): void {

@@ -3,7 +3,7 @@ import { BACKENDS, type Backend } from '../hardening/backend.js';
 import { parseHostPort } from '../hardening/probe.js';
 import { AgentError, ExitCode } from './lib/errors.js';
 import type { HardeningSite } from './hardening-bridge/site.js';
-import { NETNS_NAME } from './lib/validate.js';
+import { NETNS_NAME, parseJson } from './lib/validate.js';
 import type { BackoffPolicy } from './retry/backoff.js';
 import { parseTransport } from './config/transport-spec.js';
 
@@ -148,12 +148,7 @@ function hardeningTestError(reason: string): AgentError {
 
 /** IOT_AGENT_REBOOT_COMMAND (a JSON array of strings) and IOT_AGENT_REBOOT_DELAY_SECONDS (whole seconds). */
 export function parseRebootOverride(command: string, delay: string | undefined): RebootOverride {
-  let argv: unknown;
-  try {
-    argv = JSON.parse(command);
-  } catch {
-    argv = undefined;
-  }
+  const argv = parseJson(command);
   if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
     throw new AgentError('IOT_AGENT_REBOOT_COMMAND must be a JSON array of strings (the program and its arguments)', { exitCode: ExitCode.usage, hint: TEST_KNOB_HINT });
   }

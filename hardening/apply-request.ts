@@ -1,6 +1,6 @@
 import { AgentError, ExitCode } from '../agent/lib/errors.js';
 import { readUntrustedFile } from '../agent/lib/untrusted-file.js';
-import { PROFILE_NAME } from '../agent/lib/validate.js';
+import { isMapping, NOT_JSON, parseJson, PROFILE_NAME } from '../agent/lib/validate.js';
 import { formatHostPort, parseHostPort, type HostPort } from './probe.js';
 
 /**
@@ -53,14 +53,9 @@ export async function readApplyRequest(file: string, profile: string): Promise<A
 
 /** Pure: the closed schema. */
 export function parseApplyRequest(text: string, profile: string): ApplyRequest {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ApplyRequestError('not valid JSON');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ApplyRequestError('not a JSON object');
-  const raw = value as Record<string, unknown>;
+  const raw = parseJson(text);
+  if (raw === NOT_JSON) throw new ApplyRequestError('not valid JSON');
+  if (!isMapping(raw)) throw new ApplyRequestError('not a JSON object');
   const unknown = Object.keys(raw).filter((k) => !KEYS.includes(k));
   if (unknown.length) throw new ApplyRequestError(`unknown key(s) ${unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}`);
   if (raw.version !== 1) throw new ApplyRequestError('version must be 1');

@@ -6,7 +6,7 @@ import { requireCopy } from '../agent/lib/require-copy.js';
 import { requireTransient } from '../agent/lib/transient-require.js';
 import { BUILTIN_PROFILES } from './builtin-profiles.js';
 import { ProfileError, validateProfile, type Profile } from './profile.js';
-import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../agent/lib/validate.js';
+import { isMapping, PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../agent/lib/validate.js';
 
 export const SITE_PROFILE_DIR = 'etc/iot-agent/profiles';
 
@@ -46,12 +46,9 @@ export function parseProfileText(text: string, origin: string, fallback: string)
     throw new ProfileError(origin, '', `not valid YAML: ${first.message.split('\n')[0]}`);
   }
   const value: unknown = doc.toJS() ?? {};
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ProfileError(origin, '', 'must be a YAML mapping at the top level');
-  }
-  const raw = value as Record<string, unknown>;
-  if (raw.name === undefined) raw.name = fallback;
-  return raw;
+  if (!isMapping(value)) throw new ProfileError(origin, '', 'must be a YAML mapping at the top level');
+  if (value.name === undefined) value.name = fallback;
+  return value;
 }
 
 async function loadMerged(spec: string, root: string, chain: string[]): Promise<{ raw: Record<string, unknown>; origin: string }> {
@@ -112,6 +109,3 @@ function fallbackName(spec: string): string {
   return path.basename(spec).replace(/\.ya?ml$/, '');
 }
 
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}

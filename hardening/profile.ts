@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { AgentError, ExitCode } from '../agent/lib/errors.js';
-import { PROFILE_LABEL, yamlKindOf } from '../agent/lib/validate.js';
+import { isMapping, PROFILE_LABEL, yamlKindOf } from '../agent/lib/validate.js';
 
 /**
  * A hardening profile: plain data, validated once here, at the edge. Everything below
@@ -156,15 +156,13 @@ class Validator {
   }
 
   object(value: unknown, field: string, keys: string[]): Raw {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      this.fail(field, `must be a mapping, got ${yamlKindOf(value)}`);
-    }
+    if (!isMapping(value)) this.fail(field, `must be a mapping, got ${yamlKindOf(value)}`);
     for (const key of Object.keys(value)) {
       if (!keys.includes(key)) {
         this.fail(field ? `${field}.${key}` : key, `unknown key (known: ${keys.join(', ')})`);
       }
     }
-    return value as Raw;
+    return value;
   }
 
   list(value: unknown, field: string): unknown[] {

@@ -2,6 +2,7 @@ import { chmod, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { AgentError } from '../agent/lib/errors.js';
 import { writeFileAtomic } from '../agent/lib/atomic-file.js';
+import { isMapping, NOT_JSON, parseJson } from '../agent/lib/validate.js';
 import type { Backend } from './backend.js';
 import { profileHash, type Profile } from './profile.js';
 import type { Family } from './render-firewall.js';
@@ -108,8 +109,8 @@ export interface BootRecord {
 export class CorruptRecordError extends AgentError {
   static override readonly errorName: string = 'CorruptRecordError';
 
-  constructor(readonly file: string, reason: string, cause?: unknown) {
-    super(`hardening record ${file} is corrupt: ${reason}`, { cause, hint: 'apply a profile again (the record is rewritten), or remove it' });
+  constructor(readonly file: string, reason: string) {
+    super(`hardening record ${file} is corrupt: ${reason}`, { hint: 'apply a profile again (the record is rewritten), or remove it' });
   }
 }
 
@@ -128,14 +129,10 @@ export class RecordFile<T> {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new AgentError(`cannot read hardening record ${this.file}`, { cause: err });
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      throw new CorruptRecordError(this.file, text.trim() === '' ? 'empty' : 'not valid JSON (truncated or garbage)', err);
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new CorruptRecordError(this.file, 'not a JSON object');
-    const problem = this.check(value as Record<string, unknown>);
+    const value = parseJson(text);
+    if (value === NOT_JSON) throw new CorruptRecordError(this.file, text.trim() === '' ? 'empty' : 'not valid JSON (truncated or garbage)');
+    if (!isMapping(value)) throw new CorruptRecordError(this.file, 'not a JSON object');
+    const problem = this.check(value);
     if (problem) throw new CorruptRecordError(this.file, problem);
     return value as T;
   }

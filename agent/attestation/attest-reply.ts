@@ -1,4 +1,5 @@
 import { EventLogError, parseEventLog, type EventLog } from './event-log.js';
+import { isMapping } from '../lib/validate.js';
 
 /**
  * The answer to the `attest` command: a quote, the PCR values it covers and the hardening
@@ -40,15 +41,14 @@ export interface ParsedAttestReply {
   tpmMs?: number;
 }
 
-export function parseAttestReply(value: unknown): ParsedAttestReply {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new AttestReplyError('attest reply: not an object');
-  const v = value as Record<string, unknown>;
+export function parseAttestReply(v: unknown): ParsedAttestReply {
+  if (!isMapping(v)) throw new AttestReplyError('attest reply: not an object');
   const unknown = Object.keys(v).find((k) => !['quote', 'signature', 'pcrs', 'eventLog', 'eventLogError', 'akName', 'tpmMs'].includes(k));
   if (unknown !== undefined) throw new AttestReplyError(`attest reply: unknown field ${JSON.stringify(unknown.slice(0, 40))}`);
   const quote = decode(v.quote, 'quote', BASE64, 'base64', 4096);
   const signature = decode(v.signature, 'signature', BASE64, 'base64', 1024);
   const akName = decode(v.akName, 'akName', HEX, 'hex', 200);
-  if (typeof v.pcrs !== 'object' || v.pcrs === null || Array.isArray(v.pcrs)) throw new AttestReplyError('attest reply: pcrs is not an object');
+  if (!isMapping(v.pcrs)) throw new AttestReplyError('attest reply: pcrs is not an object');
   const pcrs = new Map<number, Buffer>();
   for (const [key, hex] of Object.entries(v.pcrs)) {
     if (!/^(1?\d|2[0-3])$/.test(key)) throw new AttestReplyError(`attest reply: pcrs has a key ${JSON.stringify(key.slice(0, 10))} that is no PCR index`);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { extendPcr } from './pcr-selection.js';
+import { isMapping, NOT_JSON, parseJson } from '../lib/validate.js';
 
 /**
  * The event log of the hardening PCR: one entry per measurement since the TPM's last reset,
@@ -106,21 +107,17 @@ export function parseEventLog(value: unknown): EventLog {
 
 /** The file's text: parsed JSON, then the format check. */
 export function parseEventLogText(content: string): EventLog {
-  let value: unknown;
-  try {
-    value = JSON.parse(content);
-  } catch {
-    throw new EventLogError('event log: not JSON');
-  }
+  const value = parseJson(content);
+  if (value === NOT_JSON) throw new EventLogError('event log: not JSON');
   return parseEventLog(value);
 }
 
 function object(value: unknown, where: string, keys: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new EventLogError(`event log: ${where} is not an object`);
+  if (!isMapping(value)) throw new EventLogError(`event log: ${where} is not an object`);
   for (const key of Object.keys(value)) {
     if (!keys.includes(key)) throw new EventLogError(`event log: ${where} has an unknown key ${JSON.stringify(key.slice(0, 40))}`);
   }
-  return value as Record<string, unknown>;
+  return value;
 }
 
 function integer(value: unknown, where: string, min: number, max: number): number {

@@ -1,4 +1,4 @@
-import { PROFILE_LABEL } from '../lib/validate.js';
+import { isMapping, NOT_JSON, parseJson, PROFILE_LABEL } from '../lib/validate.js';
 
 /**
  * What one hardening measurement says: which profile is in force (name and hash) and the
@@ -57,12 +57,8 @@ export function sameState(a: HardeningEvent, b: HardeningEvent): boolean {
 
 /** Reads an event's text back; anything that is not a hardening event of this format is a HardeningEventError. */
 export function parseHardeningEvent(data: string): HardeningEvent {
-  let value: unknown;
-  try {
-    value = JSON.parse(data);
-  } catch {
-    throw new HardeningEventError('hardening event: not JSON');
-  }
+  const value = parseJson(data);
+  if (value === NOT_JSON) throw new HardeningEventError('hardening event: not JSON');
   const e = record(value, 'hardening event', ['type', 'op', 'by', 'profile', 'profileHash', 'parts', 'agentVersion']);
   if (e.type !== HARDENING_EVENT_TYPE) throw new HardeningEventError(`hardening event: type is not ${HARDENING_EVENT_TYPE}`);
   const op = oneOf(e.op, 'op', OPERATIONS);
@@ -87,13 +83,13 @@ export function parseHardeningEvent(data: string): HardeningEvent {
 }
 
 function record(value: unknown, what: string, keys: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HardeningEventError(`${what}: not an object`);
+  if (!isMapping(value)) throw new HardeningEventError(`${what}: not an object`);
   const have = Object.keys(value);
   const unknown = have.find((k) => !keys.includes(k));
   if (unknown !== undefined) throw new HardeningEventError(`${what}: unknown key ${JSON.stringify(unknown.slice(0, 40))}`);
   const missing = keys.find((k) => !have.includes(k));
   if (missing !== undefined) throw new HardeningEventError(`${what}: ${missing} is missing`);
-  return value as Record<string, unknown>;
+  return value;
 }
 
 function oneOf<T extends string>(value: unknown, field: string, allowed: readonly T[]): T {

@@ -1,6 +1,7 @@
 import type * as Yaml from 'yaml';
 import { DEFAULTS, parseConfig, type AgentConfig } from '../config.js';
 import { requireCopy } from '../lib/require-copy.js';
+import { isMapping } from '../lib/validate.js';
 
 export interface SalvagedConfig {
   config: AgentConfig;
@@ -59,9 +60,6 @@ function tryParse(document: Record<string, unknown>, source: string): AgentConfi
   }
 }
 
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function isScalarKey(key: string): key is Scalar {
   return (SCALARS as readonly string[]).includes(key);

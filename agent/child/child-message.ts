@@ -1,5 +1,5 @@
 import { AgentError, ExitCode } from '../lib/errors.js';
-import { shown } from '../lib/validate.js';
+import { isMapping, shown } from '../lib/validate.js';
 import type { SerializedError } from './serialized-error.js';
 
 /**
@@ -37,8 +37,8 @@ export function parseChildMessage(message: unknown): ChildMessage {
 
 /** Building blocks for the helpers' own request and result checks. */
 export function jsonObject(value: unknown, what: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ChildMessageError(`${what} is not a JSON object`);
-  return value as Record<string, unknown>;
+  if (!isMapping(value)) throw new ChildMessageError(`${what} is not a JSON object`);
+  return value;
 }
 
 export function onlyKeys(record: Record<string, unknown>, allowed: readonly string[], what: string): void {

@@ -1,4 +1,5 @@
 import { AgentError } from '../lib/errors.js';
+import { isMapping } from '../lib/validate.js';
 
 /**
  * Errors across a process boundary (the provisioning child to the daemon): encoded as
@@ -105,7 +106,7 @@ function encode(value: unknown, depth: number, seen: WeakSet<object>): Encoded {
 }
 
 function decodeError(data: unknown, known: Map<string, KnownClass>, depth: number): Error | undefined {
-  if (!isRecord(data) || typeof data.$error !== 'string' || typeof data.message !== 'string' || !isRecord(data.fields)) return undefined;
+  if (!isMapping(data) || typeof data.$error !== 'string' || typeof data.message !== 'string' || !isMapping(data.fields)) return undefined;
   const cls = known.get(data.$error);
   // An instance of the class made by Error itself: a real error object (stack, inspection)
   // on the class's prototype, without running the class's constructor.
@@ -121,14 +122,14 @@ function decode(data: unknown, known: Map<string, KnownClass>, depth: number): u
   if (depth > MAX_DEPTH + 1) return undefined;
   if (data === null || typeof data === 'string' || typeof data === 'number' || typeof data === 'boolean') return data;
   if (Array.isArray(data)) return data.map((item) => decode(item, known, depth + 1));
-  if (!isRecord(data)) return undefined;
+  if (!isMapping(data)) return undefined;
   if ('$error' in data) return decodeError(data, known, depth) ?? new Error(`malformed error: ${preview(data)}`);
   if (data.$undefined === true) return undefined;
   if (typeof data.$bytes === 'string') return Buffer.from(data.$bytes, 'base64');
   if (typeof data.$date === 'string') return new Date(data.$date);
   if (typeof data.$bigint === 'string' && /^-?\d+$/.test(data.$bigint)) return BigInt(data.$bigint);
   if (data.$number === 'NaN' || data.$number === 'Infinity' || data.$number === '-Infinity') return Number(data.$number);
-  if (isRecord(data.$object)) {
+  if (isMapping(data.$object)) {
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(data.$object)) define(out, key, decode(value, known, depth + 1), true);
     return out;
@@ -142,9 +143,6 @@ function define(target: object, key: string, value: unknown, enumerable: boolean
   Object.defineProperty(target, key, { value, enumerable, writable: true, configurable: true });
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function preview(data: unknown): string {
   const text = JSON.stringify(data) ?? String(data);

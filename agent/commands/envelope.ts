@@ -1,4 +1,4 @@
-import { kindOf } from '../lib/validate.js';
+import { isMapping, kindOf, NOT_JSON, parseJson } from '../lib/validate.js';
 
 /** A C2D command: `{ "command", "args", "id" }` as UTF-8 JSON. */
 export interface Envelope {
@@ -28,16 +28,10 @@ export function parseEnvelope(body: Buffer): Envelope {
   } catch {
     throw new EnvelopeError('body', 'not valid UTF-8');
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new EnvelopeError('body', 'not JSON: expected {"command", "args", "id"}');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new EnvelopeError('body', `expected a JSON object {"command", "args", "id"}, got ${kindOf(value)}`);
-  }
-  const { command, args, id } = value as Record<string, unknown>;
+  const value = parseJson(text);
+  if (value === NOT_JSON) throw new EnvelopeError('body', 'not JSON: expected {"command", "args", "id"}');
+  if (!isMapping(value)) throw new EnvelopeError('body', `expected a JSON object {"command", "args", "id"}, got ${kindOf(value)}`);
+  const { command, args, id } = value;
   const goodId = typeof id === 'string' && ID.test(id) ? id : undefined;
   if (id === undefined) throw new EnvelopeError('id', 'is required (1 to 128 of A-Z a-z 0-9 . _ : -)');
   if (!goodId) throw new EnvelopeError('id', `expected 1 to 128 of A-Z a-z 0-9 . _ : -, got ${kindOf(id)}`);

@@ -3,6 +3,8 @@
  * shape does not name, or a field of another type, is refused with the path of the field
  * and what was expected. Plain functions, so a shape is also the type it accepts.
  */
+import { isMapping } from '../lib/validate.js';
+
 export type Shape<T> = (value: unknown, at: string) => T;
 
 export class WireError extends Error {
@@ -80,8 +82,8 @@ type ObjectOf<F extends Fields> = { [K in keyof F]: ReturnType<F[K]> };
 /** A JSON object with exactly these keys (those whose shape is optional may be absent). */
 export function object<F extends Fields>(fields: F): Shape<ObjectOf<F>> {
   return (value, at) => {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new WireError(at, 'a JSON object', value);
-    const input = value as Record<string, unknown>;
+    if (!isMapping(value)) throw new WireError(at, 'a JSON object', value);
+    const input = value;
     const unknown = Object.keys(input).find((key) => !Object.hasOwn(fields, key));
     if (unknown !== undefined) throw new WireError(`${at}.${unknown.slice(0, 40)}`, `no such field (known: ${Object.keys(fields).join(', ')})`, input[unknown]);
     const out: Record<string, unknown> = {};

@@ -3,6 +3,7 @@ import type { HubProtocol } from '../retry/hub-protocol.js';
 import type { Reading } from '../tpm/tpm-report.js';
 import { DAEMON_STATES, type ControlEvent, type ControlOp, type ControlReply, type ControlRequest, type DaemonStatus } from './protocol.js';
 import { arrayOf, boolean, integer, literal, nullable, number, object, oneOf, optional, string, WireError, type Shape } from './shape.js';
+import { isMapping, NOT_JSON, parseJson } from '../lib/validate.js';
 
 /**
  * The control socket's lines as closed schemas, one per request and reply: what the server
@@ -99,14 +100,10 @@ export function parseReply(line: string): ControlReply | string {
 }
 
 function parseLine<T>(line: string, what: string, tag: string, shapes: Record<string, Shape<T>>): T | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return `${what} is not JSON`;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `${what} is not a JSON object`;
-  const kind = (value as Record<string, unknown>)[tag];
+  const value = parseJson(line);
+  if (value === NOT_JSON) return `${what} is not JSON`;
+  if (!isMapping(value)) return `${what} is not a JSON object`;
+  const kind = value[tag];
   const shape = typeof kind === 'string' && Object.hasOwn(shapes, kind) ? shapes[kind] : undefined;
   if (!shape) return `unknown ${tag} ${JSON.stringify(kind)}: expected one of ${Object.keys(shapes).join(', ')}`;
   try {

@@ -25,6 +25,23 @@ export const PROFILE_LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** A network namespace name as `ip netns` takes it: never a path, never an option. */
 export const NETNS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** What `parseJson` gives for a text that is not JSON. */
+export const NOT_JSON: unique symbol = Symbol('not JSON');
+
+/** A text's JSON value, or NOT_JSON: every parser then says in its own words what it expected. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+/** A JSON object or YAML mapping: an object that is neither null nor an array. */
+export function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** A value from the cloud in an error: its kind and size, never its content (numbers excepted). */
 export function kindOf(value: unknown): string {
   if (value === null) return 'null';

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { isMapping, NOT_JSON, parseJson } from '../lib/validate.js';
 import { assignmentTextProblem } from './assignment-text.js';
 import { IDENTITY_KEY_SLOTS, isIdentityKeySlot } from '../tpm/key-slots.js';
 
@@ -48,16 +49,11 @@ export async function readAssignment(stateDir: string): Promise<StoredAssignment
 }
 
 export function parseAssignment(text: string): StoredAssignment {
-  let document: unknown;
-  try {
-    document = JSON.parse(text);
-  } catch {
+  const record = parseJson(text);
+  if (record === NOT_JSON) {
     return { status: 'invalid', reason: text.trim() === '' ? 'the file is empty' : 'the file is not valid JSON (truncated or corrupt)' };
   }
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
-    return { status: 'invalid', reason: 'the file does not hold a JSON object' };
-  }
-  const record = document as Record<string, unknown>;
+  if (!isMapping(record)) return { status: 'invalid', reason: 'the file does not hold a JSON object' };
   if (record.kind !== KIND) return { status: 'invalid', reason: `the file is not an iot-agent assignment (kind ${JSON.stringify(record.kind)})` };
   if (record.schema !== ASSIGNMENT_SCHEMA) {
     return { status: 'invalid', reason: `schema ${JSON.stringify(record.schema)} is not the supported ${ASSIGNMENT_SCHEMA}` };

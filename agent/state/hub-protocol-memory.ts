@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-file.js';
+import { isMapping, NOT_JSON, parseJson } from '../lib/validate.js';
 import type { ProtocolMemory } from '../retry/hub-protocol.js';
 
 export const HUB_PROTOCOL_FILE = 'hub-protocol.json';
@@ -29,14 +30,9 @@ export async function readHubProtocolMemory(stateDir: string): Promise<StoredPro
 
 export function parseHubProtocolMemory(text: string): StoredProtocol {
   if (text.length > MAX_BYTES) return { memory: undefined, problem: `larger than ${MAX_BYTES} bytes` };
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return { memory: undefined, problem: 'not JSON' };
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { memory: undefined, problem: 'not a JSON object' };
-  const record = doc as Record<string, unknown>;
+  const record = parseJson(text);
+  if (record === NOT_JSON) return { memory: undefined, problem: 'not JSON' };
+  if (!isMapping(record)) return { memory: undefined, problem: 'not a JSON object' };
   if (record.kind !== KIND || record.version !== 1) return { memory: undefined, problem: `not a ${KIND} version 1 record` };
   if (record.protocol !== 'mqtt' && record.protocol !== 'mqtt-ws') return { memory: undefined, problem: 'protocol is neither mqtt nor mqtt-ws' };
   const since = isoTime(record.since);

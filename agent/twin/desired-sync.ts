@@ -2,6 +2,7 @@ import { describeError } from '../lib/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ReportedProperties } from './reporter.js';
 import { ack, checkWritable, desiredVersion, WRITABLE_PROPERTIES, type WritableProperty } from './writable.js';
+import { isMapping } from '../lib/validate.js';
 
 /** What applying a valid value came to: 200 applied, 202 applying (final result later), or an error status. */
 export interface ApplyOutcome {
@@ -49,9 +50,8 @@ export class DesiredSync {
     return this.chain;
   }
 
-  private async apply(doc: unknown, whole: boolean): Promise<void> {
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return;
-    const desired = doc as Record<string, unknown>;
+  private async apply(desired: unknown, whole: boolean): Promise<void> {
+    if (!isMapping(desired)) return;
     const version = desiredVersion(desired);
     for (const key of WRITABLE_PROPERTIES) {
       const value = Object.hasOwn(desired, key) ? desired[key] : undefined;

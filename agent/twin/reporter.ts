@@ -2,6 +2,7 @@ import type { Twin } from 'azure-iot-device';
 import type { Logger } from '../log/logger.js';
 import { Backoff, type BackoffPolicy } from '../retry/backoff.js';
 import { fitTwinLimits } from './limits.js';
+import { isMapping } from '../lib/validate.js';
 
 /** The Twin's reported section as azure-iot-device defines it at run time (its types leave every member `any`). */
 interface ReportedSection {
@@ -97,12 +98,9 @@ export class ReportedProperties {
 function merge(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
   for (const [key, value] of Object.entries(patch)) {
     const current = target[key];
-    if (isObject(value) && isObject(current)) merge(current, value);
-    else target[key] = isObject(value) ? structuredClone(value) : value;
+    if (isMapping(value) && isMapping(current)) merge(current, value);
+    else target[key] = isMapping(value) ? structuredClone(value) : value;
   }
   return target;
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  clip, editDistance, kindOf, nearestName, NETNS_NAME, PROFILE_LABEL, PROFILE_NAME, quoted, shown, yamlKindOf,
+  clip, editDistance, isMapping, kindOf, nearestName, NETNS_NAME, NOT_JSON, parseJson, PROFILE_LABEL, PROFILE_NAME, quoted, shown, yamlKindOf,
 } from '../../agent/lib/validate.js';
 
 describe('names every layer agrees on', () => {
@@ -85,4 +85,20 @@ describe('the name that was probably meant', () => {
       expect(editDistance(a, b)).toBe(n);
       expect(editDistance(b, a)).toBe(n);
     });
+});
+
+describe('reading JSON text', () => {
+  it.each([['{"a":1}', { a: 1 }], ['[1,2]', [1, 2]], ['null', null], [' 7 ', 7], ['"x"', 'x']])('gives the value of %j', (text, value) => {
+    expect(parseJson(text)).toEqual(value);
+  });
+
+  it.each(['', ' ', '{', '{"a":1', "{'a':1}", 'undefined', 'NaN', '{"a":1}\n{"b":2}'])('gives NOT_JSON for %j, never a throw', (text) => {
+    expect(parseJson(text)).toBe(NOT_JSON);
+  });
+
+  it('tells a mapping from every other JSON or YAML value', () => {
+    expect(isMapping({})).toBe(true);
+    expect(isMapping({ a: [1] })).toBe(true);
+    for (const other of [null, undefined, [], [{}], 'a', 1, true, NOT_JSON]) expect(isMapping(other)).toBe(false);
+  });
 });
