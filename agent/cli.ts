@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type OptionValues } from 'commander';
 import { runAction } from './cli/run-action.js';
 import type { OverrideOptions } from './runtime-overrides.js';
 import { agentVersion } from './version.js';
@@ -15,6 +15,10 @@ const version = agentVersion();
  */
 const overrides = async (options?: OverrideOptions) => (await import('./runtime-overrides.js')).runtimeOverrides(process.env, options);
 
+/** A command's action: its module loads on use and is given the options, the global ones included. */
+const lazy = (load: (options: OptionValues, command: Command) => Promise<number | void>) =>
+  (_options: unknown, command: Command) => runAction(() => load(command.optsWithGlobals(), command));
+
 const program = new Command('iot-agent')
   .description('Device agent for Linux IoT boards: hardening, TPM identity, Azure IoT Hub provisioning and commands')
   .version(version)
@@ -26,29 +30,25 @@ program
   .command('check')
   .description('is this device ready? config, TPM, identity key, clock, DNS and TLS to DPS and hub, state; exit 1 if any fails')
   .option('--json', 'print one JSON object: {"checks":[{"id","status","message","hint"?}]}')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/check.js')).check(command.optsWithGlobals(), await overrides({ tpmAsGiven: true }))));
+  .action(lazy(async (options) => (await import('./cli/check.js')).check(options, await overrides({ tpmAsGiven: true }))));
 
 program
   .command('run')
   .description('run the agent: provision with DPS when needed, keep the IoT Hub session healthy (systemd starts this)')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/run.js')).run(command.optsWithGlobals(), await overrides())));
+  .action(lazy(async (options) => (await import('./cli/run.js')).run(options, await overrides())));
 
 program
   .command('provision')
   .description('register with DPS now, through the running daemon or directly, showing each step')
   .option('--force', 'register again even when a valid assignment is cached (the daemon always re-registers)')
   .option('--json', 'print one JSON object at the end')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/provision.js')).provision(command.optsWithGlobals(), await overrides())));
+  .action(lazy(async (options) => (await import('./cli/provision.js')).provision(options, await overrides())));
 
 program
   .command('status')
   .description("the agent's state, registration id, device id and hub, whether or not the daemon runs")
   .option('--json', 'print one JSON object')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/status.js')).status(command.optsWithGlobals())));
+  .action(lazy(async (options) => (await import('./cli/status.js')).status(options)));
 
 program
   .command('support-bundle')
@@ -56,8 +56,7 @@ program
   .option('--output <dir>', 'where to write iot-agent-support-<hostname>-<UTC time>.tar.gz (default: the current directory)')
   .option('--since <duration>', 'journal entries from this long ago: 24h, 90m, 2d (default 24h)')
   .option('--json', 'print one JSON object: {"path","bytes","durationMs","daemon","collectors"}')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/support-bundle.js')).supportBundle(command.optsWithGlobals(), await overrides({ tpmAsGiven: true }))));
+  .action(lazy(async (options) => (await import('./cli/support-bundle.js')).supportBundle(options, await overrides({ tpmAsGiven: true }))));
 
 const tpm = program.command('tpm').description("inspect the board's TPM 2.0");
 tpm
@@ -66,9 +65,8 @@ tpm
   .option('--tpm <transport>', 'TPM transport: device:/dev/tpmrm0, swtpm:host=H,port=P or mssim:host=H,port=P (env IOT_AGENT_TPM)')
   .option('--registration-id <id>', 'use this registration id instead of the one derived from the EK')
   .option('--json', 'print one JSON object')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/tpm-info.js')).tpmInfo(command.optsWithGlobals(),
-      await overrides({ tpmAsGiven: command.opts<{ tpm?: string }>().tpm !== undefined }))));
+  .action(lazy(async (options, command) => (await import('./cli/tpm-info.js')).tpmInfo(options,
+    await overrides({ tpmAsGiven: command.opts<{ tpm?: string }>().tpm !== undefined }))));
 
 const harden = program.command('harden').description('hardening profiles: firewall, IPv6, USB and network sysctls');
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -84,31 +82,26 @@ const hardenCommand = (name: string, description: string) => hardenOptions(harde
   .description(description)
   .option('--profile <name|path>', 'built-in (baseline, strict), site profile in /etc/iot-agent/profiles, or a YAML file'));
 hardenCommand('plan', 'print exactly what apply would do; changes nothing')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/harden.js')).hardenPlan(command.optsWithGlobals())));
+  .action(lazy(async (options) => (await import('./cli/harden.js')).hardenPlan(options)));
 hardenCommand('apply', 'apply a profile atomically, keeping a snapshot to roll back to')
   .option('--confirm-timeout <seconds>', 'roll back by itself unless every --confirm-host answers a TLS handshake in time')
   .option('--confirm-host <host:port>', 'hub or DPS endpoint that must stay reachable (repeatable)', collect, [])
   .option('--request <file>', 'the agent\'s request (iot-agent-harden-apply@.service): confirm targets and timeout, checked as a closed schema')
   .option('--boot', 'boot path: re-apply the recorded profile, or the last known good one after an interrupted change')
   .option('--tpm <transport>', measureHelp)
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/harden.js')).hardenApply(command.optsWithGlobals())));
+  .action(lazy(async (options) => (await import('./cli/harden.js')).hardenApply(options)));
 hardenCommand('verify', 'compare the live state with the applied profile; exit 1 on drift')
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/harden.js')).hardenVerify(command.optsWithGlobals())));
+  .action(lazy(async (options) => (await import('./cli/harden.js')).hardenVerify(options)));
 hardenCommand('rollback', 'restore the state from before the last apply')
   .option('--tpm <transport>', measureHelp)
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/harden.js')).hardenRollback(command.optsWithGlobals())));
+  .action(lazy(async (options) => (await import('./cli/harden.js')).hardenRollback(options)));
 hardenOptions(harden
   .command('guard')
   .description('after boot: keep a newly applied profile once the hub answers, or revert to the last known good one after the grace time')
   .option('--grace <seconds>', 'how long the hub may stay unreachable (default: hardening.bootGraceSeconds in the config, 300)')
   .option('--confirm-host <host:port>', 'endpoint that must answer instead of the configured hub or DPS (repeatable)', collect, [])
   .option('--tpm <transport>', measureHelp))
-  .action((_options, command: Command) =>
-    runAction(async () => (await import('./cli/harden.js')).hardenGuard(command.optsWithGlobals())));
+  .action(lazy(async (options) => (await import('./cli/harden.js')).hardenGuard(options)));
 
 try {
   await program.parseAsync();
