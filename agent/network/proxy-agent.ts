@@ -40,6 +40,9 @@ export class ProxyTunnel {
   explain(err: unknown): ProxyError | undefined {
     const refused = this.refusal();
     if (refused) return refused;
+    // A failure the agent or the SDK's TPM client raised (the TPM's, while signing a token) is
+    // not the proxy's, whatever code its cause carries: a swtpm socket refused is ECONNREFUSED too.
+    if (causes(err).some(isOwnFailure)) return undefined;
     const code = codeOf(err);
     if (code && PROXY_UNREACHABLE.has(code)) {
       return new ProxyError(`the proxy ${this.proxy.display} (${this.proxy.source}) could not be reached (${code})`, undefined,
@@ -111,11 +114,18 @@ export function proxyRefusal(proxy: Proxy, statusCode: number, target: string): 
   });
 }
 
+/** The error and those it wraps (`cause`, or the Azure SDKs' `innerError`), five at the most. */
+function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e: unknown = err; e && chain.length < 5; e = (e as { cause?: unknown }).cause ?? (e as { innerError?: unknown }).innerError) chain.push(e);
+  return chain;
+}
+
+function isOwnFailure(err: unknown): boolean {
+  return err instanceof AgentError || (err instanceof Error && err.name === 'SecurityDeviceError');
+}
+
 function codeOf(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown; innerError?: unknown }).cause ?? (e as { innerError?: unknown }).innerError, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-  }
-  const match = /\b(E[A-Z_]{4,})\b/.exec(describeError(err));
-  return match?.[1];
+  const code = causes(err).map((e) => (e as { code?: unknown }).code).find((c) => typeof c === 'string');
+  return typeof code === 'string' ? code : /\b(E[A-Z_]{4,})\b/.exec(describeError(err))?.[1];
 }

@@ -7,7 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { ProxyError, ProxyTunnel, proxyRefusal } from '../../agent/network/proxy-agent.js';
+import { IDENTITY_KEY_SLOTS } from '../../agent/tpm/key-slots.js';
+import { TPM_HANDLE } from '../../agent/tpm/tss-lib.js';
+import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
+import { clientFor } from '../support/tpm.js';
 import { closedPort, closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
 
 /**
@@ -192,6 +196,22 @@ describe('the proxy tunnel: which errors are the proxy\'s', () => {
     expect(tunnel().explain(coded('ECONNRESET', { cause: inner }))).toBeUndefined();
     // A code that is not a string is no code: the search goes on below it.
     expect(tunnel().explain(coded(-111, { cause: inner }))?.message).toContain('(ENOTFOUND)');
+  });
+
+  it('never blames the proxy for the TPM, whose refused socket carries the same code', async () => {
+    const tpm = clientFor(`swtpm:host=127.0.0.1,port=${await closedPort()}`);
+    const tpmFailure = await tpm.readPublic(new TPM_HANDLE(IDENTITY_KEY_SLOTS[0])).then(() => undefined, (err: unknown) => err);
+    await tpm.close();
+    expect(tpmFailure).toBeInstanceOf(TpmUnavailableError);
+    expect((tpmFailure as Error).cause).toMatchObject({ code: 'ECONNREFUSED' });
+    // As the hub client hands it over after signing a token failed: bare, or wrapped by the SDK.
+    expect(tunnel().explain(tpmFailure)).toBeUndefined();
+    expect(tunnel().explain(new Error('open failed', { cause: tpmFailure }))).toBeUndefined();
+    expect(tunnel().explain({ innerError: tpmFailure })).toBeUndefined();
+    const sdkTpmFailure = Object.assign(new Error('Could not get TPM capabilities'), { name: 'SecurityDeviceError', cause: coded('ECONNREFUSED') });
+    expect(tunnel().explain(sdkTpmFailure)).toBeUndefined();
+    // The same code from the proxy's own socket is still the proxy's.
+    expect(tunnel().explain(new Error('open failed', { cause: coded('ECONNREFUSED') }))?.message).toContain('could not be reached (ECONNREFUSED)');
   });
 
   it('stops looking below five levels, and then reads the code from the words', () => {
