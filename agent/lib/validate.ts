@@ -72,7 +72,8 @@ export function clip(text: string, max = 64): string {
 
 /** A value of a local file (the config) in an error: as JSON, cut short. */
 export function shown(value: unknown, max = 60): string {
-  const text = JSON.stringify(value) ?? String(value);
+  // JSON has no NaN or Infinity: it would write null, which is not what the file said (YAML's .nan, .inf).
+  const text = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value) ?? String(value);
   return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 

@@ -54,7 +54,7 @@ describe('the provisioning child\'s request', () => {
     ['a key handle that is text', { ...valid, identityKeyHandle: '0x81000100' }, /identityKeyHandle "0x81000100" is not one/],
     ['a clock offset that is not a number', { ...valid, clockOffsetMs: '5' }, /clockOffsetMs "5" is not a time/],
     ['a clock offset out of range', { ...valid, clockOffsetMs: 1e300 }, /clockOffsetMs 1e\+300 is not a time/],
-    ['a clock offset that is not a number at all (NaN)', { ...valid, clockOffsetMs: NaN }, /^clockOffsetMs null is not a time in milliseconds$/],
+    ['a clock offset that is not a number at all (NaN)', { ...valid, clockOffsetMs: NaN }, /^clockOffsetMs NaN is not a time in milliseconds$/],
     ['a clock offset just past the board clock\'s range', { ...valid, clockOffsetMs: -1e13 - 1 }, /clockOffsetMs -10000000000001 is not a time/],
     ['a proxy without a URL', { ...valid, proxy: { source: proxy.source } }, /^proxy\.url undefined is not a non-empty string$/],
     ['a proxy without its source', { ...valid, proxy: { url: proxy.url } }, /^proxy\.source undefined is not a non-empty string$/],

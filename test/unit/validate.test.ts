@@ -47,6 +47,7 @@ describe('describing a value in an error', () => {
     expect(shown('info')).toBe('"info"');
     expect(shown(5)).toBe('5');
     expect(shown(undefined)).toBe('undefined');
+    expect([shown(NaN), shown(Infinity), shown(-Infinity), shown(null)]).toEqual(['NaN', 'Infinity', '-Infinity', 'null']);
     expect(shown('x'.repeat(100))).toBe(`"${'x'.repeat(56)}...`);
     expect(shown('x'.repeat(100))).toHaveLength(60);
     expect(shown('x'.repeat(58))).toHaveLength(60);
