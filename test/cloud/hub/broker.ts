@@ -7,6 +7,7 @@ import { c2dExpired } from './c2d.js';
 import type { Admission } from './d2c-throttle.js';
 import { mayDeliverTo, mayDeviceSubscribe, parseDevicePublish, TopicError, type DeviceRequest } from './topics.js';
 import type { DeviceAuthResult } from './device-auth.js';
+import { closeServer } from './close-server.js';
 
 /**
  * The MQTT side of the hub: an aedes broker behind a TLS listener on 8883 and behind the
@@ -226,9 +227,7 @@ export class HubBroker {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+    await closeServer(server, this.sockets);
   }
 
   get listening(): boolean {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { closeServer } from './close-server.js';
 
 /**
  * 8883 as many corporate and school networks leave it (IoT Hub MQTT guide: the port "is
@@ -33,8 +34,6 @@ export class SilentListener {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.sockets) socket.destroy();
-    await closed;
+    await closeServer(server, this.sockets);
   }
 }
