@@ -34,6 +34,7 @@ export function probeThroughProxy(proxy: Proxy, target: { host: string; port: nu
       settled = true;
       clearTimeout(timer);
       request.destroy();
+      tunnel.close();
       resolve(outcome);
     };
     const timer = setTimeout(() => finish({ connect: 'timeout', tls: { ok: false, code: 'ETIMEDOUT', detail: '', phase: tunnelled ? 'tls' : 'tcp', timedOut: true } }),

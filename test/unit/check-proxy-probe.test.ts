@@ -8,7 +8,7 @@ import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { ProxyError } from '../../agent/network/proxy-agent.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { stringMatching } from '../support/matchers.js';
-import { closedPort, closeListeners, connectProxy, httpsServer, listen } from './loopback-proxy.js';
+import { allClosed, closedPort, closeListeners, connectProxy, httpsServer, listen } from './loopback-proxy.js';
 import { selfSignedCertificate } from './self-signed.js';
 
 /**
@@ -25,14 +25,6 @@ afterEach(closeListeners);
 const proxyAt = (url: string) => parseProxyUrl(url, 'network.proxy');
 const probe = async (url: string, overrides: Partial<Parameters<typeof probeThroughProxy>[1]> = {}) =>
   probeThroughProxy(proxyAt(url), { host: 'dps.example', port: 443, ca: [(await credentials()).ca], timeoutMs: 5_000, ...overrides });
-
-/** Resolves once the client has closed all its connections to the proxy; fails after two seconds. */
-async function allClosed(open: Set<net.Socket>): Promise<void> {
-  for (let waited = 0; open.size > 0; waited += 20) {
-    if (waited > 2_000) throw new Error(`${open.size} connection(s) to the proxy still open`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('check: one probe through the proxy', () => {
   it('sends one HEAD through the tunnel, verifies the server, and names the certificate and the way taken', async () => {
@@ -105,11 +97,14 @@ describe('check: one probe through the proxy', () => {
     expect(await probe(url)).toMatchObject({ connect: 'unreachable', error: { statusCode: undefined, message: `the proxy ${url} (network.proxy) could not be reached (ECONNREFUSED)` } });
   });
 
-  it('gives up in the TCP phase on a proxy that never answers the CONNECT', async () => {
-    const { url } = await connectProxy(0, 'silent');
+  it('gives up in the TCP phase on a proxy that never answers the CONNECT, and closes the connection to it', async () => {
+    const { url, open } = await connectProxy(0, 'silent');
     const t0 = performance.now();
     expect(await probe(url, { timeoutMs: 300 })).toEqual({ connect: 'timeout', tls: { ok: false, code: 'ETIMEDOUT', detail: '', phase: 'tcp', timedOut: true } });
     expect(performance.now() - t0).toBeLessThan(3_000);
+    // https-proxy-agent would wait for the answer as long as the proxy keeps the connection: in the daemon, for ever.
+    expect(open.size).toBe(1);
+    await allClosed(open);
   });
 
   it('gives up in the TLS phase when the tunnel opened but the endpoint never answers the handshake, and closes the tunnel', async () => {

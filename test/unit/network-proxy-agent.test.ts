@@ -8,7 +8,7 @@ import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { ProxyError, ProxyTunnel, proxyRefusal } from '../../agent/network/proxy-agent.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
-import { closedPort, closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
+import { allClosed, closedPort, closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
 
 /**
  * The agent's CONNECT tunnel against a real proxy and a real HTTPS server, both this process on
@@ -88,10 +88,7 @@ describe('the proxy tunnel: TLS inside it, verified against the target', () => {
     const { url, headers, open } = await connectProxy(await server(), 200);
     expect(await get(tunnelTo(url), { host: '127.0.0.1', ca: [ca] })).toMatchObject({ status: 204 });
     expect(headers.map((h) => h['proxy-connection'])).toEqual(['close']);
-    for (let waited = 0; open.size > 0; waited += 20) {
-      expect(waited).toBeLessThan(2_000);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await allClosed(open);
   });
 
   it('keeps a caller\'s own identity check and TLS context', async () => {
@@ -166,6 +163,49 @@ describe('the proxy tunnel: how the proxy answered', () => {
       hint: 'check the proxy\'s host and port, and that a firewall lets the board reach it',
     });
     expect(explained?.cause).toBe(err);
+  });
+});
+
+describe('the proxy tunnel: a proxy that takes the connection and never answers the CONNECT', () => {
+  /** A request through the tunnel to 127.0.0.1, once the proxy has its CONNECT. */
+  async function waiting(options: https.RequestOptions = {}) {
+    const { url, asked, open } = await connectProxy(0, 'silent');
+    const tunnel = tunnelTo(url);
+    const request = https.request({ host: '127.0.0.1', port: 443, agent: tunnel.agent, ...options });
+    const failed = new Promise<Error>((resolve) => request.on('error', resolve));
+    request.end();
+    while (asked.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    return { url, open, tunnel, request, failed };
+  }
+
+  it('gives up when the request\'s timeout passes, naming the proxy, and closes the connection to it', async () => {
+    const t0 = performance.now();
+    const { url, open, failed } = await waiting({ timeout: 200 });
+    const err = await failed;
+    expect(err).toBeInstanceOf(ProxyError);
+    expect(err).toMatchObject({
+      message: `the proxy ${url} did not answer the CONNECT to 127.0.0.1:443 within 200 ms`, statusCode: undefined,
+      hint: 'the proxy took the connection but did not answer: see the proxy\'s log',
+    });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(190);
+    await allClosed(open);
+  });
+
+  it('closes the connection to the proxy when the request is aborted (as ws aborts a handshake)', async () => {
+    const { open, request, failed } = await waiting();
+    // What ws does when it gives up on a handshake (mqtt.js's connect timeout, through the hub's WebSocket).
+    request.abort();
+    await allClosed(open);
+    expect(await failed).toMatchObject({ code: 'ABORT_ERR' });
+  });
+
+  it('leaves the connection of a destroyed request to the proxy until the tunnel is closed', async () => {
+    const { open, tunnel, request } = await waiting();
+    request.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(open.size).toBe(1);
+    tunnel.close();
+    await allClosed(open);
   });
 });
 
