@@ -1,8 +1,8 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { probeThroughProxy } from '../../agent/check/proxy-probe.js';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { ProxyError } from '../../agent/network/proxy-agent.js';
@@ -17,8 +17,12 @@ import { selfSignedCertificate } from './self-signed.js';
  * certificate names dps.example and 127.0.0.1, so no name is ever resolved and nothing but
  * loopback is reached.
  */
+let dir: string | undefined;
 let made: Promise<ServerCredentials> | undefined;
-const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-proxy-probe-')), ['dps.example', '127.0.0.1']));
+const credentials = () => (made ??= ensureServerCredentials(dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-proxy-probe-')), ['dps.example', '127.0.0.1']));
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 afterEach(closeListeners);
 
