@@ -93,14 +93,9 @@ class VerifyingProxyAgent extends HttpsProxyAgent<string> {
    */
   private async untilAnswered(req: ClientRequest, opts: { host?: string | null; port?: number | null; timeout?: number }, connect: () => Promise<Socket>): Promise<Socket> {
     const waiting = new AbortController();
-    const { connectOpts } = this;
-    this.connectOpts = { ...connectOpts, signal: waiting.signal };
-    let connecting: Promise<Socket>;
-    try {
-      connecting = connect();
-    } finally {
-      this.connectOpts = connectOpts;
-    }
+    // Each connection puts its own signal there before the proxy's connection is opened.
+    this.connectOpts = { ...this.connectOpts, signal: waiting.signal };
+    const connecting = connect();
     this.pending.add(waiting);
     const abort = () => waiting.abort();
     req.once('abort', abort);

@@ -1,14 +1,14 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls, { rootCertificates, type PeerCertificate } from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { ProxyError, ProxyTunnel, proxyRefusal } from '../../agent/network/proxy-agent.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
-import { allClosed, closedPort, closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
+import { allClosed, closedPort, closeListeners, connectProxy, httpsServer, listen } from './loopback-proxy.js';
 
 /**
  * The agent's CONNECT tunnel against a real proxy and a real HTTPS server, both this process on
@@ -16,8 +16,12 @@ import { allClosed, closedPort, closeListeners, connectProxy, httpsServer } from
  * is what a target given by address needs: the tunnel must check the certificate against the
  * address it was asked for.
  */
+let dir: string | undefined;
 let made: Promise<ServerCredentials> | undefined;
-const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-proxy-agent-')), ['127.0.0.1']));
+const credentials = () => (made ??= ensureServerCredentials(dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-proxy-agent-')), ['127.0.0.1']));
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 afterEach(closeListeners);
 
@@ -206,6 +210,24 @@ describe('the proxy tunnel: a proxy that takes the connection and never answers 
     expect(open.size).toBe(1);
     tunnel.close();
     await allClosed(open);
+  });
+
+  it('opens the next tunnel as usual after a CONNECT it gave up on', async () => {
+    const { ca } = await credentials();
+    const { url } = await connectProxy(await server(), 'silent', 200);
+    const tunnel = tunnelTo(url);
+    expect(await get(tunnel, { host: '127.0.0.1', timeout: 200 })).toMatchObject({ message: `the proxy ${url} did not answer the CONNECT to 127.0.0.1:443 within 200 ms` });
+    expect(await get(tunnel, { host: '127.0.0.1', ca: [ca] })).toMatchObject({ status: 204 });
+  });
+
+  it('leaves a tunnel the proxy opened alone: neither the request\'s timeout nor closing the tunnel cuts it', async () => {
+    const { key, cert, ca } = await credentials();
+    const slow = https.createServer({ key, cert }, (_request, response) => setTimeout(() => response.end(), 400));
+    const { url } = await connectProxy(await listen(slow), 200);
+    const tunnel = tunnelTo(url);
+    // Answers after the request's timeout; the tunnel (its CONNECTs still waiting) is closed while the server takes its time.
+    slow.once('request', () => tunnel.close());
+    expect(await get(tunnel, { host: '127.0.0.1', ca: [ca], timeout: 200 })).toMatchObject({ status: 200 });
   });
 });
 
