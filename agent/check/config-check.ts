@@ -1,4 +1,5 @@
-import { access, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { DEFAULT_CONFIG_PATH, DEFAULTS, loadConfig, type AgentConfig } from '../config.js';
 import { describeError } from '../lib/errors.js';
 import { salvageConfig } from './config-salvage.js';
@@ -19,8 +20,7 @@ export async function checkConfig(path: string | undefined): Promise<ConfigOutco
   const source = path ?? DEFAULT_CONFIG_PATH;
   try {
     const config = await loadConfig(path);
-    const fileExists = path !== undefined || (await access(source).then(() => true, () => false));
-    return { result: describeValidConfig(config, source, fileExists), config };
+    return { result: describeValidConfig(config, source, existsSync(source)), config };
   } catch (err) {
     const text = await readFile(source, 'utf8').catch(() => undefined);
     const salvaged = text === undefined ? { config: structuredClone(DEFAULTS), ignored: [] } : salvageConfig(text, source);

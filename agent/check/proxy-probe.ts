@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Proxy } from '../config/proxy-setting.js';
 import { describeError } from '../lib/errors.js';
 import { ProxyError, ProxyTunnel } from '../network/proxy-agent.js';
-import type { TlsOutcome } from './tls-probe.js';
+import { distinguishedName, type TlsOutcome } from './tls-probe.js';
 
 /** What one probe through the proxy found: how the proxy took the CONNECT, then the TLS handshake inside the tunnel. */
 export type TunnelOutcome =
@@ -23,17 +23,16 @@ export function probeThroughProxy(proxy: Proxy, target: { host: string; port: nu
   let tunnelled = false;
   tunnel.agent.on('proxyConnect', (connect: { statusCode: number }) => { tunnelled = connect.statusCode === 200; });
   return new Promise((resolve) => {
-    let settled = false;
     const request = https.request({
       host: target.host, port: target.port, method: 'HEAD', path: '/', agent: tunnel.agent, ca: target.ca,
       servername: isIP(target.host) ? undefined : target.host, minVersion: 'TLSv1.2', rejectUnauthorized: true,
       headers: { 'user-agent': 'iot-agent check' },
     });
+    // Once settled, again changes nothing: the first outcome stays.
     const finish = (outcome: TunnelOutcome) => {
-      if (settled) return;
-      settled = true;
       clearTimeout(timer);
       request.destroy();
+      tunnel.close();
       resolve(outcome);
     };
     const timer = setTimeout(() => finish({ connect: 'timeout', tls: { ok: false, code: 'ETIMEDOUT', detail: '', phase: tunnelled ? 'tls' : 'tcp', timedOut: true } }),
@@ -43,13 +42,12 @@ export function probeThroughProxy(proxy: Proxy, target: { host: string; port: nu
       const refused = tunnel.refusal();
       if (refused) return finish({ connect: 'refused', error: refused });
       const socket = response.socket as TLSSocket;
-      const cert = socket.getPeerCertificate?.(false);
+      const cert = socket.getPeerCertificate();
       finish({
         connect: 'accepted',
         tls: {
-          ok: true, address: `${proxy.display} → ${target.host}:${target.port}`, protocol: socket.getProtocol?.() ?? 'TLS',
-          subject: cert?.subject?.CN ? `CN=${String(cert.subject.CN)}` : '?', issuer: cert?.issuer?.CN ? `CN=${String(cert.issuer.CN)}` : '?',
-          validTo: cert?.valid_to ?? '?',
+          ok: true, address: `${proxy.display} → ${target.host}:${target.port}`, protocol: socket.getProtocol() ?? 'TLS',
+          subject: distinguishedName(cert.subject), issuer: distinguishedName(cert.issuer), validTo: cert.valid_to,
         },
       });
     });

@@ -52,9 +52,9 @@ export function probeTls(target: TlsTarget): Promise<TlsOutcome> {
         validTo: cert.valid_to,
       });
     });
+    // A connection that ends before the handshake completed is an error too (ECONNRESET): no 'close' comes without one.
     socket.once('error', (err: NodeJS.ErrnoException) =>
       finish({ ok: false, code: err.code ?? 'ERROR', detail: err.message, phase, timedOut: false }));
-    socket.once('close', () => finish({ ok: false, code: 'ECONNRESET', detail: 'the server closed the connection', phase, timedOut: false }));
   });
 }
 
@@ -66,10 +66,10 @@ function fixedLookup(addresses: LookupAddress[]): LookupFunction {
   }) as LookupFunction;
 }
 
-function distinguishedName(certificateName: object | undefined): string {
-  if (!certificateName) return '?';
-  const name = certificateName as Record<string, string | string[] | undefined>;
+/** A certificate's subject or issuer as the check shows it: its common name, else its other attributes; "?" when empty. */
+export function distinguishedName(certificateName: object): string {
+  const name = certificateName as Record<string, string | string[]>;
   const cn = name.CN;
   if (cn !== undefined) return `CN=${Array.isArray(cn) ? cn.join('+') : cn}`;
-  return Object.entries(name).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`).join(', ') || '?';
+  return Object.entries(name).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`).join(', ') || '?';
 }

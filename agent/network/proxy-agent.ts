@@ -50,6 +50,14 @@ export class ProxyTunnel {
     }
     return undefined;
   }
+
+  /**
+   * Closes the connections to the proxy still waiting for its answer to a CONNECT: a request
+   * given up before the proxy answered has no socket yet, so destroying it closes none of them.
+   */
+  close(): void {
+    this.agent.abandonPending();
+  }
 }
 
 /**
@@ -60,6 +68,13 @@ export class ProxyTunnel {
  * become the one shared TLS context (lib/tls-context.ts) instead of a context per tunnel.
  */
 class VerifyingProxyAgent extends HttpsProxyAgent<string> {
+  /** One for each connection to the proxy that waits for its answer to the CONNECT. */
+  private readonly pending = new Set<AbortController>();
+
+  abandonPending(): void {
+    for (const waiting of this.pending) waiting.abort();
+  }
+
   override async connect(req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
     const host = opts.host;
     const verified = opts.secureEndpoint && host && isIP(host) !== 0 && !('checkServerIdentity' in opts)
@@ -69,7 +84,39 @@ class VerifyingProxyAgent extends HttpsProxyAgent<string> {
     const shared = opts.secureEndpoint && !('secureContext' in opts) && (typeof ca === 'string' || (Array.isArray(ca) && ca.every((c) => typeof c === 'string')))
       ? { ...verified, secureContext: sharedSecureContext(ca) } as typeof opts
       : verified;
-    return super.connect(req, shared);
+    return this.untilAnswered(req, opts, () => super.connect(req, shared));
+  }
+
+  /**
+   * https-proxy-agent waits for the proxy's answer to the CONNECT for as long as the proxy keeps
+   * the connection open: neither the request's timeout (Node arms it on the socket, which the
+   * request does not have yet) nor its abort reach that connection. It opens the connection
+   * from `connectOpts` before it awaits anything, so a signal of this connection's own put
+   * there closes it when the request is aborted, its timeout passes, or the tunnel is closed.
+   */
+  private async untilAnswered(req: ClientRequest, opts: { host?: string | null; port?: number | null; timeout?: number }, connect: () => Promise<Socket>): Promise<Socket> {
+    const waiting = new AbortController();
+    // Each connection puts its own signal there before the proxy's connection is opened.
+    this.connectOpts = { ...this.connectOpts, signal: waiting.signal };
+    const connecting = connect();
+    this.pending.add(waiting);
+    const abort = () => waiting.abort();
+    req.once('abort', abort);
+    let timedOut: ProxyError | undefined;
+    const timer = opts.timeout === undefined ? undefined : setTimeout(() => {
+      timedOut = new ProxyError(`the proxy ${this.proxy.origin} did not answer the CONNECT to ${opts.host}:${opts.port} within ${opts.timeout} ms`, undefined,
+        { hint: 'the proxy took the connection but did not answer: see the proxy\'s log' });
+      waiting.abort();
+    }, opts.timeout);
+    try {
+      return await connecting;
+    } catch (err) {
+      throw timedOut ?? err;
+    } finally {
+      clearTimeout(timer);
+      req.off('abort', abort);
+      this.pending.delete(waiting);
+    }
   }
 }
 

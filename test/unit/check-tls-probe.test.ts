@@ -1,9 +1,9 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls, { rootCertificates } from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { checkNetwork } from '../../agent/check/network-checks.js';
 import type { CheckResult } from '../../agent/check/result.js';
 import { describeTls } from '../../agent/check/tls-check.js';
@@ -14,9 +14,13 @@ import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js
 import { stringContaining, stringMatching } from '../support/matchers.js';
 import { selfSignedCertificate } from './self-signed.js';
 
+let dir: string | undefined;
 let made: Promise<ServerCredentials> | undefined;
-/** A private test CA and a certificate for localhost and 127.0.0.1, made once per file (openssl). */
-const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-tls-probe-')), ['localhost', '127.0.0.1']));
+/** A private test CA and a certificate for localhost and 127.0.0.1, made once per file (openssl) in a directory removed after the file. */
+const credentials = () => (made ??= ensureServerCredentials(dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-tls-probe-')), ['localhost', '127.0.0.1']));
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 const servers: net.Server[] = [];
 const sockets = new Set<net.Socket>();

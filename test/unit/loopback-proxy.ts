@@ -37,6 +37,14 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/** Resolves once the client has closed all its connections to the proxy (`connectProxy`'s `open`); fails after two seconds. */
+export async function allClosed(open: Set<net.Socket>): Promise<void> {
+  for (let waited = 0; open.size > 0; waited += 20) {
+    if (waited > 2_000) throw new Error(`${open.size} connection(s) to the proxy still open`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 export interface SeenRequest { method: string; path: string; userAgent: string | undefined; servername: string | false }
 
 export interface HttpsServerOptions {

@@ -1,9 +1,9 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls, { rootCertificates, type PeerCertificate } from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { sharedSecureContext } from '../../agent/lib/tls-context.js';
 import { ProxyError, ProxyTunnel, proxyRefusal } from '../../agent/network/proxy-agent.js';
@@ -12,7 +12,7 @@ import { TPM_HANDLE } from '../../agent/tpm/tss-lib.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { clientFor } from '../support/tpm.js';
-import { closedPort, closeListeners, connectProxy, httpsServer } from './loopback-proxy.js';
+import { allClosed, closedPort, closeListeners, connectProxy, httpsServer, listen } from './loopback-proxy.js';
 
 /**
  * The agent's CONNECT tunnel against a real proxy and a real HTTPS server, both this process on
@@ -20,8 +20,12 @@ import { closedPort, closeListeners, connectProxy, httpsServer } from './loopbac
  * is what a target given by address needs: the tunnel must check the certificate against the
  * address it was asked for.
  */
+let dir: string | undefined;
 let made: Promise<ServerCredentials> | undefined;
-const credentials = () => (made ??= ensureServerCredentials(mkdtempSync(path.join(tmpdir(), 'iot-agent-proxy-agent-')), ['127.0.0.1']));
+const credentials = () => (made ??= ensureServerCredentials(dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-proxy-agent-')), ['127.0.0.1']));
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 afterEach(closeListeners);
 
@@ -92,10 +96,7 @@ describe('the proxy tunnel: TLS inside it, verified against the target', () => {
     const { url, headers, open } = await connectProxy(await server(), 200);
     expect(await get(tunnelTo(url), { host: '127.0.0.1', ca: [ca] })).toMatchObject({ status: 204 });
     expect(headers.map((h) => h['proxy-connection'])).toEqual(['close']);
-    for (let waited = 0; open.size > 0; waited += 20) {
-      expect(waited).toBeLessThan(2_000);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await allClosed(open);
   });
 
   it('keeps a caller\'s own identity check and TLS context', async () => {
@@ -170,6 +171,67 @@ describe('the proxy tunnel: how the proxy answered', () => {
       hint: 'check the proxy\'s host and port, and that a firewall lets the board reach it',
     });
     expect(explained?.cause).toBe(err);
+  });
+});
+
+describe('the proxy tunnel: a proxy that takes the connection and never answers the CONNECT', () => {
+  /** A request through the tunnel to 127.0.0.1, once the proxy has its CONNECT. */
+  async function waiting(options: https.RequestOptions = {}) {
+    const { url, asked, open } = await connectProxy(0, 'silent');
+    const tunnel = tunnelTo(url);
+    const request = https.request({ host: '127.0.0.1', port: 443, agent: tunnel.agent, ...options });
+    const failed = new Promise<Error>((resolve) => request.on('error', resolve));
+    request.end();
+    while (asked.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    return { url, open, tunnel, request, failed };
+  }
+
+  it('gives up when the request\'s timeout passes, naming the proxy, and closes the connection to it', async () => {
+    const t0 = performance.now();
+    const { url, open, failed } = await waiting({ timeout: 200 });
+    const err = await failed;
+    expect(err).toBeInstanceOf(ProxyError);
+    expect(err).toMatchObject({
+      message: `the proxy ${url} did not answer the CONNECT to 127.0.0.1:443 within 200 ms`, statusCode: undefined,
+      hint: 'the proxy took the connection but did not answer: see the proxy\'s log',
+    });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(190);
+    await allClosed(open);
+  });
+
+  it('closes the connection to the proxy when the request is aborted (as ws aborts a handshake)', async () => {
+    const { open, request, failed } = await waiting();
+    // What ws does when it gives up on a handshake (mqtt.js's connect timeout, through the hub's WebSocket).
+    request.abort();
+    await allClosed(open);
+    expect(await failed).toMatchObject({ code: 'ABORT_ERR' });
+  });
+
+  it('leaves the connection of a destroyed request to the proxy until the tunnel is closed', async () => {
+    const { open, tunnel, request } = await waiting();
+    request.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(open.size).toBe(1);
+    tunnel.close();
+    await allClosed(open);
+  });
+
+  it('opens the next tunnel as usual after a CONNECT it gave up on', async () => {
+    const { ca } = await credentials();
+    const { url } = await connectProxy(await server(), 'silent', 200);
+    const tunnel = tunnelTo(url);
+    expect(await get(tunnel, { host: '127.0.0.1', timeout: 200 })).toMatchObject({ message: `the proxy ${url} did not answer the CONNECT to 127.0.0.1:443 within 200 ms` });
+    expect(await get(tunnel, { host: '127.0.0.1', ca: [ca] })).toMatchObject({ status: 204 });
+  });
+
+  it('leaves a tunnel the proxy opened alone: neither the request\'s timeout nor closing the tunnel cuts it', async () => {
+    const { key, cert, ca } = await credentials();
+    const slow = https.createServer({ key, cert }, (_request, response) => setTimeout(() => response.end(), 400));
+    const { url } = await connectProxy(await listen(slow), 200);
+    const tunnel = tunnelTo(url);
+    // Answers after the request's timeout; the tunnel (its CONNECTs still waiting) is closed while the server takes its time.
+    slow.once('request', () => tunnel.close());
+    expect(await get(tunnel, { host: '127.0.0.1', ca: [ca], timeout: 200 })).toMatchObject({ status: 200 });
   });
 });
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,11 @@ export async function selfSignedCertificate(subject: string, hosts: string[]): P
   const key = path.join(dir, 'key.pem');
   const cert = path.join(dir, 'cert.pem');
   const san = hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '30', '-subj', subject, '-addext', `subjectAltName=${san}`, '-addext', 'basicConstraints=critical,CA:TRUE']);
-  return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+  try {
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
+      '-days', '30', '-subj', subject, '-addext', `subjectAltName=${san}`, '-addext', 'basicConstraints=critical,CA:TRUE']);
+    return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

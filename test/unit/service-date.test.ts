@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls, { type TLSSocket } from 'node:tls';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
+import { ProxyTunnel } from '../../agent/network/proxy-agent.js';
 import { fetchServiceDate } from '../../agent/time/service-date.js';
 import { ensureServerCredentials, type ServerCredentials } from '../cloud/tls.js';
 import { tlsContextsBuilt } from '../support/tls-contexts.js';
+import { allClosed, closeListeners, connectProxy } from './loopback-proxy.js';
 
 const SERVICE_DATE = 'Tue, 01 Dec 2026 12:00:00 GMT';
 
@@ -41,6 +44,7 @@ async function service(options: { answer?: boolean } = {}): Promise<{ port: numb
 
 afterEach(() => {
   for (const server of servers.splice(0)) server.close();
+  closeListeners();
 });
 
 afterAll(async () => {
@@ -78,6 +82,13 @@ describe('asking a service for its time', () => {
     const { port } = await service({ answer: false });
     const { ca } = await credentials();
     await expect(fetchServiceDate('127.0.0.1', port, [ca], 200)).rejects.toThrow(`no answer from 127.0.0.1:${port} within 200 ms`);
+  });
+
+  it('gives up within the deadline on a proxy that never answers the CONNECT, and closes the connection to it', async () => {
+    const { url, open } = await connectProxy(0, 'silent');
+    const tunnel = new ProxyTunnel(parseProxyUrl(url, 'network.proxy'));
+    await expect(fetchServiceDate('127.0.0.1', 443, undefined, 200, tunnel.agent)).rejects.toThrow(`the proxy ${url} did not answer the CONNECT to 127.0.0.1:443 within 200 ms`);
+    await allClosed(open);
   });
 
   it('fails when nothing listens', async () => {
