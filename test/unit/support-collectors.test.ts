@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { list } from 'tar';
@@ -223,6 +223,19 @@ describe('the bundle archive', () => {
     expect(entries.every((e) => !e.uname)).toBe(true);
   });
 
+  it('makes the archive owner read-write whatever the umask', async () => {
+    const dir = tempDir();
+    mkdirSync(path.join(dir, 'bundle'));
+    const file = path.join(dir, 'out.tar.gz');
+    const umask = process.umask(0o277);
+    try {
+      await writeArchive(dir, 'bundle', file);
+    } finally {
+      process.umask(umask);
+    }
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
   it('never writes over an existing file, and hints at waiting a second', async () => {
     const dir = tempDir();
     mkdirSync(path.join(dir, 'bundle'));
@@ -246,7 +259,12 @@ describe('the bundle archive', () => {
     const err = (await writeArchive(dir, 'no-such-folder', file).catch((e: unknown) => e)) as AgentError;
     expect(err).toBeInstanceOf(AgentError);
     expect(err.message).toBe(`cannot write ${file}`);
-    expect(err.cause).toBeDefined();
+    expect(err.cause).toMatchObject({ code: 'ENOENT', path: path.join(dir, 'no-such-folder') });
+    // No cut-off archive is left under the bundle's name, and the next try can use it.
+    expect(readdirSync(dir)).toEqual([]);
+    mkdirSync(path.join(dir, 'bundle'));
+    await writeArchive(dir, 'bundle', file);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 });
 
