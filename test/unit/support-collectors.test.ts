@@ -245,6 +245,13 @@ describe('the bundle archive', () => {
     expect(readFileSync(path.join(dir, 'out.tar.gz'), 'utf8')).toBe('earlier bundle');
   });
 
+  it('hints at --output when the directory refuses the file', async () => {
+    // sysfs refuses to create a file, to root as to anyone: nothing is written.
+    const file = '/sys/iot-agent-support-test.tar.gz';
+    const err = await writeArchive(tempDir(), 'bundle', file).catch((e: unknown) => e as AgentError);
+    expect(err).toMatchObject({ message: `cannot create ${file} (EACCES)`, hint: 'choose a directory you can write to with --output' });
+  });
+
   it('names the reason it cannot create the file, without a hint it has none for', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'missing', 'out.tar.gz');
