@@ -115,6 +115,15 @@ describe('the network collector', () => {
     expect(files.find((f) => f.name === 'network/resolv.conf')).toEqual({ name: 'network/resolv.conf', text: readFileSync('/etc/resolv.conf', 'utf8') });
   });
 
+  it('keeps the first 64 KiB of an answer of ip that is not JSON', async () => {
+    standInPrograms({ ip: `case "$*" in
+  "-j address show") head -c 100000 /dev/zero | tr '\\0' x ;;
+  *) echo "[]" ;;
+esac` });
+    const { files } = await runCollector(networkCollector(sources().sources));
+    expect(json(files, 'network/network.json').addresses).toEqual({ error: 'output is not JSON', text: 'x'.repeat(64 * 1024) });
+  });
+
   it('gives the proxy settings of the environment without their credentials', async () => {
     standInPrograms({ ip: IP_STAND_IN });
     setEnv({ HTTPS_PROXY: 'http://user:s3cret@proxy.example:3128', no_proxy: 'localhost,.internal' });
