@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, open, rm } from 'node:fs/promises';
+import { chmod, open, unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { create } from 'tar';
 import { AgentError } from '../lib/errors.js';
@@ -27,8 +27,9 @@ export async function writeArchive(dir: string, folder: string, file: string): P
     await pipeline(create({ gzip: true, cwd: dir, portable: true }, [folder]), createWriteStream('', { fd: handle, flush: true }));
   } catch (err) {
     await handle.close().catch(() => undefined);
-    // Not a cut-off archive under a bundle's name, nor one that makes the next try fail with EEXIST.
-    await rm(file, { force: true });
+    // Not a cut-off archive under a bundle's name, nor one that makes the next try fail with
+    // EEXIST; a failure to remove it must not hide why packing failed.
+    await unlink(file).catch(() => undefined);
     throw new AgentError(`cannot write ${file}`, { cause: err });
   }
 }
