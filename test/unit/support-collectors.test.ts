@@ -218,10 +218,11 @@ describe('the bundle archive', () => {
     await writeArchive(dir, 'bundle', file);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(file).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
-    const entries: { path: string; uname?: string; uid?: number }[] = [];
-    await list({ file, onReadEntry: (e) => entries.push({ path: e.path, uname: e.uname, uid: e.uid }) });
+    const entries: { path: string; machine: unknown[] }[] = [];
+    await list({ file, onReadEntry: (e) => entries.push({ path: e.path, machine: [e.uname, e.gname, e.uid, e.gid, e.atime, e.ctime] }) });
     expect(entries.map((e) => e.path).sort()).toEqual(['bundle/', 'bundle/manifest.json', 'bundle/network/', 'bundle/network/resolv.conf']);
-    expect(entries.every((e) => !e.uname)).toBe(true);
+    // Neither user nor group names and ids, nor access and change times.
+    expect(entries.every((e) => e.machine.every((value) => !value))).toBe(true);
   });
 
   // A worker thread cannot set the umask (Stryker runs the tests in one); the unit suite runs in processes.
