@@ -23,8 +23,8 @@ afterEach(() => {
 
 /**
  * `ip netns exec NAME PROGRAM …` as a stand-in: the test's namespace has a filter table
- * with the agent's chains among other software's rules, no IPv6 tables, and one sysctl
- * set (asked with -e: keys this kernel lacks are left out, not an error). Nothing reaches this machine's firewall.
+ * with the agent's chains among other software's rules, no IPv6 tables (said after a blank
+ * line), and three sysctls set (asked with -e: keys this kernel lacks are left out, not an error). Nothing reaches this machine's firewall.
  */
 const IP_NETNS = `shift 3
 case "$1" in
@@ -42,8 +42,12 @@ case "$1" in
 COMMIT
 EOF
   ;;
-  ip6tables-nft-save) echo "ip6tables-nft-save: table filter does not exist" >&2; exit 1 ;;
-  sysctl) [ "$2" = -e ] || exit 7; shift 2; for key in "$@"; do [ "$key" = net.ipv4.tcp_syncookies ] && echo "$key = 1"; done; echo "junk line" ;;
+  ip6tables-nft-save) printf '\n  ip6tables-nft-save: table filter does not exist\nsecond line\n' >&2; exit 1 ;;
+  sysctl) [ "$2" = -e ] || exit 7; shift 2; for key in "$@"; do case "$key" in
+    net.ipv4.tcp_syncookies) echo "$key = 1" ;;
+    net.ipv4.icmp_echo_ignore_broadcasts) echo "$key=0" ;;
+    net.ipv4.conf.all.rp_filter) echo "$key =  2 " ;;
+  esac; done; echo "junk line" ;;
   *) echo "unexpected $1" >&2; exit 9 ;;
 esac`;
 
@@ -112,8 +116,10 @@ describe('the hardening collector', () => {
     const sysctls = json(files, 'hardening/sysctls.json') as { profile: string; values: Record<string, { expected: string; live: string | null }> };
     expect(sysctls.profile).toBe('strict');
     expect(Object.keys(sysctls.values)).toEqual(Object.keys(expected));
-    expect(sysctls.values['net.ipv4.tcp_syncookies']).toEqual({ expected: expected['net.ipv4.tcp_syncookies'], live: '1' });
-    expect(Object.entries(sysctls.values).filter(([key]) => key !== 'net.ipv4.tcp_syncookies').every(([, v]) => v.live === null)).toBe(true);
+    // `key = value` as sysctl prints it, also without or with more spaces.
+    const answered = { 'net.ipv4.tcp_syncookies': '1', 'net.ipv4.icmp_echo_ignore_broadcasts': '0', 'net.ipv4.conf.all.rp_filter': '2' };
+    for (const [key, live] of Object.entries(answered)) expect(sysctls.values[key]).toEqual({ expected: expected[key], live });
+    expect(Object.entries(sysctls.values).filter(([key]) => !(key in answered)).every(([, v]) => v.live === null)).toBe(true);
     expect(json(files, 'hardening/records.json').applied).toMatchObject({ profile: { name: 'strict' }, confirmed: true });
   });
 
