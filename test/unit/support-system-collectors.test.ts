@@ -73,7 +73,7 @@ const PROXY_VARIABLES = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY
 const IP_STAND_IN = `case "$*" in
   "-j address show") echo '[{"ifname":"lo"}]' ;;
   "-j -4 route show table all") echo 'not json' ;;
-  *) echo "Error: ipv6 is disabled" >&2; exit 2 ;;
+  *) printf '\nError: ipv6 is disabled\n' >&2; exit 2 ;;
 esac`;
 
 describe('the network collector', () => {
@@ -231,7 +231,7 @@ describe('the time collector', () => {
   });
 
   it('says why timedatectl gave nothing: its first line of complaint, or its exit code', async () => {
-    standInPrograms({ timedatectl: 'echo "System has not been booted with systemd." >&2; echo "Failed to connect to bus" >&2; exit 1' });
+    standInPrograms({ timedatectl: 'printf "\\n  System has not been booted with systemd.\\nFailed to connect to bus\\n" >&2; exit 1' });
     const said = await runCollector(timeCollector(sources().sources));
     expect(json(said.files, 'time.json').timedatectl).toEqual({ error: 'System has not been booted with systemd.' });
     standInPrograms({ timedatectl: 'exit 3' });
