@@ -71,12 +71,14 @@ export async function buildBundle(sources: BundleSources, outputDir: string, now
         await writePrivate(path.join(folder, file.name), content);
       }
     }
-    const manifest: Manifest = {
+    // Redacted once: the same manifest goes into the archive and back to the caller, whose
+    // summary shows collectors' errors on a terminal or in a command's response.
+    const manifest = redactValue({
       kind: 'iot-agent/support-bundle', schema: 1, name, createdAt: now.toISOString(), hostname: os.hostname(), agentVersion: agentVersion(),
       builtBy: sources.builtBy, daemon: sources.daemon ? 'running' : 'not running', since: sources.since.toISOString(),
       durationMs: Math.round(performance.now() - started), redaction: REDACTION, collectors: results.map((r) => r.entry),
-    };
-    await writePrivate(path.join(folder, 'manifest.json'), `${JSON.stringify(redactValue(manifest), null, 2)}\n`);
+    } satisfies Manifest) as Manifest;
+    await writePrivate(path.join(folder, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     const file = path.join(outputDir, `${name}.tar.gz`);
     await writeArchive(work, name, file);
     return { path: path.resolve(file), bytes: (await stat(file)).size, manifest };

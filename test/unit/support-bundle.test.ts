@@ -5,8 +5,9 @@ import { list } from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import type { DaemonSnapshot } from '../../agent/control/protocol.js';
+import type { StatusReport } from '../../agent/control/status-report.js';
 import type { HardeningSite } from '../../agent/hardening-bridge/site.js';
-import { bundleName, collectorsFor } from '../../agent/support/bundle.js';
+import { buildBundle, bundleName, collectorsFor } from '../../agent/support/bundle.js';
 import { buildInDaemon } from '../../agent/support/daemon-sources.js';
 import type { BundleSources } from '../../agent/support/sources.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
@@ -14,7 +15,7 @@ import { agentVersion } from '../../agent/version.js';
 import { unpackBundle } from '../support/bundle-archive.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
-import { ofType, stringMatching } from '../support/matchers.js';
+import { ofType } from '../support/matchers.js';
 
 const dirs: string[] = [];
 const savedEnv = { TMPDIR: process.env.TMPDIR };
@@ -86,7 +87,8 @@ describe('the support bundle the daemon builds', () => {
     expect(bundle.manifest).toMatchObject({
       kind: 'iot-agent/support-bundle', schema: 1, name, createdAt: '2026-03-15T10:15:00.000Z', hostname: os.hostname(), agentVersion: agentVersion(),
       builtBy: 'daemon', daemon: 'running', since: '2026-03-14T10:15:00.000Z', durationMs: ofType(Number),
-      redaction: stringMatching(/^SAS tokens, their signatures, the values of SharedAccessKey and AccountKey, PEM private keys/),
+      redaction: 'SAS tokens, their signatures, the values of SharedAccessKey and AccountKey, PEM private keys, credentials in URLs '
+        + '(user:pass@), bearer tokens, and values of secret-sounding keys (password, secret, token, …key) are replaced by [redacted]',
     });
     expect(bundle.manifest.collectors.map((c) => c.name)).toEqual(['versions', 'config', 'status', 'check', 'tpm', 'state', 'journal', 'daemon-log', 'hardening', 'network', 'time']);
     expect(bundle.collector('status').status).toBe('ok');
@@ -109,6 +111,45 @@ describe('the support bundle the daemon builds', () => {
     expect(modes[`${name}/manifest.json`]).toBe(0o600);
     expect(modes[`${name}/network/`]).toBe(0o700);
     expect(Object.entries(modes).filter(([p]) => !p.endsWith('/')).every(([, mode]) => mode === 0o600)).toBe(true);
+  });
+
+  it('is whole although collectors fail: each failure is noted in the manifest, with its secrets removed there and in what the caller gets', async () => {
+    const live = liveDaemon();
+    const outputDir = tempDir('iot-agent-bundle-out-');
+    const now = new Date('2026-03-15T10:15:00.000Z');
+    const sources: BundleSources = {
+      configPath: live.configPath, config: live.config, since: now, builtBy: 'cli', daemon: undefined, hardening: live.hardening,
+      status: () => Promise.resolve({
+        daemon: 'not running', state: 'stopped', connection: 'HostName=h.example;DeviceId=d;SharedAccessKey=c2VjcmV0a2V5', password: 'hunter2',
+      } as unknown as StatusReport),
+      readTpm: () => Promise.reject(new Error('TPM busy: SharedAccessKey=c2VjcmV0a2V5 was sent')),
+      runChecks: () => Promise.reject(new Error('checks broke')),
+    };
+    const started = performance.now();
+    const result = await buildBundle(sources, outputDir, now);
+    const elapsed = performance.now() - started;
+
+    const bundle = await unpackBundle(result.path);
+    expect([...bundle.files.keys()].sort()).toEqual([
+      'config.json', 'config.yaml', 'hardening/firewall.json', 'hardening/records.json', 'hardening/sysctls.json', 'hardening/usb.json', 'hardening/verify.json',
+      'journal.txt', 'manifest.json', 'network/network.json', 'network/resolv.conf', 'state.json', 'status.json', 'time.json', 'versions.json',
+    ]);
+    expect(bundle.manifest).toEqual(result.manifest);
+    expect(result.manifest).toMatchObject({ builtBy: 'cli', daemon: 'not running', since: '2026-03-15T10:15:00.000Z' });
+    expect(result.manifest.durationMs).toBeLessThanOrEqual(elapsed);
+    expect(Object.fromEntries(result.manifest.collectors.map((c) => [c.name, c.status]))).toEqual({
+      versions: 'ok', config: 'ok', status: 'ok', check: 'failed', tpm: 'failed', state: 'ok', journal: 'ok', 'daemon-log': 'unavailable',
+      hardening: 'ok', network: 'ok', time: 'ok',
+    });
+    expect(bundle.collector('tpm')).toEqual({
+      name: 'tpm', reads: `TPM ${live.config.tpm.transport}`, status: 'failed', durationMs: ofType(Number), timeoutMs: 5_000, files: [], commands: [],
+      error: 'TPM busy: SharedAccessKey=[redacted] was sent',
+    });
+    expect(bundle.collector('check')).toMatchObject({ status: 'failed', error: 'checks broke', files: [] });
+    expect(bundle.json('status.json')).toEqual({
+      daemon: 'not running', state: 'stopped', connection: 'HostName=h.example;DeviceId=d;SharedAccessKey=[redacted]', password: '[redacted]',
+    });
+    expect([...bundle.files.values()].some((text) => text.includes('c2VjcmV0a2V5') || text.includes('hunter2'))).toBe(false);
   });
 
   it('removes its work directory when packing fails', async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -23,8 +23,8 @@ afterEach(() => {
 
 /**
  * `ip netns exec NAME PROGRAM …` as a stand-in: the test's namespace has a filter table
- * with the agent's chains among other software's rules, no IPv6 tables, and one sysctl
- * set. Nothing reaches this machine's firewall.
+ * with the agent's chains among other software's rules, no IPv6 tables (said after a blank
+ * line), and three sysctls set (asked with -e: keys this kernel lacks are left out, not an error). Nothing reaches this machine's firewall.
  */
 const IP_NETNS = `shift 3
 case "$1" in
@@ -42,8 +42,12 @@ case "$1" in
 COMMIT
 EOF
   ;;
-  ip6tables-nft-save) echo "ip6tables-nft-save: table filter does not exist" >&2; exit 1 ;;
-  sysctl) shift 2; for key in "$@"; do [ "$key" = net.ipv4.tcp_syncookies ] && echo "$key = 1"; done; echo "junk line" ;;
+  ip6tables-nft-save) printf '\n  ip6tables-nft-save: table filter does not exist\nsecond line\n' >&2; exit 1 ;;
+  sysctl) [ "$2" = -e ] || exit 7; shift 2; for key in "$@"; do case "$key" in
+    net.ipv4.tcp_syncookies) echo "$key = 1" ;;
+    net.ipv4.icmp_echo_ignore_broadcasts) echo "$key=0" ;;
+    net.ipv4.conf.all.rp_filter) echo "$key =  2 " ;;
+  esac; done; echo "junk line" ;;
   *) echo "unexpected $1" >&2; exit 9 ;;
 esac`;
 
@@ -112,8 +116,10 @@ describe('the hardening collector', () => {
     const sysctls = json(files, 'hardening/sysctls.json') as { profile: string; values: Record<string, { expected: string; live: string | null }> };
     expect(sysctls.profile).toBe('strict');
     expect(Object.keys(sysctls.values)).toEqual(Object.keys(expected));
-    expect(sysctls.values['net.ipv4.tcp_syncookies']).toEqual({ expected: expected['net.ipv4.tcp_syncookies'], live: '1' });
-    expect(Object.entries(sysctls.values).filter(([key]) => key !== 'net.ipv4.tcp_syncookies').every(([, v]) => v.live === null)).toBe(true);
+    // `key = value` as sysctl prints it, also without or with more spaces.
+    const answered = { 'net.ipv4.tcp_syncookies': '1', 'net.ipv4.icmp_echo_ignore_broadcasts': '0', 'net.ipv4.conf.all.rp_filter': '2' };
+    for (const [key, live] of Object.entries(answered)) expect(sysctls.values[key]).toEqual({ expected: expected[key], live });
+    expect(Object.entries(sysctls.values).filter(([key]) => !(key in answered)).every(([, v]) => v.live === null)).toBe(true);
     expect(json(files, 'hardening/records.json').applied).toMatchObject({ profile: { name: 'strict' }, confirmed: true });
   });
 
@@ -125,6 +131,90 @@ describe('the hardening collector', () => {
     expect(json(files, 'hardening/sysctls.json')).toEqual({ error: 'sysctl exit code 255', expected: renderSysctls(strict) });
   });
 
+  it('reads the records from the site\'s own state directory when it has one', async () => {
+    standInPrograms({ ip: IP_NETNS });
+    const s = site();
+    const stateDir = path.join(s.root, 'elsewhere');
+    mkdirSync(stateDir);
+    writeFileSync(path.join(stateDir, 'pending.json'), '{"profile": ');
+    const collector = hardeningCollector({ hardening: { ...s, stateDir } } as BundleSources);
+    expect(collector.reads).toBe(`records in ${stateDir}, namespace iotagent-test-ns: firewall, sysctls, ${path.join(s.root, 'sys/bus/usb/devices')}`);
+    const { files } = await runCollector(collector);
+    expect(json(files, 'hardening/records.json').pending).toEqual({ unreadable: stringMatching(/elsewhere\/pending\.json is corrupt/) });
+  });
+
+  it('verifies the applied profile live as root, item by item', async () => {
+    standInPrograms({ ip: IP_NETNS });
+    const s = site();
+    const { strict } = await withApplied(s.root);
+    const { files } = await runCollector(hardeningCollector({ hardening: s } as BundleSources));
+    const verify = json(files, 'hardening/verify.json') as { source: string; report: { profile: string; hash: string; appliedHash: string; drift: number; items: unknown[] } };
+    expect(verify.source).toBe('verified now (as root)');
+    expect(verify.report).toMatchObject({ profile: 'strict', hash: profileHash(strict), appliedHash: profileHash(strict) });
+    expect(verify.report.drift).toBeGreaterThan(0);
+    expect(verify.report.items.length).toBeGreaterThanOrEqual(verify.report.drift);
+  });
+
+  it('reads the firewall and sysctls of this machine\'s own namespace when the site names none', async () => {
+    standInPrograms({
+      'iptables-nft-save': 'echo "*filter"; echo ":IOT-AGENT-IN - [0:0]"; echo "-A INPUT -j IOT-AGENT-IN"; echo COMMIT',
+      'ip6tables-nft-save': 'echo "*filter"; echo COMMIT',
+    });
+    const s = { ...site(), netns: undefined };
+    const { strict } = await withApplied(s.root);
+    const { entry, files } = await runCollector(hardeningCollector({ hardening: s } as BundleSources));
+    expect(entry.commands.map((c) => c.argv.join(' ')).sort()).toEqual(['ip6tables-nft-save -t filter', 'iptables-nft-save -t filter']);
+    expect(json(files, 'hardening/firewall.json')).toEqual({
+      ipv4: { command: 'iptables-nft-save -t filter', lines: [':IOT-AGENT-IN', '-A INPUT -j IOT-AGENT-IN'] },
+      ipv6: { command: 'ip6tables-nft-save -t filter', lines: [] },
+    });
+    const expected = renderSysctls(strict);
+    const sysctls = json(files, 'hardening/sysctls.json') as { values: Record<string, { expected: string; live: string | null }> };
+    expect(Object.keys(sysctls.values)).toEqual(Object.keys(expected));
+    const live = (key: string) => {
+      try {
+        return readFileSync(path.join('/proc/sys', key.replaceAll('.', '/')), 'utf8').trim().replace(/\s+/g, ' ');
+      } catch {
+        return null;
+      }
+    };
+    expect(sysctls.values['net.ipv4.tcp_syncookies']).toEqual({ expected: expected['net.ipv4.tcp_syncookies'], live: live('net.ipv4.tcp_syncookies') });
+    expect(sysctls.values['net.ipv4.tcp_syncookies']!.live).toMatch(/^[0-2]$/);
+  });
+
+  it('keeps the agent\'s chains from a firewall of several MiB', async () => {
+    const rules = 40_000; // about 1.3 MiB of other software's rules
+    standInPrograms({ ip: `shift 3
+case "$1" in
+  iptables-nft-save) echo "*filter"; echo ":DOCKER - [0:0]"; i=0; while [ $i -lt ${rules} ]; do echo "-A DOCKER -p tcp --dport 2375 -j ACCEPT"; i=$((i+1)); done
+    echo ":IOT-AGENT-IN - [0:0]"; echo "-A INPUT -j IOT-AGENT-IN"; echo COMMIT ;;
+  *) exit 1 ;;
+esac` });
+    const { entry, files } = await runCollector(hardeningCollector({ hardening: site() } as BundleSources));
+    expect(entry.commands.find((c) => c.argv.includes('iptables-nft-save'))).toMatchObject({ argv: ['ip', 'netns', 'exec', 'iotagent-test-ns', 'iptables-nft-save', '-t', 'filter'], exitCode: 0, truncated: false });
+    expect((json(files, 'hardening/firewall.json').ipv4 as { lines: string[] }).lines).toEqual([':IOT-AGENT-IN', '-A INPUT -j IOT-AGENT-IN']);
+  });
+
+  it('says why neither the firewall nor the sysctls could be read when ip is not installed', async () => {
+    const empty = mkdtempSync(path.join(tmpdir(), 'iot-agent-empty-path-'));
+    dirs.push(empty);
+    const saved = process.env.PATH;
+    process.env.PATH = empty;
+    try {
+      const s = site();
+      const { strict } = await withApplied(s.root);
+      const { entry, files } = await runCollector(hardeningCollector({ hardening: s } as BundleSources));
+      expect(entry.status).toBe('ok');
+      expect(json(files, 'hardening/firewall.json')).toEqual({
+        ipv4: { command: 'ip netns exec iotagent-test-ns iptables-nft-save -t filter', error: 'ip is not installed' },
+        ipv6: { command: 'ip netns exec iotagent-test-ns ip6tables-nft-save -t filter', error: 'ip is not installed' },
+      });
+      expect(json(files, 'hardening/sysctls.json')).toEqual({ error: 'ip is not installed', expected: renderSysctls(strict) });
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+
   it('gives the USB host controllers\' default and each device\'s authorization and ids, not their interfaces', async () => {
     standInPrograms({ ip: IP_NETNS });
     const s = site();
@@ -133,11 +223,11 @@ describe('the hardening collector', () => {
       mkdirSync(path.join(devices, name), { recursive: true });
       for (const [key, value] of Object.entries(values)) writeFileSync(path.join(devices, name, key), `${value}\n`);
     };
-    attributes('usb1', { authorized_default: '0' });
     attributes('usb2', {});
-    attributes('1-1', { authorized: '1', idVendor: '0781', idProduct: '5581', product: 'Ultra' });
     attributes('1-2', { authorized: '0' });
+    attributes('usb1', { authorized_default: '0' });
     attributes('1-1:1.0', { authorized: '1' });
+    attributes('1-1', { authorized: '1', idVendor: '0781', idProduct: '5581', product: 'Ultra' });
     const { files } = await runCollector(hardeningCollector({ hardening: s } as BundleSources));
     expect(json(files, 'hardening/usb.json')).toEqual({
       dir: devices,
@@ -147,6 +237,9 @@ describe('the hardening collector', () => {
         '1-2': { authorized: '0', idVendor: null, idProduct: null, product: null },
       },
     });
+    // In name order, whatever order the directory lists them in.
+    const usb = json(files, 'hardening/usb.json') as { controllersAuthorizedDefault: object; devices: object };
+    expect([Object.keys(usb.controllersAuthorizedDefault), Object.keys(usb.devices)]).toEqual([['usb1', 'usb2'], ['1-1', '1-2']]);
   });
 
   it('notes a system without a USB devices directory', async () => {

@@ -24,6 +24,8 @@ describe('support bundle parts', () => {
     expect(bundleName('board-17', new Date('2026-03-15T10:15:00.123Z'))).toBe('iot-agent-support-board-17-20260315T101500Z');
     expect(bundleName('a b/../c', new Date('2026-03-15T10:15:00Z'))).toBe('iot-agent-support-a_b_.._c-20260315T101500Z');
     expect(bundleName('', new Date('2026-03-15T10:15:00Z'))).toBe('iot-agent-support-unknown-20260315T101500Z');
+    expect(bundleName(`${'h'.repeat(64)}-cut`, new Date('2026-03-15T10:15:00Z'))).toBe(`iot-agent-support-${'h'.repeat(64)}-20260315T101500Z`);
+    expect(bundleName('_', new Date('2026-03-15T10:15:00Z'))).toBe('iot-agent-support-_-20260315T101500Z');
   });
 
   it('asks journalctl for the agent\'s units since a time, newest first, in short-iso', () => {

@@ -46,10 +46,34 @@ async function listen(host: string, port: number): Promise<void> {
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
 }
 
+/** Sets environment variables for one test; the afterEach puts the old values back. */
+function setEnv(values: Record<string, string | undefined>): void {
+  const saved = Object.fromEntries(Object.keys(values).map((key) => [key, process.env[key]]));
+  cleanups.push(() => {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  });
+  for (const [key, value] of Object.entries(values)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+}
+
+/** A PATH on which no program is found: every tool a collector runs is "not installed". */
+function emptyPath(): void {
+  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-empty-path-'));
+  dirs.push(dir);
+  setEnv({ PATH: dir });
+}
+
+const PROXY_VARIABLES = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'];
+
 const IP_STAND_IN = `case "$*" in
   "-j address show") echo '[{"ifname":"lo"}]' ;;
   "-j -4 route show table all") echo 'not json' ;;
-  *) echo "Error: ipv6 is disabled" >&2; exit 2 ;;
+  *) printf '\nError: ipv6 is disabled\n' >&2; exit 2 ;;
 esac`;
 
 describe('the network collector', () => {
@@ -91,21 +115,86 @@ describe('the network collector', () => {
     expect(files.find((f) => f.name === 'network/resolv.conf')).toEqual({ name: 'network/resolv.conf', text: readFileSync('/etc/resolv.conf', 'utf8') });
   });
 
+  it('keeps the first 64 KiB of an answer of ip that is not JSON', async () => {
+    standInPrograms({ ip: `case "$*" in
+  "-j address show") head -c 100000 /dev/zero | tr '\\0' x ;;
+  *) echo "[]" ;;
+esac` });
+    const { files } = await runCollector(networkCollector(sources().sources));
+    expect(json(files, 'network/network.json').addresses).toEqual({ error: 'output is not JSON', text: 'x'.repeat(64 * 1024) });
+  });
+
   it('gives the proxy settings of the environment without their credentials', async () => {
     standInPrograms({ ip: IP_STAND_IN });
-    const saved = { HTTPS_PROXY: process.env.HTTPS_PROXY, no_proxy: process.env.no_proxy };
-    cleanups.push(() => {
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
-    });
-    process.env.HTTPS_PROXY = 'http://user:s3cret@proxy.example:3128';
-    process.env.no_proxy = 'localhost,.internal';
+    setEnv({ HTTPS_PROXY: 'http://user:s3cret@proxy.example:3128', no_proxy: 'localhost,.internal' });
     const { files } = await runCollector(networkCollector(sources().sources));
     expect(json(files, 'network/network.json').proxyEnvironment).toMatchObject({
       HTTPS_PROXY: 'http://[redacted]@proxy.example:3128', no_proxy: 'localhost,.internal',
     });
+  });
+  it('says what it reads and how long it may take', () => {
+    expect(networkCollector(sources().sources)).toMatchObject({
+      name: 'network', reads: '/etc/resolv.conf, proxy variables, TCP connects to the hub and DPS', timeoutMs: 10_000,
+    });
+  });
+
+  it('names the proxy in force, without its credentials, and tries it first', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    const { sources: s, address } = sources();
+    const proxy = randomLoopbackAddress();
+    s.config.network.proxy = `http://user:s3cret@${proxy}:3128`;
+    await listen(proxy, 3128);
+    const started = performance.now();
+    const { files } = await runCollector(networkCollector(s));
+    const network = json(files, 'network/network.json') as { proxy: unknown; reachability: { ms: number }[] };
+    expect(network.proxy).toEqual({ url: `http://***@${proxy}:3128`, source: 'network.proxy' });
+    expect(network.reachability).toEqual([
+      { role: 'proxy', target: `${proxy}:3128`, reachable: true, ms: ofType(Number) },
+      { role: 'dps', target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' },
+    ]);
+    expect(network.reachability.every((r) => r.ms >= 0 && r.ms <= performance.now() - started)).toBe(true);
+  });
+
+  it('says why the proxy setting cannot be used, and still tries DPS', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    const { sources: s, address } = sources();
+    s.config.network.proxy = 'ftp://127.0.0.1:21';
+    const { entry, files } = await runCollector(networkCollector(s));
+    expect(entry.status).toBe('ok');
+    expect(json(files, 'network/network.json')).toMatchObject({
+      proxy: { error: 'network.proxy: the scheme must be http:// (got ftp://)' },
+      reachability: [{ role: 'dps', target: `${address}:443`, reachable: false, ms: ofType(Number), error: 'ECONNREFUSED' }],
+    });
+  });
+
+  it('says there is no proxy when none is set', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    setEnv(Object.fromEntries(PROXY_VARIABLES.map((name) => [name, undefined])));
+    const { files } = await runCollector(networkCollector(sources().sources));
+    expect(json(files, 'network/network.json')).toMatchObject({ proxy: null, proxyEnvironment: {} });
+  });
+
+  it('gives every proxy variable that is set, and only those, with credentials removed with or without a scheme', async () => {
+    standInPrograms({ ip: IP_STAND_IN });
+    const { sources: s } = sources();
+    s.config.network.proxy = 'http://127.0.0.1:9';
+    s.config.network.noProxy = [];
+    const values = Object.fromEntries(PROXY_VARIABLES.map((name, i) => [name, `${name}:pw${i}@127.0.0.${i + 2}:3128`]));
+    setEnv({ ...values, ALL_PROXY: undefined });
+    const { entry, files } = await runCollector(networkCollector(s));
+    expect(entry.status).toBe('ok');
+    expect(json(files, 'network/network.json').proxyEnvironment).toEqual(Object.fromEntries(PROXY_VARIABLES.filter((name) => name !== 'ALL_PROXY')
+      .map((name) => [name, `[redacted]@127.0.0.${PROXY_VARIABLES.indexOf(name) + 2}:3128`])));
+  });
+
+  it('says ip is not installed when it is not', async () => {
+    emptyPath();
+    const { entry, files } = await runCollector(networkCollector(sources().sources));
+    expect(entry.status).toBe('ok');
+    expect(json(files, 'network/network.json')).toMatchObject({
+      addresses: { error: 'ip is not installed' }, routes: { ipv4: { error: 'ip is not installed' }, ipv6: { error: 'ip is not installed' } },
+    });
+    expect(entry.commands.map((c) => c.argv.join(' '))).toEqual(['ip -j address show', 'ip -j -4 route show table all', 'ip -j -6 route show table all']);
   });
 });
 
@@ -122,6 +211,17 @@ describe('the time collector', () => {
     expect(Date.parse(time.systemTime as string)).toBeGreaterThanOrEqual(before - 1);
   });
 
+  it('says what it reads and how long it may take', () => {
+    expect(timeCollector(sources().sources)).toMatchObject({ name: 'time', reads: 'timedatectl show, the daemon\'s measured clock offset', timeoutMs: 5_000 });
+  });
+
+  it('says timedatectl is not installed when it is not', async () => {
+    emptyPath();
+    const { entry, files } = await runCollector(timeCollector(sources().sources));
+    expect(entry).toMatchObject({ status: 'ok', commands: [{ argv: ['timedatectl', 'show'], exitCode: null, error: 'timedatectl is not installed' }] });
+    expect(json(files, 'time.json').timedatectl).toEqual({ error: 'timedatectl is not installed' });
+  });
+
   it('takes the clock offset from the running daemon', async () => {
     standInPrograms({ timedatectl: 'echo NTP=no' });
     const measured = await runCollector(timeCollector(sources({ clockOffsetMs: -420 }).sources));
@@ -131,7 +231,7 @@ describe('the time collector', () => {
   });
 
   it('says why timedatectl gave nothing: its first line of complaint, or its exit code', async () => {
-    standInPrograms({ timedatectl: 'echo "System has not been booted with systemd." >&2; echo "Failed to connect to bus" >&2; exit 1' });
+    standInPrograms({ timedatectl: 'printf "\\n  System has not been booted with systemd.\\nFailed to connect to bus\\n" >&2; exit 1' });
     const said = await runCollector(timeCollector(sources().sources));
     expect(json(said.files, 'time.json').timedatectl).toEqual({ error: 'System has not been booted with systemd.' });
     standInPrograms({ timedatectl: 'exit 3' });
