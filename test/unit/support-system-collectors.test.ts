@@ -126,10 +126,10 @@ esac` });
 
   it('gives the proxy settings of the environment without their credentials', async () => {
     standInPrograms({ ip: IP_STAND_IN });
-    setEnv({ HTTPS_PROXY: 'http://user:s3cret@proxy.example:3128', no_proxy: 'localhost,.internal' });
+    setEnv({ HTTPS_PROXY: 'http://user:s3cret@127.0.0.9:9', no_proxy: 'localhost,.internal' });
     const { files } = await runCollector(networkCollector(sources().sources));
     expect(json(files, 'network/network.json').proxyEnvironment).toMatchObject({
-      HTTPS_PROXY: 'http://[redacted]@proxy.example:3128', no_proxy: 'localhost,.internal',
+      HTTPS_PROXY: 'http://[redacted]@127.0.0.9:9', no_proxy: 'localhost,.internal',
     });
   });
   it('says what it reads and how long it may take', () => {
