@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { extract } from 'tar';
@@ -13,9 +13,17 @@ export interface UnpackedBundle {
   collector(name: string): Manifest['collectors'][number];
 }
 
-/** Extracts a bundle (a file, or its bytes) into a fresh temporary directory and reads every file. */
+/** Extracts a bundle (a file, or its bytes) into a fresh temporary directory, reads every file and removes the directory. */
 export async function unpackBundle(archive: string | Buffer): Promise<UnpackedBundle> {
   const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-bundle-test-'));
+  try {
+    return await unpackInto(dir, archive);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function unpackInto(dir: string, archive: string | Buffer): Promise<UnpackedBundle> {
   let file = archive as string;
   if (Buffer.isBuffer(archive)) {
     file = path.join(dir, 'bundle.tar.gz');
