@@ -238,7 +238,8 @@ describe('iot-agent provision', () => {
     const { configPath, runtimeDir } = await board();
     const { error, stdout } = await captureOutput(() => provision({ config: configPath }, {}));
     expect(stdout).toBe('');
-    expect(error).toMatchObject({ message: 'provisioning failed at step "tpm"' });
+    // Exit 3, TPM unreachable, as the cause says: not a plain failure.
+    expect(error).toMatchObject({ message: 'provisioning failed at step "tpm"', exitCode: 3, cause: { name: 'TpmUnavailableError' } });
     expect(await TpmLock.holder(runtimeDir)).toBeUndefined();
   });
 
