@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { check } from '../../agent/cli/check.js';
+import { loadTrust } from '../../agent/check/trust.js';
 import { provision } from '../../agent/cli/provision.js';
 import { status } from '../../agent/cli/status.js';
 import { supportBundle } from '../../agent/cli/support-bundle.js';
@@ -319,6 +320,40 @@ describe('iot-agent provision', () => {
     // Exit 3, TPM unreachable, as the cause says: not a plain failure.
     expect(error).toMatchObject({ message: 'provisioning failed at step "tpm"', exitCode: 3, cause: { name: 'TpmUnavailableError' } });
     expect(await TpmLock.holder(runtimeDir)).toBeUndefined();
+  });
+
+  it('stops after the TPM step when the extra CA file cannot be used, naming it, with the hint', async () => {
+    const { configPath, runtimeDir } = await board('tls:\n  extraCaFile: /nonexistent/ca.pem');
+    const tpm = await SwtpmInstance.start();
+    stopping.push(tpm);
+    const { error, stdout } = await captureOutput(() => provision({ config: configPath, force: true }, { tpmTransport: tpm.transport }));
+    expect(stdout).toMatch(/^ {2}TPM ready, registration id [a-z0-9]{52}\n$/);
+    const trust = await loadTrust('/nonexistent/ca.pem');
+    expect(trust.ok).toBe(false);
+    expect(error).toMatchObject({ message: 'provisioning failed at step "challenge"', exitCode: 1, hint: (trust as { hint: string }).hint });
+    expect(((error as Error).cause as Error).message).toBe((trust as { problem: string }).problem);
+    expect(await TpmLock.holder(runtimeDir)).toBeUndefined();
+  }, 60_000);
+
+  it('shows what it does not know as ?, and --json gives the daemon\'s status with the steps', async () => {
+    const { configPath, runtimeDir } = await board();
+    const unknown = { ...daemonStatus(), deviceId: undefined, assignedHub: undefined, registrationId: undefined };
+    await daemonAnswering(runtimeDir, answering({ event: 'done', ...unknown }));
+    const { result, stdout } = await captureOutput(() => provision({ config: configPath }, {}));
+    expect(result).toBe(0);
+    expect(stdout).toBe('provisioned: ? on ? (registration id ?)\n');
+    const json = await captureOutput(() => provision({ config: configPath, json: true }, {}));
+    // JSON leaves out what is undefined.
+    expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify({ ...unknown, steps: [] })));
+    expect(JSON.parse(json.stdout)).not.toHaveProperty('deviceId');
+  });
+
+  it('says when the daemon ended the request with anything but a result', async () => {
+    const { configPath, runtimeDir } = await board();
+    await daemonAnswering(runtimeDir, answering({ event: 'step', step: 'tpm', message: 'TPM ready' }, { event: 'status', ...daemonStatus() }));
+    const { error } = await captureOutput(() => provision({ config: configPath, json: true }, {}));
+    expect(error).toMatchObject({ message: 'provisioning failed at step "challenge"', exitCode: 1 });
+    expect(((error as Error).cause as Error).message).toBe('the daemon ended the request without a result');
   });
 
   it('refuses to start without an ID scope', async () => {
