@@ -1,13 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hardenApply, hardenGuard, hardenRollback, hardenVerify, type HardenOptions } from '../../agent/cli/harden.js';
+import { writeAssignment } from '../../agent/state/assignment-store.js';
+import { encodeApplyRequest } from '../../hardening/apply-request.js';
 import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
 import { Records } from '../../hardening/records.js';
 import { captureOutput } from '../support/output.js';
 import { freePort } from '../support/ports.js';
 import { scratchBoard } from '../support/scratch-board.js';
+import { SwtpmInstance } from '../support/swtpm.js';
 import { ofType, stringMatching } from '../support/matchers.js';
 import { restorePath, standInPrograms } from './stand-in-programs.js';
 
@@ -102,13 +105,50 @@ describe('iot-agent harden apply', () => {
     expect(stdout).toMatch(/^Applied profile baseline \([0-9a-f]{12}\) in \d+ ms, confirmed\n {2}reachable {3}hub\.example:8883: TLS handshake completed \(TLSv1\.3\)\n$/);
   });
 
-  it('records the error of an apply that failed, and passes the error on', async () => {
+  it('records the error of an apply that failed, with the unit\'s invocation id and at most 64 characters of the name', async () => {
     const b = await board();
-    const { error } = await captureOutput(() => hardenApply({ ...b.options, profile: 'no-such-profile' }));
-    expect(error).toMatchObject({ message: stringMatching(/no profile "no-such-profile"/), exitCode: 2 });
+    const name = `no-such-profile-${'x'.repeat(60)}`;
+    process.env.INVOCATION_ID = '6c1e0d2a9f2b4c8e9d3f6a1b2c3d4e5f';
+    cleanups.push(() => delete process.env.INVOCATION_ID);
+    const { error } = await captureOutput(() => hardenApply({ ...b.options, profile: name }));
+    expect(error).toMatchObject({ message: stringMatching(/^invalid profile name "no-such-profile-x+"/), exitCode: 2 });
     expect(await b.records.lastApply.read()).toEqual({
-      requestId: null, invocationId: process.env.INVOCATION_ID ?? null, profile: 'no-such-profile', finishedAt: ofType(String), error: (error as Error).message,
+      requestId: null, invocationId: '6c1e0d2a9f2b4c8e9d3f6a1b2c3d4e5f', profile: name.slice(0, 64), finishedAt: ofType(String), error: (error as Error).message,
     });
+  });
+
+  it('applies what the agent\'s request file asks, confirming against its targets, and records its id', async () => {
+    const b = await board();
+    b.endpoints('answering');
+    const request = path.join(b.options.root!, 'request.json');
+    writeFileSync(request, encodeApplyRequest({ requestId: 'req-42', profile: 'strict', confirmTimeoutSeconds: 5, confirmTargets: [{ host: 'hub.example', port: 8883 }] }));
+    const { result, stdout, stderr } = await captureOutput(() => hardenApply({ ...b.options, profile: 'strict', request }));
+    expect({ result, stderr }).toEqual({ result: 0, stderr: '' });
+    expect(stdout).toMatch(/^Applied profile strict \([0-9a-f]{12}\) in \d+ ms, confirmed\n {2}reachable {3}hub\.example:8883: TLS handshake completed \(TLSv1\.3\)\n$/);
+    expect(await b.records.lastApply.read()).toMatchObject({ requestId: 'req-42', profile: 'strict', report: { confirmed: true } });
+    // A request names a profile, never a file.
+    const file = path.join(b.options.root!, 'site.yaml');
+    writeFileSync(file, 'extends: baseline\n');
+    const byPath = await captureOutput(() => hardenApply({ ...b.options, profile: file, request }));
+    expect(byPath.error).toMatchObject({ exitCode: 2 });
+    expect((await b.records.lastApply.read())!.requestId).toBeNull();
+  });
+
+  it('warns, once, when it cannot record the outcome, and still reports the apply', async () => {
+    const b = await board();
+    mkdirSync(path.join(b.records.dir, 'last-apply.json', 'in-the-way'), { recursive: true });
+    const { result, stdout, stderr } = await captureOutput(() => hardenApply(b.options));
+    expect(result).toBe(0);
+    expect(stdout).toMatch(/^Applied profile baseline/);
+    expect(stderr).toMatch(/^iot-agent: warning: could not record the apply outcome: [^\n]+\n$/);
+  });
+
+  it('keeps its records in the --state-dir given', async () => {
+    const b = await board();
+    const stateDir = path.join(b.options.root!, 'elsewhere');
+    expect((await captureOutput(() => hardenApply({ ...b.options, stateDir }))).result).toBe(0);
+    expect(await new Records(stateDir).applied.read()).toMatchObject({ profile: { name: 'baseline' } });
+    expect(await b.records.applied.read()).toBeNull();
   });
 });
 
@@ -177,6 +217,21 @@ describe('what the root commands measure', () => {
   });
 });
 
+describe('what the root commands measure into a TPM that answers', () => {
+  it('says it measured the change, and that the PCR already holds a state applied again', async () => {
+    const b = await board();
+    const tpm = await SwtpmInstance.start();
+    cleanups.push(() => void tpm.stop());
+    const first = await captureOutput(() => hardenApply({ ...b.options, tpm: tpm.transport }));
+    expect(first).toMatchObject({ result: 0, stderr: '' });
+    expect(first.stdout).toMatch(/^Applied profile baseline \([0-9a-f]{12}\) in \d+ ms\n {2}measured into PCR 13 \(event 1\)\n$/);
+    const again = await captureOutput(() => hardenApply({ ...b.options, tpm: tpm.transport }));
+    expect(again.stdout).toBe(`Profile baseline (${await hash12(b)}) is already applied: nothing changed\n  PCR 13 already holds this state\n`);
+    const json = await captureOutput(() => hardenApply({ ...b.options, tpm: tpm.transport, json: true }));
+    expect(JSON.parse(json.stdout)).toMatchObject({ changed: false, measurement: { outcome: 'unchanged', pcr: 13 } });
+  }, 60_000);
+});
+
 describe('iot-agent harden apply --boot', () => {
   it('applies the configured profile on the first boot, and names the choice', async () => {
     const b = await board();
@@ -241,6 +296,27 @@ describe('iot-agent harden guard', () => {
       probes: [{ target: 'dps.example:443', ok: true, detail: 'TLS handshake completed (TLSv1.3)' }],
       targets: ['dps.example:443'], targetSource: 'DPS (not provisioned yet)', graceSeconds: 45,
     });
+  });
+
+  it('guards the cached assignment\'s hub on the port the agent learnt, or DPS alone when the assignment is unusable', async () => {
+    const b = await board();
+    b.endpoints('answering');
+    const stateDir = path.join(b.options.root!, 'agent-state');
+    await writeAssignment(stateDir, {
+      assignedHub: 'hub-a.example', deviceId: 'board-17', registrationId: 'board-17', idScope: '0ne00DPS', globalEndpoint: 'dps.example',
+      assignedAt: '2026-11-26T02:30:00.000Z', identityKeyHandle: 0x81000100,
+    });
+    // Each guard confirms the profile applied before it: the next one applies the other, not known good.
+    const guarded = async (profile: string) => {
+      await captureOutput(() => hardenApply({ ...b.options, profile }));
+      const { stdout } = await captureOutput(() => hardenGuard({ ...b.options, json: true }));
+      return JSON.parse(stdout) as { targets: string[]; targetSource: string };
+    };
+    expect(await guarded('baseline')).toMatchObject({ targets: ['hub-a.example:8883', 'dps.example:443'], targetSource: 'assigned hub (cached assignment) and DPS' });
+    writeFileSync(path.join(stateDir, 'hub-protocol.json'), JSON.stringify({ kind: 'iot-agent/hub-protocol', version: 1, protocol: 'mqtt-ws', since: '2026-11-26T02:30:00.000Z', retryMqttAfter: '2099-01-01T00:00:00.000Z' }));
+    expect((await guarded('strict')).targets).toEqual(['hub-a.example:443', 'dps.example:443']);
+    writeFileSync(path.join(stateDir, 'assignment.json'), '{"truncated');
+    expect(await guarded('baseline')).toMatchObject({ targets: ['dps.example:443'], targetSource: stringMatching(/^DPS \(cached assignment unusable: .+\)$/) });
   });
 
   it('reverts to the known good profile when the endpoints stay away for the grace time', async () => {
