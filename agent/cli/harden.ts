@@ -128,12 +128,10 @@ export async function hardenVerify(options: HardenOptions): Promise<number> {
 
 /** `iot-agent harden rollback`: restores the snapshot taken by the last apply. */
 export async function hardenRollback(options: HardenOptions): Promise<number> {
-  const report = await (await engineFor(options, await measureFor(options, 'cli'))).rollback();
-  if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else {
-    process.stdout.write(`Restored the state of ${report.restoredTo}${report.exact ? '' : ' (the filter table differs from the snapshot: other software changed it since)'}\n`);
-    for (const note of report.notes) process.stdout.write(`  note: ${note}\n`);
-  }
+  const measure = await measureFor(options, 'cli');
+  const report = await (await engineFor(options, measure)).rollback();
+  const restored = `Restored the state of ${report.restoredTo}${report.exact ? '' : ' (the filter table differs from the snapshot: other software changed it since)'}\n`;
+  printWithMeasurement(options, report, restored + report.notes.map((n) => `  note: ${n}\n`).join(''), measure);
   return ExitCode.ok;
 }
 

@@ -1,6 +1,6 @@
 import { caBundle, loadTrust } from '../check/trust.js';
 import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
-import { AgentError } from '../lib/errors.js';
+import { AgentError, exitCodeOf } from '../lib/errors.js';
 import { DaemonAbsentError, payloadOf, requestDaemon } from '../control/client.js';
 import type { DaemonStatus } from '../control/protocol.js';
 import { TpmLock } from '../tpm/tpm-lock.js';
@@ -57,7 +57,8 @@ export async function provision(options: ProvisionOptions, overrides: RuntimeOve
     else process.stdout.write(`${summary}\n`);
     return 0;
   } catch (err) {
-    throw new AgentError(`provisioning failed at step "${failedAt}"`, { cause: err, hint: err instanceof AgentError ? err.hint : undefined });
+    // The cause's exit code stands: a TPM that does not answer is 3, whichever step needed it.
+    throw new AgentError(`provisioning failed at step "${failedAt}"`, { cause: err, hint: err instanceof AgentError ? err.hint : undefined, exitCode: exitCodeOf(err) });
   }
 }
 

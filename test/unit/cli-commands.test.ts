@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { check } from '../../agent/cli/check.js';
+import { loadTrust } from '../../agent/check/trust.js';
 import { provision } from '../../agent/cli/provision.js';
 import { status } from '../../agent/cli/status.js';
 import { supportBundle } from '../../agent/cli/support-bundle.js';
@@ -17,8 +18,10 @@ import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { unpackBundle } from '../support/bundle-archive.js';
 import { captureOutput } from '../support/output.js';
 import { freePort } from '../support/ports.js';
+import { SwtpmInstance } from '../support/swtpm.js';
 import { answering, handling } from './control-handlers.js';
-import { ofType, stringContaining } from '../support/matchers.js';
+import { restorePath, standInPrograms } from './stand-in-programs.js';
+import { ofType, stringContaining, stringMatching } from '../support/matchers.js';
 
 /**
  * The CLI commands' actions run in this process against a board in temporary directories:
@@ -26,8 +29,11 @@ import { ofType, stringContaining } from '../support/matchers.js';
  * needs a running daemon, this process answering on the daemon's control socket.
  */
 const servers: net.Server[] = [];
-afterEach(() => {
+const stopping: SwtpmInstance[] = [];
+afterEach(async () => {
   for (const server of servers.splice(0)) server.close();
+  restorePath();
+  for (const tpm of stopping.splice(0)) await tpm.stop();
 });
 
 async function board(extra = ''): Promise<{ configPath: string; runtimeDir: string; port: number }> {
@@ -185,12 +191,85 @@ describe('iot-agent tpm info', () => {
   });
 
   it('opens the TPM itself when the daemon uses another one, and fails when it is not there', async () => {
-    const { configPath, runtimeDir } = await board();
+    const { configPath, runtimeDir, port } = await board();
     await daemonAnswering(runtimeDir, answering({ event: 'tpm', pid: 4242, ...report('device:/dev/tpmrm0') }));
     const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }, {}));
-    expect(error).toBeDefined();
+    expect(error).toMatchObject({ name: 'TpmUnavailableError', message: stringContaining(`127.0.0.1:${port}`), exitCode: 3 });
     expect(stdout).toBe('');
   });
+
+  it('reads the TPM named with --tpm before IOT_AGENT_TPM and the config', async () => {
+    const { configPath, runtimeDir, port } = await board();
+    await daemonAnswering(runtimeDir, answering({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`) }));
+    const [given, env] = [await freePort(), await freePort()];
+    const { error } = await captureOutput(() => tpmInfo({ config: configPath, tpm: `swtpm:port=${given}` }, { tpmTransport: `swtpm:port=${env}` }));
+    expect(error).toMatchObject({ message: stringContaining(`127.0.0.1:${given}`), exitCode: 3 });
+    const fromEnv = await captureOutput(() => tpmInfo({ config: configPath }, { tpmTransport: `swtpm:port=${env}` }));
+    expect(fromEnv.error).toMatchObject({ message: stringContaining(`127.0.0.1:${env}`), exitCode: 3 });
+  });
+
+  it('asks no one but the daemon: a TPM another command holds is opened here', async () => {
+    const { configPath, runtimeDir, port } = await board();
+    await TpmLock.acquire(runtimeDir, 'iot-agent provision');
+    servers.push(await serveControlSocket(runtimeDir, answering({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`) })));
+    const { error, stdout } = await captureOutput(() => tpmInfo({ config: configPath }, {}));
+    expect(error).toMatchObject({ name: 'TpmUnavailableError', exitCode: 3 });
+    expect(stdout).toBe('');
+  });
+
+  it('takes the registration id from the config, and names each reading the daemon could not make', async () => {
+    const { configPath, runtimeDir, port } = await board();
+    writeFileSync(configPath, readFileSync(configPath, 'utf8').replace('  idScope: 0ne0012ABCD', '  idScope: 0ne0012ABCD\n  registrationId: board-from-config'));
+    let overrides: Partial<TpmReport> = {};
+    await daemonAnswering(runtimeDir, handling((_request, reply) => reply({ event: 'tpm', pid: 4242, ...report(`swtpm:host=127.0.0.1,port=${port}`, overrides) })));
+    const json = await captureOutput(() => tpmInfo({ config: configPath, json: true }, {}));
+    expect(JSON.parse(json.stdout)).toMatchObject({ registrationId: 'board-from-config', viaDaemonPid: 4242 });
+    overrides = { storageRootKey: { ok: true, value: null } };
+    expect((await captureOutput(() => tpmInfo({ config: configPath }, {}))).error).toMatchObject({ message: 'the TPM has no SRK although the daemon holds it', exitCode: 1 });
+    overrides = { storageRootKey: { ok: false, error: 'TPM_RC_HANDLE', refused: true } };
+    expect((await captureOutput(() => tpmInfo({ config: configPath }, {}))).error).toMatchObject({
+      message: 'the running daemon (pid 4242) could not read the storage root key: TPM_RC_HANDLE', exitCode: 1,
+    });
+    overrides = { identityKey: { ok: false, error: 'no answer within 4000 ms', refused: false } };
+    expect((await captureOutput(() => tpmInfo({ config: configPath }, {}))).error).toMatchObject({
+      message: 'the running daemon (pid 4242) could not read the identity key: no answer within 4000 ms', exitCode: 3,
+    });
+    overrides = { facts: { ok: false, error: 'TPM_RC_FAILURE', refused: true } };
+    expect((await captureOutput(() => tpmInfo({ config: configPath }, {}))).error).toMatchObject({
+      message: 'the running daemon (pid 4242) could not read the TPM properties: TPM_RC_FAILURE', exitCode: 1,
+    });
+  });
+});
+
+describe('iot-agent tpm info on a TPM of its own', () => {
+  it('creates and persists the EK and SRK a fresh TPM lacks, and says so once', async () => {
+    const { configPath } = await board();
+    const tpm = await SwtpmInstance.start();
+    stopping.push(tpm);
+    const first = await captureOutput(() => tpmInfo({ config: configPath, tpm: tpm.transport }, {}));
+    expect(first.error).toBeUndefined();
+    expect(first.stderr).toBe('');
+    const json = await captureOutput(() => tpmInfo({ config: configPath, tpm: tpm.transport, json: true }, {}));
+    const info = JSON.parse(json.stdout) as { endorsementKey: string; storageRootKey: string; specLevel: string; firmwareVersion: string };
+    expect(info).toEqual({
+      transport: tpm.transport, registrationId: registrationIdFromEndorsementKey(Buffer.from(info.endorsementKey, 'base64')),
+      endorsementKey: stringMatching(/^[A-Za-z0-9+/]{300,}={0,2}$/), storageRootKey: stringMatching(/^[A-Za-z0-9+/]{300,}={0,2}$/),
+      identityKeyPresent: false, keysCreated: [], viaDaemonPid: null,
+      manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SWTPM', firmwareVersion: ofType(String), specLevel: stringMatching(/^2\.0, level 0, revision /),
+      family: '2.0', revision: ofType(String),
+    });
+    const rows = [
+      `TPM               IBM (IBM) SWTPM, firmware ${info.firmwareVersion}`,
+      `Spec              ${info.specLevel}`,
+      `Transport         ${tpm.transport}`,
+      `Registration id   ${registrationIdFromEndorsementKey(Buffer.from(info.endorsementKey, 'base64'))}`,
+      'Identity key      absent: the device has not been provisioned',
+    ];
+    const keys = [`Endorsement key   ${info.endorsementKey}`, `Storage root key  ${info.storageRootKey}`, ''];
+    expect(first.stdout).toBe([...rows, 'Created now       EK and SRK (persisted)', ...keys].join('\n'));
+    const again = await captureOutput(() => tpmInfo({ config: configPath, tpm: tpm.transport, registrationId: 'board-17' }, {}));
+    expect(again.stdout).toBe([...rows.slice(0, 3), 'Registration id   board-17', rows[4], ...keys].join('\n'));
+  }, 60_000);
 });
 
 describe('iot-agent provision', () => {
@@ -238,8 +317,43 @@ describe('iot-agent provision', () => {
     const { configPath, runtimeDir } = await board();
     const { error, stdout } = await captureOutput(() => provision({ config: configPath }, {}));
     expect(stdout).toBe('');
-    expect(error).toMatchObject({ message: 'provisioning failed at step "tpm"' });
+    // Exit 3, TPM unreachable, as the cause says: not a plain failure.
+    expect(error).toMatchObject({ message: 'provisioning failed at step "tpm"', exitCode: 3, cause: { name: 'TpmUnavailableError' } });
     expect(await TpmLock.holder(runtimeDir)).toBeUndefined();
+  });
+
+  it('stops after the TPM step when the extra CA file cannot be used, naming it, with the hint', async () => {
+    const { configPath, runtimeDir } = await board('tls:\n  extraCaFile: /nonexistent/ca.pem');
+    const tpm = await SwtpmInstance.start();
+    stopping.push(tpm);
+    const { error, stdout } = await captureOutput(() => provision({ config: configPath, force: true }, { tpmTransport: tpm.transport }));
+    expect(stdout).toMatch(/^ {2}TPM ready, registration id [a-z0-9]{52}\n$/);
+    const trust = await loadTrust('/nonexistent/ca.pem');
+    expect(trust.ok).toBe(false);
+    expect(error).toMatchObject({ message: 'provisioning failed at step "challenge"', exitCode: 1, hint: (trust as { hint: string }).hint });
+    expect(((error as Error).cause as Error).message).toBe((trust as { problem: string }).problem);
+    expect(await TpmLock.holder(runtimeDir)).toBeUndefined();
+  }, 60_000);
+
+  it('shows what it does not know as ?, and --json gives the daemon\'s status with the steps', async () => {
+    const { configPath, runtimeDir } = await board();
+    const unknown = { ...daemonStatus(), deviceId: undefined, assignedHub: undefined, registrationId: undefined };
+    await daemonAnswering(runtimeDir, answering({ event: 'done', ...unknown }));
+    const { result, stdout } = await captureOutput(() => provision({ config: configPath }, {}));
+    expect(result).toBe(0);
+    expect(stdout).toBe('provisioned: ? on ? (registration id ?)\n');
+    const json = await captureOutput(() => provision({ config: configPath, json: true }, {}));
+    // JSON leaves out what is undefined.
+    expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify({ ...unknown, steps: [] })));
+    expect(JSON.parse(json.stdout)).not.toHaveProperty('deviceId');
+  });
+
+  it('says when the daemon ended the request with anything but a result', async () => {
+    const { configPath, runtimeDir } = await board();
+    await daemonAnswering(runtimeDir, answering({ event: 'step', step: 'tpm', message: 'TPM ready' }, { event: 'status', ...daemonStatus() }));
+    const { error } = await captureOutput(() => provision({ config: configPath, json: true }, {}));
+    expect(error).toMatchObject({ message: 'provisioning failed at step "challenge"', exitCode: 1 });
+    expect(((error as Error).cause as Error).message).toBe('the daemon ended the request without a result');
   });
 
   it('refuses to start without an ID scope', async () => {
@@ -292,6 +406,60 @@ describe('iot-agent support-bundle', () => {
     expect(bundle.json<{ checks: { id: string }[] }>('check.json').checks.find((c) => c.id === 'dps-hold'))
       .toMatchObject({ status: 'fail', message: 'DPS will not assign this device until an operator acts (daemon pid 4242): DPS refused the device (401)' });
     expect(asked).not.toContain('status');
+  }, 60_000);
+
+  it('prints the path, the size, the collectors that did not complete and why; --json has the same in fields', async () => {
+    const { configPath, port } = await board();
+    const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
+    const transport = `swtpm:host=127.0.0.1,port=${await freePort()}`;
+    standInPrograms({ journalctl: 'echo "Failed to open the journal: Permission denied" >&2; exit 1' });
+    const started = Date.now();
+    const text = await captureOutput(() => supportBundle({ config: configPath, output, since: '2h' }, { tpmTransport: transport }));
+    expect(text).toMatchObject({ result: 0, stderr: '' });
+    const file = text.stdout.split('\n')[0]!;
+    const bundle = await unpackBundle(file);
+    const { collectors } = bundle.manifest;
+    const notOk = collectors.filter((c) => c.status !== 'ok');
+    // journalctl fails; most others complete.
+    expect(notOk.map((c) => c.name)).toContain('journal');
+    expect(notOk.length).toBeLessThan(collectors.length - 1);
+    expect(text.stdout).toBe([
+      file,
+      `  ${Math.ceil(statSync(file).size / 1024)} KiB, ${collectors.length - notOk.length} of ${collectors.length} collectors complete, daemon not running`,
+      ...notOk.map((c) => `  ${c.name}: ${c.status}${c.error ? ` (${c.error})` : ''}`),
+      '',
+    ].join('\n'));
+    expect(bundle.manifest).toMatchObject({ builtBy: 'cli', daemon: 'not running' });
+    expect(Date.parse(bundle.manifest.since)).toBeGreaterThanOrEqual(started - 7_200_000 - 1_000);
+    expect(Date.parse(bundle.manifest.since)).toBeLessThanOrEqual(Date.now() - 7_200_000);
+    // The TPM read is the one IOT_AGENT_TPM names, not the config's.
+    expect(bundle.json('tpm.json')).toMatchObject({ transport, via: 'direct' });
+    expect(transport).not.toContain(`port=${port}`);
+    expect(bundle.json('status.json')).toMatchObject({ daemon: 'not running', state: 'stopped', idScope: '0ne0012ABCD' });
+
+    const again = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
+    const json = await captureOutput(() => supportBundle({ config: configPath, output: again, json: true }, {}));
+    expect(json.stderr).toBe('');
+    const summary = JSON.parse(json.stdout) as { path: string };
+    const second = await unpackBundle(summary.path);
+    expect(summary).toEqual({
+      path: summary.path, bytes: statSync(summary.path).size, durationMs: second.manifest.durationMs, daemon: 'not running',
+      collectors: Object.fromEntries(second.manifest.collectors.map((c) => [c.name, c.status])),
+    });
+    expect(Object.keys(second.manifest.collectors)).toHaveLength(11);
+  }, 60_000);
+
+  it('bundles the running daemon\'s status as its snapshot gives it', async () => {
+    const { configPath, runtimeDir } = await board();
+    await daemonAnswering(runtimeDir, handling((request, reply) => {
+      if (request.op === 'support') reply({ event: 'support', status: daemonStatus(), logLevel: 'info', recentLog: [], executedCommands: null });
+      else reply({ event: 'error', message: 'not asked' });
+    }));
+    const output = mkdtempSync(path.join(tmpdir(), 'iot-agent-cli-bundle-'));
+    const { stdout } = await captureOutput(() => supportBundle({ config: configPath, output }, {}));
+    expect(stdout.split('\n')[1]).toMatch(/, daemon running$/);
+    const bundle = await unpackBundle(stdout.split('\n')[0]!);
+    expect(bundle.json('status.json')).toEqual({ ...daemonStatus(), daemon: 'running' });
   }, 60_000);
 
   it('refuses a --since it cannot read', async () => {

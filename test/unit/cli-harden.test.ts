@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +19,18 @@ describe('iot-agent harden: what needs no privileges', () => {
     const json = await captureOutput(() => hardenPlan({ ...options, json: true }));
     expect(json.stdout.trimEnd().split('\n')).toHaveLength(1);
     expect(JSON.parse(json.stdout)).toMatchObject({ profile: 'baseline' });
+  });
+
+  it('plans for the files under --root, whatever the agent config says', async () => {
+    const options = tree();
+    const config = path.join(options.root!, 'config.yaml');
+    writeFileSync(config, 'no-such-key: 1\n');
+    const text = await captureOutput(() => hardenPlan({ ...options, config, profile: 'strict' }));
+    expect(text.result).toBe(0);
+    expect(text.stdout).toMatch(/^Profile strict \(builtin:strict\)/);
+    expect(text.stdout).toContain(`\n== write ${options.root!}/etc/sysctl.d/90-iot-agent-hardening.conf\n`);
+    const json = await captureOutput(() => hardenPlan({ ...options, config, json: true }));
+    expect((JSON.parse(json.stdout) as { files: { path: string }[] }).files.map((f) => f.path)).toContain(`${options.root!}/etc/sysctl.d/90-iot-agent-hardening.conf`);
   });
 
   it('finds nothing to guard on a board where nothing was applied', async () => {
