@@ -206,6 +206,36 @@ describe('a serial TPM transport', () => {
   });
 });
 
+describe('lending a serial TPM transport', () => {
+  it('waits for the commands queued before, drops the connection, and holds later commands until the borrower is done', async () => {
+    const events: string[] = [];
+    const transport = new TestTransport(async (command) => {
+      events.push(`command ${command[11]}`);
+      return after(20, SUCCESS);
+    });
+    const first = transport.transmit(GET_RANDOM);
+    const lent = transport.lend(async () => {
+      events.push(`lent after ${transport.resets} reset`);
+      await after(30, undefined);
+      events.push('given back');
+      return 'borrowed';
+    });
+    const later = transport.transmit(Buffer.concat([GET_RANDOM.subarray(0, 11), Buffer.from([9])]));
+    expect(await Promise.all([first, lent, later])).toEqual([SUCCESS, 'borrowed', SUCCESS]);
+    expect(events).toEqual(['command 8', 'lent after 1 reset', 'given back', 'command 9']);
+  });
+
+  it('goes on with the next command after a borrower failed, and refuses to lend once closed', async () => {
+    const transport = new TestTransport(() => Promise.resolve(SUCCESS));
+    await expect(transport.lend(() => Promise.reject(new Error('child crashed')))).rejects.toThrow('child crashed');
+    expect(await transport.transmit(GET_RANDOM)).toEqual(SUCCESS);
+    await transport.close();
+    const err = await failure(transport.lend(() => Promise.resolve('never')));
+    expect(err.message).toBe('test TPM: transport is closed');
+    expect(transport.resets).toBe(2); // the lend's and the close's: a refused lend does not reset
+  });
+});
+
 describe('opening a transport from its spec', () => {
   it('makes the transport of each kind, named for where it goes', async () => {
     const device = openTransport({ kind: 'device', path: '/dev/tpmrm0' });
