@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { readPersistent } from '../../agent/tpm/identity.js';
 import { SwtpmTransport } from '../../agent/tpm/swtpm-transport.js';
 import { TpmClient, TpmCommandError } from '../../agent/tpm/tpm-client.js';
@@ -52,6 +52,8 @@ interface ScriptedTpm {
   commands: number[];
   /** The swtpm control requests received on port + 1, as hex. */
   controls: string[];
+  /** Control connections not closed yet. */
+  openControls: number;
 }
 
 const servers: net.Server[] = [];
@@ -79,7 +81,7 @@ async function listen(port: number, onConnection: (socket: net.Socket) => void):
  */
 async function scriptedTpm(answer: (command: Buffer) => Buffer | Buffer[], controlResult = 0): Promise<ScriptedTpm> {
   const port = await freePortPair();
-  const tpm: ScriptedTpm = { port, transport: `swtpm 127.0.0.1:${port}`, commands: [], controls: [] };
+  const tpm: ScriptedTpm = { port, transport: `swtpm 127.0.0.1:${port}`, commands: [], controls: [], openControls: 0 };
   await listen(port, (socket) => {
     let buffered = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
@@ -93,6 +95,8 @@ async function scriptedTpm(answer: (command: Buffer) => Buffer | Buffer[], contr
     });
   });
   await listen(port + 1, (socket) => socket.on('data', (chunk: Buffer) => {
+    tpm.openControls++;
+    socket.once('close', () => tpm.openControls--);
     tpm.controls.push(chunk.toString('hex'));
     const result = Buffer.alloc(4);
     result.writeUInt32BE(controlResult);
@@ -239,6 +243,7 @@ describe('the swtpm transport and what swtpm answers', () => {
     expect(err).toBeInstanceOf(TpmUnavailableError);
     expect((err as Error).cause).toMatchObject({ message: 'swtpm control command 2 failed with result 0xa' });
     expect(tpm.controls).toEqual(['0000000200000000']);
+    await vi.waitFor(() => expect(tpm.openControls).toBe(0), { timeout: 2_000 });
     await transport.close();
   });
 

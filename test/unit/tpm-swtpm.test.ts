@@ -159,6 +159,17 @@ describe('the TPM client on a real TPM', () => {
     });
   });
 
+  it('serves the Azure SDK\'s tss.js Tpm on the same transport: connect, commands, close', async () => {
+    const client = clientFor(swtpm.transport);
+    const connected = await new Promise<unknown>((resolve) => client.tpm.connect(resolve));
+    expect(connected).toBeNull();
+    const random = await new Promise<Buffer>((resolve, reject) => client.tpm.GetRandom(6, (err, bytes) => (err ? reject(err) : resolve(bytes!))));
+    expect(random).toHaveLength(6);
+    client.tpm.close();
+    await expect(client.readPublic(new TPM_HANDLE(EK_HANDLE))).rejects.toThrow(`swtpm 127.0.0.1:${swtpm.port}: transport is closed`);
+    await client.close();
+  });
+
   it('lends the TPM: its connection is dropped meanwhile, and taken up again after', async () => {
     await withClient(async (client) => {
       await client.execute(TPM_CC.GetRandom, new TPM2_GetRandom_REQUEST(8), GetRandomResponse);
