@@ -153,6 +153,16 @@ describe('a serial TPM transport', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('does not keep a timer running after a failed exchange or a malformed answer', async () => {
+    vi.useFakeTimers();
+    const failing = new TestTransport(() => Promise.reject(errnoError('ECONNRESET')));
+    await failure(failing.transmit(GET_RANDOM));
+    expect(vi.getTimerCount()).toBe(0);
+    const malformed = new TestTransport(() => Promise.resolve(Buffer.from('800100000009000000', 'hex')));
+    await failure(malformed.transmit(GET_RANDOM));
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it.each([
     ['shorter than a header', Buffer.from('800100000009000000', 'hex')],
     ['longer than it announces', Buffer.concat([SUCCESS, Buffer.from([0])])],
