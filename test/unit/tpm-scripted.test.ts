@@ -77,9 +77,9 @@ async function listen(port: number, onConnection: (socket: net.Socket) => void):
 /**
  * A TPM speaking swtpm's socket protocol: `answer` gives the bytes to send back for each command
  * (several buffers: sent as pieces, a few milliseconds apart). The control channel answers each
- * request with `controlResult`.
+ * request with `controlResult`, or closes the connection without one.
  */
-async function scriptedTpm(answer: (command: Buffer) => Buffer | Buffer[], controlResult = 0): Promise<ScriptedTpm> {
+async function scriptedTpm(answer: (command: Buffer) => Buffer | Buffer[], controlResult: number | 'hang up' = 0): Promise<ScriptedTpm> {
   const port = await freePortPair();
   const tpm: ScriptedTpm = { port, transport: `swtpm 127.0.0.1:${port}`, commands: [], controls: [], openControls: 0 };
   await listen(port, (socket) => {
@@ -98,6 +98,10 @@ async function scriptedTpm(answer: (command: Buffer) => Buffer | Buffer[], contr
     tpm.openControls++;
     socket.once('close', () => tpm.openControls--);
     tpm.controls.push(chunk.toString('hex'));
+    if (controlResult === 'hang up') {
+      socket.end();
+      return;
+    }
     const result = Buffer.alloc(4);
     result.writeUInt32BE(controlResult);
     socket.write(result);
@@ -244,6 +248,14 @@ describe('the swtpm transport and what swtpm answers', () => {
     expect((err as Error).cause).toMatchObject({ message: 'swtpm control command 2 failed with result 0xa' });
     expect(tpm.controls).toEqual(['0000000200000000']);
     await vi.waitFor(() => expect(tpm.openControls).toBe(0), { timeout: 2_000 });
+    await transport.close();
+  });
+
+  it('names the control channel when it hangs up without an answer', async () => {
+    const tpm = await scriptedTpm(() => response(0x101), 'hang up');
+    const transport = new SwtpmTransport('127.0.0.1', tpm.port, { commandTimeoutMs: 5_000 });
+    const err = await transport.transmit(GET_RANDOM_8).then(() => undefined, (e: unknown) => e);
+    expect((err as Error).cause).toMatchObject({ message: `swtpm control 127.0.0.1:${tpm.port + 1} closed the connection` });
     await transport.close();
   });
 
