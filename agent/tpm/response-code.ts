@@ -120,8 +120,9 @@ export function responseCodeOf(response: Buffer): number {
 export function describeResponseCode(rc: number): string {
   const hex = `0x${(rc >>> 0).toString(16)}`;
   if (rc === TPM_RC_SUCCESS) return `TPM_RC_SUCCESS (${hex})`;
-  // A TPM's codes fit in 12 bits; the bits above name the TSS layer that answered instead.
-  if ((rc & 0xfffff000) !== 0 || rc < 0) return `response code ${hex} from a TSS layer, not from the TPM`;
+  // A TPM's codes fit in 12 bits; the bits above name the TSS layer that answered instead
+  // (and are set in a negative code, such as -1 for no response at all).
+  if ((rc & 0xfffff000) !== 0) return `response code ${hex} from a TSS layer, not from the TPM`;
   if (rc & RC_FMT1) {
     const entry = FORMAT_ONE[rc & 0x3f];
     return `${named(entry, hex)}${formatOneSubject(rc)}`;

@@ -69,8 +69,13 @@ describe('the agent\'s own TPM command framing', () => {
     expect(parseResponse(Buffer.from('80010000001000000000000401020304', 'hex'), GetRandomResponse).result?.randomBytes).toEqual(Buffer.from([1, 2, 3, 4]));
   });
 
-  it('frames a missing handle as TPM_RH_NULL', () => {
+  it('frames a missing handle as TPM_RH_NULL, as tss.js does', () => {
     expect(frameCommand(TPM_CC.ReadPublic, new TPM2_ReadPublic_REQUEST()).toString('hex')).toBe('80010000000e00000173' + '40000007');
+    // An unbound, unsalted session: both handles null.
+    const session = () => new tss.TPM2_StartAuthSession_REQUEST(null as never, null as never, Buffer.alloc(16, 1), Buffer.alloc(0), 1, new tss.TPMT_SYM_DEF(), 0x0b);
+    const framed = frameCommand(TPM_CC.StartAuthSession, session());
+    expect(framed.subarray(10, 18).toString('hex')).toBe('40000007' + '40000007');
+    expect(framed).toEqual(tssBytes((tpm) => tpm.StartAuthSession(null as never, null as never, Buffer.alloc(16, 1), Buffer.alloc(0), 1, new tss.TPMT_SYM_DEF(), 0x0b, () => undefined)));
   });
 
   it('gives each authorized handle its own empty-password session, as tss.js does', () => {
