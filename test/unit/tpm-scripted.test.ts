@@ -27,9 +27,14 @@ function response(rc: number, body = Buffer.alloc(0)): Buffer {
   return Buffer.concat([header, body]);
 }
 
-/** A successful TPM2_GetCapability(TPM_PROPERTIES) answer with `properties`. */
-function properties(values: Record<number, number>): Buffer {
-  const entries = Object.entries(values);
+/**
+ * A successful answer to `command`, TPM2_GetCapability(TPM_PROPERTIES, property, propertyCount):
+ * those of `values` in the range asked for, as a TPM answers.
+ */
+function properties(values: Record<number, number>, command: Buffer): Buffer {
+  const first = command.readUInt32BE(14);
+  const count = command.readUInt32BE(18);
+  const entries = Object.entries(values).filter(([property]) => Number(property) >= first && Number(property) < first + count);
   const body = Buffer.alloc(1 + 4 + 4 + 8 * entries.length);
   body.writeUInt32BE(6, 1); // TPM_CAP_TPM_PROPERTIES, after moreData
   body.writeUInt32BE(entries.length, 5);
@@ -122,29 +127,29 @@ function clientOf(tpm: ScriptedTpm): TpmClient {
 
 describe('TPM facts', () => {
   it('are read from the fixed properties, in words', async () => {
-    const tpm = await scriptedTpm(() => properties({
+    const tpm = await scriptedTpm((command) => properties({
       0x100: chars('2.0'), 0x101: 0, 0x102: 138, 0x103: 250, 0x104: 2019, 0x105: chars('IFX'),
-      0x106: chars('SLB9'), 0x107: chars('670 '), 0x108: chars('TPM'), 0x109: chars(''),
+      0x106: chars('SLB9'), 0x107: chars('670 '), 0x108: chars('TPM '), 0x109: chars('2.0'),
       0x10b: 0x0007003d, 0x10c: 0x000a1234,
-    }));
+    }, command));
     const client = clientOf(tpm);
     expect(await readTpmFacts(client)).toEqual({
-      manufacturer: 'IFX', manufacturerName: 'Infineon', vendorString: 'SLB9670 TPM', firmwareVersion: '7.61.10.4660',
+      manufacturer: 'IFX', manufacturerName: 'Infineon', vendorString: 'SLB9670 TPM 2.0', firmwareVersion: '7.61.10.4660',
       specLevel: '2.0, level 0, revision 1.38 (2019)', family: '2.0', revision: '1.38',
     });
     expect(tpm.commands).toEqual([GET_CAPABILITY]);
     await client.close();
   });
 
-  it('keep the spaces inside the vendor string, as swtpm\'s "SW   TPM"', async () => {
-    const tpm = await scriptedTpm(() => properties({ 0x105: chars('IBM'), 0x106: chars('SW  '), 0x107: chars(' TPM'), 0x108: 0, 0x109: 0 }));
+  it('keep the spaces inside the vendor string, as swtpm\'s "SW   TPM", and drop those around it', async () => {
+    const tpm = await scriptedTpm((command) => properties({ 0x100: chars(' 2.0'), 0x105: chars('IBM '), 0x106: chars(' SW '), 0x107: chars('  TP'), 0x108: chars('M   '), 0x109: 0 }, command));
     const client = clientOf(tpm);
-    expect(await readTpmFacts(client)).toMatchObject({ manufacturer: 'IBM', vendorString: 'SW   TPM' });
+    expect(await readTpmFacts(client)).toMatchObject({ manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SW   TPM', family: '2.0' });
     await client.close();
   });
 
   it('take a property the TPM does not report as zero, and the top of each firmware word as its first number', async () => {
-    const tpm = await scriptedTpm(() => properties({ 0x101: 1, 0x102: 100, 0x10b: 0xfffe0001, 0x10c: 0x80000000 }));
+    const tpm = await scriptedTpm((command) => properties({ 0x101: 1, 0x102: 100, 0x10b: 0xfffe0001, 0x10c: 0x80000000, 0x10d: 7 }, command));
     const client = clientOf(tpm);
     expect(await readTpmFacts(client)).toEqual({
       manufacturer: '', manufacturerName: '', vendorString: '', firmwareVersion: '65534.1.32768.0',
@@ -161,7 +166,7 @@ describe('TPM facts', () => {
       ['SMSC', 'SMSC'], ['SNS', 'Samsung'], ['STM', 'STMicroelectronics'], ['TXN', 'Texas Instruments'], ['WEC', 'Winbond'], ['XYZ', 'XYZ'],
     ];
     let manufacturer = '';
-    const tpm = await scriptedTpm(() => properties({ 0x105: chars(manufacturer) }));
+    const tpm = await scriptedTpm((command) => properties({ 0x105: chars(manufacturer) }, command));
     const client = clientOf(tpm);
     const names: [string, string][] = [];
     for (const [id] of vendors) {

@@ -12,7 +12,7 @@ import { readTpmReport } from '../../agent/tpm/tpm-report.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
 import {
   GetCapabilityResponse, GetRandomResponse, NullPwSession, Owner, TPM_ALG_ID, TPM_CAP, TPM_CC, TPM_HANDLE, TPM2_GetCapability_REQUEST,
-  TPM2_GetRandom_REQUEST, TPMA_OBJECT, TPMT_PUBLIC, type CreatePrimaryResponse,
+  TPM2_GetRandom_REQUEST, TPM_RH, TPMA_OBJECT, TPMT_PUBLIC, type CreatePrimaryResponse,
 } from '../../agent/tpm/tss-lib.js';
 import { MssimBridge, type MssimBridgeOptions } from '../support/mssim-bridge.js';
 import { SwtpmInstance } from '../support/swtpm.js';
@@ -66,6 +66,15 @@ async function evict(client: TpmClient, handle: number): Promise<void> {
 }
 
 describe('the device identity on a real TPM', () => {
+  it('is reported empty on a fresh TPM, and reading the report creates nothing', async () => {
+    await withClient(async (client) => {
+      const report = await readTpmReport(client, swtpm.transport);
+      expect(report).toMatchObject({
+        endorsementKey: { ok: true, value: null }, storageRootKey: { ok: true, value: null }, identityKey: { ok: true, value: null }, facts: { ok: true },
+      });
+    });
+  });
+
   it('creates and persists the EK and SRK of the Azure SDK\'s templates on a fresh TPM, and only then', async () => {
     await withClient(async (client) => {
       const first = await ensureIdentity(client);
@@ -83,6 +92,21 @@ describe('the device identity on a real TPM', () => {
       const again = await ensureIdentity(client);
       expect(again).toEqual({ ...first, created: [] });
     });
+  });
+
+  it('names the command a TPM refused while persisting a new key, and leaves no transient key behind', async () => {
+    const fresh = await SwtpmInstance.start();
+    try {
+      await withClient(async (client) => {
+        // The owner hierarchy disabled: the EK is created (endorsement hierarchy), but cannot be persisted.
+        await client.run<void>('HierarchyControl', (tpm, done) =>
+          tpm.withSession(NullPwSession).HierarchyControl(new TPM_HANDLE(TPM_RH.PLATFORM), new TPM_HANDLE(TPM_RH.OWNER), 0, done));
+        await expect(ensureIdentity(client)).rejects.toThrow(`TPM2_EvictControl failed on swtpm 127.0.0.1:${fresh.port}: TPM_RC_HIERARCHY (0x185)`);
+        expect(await transientHandles(client)).toEqual([]);
+      }, fresh.transport);
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it('takes the registration id it is given, once checked', async () => {
@@ -161,8 +185,8 @@ describe('the TPM client on a real TPM', () => {
 
   it('serves the Azure SDK\'s tss.js Tpm on the same transport: connect, commands, close', async () => {
     const client = clientFor(swtpm.transport);
-    const connected = await new Promise<unknown>((resolve) => client.tpm.connect(resolve));
-    expect(connected).toBeNull();
+    const connected = await new Promise<unknown[]>((resolve) => client.tpm.connect((...args: unknown[]) => resolve(args)));
+    expect(connected).toEqual([null]);
     const random = await new Promise<Buffer>((resolve, reject) => client.tpm.GetRandom(6, (err, bytes) => (err ? reject(err) : resolve(bytes!))));
     expect(random).toHaveLength(6);
     client.tpm.close();
