@@ -9,7 +9,8 @@ export const EK_HANDLE = 0x81010001;
 export const SRK_HANDLE = 0x81000001;
 export const IDENTITY_KEY_HANDLE = 0x81000100;
 
-const TPM_RC_HANDLE = 0x0b;
+/** TPM_RC_HANDLE, a format-one code: bits 8-11 say which handle, and are masked off. */
+const TPM_RC_HANDLE = 0x08b;
 
 export interface DeviceIdentity {
   registrationId: string;
@@ -49,7 +50,7 @@ export async function readPersistent(client: TpmClient, handle: number): Promise
   try {
     return (await client.readPublic(new TPM_HANDLE(handle))).outPublic;
   } catch (err) {
-    if (err instanceof TpmCommandError && (err.responseCode & 0x3f) === TPM_RC_HANDLE) return undefined;
+    if (err instanceof TpmCommandError && (err.responseCode & 0xbf) === TPM_RC_HANDLE) return undefined;
     throw err;
   }
 }

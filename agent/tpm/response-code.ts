@@ -82,6 +82,12 @@ const FORMAT_ONE: Record<number, Entry> = {
   0x27: ['ECC_POINT', 'point is not on the required curve'],
 };
 
+/** TPM_RC_REFERENCE_H0-H6 and _S0-S6: the nth handle (or session) names one that is not loaded. */
+function references(kind: string, base: number, what: string): Record<number, Entry> {
+  const ordinals = ['1st', '2nd', '3rd', '4th', '5th', '6th', '7th'];
+  return Object.fromEntries(ordinals.map((nth, n) => [base + n, [`REFERENCE_${kind}${n}`, `the ${nth} ${what} that is not loaded`]]));
+}
+
 const WARNINGS: Record<number, Entry> = {
   0x01: ['CONTEXT_GAP', 'gap for context ID is too large'],
   0x02: ['OBJECT_MEMORY', 'out of memory for object contexts'],
@@ -93,6 +99,8 @@ const WARNINGS: Record<number, Entry> = {
   0x08: ['YIELDED', 'the TPM has suspended operation on the command'],
   0x09: ['CANCELED', 'the command was cancelled'],
   0x0a: ['TESTING', 'the TPM is performing self-tests'],
+  ...references('H', 0x10, 'handle in the handle area references a transient object or session'),
+  ...references('S', 0x18, 'authorisation session handle references a session'),
   0x20: ['NV_RATE', 'the TPM is rate-limiting accesses to prevent wearout of NV'],
   0x21: ['LOCKOUT', 'authorisations for objects subject to DA protection are not allowed at this time because the TPM is in DA lockout mode'],
   0x22: ['RETRY', 'the TPM was not able to start the command'],
@@ -112,8 +120,9 @@ export function responseCodeOf(response: Buffer): number {
 export function describeResponseCode(rc: number): string {
   const hex = `0x${(rc >>> 0).toString(16)}`;
   if (rc === TPM_RC_SUCCESS) return `TPM_RC_SUCCESS (${hex})`;
-  // A TPM's codes fit in 12 bits; the bits above name the TSS layer that answered instead.
-  if ((rc & 0xfffff000) !== 0 || rc < 0) return `response code ${hex} from a TSS layer, not from the TPM`;
+  // A TPM's codes fit in 12 bits; the bits above name the TSS layer that answered instead
+  // (and are set in a negative code, such as -1 for no response at all).
+  if ((rc & 0xfffff000) !== 0) return `response code ${hex} from a TSS layer, not from the TPM`;
   if (rc & RC_FMT1) {
     const entry = FORMAT_ONE[rc & 0x3f];
     return `${named(entry, hex)}${formatOneSubject(rc)}`;

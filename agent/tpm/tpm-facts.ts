@@ -43,17 +43,17 @@ export async function readTpmFacts(client: TpmClient): Promise<TpmFacts> {
   for (const p of (response.capabilityData as TPML_TAGGED_TPM_PROPERTY).tpmProperty) props.set(p.property, p.value >>> 0);
   const get = (pt: number) => props.get(pt) ?? 0;
 
-  const manufacturer = fourChars(get(PT.manufacturer));
+  const manufacturer = text([get(PT.manufacturer)]);
   const vendorWords = [];
-  for (let pt = PT.vendorString1; pt <= PT.vendorString4; pt++) vendorWords.push(fourChars(get(pt)));
+  for (let pt = PT.vendorString1; pt <= PT.vendorString4; pt++) vendorWords.push(get(pt));
   const fw1 = get(PT.firmwareVersion1);
   const fw2 = get(PT.firmwareVersion2);
-  const family = fourChars(get(PT.familyIndicator));
+  const family = text([get(PT.familyIndicator)]);
   const revision = (get(PT.revision) / 100).toFixed(2);
   return {
     manufacturer,
     manufacturerName: VENDORS[manufacturer] ?? manufacturer,
-    vendorString: vendorWords.join('').trim(),
+    vendorString: text(vendorWords),
     firmwareVersion: `${fw1 >>> 16}.${fw1 & 0xffff}.${fw2 >>> 16}.${fw2 & 0xffff}`,
     specLevel: `${family}, level ${get(PT.level)}, revision ${revision} (${get(PT.year)})`,
     family,
@@ -61,9 +61,12 @@ export async function readTpmFacts(client: TpmClient): Promise<TpmFacts> {
   };
 }
 
-/** A property holding four ASCII characters, NUL padding and spaces removed. */
-function fourChars(value: number): string {
-  const bytes = Buffer.alloc(4);
-  bytes.writeUInt32BE(value >>> 0);
+/**
+ * Properties holding four ASCII characters each, read as one string: NUL padding and outer
+ * spaces removed. The vendor string's four words are one string; spaces inside it stay.
+ */
+function text(values: number[]): string {
+  const bytes = Buffer.alloc(4 * values.length);
+  values.forEach((value, i) => bytes.writeUInt32BE(value >>> 0, 4 * i));
   return bytes.toString('latin1').replace(/\0/g, '').trim();
 }

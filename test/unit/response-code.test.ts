@@ -5,12 +5,12 @@ import { describeResponseCode, responseCodeOf, TPM_RC_FAILURE, TPM_RC_INITIALIZE
 /**
  * The TPM 2.0 response codes as tss.js (an independent implementation of Part 2 §6.6) names
  * them: format zero (0x100-0x17f), format one (0x080-0x0bf) and warnings (0x900-0x97f),
- * without tss.js's range markers and the REFERENCE_* warnings, which carry no meaning of their own.
+ * without tss.js's range markers.
  */
 function tssResponseCodes(): [string, number][] {
   const codes = (createRequire(import.meta.url)('tss.js') as { TPM_RC: Record<string, unknown> }).TPM_RC;
   return Object.entries(codes).flatMap(([name, value]): [string, number][] => {
-    if (typeof value !== 'number' || /^(RC_|_|REFERENCE_|NOT_USED|N_MASK)/.test(name)) return [];
+    if (typeof value !== 'number' || /^(RC_|_|NOT_USED|N_MASK)/.test(name)) return [];
     const formatZero = value >= 0x100 && value < 0x180;
     const formatOne = value >= 0x080 && value < 0x0c0;
     const warning = value > 0x900 && value < 0x980;
@@ -52,8 +52,18 @@ describe('TPM response codes in words', () => {
     expect(describeResponseCode(0xf8e)).toMatch(/\(session 7\)$/);
   });
 
+  it('says which handle or session names an object or session that is not loaded', () => {
+    // What a TPM answers to ReadPublic of a transient handle that is not loaded: no mystery code.
+    expect(describeResponseCode(0x910)).toBe('TPM_RC_REFERENCE_H0 (0x910): the 1st handle in the handle area references a transient object or session that is not loaded');
+    expect(describeResponseCode(0x916)).toBe('TPM_RC_REFERENCE_H6 (0x916): the 7th handle in the handle area references a transient object or session that is not loaded');
+    expect(describeResponseCode(0x918)).toBe('TPM_RC_REFERENCE_S0 (0x918): the 1st authorisation session handle references a session that is not loaded');
+    expect(describeResponseCode(0x91e)).toBe('TPM_RC_REFERENCE_S6 (0x91e): the 7th authorisation session handle references a session that is not loaded');
+  });
+
   it('says so for a warning or error it does not know', () => {
-    expect(describeResponseCode(0x910)).toBe('unknown TPM warning (0x910)');
+    expect(describeResponseCode(0x90b)).toBe('unknown TPM warning (0x90b)');
+    expect(describeResponseCode(0x917)).toBe('unknown TPM warning (0x917)');
+    expect(describeResponseCode(0x91f)).toBe('unknown TPM warning (0x91f)');
     expect(describeResponseCode(0x0bf)).toBe('unknown TPM error (0xbf)');
   });
 

@@ -68,4 +68,51 @@ describe('the agent\'s own TPM command framing', () => {
     expect(() => parseResponse(Buffer.from('80010000000a00000000', 'hex'), ReadPublicResponse)).toThrow(FrameError);
     expect(parseResponse(Buffer.from('80010000001000000000000401020304', 'hex'), GetRandomResponse).result?.randomBytes).toEqual(Buffer.from([1, 2, 3, 4]));
   });
+
+  it('frames a missing handle as TPM_RH_NULL, as tss.js does', () => {
+    expect(frameCommand(TPM_CC.ReadPublic, new TPM2_ReadPublic_REQUEST()).toString('hex')).toBe('80010000000e00000173' + '40000007');
+    // An unbound, unsalted session: both handles null.
+    const session = () => new tss.TPM2_StartAuthSession_REQUEST(null as never, null as never, Buffer.alloc(16, 1), Buffer.alloc(0), 1, new tss.TPMT_SYM_DEF(), 0x0b);
+    const framed = frameCommand(TPM_CC.StartAuthSession, session());
+    expect(framed.subarray(10, 18).toString('hex')).toBe('40000007' + '40000007');
+    expect(framed).toEqual(tssBytes((tpm) => tpm.StartAuthSession(null as never, null as never, Buffer.alloc(16, 1), Buffer.alloc(0), 1, new tss.TPMT_SYM_DEF(), 0x0b, () => undefined)));
+  });
+
+  it('gives each authorized handle its own empty-password session, as tss.js does', () => {
+    const blob = () => new tss.TPMS_ID_OBJECT(Buffer.from('ab', 'hex'), Buffer.from('cd', 'hex'));
+    const request = new tss.TPM2_ActivateCredential_REQUEST(new TPM_HANDLE(0x80000001), new TPM_HANDLE(0x81010001), blob(), Buffer.from('ef', 'hex'));
+    const framed = frameCommand(TPM_CC.ActivateCredential, request);
+    expect(framed.subarray(0, 40).toString('hex')).toBe('8002' + framed.readUInt32BE(2).toString(16).padStart(8, '0') + '00000147' + '80000001' + '81010001'
+      + '00000012' + '400000090000010000'.repeat(2));
+    expect(framed).toEqual(tssBytes((tpm) => tpm.withSessions(NullPwSession, NullPwSession).ActivateCredential(
+      new TPM_HANDLE(0x80000001), new TPM_HANDLE(0x81010001), blob(), Buffer.from('ef', 'hex'), () => undefined)));
+  });
+
+  it('says which command does not fit', () => {
+    const huge = new tss.TPM2_Hash_REQUEST(Buffer.alloc(5000), 0x0b, new TPM_HANDLE(0x40000007));
+    expect(() => frameCommand(TPM_CC.Hash, huge)).toThrow('command 0x17d does not fit in 4096 bytes');
+  });
+
+  it('says how a response is malformed', () => {
+    expect(() => parseResponse(Buffer.from('8001000000000000', 'hex'))).toThrow('response of 8 bytes is shorter than its header');
+    expect(() => parseResponse(Buffer.from('800100000010000000000008010203', 'hex'), GetRandomResponse))
+      .toThrow('response parameters of 2 bytes where the TPM announced 5');
+    expect(() => parseResponse(Buffer.from('80020000001400000000000000090004010203040000', 'hex'), GetRandomResponse))
+      .toThrow('response parameters of 6 bytes where the TPM announced 9');
+  });
+
+  it('reads only the code of a response whose type it is not told, or that failed', () => {
+    expect(parseResponse(Buffer.from('80010000001000000000000401020304', 'hex'))).toEqual({ responseCode: 0 });
+    expect(parseResponse(Buffer.from('80010000000a00000921', 'hex'))).toEqual({ responseCode: 0x921 });
+  });
+
+  it('reads the handle a response starts with, and the parameters after it, with and without sessions', () => {
+    // TPM2_Load's answer: objectHandle, then name (TPM2B); with sessions, parameterSize between the two.
+    const plain = parseResponse(Buffer.from('8001' + '00000012' + '00000000' + '80000002' + '0002abcd', 'hex'), tss.LoadResponse);
+    expect((plain.result?.handle.handle ?? 0) >>> 0).toBe(0x80000002);
+    expect(plain.result?.name).toEqual(Buffer.from('abcd', 'hex'));
+    const sessions = parseResponse(Buffer.from('8002' + '0000001b' + '00000000' + '80000003' + '00000004' + '0002abcd' + '0000010000', 'hex'), tss.LoadResponse);
+    expect((sessions.result?.handle.handle ?? 0) >>> 0).toBe(0x80000003);
+    expect(sessions.result?.name).toEqual(Buffer.from('abcd', 'hex'));
+  });
 });

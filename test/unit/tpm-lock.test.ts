@@ -1,11 +1,21 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { DAEMON_LOCK_OWNER, TpmLock } from '../../agent/tpm/tpm-lock.js';
 
-const runtimeDir = () => path.join(mkdtempSync(path.join(tmpdir(), 'iot-agent-tpm-lock-')), 'run');
+const scratchDirs: string[] = [];
+const scratch = () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-tpm-lock-'));
+  scratchDirs.push(dir);
+  return dir;
+};
+const runtimeDir = () => path.join(scratch(), 'run');
+
+afterEach(() => {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 const lockFile = (dir: string) => path.join(dir, 'tpm.lock');
 
 /** The pid of a process that has exited. */
@@ -74,5 +84,11 @@ describe('the TPM lock', () => {
     await TpmLock.acquire(dir, 'x');
     writeFileSync(lockFile(dir), `\n${process.ppid} the iot-agent daemon\n\n`);
     expect(await TpmLock.holder(dir)).toEqual({ pid: process.ppid, owner: 'the iot-agent daemon' });
+  });
+
+  it('fails with the file system\'s own error when the runtime directory cannot be made', async () => {
+    const file = path.join(scratch(), 'not-a-dir');
+    writeFileSync(file, '');
+    await expect(TpmLock.acquire(path.join(file, 'run'), 'iot-agent provision')).rejects.toMatchObject({ code: 'ENOTDIR', name: 'Error' });
   });
 });

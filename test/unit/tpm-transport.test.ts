@@ -153,6 +153,16 @@ describe('a serial TPM transport', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('does not keep a timer running after a failed exchange or a malformed answer', async () => {
+    vi.useFakeTimers();
+    const failing = new TestTransport(() => Promise.reject(errnoError('ECONNRESET')));
+    await failure(failing.transmit(GET_RANDOM));
+    expect(vi.getTimerCount()).toBe(0);
+    const malformed = new TestTransport(() => Promise.resolve(Buffer.from('800100000009000000', 'hex')));
+    await failure(malformed.transmit(GET_RANDOM));
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it.each([
     ['shorter than a header', Buffer.from('800100000009000000', 'hex')],
     ['longer than it announces', Buffer.concat([SUCCESS, Buffer.from([0])])],
@@ -203,6 +213,36 @@ describe('a serial TPM transport', () => {
     expect(transport.resets).toBe(1);
     const err = await failure(transport.transmit(GET_RANDOM));
     expect(err.message).toBe('test TPM: transport is closed');
+  });
+});
+
+describe('lending a serial TPM transport', () => {
+  it('waits for the commands queued before, drops the connection, and holds later commands until the borrower is done', async () => {
+    const events: string[] = [];
+    const transport = new TestTransport(async (command) => {
+      events.push(`command ${command[11]}`);
+      return after(20, SUCCESS);
+    });
+    const first = transport.transmit(GET_RANDOM);
+    const lent = transport.lend(async () => {
+      events.push(`lent after ${transport.resets} reset`);
+      await after(30, undefined);
+      events.push('given back');
+      return 'borrowed';
+    });
+    const later = transport.transmit(Buffer.concat([GET_RANDOM.subarray(0, 11), Buffer.from([9])]));
+    expect(await Promise.all([first, lent, later])).toEqual([SUCCESS, 'borrowed', SUCCESS]);
+    expect(events).toEqual(['command 8', 'lent after 1 reset', 'given back', 'command 9']);
+  });
+
+  it('goes on with the next command after a borrower failed, and refuses to lend once closed', async () => {
+    const transport = new TestTransport(() => Promise.resolve(SUCCESS));
+    await expect(transport.lend(() => Promise.reject(new Error('child crashed')))).rejects.toThrow('child crashed');
+    expect(await transport.transmit(GET_RANDOM)).toEqual(SUCCESS);
+    await transport.close();
+    const err = await failure(transport.lend(() => Promise.resolve('never')));
+    expect(err.message).toBe('test TPM: transport is closed');
+    expect(transport.resets).toBe(2); // the lend's and the close's: a refused lend does not reset
   });
 });
 
