@@ -15,6 +15,7 @@ import { freePort, randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
 import { capturingLogger } from './command-context.js';
+import { closeListeners, connectProxy } from './loopback-proxy.js';
 
 /**
  * The session against the local hub (MQTT over TLS on 8883 of a loopback address of this
@@ -61,6 +62,7 @@ async function sessionFor(options: Partial<HubSessionOptions> = {}, register = t
 
 afterEach(async () => {
   vi.restoreAllMocks();
+  closeListeners();
   for (const session of sessions.splice(0)) await session.stop();
   if (started) {
     const { hub } = await started;
@@ -78,7 +80,39 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The keep-alive the hub's broker holds the device's connection to (aedes: 1.5 times the CONNECT's, in ms, plus 1). */
+function keepAliveSeenByHub(hub: LocalHub, deviceId: string): number | undefined {
+  const online = (hub.core.broker as unknown as { online: Map<string, { _keepaliveInterval: number }> }).online;
+  return online.get(deviceId)?._keepaliveInterval;
+}
+
+describe('a session before its first connect', () => {
+  it('is not connected, has no client, and would go over MQTT on 8883', async () => {
+    const { session } = await sessionFor();
+    expect([session.connected, session.deviceClient, session.protocol]).toEqual([false, undefined, 'mqtt']);
+  });
+});
+
 describe('a connect to a hub that lets the device in', () => {
+  it('asks for the keep-alive it was given, and a minute without one', async () => {
+    const { hub, session, deviceId } = await sessionFor({ keepAliveSeconds: 7 });
+    await session.connect();
+    expect(keepAliveSeenByHub(hub, deviceId)).toBe(10_501);
+    const other = await sessionFor({ keepAliveSeconds: undefined });
+    await other.session.connect();
+    expect(keepAliveSeenByHub(hub, other.deviceId)).toBe(90_001);
+  });
+
+  it('renews its token before the hub ends the connection at the token\'s expiry, and reports nothing lost', async () => {
+    const { hub, session, lost } = await sessionFor({ tokenLifetimeSeconds: 4, tokenRenewalMarginSeconds: 2 });
+    const connects = hub.counters.connects;
+    await session.connect();
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(lost).toEqual([]);
+    expect(session.connected).toBe(true);
+    expect(hub.counters.connects).toBeGreaterThanOrEqual(connects + 2);
+  });
+
   it('connects once, hands the client, the twin and the desired feed over before resolving, and counts as connected', async () => {
     const handed: unknown[] = [];
     const { hub, session, deviceId, lines } = await sessionFor({
@@ -148,6 +182,7 @@ describe('a connection that was up', () => {
     await session.connect();
     await hub.stopMqtt();
     await expect.poll(() => lost.length, { timeout: 10_000 }).toBe(1);
+    expect(lost[0]?.message).toBe('the hub closed the connection');
     expect(session.connected).toBe(false);
     expect(session.deviceClient).toBeUndefined();
     expect(lines.filter((l) => l.startsWith(`level=warn event=hub.disconnected hub=${hub.hostName} `))).toHaveLength(1);
@@ -191,6 +226,26 @@ describe('a connection that was up', () => {
 });
 
 describe('stopping while a connect is under way', () => {
+  it('fails the connect when the session is stopped while the hub does not answer yet', async () => {
+    const { session, hub } = await sessionFor();
+    await hub.set8883('silent');
+    const connecting = session.connect().catch((e: unknown) => e);
+    await expect.poll(() => hub.silent8883Connections).toBeGreaterThan(0);
+    await session.stop();
+    expect(await connecting).toMatchObject({ kind: 'unreachable', cause: { message: 'the session was stopped while connecting' } });
+    expect(session.connected).toBe(false);
+  });
+
+  it('fails the connect when the session is stopped while the twin is on its way', async () => {
+    const handed: unknown[] = [];
+    const { session, hub } = await sessionFor({ onConnected: (client) => { handed.push(client); } });
+    hub.faults.onNextTwinGet(() => void session.stop());
+    const err = await session.connect().catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: 'unreachable', cause: { message: 'the session was stopped while connecting' } });
+    expect(handed).toEqual([]);
+    expect(session.connected).toBe(false);
+  });
+
   it('fails the connect when the session is stopped by the time the twin is handed over', async () => {
     const { session, hub, deviceId } = await sessionFor({ onConnected: () => session.stop() });
     const err = await session.connect().catch((e: unknown) => e);
@@ -258,6 +313,15 @@ describe('the route over WebSockets', () => {
     expect((err as Error).cause).toBeInstanceOf(ProxyError);
     expect((err as Error).cause).toMatchObject({ message: `the proxy ${tunnel.proxy.display} (network.proxy) could not be reached (ECONNREFUSED)` });
     expect(lines.find((l) => l.includes('event=hub.connecting'))).toMatch(new RegExp(` protocol=mqtt-ws proxy=${tunnel.proxy.display.replace(/[.]/g, '\\.')}$`));
+  });
+
+  it('asks the proxy for a tunnel to the hub\'s 443, and names the proxy\'s refusal', async () => {
+    const proxy = await connectProxy(1, 403);
+    const tunnel = new ProxyTunnel(parseProxyUrl(proxy.url, 'network.proxy'));
+    const { hub, session } = await sessionFor({ tunnel });
+    const err = await session.connect({ protocol: 'mqtt-ws', timeoutMs: 5_000 }).catch((e: unknown) => e);
+    expect(proxy.asked).toEqual([`${hub.hostName}:443`]);
+    expect((err as Error).cause).toMatchObject({ statusCode: 403, message: `the proxy ${tunnel.proxy.display} (network.proxy) does not allow a tunnel to ${hub.hostName} (403)` });
   });
 
   it('leaves the proxy out of a route over 8883', async () => {
