@@ -107,6 +107,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   private live = false;
   private stopped = false;
   private route: HubRoute = { protocol: 'mqtt' };
+  /** Fails the connect under way (its client was dropped). */
+  private abandon: (() => void) | undefined;
 
   constructor(private readonly options: HubSessionOptions) {
     super();
@@ -143,16 +145,16 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     useIdentityKeyHandle(target.identityKeyHandle);
     const client = this.newClient();
     this.client = client;
+    // The SDK leaves an open() or a twin GET of a client closed meanwhile pending for good: a
+    // stop (or the next connect) ends the attempt itself.
+    const dropped = new Promise<never>((_, reject) => {
+      this.abandon = () => reject(new Error('the session was stopped while connecting'));
+    });
+    dropped.catch(() => undefined);
     try {
       log.info('hub.connecting', { hub: target.assignedHub, deviceId: target.deviceId, protocol: route.protocol,
         ...(tunnel && route.protocol === 'mqtt-ws' ? { proxy: tunnel.proxy.display } : {}) });
-      await this.setOptions(client);
-      await withTimeout(client.open(), route.timeoutMs, `no connection ${PROTOCOL_WORDS[route.protocol]} within ${(route.timeoutMs ?? 0) / 1000} s`);
-      const desired = new DesiredFeed();
-      onDesiredPatch(client, (patch) => desired.push(patch));
-      await enableDesiredUpdates(client);
-      const twin = await this.fetchTwin(client);
-      if (this.client !== client) throw new Error('the session was stopped while connecting');
+      const { twin, desired } = await Promise.race([this.establish(client, route), dropped]);
       await this.options.onConnected?.(client, twin, desired);
       if (this.client !== client) throw new Error('the session was stopped while connecting');
       this.live = true;
@@ -162,6 +164,16 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
       const viaProxy = !refused && route.protocol === 'mqtt-ws' ? tunnel?.explain(err) : undefined;
       throw new HubConnectError(refused ? 'refused' : 'unreachable', target.assignedHub, viaProxy ?? err, route.protocol);
     }
+  }
+
+  /** Open, subscribe to desired-property updates, then fetch the whole twin. */
+  private async establish(client: Client, route: HubRoute): Promise<{ twin: Twin; desired: DesiredFeed }> {
+    await this.setOptions(client);
+    await withTimeout(client.open(), route.timeoutMs, `no connection ${PROTOCOL_WORDS[route.protocol]} within ${(route.timeoutMs ?? 0) / 1000} s`);
+    const desired = new DesiredFeed();
+    onDesiredPatch(client, (patch) => desired.push(patch));
+    await enableDesiredUpdates(client);
+    return { twin: await this.fetchTwin(client), desired };
   }
 
   async stop(): Promise<void> {
@@ -234,6 +246,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     const client = this.client;
     this.client = undefined;
     this.live = false;
+    this.abandon?.();
+    this.abandon = undefined;
     if (!client) return;
     client.removeAllListeners();
     client.on('error', () => undefined);
