@@ -27,7 +27,7 @@ export type RequestObserver = (signed: boolean, done: RequestDone) => RequestDon
  */
 export function observedDpsHttp(observe: RequestObserver, options?: object): DpsHttp {
   const base = new ObservedHttpBase(observe);
-  if (options !== undefined) base.setOptions(options);
+  base.setOptions(options);
   return new Http(base as unknown as ConstructorParameters<typeof Http>[0]);
 }
 

@@ -28,21 +28,24 @@ export class CommandEndpoint {
   attach(client: Client): void {
     for (const name of this.registry.names()) {
       client.onDeviceMethod(name, (request, response) => {
-        void this.registry.dispatch(name, request.payload, { via: 'method' })
-          .then((reply) => reply, (err: unknown) => internalError(name, err))
-          .then((reply) => response.send(reply.status, reply.payload, (err) => {
-            if (err) this.log.warn('command.response_failed', { command: name, err });
-          }));
+        void this.methodReply(name, request.payload).then((reply) => response.send(reply.status, reply.payload, (err) => {
+          if (err) this.log.warn('command.response_failed', { command: name, err });
+        }));
       });
     }
     interceptMethodRequests(client, (name, answer) => {
-      void this.registry.dispatch(name, undefined, { via: 'method' })
+      void this.methodReply(name, undefined)
         .then((reply) => answer(reply.status, reply.payload))
         .catch((err: unknown) => this.log.warn('command.response_failed', { command: clip(name), err }));
     });
     client.on('message', (message: Message) => {
       this.onC2d(client, message).catch((err: unknown) => this.log.error('command.c2d_failed', { err }));
     });
+  }
+
+  /** A direct method's answer: the registry's reply, or a 500 when dispatching failed, so that the caller never waits for its timeout. */
+  private methodReply(name: string, payload: unknown): Promise<CommandReply> {
+    return this.registry.dispatch(name, payload, { via: 'method' }).catch((err: unknown) => internalError(name, err));
   }
 
   private async onC2d(client: Client, message: Message): Promise<void> {

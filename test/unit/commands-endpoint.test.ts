@@ -109,11 +109,29 @@ describe('commands served as direct methods', () => {
     await expect.poll(() => lines.find((l) => l.includes('event=command.response_failed'))).toMatch(/^level=warn event=command.response_failed command=getSystemInfo err=.*disconnected/);
   });
 
-  it('logs an unregistered method it could not answer', async () => {
+  it('answers an unregistered method whose dispatch failed with 500 too, instead of leaving the caller to time out', async () => {
     const { invoke, lines } = await servedDevice({}, { Registry: FailingRegistry });
-    // Nothing answers: the caller times out, which this test does not wait for.
+    expect(await invoke('formatDisk')).toEqual({ status: 500, payload: { message: 'formatDisk failed: the registry broke' } });
+    expect(lines.filter((l) => l.includes('command.response_failed'))).toEqual([]);
+  });
+
+  it('logs an answer to an unregistered method that could not be sent because the connection went away meanwhile', async () => {
+    let asked = false;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    class HeldRegistry extends CommandRegistry {
+      override async dispatch(...args: Parameters<CommandRegistry['dispatch']>): Promise<CommandReply> {
+        asked = true;
+        await held;
+        return super.dispatch(...args);
+      }
+    }
+    const { invoke, lines, client } = await servedDevice({}, { Registry: HeldRegistry });
     void invoke('formatDisk').catch(() => undefined);
-    await expect.poll(() => lines.find((l) => l.includes('event=command.response_failed'))).toMatch(/^level=warn event=command.response_failed command=formatDisk err=.*the registry broke/);
+    await expect.poll(() => asked).toBe(true);
+    await client.close();
+    release();
+    await expect.poll(() => lines.find((l) => l.includes('event=command.response_failed'))).toMatch(/^level=warn event=command.response_failed command=formatDisk err=.*disconnected/);
   });
 
   it('answers a method nobody registered with 404 and the known names, instead of leaving the caller to time out', async () => {

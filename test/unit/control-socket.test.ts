@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { askDaemon, DaemonAbsentError, payloadOf, requestDaemon } from '../../agent/control/client.js';
 import { controlSocketPath, type ControlRequest, type DaemonStatus } from '../../agent/control/protocol.js';
 import { parseReply, parseRequest } from '../../agent/control/wire.js';
@@ -24,6 +24,16 @@ const TPM: TpmReport = {
   facts: { ok: true, value: { manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SW TPM', firmwareVersion: '1.2.3.4', specLevel: '2.0', family: '2.0', revision: '1.59' } },
 };
 const line = (value: unknown) => JSON.stringify(value);
+const dirs: string[] = [];
+/** A runtime directory of its own, removed after the file's tests. */
+const tempDir = () => {
+  const made = mkdtempSync(path.join(tmpdir(), 'iot-agent-control-'));
+  dirs.push(made);
+  return made;
+};
+afterAll(() => {
+  for (const made of dirs) rmSync(made, { recursive: true, force: true });
+});
 
 
 describe('control socket requests', () => {
@@ -110,10 +120,9 @@ describe('control socket replies', () => {
 });
 
 describe('control socket server', () => {
-  const dir = () => mkdtempSync(path.join(tmpdir(), 'iot-agent-control-'));
 
   it('answers a request, and reports a malformed or oversized one without dying', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = await serveControlSocket(runtimeDir, answering({ event: 'step', step: 'tpm', message: 'ready' }));
     try {
       const lines = [];
@@ -140,7 +149,7 @@ describe('control socket server', () => {
   });
 
   it('turns the daemon\'s error or an unexpected event into one clear error for a single-answer request', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = await serveControlSocket(runtimeDir, handling((request, reply) => {
       if (request.op === 'tpm') reply({ event: 'error', message: 'the TPM is not open (starting)' });
       else reply({ event: 'step', step: 'tpm', message: 'odd' });
@@ -154,13 +163,12 @@ describe('control socket server', () => {
   });
 
   it('tells the CLI when no daemon listens', async () => {
-    const lines = requestDaemon(dir(), { op: 'status' });
+    const lines = requestDaemon(tempDir(), { op: 'status' });
     await expect(lines.next()).rejects.toBeInstanceOf(DaemonAbsentError);
   });
 });
 
 describe('control socket: edges', () => {
-  const dir = () => mkdtempSync(path.join(tmpdir(), 'iot-agent-control-'));
   const lines = async (runtimeDir: string, request: ControlRequest) => {
     const got = [];
     for await (const line of requestDaemon(runtimeDir, request)) got.push(line);
@@ -168,7 +176,7 @@ describe('control socket: edges', () => {
   };
 
   it('is reachable by its owner only, and replaces a socket file a crash left behind', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const first = await serveControlSocket(runtimeDir, answering({ event: 'error', message: 'first' }));
     first.close();
     const server = await serveControlSocket(runtimeDir, answering({ event: 'error', message: 'second' }));
@@ -182,7 +190,7 @@ describe('control socket: edges', () => {
   });
 
   it('streams every step as it happens, then the last line', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = await serveControlSocket(runtimeDir, async (request, reply) => {
       expect(request).toEqual({ op: 'provision', force: true });
       reply({ event: 'step', step: 'tpm', message: 'TPM ready' });
@@ -202,9 +210,9 @@ describe('control socket: edges', () => {
   });
 
   it('turns a handler that throws into one error line', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = await serveControlSocket(runtimeDir, () => Promise.reject(new Error('the TPM is not open (starting)')));
-    const otherDir = dir();
+    const otherDir = tempDir();
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rejecting with a string is what this test is about
     const nonError = await serveControlSocket(otherDir, () => Promise.reject('plain'));
     try {
@@ -217,16 +225,10 @@ describe('control socket: edges', () => {
   });
 
   it('takes a request of up to 4096 bytes, and a request sent in pieces', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const seen: unknown[] = [];
     const server = await serveControlSocket(runtimeDir, handling((request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); }));
-    const raw = (pieces: string[]) => new Promise<string>((resolve) => {
-      const socket = net.connect(controlSocketPath(runtimeDir));
-      let text = '';
-      socket.on('data', (c: Buffer) => { text += c.toString(); });
-      socket.on('close', () => resolve(text));
-      socket.on('connect', () => void writeSlowly(socket, pieces));
-    });
+    const raw = (pieces: string[]) => exchange(runtimeDir, pieces);
     try {
       // Padded with JSON whitespace: a field the protocol does not know is refused.
       const padded = `{"op":"status"${' '.repeat(4096 - 16)}}\n`;
@@ -241,7 +243,7 @@ describe('control socket: edges', () => {
   });
 
   it('fails a request whose reply the CLI cannot read, saying so', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = net.createServer((socket) => socket.end('{"event":"reboot"}\n'));
     mkdirSync(runtimeDir, { recursive: true });
     await new Promise<void>((resolve) => server.listen(controlSocketPath(runtimeDir), resolve));
@@ -253,7 +255,7 @@ describe('control socket: edges', () => {
   });
 
   it('says when the daemon ended a single-answer request without an answer', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = await serveControlSocket(runtimeDir, answering());
     try {
       await expect(askDaemon(runtimeDir, { op: 'status' }, 'status')).rejects.toThrow('the daemon ended the status request without an answer');
@@ -263,7 +265,7 @@ describe('control socket: edges', () => {
   });
 
   it('gives up on a daemon that does not answer in the time given', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = await serveControlSocket(runtimeDir, () => new Promise(() => undefined));
     try {
       await expect(askDaemon(runtimeDir, { op: 'status' }, 'status', 200)).rejects.toThrow('the daemon did not answer in time');
@@ -273,7 +275,7 @@ describe('control socket: edges', () => {
   });
 
   it('tells the CLI no daemon listens when the socket file is stale', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const server = await serveControlSocket(runtimeDir, answering());
     await new Promise((resolve) => server.close(resolve));
     writeFileSync(controlSocketPath(runtimeDir), '');
@@ -282,7 +284,7 @@ describe('control socket: edges', () => {
   });
 
   it('takes the first line of a connection as its one request and ignores what follows', async () => {
-    const runtimeDir = dir();
+    const runtimeDir = tempDir();
     const seen: unknown[] = [];
     const server = await serveControlSocket(runtimeDir, handling((request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); }));
     try {
@@ -300,8 +302,81 @@ describe('control socket: edges', () => {
     }
   });
 
+  it('reads nothing after the request line, even when more comes while the request is handled', async () => {
+    const runtimeDir = tempDir();
+    const seen: unknown[] = [];
+    const server = await serveControlSocket(runtimeDir, async (request, reply) => {
+      seen.push(request);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      reply({ event: 'error', message: 'ok' });
+    });
+    try {
+      expect(await exchange(runtimeDir, ['{"op":"tpm"}\n', '{"op":"status"}\n', 'x'.repeat(5_000)])).toBe('{"event":"error","message":"ok"}\n');
+      expect(seen).toEqual([{ op: 'tpm' }]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('outlives a client that hangs up with its answer unread: the connection\'s reset reaches no further', async () => {
+    const runtimeDir = tempDir();
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    let hangUp!: () => void;
+    const hungUp = new Promise<void>((resolve) => { hangUp = resolve; });
+    let finished = false;
+    const server = await serveControlSocket(runtimeDir, async (request, reply) => {
+      if (request.op !== 'provision') return reply({ event: 'error', message: 'still here' });
+      // More than the client reads: closing with data unread resets the connection.
+      for (let i = 0; i < 64; i++) reply({ event: 'step', step: 'tpm', message: 'x'.repeat(1_000) });
+      await hungUp;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      reply({ event: 'step', step: 'challenge', message: 'nobody reads this' });
+      finished = true;
+    });
+    try {
+      const socket = net.connect(controlSocketPath(runtimeDir));
+      socket.pause();
+      socket.on('error', () => undefined);
+      socket.write('{"op":"provision"}\n');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      socket.destroy();
+      hangUp();
+      await expect.poll(() => finished).toBe(true);
+      expect(await lines(runtimeDir, { op: 'status' })).toEqual([{ event: 'error', message: 'still here' }]);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      server.close();
+    }
+  });
+
+  it('makes its runtime directory, parents too, for its owner only', async () => {
+    const runtimeDir = path.join(tempDir(), 'run', 'iot-agent');
+    const server = await serveControlSocket(runtimeDir, answering({ event: 'error', message: 'here' }));
+    try {
+      expect(statSync(runtimeDir).mode & 0o777).toBe(0o700);
+      expect(await lines(runtimeDir, { op: 'status' })).toEqual([{ event: 'error', message: 'here' }]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('takes over a socket file a crashed daemon left behind', async () => {
+    const runtimeDir = tempDir();
+    writeFileSync(controlSocketPath(runtimeDir), 'left by a crash');
+    const server = await serveControlSocket(runtimeDir, answering({ event: 'error', message: 'new daemon' }));
+    try {
+      expect(statSync(controlSocketPath(runtimeDir)).isSocket()).toBe(true);
+      expect(await lines(runtimeDir, { op: 'status' })).toEqual([{ event: 'error', message: 'new daemon' }]);
+    } finally {
+      server.close();
+    }
+  });
+
   it('fails, rather than hangs, when its socket cannot be made', async () => {
-    const deep = path.join(dir(), 'x'.repeat(120));
+    const deep = path.join(tempDir(), 'x'.repeat(120));
     await expect(serveControlSocket(deep, answering())).rejects.toThrow();
   });
 
@@ -313,6 +388,18 @@ describe('control socket: edges', () => {
     expect(payloadOf({ event: 'step', step: 'tpm', message: 'm' })).toEqual({ step: 'tpm', message: 'm' });
   });
 });
+
+/** What the daemon answers on one connection to the `pieces` written, each 10 ms after the one before; '' when it only closes it. */
+function exchange(runtimeDir: string, pieces: string[]): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const socket = net.connect(controlSocketPath(runtimeDir));
+    let text = '';
+    socket.on('data', (c: Buffer) => { text += c.toString(); });
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => undefined);
+    socket.on('connect', () => void writeSlowly(socket, pieces));
+  });
+}
 
 /** Writes each piece 10 ms after the one before, so the server reads a request in pieces. */
 async function writeSlowly(socket: net.Socket, pieces: string[]): Promise<void> {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
 import { PROVISION_STEPS, readyIdentity, registerAssignment, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
-import { type StoredAssignment } from '../../agent/state/assignment-store.js';
+import { readAssignment, writeAssignment, type Assignment, type StoredAssignment } from '../../agent/state/assignment-store.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
 import { TpmClient, TpmCommandError } from '../../agent/tpm/tpm-client.js';
@@ -13,13 +13,11 @@ import { parseTransport } from '../../agent/config/transport-spec.js';
 import { freePort } from '../support/ports.js';
 
 const config = (): AgentConfig => ({ ...structuredClone(DEFAULTS), provisioning: { ...DEFAULTS.provisioning, idScope: '0ne0001' } });
-const cached = (): StoredAssignment => ({
-  status: 'valid',
-  assignment: {
-    assignedHub: 'hub-a', deviceId: 'd', registrationId: 'r', idScope: '0ne0001',
-    globalEndpoint: DEFAULTS.provisioning.globalEndpoint, assignedAt: '2026-11-26T00:00:00Z', identityKeyHandle: 0x81000100,
-  },
+const inForce = (): Assignment => ({
+  assignedHub: 'hub-a', deviceId: 'd', registrationId: 'r', idScope: '0ne0001',
+  globalEndpoint: DEFAULTS.provisioning.globalEndpoint, assignedAt: '2026-11-26T00:00:00Z', identityKeyHandle: 0x81000100,
 });
+const cached = (): StoredAssignment => ({ status: 'valid', assignment: inForce() });
 
 describe('the provisioning steps a technician sees', () => {
   it('come in this order', () => {
@@ -117,6 +115,24 @@ describe('a registration that fails', () => {
       expect(err).toBeInstanceOf(DpsError);
       expect(err).toMatchObject({ retryable: true });
       expect(readdirSync(stateDir)).toEqual([]);
+    } finally {
+      await tpm.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves the assignment in force on disk, as it was, when the new one does not come', async () => {
+    const tpm = new TpmClient(openTransport(parseTransport(`swtpm:port=${await freePort()}`), { commandTimeoutMs: 2_000 }));
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'iot-agent-flow-'));
+    try {
+      const current = inForce();
+      await writeAssignment(stateDir, current);
+      const before = await readAssignment(stateDir);
+      expect(before).toEqual({ status: 'valid', assignment: current });
+      await expect(registerAssignment({
+        tpm, config: { ...config(), stateDir }, idScope: '0ne0001', registrationId: 'r', ca: undefined, current,
+      })).rejects.toBeInstanceOf(DpsError);
+      expect(await readAssignment(stateDir)).toEqual(before);
     } finally {
       await tpm.close();
       rmSync(stateDir, { recursive: true, force: true });

@@ -88,8 +88,9 @@ describe('D2C delivery through the hub', () => {
     const { hub, client } = await hubWithDevice();
     const { telemetry } = await telemetryWith({ maxMessagesPerSecond: 4 });
     for (let i = 0; i < 8; i++) await telemetry.enqueue('health', { i });
+    const connected = await client();
     const t0 = Date.now();
-    telemetry.attach(await client());
+    telemetry.attach(connected);
     await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 15_000 }).toBe(8);
     // A second's worth at once, the other four at 4 a second.
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
@@ -124,6 +125,34 @@ describe('D2C delivery through the hub', () => {
     telemetry.attach(await client());
     await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 15_000 }).toBe(1);
     await expect.poll(() => queue.stats().depth).toBe(0);
+  });
+
+  it('keeps to a rate cap lowered while it runs', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry } = await telemetryWith({ maxMessagesPerSecond: 1_000 });
+    for (let i = 0; i < 4; i++) await telemetry.enqueue('health', { i });
+    telemetry.setMaxMessagesPerSecond(2);
+    const connected = await client();
+    const t0 = Date.now();
+    telemetry.attach(connected);
+    await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 15_000 }).toBe(4);
+    // Two at once, the other two at 2 a second.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  });
+
+  it('sends nothing more on a connection detached while its sends waited for the rate cap, and keeps the rest', async () => {
+    const { hub, client } = await hubWithDevice();
+    const { telemetry, queue, lines } = await telemetryWith({ maxMessagesPerSecond: 1 });
+    for (let i = 0; i < 3; i++) await telemetry.enqueue('health', { i });
+    telemetry.attach(await client());
+    // The first goes at once, the next waits a second for its turn.
+    await expect.poll(() => hub.d2c({ deviceId: 'board-17' }).length, { timeout: 10_000 }).toBe(1);
+    telemetry.detach();
+    await expect.poll(() => lines.find((l) => l.includes('event=telemetry.send_failed')), { timeout: 5_000 }).toContain('the hub connection went away');
+    expect(lines.find((l) => l.includes('event=telemetry.send_failed'))).toContain('delivered=1');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(hub.d2c({ deviceId: 'board-17' })).toHaveLength(1);
+    expect(queue.stats()).toMatchObject({ depth: 2, oldestSeq: 2 });
   });
 
   it('stops sending when stopped, and closes its queue', async () => {
