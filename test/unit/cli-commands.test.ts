@@ -255,11 +255,11 @@ describe('iot-agent tpm info on a TPM of its own', () => {
       transport: tpm.transport, registrationId: registrationIdFromEndorsementKey(Buffer.from(info.endorsementKey, 'base64')),
       endorsementKey: stringMatching(/^[A-Za-z0-9+/]{300,}={0,2}$/), storageRootKey: stringMatching(/^[A-Za-z0-9+/]{300,}={0,2}$/),
       identityKeyPresent: false, keysCreated: [], viaDaemonPid: null,
-      manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SWTPM', firmwareVersion: ofType(String), specLevel: stringMatching(/^2\.0, level 0, revision /),
+      manufacturer: 'IBM', manufacturerName: 'IBM', vendorString: 'SW   TPM', firmwareVersion: ofType(String), specLevel: stringMatching(/^2\.0, level 0, revision /),
       family: '2.0', revision: ofType(String),
     });
     const rows = [
-      `TPM               IBM (IBM) SWTPM, firmware ${info.firmwareVersion}`,
+      `TPM               IBM (IBM) SW   TPM, firmware ${info.firmwareVersion}`,
       `Spec              ${info.specLevel}`,
       `Transport         ${tpm.transport}`,
       `Registration id   ${registrationIdFromEndorsementKey(Buffer.from(info.endorsementKey, 'base64'))}`,
