@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * The unit tests alone: no root, no build, loopback only, about a minute. The TPM transports and
+ * The unit tests alone: no build, loopback only, about two minutes; root only for the local hub's 443. The TPM transports and
  * the CLI's measurements run against a swtpm each test starts (scripts/setup.sh installs it).
  * `npm run test:unit` runs them; mutation testing (`npm run mutation`) runs them per mutant.
  */
