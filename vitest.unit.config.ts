@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * The unit tests alone: no build, loopback only, about two minutes; root only for the local hub's 443. The TPM transports and
- * the CLI's measurements run against a swtpm each test starts (scripts/setup.sh installs it).
+ * The unit tests alone: no build, loopback only, about two minutes; root only for the local
+ * hub's service API on 443. The TPM transports and the CLI's measurements run against a swtpm
+ * each test starts (scripts/setup.sh installs it).
  * `npm run test:unit` runs them; mutation testing (`npm run mutation`) runs them per mutant.
  */
 export default defineConfig({
