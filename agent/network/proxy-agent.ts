@@ -35,14 +35,18 @@ export class ProxyTunnel {
 
   /**
    * What went wrong below the hub or DPS, in the proxy's terms when the proxy is why: its
-   * refusal of the CONNECT, or no connection to the proxy itself. undefined otherwise.
+   * refusal of the CONNECT, its silence after taking the connection, or no connection to the
+   * proxy itself. undefined otherwise.
    */
   explain(err: unknown): ProxyError | undefined {
     const refused = this.refusal();
     if (refused) return refused;
+    const chain = causes(err);
+    const silent = chain.find((e) => e instanceof ProxyError);
+    if (silent) return silent;
     // A failure the agent or the SDK's TPM client raised (the TPM's, while signing a token) is
     // not the proxy's, whatever code its cause carries: a swtpm socket refused is ECONNREFUSED too.
-    if (causes(err).some(isOwnFailure)) return undefined;
+    if (chain.some(isOwnFailure)) return undefined;
     const code = codeOf(err);
     if (code && PROXY_UNREACHABLE.has(code)) {
       return new ProxyError(`the proxy ${this.proxy.display} (${this.proxy.source}) could not be reached (${code})`, undefined,

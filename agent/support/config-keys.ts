@@ -2,6 +2,7 @@ import type * as Yaml from 'yaml';
 import { DEFAULTS } from '../config.js';
 import { requireCopy } from '../lib/require-copy.js';
 import { requireTransient } from '../lib/transient-require.js';
+import { isMapping } from '../lib/validate.js';
 
 /**
  * The config keys a file leaves to the built-in defaults (`tpm.transport`, `log.level`, …),
@@ -32,6 +33,3 @@ export function keysFromDefaults(text: string | undefined): string[] {
   return keys;
 }
 
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

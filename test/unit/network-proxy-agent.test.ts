@@ -188,7 +188,7 @@ describe('the proxy tunnel: a proxy that takes the connection and never answers 
 
   it('gives up when the request\'s timeout passes, naming the proxy, and closes the connection to it', async () => {
     const t0 = performance.now();
-    const { url, open, failed } = await waiting({ timeout: 200 });
+    const { url, open, tunnel, failed } = await waiting({ timeout: 200 });
     const err = await failed;
     expect(err).toBeInstanceOf(ProxyError);
     expect(err).toMatchObject({
@@ -197,6 +197,9 @@ describe('the proxy tunnel: a proxy that takes the connection and never answers 
     });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(190);
     await allClosed(open);
+    // However an SDK wraps it, the tunnel names the proxy's silence as the cause.
+    expect(tunnel.explain(new Error('open failed', { cause: err }))).toBe(err);
+    expect(tunnel.explain({ innerError: err })).toBe(err);
   });
 
   it('closes the connection to the proxy when the request is aborted (as ws aborts a handshake)', async () => {
