@@ -244,7 +244,8 @@ describe('a quote through the access layer', () => {
     const after = logOf(['profile strict', 'profile baseline']);
     writeLog(eventLogPath, before.log);
     tpm.pcrs.set(13, after.pcr);
-    tpm.afterQuote = (count) => { if (count === 1) setTimeout(() => writeLog(eventLogPath, after.log), 30); };
+    // Written once the first quote's log was read (a fixed 30 ms timer lost that race under load).
+    tpm.afterQuote = (count) => { if (count === 2) writeLog(eventLogPath, after.log); };
     const started = performance.now();
     const reply = await access.quote(nonce, [13]);
     expect(reply.eventLog).toEqual(after.log);
