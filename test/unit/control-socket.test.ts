@@ -288,14 +288,7 @@ describe('control socket: edges', () => {
     const seen: unknown[] = [];
     const server = await serveControlSocket(runtimeDir, handling((request, reply) => { seen.push(request); reply({ event: 'error', message: 'ok' }); }));
     try {
-      const answer = await new Promise<string>((resolve) => {
-        const socket = net.connect(controlSocketPath(runtimeDir));
-        let text = '';
-        socket.on('data', (c: Buffer) => { text += c.toString(); });
-        socket.on('close', () => resolve(text));
-        socket.write('{"op":"tpm"}\n{"op":"status"}\nmore');
-      });
-      expect(answer).toBe('{"event":"error","message":"ok"}\n');
+      expect(await exchange(runtimeDir, ['{"op":"tpm"}\n{"op":"status"}\nmore'])).toBe('{"event":"error","message":"ok"}\n');
       expect(seen).toEqual([{ op: 'tpm' }]);
     } finally {
       server.close();
