@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { AgentError } from '../lib/errors.js';
 import type { ProvisionStep } from '../provisioning/flow.js';
 import type { HubProtocol } from '../retry/hub-protocol.js';
 import type { QueueFacts } from '../telemetry/disk-queue.js';
@@ -16,8 +17,17 @@ import type { TpmReport } from '../tpm/tpm-report.js';
  */
 export const SOCKET_NAME = 'control.sock';
 
+/** A Unix socket's path holds 108 bytes with its final NUL; Node binds and connects to a longer one cut short, elsewhere. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
 export function controlSocketPath(runtimeDir: string): string {
-  return path.join(runtimeDir, SOCKET_NAME);
+  const file = path.join(runtimeDir, SOCKET_NAME);
+  if (Buffer.byteLength(file) > MAX_SOCKET_PATH_BYTES) {
+    throw new AgentError(`the control socket ${file} is longer than the ${MAX_SOCKET_PATH_BYTES} bytes a Unix socket's path can hold`, {
+      hint: 'choose a shorter runtimeDir in the config',
+    });
+  }
+  return file;
 }
 
 export const DAEMON_STATES = ['starting', 'provisioning', 'connecting', 'ready', 'degraded', 'stopping'] as const;

@@ -9,8 +9,8 @@ const MAX_REQUEST_BYTES = 4096;
 export type ControlHandler = (request: ControlRequest, reply: (line: ControlReply) => void) => Promise<void>;
 
 export async function serveControlSocket(runtimeDir: string, handle: ControlHandler): Promise<net.Server> {
-  await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
   const file = controlSocketPath(runtimeDir);
+  await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
   await rm(file, { force: true }); // left behind by a crash
   const server = net.createServer((socket) => serveConnection(socket, handle));
   await new Promise<void>((resolve, reject) => {

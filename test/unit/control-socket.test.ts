@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { askDaemon, DaemonAbsentError, payloadOf, requestDaemon } from '../../agent/control/client.js';
 import { controlSocketPath, type ControlRequest, type DaemonStatus } from '../../agent/control/protocol.js';
 import { parseReply, parseRequest } from '../../agent/control/wire.js';
+import { AgentError } from '../../agent/lib/errors.js';
 import { serveControlSocket } from '../../agent/daemon/control-socket.js';
 import type { TpmReport } from '../../agent/tpm/tpm-report.js';
 import { answering, handling } from './control-handlers.js';
@@ -368,9 +369,31 @@ describe('control socket: edges', () => {
     }
   });
 
-  it('fails, rather than hangs, when its socket cannot be made', async () => {
+  it('refuses a runtime directory whose socket path a Unix socket cannot hold, leaving no socket cut short beside it', async () => {
+    const parent = tempDir();
+    const deep = path.join(parent, 'x'.repeat(120));
+    const file = path.join(deep, 'control.sock');
+    const err = await serveControlSocket(deep, answering()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentError);
+    expect(err).toMatchObject({ message: `the control socket ${file} is longer than the 107 bytes a Unix socket's path can hold`, hint: 'choose a shorter runtimeDir in the config' });
+    expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it('takes a socket path of exactly 107 bytes', async () => {
+    const base = tempDir();
+    const runtimeDir = path.join(base, 'x'.repeat(107 - base.length - '/control.sock'.length - 1));
+    expect(Buffer.byteLength(controlSocketPath(runtimeDir))).toBe(107);
+    const server = await serveControlSocket(runtimeDir, answering({ event: 'error', message: 'here' }));
+    try {
+      expect(await lines(runtimeDir, { op: 'status' })).toEqual([{ event: 'error', message: 'here' }]);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('asks no daemon at a socket path a Unix socket cannot hold', async () => {
     const deep = path.join(tempDir(), 'x'.repeat(120));
-    await expect(serveControlSocket(deep, answering())).rejects.toThrow();
+    await expect(askDaemon(deep, { op: 'status' }, 'status')).rejects.toThrow(/is longer than the 107 bytes/);
   });
 
   it('refuses a reply that is not a JSON object', () => {
