@@ -67,7 +67,7 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
     };
     const timer = setTimeout(() => stop(`did not finish within ${Math.round(options.timeoutMs / 1000)} s`), options.timeoutMs);
     const onAbort = () => stop('was stopped');
-    signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort);
     if (signal?.aborted) onAbort();
 
     createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -86,7 +86,7 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
       }
     });
     child.on('error', (err) => {
-      // The process could not be started; 'close' follows only when it ran.
+      // The process could not be started (the 'close' that follows settles nothing more).
       if (child.pid === undefined) settle({ error: options.failure(`could not start ${options.name}`, { cause: err }) });
     });
     // 'close' comes after the exit, the last stderr line and the last message.
