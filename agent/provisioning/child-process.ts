@@ -7,7 +7,7 @@ import * as proxy from '../network/proxy.js';
 import * as tpmClient from '../tpm/tpm-client.js';
 import * as transportSpec from '../config/transport-spec.js';
 import * as transport from '../tpm/transport.js';
-import { parseAssignment, parseProgressEvent, type RegisterRequest } from './child-protocol.js';
+import { parseAssignment, parseProgressEvent, PROVISIONING_PROCESS, type RegisterRequest } from './child-protocol.js';
 import * as dpsError from './dps-error.js';
 import { DpsError } from './dps-error.js';
 import type { DpsAssignment, RegisterOptions } from './register.js';
@@ -53,7 +53,7 @@ export function registerInChild(options: ChildRegisterOptions): Promise<DpsAssig
   };
   return options.tpm.lend((signal) => runChild({
     entry: 'provisioning/child-main.js',
-    name: 'the provisioning process',
+    name: PROVISIONING_PROCESS,
     request,
     timeoutMs: options.timeoutMs ?? CHILD_TIMEOUT_MS,
     signal,
