@@ -46,10 +46,11 @@ export function registerInChild(options: ChildRegisterOptions): Promise<DpsAssig
     registrationId: options.registrationId,
     idScope: options.idScope,
     globalEndpoint: options.globalEndpoint,
-    ...(options.ca !== undefined ? { ca: options.ca } : {}),
-    ...(options.identityKeyHandle !== undefined ? { identityKeyHandle: options.identityKeyHandle } : {}),
+    // Those not given stay undefined here, and JSON leaves them out of the request.
+    ca: options.ca,
+    identityKeyHandle: options.identityKeyHandle,
+    clockOffsetMs: options.clockOffsetMs,
     ...(options.proxy ? { proxy: { url: options.proxy.url, source: options.proxy.source } } : {}),
-    ...(options.clockOffsetMs !== undefined ? { clockOffsetMs: options.clockOffsetMs } : {}),
   };
   return options.tpm.lend((signal) => runChild({
     entry: 'provisioning/child-main.js',

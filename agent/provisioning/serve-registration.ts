@@ -12,18 +12,15 @@ import { registerWithDps, type DpsAssignment } from './register.js';
  * returned. It takes no TPM lock: its parent holds it and has lent it the TPM.
  */
 export async function serveRegistration(message: unknown, progress: (event: StepEvent | DateEvent) => void): Promise<DpsAssignment> {
-  const request = parseRegisterRequest(message);
+  const { transport, clockOffsetMs, ...registration } = parseRegisterRequest(message);
   // Registration tokens signed against DPS's time: as the parent knew it, then as DPS's answers tell.
   const clock = new ServiceClock();
-  if (request.clockOffsetMs !== undefined) clock.adopt(request.clockOffsetMs);
+  if (clockOffsetMs !== undefined) clock.adopt(clockOffsetMs);
   signDpsTokensWith(() => clock.now());
-  const tpm = new TpmClient(openTransport(parseTransport(request.transport)));
+  const tpm = new TpmClient(openTransport(parseTransport(transport)));
   try {
     return await registerWithDps({
-      tpm, registrationId: request.registrationId, idScope: request.idScope, globalEndpoint: request.globalEndpoint,
-      ...(request.ca !== undefined ? { ca: request.ca } : {}),
-      ...(request.identityKeyHandle !== undefined ? { identityKeyHandle: request.identityKeyHandle } : {}),
-      ...(request.proxy !== undefined ? { proxy: request.proxy } : {}),
+      ...registration, tpm,
       onStep: (step, detail) => progress(detail === undefined ? { step } : { step, detail }),
       onDate: (date, sentAt, receivedAt) => {
         clock.observe(date, sentAt, receivedAt);
