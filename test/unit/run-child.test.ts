@@ -53,7 +53,8 @@ describe('a helper process that answers', () => {
 
   it('leaves no listener on the caller\'s signal once it is done', async () => {
     const controller = new AbortController();
-    await run([{ send: { kind: 'done', result: 1 } }], { signal: controller.signal });
+    // Progress that no one asked for is dropped.
+    expect(await run([{ send: { kind: 'progress', event: 1 } }, { send: { kind: 'done', result: 1 } }], { signal: controller.signal })).toEqual({ parsed: 1 });
     expect(getEventListeners(controller.signal, 'abort')).toEqual([]);
     await failureOf(run([{ exit: 0 }], { signal: controller.signal }));
     expect(getEventListeners(controller.signal, 'abort')).toEqual([]);
@@ -80,9 +81,11 @@ describe('a helper process that ends without answering', () => {
     expect(lines[0]).toMatch(/ line=x{500}$/);
   });
 
-  it('names the signal that ended it, and adds no line when it wrote none', async () => {
-    const err = await failureOf(run([{ signal: 'SIGTERM' }]));
-    expect((err as Error).message).toBe('the stand-in ended before answering (signal SIGTERM)');
+  it('names the signal that ended it, and its last line when it wrote one (with no log to write them to)', async () => {
+    expect(await failureOf(run([{ signal: 'SIGTERM' }]))).toMatchObject({ message: 'the stand-in ended before answering (signal SIGTERM)' });
+    expect(await failureOf(run([{ stderr: 'first\nlast\n' }, { signal: 'SIGTERM' }]))).toMatchObject({
+      message: 'the stand-in ended before answering (signal SIGTERM): last',
+    });
   });
 
   it('is not there: fails saying so, with the hint to reinstall, and starts nothing', async () => {
