@@ -47,7 +47,7 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
   } catch (err) {
     return Promise.reject(options.failure((err as Error).message, { hint: 'reinstall iot-agent (or run npm run build)' }));
   }
-  const child = fork(entry, [], {
+  const child = fork(entry, {
     // Warnings settings only: a debugger or a heap limit is this process's, not the helper's.
     execArgv: process.execArgv.filter((flag) => /^--(disable-warning|no-deprecation|no-warnings)\b/.test(flag)),
     env: helperEnvironment(process.env),
@@ -67,7 +67,7 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
     };
     const timer = setTimeout(() => stop(`did not finish within ${Math.round(options.timeoutMs / 1000)} s`), options.timeoutMs);
     const onAbort = () => stop('was stopped');
-    signal?.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort);
     if (signal?.aborted) onAbort();
 
     createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -86,7 +86,8 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
       }
     });
     child.on('error', (err) => {
-      // The process could not be started; 'close' follows only when it ran.
+      // The process could not be started (the 'close' that follows settles nothing more). A request
+      // the channel could not deliver lands here too: that helper is stopped at the time limit.
       if (child.pid === undefined) settle({ error: options.failure(`could not start ${options.name}`, { cause: err }) });
     });
     // 'close' comes after the exit, the last stderr line and the last message.
@@ -99,9 +100,7 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
       const why = stopped ?? `ended before answering (${exitSignal ? `signal ${exitSignal}` : `exit code ${code}`})`;
       settle({ error: options.failure(`${options.name} ${why}${lastLine ? `: ${lastLine}` : ''}`, {}) });
     });
-    child.send(options.request, (err) => {
-      if (err) stop(`could not be given its request (${err.message})`);
-    });
+    child.send(options.request);
 
     function settle(outcome: { result: Result } | { error: Error }): void {
       clearTimeout(timer);
@@ -119,7 +118,7 @@ export function runChild<Result>(options: ChildOptions<Result>): Promise<Result>
  */
 export function helperEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (env.NODE_OPTIONS === undefined) return env;
-  const options = env.NODE_OPTIONS.split(/\s+/).filter((flag) => flag && !/^--(jitless|max-semi-space-size|max-old-space-size)(=|$)/.test(flag));
+  const options = env.NODE_OPTIONS.split(/\s/).filter((flag) => flag && !/^--(jitless|max-semi-space-size|max-old-space-size)(=|$)/.test(flag));
   return { ...env, NODE_OPTIONS: options.join(' ') };
 }
 

@@ -7,7 +7,7 @@ import * as proxy from '../network/proxy.js';
 import * as tpmClient from '../tpm/tpm-client.js';
 import * as transportSpec from '../config/transport-spec.js';
 import * as transport from '../tpm/transport.js';
-import { parseAssignment, parseProgressEvent, type RegisterRequest } from './child-protocol.js';
+import { parseAssignment, parseProgressEvent, PROVISIONING_PROCESS, type RegisterRequest } from './child-protocol.js';
 import * as dpsError from './dps-error.js';
 import { DpsError } from './dps-error.js';
 import type { DpsAssignment, RegisterOptions } from './register.js';
@@ -46,14 +46,15 @@ export function registerInChild(options: ChildRegisterOptions): Promise<DpsAssig
     registrationId: options.registrationId,
     idScope: options.idScope,
     globalEndpoint: options.globalEndpoint,
-    ...(options.ca !== undefined ? { ca: options.ca } : {}),
-    ...(options.identityKeyHandle !== undefined ? { identityKeyHandle: options.identityKeyHandle } : {}),
+    // Those not given stay undefined here, and JSON leaves them out of the request.
+    ca: options.ca,
+    identityKeyHandle: options.identityKeyHandle,
+    clockOffsetMs: options.clockOffsetMs,
     ...(options.proxy ? { proxy: { url: options.proxy.url, source: options.proxy.source } } : {}),
-    ...(options.clockOffsetMs !== undefined ? { clockOffsetMs: options.clockOffsetMs } : {}),
   };
   return options.tpm.lend((signal) => runChild({
     entry: 'provisioning/child-main.js',
-    name: 'the provisioning process',
+    name: PROVISIONING_PROCESS,
     request,
     timeoutMs: options.timeoutMs ?? CHILD_TIMEOUT_MS,
     signal,

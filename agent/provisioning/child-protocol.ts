@@ -44,6 +44,9 @@ export interface DateEvent {
 
 export type ProgressEvent = StepEvent | DateEvent;
 
+/** The provisioning helper's name in errors and logs, on both sides. */
+export const PROVISIONING_PROCESS = 'the provisioning process';
+
 /** A PEM bundle of a few private CAs is kilobytes; anything near this is not one. */
 const MAX_CA_CHARS = 1024 * 1024;
 const STEPS: readonly ProvisionStep[] = ['challenge', 'activated', 'assigned'];

@@ -151,7 +151,7 @@ describe('registration with DPS in a short-lived child process', () => {
     expect(viaChild).toMatchObject({ retryable: false, hint: stringMatching(/enrollment/) });
     expect(viaChild.message).toBe(inProcess.message);
     expect((viaChild.cause as Error).message).toBe((inProcess.cause as Error).message);
-    expect(viaChild.stack).toContain('child-main.js');
+    expect(viaChild.stack).toContain('serve-registration.js');
   }, 60_000);
 
   it('gives a clean, retryable error when the child is killed mid-registration, and the TPM is usable again', async () => {

@@ -9,6 +9,7 @@ describe('a helper process\'s environment', () => {
 
   it('is left alone without NODE_OPTIONS, and does not mistake look-alike flags', () => {
     expect(helperEnvironment({ PATH: '/usr/bin' })).toEqual({ PATH: '/usr/bin' });
-    expect(helperEnvironment({ NODE_OPTIONS: '--jitless-x --max-old-space-sizes=1' }).NODE_OPTIONS).toBe('--jitless-x --max-old-space-sizes=1');
+    expect(helperEnvironment({ NODE_OPTIONS: '--jitless-x --max-old-space-sizes=1 --title=x--jitless' }).NODE_OPTIONS)
+      .toBe('--jitless-x --max-old-space-sizes=1 --title=x--jitless');
   });
 });

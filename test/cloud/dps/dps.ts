@@ -144,6 +144,7 @@ export async function startDps(options: DpsOptions): Promise<Dps> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const trackingId = randomUUID();
+    res.sendDate = !faults.omitDate;
     try {
       const reply = await route(req);
       if (reply.body === undefined) {

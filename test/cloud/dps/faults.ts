@@ -10,7 +10,8 @@ export interface AssignmentFailure {
 /**
  * Fault knobs for agent tests: refuse the next N registration requests with 429 (with
  * Retry-After) or 503, end the next N assignments as `failed`, make assignments take
- * longer, delay every device-facing answer, and answer with a crafted assignment.
+ * longer, delay every device-facing answer, answer with a crafted assignment, and leave the
+ * Date header out.
  */
 export class Faults {
   /** Added to every registration and operation-status answer. */
@@ -22,6 +23,8 @@ export class Faults {
    * "assigned" operation-status answer (the device's assignment is made as usual).
    */
   assignedOverride: { assignedHub?: string; deviceId?: string } | undefined;
+  /** Answers without a Date header (as behind a gateway that drops it): a device learns no service time from them. */
+  omitDate = false;
   private queue: Array<() => SimDpsError> = [];
   private signedQueue: Array<() => SimDpsError> = [];
   private failures: AssignmentFailure[] = [];
@@ -57,6 +60,7 @@ export class Faults {
     this.latencyMs = 0;
     this.assignmentDelayMs = 0;
     this.assignedOverride = undefined;
+    this.omitDate = false;
   }
 
   /** The operation-status body as sent, with `assignedOverride` applied. */
