@@ -213,7 +213,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     this.auth = auth;
     client.setRetryPolicy(new NoRetry());
     client.on('error', (err: Error) => this.onLost(client, err));
-    client.on('disconnect', (result?: { reason?: Error }) => this.onLost(client, result?.reason ?? new Error('the hub closed the connection')));
+    // The SDK emits a results.Disconnected, whose reason is the transport's error if there was one.
+    client.on('disconnect', (result: { reason?: Error }) => this.onLost(client, result.reason ?? new Error('the hub closed the connection')));
     return client;
   }
 
@@ -224,11 +225,11 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
    * still travelled this way; the CAs now travel with the transport, hubTransport).
    */
   private async setOptions(client: Client): Promise<void> {
-    const webSockets = this.route.protocol === 'mqtt-ws';
     await client.setOptions({
       keepalive: this.options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
-      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent.
-      ...(webSockets && this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
+      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent,
+      // so a route over 8883 never goes through it.
+      ...(this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
     });
   }
 
