@@ -15,7 +15,6 @@ interface HandleStatics {
  */
 export function useIdentityKeyHandle(handle: number): void {
   const statics = TpmSecurityClient as unknown as HandleStatics;
-  if (statics._idKeyPersistentHandle.handle === handle) return;
   // The SDK's own tss.js TPM_HANDLE class, whichever copy of tss.js it loaded.
   const TpmHandle = statics._idKeyPersistentHandle.constructor as new (handle: number) => { handle: number };
   statics._idKeyPersistentHandle = new TpmHandle(handle);

@@ -25,17 +25,11 @@ export function setHubTokenTiming(provider: object, lifetimeSeconds: number, ren
   fields._tokenRenewalMarginInSeconds = renewalMarginSeconds + correction;
 }
 
-let dpsClock: (() => number) | undefined;
-
 /**
  * The DPS registration token: tpm_registration.js calls azure-iot-common's anHourFromNow()
  * on its own copy of the package. Makes the provisioning SDK's registration tokens expire an hour after `now()` (service
- * time) instead of an hour after Date.now(). Installed once; `now` can be replaced.
+ * time) instead of an hour after Date.now(); a later call replaces `now`.
  */
 export function signDpsTokensWith(now: () => number): void {
-  const installed = dpsClock !== undefined;
-  dpsClock = now;
-  if (installed) return;
-  const common = provisioningCommon();
-  common.anHourFromNow = () => Math.ceil(dpsClock!() / 1000 + 3600);
+  provisioningCommon().anHourFromNow = () => Math.ceil(now() / 1000 + 3600);
 }

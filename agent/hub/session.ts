@@ -105,10 +105,9 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   private readonly security: InstanceType<typeof TpmSecurityClient>;
   private auth: InstanceType<typeof TpmAuthenticationProvider> | undefined;
   private live = false;
-  private stopped = false;
   private route: HubRoute = { protocol: 'mqtt' };
-  /** Fails the connect under way (its client was dropped). */
-  private abandon: (() => void) | undefined;
+  /** Fails the connect under way with why its client was dropped. */
+  private abandon: ((reason: Error) => void) | undefined;
 
   constructor(private readonly options: HubSessionOptions) {
     super();
@@ -139,7 +138,6 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
    */
   async connect(route: HubRoute = { protocol: 'mqtt' }): Promise<void> {
     const { log, target, tunnel } = this.options;
-    this.stopped = false;
     this.route = route;
     await this.dropClient();
     useIdentityKeyHandle(target.identityKeyHandle);
@@ -148,7 +146,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     // The SDK leaves an open() or a twin GET of a client closed meanwhile pending for good: a
     // stop (or the next connect) ends the attempt itself.
     const dropped = new Promise<never>((_, reject) => {
-      this.abandon = () => reject(new Error('the session was stopped while connecting'));
+      this.abandon = reject;
     });
     dropped.catch(() => undefined);
     try {
@@ -156,7 +154,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
         ...(tunnel && route.protocol === 'mqtt-ws' ? { proxy: tunnel.proxy.display } : {}) });
       const { twin, desired } = await Promise.race([this.establish(client, route), dropped]);
       await this.options.onConnected?.(client, twin, desired);
-      if (this.client !== client) throw new Error('the session was stopped while connecting');
+      // Dropped while onConnected ran: fails with the reason it was dropped for.
+      if (this.client !== client) await dropped;
       this.live = true;
     } catch (err) {
       if (this.client === client) await this.dropClient();
@@ -177,7 +176,6 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     await this.dropClient();
   }
 
@@ -188,7 +186,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
       try {
         return await client.getTwin();
       } catch (err) {
-        if (attempt >= TWIN_GET_ATTEMPTS || this.stopped || this.client !== client) throw err;
+        // A stop or a newer connect has dropped this client.
+        if (attempt >= TWIN_GET_ATTEMPTS || this.client !== client) throw err;
         const delay = backoff.next();
         this.options.log.warn('hub.twin_get_failed', { err, attempt, retryInMs: delay });
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -214,7 +213,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     this.auth = auth;
     client.setRetryPolicy(new NoRetry());
     client.on('error', (err: Error) => this.onLost(client, err));
-    client.on('disconnect', (result?: { reason?: Error }) => this.onLost(client, result?.reason ?? new Error('the hub closed the connection')));
+    // The SDK emits a results.Disconnected, whose reason is the transport's error if there was one.
+    client.on('disconnect', (result: { reason?: Error }) => this.onLost(client, result.reason ?? new Error('the hub closed the connection')));
     return client;
   }
 
@@ -225,28 +225,32 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
    * still travelled this way; the CAs now travel with the transport, hubTransport).
    */
   private async setOptions(client: Client): Promise<void> {
-    const webSockets = this.route.protocol === 'mqtt-ws';
     await client.setOptions({
       keepalive: this.options.keepAliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
-      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent.
-      ...(webSockets && this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
+      // The SDK's documented option: mqtt.js hands it to the WebSocket as wsOptions.agent,
+      // so a route over 8883 never goes through it.
+      ...(this.options.tunnel ? { mqtt: { webSocketAgent: this.options.tunnel.agent } } : {}),
     });
   }
 
-  /** Only the current client's loss counts, once, and only after it was up. */
+  /**
+   * Only the current client's loss counts (a stop drops the client first), once. Before the
+   * connection was up it fails the connect under way: the SDK would leave a twin GET on a
+   * connection that dropped pending for good.
+   */
   private onLost(client: Client, err: Error): void {
-    if (this.client !== client || !this.live || this.stopped) return;
-    this.live = false;
-    this.options.log.warn('hub.disconnected', { hub: this.options.target.assignedHub, err });
-    void this.dropClient();
-    this.emit('lost', err);
+    if (this.client !== client) return;
+    const wasLive = this.live;
+    if (wasLive) this.options.log.warn('hub.disconnected', { hub: this.options.target.assignedHub, err });
+    void this.dropClient(err);
+    if (wasLive) this.emit('lost', err);
   }
 
-  private async dropClient(): Promise<void> {
+  private async dropClient(reason = new Error('the session was stopped while connecting')): Promise<void> {
     const client = this.client;
     this.client = undefined;
     this.live = false;
-    this.abandon?.();
+    this.abandon?.(reason);
     this.abandon = undefined;
     if (!client) return;
     client.removeAllListeners();

@@ -40,8 +40,9 @@ export function stepWords(step: ProvisionStep, detail?: string): string {
 
 /** The step after `done`, to name the one a failure happened in. */
 export function stepAfter(done: ProvisionStep | undefined): ProvisionStep {
-  if (done === undefined) return PROVISION_STEPS[0];
-  return PROVISION_STEPS[Math.min(PROVISION_STEPS.indexOf(done) + 1, PROVISION_STEPS.length - 1)]!;
+  // Before any step, `done` is in no place (-1): the step after it is the first.
+  const steps: readonly (ProvisionStep | undefined)[] = PROVISION_STEPS;
+  return PROVISION_STEPS[Math.min(steps.indexOf(done) + 1, PROVISION_STEPS.length - 1)]!;
 }
 
 /** The TPM's identity for this config (EK and SRK created when missing). */

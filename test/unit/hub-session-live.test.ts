@@ -1,90 +1,13 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import securityTpm from 'azure-iot-security-tpm';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { HubConnectError, HubSession, type HubSessionOptions } from '../../agent/hub/session.js';
-import type { TpmClient } from '../../agent/tpm/tpm-client.js';
+import { HubConnectError } from '../../agent/hub/session.js';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { ProxyError, ProxyTunnel } from '../../agent/network/proxy-agent.js';
-import { buildActivationBlob } from '../cloud/dps/activation-blob.js';
-import { startHub, type LocalHub } from '../cloud/hub/hub.js';
-import { fromCallback } from '../support/callback.js';
-import { freePort, randomLoopbackAddress } from '../support/ports.js';
-import { SwtpmInstance } from '../support/swtpm.js';
-import { clientFor } from '../support/tpm.js';
-import { capturingLogger } from './command-context.js';
-import { closeListeners, connectProxy } from './loopback-proxy.js';
+import { freePort } from '../support/ports.js';
+import { bench, keepAliveSeenByHub, sessionFor, endBench, endTest } from './hub-session-bench.js';
+import { connectProxy } from './loopback-proxy.js';
 
-/**
- * The session against the local hub (MQTT over TLS on 8883 of a loopback address of this
- * file's own; HTTPS on a free port, so no root) with a real swtpm. The TPM gets its identity
- * key as DPS would hand it over (an activation blob for its EK and SRK), and the hub knows
- * that key for every device a test registers: no DPS needed. Started by the first test.
- */
-interface Bench { hub: LocalHub; swtpm: SwtpmInstance; tpm: TpmClient; key: Buffer; dir: string; hubLines: string[] }
-let started: Promise<Bench> | undefined;
-const sessions: HubSession[] = [];
-
-function bench(): Promise<Bench> {
-  started ??= (async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-session-hub-'));
-    const hubLines: string[] = [];
-    const [hub, swtpm] = await Promise.all([
-      startHub({ address: randomLoopbackAddress(), stateDir: dir, httpsPort: 0, log: (l) => hubLines.push(l) }),
-      SwtpmInstance.start(),
-    ]);
-    const tpm = clientFor(swtpm.transport);
-    const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
-    const ek = await fromCallback<Buffer>((cb) => security.getEndorsementKey(cb));
-    const srk = await fromCallback<Buffer>((cb) => security.getStorageRootKey(cb));
-    const key = randomBytes(32);
-    await fromCallback((cb) => security.activateIdentityKey(buildActivationBlob(ek, srk, key), cb));
-    return { hub, swtpm, tpm, key, dir, hubLines };
-  })();
-  return started;
-}
-
-/** A device of its own on the hub, with the TPM's key, and a session for it that the test's end stops. */
-async function sessionFor(options: Partial<HubSessionOptions> = {}, register = true) {
-  const { hub, tpm, key } = await bench();
-  const deviceId = `board-${randomBytes(4).toString('hex')}`;
-  if (register) await hub.registerDevice({ deviceId, registrationId: deviceId, primaryKey: key });
-  const { log, lines } = capturingLogger();
-  const target = { assignedHub: hub.hostName, deviceId, registrationId: deviceId, identityKeyHandle: 0x81000100 };
-  const session = new HubSession({ tpm, target, ca: hub.ca, log, keepAliveSeconds: 5, ...options });
-  sessions.push(session);
-  const lost: Error[] = [];
-  session.on('lost', (err) => lost.push(err));
-  return { hub, session, deviceId, lines, lost };
-}
-
-afterEach(async () => {
-  vi.restoreAllMocks();
-  closeListeners();
-  for (const session of sessions.splice(0)) await session.stop();
-  if (started) {
-    const { hub } = await started;
-    hub.faults.clear();
-    await hub.set8883('open');
-    await hub.startMqtt();
-  }
-});
-
-afterAll(async () => {
-  if (!started) return;
-  const { hub, swtpm, tpm, dir } = await started;
-  await tpm.close();
-  await Promise.all([hub.stop(), swtpm.stop()]);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** The keep-alive the hub's broker holds the device's connection to (aedes: 1.5 times the CONNECT's, in ms, plus 1). */
-function keepAliveSeenByHub(hub: LocalHub, deviceId: string): number | undefined {
-  const online = (hub.core.broker as unknown as { online: Map<string, { _keepaliveInterval: number }> }).online;
-  return online.get(deviceId)?._keepaliveInterval;
-}
+afterEach(endTest);
+afterAll(endBench);
 
 describe('a session before its first connect', () => {
   it('is not connected, has no client, and would go over MQTT on 8883', async () => {
@@ -322,17 +245,5 @@ describe('the route over WebSockets', () => {
     expect(err).toMatchObject({ kind: 'unreachable', protocol: 'mqtt' });
     expect((err as Error).cause).not.toBeInstanceOf(ProxyError);
     expect(lines.find((l) => l.includes('event=hub.connecting'))).toMatch(/ protocol=mqtt$/);
-  });
-});
-
-describe('the token', () => {
-  it('renews its token before the hub ends the connection at the token\'s expiry, and reports nothing lost', async () => {
-    const { hub, session, lost } = await sessionFor({ tokenLifetimeSeconds: 4, tokenRenewalMarginSeconds: 2 });
-    const connects = hub.counters.connects;
-    await session.connect();
-    await new Promise((r) => setTimeout(r, 5_000));
-    expect(lost).toEqual([]);
-    expect(session.connected).toBe(true);
-    expect(hub.counters.connects).toBeGreaterThanOrEqual(connects + 2);
   });
 });

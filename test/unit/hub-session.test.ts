@@ -56,7 +56,7 @@ describe('the hub session without a TPM', () => {
       expect(session.target).toBe(target);
       const err = await session.connect().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(HubConnectError);
-      expect(err).toMatchObject({ kind: 'unreachable', hub: '127.0.0.1', message: 'the hub 127.0.0.1 could not be reached over MQTT on 8883' });
+      expect(err).toMatchObject({ name: 'HubConnectError', kind: 'unreachable', hub: '127.0.0.1', message: 'the hub 127.0.0.1 could not be reached over MQTT on 8883' });
       expect(session.connected).toBe(false);
       expect(session.deviceClient).toBeUndefined();
       expect(lines.some((l) => l.includes('event=hub.connecting') && l.includes('hub=127.0.0.1') && l.includes('deviceId=board-17'))).toBe(true);
