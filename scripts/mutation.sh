@@ -19,6 +19,10 @@ stryker() {
   if [ $# -eq 0 ]; then npx stryker run; else npx stryker run --mutate "$(IFS=,; echo "$*")"; fi
 }
 
+# The unit tests run the registration helper as built (dist/agent/provisioning/child-main.js),
+# and Stryker copies dist/ into its sandbox: a stale build would test old helper code.
+[ "${IOT_AGENT_MUTATION_SANDBOX:-}" = inside ] || npx tsc -p tsconfig.build.json
+
 if [ "${IOT_AGENT_MUTATION_SANDBOX:-}" = inside ]; then
   ip link set lo up
   for dir in "${WRITES[@]}"; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done
