@@ -196,7 +196,7 @@ async function endpointsFromConfig(configPath: string | undefined, strict = fals
   try {
     const stored = parseAssignment(await readUntrustedFile(assignmentPath(config.stateDir), MAX_ASSIGNMENT_BYTES));
     if (stored.status === 'valid') assignment = stored.assignment;
-    else source = `DPS (cached assignment unusable: ${stored.status === 'invalid' ? stored.reason : 'absent'})`;
+    else source = `DPS (cached assignment unusable: ${stored.reason})`;
   } catch (err) {
     const absent = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     source = absent ? 'DPS (not provisioned yet)' : `DPS (cached assignment unusable: ${describeError(err)})`;
