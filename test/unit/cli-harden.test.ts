@@ -33,6 +33,12 @@ describe('iot-agent harden: what needs no privileges', () => {
     expect((JSON.parse(json.stdout) as { files: { path: string }[] }).files.map((f) => f.path)).toContain(`${options.root!}/etc/sysctl.d/90-iot-agent-hardening.conf`);
   });
 
+  it('plans for this machine\'s own files without --root, changing nothing', async () => {
+    const { result, stdout } = await captureOutput(() => hardenPlan({ json: true }));
+    expect(result).toBe(0);
+    expect((JSON.parse(stdout) as { files: { path: string }[] }).files.map((f) => f.path)).toContain('/etc/sysctl.d/90-iot-agent-hardening.conf');
+  });
+
   it('finds nothing to guard on a board where nothing was applied', async () => {
     const options = tree();
     const text = await captureOutput(() => hardenGuard(options));
