@@ -152,7 +152,7 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
   const idle = await guardIdle(engine);
   if (idle !== null) {
     const outcome: GuardOutcome = { status: 'nothing-to-guard', reason: idle };
-    process.stdout.write(options.json ? `${JSON.stringify(outcome)}\n` : `Nothing to guard: ${idle}\n`);
+    process.stdout.write(options.json ? `${JSON.stringify(outcome)}\n` : describeGuard(outcome, [], '', 0));
     return ExitCode.ok;
   }
   const { config, targets: needed, source: neededSource } = await endpointsFromConfig(options.config, true);
