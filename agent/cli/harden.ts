@@ -152,15 +152,15 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
   const idle = await guardIdle(engine);
   if (idle !== null) {
     const outcome: GuardOutcome = { status: 'nothing-to-guard', reason: idle };
-    process.stdout.write(options.json ? `${JSON.stringify(outcome)}\n` : `Nothing to guard: ${idle}\n`);
+    process.stdout.write(options.json ? `${JSON.stringify(outcome)}\n` : describeGuard(outcome, [], '', 0));
     return ExitCode.ok;
   }
-  const { config, targets: needed, source: neededSource } = await endpointsFromConfig(options.config, true);
-  const graceSeconds = given ?? config!.hardening.bootGraceSeconds;
+  const { config, targets: needed, source: neededSource } = await endpointsFromConfig(options.config);
+  const graceSeconds = given ?? config.hardening.bootGraceSeconds;
   const { targets, source } = explicit.length ? { targets: explicit, source: '--confirm-host' } : { targets: needed, source: neededSource };
   const runner = hardeningRunner(netnsPrefix(options.netns));
   const { probeProxyFor } = await import('../commands/needed-endpoints.js');
-  const viaProxy = config && probeProxyFor(config);
+  const viaProxy = probeProxyFor(config);
   let outcome: GuardOutcome;
   try {
     outcome = await runGuard({ engine, targets, graceSeconds, probe: (t, ms) => probeTargets(runner, t, ms, viaProxy) });
@@ -178,25 +178,23 @@ export async function hardenGuard(options: HardenOptions): Promise<number> {
 /**
  * The endpoints the agent needs (needed-endpoints.ts), from the config and the cached
  * assignment. Read as root: the assignment is the agent's file, read with the checks for
- * such files and strictly parsed; an unusable one counts as "not provisioned". `strict`:
- * a config error is an error (the guard); otherwise the defaults stand in (the boot path
- * must load its fail-closed rules whatever the config says).
+ * such files and strictly parsed; an unusable one counts as "not provisioned". A config
+ * error is an error: the guard stops on it, and the boot loads its fail-closed rules without
+ * these endpoints (which only add ports besides 443 and 8883, and only a readable config
+ * names such ports).
  */
-async function endpointsFromConfig(configPath: string | undefined, strict = false): Promise<{ config: AgentConfig | undefined; targets: HostPort[]; source: string }> {
-  const [{ DEFAULTS, loadConfig }, { neededEndpoints }, { assignmentPath, parseAssignment }, { readUntrustedFile }, memory] = await Promise.all([
+async function endpointsFromConfig(configPath: string | undefined): Promise<{ config: AgentConfig; targets: HostPort[]; source: string }> {
+  const [{ loadConfig }, { neededEndpoints }, { assignmentPath, parseAssignment }, { readUntrustedFile }, memory] = await Promise.all([
     import('../config.js'), import('../commands/needed-endpoints.js'), import('../state/assignment-store.js'), import('../lib/untrusted-file.js'),
     import('../state/hub-protocol-memory.js'),
   ]);
-  const config = await loadConfig(configPath).catch((err: unknown) => {
-    if (strict) throw err;
-    return DEFAULTS;
-  });
+  const config = await loadConfig(configPath);
   let assignment: { assignedHub: string } | undefined;
   let source = 'assigned hub (cached assignment) and DPS';
   try {
     const stored = parseAssignment(await readUntrustedFile(assignmentPath(config.stateDir), MAX_ASSIGNMENT_BYTES));
     if (stored.status === 'valid') assignment = stored.assignment;
-    else source = `DPS (cached assignment unusable: ${stored.status === 'invalid' ? stored.reason : 'absent'})`;
+    else source = `DPS (cached assignment unusable: ${stored.reason})`;
   } catch (err) {
     const absent = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     source = absent ? 'DPS (not provisioned yet)' : `DPS (cached assignment unusable: ${describeError(err)})`;

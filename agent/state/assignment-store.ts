@@ -48,7 +48,8 @@ export async function readAssignment(stateDir: string): Promise<StoredAssignment
   return parseAssignment(text);
 }
 
-export function parseAssignment(text: string): StoredAssignment {
+/** A file's text is an assignment or not: only a missing file is absent. */
+export function parseAssignment(text: string): Exclude<StoredAssignment, { status: 'absent' }> {
   const record = parseJson(text);
   if (record === NOT_JSON) {
     return { status: 'invalid', reason: text.trim() === '' ? 'the file is empty' : 'the file is not valid JSON (truncated or corrupt)' };

@@ -1,65 +1,25 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hardenApply, hardenGuard, hardenRollback, hardenVerify, type HardenOptions } from '../../agent/cli/harden.js';
+import { hardenApply, hardenGuard, hardenRollback, hardenVerify } from '../../agent/cli/harden.js';
 import { writeAssignment } from '../../agent/state/assignment-store.js';
 import { encodeApplyRequest } from '../../hardening/apply-request.js';
-import { DEFAULT_STATE_DIR } from '../../hardening/engine.js';
 import { Records } from '../../hardening/records.js';
 import { captureOutput } from '../support/output.js';
 import { freePort } from '../support/ports.js';
-import { scratchBoard } from '../support/scratch-board.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { ofType, stringMatching } from '../support/matchers.js';
-import { restorePath, standInPrograms } from './stand-in-programs.js';
+import { hardenBoard, hash12 } from './harden-cli-board.js';
+import { restorePath } from './stand-in-programs.js';
 
-/**
- * The root commands of `iot-agent harden` for real: real iptables and sysctl on a scratch
- * root, in a network namespace of the test's own that `--netns iotagent-cli` reaches (a
- * stand-in `ip` turns `ip netns exec iotagent-cli` into entering it; every other `ip` is the
- * real one). Without --tpm, a --root other than / measures nothing.
- */
-const NETNS = 'iotagent-cli';
+/** The root commands of `iot-agent harden` for real, on scratch boards (harden-cli-board.ts). */
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   restorePath();
   for (const cleanup of cleanups.splice(0).reverse()) cleanup();
 });
-
-interface Board {
-  options: HardenOptions;
-  endpoints: (mode: Endpoints) => void;
-  records: Records;
-  run: (argv: string[]) => Promise<string>;
-}
-
-type Endpoints = 'real' | 'answering' | 'cut off by the rules';
-
-/**
- * A scratch board; `endpoints(mode)` says how the confirm probes (a node script the engine
- * runs in the namespace) go from then on. `real`: they run. `answering`: the endpoints
- * beyond the board answer. `cut off by the rules`: they answer unless the agent's outbound
- * chain is loaded (a loopback endpoint would always answer: the profiles accept loopback).
- */
-async function board(): Promise<Board> {
-  const { root, ns } = await scratchBoard(cleanups);
-  const enter = ns.prefix.join(' ');
-  const mode = path.join(root, 'endpoints');
-  const ok = `echo '{"ok":true,"detail":"TLS handshake completed (TLSv1.3)"}'`;
-  const cutOff = `if { ${enter} iptables-nft-save; ${enter} iptables-legacy-save; } 2>/dev/null | grep -q IOT-AGENT-OUT; `
-    + `then echo '{"ok":false,"detail":"ECONNREFUSED"}'; else ${ok}; fi`;
-  const probe = `if [ "$1 $2" = "${process.execPath} -e" ] && [ -f ${mode} ]; then if grep -q answering ${mode}; then ${ok}; else ${cutOff}; fi; exit 0; fi; `;
-  standInPrograms({ ip: `if [ "$1 $2 $3" = "netns exec ${NETNS}" ]; then shift 3; ${probe}exec ${enter} "$@"; fi; exec /usr/sbin/ip "$@"` });
-  const config = path.join(root, 'config.yaml');
-  writeFileSync(config, `stateDir: ${path.join(root, 'agent-state')}\nprovisioning:\n  globalEndpoint: dps.example\n`);
-  return {
-    options: { root, netns: NETNS, config }, records: new Records(path.join(root, DEFAULT_STATE_DIR)), run: (argv) => ns.run(argv),
-    endpoints: (endpoints: Endpoints) => (endpoints === 'real' ? rmSync(mode, { force: true }) : writeFileSync(mode, endpoints)),
-  };
-}
-
-const hash12 = async (b: Board) => (await b.records.applied.read())!.hash.slice(0, 12);
+const board = () => hardenBoard(cleanups);
 
 describe('iot-agent harden apply', () => {
   it('applies the baseline profile, says so on one line, and records the outcome and the verify result', async () => {

@@ -33,6 +33,23 @@ describe('iot-agent harden: what needs no privileges', () => {
     expect((JSON.parse(json.stdout) as { files: { path: string }[] }).files.map((f) => f.path)).toContain(`${options.root!}/etc/sysctl.d/90-iot-agent-hardening.conf`);
   });
 
+  it('plans for this machine\'s own files without --root, changing nothing', async () => {
+    const { result, stdout } = await captureOutput(() => hardenPlan({ json: true }));
+    expect(result).toBe(0);
+    expect((JSON.parse(stdout) as { files: { path: string }[] }).files.map((f) => f.path)).toContain('/etc/sysctl.d/90-iot-agent-hardening.conf');
+  });
+
+  it('opens only the ports the agent config\'s network section needs', async () => {
+    const options = tree();
+    const config = path.join(options.root!, 'config.yaml');
+    const mqtts = '-A IOT-AGENT-OUT -p tcp --dport 8883 -m comment --comment iot-agent:mqtts -j ACCEPT\n';
+    expect((await captureOutput(() => hardenPlan({ ...options, config }))).stdout).toContain(mqtts);
+    writeFileSync(config, 'network:\n  hubProtocol: mqtt-ws\n');
+    const text = await captureOutput(() => hardenPlan({ ...options, config }));
+    expect(text.stdout).toContain('-A IOT-AGENT-OUT -p tcp --dport 443 -m comment --comment iot-agent:https -j ACCEPT\n');
+    expect(text.stdout).not.toContain(mqtts);
+  });
+
   it('finds nothing to guard on a board where nothing was applied', async () => {
     const options = tree();
     const text = await captureOutput(() => hardenGuard(options));

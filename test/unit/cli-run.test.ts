@@ -1,10 +1,14 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { once } from 'node:events';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { run } from '../../agent/cli/run.js';
 import { askDaemon } from '../../agent/control/client.js';
+import { controlSocketPath } from '../../agent/control/protocol.js';
 import type { RuntimeOverrides } from '../../agent/runtime-overrides.js';
+import { TpmLock } from '../../agent/tpm/tpm-lock.js';
 import { captureOutput, type Captured } from '../support/output.js';
 import { freePort } from '../support/ports.js';
 
@@ -73,6 +77,8 @@ describe('iot-agent run', () => {
     expect(events(stderr).filter((e) => e === 'daemon.stopping')).toHaveLength(1);
     expect(stderr).toMatch(new RegExp(`event=daemon\\.stopping signal=${signal}\\n`));
     expect(events(stderr)).toContain('daemon.stopped');
+    // Stopped within the deadline: the deadline's warning never came.
+    expect(events(stderr)).not.toContain('daemon.stop_timeout');
   });
 
   it('reads the config again on SIGHUP, and carries on', async () => {
@@ -115,6 +121,26 @@ describe('iot-agent run', () => {
     const { result, stderr } = await done;
     expect(result).toBe(1);
     expect(stderr).toMatch(/ level=error event=daemon\.stop_failed err=/);
+  });
+
+  it('stops waiting for a stop that hangs after 4.5 s, and exits with the code it was stopping with', async () => {
+    const { configPath, runtimeDir } = await board();
+    const { done } = await running(configPath, runtimeDir);
+    // A client connected to the control socket that says nothing: closing the socket waits for it (up to 10 s).
+    const idle = net.connect(controlSocketPath(runtimeDir));
+    await once(idle, 'connect');
+    try {
+      deliver('SIGTERM');
+      const { result, stderr } = await done;
+      expect(result).toBe(0);
+      expect(stderr).toMatch(/ level=warn event=daemon\.stop_timeout afterMs=4500\n/);
+      expect(events(stderr)).not.toContain('daemon.stopped');
+    } finally {
+      idle.destroy();
+    }
+    // The stop carries on behind the deadline: the daemon lets go of the TPM once the socket has closed.
+    const after = await captureOutput(() => expect.poll(() => TpmLock.holder(runtimeDir), { timeout: 15_000 }).toBeUndefined());
+    expect(after.error).toBeUndefined();
   });
 
   it('refuses to start without an ID scope, as a config error', async () => {
