@@ -58,6 +58,8 @@ describe('iot-agent provision, directly', () => {
     const first = await captureOutput(() => provision({ config: files.configPath }, {}));
     expect(first.error).toBeUndefined();
     expect(first.result).toBe(0);
+    // Progress goes to stdout; the log (stderr) stays quiet at the default level.
+    expect(first.stderr).toBe('');
     expect(first.stdout).toBe([
       `  TPM ready, registration id ${registrationId}`, '  DPS challenge received', '  key activated in the TPM',
       `  assigned to ${hub} as board-52`, `  connected to ${hub}`, `provisioned: board-52 on ${hub} (registration id ${registrationId})`, '',
@@ -101,7 +103,10 @@ describe('iot-agent provision, directly', () => {
       const done = captureOutput(() => provision({ config: files.configPath }, {}));
       await expect.poll(() => TpmLock.holder(files.runtimeDir), { timeout: 30_000 }).toEqual({ pid: process.pid, owner: 'iot-agent provision' });
       // Long enough for a failed try or two, well within the minute a technician waits.
+      let settled = false;
+      void done.then(() => { settled = true; });
       await new Promise((resolve) => setTimeout(resolve, 3_000));
+      expect(settled).toBe(false);
       await hub.startMqtt();
       restarted = true;
       const { error, result, stdout } = await done;
