@@ -40,10 +40,8 @@ export class MssimTransport extends SerialTransport {
   protected async exchange(command: Buffer): Promise<Buffer> {
     const device = this.device ?? (await this.connect());
     return new Promise<Buffer>((resolve, reject) => {
-      device.dispatchCommand(command, (err, response) => {
-        if (err || !response) reject(err ?? new Error('empty response'));
-        else resolve(response);
-      });
+      // tss.js hands over a response buffer whenever it reports no error.
+      device.dispatchCommand(command, (err, response) => (err ? reject(err) : resolve(response as Buffer)));
     });
   }
 
@@ -60,17 +58,19 @@ export class MssimTransport extends SerialTransport {
   private connect(): Promise<TcpDevice> {
     const device = new TpmTcpDevice(this.host, this.port) as unknown as TcpDevice;
     this.connecting = device;
+    let connected = false;
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         if (this.device === device) this.device = undefined;
-        const connecting = device.connectCont;
-        const dispatching = device.dispatchCont;
+        // Until connected, the command in flight is tss.js's own TPM2_Startup, whose
+        // continuation hands its error to the connect continuation, cleared here: it would
+        // throw out of the socket's event. The connect fails instead.
+        const waiting = connected ? device.dispatchCont : device.connectCont;
         device.connectCont = null;
         device.dispatchCont = null;
         device.tpmSocket?.destroy();
         device.tpmPlatSocket?.destroy();
-        connecting?.(err);
-        dispatching?.(err);
+        waiting?.(err);
       };
       const guard = (socket: net.Socket | null | undefined, what: string) => {
         socket?.on('error', fail);
@@ -102,6 +102,7 @@ export class MssimTransport extends SerialTransport {
         if (err) {
           reject(err);
         } else {
+          connected = true;
           this.device = device;
           resolve(device);
         }

@@ -75,10 +75,15 @@ export class MssimBridge {
     return this.sockets.size;
   }
 
-  /** The simulator goes away as a killed process would: listeners closed, connections cut. */
-  async vanish(): Promise<void> {
+  /** Cuts every connection open now and keeps listening, as a simulator that ended its sessions. */
+  hangUp(): void {
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+  }
+
+  /** The simulator goes away as a killed process would: listeners closed, connections cut. */
+  async vanish(): Promise<void> {
+    this.hangUp();
     await Promise.all(this.servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 
