@@ -1,5 +1,5 @@
 import { SocketExchange } from './socket-exchange.js';
-import { announcedSize, HEADER_SIZE, SerialTransport, type TransportOptions } from './transport.js';
+import { isWholeResponse, SerialTransport, type TransportOptions } from './transport.js';
 import { responseCodeOf, TPM_RC_FAILURE, TPM_RC_INITIALIZE } from './response-code.js';
 
 /** swtpm control channel commands (swtpm's tpm_ioctl.h); values are big-endian u32. */
@@ -50,10 +50,7 @@ export class SwtpmTransport extends SerialTransport {
   }
 
   private send(command: Buffer): Promise<Buffer> {
-    return this.data.request(command, (received) => {
-      const size = announcedSize(received);
-      return size !== undefined && (received.length >= size || size < HEADER_SIZE);
-    });
+    return this.data.request(command, isWholeResponse);
   }
 
   /** One control command on its own connection: u32 code, payload; the answer starts with a u32 result. */
