@@ -85,6 +85,17 @@ describe('the mssim transport to a real TPM behind the simulator protocol', () =
     await transport.close();
   });
 
+  it('fails a command the simulator does not acknowledge, and goes on in a new session', async () => {
+    const { bridge, transport } = await simulator();
+    await transport.transmit(GET_RANDOM_8);
+    bridge.ackNextAnswerWith(1);
+    const err = await failure(transport.transmit(GET_RANDOM_8));
+    expect(err.message).toBe(`mssim 127.0.0.1:${bridge.port}: TPM2_GetRandom failed`);
+    expect((err.cause as Error).message).toMatch(/Bad ack during regular command dispatch/);
+    expect((await transport.transmit(GET_RANDOM_8)).subarray(0, 12).toString('hex')).toBe(RANDOM_8_HEADER);
+    await transport.close();
+  });
+
   it('lets go of both connections when a command outlives its deadline', async () => {
     const { bridge } = await simulator();
     const transport = new MssimTransport(bridge.host, bridge.port, { commandTimeoutMs: 300 });
