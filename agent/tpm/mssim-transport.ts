@@ -8,7 +8,6 @@ type Callback<T> = (err: Error | null, result?: T) => void;
 interface TcpDevice {
   connect(done: Callback<void>): void;
   dispatchCommand(command: Buffer, done: Callback<Buffer>): void;
-  close(): void;
   tpmSocket?: net.Socket | null;
   tpmPlatSocket?: net.Socket | null;
   connectCont: Callback<void> | null;
@@ -46,13 +45,9 @@ export class MssimTransport extends SerialTransport {
   }
 
   protected reset(): void {
-    for (const device of [this.device, this.connecting]) {
-      device?.tpmSocket?.destroy();
-      device?.tpmPlatSocket?.destroy();
-      device?.close();
-    }
-    this.device = undefined;
-    this.connecting = undefined;
+    hangUp(this.device);
+    hangUp(this.connecting);
+    this.device = this.connecting = undefined;
   }
 
   private connect(): Promise<TcpDevice> {
@@ -68,8 +63,7 @@ export class MssimTransport extends SerialTransport {
         const waiting = connected ? device.dispatchCont : device.connectCont;
         device.connectCont = null;
         device.dispatchCont = null;
-        device.tpmSocket?.destroy();
-        device.tpmPlatSocket?.destroy();
+        hangUp(device);
         waiting?.(err);
       };
       const guard = (socket: net.Socket | null | undefined, what: string) => {
@@ -87,15 +81,8 @@ export class MssimTransport extends SerialTransport {
       // event and ended the process. Keep such a fragment until the size is whole.
       const dispatch = device.onDispatch.bind(device);
       device.onDispatch = (fragment: Buffer) => {
-        if (device.tcpResp.length + fragment.length < 4) {
-          device.tcpResp = Buffer.concat([device.tcpResp, fragment]);
-          return;
-        }
-        try {
-          dispatch(fragment);
-        } catch (err) {
-          fail(err instanceof Error ? err : new Error(String(err)));
-        }
+        if (device.tcpResp.length + fragment.length < 4) device.tcpResp = Buffer.concat([device.tcpResp, fragment]);
+        else dispatch(fragment);
       };
       device.connect((err) => {
         if (this.connecting === device) this.connecting = undefined;
@@ -110,4 +97,10 @@ export class MssimTransport extends SerialTransport {
       guard(device.tpmSocket, 'command');
     });
   }
+}
+
+/** Destroys both sockets: tss.js's own close() only ends them, which a hung simulator never answers. */
+function hangUp(device: TcpDevice | undefined): void {
+  device?.tpmSocket?.destroy();
+  device?.tpmPlatSocket?.destroy();
 }
