@@ -48,10 +48,9 @@ export class SocketExchange {
   private connect(): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: this.host, port: this.port, noDelay: true });
-      const onConnectError = (err: Error) => reject(err);
-      socket.once('error', onConnectError);
+      // A failure before 'connect' fails the connect; after it, rejecting changes nothing.
+      socket.once('error', reject);
       socket.once('connect', () => {
-        socket.off('error', onConnectError);
         this.socket = socket;
         socket.on('data', (chunk: Buffer) => this.onData(chunk));
         // Every failure lands here and in 'close', never as an unhandled 'error' event.
