@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
+import { watchEscapes } from '../support/escapes.js';
 import { MssimBridge, type MssimBridgeOptions } from '../support/mssim-bridge.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 
@@ -17,15 +18,10 @@ beforeAll(async () => { swtpm = await SwtpmInstance.start(); });
 afterAll(async () => { await swtpm?.stop(); });
 
 const bridges: MssimBridge[] = [];
-// Anything thrown from a socket event lands here instead of in a test's promise.
-const escaped: unknown[] = [];
-const onEscape = (err: unknown) => escaped.push(err);
-beforeEach(() => {
-  escaped.length = 0;
-  process.on('uncaughtException', onEscape);
-});
+let escapes: ReturnType<typeof watchEscapes>;
+beforeEach(() => { escapes = watchEscapes(); });
 afterEach(async () => {
-  process.off('uncaughtException', onEscape);
+  escapes.stop();
   await Promise.all(bridges.splice(0).map((b) => b.stop()));
 });
 
@@ -39,7 +35,7 @@ async function simulator(options: Omit<MssimBridgeOptions, 'tpm'> = {}): Promise
 async function failure(promise: Promise<unknown>): Promise<TpmUnavailableError> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
   await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(escaped).toEqual([]);
+  expect(escapes.errors).toEqual([]);
   expect(err).toBeInstanceOf(TpmUnavailableError);
   return err as TpmUnavailableError;
 }
@@ -79,7 +75,7 @@ describe('the mssim transport to a real TPM behind the simulator protocol', () =
     await transport.transmit(GET_RANDOM_8);
     bridge.hangUp();
     await new Promise((resolve) => setTimeout(resolve, 200)); // the hang-up reaches the transport
-    expect(escaped).toEqual([]);
+    expect(escapes.errors).toEqual([]);
     expect((await transport.transmit(GET_RANDOM_8)).subarray(0, 12).toString('hex')).toBe(RANDOM_8_HEADER);
     expect(bridge.commandsForwarded).toBe(4); // a second TPM2_Startup: a new session
     await transport.close();

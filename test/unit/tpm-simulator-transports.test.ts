@@ -1,8 +1,9 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
 import { SwtpmTransport } from '../../agent/tpm/swtpm-transport.js';
 import { TpmUnavailableError } from '../../agent/tpm/transport.js';
+import { watchEscapes } from '../support/escapes.js';
 import { freePort, freePortPair } from '../support/ports.js';
 
 /**
@@ -14,6 +15,7 @@ import { freePort, freePortPair } from '../support/ports.js';
 
 const GET_RANDOM = Buffer.from('80010000000c0000017b0008', 'hex');
 
+let escapes: ReturnType<typeof watchEscapes>;
 const servers: net.Server[] = [];
 const connections: net.Socket[] = [];
 
@@ -40,13 +42,18 @@ async function peer(onConnection: (socket: net.Socket) => void, port?: number): 
   return { port: at, closed, open: () => open };
 }
 
+/** The TpmUnavailableError `promise` fails with, once late socket events had their turn to escape. */
 async function failure(promise: Promise<unknown>): Promise<TpmUnavailableError> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(escapes.errors).toEqual([]);
   expect(err).toBeInstanceOf(TpmUnavailableError);
   return err as TpmUnavailableError;
 }
 
+beforeEach(() => { escapes = watchEscapes(); });
 afterEach(() => {
+  escapes.stop();
   for (const socket of connections.splice(0)) socket.destroy();
   for (const server of servers.splice(0)) server.close();
 });
@@ -66,6 +73,18 @@ describe('the mssim transport', () => {
     const transport = new MssimTransport('127.0.0.1', port, { commandTimeoutMs: 5_000 });
     const err = await failure(transport.transmit(GET_RANDOM));
     expect((err.cause as Error).message).toBe('simulator closed the command connection');
+    await transport.close();
+  });
+
+  it('fails with the reason tss.js gives when the simulator answers the handshake in pieces, but as a version it does not speak', async () => {
+    const handshake = Buffer.from('00000002' + '0000000d' + '00000000', 'hex');
+    const { port } = await peer((socket) => socket.once('data', () => {
+      socket.write(handshake.subarray(0, 5));
+      setTimeout(() => socket.write(handshake.subarray(5)), 20);
+    }));
+    const transport = new MssimTransport('127.0.0.1', port, { commandTimeoutMs: 5_000 });
+    const err = await failure(transport.transmit(GET_RANDOM));
+    expect((err.cause as Error).message).toMatch(/Too old TCP server version: 2/);
     await transport.close();
   });
 
