@@ -10,8 +10,8 @@ interface TcpDevice {
   dispatchCommand(command: Buffer, done: Callback<Buffer>): void;
   tpmSocket?: net.Socket | null;
   tpmPlatSocket?: net.Socket | null;
-  connectCont: Callback<void> | null;
-  dispatchCont: Callback<Buffer> | null;
+  readonly connectCont: Callback<void> | null;
+  readonly dispatchCont: Callback<Buffer> | null;
   onHandShake(fragment: Buffer): void;
   onDispatch(fragment: Buffer): void;
   /** The response bytes received so far for the command in flight. */
@@ -57,14 +57,11 @@ export class MssimTransport extends SerialTransport {
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         if (this.device === device) this.device = undefined;
-        // Until connected, the command in flight is tss.js's own TPM2_Startup, whose
-        // continuation hands its error to the connect continuation, cleared here: it would
-        // throw out of the socket's event. The connect fails instead.
-        const waiting = connected ? device.dispatchCont : device.connectCont;
-        device.connectCont = null;
-        device.dispatchCont = null;
         hangUp(device);
-        waiting?.(err);
+        // Until connected, the command in flight is tss.js's own TPM2_Startup: the connect
+        // fails, and the startup's continuation, which would hand on to it, is left out.
+        // Once settled, a promise ignores being settled again by a second event.
+        (connected ? device.dispatchCont : device.connectCont)?.(err);
       };
       const guard = (socket: net.Socket | null | undefined, what: string) => {
         socket?.on('error', fail);
