@@ -275,7 +275,7 @@ describe('lending a serial TPM transport', () => {
 });
 
 describe('opening a transport from its spec', () => {
-  it('makes the transport of each kind, named for where it goes', async () => {
+  it('makes the transport of each kind, named for where it goes, and knowing it: another process opens the same TPM from it', async () => {
     const device = openTransport({ kind: 'device', path: '/dev/tpmrm0' });
     const swtpm = openTransport({ kind: 'swtpm', host: '127.0.0.1', port: 2321 });
     const mssim = openTransport({ kind: 'mssim', host: 'tpm.local', port: 2400 });
@@ -283,6 +283,9 @@ describe('opening a transport from its spec', () => {
     expect(swtpm).toBeInstanceOf(SwtpmTransport);
     expect(mssim).toBeInstanceOf(MssimTransport);
     expect([device.name, swtpm.name, mssim.name]).toEqual(['TPM device /dev/tpmrm0', 'swtpm 127.0.0.1:2321', 'mssim tpm.local:2400']);
+    expect([device.spec, swtpm.spec, mssim.spec]).toEqual([
+      { kind: 'device', path: '/dev/tpmrm0' }, { kind: 'swtpm', host: '127.0.0.1', port: 2321 }, { kind: 'mssim', host: 'tpm.local', port: 2400 },
+    ]);
     await Promise.all([device.close(), swtpm.close(), mssim.close()]);
   });
 
