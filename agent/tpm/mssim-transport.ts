@@ -8,7 +8,8 @@ type Callback<T> = (err: Error | null, result?: T) => void;
 interface TcpDevice {
   connect(done: Callback<void>): void;
   dispatchCommand(command: Buffer, done: Callback<Buffer>): void;
-  tpmSocket?: net.Socket | null;
+  /** Made by connect(), which runs right after the device is. */
+  tpmSocket: net.Socket;
   tpmPlatSocket?: net.Socket | null;
   readonly connectCont: Callback<void> | null;
   readonly dispatchCont: Callback<Buffer> | null;
@@ -25,7 +26,7 @@ interface TcpDevice {
  */
 export class MssimTransport extends SerialTransport {
   private device: TcpDevice | undefined;
-  /** The device still in its handshake: a deadline can expire there too, and reset() must reach it. */
+  /** The device connected last: a deadline can expire in its handshake too, and reset() must reach it there. */
   private connecting: TcpDevice | undefined;
 
   constructor(
@@ -60,8 +61,9 @@ export class MssimTransport extends SerialTransport {
         hangUp(device);
         // Until connected, the command in flight is tss.js's own TPM2_Startup: the connect
         // fails, and the startup's continuation, which would hand on to it, is left out.
-        // Once settled, a promise ignores being settled again by a second event.
-        (connected ? device.dispatchCont : device.connectCont)?.(err);
+        // Once settled, a promise ignores being settled again by a second event. Both
+        // continuations are set by then: connect() sets the one, its TPM2_Startup the other.
+        (connected ? device.dispatchCont : device.connectCont)!(err);
       };
       const guard = (socket: net.Socket | null | undefined, what: string) => {
         socket?.on('error', fail);
@@ -82,7 +84,6 @@ export class MssimTransport extends SerialTransport {
         else dispatch(fragment);
       };
       device.connect((err) => {
-        if (this.connecting === device) this.connecting = undefined;
         if (err) {
           reject(err);
         } else {
@@ -98,6 +99,6 @@ export class MssimTransport extends SerialTransport {
 
 /** Destroys both sockets: tss.js's own close() only ends them, which a hung simulator never answers. */
 function hangUp(device: TcpDevice | undefined): void {
-  device?.tpmSocket?.destroy();
+  device?.tpmSocket.destroy();
   device?.tpmPlatSocket?.destroy();
 }

@@ -4,8 +4,9 @@ import { responseCodeOf, TPM_RC_FAILURE, TPM_RC_INITIALIZE } from './response-co
 
 /** swtpm control channel commands (swtpm's tpm_ioctl.h); values are big-endian u32. */
 const CMD_INIT = 2;
-const TPM2_STARTUP_CLEAR = Buffer.from('80010000000c000001440000', 'hex');
-const TPM2_READ_CLOCK = Buffer.from('80010000000a00000181', 'hex');
+/** TPM2_Startup(TPM_SU_CLEAR) and TPM2_ReadClock, made afresh for each use. */
+const startupClear = () => Buffer.from('80010000000c000001440000', 'hex');
+const readClock = () => Buffer.from('80010000000a00000181', 'hex');
 
 /**
  * swtpm's socket mode spoken natively: raw TPM commands on the data port, swtpm's own
@@ -33,13 +34,13 @@ export class SwtpmTransport extends SerialTransport {
       // libtpms before 0.10 also answers TPM_RC_FAILURE to a failed RSA decryption (an
       // ActivateCredential with a credential made for another EK). Initialising then would
       // reset the TPM and its PCRs: only a TPM that fails a harmless command too is uninitialised.
-      if (responseCodeOf(await this.send(TPM2_READ_CLOCK)) !== TPM_RC_FAILURE) return response;
+      if (responseCodeOf(await this.send(readClock())) !== TPM_RC_FAILURE) return response;
       await this.control(CMD_INIT, Buffer.alloc(4));
-      await this.send(TPM2_STARTUP_CLEAR);
+      await this.send(startupClear());
       return this.send(command);
     }
     if (rc === TPM_RC_INITIALIZE) {
-      await this.send(TPM2_STARTUP_CLEAR);
+      await this.send(startupClear());
       return this.send(command);
     }
     return response;
