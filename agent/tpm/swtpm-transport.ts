@@ -4,9 +4,15 @@ import { responseCodeOf, TPM_RC_FAILURE, TPM_RC_INITIALIZE } from './response-co
 
 /** swtpm control channel commands (swtpm's tpm_ioctl.h); values are big-endian u32. */
 const CMD_INIT = 2;
-/** TPM2_Startup(TPM_SU_CLEAR) and TPM2_ReadClock, made afresh for each use. */
-const startupClear = () => Buffer.from('80010000000c000001440000', 'hex');
-const readClock = () => Buffer.from('80010000000a00000181', 'hex');
+/** TPM2_Startup(TPM_SU_CLEAR), made afresh for each use. */
+function startupClear(): Buffer {
+  return Buffer.from('80010000000c000001440000', 'hex');
+}
+
+/** TPM2_ReadClock, made afresh for each use. */
+function readClock(): Buffer {
+  return Buffer.from('80010000000a00000181', 'hex');
+}
 
 /**
  * swtpm's socket mode spoken natively: raw TPM commands on the data port, swtpm's own
