@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { announcedSize, HEADER_SIZE, SerialTransport, type TransportOptions } from './transport.js';
+import { isWholeResponse, SerialTransport, type TransportOptions } from './transport.js';
 
 const open = promisify(fs.open);
 const write = promisify(fs.write);
@@ -29,16 +29,13 @@ export class DeviceTransport extends SerialTransport {
     const fd = this.fd ?? (this.fd = await open(this.path, fs.constants.O_RDWR));
     await write(fd, command, 0, command.length);
     const chunks: Buffer[] = [];
-    let total = 0;
     for (;;) {
       const buffer = Buffer.alloc(READ_SIZE);
       const { bytesRead } = await read(fd, buffer, 0, buffer.length, null);
       if (bytesRead === 0) throw new Error(`${this.path} returned no data`);
       chunks.push(buffer.subarray(0, bytesRead));
-      total += bytesRead;
-      const response = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
-      const size = announcedSize(response);
-      if (size !== undefined && (total >= size || size < HEADER_SIZE)) return response;
+      const response = Buffer.concat(chunks);
+      if (isWholeResponse(response)) return response;
     }
   }
 

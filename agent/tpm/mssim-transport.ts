@@ -8,11 +8,11 @@ type Callback<T> = (err: Error | null, result?: T) => void;
 interface TcpDevice {
   connect(done: Callback<void>): void;
   dispatchCommand(command: Buffer, done: Callback<Buffer>): void;
-  close(): void;
-  tpmSocket?: net.Socket | null;
+  /** Made by connect(), which runs right after the device is. */
+  tpmSocket: net.Socket;
   tpmPlatSocket?: net.Socket | null;
-  connectCont: Callback<void> | null;
-  dispatchCont: Callback<Buffer> | null;
+  readonly connectCont: Callback<void> | null;
+  readonly dispatchCont: Callback<Buffer> | null;
   onHandShake(fragment: Buffer): void;
   onDispatch(fragment: Buffer): void;
   /** The response bytes received so far for the command in flight. */
@@ -26,7 +26,7 @@ interface TcpDevice {
  */
 export class MssimTransport extends SerialTransport {
   private device: TcpDevice | undefined;
-  /** The device still in its handshake: a deadline can expire there too, and reset() must reach it. */
+  /** The device connected last: a deadline can expire in its handshake too, and reset() must reach it there. */
   private connecting: TcpDevice | undefined;
 
   constructor(
@@ -40,37 +40,30 @@ export class MssimTransport extends SerialTransport {
   protected async exchange(command: Buffer): Promise<Buffer> {
     const device = this.device ?? (await this.connect());
     return new Promise<Buffer>((resolve, reject) => {
-      device.dispatchCommand(command, (err, response) => {
-        if (err || !response) reject(err ?? new Error('empty response'));
-        else resolve(response);
-      });
+      // tss.js hands over a response buffer whenever it reports no error.
+      device.dispatchCommand(command, (err, response) => (err ? reject(err) : resolve(response as Buffer)));
     });
   }
 
   protected reset(): void {
-    for (const device of [this.device, this.connecting]) {
-      device?.tpmSocket?.destroy();
-      device?.tpmPlatSocket?.destroy();
-      device?.close();
-    }
-    this.device = undefined;
-    this.connecting = undefined;
+    hangUp(this.device);
+    hangUp(this.connecting);
+    this.device = this.connecting = undefined;
   }
 
   private connect(): Promise<TcpDevice> {
     const device = new TpmTcpDevice(this.host, this.port) as unknown as TcpDevice;
     this.connecting = device;
+    let connected = false;
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         if (this.device === device) this.device = undefined;
-        const connecting = device.connectCont;
-        const dispatching = device.dispatchCont;
-        device.connectCont = null;
-        device.dispatchCont = null;
-        device.tpmSocket?.destroy();
-        device.tpmPlatSocket?.destroy();
-        connecting?.(err);
-        dispatching?.(err);
+        hangUp(device);
+        // Until connected, the command in flight is tss.js's own TPM2_Startup: the connect
+        // fails, and the startup's continuation, which would hand on to it, is left out.
+        // Once settled, a promise ignores being settled again by a second event. Both
+        // continuations are set by then: connect() sets the one, its TPM2_Startup the other.
+        (connected ? device.dispatchCont : device.connectCont)!(err);
       };
       const guard = (socket: net.Socket | null | undefined, what: string) => {
         socket?.on('error', fail);
@@ -87,21 +80,14 @@ export class MssimTransport extends SerialTransport {
       // event and ended the process. Keep such a fragment until the size is whole.
       const dispatch = device.onDispatch.bind(device);
       device.onDispatch = (fragment: Buffer) => {
-        if (device.tcpResp.length + fragment.length < 4) {
-          device.tcpResp = Buffer.concat([device.tcpResp, fragment]);
-          return;
-        }
-        try {
-          dispatch(fragment);
-        } catch (err) {
-          fail(err instanceof Error ? err : new Error(String(err)));
-        }
+        if (device.tcpResp.length + fragment.length < 4) device.tcpResp = Buffer.concat([device.tcpResp, fragment]);
+        else dispatch(fragment);
       };
       device.connect((err) => {
-        if (this.connecting === device) this.connecting = undefined;
         if (err) {
           reject(err);
         } else {
+          connected = true;
           this.device = device;
           resolve(device);
         }
@@ -109,4 +95,10 @@ export class MssimTransport extends SerialTransport {
       guard(device.tpmSocket, 'command');
     });
   }
+}
+
+/** Destroys both sockets: tss.js's own close() only ends them, which a hung simulator never answers. */
+function hangUp(device: TcpDevice | undefined): void {
+  device?.tpmSocket.destroy();
+  device?.tpmPlatSocket?.destroy();
 }

@@ -7,7 +7,6 @@ import net from 'node:net';
 export class SocketExchange {
   private socket: net.Socket | undefined;
   private pending: { accept: (chunk: Buffer) => boolean; resolve: () => void; reject: (err: Error) => void } | undefined;
-  private received: Buffer[] = [];
 
   constructor(
     private readonly host: string,
@@ -25,14 +24,11 @@ export class SocketExchange {
    */
   async request(request: Buffer, isComplete: (received: Buffer) => boolean): Promise<Buffer> {
     const socket = this.socket ?? (await this.connect());
-    this.received = [];
-    let whole: Buffer = Buffer.alloc(0);
+    let whole = Buffer.alloc(0);
     await new Promise<void>((resolve, reject) => {
       this.pending = {
         accept: (chunk) => {
-          this.received.push(chunk);
-          // Most replies come in one chunk: no copy then.
-          whole = this.received.length === 1 ? chunk : Buffer.concat(this.received);
+          whole = Buffer.concat([whole, chunk]);
           return isComplete(whole);
         },
         resolve,
@@ -52,10 +48,9 @@ export class SocketExchange {
   private connect(): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: this.host, port: this.port, noDelay: true });
-      const onConnectError = (err: Error) => reject(err);
-      socket.once('error', onConnectError);
+      // A failure before 'connect' fails the connect; after it, rejecting changes nothing.
+      socket.once('error', reject);
       socket.once('connect', () => {
-        socket.off('error', onConnectError);
         this.socket = socket;
         socket.on('data', (chunk: Buffer) => this.onData(chunk));
         // Every failure lands here and in 'close', never as an unhandled 'error' event.

@@ -1,11 +1,18 @@
 import { SocketExchange } from './socket-exchange.js';
-import { announcedSize, HEADER_SIZE, SerialTransport, type TransportOptions } from './transport.js';
+import { isWholeResponse, SerialTransport, type TransportOptions } from './transport.js';
 import { responseCodeOf, TPM_RC_FAILURE, TPM_RC_INITIALIZE } from './response-code.js';
 
 /** swtpm control channel commands (swtpm's tpm_ioctl.h); values are big-endian u32. */
 const CMD_INIT = 2;
-const TPM2_STARTUP_CLEAR = Buffer.from('80010000000c000001440000', 'hex');
-const TPM2_READ_CLOCK = Buffer.from('80010000000a00000181', 'hex');
+/** TPM2_Startup(TPM_SU_CLEAR), made afresh for each use. */
+function startupClear(): Buffer {
+  return Buffer.from('80010000000c000001440000', 'hex');
+}
+
+/** TPM2_ReadClock, made afresh for each use. */
+function readClock(): Buffer {
+  return Buffer.from('80010000000a00000181', 'hex');
+}
 
 /**
  * swtpm's socket mode spoken natively: raw TPM commands on the data port, swtpm's own
@@ -33,13 +40,13 @@ export class SwtpmTransport extends SerialTransport {
       // libtpms before 0.10 also answers TPM_RC_FAILURE to a failed RSA decryption (an
       // ActivateCredential with a credential made for another EK). Initialising then would
       // reset the TPM and its PCRs: only a TPM that fails a harmless command too is uninitialised.
-      if (responseCodeOf(await this.send(TPM2_READ_CLOCK)) !== TPM_RC_FAILURE) return response;
+      if (responseCodeOf(await this.send(readClock())) !== TPM_RC_FAILURE) return response;
       await this.control(CMD_INIT, Buffer.alloc(4));
-      await this.send(TPM2_STARTUP_CLEAR);
+      await this.send(startupClear());
       return this.send(command);
     }
     if (rc === TPM_RC_INITIALIZE) {
-      await this.send(TPM2_STARTUP_CLEAR);
+      await this.send(startupClear());
       return this.send(command);
     }
     return response;
@@ -50,10 +57,7 @@ export class SwtpmTransport extends SerialTransport {
   }
 
   private send(command: Buffer): Promise<Buffer> {
-    return this.data.request(command, (received) => {
-      const size = announcedSize(received);
-      return size !== undefined && (received.length >= size || size < HEADER_SIZE);
-    });
+    return this.data.request(command, isWholeResponse);
   }
 
   /** One control command on its own connection: u32 code, payload; the answer starts with a u32 result. */

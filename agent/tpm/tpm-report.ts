@@ -40,7 +40,8 @@ export async function readTpmReport(client: TpmClient, transport: string): Promi
   const storageRootKey = await reading(async () => (await readPersistent(client, SRK_HANDLE))?.asTpm2B().toString('base64') ?? null);
   const identityKey = await reading(async () => {
     const key = await readPersistent(client, IDENTITY_KEY_HANDLE);
-    return key === undefined ? null : { type: TPM_ALG_ID[key.type] ?? `0x${key.type.toString(16)}` };
+    // tss.js parses only the key types it names (it refuses the public area of any other).
+    return key === undefined ? null : { type: TPM_ALG_ID[key.type] };
   });
   const facts = await reading(() => readTpmFacts(client));
   return { transport, endorsementKey, storageRootKey, identityKey, facts };
@@ -57,14 +58,7 @@ async function reading<T>(read: () => Promise<T>): Promise<Reading<T>> {
   try {
     return { ok: true, value: await read() };
   } catch (err) {
-    const hint = hintOf(err);
-    return { ok: false, error: describeError(err), refused: err instanceof TpmCommandError, ...(hint ? { hint } : {}) };
+    // The TPM client fails with its own errors, which carry their hints themselves.
+    return { ok: false, error: describeError(err), refused: err instanceof TpmCommandError, hint: err instanceof AgentError ? err.hint : undefined };
   }
-}
-
-function hintOf(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (e instanceof AgentError && e.hint) return e.hint;
-  }
-  return undefined;
 }

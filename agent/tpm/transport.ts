@@ -56,6 +56,15 @@ export function announcedSize(response: Buffer): number | undefined {
 }
 
 /**
+ * Whether the bytes received so far are a whole response: as many as the header announces,
+ * once the header is there. A response announcing less than its own header is whole too, and
+ * malformed: waiting would never make it right.
+ */
+export function isWholeResponse(received: Buffer): boolean {
+  return received.length >= (announcedSize(received) ?? Infinity);
+}
+
+/**
  * What every transport shares: one command at a time, a deadline per command, and a
  * reset after any failure so that a late answer is never taken for the next command's.
  */
@@ -117,12 +126,11 @@ export abstract class SerialTransport implements TpmTransport {
         hint: 'the TPM is busy, hung or not there; check the transport setting and that the TPM (or swtpm) runs',
       })), limit);
       this.exchange(command).then((response) => {
-        if (response.length < HEADER_SIZE || announcedSize(response) !== response.length) {
+        if (announcedSize(response) !== response.length) {
           fail(new TpmUnavailableError(`${this.name}: malformed response to ${commandName(command)} (${response.length} bytes)`));
-        } else if (!settled) {
-          settled = true;
+        } else {
           clearTimeout(timer);
-          resolve(response);
+          resolve(response); // after the deadline this changes nothing: the promise is settled
         }
       }, (err: unknown) => fail(err instanceof TpmUnavailableError ? err
         : new TpmUnavailableError(`${this.name}: ${commandName(command)} failed`, { cause: err, hint: hintFor(err) })));

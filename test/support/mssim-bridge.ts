@@ -53,6 +53,7 @@ export class MssimBridge {
   private readonly sockets = new Set<net.Socket>();
   private vanishAfterBytes = 0;
   private vanishOnCommand: 'before' | 'midResponse' | undefined;
+  private nextAck = 0;
 
   private constructor(
     readonly port: number,
@@ -75,10 +76,15 @@ export class MssimBridge {
     return this.sockets.size;
   }
 
-  /** The simulator goes away as a killed process would: listeners closed, connections cut. */
-  async vanish(): Promise<void> {
+  /** Cuts every connection open now and keeps listening, as a simulator that ended its sessions. */
+  hangUp(): void {
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+  }
+
+  /** The simulator goes away as a killed process would: listeners closed, connections cut. */
+  async vanish(): Promise<void> {
+    this.hangUp();
     await Promise.all(this.servers.splice(0).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 
@@ -89,6 +95,11 @@ export class MssimBridge {
   vanishOnNextCommand(when: 'before' | 'midResponse' = 'before', bytes = 2): void {
     this.vanishOnCommand = when;
     this.vanishAfterBytes = bytes;
+  }
+
+  /** Acknowledge the next TPM answer with `ack` instead of 0, as a simulator whose TPM failed. */
+  ackNextAnswerWith(ack: number): void {
+    this.nextAck = ack;
   }
 
   stop(): Promise<void> {
@@ -138,7 +149,8 @@ export class MssimBridge {
           if (this.options.silent) continue;
           const response = await tpm.transmit(command);
           this.commandsForwarded++;
-          const framed = Buffer.concat([u32s(response.length), response, u32s(0)]);
+          const framed = Buffer.concat([u32s(response.length), response, u32s(this.nextAck)]);
+          this.nextAck = 0;
           if (this.vanishOnCommand === 'midResponse') {
             await new Promise<void>((resolve) => client.write(framed.subarray(0, this.vanishAfterBytes), () => resolve()));
             await this.vanish();

@@ -82,9 +82,11 @@ async function listen(port: number, onConnection: (socket: net.Socket) => void):
 /**
  * A TPM speaking swtpm's socket protocol: `answer` gives the bytes to send back for each command
  * (several buffers: sent as pieces, a few milliseconds apart). The control channel answers each
- * request with `controlResult`, or closes the connection without one.
+ * request with `controlResult` (in two pieces when `controlInPieces`), or closes the connection without one.
  */
-async function scriptedTpm(answer: (command: Buffer) => Buffer | Buffer[], controlResult: number | 'hang up' = 0): Promise<ScriptedTpm> {
+async function scriptedTpm(
+  answer: (command: Buffer) => Buffer | Buffer[], controlResult: number | 'hang up' = 0, controlInPieces = false,
+): Promise<ScriptedTpm> {
   const port = await freePortPair();
   const tpm: ScriptedTpm = { port, transport: `swtpm 127.0.0.1:${port}`, commands: [], controls: [], openControls: 0 };
   await listen(port, (socket) => {
@@ -109,7 +111,7 @@ async function scriptedTpm(answer: (command: Buffer) => Buffer | Buffer[], contr
     }
     const result = Buffer.alloc(4);
     result.writeUInt32BE(controlResult);
-    socket.write(result);
+    void sendPieces(socket, controlInPieces ? [result.subarray(0, 2), result.subarray(2)] : [result]);
   }));
   return tpm;
 }
@@ -242,6 +244,17 @@ describe('the swtpm transport and what swtpm answers', () => {
     expect(await transport.transmit(GET_RANDOM_8)).toEqual(response(0x101));
     expect(tpm.commands).toEqual([0x17b, READ_CLOCK]);
     expect(tpm.controls).toEqual([]);
+    await transport.close();
+  });
+
+  it('initialises a TPM that fails every command (CMD_INIT, TPM2_Startup), then sends the command again; the control answer may come in pieces', async () => {
+    // Uninitialised until the control channel got its CMD_INIT.
+    const scripted: { tpm?: ScriptedTpm } = {};
+    const tpm = scripted.tpm = await scriptedTpm(() => response(scripted.tpm?.controls.length ? 0 : 0x101), 0, true);
+    const transport = new SwtpmTransport('127.0.0.1', tpm.port, { commandTimeoutMs: 5_000 });
+    expect(await transport.transmit(GET_RANDOM_8)).toEqual(response(0));
+    expect(tpm.controls).toEqual(['0000000200000000']);
+    expect(tpm.commands).toEqual([0x17b, READ_CLOCK, 0x144, 0x17b]);
     await transport.close();
   });
 

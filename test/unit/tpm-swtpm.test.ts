@@ -1,10 +1,9 @@
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EK_HANDLE, ensureIdentity, IDENTITY_KEY_HANDLE, readPersistent, SRK_HANDLE } from '../../agent/tpm/identity.js';
 import { endorsementKeyTemplate, storageRootKeyTemplate } from '../../agent/tpm/key-templates.js';
 import { registrationIdFromEndorsementKey } from '../../agent/tpm/registration-id.js';
-import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
 import { SwtpmTransport } from '../../agent/tpm/swtpm-transport.js';
 import { TpmClient, TpmCommandError } from '../../agent/tpm/tpm-client.js';
 import { readTpmFacts } from '../../agent/tpm/tpm-facts.js';
@@ -14,7 +13,6 @@ import {
   GetCapabilityResponse, GetRandomResponse, NullPwSession, Owner, TPM_ALG_ID, TPM_CAP, TPM_CC, TPM_HANDLE, TPM2_GetCapability_REQUEST,
   TPM2_GetRandom_REQUEST, TPM_RH, TPMA_OBJECT, TPMT_PUBLIC, type CreatePrimaryResponse,
 } from '../../agent/tpm/tss-lib.js';
-import { MssimBridge, type MssimBridgeOptions } from '../support/mssim-bridge.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 import { clientFor } from '../support/tpm.js';
 
@@ -282,58 +280,6 @@ describe('the swtpm transport bringing up a TPM that was just powered on', () =>
     const transport = new SwtpmTransport(gone.host, gone.port, { commandTimeoutMs: 10_000 });
     await gone.stop();
     await expect(transport.transmit(GET_RANDOM_8)).rejects.toBeInstanceOf(TpmUnavailableError);
-    await transport.close();
-  });
-});
-
-describe('the mssim transport to a real TPM behind the simulator protocol', () => {
-  const bridges: MssimBridge[] = [];
-  afterEach(async () => { await Promise.all(bridges.splice(0).map((b) => b.stop())); });
-
-  async function simulator(options: Omit<MssimBridgeOptions, 'tpm'> = {}): Promise<{ bridge: MssimBridge; transport: MssimTransport }> {
-    const bridge = await MssimBridge.start({ tpm: swtpm, ...options });
-    bridges.push(bridge);
-    return { bridge, transport: new MssimTransport(bridge.host, bridge.port, { commandTimeoutMs: 5_000 }) };
-  }
-
-  async function failure(promise: Promise<unknown>): Promise<TpmUnavailableError> {
-    const err = await promise.then(() => undefined, (e: unknown) => e);
-    expect(err).toBeInstanceOf(TpmUnavailableError);
-    return err as TpmUnavailableError;
-  }
-
-  it.each([undefined, 2, 7])('sends commands on one connection and reads each answer whole (answers split after %s bytes)', async (splitAnswersAt) => {
-    const { bridge, transport } = await simulator({ splitAnswersAt });
-    for (let i = 0; i < 2; i++) {
-      const response = await transport.transmit(GET_RANDOM_8);
-      expect(response.subarray(0, 12).toString('hex')).toBe('80010000001400000000' + '0008');
-    }
-    expect(bridge.commandsForwarded).toBe(3); // tss.js's TPM2_Startup on connecting, then the two
-    await transport.close();
-    await vi.waitFor(() => expect(bridge.openConnections).toBe(0), { timeout: 2_000 });
-  });
-
-  it.each([2, 9])('fails the command whose answer breaks off after %i bytes, with no exception escaping', async (bytes) => {
-    const { bridge, transport } = await simulator();
-    await transport.transmit(GET_RANDOM_8);
-    bridge.vanishOnNextCommand('midResponse', bytes);
-    const err = await failure(transport.transmit(GET_RANDOM_8));
-    expect(err.message).toBe(`mssim 127.0.0.1:${bridge.port}: TPM2_GetRandom failed`);
-    expect((err.cause as Error).message).toMatch(/^simulator closed the (command|platform) connection$/);
-  });
-
-  it('lets go of both connections when a command outlives its deadline', async () => {
-    const { bridge } = await simulator();
-    const transport = new MssimTransport(bridge.host, bridge.port, { commandTimeoutMs: 300 });
-    await transport.transmit(GET_RANDOM_8);
-    process.kill(swtpm.pid!, 'SIGSTOP');
-    try {
-      const err = await failure(transport.transmit(GET_RANDOM_8));
-      expect(err.message).toBe(`mssim 127.0.0.1:${bridge.port}: no answer to TPM2_GetRandom within 300 ms`);
-      await vi.waitFor(() => expect(bridge.openConnections).toBeLessThanOrEqual(1), { timeout: 2_000 });
-    } finally {
-      process.kill(swtpm.pid!, 'SIGCONT');
-    }
     await transport.close();
   });
 });

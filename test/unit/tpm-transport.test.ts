@@ -6,8 +6,8 @@ import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
 import { SwtpmTransport } from '../../agent/tpm/swtpm-transport.js';
 import {
-  announcedSize, commandCodeOf, commandName, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_KEY_GENERATION_TIMEOUT_MS, SerialTransport,
-  TpmUnavailableError, type TransportOptions,
+  announcedSize, commandCodeOf, commandName, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_KEY_GENERATION_TIMEOUT_MS, isWholeResponse,
+  SerialTransport, TpmUnavailableError, type TransportOptions,
 } from '../../agent/tpm/transport.js';
 
 /** TPM2_GetRandom(8), an ordinary command. */
@@ -81,6 +81,15 @@ describe('TPM command headers', () => {
     expect(announcedSize(Buffer.from('8001000000ff', 'hex'))).toBeUndefined();
     expect(announcedSize(Buffer.from('800100000fff000000', 'hex'))).toBeUndefined();
     expect(announcedSize(Buffer.from('800100000fff00000000', 'hex'))).toBe(0xfff);
+  });
+
+  it('take a response for whole once it has the bytes its header announces, or announces less than a header', () => {
+    expect(isWholeResponse(Buffer.from('8001000000', 'hex'))).toBe(false);
+    expect(isWholeResponse(Buffer.from('80010000000c00000000ff', 'hex'))).toBe(false);
+    expect(isWholeResponse(Buffer.from('80010000000c00000000ffff', 'hex'))).toBe(true);
+    expect(isWholeResponse(SUCCESS)).toBe(true);
+    expect(isWholeResponse(Buffer.from('80010000000400000000', 'hex'))).toBe(true);
+    expect(isWholeResponse(Buffer.from('80010000000000000000', 'hex'))).toBe(true);
   });
 });
 
@@ -190,6 +199,25 @@ describe('a serial TPM transport', () => {
     expect(transport.resets).toBe(1);
   });
 
+  it('does not reset again when a command given up at its deadline fails late: the next command may be on the connection by then', async () => {
+    const transport = new TestTransport(() => after(100, undefined).then(() => Promise.reject(errnoError('ECONNRESET'))), { commandTimeoutMs: 20 });
+    expect((await failure(transport.transmit(GET_RANDOM))).message).toBe('test TPM: no answer to TPM2_GetRandom within 20 ms');
+    await after(200, undefined);
+    expect(transport.resets).toBe(1);
+    const malformed = new TestTransport(() => after(100, Buffer.from('80', 'hex')), { commandTimeoutMs: 20 });
+    await failure(malformed.transmit(GET_RANDOM));
+    await after(200, undefined);
+    expect(malformed.resets).toBe(1);
+  });
+
+  it('fails a command whose connection fails without a reason', async () => {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a failure with nothing in it is what this test is about
+    const transport = new TestTransport(() => Promise.reject(undefined), { commandTimeoutMs: 5_000 });
+    const err = await failure(transport.transmit(GET_RANDOM));
+    expect(err.message).toBe('test TPM: TPM2_GetRandom failed');
+    expect(err.hint).toBeUndefined();
+  });
+
   it('has no hint for a failure it does not know', async () => {
     const transport = new TestTransport(() => Promise.reject(new Error('odd')));
     expect((await failure(transport.transmit(GET_RANDOM))).hint).toBeUndefined();
@@ -247,7 +275,7 @@ describe('lending a serial TPM transport', () => {
 });
 
 describe('opening a transport from its spec', () => {
-  it('makes the transport of each kind, named for where it goes', async () => {
+  it('makes the transport of each kind, named for where it goes, and knowing it: another process opens the same TPM from it', async () => {
     const device = openTransport({ kind: 'device', path: '/dev/tpmrm0' });
     const swtpm = openTransport({ kind: 'swtpm', host: '127.0.0.1', port: 2321 });
     const mssim = openTransport({ kind: 'mssim', host: 'tpm.local', port: 2400 });
@@ -255,6 +283,9 @@ describe('opening a transport from its spec', () => {
     expect(swtpm).toBeInstanceOf(SwtpmTransport);
     expect(mssim).toBeInstanceOf(MssimTransport);
     expect([device.name, swtpm.name, mssim.name]).toEqual(['TPM device /dev/tpmrm0', 'swtpm 127.0.0.1:2321', 'mssim tpm.local:2400']);
+    expect([device.spec, swtpm.spec, mssim.spec]).toEqual([
+      { kind: 'device', path: '/dev/tpmrm0' }, { kind: 'swtpm', host: '127.0.0.1', port: 2321 }, { kind: 'mssim', host: 'tpm.local', port: 2400 },
+    ]);
     await Promise.all([device.close(), swtpm.close(), mssim.close()]);
   });
 
