@@ -6,25 +6,24 @@ import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { DeviceFeatures, type FeatureHooks } from '../../agent/daemon/device-features.js';
 import { HubSession } from '../../agent/hub/session.js';
 import { Logger } from '../../agent/log/logger.js';
-import { registerWithDps } from '../../agent/provisioning/register.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
 import { startCloud, type LocalCloud } from '../cloud/cloud.js';
 import type { D2cMessage } from '../cloud/hub/d2c-log.js';
 import type { LocalHub } from '../cloud/hub/hub.js';
 import { serviceClients } from '../cloud/hub/service-sdk.js';
 import { invokeMethod, type MethodAnswer } from './direct-method.js';
-import { enrollBoard, readBoardIdentity } from './enroll-board.js';
 import { isObject, parseObject } from './json.js';
 import { randomLoopbackAddress } from './ports.js';
 import { SwtpmInstance } from './swtpm.js';
-import { clientFor } from './tpm.js';
+import { activateHubKey, clientFor } from './tpm.js';
 
 /**
  * DeviceFeatures on a live hub session, in the test process: the local cloud (DPS and one
  * hub, each on a loopback address of its own with Azure's ports 443 and 8883: root), a real
- * swtpm provisioned through DPS by the agent's own registration, and the unmodified
- * azure-iothub clients as the caller. Provisioning happens once per test file; every board
- * is then a device of its own on that hub, signing with the same TPM identity key.
+ * swtpm holding a hub key as DPS would hand it over (activateHubKey: DPS itself would cost
+ * three seconds of polling per file, and Stryker starts each file again for every mutant),
+ * and the unmodified azure-iothub clients as the caller. Every board is a device of its own
+ * on that hub, registered with that key.
  */
 interface Bench {
   cloud: LocalCloud;
@@ -48,11 +47,7 @@ function bench(): Promise<Bench> {
     ]);
     const tpm = clientFor(swtpm.transport);
     const hub = cloud.hubs[0]!;
-    const deviceId = `enrolled-${randomBytes(4).toString('hex')}`;
-    const identity = await readBoardIdentity(tpm);
-    await enrollBoard(cloud.dps, { deviceId, transport: swtpm.transport, hub: hub.hostName, identity });
-    await registerWithDps({ tpm, registrationId: identity.registrationId, idScope: cloud.dps.idScope, globalEndpoint: cloud.dps.host, ca: cloud.ca });
-    const key = Buffer.from(/SharedAccessKey=([^;]+)/.exec(hub.deviceConnectionString(deviceId))![1]!, 'base64');
+    const key = await activateHubKey(tpm);
     return { cloud, swtpm, tpm, key, service: serviceClients(hub.serviceConnectionString, cloud.ca), dir };
   })();
   return started;
