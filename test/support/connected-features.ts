@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Twin } from 'azure-iot-device';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { DeviceFeatures, type FeatureHooks } from '../../agent/daemon/device-features.js';
 import { HubSession } from '../../agent/hub/session.js';
@@ -105,6 +106,8 @@ export interface BoardOptions {
 export class ConnectedBoard {
   readonly restarts: number[] = [];
   readonly reprovisions: number[] = [];
+  /** The SDK's twin of the latest connect. */
+  twin: Twin | undefined;
   private constructor(
     readonly features: DeviceFeatures,
     readonly session: HubSession,
@@ -143,7 +146,10 @@ export class ConnectedBoard {
     const target = { assignedHub: hub.hostName, deviceId, registrationId: deviceId, identityKeyHandle: 0x81000100 };
     const session = new HubSession({
       tpm, target, ca: cloud.ca, log: log.child({ component: 'hub' }), keepAliveSeconds: 5,
-      onConnected: (client, twin, desired) => features.onConnected(client, twin, desired),
+      onConnected: (client, twin, desired) => {
+        if (made.board) made.board.twin = twin;
+        return features.onConnected(client, twin, desired);
+      },
     });
     session.on('lost', () => features.detach());
     const board = new ConnectedBoard(features, session, deviceId, config, lines, hub, service);
@@ -196,7 +202,7 @@ export class ConnectedBoard {
   }
 
   /** One reported property once `ready` says it is there as wanted (polled through the service registry). */
-  async reportedWhen(key: string, ready: (value: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+  async reportedWhen(key: string, ready: (value: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     while (Date.now() < deadline) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { UNKNOWN_COMMAND_KEY } from '../../agent/daemon/device-features.js';
 import { ConnectedBoard, scratchDir, stopBench, stopBoards } from '../support/connected-features.js';
-import { stringContaining, stringMatching } from '../support/matchers.js';
+import { ofType, stringContaining, stringMatching } from '../support/matchers.js';
 
 /**
  * Commands on a board whose features are attached to a live hub session, asked for by the
@@ -19,7 +19,7 @@ describe('a direct method', () => {
   it('is answered, reported under its name in place of an envelope\'s earlier result, and sends no result message when quick', async () => {
     const board = await ConnectedBoard.connected();
     await board.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 45 }, id: 'before-method' });
-    await expect.poll(() => board.results('before-method').length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => board.results('before-method').length, { timeout: 10_000 }).toBe(1);
     await board.reportedWhen('lastCommands', (c) => c.setTelemetryInterval !== undefined);
     expect(await board.invoke('setTelemetryInterval', { seconds: 30 })).toEqual({ status: 200, payload: { intervalSeconds: 30, previous: 45 } });
     // A direct method has no id: the envelope's goes (a reported null removes it).
@@ -28,7 +28,7 @@ describe('a direct method', () => {
     expect(await board.reportedWhen('telemetry', (t) => t.intervalSeconds === 30)).toEqual({ intervalSeconds: 30, queued: 0, dropped: 0 });
     // A C2D result after it: the queue is delivered in order, so nothing came in between.
     await board.sendC2d({ command: 'ping', args: {}, id: 'after-method' });
-    await expect.poll(() => board.results('after-method').length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => board.results('after-method').length, { timeout: 10_000 }).toBe(1);
     expect(board.d2c('command-result')).toHaveLength(2);
   });
 
@@ -43,9 +43,10 @@ describe('a direct method', () => {
     expect(last).toEqual({ [UNKNOWN_COMMAND_KEY]: { via: 'method', status: 404, phase: 'done', at: at(), message: `${message.slice(0, 197)}...` } });
   });
 
-  it('answers ping with the agent\'s version and the daemon\'s state', async () => {
+  it('answers ping with the agent\'s version and the daemon\'s state, and getSystemInfo with the system\'s facts', async () => {
     const board = await ConnectedBoard.connected();
     expect(await board.invoke('ping')).toMatchObject({ status: 200, payload: { pong: true, agentVersion: '9.9.9', state: 'ready' } });
+    expect(await board.invoke('getSystemInfo')).toMatchObject({ status: 200, payload: { os: ofType(Object) } });
   });
 });
 
@@ -53,7 +54,7 @@ describe('a C2D envelope', () => {
   it('is run once, its result sent as a D2C message with the envelope id and reported with that id', async () => {
     const board = await ConnectedBoard.connected();
     await board.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 45 }, id: 'env-1' });
-    await expect.poll(() => board.results('env-1').length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => board.results('env-1').length, { timeout: 10_000 }).toBe(1);
     expect(board.results('env-1')[0]).toMatchObject({
       command: 'setTelemetryInterval', via: 'c2d', id: 'env-1', status: 200, phase: 'done', payload: { intervalSeconds: 45, previous: 60 },
     });
@@ -65,9 +66,9 @@ describe('a C2D envelope', () => {
   it('with an id already executed is not run again, also after a restart of the agent on the same state', async () => {
     const first = await ConnectedBoard.connected();
     await first.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 45 }, id: 'env-twice' });
-    await expect.poll(() => first.results('env-twice').length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => first.results('env-twice').length, { timeout: 10_000 }).toBe(1);
     await first.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 50 }, id: 'env-twice' });
-    await expect.poll(() => first.results('env-twice').length, { timeout: 20_000 }).toBe(2);
+    await expect.poll(() => first.results('env-twice').length, { timeout: 10_000 }).toBe(2);
     expect(first.results('env-twice')[1]).toMatchObject({ status: 208, payload: { duplicate: true, firstStatus: 200 } });
     expect((await first.invoke('setTelemetryInterval', { seconds: 60 })).payload).toMatchObject({ previous: 45 });
     await first.stop();
@@ -75,15 +76,16 @@ describe('a C2D envelope', () => {
     const again = await ConnectedBoard.connected({ stateDir: first.config.stateDir, deviceId: first.deviceId });
     expect(again.features.executedCount()).toBe(1);
     await again.sendC2d({ command: 'setTelemetryInterval', args: { seconds: 55 }, id: 'env-twice' });
-    await expect.poll(() => again.results('env-twice').length, { timeout: 20_000 }).toBe(3);
+    await expect.poll(() => again.results('env-twice').length, { timeout: 10_000 }).toBe(3);
     expect(again.results('env-twice')[2]).toMatchObject({ status: 208, payload: { duplicate: true } });
+    expect(again.events('command.duplicate')).toEqual(['level=info event=command.duplicate component=commands id=env-twice command=setTelemetryInterval']);
     expect((await again.invoke('setTelemetryInterval', { seconds: 60 })).payload).toMatchObject({ previous: 60 });
   });
 
   it('naming a command nobody registered is answered 404 under unknownCommand, with its id', async () => {
     const board = await ConnectedBoard.connected();
     await board.sendC2d({ command: 'formatDisk', args: {}, id: 'env-unknown' });
-    await expect.poll(() => board.results('env-unknown').length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => board.results('env-unknown').length, { timeout: 10_000 }).toBe(1);
     expect(board.results('env-unknown')[0]).toMatchObject({ command: 'formatDisk', status: 404, via: 'c2d' });
     const last = await board.reportedWhen('lastCommands', (c) => c[UNKNOWN_COMMAND_KEY] !== undefined);
     expect(last).toEqual({ [UNKNOWN_COMMAND_KEY]: { id: 'env-unknown', via: 'c2d', status: 404, phase: 'done', at: at(), message: stringContaining('unknown command "formatDisk"') } });
@@ -105,12 +107,12 @@ describe('slow work', () => {
     expect(await board.invoke('reprovision')).toMatchObject({ status: 202, payload: { accepted: true } });
     await expect.poll(reprovision.calls, { timeout: 10_000 }).toBe(1);
     await board.sendC2d({ command: 'restartAgent', args: {}, id: 'env-busy' });
-    await expect.poll(() => board.results('env-busy').length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => board.results('env-busy').length, { timeout: 10_000 }).toBe(1);
     expect(board.results('env-busy')[0]).toMatchObject({ status: 409, payload: { running: 'reprovision' } });
     expect(board.restarts).toEqual([]);
     reprovision.release();
     const finals = () => board.d2c('command-result').map((m) => JSON.parse(m.body.toString('utf8')) as Record<string, unknown>).filter((r) => r.command === 'reprovision');
-    await expect.poll(() => finals().length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => finals().length, { timeout: 10_000 }).toBe(1);
     expect(finals()[0]).toMatchObject({ phase: 'final', status: 200, via: 'method', payload: { message: `re-provisioned: ${board.deviceId} on ${board.hub.hostName}` } });
     const last = await board.reportedWhen('lastCommands', (c) => (c.reprovision as { phase?: string } | undefined)?.phase === 'final');
     expect(last.reprovision).toMatchObject({ via: 'method', status: 200 });

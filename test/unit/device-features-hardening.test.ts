@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { FeatureHooks } from '../../agent/daemon/device-features.js';
 import { EVENT_LOG_FILE } from '../../agent/attestation/hardening-measure.js';
 import { DEFAULT_STATE_DIR } from '../../hardening/records.js';
 import { benchTpm, ConnectedBoard, scratchDir, stopBench, stopBoards } from '../support/connected-features.js';
+import { objectContaining } from '../support/matchers.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';
 
 /**
@@ -42,8 +43,13 @@ describe('a desired hardening profile applied for real', () => {
     const done = await board.reportedWhen('hardeningProfile', (a) => a.ac !== 202 && a.av === 2);
     expect(done).toMatchObject({ value: 'baseline', ac: 200 });
     expect(await board.reportedWhen('hardening', (h) => h.profile === 'baseline')).toMatchObject({ confirmed: true, drift: 0, driftCheckedBy: 'agent' });
-    expect(existsSync(path.join(root, DEFAULT_STATE_DIR, EVENT_LOG_FILE))).toBe(true);
+    expect(done.ad).toBe('profile baseline applied and confirmed');
+    const log = JSON.parse(readFileSync(path.join(root, DEFAULT_STATE_DIR, EVENT_LOG_FILE), 'utf8')) as { pcr: number; events: { data: string; extended: boolean }[] };
+    expect(log.pcr).toBe(board.config.attestation.pcr);
+    expect(log.events.map((e) => ({ ...(JSON.parse(e.data) as object), extended: e.extended })))
+      .toEqual([objectContaining({ op: 'apply', by: 'agent', agentVersion: '9.9.9', profile: 'baseline', extended: true })]);
     expect(board.events('hardening.measure_failed')).toEqual([]);
+    expect(await board.invoke('getHardeningStatus')).toMatchObject({ status: 200, payload: { profile: 'baseline', confirmed: true, drift: 0, drifted: [] } });
 
     // The agent starts again: it sees the desired profile again, already applied.
     await board.stop();
