@@ -66,6 +66,7 @@ export async function stopBoards(): Promise<void> {
   stateDirs.clear();
   if (started) {
     const { cloud } = await started;
+    cloud.hubs[0]!.faults.clear();
     await cloud.hubs[0]!.startMqtt();
   }
 }

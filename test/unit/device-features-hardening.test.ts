@@ -3,9 +3,9 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { FeatureHooks } from '../../agent/daemon/device-features.js';
 import { EVENT_LOG_FILE } from '../../agent/attestation/hardening-measure.js';
-import { DEFAULT_STATE_DIR } from '../../hardening/records.js';
+import { DEFAULT_STATE_DIR, Records } from '../../hardening/records.js';
 import { benchTpm, ConnectedBoard, scratchDir, stopBench, stopBoards } from '../support/connected-features.js';
-import { objectContaining } from '../support/matchers.js';
+import { objectContaining, stringMatching } from '../support/matchers.js';
 import { NetnsPair, requireHardeningTools } from '../support/netns.js';
 
 /**
@@ -57,6 +57,19 @@ describe('a desired hardening profile applied for real', () => {
     const ack = await again.reportedWhen('hardeningProfile', (a) => a.ad === 'profile baseline already applied');
     expect(ack).toEqual({ value: 'baseline', ac: 200, av: 2, ad: 'profile baseline already applied' });
     expect(again.events('command.result')).toEqual([]);
+  });
+
+  it('is applied again while the applied one is unconfirmed, or another profile', async () => {
+    const { hooks, root } = await hardenedSite();
+    const board = await ConnectedBoard.connected({ hooks });
+    const { final } = await board.features.registry.execute('applyHardening', { profile: 'baseline' }, { via: 'method' });
+    expect(await final).toMatchObject({ status: 200 });
+    const records = new Records(path.join(root, DEFAULT_STATE_DIR));
+    await records.applied.write({ ...(await records.applied.read())!, confirmed: false });
+    await board.setDesired({ hardeningProfile: 'baseline' });
+    expect(await board.reportedWhen('hardeningProfile', (a) => a.ac !== 202 && a.av === 2)).toMatchObject({ ac: 200, ad: stringMatching(/^profile baseline applied/) });
+    await board.setDesired({ hardeningProfile: 'strict' });
+    expect(await board.reportedWhen('hardeningProfile', (a) => a.ac !== 202 && a.av === 3)).toMatchObject({ ad: stringMatching(/^profile strict (applied|was rolled back)/) });
   });
 
   it('says in the log that a change could not be measured while the agent has no TPM connection, and applies it anyway', async () => {

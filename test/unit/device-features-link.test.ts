@@ -109,6 +109,8 @@ describe('a reconnect', () => {
     await board.setDesired({ logLevel: 'debug' });
     await board.reportedWhen('logLevel', (a) => a.value === 'debug');
     expect(board.lines.filter((l) => l.includes('event=twin.desired_applied') && l.includes('key=logLevel'))).toHaveLength(1);
-    expect(board.lines.filter((l) => l.includes('event=telemetry.interval_changed'))).toHaveLength(2);
+    expect(board.events('telemetry.interval_changed')).toEqual([
+      'level=info event=telemetry.interval_changed component=telemetry from=60 to=30', 'level=info event=telemetry.interval_changed component=telemetry from=30 to=40',
+    ]);
   });
 });

@@ -94,6 +94,14 @@ describe('what goes wrong with the twin', () => {
     expect(board.events('twin.error')).toEqual(['level=warn event=twin.error err="the twin broke"']);
   });
 
+  it('is tried again when the hub throttles a reported patch, and said in the twin\'s log', async () => {
+    const board = await ConnectedBoard.create();
+    board.hub.faults.throttleTwin('patch', 1);
+    await board.session.connect();
+    expect(await board.reportedWhen('commands', () => true)).toMatchObject({ known: stringContaining('ping') });
+    expect(board.events('twin.report_failed')).toEqual([stringMatching(/^level=warn event=twin\.report_failed component=twin err="ThrottlingException: .* keys=\S*logLevel/)]);
+  });
+
   it('survives a desired patch the SDK\'s merge would trip over, and applies the rest of it', async () => {
     const board = await ConnectedBoard.connected();
     await board.reportedWhen('logLevel', () => true);
