@@ -280,7 +280,8 @@ export class DeviceFeatures {
       for (let tries = 0; tries < 120; tries++) {
         const { reply, final } = await this.registry.execute('applyHardening', { profile }, { via: 'twin' });
         if (reply.status !== 409) {
-          const outcome = reply.status >= 300 ? reply : await final;
+          // A refusal's `final` is the refusal itself.
+          const outcome = await final;
           return { ac: outcome.status, ad: messageOf(outcome.payload) };
         }
         await new Promise((resolve) => setTimeout(resolve, 5_000));

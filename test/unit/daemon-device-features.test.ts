@@ -1,10 +1,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Client, Twin } from 'azure-iot-device';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { DeviceFeatures, type FeatureHooks } from '../../agent/daemon/device-features.js';
 import { Logger } from '../../agent/log/logger.js';
+import type { DesiredFeed } from '../../agent/twin/desired-feed.js';
 import { stringContaining } from '../support/matchers.js';
 
 const made: DeviceFeatures[] = [];
@@ -76,5 +78,14 @@ describe('the device\'s features while offline', () => {
     expect(reply.status).toBe(202);
     expect(await final).toMatchObject({ status: 503, payload: { message: stringContaining('not connected to the hub') } });
     await expect.poll(() => f.queueFacts().depth).toBe(1);
+  });
+
+  it('names each feature whose attach failed, and attaches the others all the same', async () => {
+    const { features: f, lines } = await features();
+    // A connection whose client, twin and desired feed are broken: the first three features trip over them.
+    await f.onConnected({} as Client, {} as Twin, {} as DesiredFeed);
+    expect(lines.filter((l) => l.includes('event=features.attach_failed')).map((l) => /feature=(\w+)/.exec(l)?.[1])).toEqual(['reported', 'desired', 'commands']);
+    const { final } = await f.registry.execute('uploadSupportBundle', {}, { via: 'method' });
+    expect(await final).toMatchObject({ status: 500, payload: { message: stringContaining('not in this test') } });
   });
 });

@@ -2,16 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import securityTpm from 'azure-iot-security-tpm';
 import { vi } from 'vitest';
 import { HubSession, type HubSessionOptions } from '../../agent/hub/session.js';
 import type { TpmClient } from '../../agent/tpm/tpm-client.js';
-import { buildActivationBlob } from '../cloud/dps/activation-blob.js';
 import { startHub, type LocalHub } from '../cloud/hub/hub.js';
-import { fromCallback } from '../support/callback.js';
 import { randomLoopbackAddress } from '../support/ports.js';
 import { SwtpmInstance } from '../support/swtpm.js';
-import { clientFor } from '../support/tpm.js';
+import { activateHubKey, clientFor } from '../support/tpm.js';
 import { capturingLogger } from './command-context.js';
 import { closeListeners } from './loopback-proxy.js';
 
@@ -34,11 +31,7 @@ export function bench(): Promise<Bench> {
       SwtpmInstance.start(),
     ]);
     const tpm = clientFor(swtpm.transport);
-    const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
-    const ek = await fromCallback<Buffer>((cb) => security.getEndorsementKey(cb));
-    const srk = await fromCallback<Buffer>((cb) => security.getStorageRootKey(cb));
-    const key = randomBytes(32);
-    await fromCallback((cb) => security.activateIdentityKey(buildActivationBlob(ek, srk, key), cb));
+    const key = await activateHubKey(tpm);
     return { hub, swtpm, tpm, key, dir, hubLines };
   })();
   return started;
