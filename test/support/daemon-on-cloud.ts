@@ -1,6 +1,7 @@
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { loadConfig } from '../../agent/config.js';
 import type { DaemonState, DaemonStatus } from '../../agent/control/protocol.js';
@@ -12,6 +13,8 @@ import type { AgentFiles } from './agent-process.js';
 import { enrollBoard, type EnrolledBoard } from './enroll-board.js';
 import { randomLoopbackAddress } from './ports.js';
 import { SwtpmInstance } from './swtpm.js';
+
+const PROVISIONING_HELPER = fileURLToPath(new URL('../../dist/agent/provisioning/child-main.js', import.meta.url));
 
 /** What the daemon told systemd, in order: `READY …`, `STATUS …`, `STOPPING`, `WATCHDOG on|off`. */
 export type Told = string[];
@@ -57,6 +60,8 @@ export class DaemonOnCloud {
   ) {}
 
   static async start(options: BoardSettings & { deviceId?: string; cloud?: Pick<CloudOptions, 'hub' | 'dps' | 'port8883'> } = {}): Promise<DaemonOnCloud> {
+    // Registration runs in a helper process from the build, also under mutation testing (dist/ is copied into Stryker's sandbox).
+    if (!existsSync(PROVISIONING_HELPER)) throw new Error(`${PROVISIONING_HELPER} is missing: the daemon registers through the built helper; run npm run build first`);
     const deviceId = options.deviceId ?? 'board-70';
     const dir = mkdtempSync(path.join(tmpdir(), `iot-agent-daemon-${deviceId}-`));
     const [cloud, swtpm] = await Promise.all([
@@ -91,7 +96,7 @@ export class DaemonOnCloud {
     const lines: string[] = [];
     const told: Told = [];
     let health: (() => boolean) | undefined;
-    const log = new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line) });
+    const log = new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line.trimEnd()) });
     const daemon = new Daemon({
       config: await loadConfig(this.configPath), configPath: this.configPath, log, agentVersion: '9.9.9',
       readyGraceMs: options.readyGraceMs ?? 60_000, onRestartRequested: options.onRestartRequested,
@@ -119,6 +124,14 @@ export class DaemonOnCloud {
         return daemon.status();
       },
     };
+  }
+
+  /** A daemon run until ready and stopped again: the board has its assignment (and history) on disk, as after a reboot. */
+  async provisionOnce(options: Parameters<DaemonOnCloud['startDaemon']>[0] = {}): Promise<RunningDaemon> {
+    const first = await this.startDaemon(options);
+    await first.reach('ready');
+    await first.daemon.stop();
+    return first;
   }
 
   async stop(): Promise<void> {

@@ -3,7 +3,7 @@ import { askDaemon } from '../../agent/control/client.js';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
 import { arrayContaining, ofType, stringMatching } from '../support/matchers.js';
 
-afterEach(stopDaemonsOnCloud);
+afterEach(stopDaemonsOnCloud, 60_000);
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
 import { arrayContaining, stringMatching } from '../support/matchers.js';
 
-afterEach(stopDaemonsOnCloud);
+afterEach(stopDaemonsOnCloud, 60_000);
 
 const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 
@@ -27,13 +27,15 @@ describe('the daemon when its hub fails it', () => {
 
   it('with reprovision never, knocks on the refusing hub again on its backoff and never asks DPS', async () => {
     const board = await DaemonOnCloud.start({ reprovision: 'never' });
-    const first = await board.startDaemon();
-    await first.reach('ready');
-    await first.daemon.stop();
+    await board.provisionOnce();
     await board.hub.core.deleteDevice('board-70', undefined);
     const { logged, reach } = await board.startDaemon();
     await expect.poll(() => logged('hub.rejected').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
     expect(logged('hub.rejected')[0]).toMatch(/then=reconnect retryInMs=\d+/);
+    // On its backoff (200 ms doubling to 2 s): a handful of attempts in three seconds, never a storm.
+    const knocks = board.hub.counters.refused;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(board.hub.counters.refused - knocks).toBeLessThanOrEqual(8);
     const status = await reach('degraded');
     expect(status.reason).toMatch(/^the hub refused the device: .* \(next try in \d+ s\)$/);
     expect(status.lastError?.message).toMatch(/^the hub refused the device: /);
@@ -43,26 +45,30 @@ describe('the daemon when its hub fails it', () => {
 
   it('goes back to the hub it had when DPS fails the re-provisioning the refusal caused, then tries DPS again', async () => {
     const board = await DaemonOnCloud.start();
-    const { logged, reach } = await board.startDaemon();
+    const { told, logged, reach } = await board.startDaemon();
     await reach('ready');
     board.cloud.dps.faults.failNext(1);
     await board.hub.core.deleteDevice('board-70', undefined);
     await expect.poll(() => logged('provisioning.failed'), { timeout: 30_000 }).toEqual([stringMatching(/then=fallback retryInMs=0 operatorMustAct=false reason="DPS failed: back to the hub of the previous assignment"/)]);
     await reach('ready');
     expect(board.cloud.dps.counters.registrations).toBe(2);
+    // Back on the old hub at once (refused there again), not degraded waiting for DPS.
     expect(logged('hub.rejected').length).toBeGreaterThanOrEqual(2);
+    expect(told.filter((t) => t.startsWith('STATUS degraded: provisioning failed'))).toEqual([]);
   });
 
   it('reconnects after the hub was down, telling the loss in its status', async () => {
     const board = await DaemonOnCloud.start();
-    const { daemon, told, reach } = await board.startDaemon();
+    const { daemon, told, logged, reach } = await board.startDaemon();
     await reach('ready');
     await board.hub.stopMqtt();
-    const lost = await reach('degraded');
-    expect(lost.reason).toMatch(/^hub connection lost: .* \(reconnecting in \d+ s\)$/);
+    await expect.poll(() => told.some((t) => /^STATUS degraded: hub connection lost: .* \(reconnecting in \d+ s\)$/.test(t)), { timeout: 20_000 }).toBe(true);
+    await expect.poll(() => told.some((t) => /^STATUS degraded: hub unreachable: .* \(next try in \d+ s\)$/.test(t)), { timeout: 20_000 }).toBe(true);
+    expect(logged('hub.unreachable')[0]).toMatch(/then=reconnect retryInMs=\d+/);
+    expect(logged('hub.rejected')).toEqual([]);
     await board.hub.startMqtt();
     await reach('ready');
-    expect(daemon.status()).toMatchObject({ consecutiveFailures: 0, lastError: { message: stringMatching(/^hub connection lost: /) } });
+    expect(daemon.status()).toMatchObject({ consecutiveFailures: 0, lastError: { message: stringMatching(/^hub unreachable: /) } });
     expect(told.filter((t) => t.startsWith('READY'))).toHaveLength(1);
   });
 

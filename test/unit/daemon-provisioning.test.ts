@@ -2,10 +2,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { askDaemon } from '../../agent/control/client.js';
+import { readBoardIdentity } from '../support/enroll-board.js';
+import { TinyProxy } from '../support/tinyproxy.js';
+import { clientFor } from '../support/tpm.js';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
-import { arrayContaining, ofType, stringMatching } from '../support/matchers.js';
+import { arrayContaining, ofType, stringContaining, stringMatching } from '../support/matchers.js';
 
-afterEach(stopDaemonsOnCloud);
+afterEach(stopDaemonsOnCloud, 60_000);
+
+const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
 
 describe('the daemon on the local cloud, from an enrolled board to a hub session', () => {
   it('provisions a fresh board, connects, tells systemd it is ready, and says so over its control socket', async () => {
@@ -30,20 +35,34 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
       telemetryQueue: { depth: ofType(Number), dropped: 0 }, clockOffsetMs: ofType(Number),
     });
     expect(board.cloud.dps.counters.registrations).toBe(1);
-    expect(JSON.parse(readFileSync(path.join(board.files.stateDir, 'assignment.json'), 'utf8'))).toMatchObject({ assignedHub: hub, deviceId: 'board-70' });
+    expect(readJson(path.join(board.files.stateDir, 'assignment.json'))).toMatchObject({ assignedHub: hub, deviceId: 'board-70' });
     expect(logged('provisioning.cached')).toEqual([]);
+    expect(logged('hub.protocol_learnt')).toEqual([stringMatching(/ protocol=mqtt$/)]);
+    expect(readJson(path.join(board.files.stateDir, 'hub-protocol.json'))).toMatchObject({ protocol: 'mqtt' });
+    // The device's features run on the session: the twin reports who it is, from the daemon's status and TPM.
+    await expect.poll(() => board.hub.core.getTwin('board-70').properties, { timeout: 20_000 }).toMatchObject({
+      reported: { agentVersion: '9.9.9', registrationId: board.board.registrationId, deviceId: 'board-70', tpm: { manufacturer: ofType(String), firmware: ofType(String) } },
+    });
     // The TPM is the daemon's: a report is read through its connection.
     const report = await askDaemon(board.files.runtimeDir, { op: 'tpm' }, 'tpm');
     expect(report).toMatchObject({ pid: process.pid, transport: board.swtpm.transport, endorsementKey: { ok: true, value: board.board.endorsementKey } });
+    const connects = board.hub.counters.connects;
     await daemon.stop();
     expect(healthy()).toBe(false);
+    // The session and the TPM connection end with it: the hub sees the device go, and the TPM serves another client.
+    await expect.poll(() => board.hub.counters.disconnects, { timeout: 10_000 }).toBe(connects);
+    const tpm = clientFor(board.swtpm.transport);
+    try {
+      expect((await readBoardIdentity(tpm)).registrationId).toBe(board.board.registrationId);
+    } finally {
+      await tpm.close();
+    }
+    expect(logged('daemon.flow_failed')).toEqual([]);
   });
 
   it('restarts from the cached assignment without asking DPS', async () => {
     const board = await DaemonOnCloud.start();
-    const first = await board.startDaemon();
-    await first.reach('ready');
-    await first.daemon.stop();
+    await board.provisionOnce();
     const second = await board.startDaemon();
     const status = await second.reach('ready');
     expect(board.cloud.dps.counters.registrations).toBe(1);
@@ -54,14 +73,30 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
 
   it('takes an unreadable state file as not provisioned, says why, and provisions', async () => {
     const board = await DaemonOnCloud.start();
-    const first = await board.startDaemon();
-    await first.reach('ready');
-    await first.daemon.stop();
+    await board.provisionOnce();
     writeFileSync(path.join(board.files.stateDir, 'assignment.json'), '{"kind":"iot-agent/assign');
     const second = await board.startDaemon();
     await second.reach('ready');
     expect(second.logged('state.invalid')).toEqual([stringMatching(/reason=.+ treatedAs="not provisioned"/)]);
     expect(second.told).toEqual(arrayContaining([stringMatching(/^STATUS provisioning: the state file is unusable: /)]));
     expect(board.cloud.dps.counters.registrations).toBe(2);
+  });
+
+  it('provisions and connects through the configured HTTPS proxy, over WebSockets, and names the proxy without its password', async () => {
+    const board = await DaemonOnCloud.start();
+    const user = { name: 'agent', password: 's3cret' };
+    const proxy = await TinyProxy.start({ dir: path.join(board.dir, 'proxy'), user });
+    try {
+      board.writeConfig({ extra: `network:\n  proxy: ${proxy.url(user)}` });
+      const { daemon, told, reach } = await board.startDaemon();
+      const status = await reach('ready');
+      await daemon.stop();
+      const display = `http://***@${proxy.address}:${proxy.port}`;
+      expect(status).toMatchObject({ hubProtocol: 'mqtt-ws', hubProtocolReason: 'through the proxy, which tunnels 443 only', proxy: stringContaining(`${display} (`) });
+      expect(told).toContain(`STATUS connecting: to ${board.hub.hostName} over MQTT over WebSockets on 443 through the proxy ${display}`);
+      expect(proxy.connects()).toEqual(arrayContaining([`${board.cloud.dps.host}:443`, `${board.hub.hostName}:443`]));
+    } finally {
+      proxy.stop();
+    }
   });
 });
