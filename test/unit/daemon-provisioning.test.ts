@@ -16,6 +16,7 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
   it('provisions a fresh board, connects, tells systemd it is ready, and says so over its control socket', async () => {
     const board = await DaemonOnCloud.start();
     const { daemon, told, logged, reach, healthy } = await board.startDaemon();
+    expect(logged('daemon.started')).toEqual([stringMatching(` pid=${process.pid} config=${board.configPath}`)]);
     await reach('ready');
     const hub = board.hub.hostName;
     expect(told).toEqual([
@@ -98,5 +99,14 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
     } finally {
       proxy.stop();
     }
+  });
+
+  it('signs its hub tokens for the lifetime it was given, renewing them on the live session', async () => {
+    const board = await DaemonOnCloud.start();
+    const { told, reach } = await board.startDaemon({ timings: { tokenLifetimeSeconds: 4, tokenRenewalMarginSeconds: 2 } });
+    await reach('ready');
+    const connects = board.hub.counters.connects;
+    await expect.poll(() => board.hub.counters.connects, { timeout: 20_000 }).toBeGreaterThanOrEqual(connects + 2);
+    expect(told.filter((t) => t.startsWith('STATUS degraded'))).toEqual([]);
   });
 });

@@ -1,6 +1,8 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { serviceClients } from '../cloud/hub/service-sdk.js';
+import { invokeMethod } from '../support/direct-method.js';
 import { TpmLock } from '../../agent/tpm/tpm-lock.js';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
 import { stringMatching } from '../support/matchers.js';
@@ -21,10 +23,22 @@ describe('the daemon reloading its config (SIGHUP)', () => {
     expect(logged('config.reloaded')).toEqual([stringMatching('changed="log level, telemetry, retry timings or nothing"')]);
     writeFileSync(board.configPath, 'provisioning: [\n');
     await daemon.reload();
-    expect(logged('config.reload_failed')).toEqual([stringMatching('keeping="the running configuration"')]);
+    board.writeConfig({ extra: 'telemetry:\n  intervalSeconds: 30' });
+    writeFileSync(board.configPath, readFileSync(board.configPath, 'utf8').replace(/ {2}idScope: .*\n/, ''));
+    await daemon.reload();
+    expect(logged('config.reload_failed')).toEqual([
+      stringMatching('keeping="the running configuration"'), stringMatching(/provisioning\.idScope is missing.* keeping="the running configuration"/),
+    ]);
+    board.writeConfig({ extra: 'telemetry:\n  intervalSeconds: 30' });
+    await daemon.reload();
+    // The features took the new interval; the session stayed.
+    const service = serviceClients(board.hub.serviceConnectionString, board.cloud.ca);
+    const answer = await invokeMethod(service.client, 'board-70', { methodName: 'setTelemetryInterval', payload: { seconds: 60 }, responseTimeoutInSeconds: 10 });
+    expect(answer).toMatchObject({ status: 200, payload: { previous: 30 } });
+    expect(board.hub.counters.connects).toBe(connects);
     board.writeConfig({ reprovision: 'never' });
     await daemon.reload();
-    expect(logged('config.reloaded')[1]).toContain('changed="provisioning, TPM, TLS or directories: restarting the flow"');
+    expect(logged('config.reloaded')[2]).toContain('changed="provisioning, TPM, TLS or directories: restarting the flow"');
     await reach('ready');
     expect(board.hub.counters.connects).toBe(connects + 1);
     expect(told.filter((t) => t === 'STATUS starting')).toHaveLength(1);
@@ -41,7 +55,7 @@ describe('the daemon stopping', () => {
   it('stops while DPS is still assigning: ends the registration, tells systemd and changes its state no more', async () => {
     const board = await DaemonOnCloud.start();
     board.cloud.dps.faults.assignmentDelayMs = 60_000;
-    const { daemon, told, logged, reach, healthy } = await board.startDaemon();
+    const { daemon, told, logged, reach, healthy } = await board.startDaemon({ readyGraceMs: 2_000 });
     await reach('provisioning');
     await expect.poll(() => logged('provisioning.challenge').length, { timeout: 30_000 }).toBe(1);
     const t0 = Date.now();
@@ -50,11 +64,11 @@ describe('the daemon stopping', () => {
     expect(told.slice(-3)).toEqual(['STATUS stopping', 'STOPPING', 'WATCHDOG off']);
     expect(healthy()).toBe(false);
     expect(await TpmLock.holder(board.files.runtimeDir)).toBeUndefined();
+    // Nothing more once stopped: no state, and no READY when the grace time would have ended.
     const count = told.length;
-    await settle(1_500);
+    await settle(2_500);
     expect(told).toHaveLength(count);
     expect(daemon.status()).toMatchObject({ state: 'stopping', reason: undefined });
-    expect(told.filter((t) => t.startsWith('READY'))).toEqual([]);
     expect(logged('daemon.stopped')).toHaveLength(1);
     expect(logged('daemon.flow_failed')).toEqual([]);
   });
