@@ -53,7 +53,7 @@ export function policySettings(config: AgentConfig, overrides: RuntimeOverrides 
   return {
     reprovision: config.provisioning.reprovision,
     minReprovisionSeconds: timings.minReprovisionSeconds ?? config.provisioning.minReprovisionSeconds,
-    hubUnreachableSeconds: config.provisioning.hubUnreachableSeconds,
+    hubUnreachableSeconds: timings.hubUnreachableSeconds ?? config.provisioning.hubUnreachableSeconds,
     operatorRetrySeconds: config.provisioning.slowRetryHours * 3_600,
     backoff: timings.backoff ?? DEFAULT_BACKOFF,
     reconnectSpreadMs: timings.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS,

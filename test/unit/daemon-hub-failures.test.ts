@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
 import { arrayContaining, stringMatching } from '../support/matchers.js';
+import { randomLoopbackAddress } from '../support/ports.js';
 
 afterEach(stopDaemonsOnCloud, 60_000);
 
@@ -55,6 +56,30 @@ describe('the daemon when its hub fails it', () => {
     // Back on the old hub at once (refused there again), not degraded waiting for DPS.
     expect(logged('hub.rejected').length).toBeGreaterThanOrEqual(2);
     expect(told.filter((t) => t.startsWith('STATUS degraded: provisioning failed'))).toEqual([]);
+  });
+
+  it('asks DPS again once its hub has been unreachable for hubUnreachableSeconds, keeping the old key until DPS answered', async () => {
+    const board = await DaemonOnCloud.start();
+    const timings = { hubUnreachableSeconds: 2 };
+    await board.provisionOnce({ timings });
+    const file = path.join(board.files.stateDir, 'assignment.json');
+    const cached = readJson(file);
+    // A hub address where nothing listens: every connection is refused at once.
+    writeFileSync(file, JSON.stringify({ ...cached, assignedHub: randomLoopbackAddress() }));
+    const t0 = Date.now();
+    const { told, logged, reach } = await board.startDaemon({ timings });
+    await expect.poll(() => logged('hub.unreachable').some((l) => l.includes('then=reprovision')), { timeout: 30_000 }).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
+    expect(logged('hub.unreachable')[0]).toMatch(/then=reconnect retryInMs=\d+/);
+    const status = await reach('ready');
+    expect(status.assignedHub).toBe(board.hub.hostName);
+    expect(told).toEqual(arrayContaining([
+      stringMatching(/^STATUS degraded: hub unreachable: .* \(next try in \d+ s\)$/),
+      stringMatching(/^STATUS degraded: hub unreachable: .* \(asking DPS again\)$/),
+      stringMatching(/^STATUS provisioning: the hub has been unreachable for \d+ s$/),
+    ]));
+    expect(board.cloud.dps.counters.registrations).toBe(2);
+    expect(readJson(file).identityKeyHandle).not.toBe(cached.identityKeyHandle);
   });
 
   it('reconnects after the hub was down, telling the loss in its status', async () => {
