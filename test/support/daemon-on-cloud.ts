@@ -48,8 +48,6 @@ export interface BoardSettings {
  * temporary root, and are stopped with everything else by stopDaemonsOnCloud().
  */
 export class DaemonOnCloud {
-  private readonly daemons: Daemon[] = [];
-
   private constructor(
     readonly dir: string,
     readonly cloud: LocalCloud,
@@ -71,7 +69,7 @@ export class DaemonOnCloud {
     ]);
     const fixture = new DaemonOnCloud(dir, cloud, swtpm, deviceId, await enrollBoard(cloud.dps, { deviceId, transport: swtpm.transport, hub: cloud.hubs[0]!.hostName }),
       { dir, configPath: '', stateDir: '', runtimeDir: '' });
-    open.push(fixture);
+    afterTest(() => fixture.stop());
     fixture.writeConfig(options);
     return fixture;
   }
@@ -92,59 +90,76 @@ export class DaemonOnCloud {
   }
 
   /** A Daemon on this board's config (as read now), started. */
-  async startDaemon(options: { timings?: TestTimings; overrides?: RuntimeOverrides; readyGraceMs?: number } & Pick<DaemonOptions, 'onRestartRequested'> = {}): Promise<RunningDaemon> {
-    const lines: string[] = [];
-    const told: Told = [];
-    let health: (() => boolean) | undefined;
-    const log = new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line.trimEnd()) });
-    const daemon = new Daemon({
-      config: await loadConfig(this.configPath), configPath: this.configPath, log, agentVersion: '9.9.9',
-      readyGraceMs: options.readyGraceMs ?? 60_000, onRestartRequested: options.onRestartRequested,
-      overrides: {
-        timings: { backoff: FAST_BACKOFF, reconnectSpreadMs: 0, minReprovisionSeconds: 0, keepAliveSeconds: 5, ...options.timings },
-        hardeningSite: { root: path.join(this.dir, 'hardening-root'), netns: 'iotagent-test-nonexistent', backend: 'nft' },
-        ...options.overrides,
-      },
-      notifier: {
-        ready: (status) => told.push(`READY ${status}`),
-        status: (status) => told.push(`STATUS ${status}`),
-        stopping: () => told.push('STOPPING'),
-        startWatchdog: (check) => { health = check; told.push('WATCHDOG on'); },
-        stopWatchdog: () => told.push('WATCHDOG off'),
-      },
-    });
-    this.daemons.push(daemon);
-    await daemon.start();
-    const logged = (event: string) => lines.filter((l) => l.split(' ').includes(`event=${event}`));
-    return {
-      daemon, lines, told, logged,
-      healthy: () => health?.() ?? false,
-      reach: async (state, timeoutMs = 45_000) => {
-        await expect.poll(() => daemon.status().state, { timeout: timeoutMs, interval: 50, message: `the daemon never reached ${state}:\n${lines.slice(-10).join('\n')}` }).toBe(state);
-        return daemon.status();
-      },
-    };
+  startDaemon(options: DaemonTestOptions = {}): Promise<RunningDaemon> {
+    return startTestDaemon(this.configPath, this.dir, options);
   }
 
   /** A daemon run until ready and stopped again: the board has its assignment (and history) on disk, as after a reboot. */
-  async provisionOnce(options: Parameters<DaemonOnCloud['startDaemon']>[0] = {}): Promise<RunningDaemon> {
+  async provisionOnce(options: DaemonTestOptions = {}): Promise<RunningDaemon> {
     const first = await this.startDaemon(options);
     await first.reach('ready');
     await first.daemon.stop();
     return first;
   }
 
-  async stop(): Promise<void> {
-    for (const daemon of this.daemons.splice(0)) await daemon.stop().catch(() => undefined);
+  private async stop(): Promise<void> {
     await this.cloud.stop();
     await this.swtpm.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
-const open: DaemonOnCloud[] = [];
+export type DaemonTestOptions = { timings?: TestTimings; overrides?: RuntimeOverrides; readyGraceMs?: number } & Pick<DaemonOptions, 'onRestartRequested'>;
 
-/** For afterEach: stops every daemon, cloud and swtpm the test started, and removes their files. */
+/**
+ * A Daemon in this process on the config at `configPath` (as read now), started, with the
+ * tests' quick timings, a hardening site under `dir`, and its log and systemd notifications
+ * recorded. stopDaemonsOnCloud() stops it.
+ */
+export async function startTestDaemon(configPath: string, dir: string, options: DaemonTestOptions = {}): Promise<RunningDaemon> {
+  const lines: string[] = [];
+  const told: Told = [];
+  let health: (() => boolean) | undefined;
+  const log = new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line.trimEnd()) });
+  const daemon = new Daemon({
+    config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9',
+    readyGraceMs: options.readyGraceMs ?? 60_000, onRestartRequested: options.onRestartRequested,
+    overrides: {
+      timings: { backoff: FAST_BACKOFF, reconnectSpreadMs: 0, minReprovisionSeconds: 0, keepAliveSeconds: 5, ...options.timings },
+      hardeningSite: { root: path.join(dir, 'hardening-root'), netns: 'iotagent-test-nonexistent', backend: 'nft' },
+      ...options.overrides,
+    },
+    notifier: {
+      ready: (status) => told.push(`READY ${status}`),
+      status: (status) => told.push(`STATUS ${status}`),
+      stopping: () => told.push('STOPPING'),
+      startWatchdog: (check) => { health = check; told.push('WATCHDOG on'); },
+      stopWatchdog: () => told.push('WATCHDOG off'),
+    },
+  });
+  daemons.push(daemon);
+  await daemon.start();
+  const logged = (event: string) => lines.filter((l) => l.split(' ').includes(`event=${event}`));
+  return {
+    daemon, lines, told, logged,
+    healthy: () => health?.() ?? false,
+    reach: async (state, timeoutMs = 45_000) => {
+      await expect.poll(() => daemon.status().state, { timeout: timeoutMs, interval: 50, message: `the daemon never reached ${state}:\n${lines.slice(-10).join('\n')}` }).toBe(state);
+      return daemon.status();
+    },
+  };
+}
+
+const daemons: Daemon[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+
+/** Something a test started, to be stopped after the test's daemons by stopDaemonsOnCloud(). */
+export function afterTest(cleanup: () => Promise<void>): void {
+  cleanups.push(cleanup);
+}
+
+/** For afterEach: stops every daemon, then every cloud and swtpm the test started, and removes their files. */
 export async function stopDaemonsOnCloud(): Promise<void> {
-  for (const fixture of open.splice(0)) await fixture.stop();
+  for (const daemon of daemons.splice(0)) await daemon.stop().catch(() => undefined);
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 }
