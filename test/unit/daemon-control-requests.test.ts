@@ -81,7 +81,7 @@ describe('what a technician asks the running daemon over its control socket', ()
     expect(snapshot.recentLog.some((l) => l.includes('event=daemon.started'))).toBe(true);
   });
 
-  it('re-provisions and asks to be restarted when the hub\'s caller says so, and sends its health telemetry meanwhile', async () => {
+  it('re-provisions, answers a TPM command and asks to be restarted when the hub\'s caller says so, sending its health telemetry meanwhile', async () => {
     const board = await DaemonOnCloud.start();
     const restarts: number[] = [];
     const { reach } = await board.startDaemon({ timings: { telemetrySecondMs: 10 }, onRestartRequested: () => restarts.push(Date.now()) });
@@ -91,6 +91,8 @@ describe('what a technician asks the running daemon over its control socket', ()
     expect(answer.status).toBe(202);
     await expect.poll(() => board.cloud.dps.counters.registrations, { timeout: 30_000 }).toBe(2);
     await reach('ready');
+    // Commands that need the TPM use the daemon's own connection to it.
+    expect(await invokeMethod(service.client, 'board-70', { methodName: 'attestationKey', responseTimeoutInSeconds: 20 })).toMatchObject({ status: 200 });
     expect((await invokeMethod(service.client, 'board-70', { methodName: 'restartAgent', responseTimeoutInSeconds: 10 })).status).toBe(202);
     await expect.poll(() => restarts.length, { timeout: 10_000 }).toBe(1);
     // A 60 s interval of 10 ms seconds: health messages every 0.6 s.
