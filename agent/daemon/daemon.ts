@@ -283,7 +283,7 @@ export class Daemon {
       config: this.config,
       log: this.log,
       agentVersion: this.options.agentVersion ?? '0.0.0',
-      identity: () => ({ ...this.status(), state: this.state }),
+      identity: () => this.status(),
       tpm: () => this.flow?.tpm,
       tpmFacts: async () => {
         const tpm = this.flow?.tpm;
