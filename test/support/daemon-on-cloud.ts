@@ -57,7 +57,7 @@ export class DaemonOnCloud {
     readonly files: AgentFiles,
   ) {}
 
-  static async start(options: BoardSettings & { deviceId?: string; cloud?: Pick<CloudOptions, 'hub' | 'dps' | 'port8883'> } = {}): Promise<DaemonOnCloud> {
+  static async start(options: BoardSettings & { deviceId?: string; cloud?: Pick<CloudOptions, 'hub' | 'dps' | 'port8883' | 'storage'> } = {}): Promise<DaemonOnCloud> {
     // Registration runs in a helper process from the build, also under mutation testing (dist/ is copied into Stryker's sandbox).
     if (!existsSync(PROVISIONING_HELPER)) throw new Error(`${PROVISIONING_HELPER} is missing: the daemon registers through the built helper; run npm run build first`);
     const deviceId = options.deviceId ?? 'board-70';

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -97,5 +98,23 @@ describe('what a technician asks the running daemon over its control socket', ()
     await expect.poll(() => restarts.length, { timeout: 10_000 }).toBe(1);
     // A 60 s interval of 10 ms seconds: health messages every 0.6 s.
     await expect.poll(() => board.hub.d2c({ deviceId: 'board-70' }).filter((m) => m.properties['iot-agent-message'] === 'health').length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+  });
+
+  it('builds a support bundle from its live state and TPM connection when asked through the hub, and uploads it', async () => {
+    const board = await DaemonOnCloud.start({ cloud: { storage: true } });
+    const { reach } = await board.startDaemon();
+    await reach('ready');
+    const service = serviceClients(board.hub.serviceConnectionString, board.cloud.ca);
+    const accepted = await invokeMethod(service.client, 'board-70', { methodName: 'uploadSupportBundle', payload: {}, responseTimeoutInSeconds: 10 });
+    expect(accepted.status).toBe(202);
+    const results = () => board.hub.d2c({ deviceId: 'board-70' }).filter((m) => m.properties['iot-agent-message'] === 'command-result');
+    await expect.poll(() => results().length, { timeout: 60_000 }).toBe(1);
+    const final = JSON.parse(results()[0]!.body.toString('utf8')) as { status: number; payload: { blobName: string; collectors: Record<string, string> } };
+    expect(final).toMatchObject({ status: 200, payload: { collectors: { config: 'ok', status: 'ok', tpm: 'ok', 'daemon-log': 'ok', hardening: 'ok' } } });
+    const bundle = path.join(board.dir, 'bundle.tar.gz');
+    writeFileSync(bundle, await board.cloud.storage!.download(`board-70/${final.payload.blobName}`));
+    const member = (name: string) => JSON.parse(execFileSync('tar', ['-xzOf', bundle, '--wildcards', `*/${name}`], { encoding: 'utf8' })) as Record<string, unknown>;
+    expect(member('config.json')).toMatchObject({ file: board.configPath, exists: true });
+    expect(member('status.json')).toMatchObject({ state: 'ready', deviceId: 'board-70', daemon: 'running' });
   });
 });
