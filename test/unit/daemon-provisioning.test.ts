@@ -59,6 +59,11 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
       await tpm.close();
     }
     expect(logged('daemon.flow_failed')).toEqual([]);
+    // The hub session logs as the hub's component, and nothing more is tried once stopped.
+    const attempts = logged('hub.connecting');
+    expect(attempts).toEqual([stringMatching(/ component=hub hub=/)]);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(logged('hub.connecting')).toEqual(attempts);
   });
 
   it('restarts from the cached assignment without asking DPS', async () => {
