@@ -54,6 +54,8 @@ describe('what a technician asks the running daemon over its control socket', ()
     expect(board.hub.counters.connects).toBeGreaterThan(connects);
     expect(readFileSync(file, 'utf8')).toBe(before);
     expect(daemon.status()).toMatchObject({ deviceId: 'board-70', lastError: null });
+    // Straight back to the assignment in force, not through the start-up flow and its cache.
+    expect(logged('provisioning.cached')).toEqual([]);
   });
 
   it('answers a provision request before the first assignment with the failure, and carries on with its own flow', async () => {
@@ -66,6 +68,7 @@ describe('what a technician asks the running daemon over its control socket', ()
     expect(logged('provisioning.failed')[1]).toMatch(/then=retryDps .*reason="DPS failed"/);
     const status = await reach('ready');
     expect(status.deviceId).toBe('board-70');
+    expect(logged('daemon.flow_failed')).toEqual([]);
   });
 
   it('reads the TPM through the transport the environment overrides the config\'s with, and hands its live state to a support bundle', async () => {
