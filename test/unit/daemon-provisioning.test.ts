@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { askDaemon } from '../../agent/control/client.js';
@@ -113,5 +113,15 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
     const connects = board.hub.counters.connects;
     await expect.poll(() => board.hub.counters.connects, { timeout: 20_000 }).toBeGreaterThanOrEqual(connects + 2);
     expect(told.filter((t) => t.startsWith('STATUS degraded'))).toEqual([]);
+  });
+
+  it('connects though it cannot write its history or what it learnt of the protocol, and says so', async () => {
+    const board = await DaemonOnCloud.start();
+    // A directory where each file should go: every write fails at its rename.
+    for (const name of ['connection-history.json', 'hub-protocol.json']) mkdirSync(path.join(board.files.stateDir, name), { recursive: true });
+    const { logged, reach } = await board.startDaemon();
+    await reach('ready');
+    expect(logged('state.history_not_saved')).toEqual([stringMatching(/ err=/)]);
+    expect(logged('state.hub_protocol_not_saved')).toEqual([stringMatching(/ err=/)]);
   });
 });
