@@ -136,4 +136,15 @@ describe('the daemon before its first connection', () => {
     copyFileSync(board.cloud.caCertPath, caFile);
     await reach('ready');
   });
+
+  it('tries the TPM again on its backoff while swtpm is down, and connects once it is back', async () => {
+    const board = await DaemonOnCloud.start();
+    await board.swtpm.kill();
+    const { logged, reach } = await board.startDaemon();
+    const status = await reach('degraded');
+    expect(status.reason).toMatch(/^TPM unavailable: .* \(next try in \d+ s\)$/);
+    await expect.poll(() => logged('daemon.flow_failed').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
+    await board.swtpm.restart();
+    expect((await reach('ready')).registrationId).toBe(board.board.registrationId);
+  });
 });
