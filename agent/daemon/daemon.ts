@@ -53,7 +53,7 @@ export function policySettings(config: AgentConfig, overrides: RuntimeOverrides 
   return {
     reprovision: config.provisioning.reprovision,
     minReprovisionSeconds: timings.minReprovisionSeconds ?? config.provisioning.minReprovisionSeconds,
-    hubUnreachableSeconds: config.provisioning.hubUnreachableSeconds,
+    hubUnreachableSeconds: timings.hubUnreachableSeconds ?? config.provisioning.hubUnreachableSeconds,
     operatorRetrySeconds: config.provisioning.slowRetryHours * 3_600,
     backoff: timings.backoff ?? DEFAULT_BACKOFF,
     reconnectSpreadMs: timings.reconnectSpreadMs ?? DEFAULT_RECONNECT_SPREAD_MS,
@@ -283,7 +283,7 @@ export class Daemon {
       config: this.config,
       log: this.log,
       agentVersion: this.options.agentVersion ?? '0.0.0',
-      identity: () => ({ ...this.status(), state: this.state }),
+      identity: () => this.status(),
       tpm: () => this.flow?.tpm,
       tpmFacts: async () => {
         const tpm = this.flow?.tpm;

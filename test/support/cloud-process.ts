@@ -18,11 +18,11 @@ export function firstLine(child: ChildProcess): Promise<string> {
 export class CloudProcess {
   private constructor(readonly child: ChildProcess, readonly description: CloudDescription) {}
 
-  /** `addresses`: the DPS address, then one per linked hub. Needs a build (npm run build). */
-  static async start(dir: string, addresses: readonly string[]): Promise<CloudProcess> {
+  /** `addresses`: the DPS address, then one per linked hub; `env`: added to this process's (e.g. fakeTimeEnv). Needs a build (npm run build). */
+  static async start(dir: string, addresses: readonly string[], env?: NodeJS.ProcessEnv): Promise<CloudProcess> {
     const [dps, ...hubs] = addresses;
     const args = [MAIN, '--dir', dir, '--dps-address', dps!, ...hubs.flatMap((h) => ['--hub-address', h])];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ...env } });
     return new CloudProcess(child, JSON.parse(await firstLine(child)) as CloudDescription);
   }
 

@@ -55,5 +55,6 @@ describe('the connection policy\'s settings', () => {
     expect(policySettings(config(), { timings: { minReprovisionSeconds: 2, backoff: FAST_BACKOFF, reconnectSpreadMs: 0 } })).toMatchObject({
       minReprovisionSeconds: 2, backoff: FAST_BACKOFF, reconnectSpreadMs: 0, hubUnreachableSeconds: 120,
     });
+    expect(policySettings(config(), { timings: { hubUnreachableSeconds: 2 } })).toMatchObject({ hubUnreachableSeconds: 2, minReprovisionSeconds: 600 });
   });
 });

@@ -1,0 +1,50 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startCloud } from '../cloud/cloud.js';
+import { CloudProcess } from '../support/cloud-process.js';
+import { afterTest, startTestDaemon, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
+import { enrollBoard } from '../support/enroll-board.js';
+import { fakeTimeEnv } from '../support/fake-time.js';
+import { randomLoopbackAddress } from '../support/ports.js';
+import { SwtpmInstance } from '../support/swtpm.js';
+
+afterEach(stopDaemonsOnCloud, 60_000);
+
+const TWO_HOURS_MS = 2 * 3_600_000;
+
+/**
+ * A board whose clock is two hours behind the service's: the local cloud runs in a process
+ * of its own with its wall clock shifted (libfaketime), the daemon in this one.
+ */
+describe('the daemon with a clock two hours behind the cloud\'s', () => {
+  it('signs with DPS\'s time from its first registration on, and with the hub\'s after a warm start the hub refused, without DPS', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-daemon-clock-'));
+    afterTest(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const addresses = [randomLoopbackAddress(), randomLoopbackAddress()] as const;
+    const swtpm = await SwtpmInstance.start();
+    afterTest(() => swtpm.stop());
+    // Enrolled while the cloud's clock is right (the service API's token would be expired for it otherwise), then the same cloud, state and all, two hours ahead.
+    const setup = await startCloud({ dir: path.join(dir, 'cloud'), dpsAddress: addresses[0], hubAddresses: [addresses[1]], allocation: 'static', log: () => undefined });
+    const board = await enrollBoard(setup.dps, { deviceId: 'board-71', transport: swtpm.transport, hub: setup.hubs[0]!.hostName }).finally(() => setup.stop());
+    const cloud = await CloudProcess.start(path.join(dir, 'cloud'), addresses, fakeTimeEnv('+2h'));
+    afterTest(async () => { await cloud.stop(); });
+    const { configPath } = board.writeConfig(path.join(dir, 'agent'));
+
+    const first = await startTestDaemon(configPath, dir);
+    const provisioned = await first.reach('ready');
+    expect(Math.abs(provisioned.clockOffsetMs! - TWO_HOURS_MS)).toBeLessThan(10_000);
+    expect(first.logged('hub.rejected')).toEqual([]);
+    await first.daemon.stop();
+
+    const second = await startTestDaemon(configPath, dir);
+    const status = await second.reach('ready');
+    expect(second.logged('provisioning.cached')).toHaveLength(1);
+    expect(second.logged('clock.corrected')).toEqual([expect.stringMatching(/signingWith="the hub's time" reason="the hub refused a token signed with the local clock"/)]);
+    // The refusal was the clock's: signed again at once, not counted as the hub refusing the device.
+    expect(second.logged('hub.rejected')).toEqual([]);
+    expect(second.logged('provisioning.challenge')).toEqual([]);
+    expect(Math.abs(status.clockOffsetMs! - TWO_HOURS_MS)).toBeLessThan(10_000);
+  });
+});

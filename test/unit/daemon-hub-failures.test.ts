@@ -1,0 +1,116 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
+import { arrayContaining, stringMatching } from '../support/matchers.js';
+import { randomLoopbackAddress } from '../support/ports.js';
+
+afterEach(stopDaemonsOnCloud, 60_000);
+
+const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+
+describe('the daemon when its hub fails it', () => {
+  it('goes back to DPS at once when the hub that accepted it refuses it, and is ready again', async () => {
+    const board = await DaemonOnCloud.start();
+    const { told, logged, reach } = await board.startDaemon();
+    await reach('ready');
+    await board.hub.core.deleteDevice('board-70', undefined);
+    await expect.poll(() => logged('hub.rejected'), { timeout: 30_000 }).toEqual([stringMatching(/then=reprovision retryInMs=0/)]);
+    await expect.poll(() => board.cloud.dps.counters.registrations, { timeout: 30_000 }).toBe(2);
+    await reach('ready');
+    expect(told).toEqual(arrayContaining([
+      stringMatching(/^STATUS degraded: hub connection lost: .* \(reconnecting in \d+ s\)$/),
+      stringMatching(/^STATUS degraded: the hub refused the device: .* \(asking DPS again\)$/),
+      'STATUS provisioning: the hub refused the device',
+    ]));
+    expect(told.filter((t) => t.startsWith('READY'))).toHaveLength(1);
+  });
+
+  it('with reprovision never, knocks on the refusing hub again on its backoff and never asks DPS', async () => {
+    const board = await DaemonOnCloud.start({ reprovision: 'never' });
+    await board.provisionOnce();
+    await board.hub.core.deleteDevice('board-70', undefined);
+    const { logged, reach } = await board.startDaemon();
+    await expect.poll(() => logged('hub.rejected').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
+    expect(logged('hub.rejected')[0]).toMatch(/then=reconnect retryInMs=\d+/);
+    // On its backoff (200 ms doubling to 2 s): a handful of attempts in three seconds, never a storm.
+    const knocks = board.hub.counters.refused;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(board.hub.counters.refused - knocks).toBeLessThanOrEqual(8);
+    const status = await reach('degraded');
+    expect(status.reason).toMatch(/^the hub refused the device: .* \(next try in \d+ s\)$/);
+    expect(status.lastError?.message).toMatch(/^the hub refused the device: /);
+    expect(board.cloud.dps.counters.registrations).toBe(1);
+    expect(logged('clock.corrected')).toEqual([]);
+  });
+
+  it('goes back to the hub it had when DPS fails the re-provisioning the refusal caused, then tries DPS again', async () => {
+    const board = await DaemonOnCloud.start();
+    const { told, logged, reach } = await board.startDaemon();
+    await reach('ready');
+    board.cloud.dps.faults.failNext(1);
+    await board.hub.core.deleteDevice('board-70', undefined);
+    await expect.poll(() => logged('provisioning.failed'), { timeout: 30_000 }).toEqual([stringMatching(/then=fallback retryInMs=0 operatorMustAct=false reason="DPS failed: back to the hub of the previous assignment"/)]);
+    await reach('ready');
+    expect(board.cloud.dps.counters.registrations).toBe(2);
+    // Back on the old hub at once (refused there again), not degraded waiting for DPS.
+    expect(logged('hub.rejected').length).toBeGreaterThanOrEqual(2);
+    expect(told.filter((t) => t.startsWith('STATUS degraded: provisioning failed'))).toEqual([]);
+  });
+
+  it('asks DPS again once its hub has been unreachable for hubUnreachableSeconds, keeping the old key until DPS answered', async () => {
+    const board = await DaemonOnCloud.start();
+    const timings = { hubUnreachableSeconds: 2 };
+    await board.provisionOnce({ timings });
+    const file = path.join(board.files.stateDir, 'assignment.json');
+    const cached = readJson(file);
+    // A hub address where nothing listens: every connection is refused at once.
+    writeFileSync(file, JSON.stringify({ ...cached, assignedHub: randomLoopbackAddress() }));
+    const t0 = Date.now();
+    const { told, logged, reach } = await board.startDaemon({ timings });
+    await expect.poll(() => logged('hub.unreachable').some((l) => l.includes('then=reprovision')), { timeout: 30_000 }).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
+    expect(logged('hub.unreachable')[0]).toMatch(/then=reconnect retryInMs=\d+/);
+    const status = await reach('ready');
+    expect(status.assignedHub).toBe(board.hub.hostName);
+    expect(told).toEqual(arrayContaining([
+      stringMatching(/^STATUS degraded: hub unreachable: .* \(next try in \d+ s\)$/),
+      stringMatching(/^STATUS degraded: hub unreachable: .* \(asking DPS again\)$/),
+      stringMatching(/^STATUS provisioning: the hub has been unreachable for \d+ s$/),
+    ]));
+    expect(board.cloud.dps.counters.registrations).toBe(2);
+    expect(readJson(file).identityKeyHandle).not.toBe(cached.identityKeyHandle);
+  });
+
+  it('reconnects after the hub was down, telling the loss in its status', async () => {
+    const board = await DaemonOnCloud.start();
+    const { daemon, told, logged, reach } = await board.startDaemon();
+    await reach('ready');
+    await board.hub.stopMqtt();
+    await expect.poll(() => told.some((t) => /^STATUS degraded: hub connection lost: .* \(reconnecting in \d+ s\)$/.test(t)), { timeout: 20_000 }).toBe(true);
+    await expect.poll(() => told.some((t) => /^STATUS degraded: hub unreachable: .* \(next try in \d+ s\)$/.test(t)), { timeout: 20_000 }).toBe(true);
+    expect(logged('hub.unreachable')[0]).toMatch(/then=reconnect retryInMs=\d+/);
+    expect(logged('hub.rejected')).toEqual([]);
+    await board.hub.startMqtt();
+    await reach('ready');
+    // A new round after each failed one: 8883 first again, which works once the hub is back.
+    expect(daemon.status()).toMatchObject({ hubProtocol: 'mqtt', consecutiveFailures: 0, lastError: { message: stringMatching(/^hub unreachable: /) } });
+    expect(told.filter((t) => t.startsWith('READY'))).toHaveLength(1);
+  });
+
+  it('falls back to WebSockets after the shortened probe when 8883 does not answer, and remembers it across a restart', async () => {
+    const board = await DaemonOnCloud.start({ cloud: { port8883: 'silent' } });
+    const first = await board.startDaemon({ timings: { hubProbeSeconds: 1 } });
+    const status = await first.reach('ready');
+    expect(status).toMatchObject({ hubProtocol: 'mqtt-ws', hubProtocolReason: '8883 could not be reached within 1 s: WebSockets on 443' });
+    expect(first.logged('hub.protocol_fallback')).toEqual([stringMatching(/from=mqtt to=mqtt-ws/)]);
+    expect(first.logged('hub.protocol_learnt')).toEqual([stringMatching(/protocol=mqtt-ws retryMqttAfter=\d{4}-/)]);
+    expect(readJson(path.join(board.files.stateDir, 'hub-protocol.json'))).toMatchObject({ protocol: 'mqtt-ws' });
+    await first.daemon.stop();
+    const second = await board.startDaemon();
+    const again = await second.reach('ready');
+    expect(again.hubProtocolReason).toMatch(/^8883 was unreachable \(.+\); 8883 is tried again after /);
+    expect(second.told).toContain(`STATUS connecting: to ${board.hub.hostName} over MQTT over WebSockets on 443`);
+    expect(second.logged('hub.protocol_learnt')).toEqual([]);
+  });
+});
