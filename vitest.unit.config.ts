@@ -1,9 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * The unit tests alone: no build, loopback only, about two minutes; root only for the local
- * hub's service API on 443. The TPM transports and the CLI's measurements run against a swtpm
- * each test starts (scripts/setup.sh installs it).
+ * The unit tests alone: loopback only, about three minutes; root for the local cloud's DPS and
+ * hub service API on 443, and a build for the provisioning helper (`npm run test:unit` builds
+ * first). The TPM transports, the CLI and the daemon run against a swtpm each test starts
+ * (scripts/setup.sh installs it).
  * `npm run test:unit` runs them; mutation testing (`npm run mutation`) runs them per mutant.
  */
 export default defineConfig({
