@@ -158,8 +158,9 @@ describe('a desired hardening profile', () => {
     await board.setDesired({ hardeningProfile: 'baseline' });
     // The test's hardening site is a network namespace that does not exist: the apply fails.
     const outcome = await board.reportedWhen('hardeningProfile', (a) => a.ac !== 202 && a.av === 2);
-    expect(outcome).toEqual({ ac: 500, av: 2, ad: stringMatching(/^profile baseline not applied: .*iotagen\.\.\.$/) });
-    expect(outcome.ad).toHaveLength(200);
+    // The sysctls and both firewall families are read at once: any of them may name the failure.
+    expect(outcome).toEqual({ ac: 500, av: 2, ad: stringMatching(/^profile baseline not applied: (sysctl|ip6?tables-nft-save) .* failed: Cannot open network namespace "iotagen/) });
+    expect((outcome.ad as string).length).toBeLessThanOrEqual(200);
     await expect.poll(async () => (await board.reportedWhen('hardening', () => true)).checkedAt, { timeout: 10_000 }).not.toBe(first.checkedAt);
     const last = await board.reportedWhen('lastCommands', (c) => c.applyHardening !== undefined);
     expect(last.applyHardening).toMatchObject({ via: 'twin', status: 500, phase: 'final' });
