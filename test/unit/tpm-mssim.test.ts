@@ -1,7 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
-import { TpmUnavailableError } from '../../agent/tpm/transport.js';
-import { watchEscapes } from '../support/escapes.js';
+import { unavailableWithoutEscapes, watchEscapes } from '../support/escapes.js';
 import { MssimBridge, type MssimBridgeOptions } from '../support/mssim-bridge.js';
 import { SwtpmInstance } from '../support/swtpm.js';
 
@@ -31,14 +30,7 @@ async function simulator(options: Omit<MssimBridgeOptions, 'tpm'> = {}): Promise
   return { bridge, transport: new MssimTransport(bridge.host, bridge.port, { commandTimeoutMs: 5_000 }) };
 }
 
-/** The TpmUnavailableError `promise` fails with, once late socket events had their turn to escape. */
-async function failure(promise: Promise<unknown>): Promise<TpmUnavailableError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(escapes.errors).toEqual([]);
-  expect(err).toBeInstanceOf(TpmUnavailableError);
-  return err as TpmUnavailableError;
-}
+const failure = (promise: Promise<unknown>) => unavailableWithoutEscapes(promise, escapes);
 
 describe('the mssim transport to a real TPM behind the simulator protocol', () => {
   it.each([undefined, 2, 7])('sends commands on one connection and reads each answer whole (answers split after %s bytes)', async (splitAnswersAt) => {

@@ -2,8 +2,7 @@ import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MssimTransport } from '../../agent/tpm/mssim-transport.js';
 import { SwtpmTransport } from '../../agent/tpm/swtpm-transport.js';
-import { TpmUnavailableError } from '../../agent/tpm/transport.js';
-import { watchEscapes } from '../support/escapes.js';
+import { unavailableWithoutEscapes, watchEscapes } from '../support/escapes.js';
 import { freePort, freePortPair } from '../support/ports.js';
 
 /**
@@ -42,14 +41,7 @@ async function peer(onConnection: (socket: net.Socket) => void, port?: number): 
   return { port: at, closed, open: () => open };
 }
 
-/** The TpmUnavailableError `promise` fails with, once late socket events had their turn to escape. */
-async function failure(promise: Promise<unknown>): Promise<TpmUnavailableError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(escapes.errors).toEqual([]);
-  expect(err).toBeInstanceOf(TpmUnavailableError);
-  return err as TpmUnavailableError;
-}
+const failure = (promise: Promise<unknown>) => unavailableWithoutEscapes(promise, escapes);
 
 beforeEach(() => { escapes = watchEscapes(); });
 afterEach(() => {
