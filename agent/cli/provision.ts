@@ -95,7 +95,7 @@ async function directly(config: AgentConfig, idScope: string, force: boolean, ov
       const current = stored.status === 'valid' ? stored.assignment : undefined;
       assignment = await registerAssignment({ tpm, config, idScope, registrationId: identity.registrationId, ca, current, onStep: show, clock });
     }
-    await connectOnce(tpm, assignment, ca, clock);
+    await connectOnce(tpm, assignment, ca, clock, (overrides.timings?.hubWaitSeconds ?? CONNECT_DEADLINE_SECONDS) * 1000);
     show('connected', stepWords('connected', assignment.assignedHub));
     return { state: 'provisioned', ...assignment };
   } finally {
@@ -105,15 +105,15 @@ async function directly(config: AgentConfig, idScope: string, force: boolean, ov
 }
 
 /** A technician waits this long at most for the hub; a refusal ends the wait at once. */
-const CONNECT_DEADLINE_MS = 60_000;
+const CONNECT_DEADLINE_SECONDS = 60;
 
-/** Proves the hub takes the device's credentials, then disconnects. */
-async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | undefined, clock: ServiceClock): Promise<void> {
+/** Proves the hub takes the device's credentials within `waitMs`, then disconnects. */
+async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | undefined, clock: ServiceClock, waitMs: number): Promise<void> {
   const session = new HubSession({
     tpm, target: assignment, ca, log: new Logger({ level: 'error', write: () => undefined }), clockCorrectionMs: () => clock.correctionMs(),
   });
   try {
-    const outcome = await retryUntilDeadline({ deadline: Date.now() + CONNECT_DEADLINE_MS, intervalMs: 2_000 }, async () => {
+    const outcome = await retryUntilDeadline({ deadline: Date.now() + waitMs, intervalMs: 2_000 }, async () => {
       try {
         await session.connect();
         return { done: true, value: undefined };
@@ -122,7 +122,7 @@ async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | 
         return { done: false, value: err };
       }
     });
-    if (!outcome.done) throw new AgentError(`no connection to ${assignment.assignedHub} within ${CONNECT_DEADLINE_MS / 1000} s`, { cause: outcome.value });
+    if (!outcome.done) throw new AgentError(`no connection to ${assignment.assignedHub} within ${waitMs / 1000} s`, { cause: outcome.value });
   } finally {
     await session.stop();
   }

@@ -119,6 +119,28 @@ describe('iot-agent provision, directly', () => {
     expect(await TpmLock.holder(files.runtimeDir)).toBeUndefined();
   }, 120_000);
 
+  it('gives up on a hub that stays down once its wait is over, naming the hub, the wait and why', async () => {
+    const { files, cloud, hub } = await bench();
+    expect((await captureOutput(() => provision({ config: files.configPath, force: true }, {}))).result).toBe(0);
+    await cloud.hubs[0]!.stopMqtt();
+    try {
+      const started = Date.now();
+      const { error, stdout } = await captureOutput(() => provision({ config: files.configPath }, { timings: { hubWaitSeconds: 3 } }));
+      const took = Date.now() - started;
+      expect(stdout).toMatch(/^ {2}.*\n {2}already assigned to \S+ as board-52 \(use --force to register again\)\n$/);
+      expect(error).toMatchObject({
+        message: 'provisioning failed at step "connected"', exitCode: 1,
+        cause: { message: `no connection to ${hub} within 3 s`, cause: { name: 'HubConnectError', kind: 'unreachable' } },
+      });
+      // Tried more than once (every 2 s), and gave up near the wait, not at the minute a technician gets by default.
+      expect(took).toBeGreaterThanOrEqual(3_000);
+      expect(took).toBeLessThan(30_000);
+    } finally {
+      await cloud.hubs[0]!.startMqtt();
+    }
+    expect(await TpmLock.holder(files.runtimeDir)).toBeUndefined();
+  }, 120_000);
+
   it('fails at the connect step, at once, when the hub refuses the cached assignment\'s device', async () => {
     const { files, registrationId, cloud } = await bench();
     await writeAssignment(files.stateDir, {

@@ -166,6 +166,7 @@ describe('runtime overrides: each knob and its bounds', () => {
     ['keepAlive', 1, 3_600, 'keepAliveSeconds'],
     ['minReprovision', 0, 86_400, 'minReprovisionSeconds'],
     ['hubUnreachable', 1, 604_800, 'hubUnreachableSeconds'],
+    ['hubWait', 1, 600, 'hubWaitSeconds'],
     ['telemetrySecondMs', 10, 1_000, 'telemetrySecondMs'],
     ['heapTrim', 1, 600, 'heapTrimSeconds'],
   ] as const)('takes %s from %i to %i and nothing beyond', (key, min, max, field) => {
@@ -207,7 +208,7 @@ describe('runtime overrides: each knob and its bounds', () => {
       caught = err;
     }
     expect(caught).toMatchObject({
-      message: 'IOT_AGENT_TEST_TIMINGS "colour=blue": expected one of tokenLifetime=…, renewalMargin=…, keepAlive=…, spread=…, minReprovision=…, hubUnreachable=…, hubProbe=…, telemetrySecondMs=…, heapTrim=…, backoff=…',
+      message: 'IOT_AGENT_TEST_TIMINGS "colour=blue": expected one of tokenLifetime=…, renewalMargin=…, keepAlive=…, spread=…, minReprovision=…, hubUnreachable=…, hubProbe=…, hubWait=…, telemetrySecondMs=…, heapTrim=…, backoff=…',
       exitCode: ExitCode.usage,
       hint: 'a test knob; unset it for production',
     });
