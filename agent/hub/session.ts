@@ -90,6 +90,13 @@ export const DEFAULT_TOKEN_LIFETIME_SECONDS = 3_600;
 export const DEFAULT_TOKEN_RENEWAL_MARGIN_SECONDS = 900;
 /** Twin GETs tried on one connection before it is given up (IoT Hub answers 429 when its twin reads throttle). */
 const TWIN_GET_ATTEMPTS = 5;
+/**
+ * How long a dropped client gets to close. mqtt.js disconnects only once what is in flight
+ * is acknowledged (the unsubscribes the SDK sends when its listeners go, a telemetry
+ * message); on a link that has just died the acks never come and close() never settles.
+ * The client is left to finish on its own: it cannot reconnect (NoRetry, no reconnect period).
+ */
+export const CLOSE_LIMIT_MS = 2_000;
 
 /**
  * The device's session with its IoT Hub over MQTT, authenticated by the TPM. One connect
@@ -258,7 +265,8 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
     // Its provider's renewal timer would otherwise go on signing tokens with the TPM.
     this.auth?.stop();
     this.auth = undefined;
-    await client.close().catch(() => undefined);
+    const closed = await withDeadline(client.close().then(() => true, () => true), CLOSE_LIMIT_MS, () => false);
+    if (!closed) this.options.log.debug('hub.close_abandoned', { hub: this.options.target.assignedHub, waitedMs: CLOSE_LIMIT_MS });
   }
 }
 

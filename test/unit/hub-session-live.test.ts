@@ -1,9 +1,15 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { HubConnectError } from '../../agent/hub/session.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CLOSE_LIMIT_MS, HubConnectError, HubSession } from '../../agent/hub/session.js';
 import { parseProxyUrl } from '../../agent/config/proxy-setting.js';
 import { ProxyError, ProxyTunnel } from '../../agent/network/proxy-agent.js';
-import { freePort } from '../support/ports.js';
+import { startHub } from '../cloud/hub/hub.js';
+import { FreezableProxy } from '../support/freezable-proxy.js';
+import { freePort, randomLoopbackAddress } from '../support/ports.js';
 import { bench, keepAliveSeenByHub, sessionFor, endBench, endTest } from './hub-session-bench.js';
+import { capturingLogger } from './command-context.js';
 import { connectProxy } from './loopback-proxy.js';
 
 afterEach(endTest);
@@ -113,6 +119,34 @@ describe('a connection that was up', () => {
     await hub.stopMqtt();
     await new Promise((r) => setTimeout(r, 200));
     expect(lost).toEqual([]);
+  });
+
+  it('stops within its close limit on a link gone silent, though mqtt.js waits for acks that never come', async () => {
+    const { tpm, key } = await bench();
+    // A hub of its own behind a relay on its 8883 that can go silent, as a dead NAT mapping does.
+    const dir = mkdtempSync(path.join(tmpdir(), 'iot-agent-session-silent-'));
+    const address = randomLoopbackAddress();
+    const hub = await startHub({ address, stateDir: dir, httpsPort: 0, mqttPort: await freePort(address), log: () => undefined });
+    const relay = await FreezableProxy.start({ host: address, port: 8883 }, { host: address, port: hub.mqttPort });
+    try {
+      await hub.registerDevice({ deviceId: 'board-silent', registrationId: 'board-silent', primaryKey: key });
+      const { log, lines } = capturingLogger('debug');
+      const session = new HubSession({ tpm, target: { assignedHub: address, deviceId: 'board-silent', registrationId: 'board-silent', identityKeyHandle: 0x81000100 },
+        ca: hub.ca, log, keepAliveSeconds: 5 });
+      await session.connect();
+      relay.freezeOpenConnections();
+      const began = Date.now();
+      await session.stop();
+      const took = Date.now() - began;
+      expect(took).toBeGreaterThanOrEqual(CLOSE_LIMIT_MS - 50);
+      expect(took).toBeLessThan(CLOSE_LIMIT_MS + 1_500);
+      expect(lines).toContain(`level=debug event=hub.close_abandoned hub=${address} waitedMs=${CLOSE_LIMIT_MS}`);
+      expect(session.connected).toBe(false);
+    } finally {
+      await relay.stop();
+      await hub.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('drops the previous client on a new connect: its end is no loss', async () => {
