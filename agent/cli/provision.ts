@@ -7,7 +7,7 @@ import { TpmLock } from '../tpm/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import { retryUntilDeadline } from '../lib/deadline.js';
 import { Logger } from '../log/logger.js';
-import { readyIdentity, registerAssignment, startDecision, stepAfter, stepWords, type ProvisionStep } from '../provisioning/flow.js';
+import { HUB_WAIT_SECONDS, readyIdentity, registerAssignment, stepAfter, stepWords, technicianDecision, type ProvisionStep } from '../provisioning/flow.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { readAssignment, type Assignment } from '../state/assignment-store.js';
 import { ServiceClock } from '../time/service-clock.js';
@@ -86,7 +86,7 @@ async function directly(config: AgentConfig, idScope: string, force: boolean, ov
     if (!trust.ok) throw new AgentError(trust.problem, { hint: trust.hint });
     const ca = caBundle(trust);
     const stored = await readAssignment(config.stateDir);
-    const decision = startDecision('technician', force, config, idScope, identity.registrationId, stored);
+    const decision = technicianDecision(force, config, idScope, identity.registrationId, stored);
     let assignment: Assignment;
     if (decision.action === 'useCached') {
       assignment = decision.assignment;
@@ -95,7 +95,7 @@ async function directly(config: AgentConfig, idScope: string, force: boolean, ov
       const current = stored.status === 'valid' ? stored.assignment : undefined;
       assignment = await registerAssignment({ tpm, config, idScope, registrationId: identity.registrationId, ca, current, onStep: show, clock });
     }
-    await connectOnce(tpm, assignment, ca, clock, (overrides.timings?.hubWaitSeconds ?? CONNECT_DEADLINE_SECONDS) * 1000);
+    await connectOnce(tpm, assignment, ca, clock, (overrides.timings?.hubWaitSeconds ?? HUB_WAIT_SECONDS) * 1000);
     show('connected', stepWords('connected', assignment.assignedHub));
     return { state: 'provisioned', ...assignment };
   } finally {
@@ -104,13 +104,10 @@ async function directly(config: AgentConfig, idScope: string, force: boolean, ov
   }
 }
 
-/** A technician waits this long at most for the hub; a refusal ends the wait at once. */
-const CONNECT_DEADLINE_SECONDS = 60;
-
-/** Proves the hub takes the device's credentials within `waitMs`, then disconnects. */
+/** Proves the hub takes the device's credentials within `waitMs` (a refusal ends the wait at once), then disconnects. */
 async function connectOnce(tpm: TpmClient, assignment: Assignment, ca: string | undefined, clock: ServiceClock, waitMs: number): Promise<void> {
   const session = new HubSession({
-    tpm, target: assignment, ca, log: new Logger({ level: 'error', write: () => undefined }), clockCorrectionMs: () => clock.correctionMs(),
+    tpm, target: assignment, ca, log: new Logger({ write: () => undefined }), clockCorrectionMs: () => clock.correctionMs(),
   });
   try {
     const outcome = await retryUntilDeadline({ deadline: Date.now() + waitMs, intervalMs: 2_000 }, async () => {

@@ -7,7 +7,8 @@ import type { Logger } from '../log/logger.js';
 import type { ProxySettings } from '../config/proxy-setting.js';
 import { proxyFor, proxySettings } from '../network/proxy.js';
 import type { ProxyTunnel } from '../network/proxy-agent.js';
-import { readyIdentity, registerAssignment, startDecision, type StepReporter } from '../provisioning/flow.js';
+import { decideAtStartup } from '../provisioning/decide.js';
+import { readyIdentity, registerAssignment, type StepReporter } from '../provisioning/flow.js';
 import { DpsError } from '../provisioning/dps-error.js';
 import type { ConnectionPolicy, Decision, DpsFailure } from '../retry/connection-policy.js';
 import { MQTT_PROBE_MS, type HubProtocolChoice, type ProtocolMemory, type ProtocolPlan } from '../retry/hub-protocol.js';
@@ -90,7 +91,7 @@ export class ConnectionFlow {
         const idScope = requireIdScope(this.config, this.configPath);
         const stored = await readAssignment(this.config.stateDir);
         if (stored.status === 'invalid') host.log.warn('state.invalid', { reason: stored.reason, treatedAs: 'not provisioned' });
-        const decision = startDecision('service', false, this.config, idScope, this.identity!.registrationId, stored);
+        const decision = decideAtStartup(this.config, idScope, this.identity!.registrationId, stored);
         if (decision.action === 'useCached') host.log.info('provisioning.cached', { hub: decision.assignment.assignedHub, deviceId: decision.assignment.deviceId });
         const assignment = decision.action === 'useCached' ? decision.assignment : await this.provisionUntilDone(decision.reason, undefined);
         await this.serve(assignment);

@@ -12,8 +12,7 @@ import { registerInChild } from './child-process.js';
 
 /**
  * The provisioning flow shared by the daemon and `iot-agent provision`: the TPM's identity,
- * what to do with the cached assignment, and one registration with DPS. Who runs it
- * chooses the mode:
+ * what to do with the cached assignment, and one registration with DPS. Two ways to run it:
  * - `service` (the daemon on its own): a valid cache is used; failures go to the
  *   connection policy, which decides when to try again;
  * - `technician` (a person asked, through `iot-agent provision` or the reprovision
@@ -21,12 +20,14 @@ import { registerInChild } from './child-process.js';
  * Either way a registration never touches the key of the assignment in force, so a
  * failed one leaves the device able to go back to its old hub.
  */
-export type ProvisionMode = 'service' | 'technician';
 
 /** The steps a technician sees, in order. */
 export const PROVISION_STEPS = ['tpm', 'challenge', 'activated', 'assigned', 'connected'] as const;
 export type ProvisionStep = (typeof PROVISION_STEPS)[number];
 export type StepReporter = (step: ProvisionStep, words: string) => void;
+
+/** How long a technician's `provision` waits for the hub once DPS has assigned (IOT_AGENT_TEST_TIMINGS hubWait= shortens it). */
+export const HUB_WAIT_SECONDS = 60;
 
 export function stepWords(step: ProvisionStep, detail?: string): string {
   switch (step) {
@@ -52,10 +53,10 @@ export async function readyIdentity(tpm: TpmClient, config: AgentConfig, onStep?
   return identity;
 }
 
-/** What a start does with the cache; a technician's `--force` (and every daemon request) always registers. */
-export function startDecision(mode: ProvisionMode, force: boolean, config: AgentConfig, idScope: string,
+/** What `iot-agent provision` does with the cache: `--force` always registers; otherwise as the daemon does at start-up. */
+export function technicianDecision(force: boolean, config: AgentConfig, idScope: string,
   registrationId: string, stored: StoredAssignment): StartupDecision {
-  if (mode === 'technician' && force) return { action: 'provision', reason: 'requested' };
+  if (force) return { action: 'provision', reason: 'requested' };
   return decideAtStartup(config, idScope, registrationId, stored);
 }
 

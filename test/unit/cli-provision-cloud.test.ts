@@ -70,6 +70,8 @@ describe('iot-agent provision, directly', () => {
       assignedAt: ofType(String), identityKeyHandle: IDENTITY_KEY_SLOTS[0],
     });
     expect(await TpmLock.holder(files.runtimeDir)).toBeUndefined();
+    // The proof of connection ends with a disconnect: the command leaves no session behind.
+    await expect.poll(() => cloud.hubs[0]!.core.broker.isOnline('board-52'), { timeout: 10_000 }).toBe(false);
 
     // The assignment in force is reused, asking DPS nothing: it still has to connect.
     const cached = await captureOutput(() => provision({ config: files.configPath, json: true }, {}));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS, type AgentConfig } from '../../agent/config.js';
 import { DpsError } from '../../agent/provisioning/dps-error.js';
-import { PROVISION_STEPS, readyIdentity, registerAssignment, startDecision, stepAfter, stepWords } from '../../agent/provisioning/flow.js';
+import { PROVISION_STEPS, readyIdentity, registerAssignment, stepAfter, stepWords, technicianDecision } from '../../agent/provisioning/flow.js';
 import { readAssignment, writeAssignment, type Assignment, type StoredAssignment } from '../../agent/state/assignment-store.js';
 import { SoftwareTpm } from '../cloud/dps/software-tpm.js';
 import { openTransport } from '../../agent/tpm/open-transport.js';
@@ -47,14 +47,14 @@ describe('the provisioning steps a technician sees', () => {
   });
 });
 
-describe('what a start does with the cached assignment', () => {
-  it('registers when a technician forces it, whatever is cached', () => {
-    expect(startDecision('technician', true, config(), '0ne0001', 'r', cached())).toEqual({ action: 'provision', reason: 'requested' });
+describe('what a technician\'s provision does with the cached assignment', () => {
+  it('registers when forced, whatever is cached', () => {
+    expect(technicianDecision(true, config(), '0ne0001', 'r', cached())).toEqual({ action: 'provision', reason: 'requested' });
   });
 
-  it('uses a valid cache for a technician without --force, and for the service even when asked to force', () => {
-    expect(startDecision('technician', false, config(), '0ne0001', 'r', cached())).toMatchObject({ action: 'useCached' });
-    expect(startDecision('service', true, config(), '0ne0001', 'r', cached())).toMatchObject({ action: 'useCached' });
+  it('uses a valid cache without --force, and registers without one as a start-up would', () => {
+    expect(technicianDecision(false, config(), '0ne0001', 'r', cached())).toMatchObject({ action: 'useCached' });
+    expect(technicianDecision(false, config(), '0ne0001', 'r', { status: 'absent' })).toEqual({ action: 'provision', reason: 'not provisioned yet' });
   });
 });
 
