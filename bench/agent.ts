@@ -9,6 +9,7 @@ import { Daemon } from '../agent/daemon/daemon.js';
 import { loadConfig } from '../agent/config.js';
 import { Logger } from '../agent/log/logger.js';
 import { loadRootStore } from '../agent/lib/tls-context.js';
+import { AGENT_VERSION } from '../agent/version.js';
 import type { CloudDescription } from '../test/cloud/cloud.js';
 import { provisioningServiceClient } from '../test/cloud/dps/sdk-clients.js';
 import type { AgentFiles } from '../test/support/agent-process.js';
@@ -129,7 +130,7 @@ async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: numb
 
 async function measureLag(configPath: string): Promise<{ max: number; p99: number }> {
   const config = await loadConfig(configPath);
-  const daemon = new Daemon({ config, configPath, log: new Logger({ level: 'error', write: () => undefined }) });
+  const daemon = new Daemon({ config, configPath, log: new Logger({ level: 'error', write: () => undefined }), agentVersion: AGENT_VERSION });
   // As `iot-agent run` does before it starts the daemon (agent/cli/run.ts).
   loadRootStore();
   const histogram = monitorEventLoopDelay({ resolution: 1 });

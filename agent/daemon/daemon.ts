@@ -7,7 +7,7 @@ import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../lib/errors.js';
 import { PRODUCTION_SITE, type HardeningSite } from '../hardening-bridge/site.js';
 import type { Logger } from '../log/logger.js';
-import { stepAfter, type ProvisionStep } from '../provisioning/flow.js';
+import { HUB_WAIT_SECONDS, stepAfter, type ProvisionStep } from '../provisioning/flow.js';
 import { DEFAULT_BACKOFF } from '../retry/backoff.js';
 import { ConnectionPolicy, DEFAULT_RECONNECT_SPREAD_MS, type PolicySettings } from '../retry/connection-policy.js';
 import { HubProtocolChoice, MQTT_PROBE_MS } from '../retry/hub-protocol.js';
@@ -33,15 +33,15 @@ export interface DaemonOptions {
   log: Logger;
   /** The environment's overrides, parsed once at the CLI edge (agent/runtime-overrides.ts). */
   overrides?: RuntimeOverrides;
-  agentVersion?: string;
+  agentVersion: string;
   /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
   onRestartRequested?: () => void;
   /** How long systemd may wait for READY=1 before the daemon sends it unconnected. */
   readyGraceMs?: number;
   /** Where READY/STATUS/WATCHDOG go; systemd-notify by default. */
   notifier?: Pick<SystemdNotifier, keyof SystemdNotifier>;
-  /** Milliseconds in a second of the telemetry interval (tests shorten it). */
-  telemetrySecondMs?: number;
+  /** The service clock; tests give one whose wall clock they move. */
+  clock?: ServiceClock;
 }
 
 /** Below the unit's TimeoutStartSec (120 s), above a normal cold start on a slow link. */
@@ -72,7 +72,7 @@ export class Daemon {
   private readonly log: Logger;
   private readonly notifier: Pick<SystemdNotifier, keyof SystemdNotifier>;
   private readonly generations = new Generations();
-  private readonly clock = new ServiceClock();
+  private readonly clock: ServiceClock;
   private policy: ConnectionPolicy;
   private protocols = new HubProtocolChoice({ setting: 'auto', proxied: false, probeMs: MQTT_PROBE_MS }, undefined);
   private state: DaemonState = 'starting';
@@ -93,6 +93,7 @@ export class Daemon {
     this.config = options.config;
     this.log = options.log;
     this.notifier = options.notifier ?? new SystemdNotifier();
+    this.clock = options.clock ?? new ServiceClock();
     this.policy = new ConnectionPolicy(policySettings(this.config, options.overrides));
   }
 
@@ -265,7 +266,7 @@ export class Daemon {
     await this.endFlow();
     const flow = this.newFlow();
     const assignment = await flow.reprovision(fallback, onStep);
-    await this.waitForReady(flow.generation, 60_000);
+    await this.waitForReady(flow.generation, (this.options.overrides?.timings?.hubWaitSeconds ?? HUB_WAIT_SECONDS) * 1000);
     return assignment;
   }
 
@@ -282,7 +283,7 @@ export class Daemon {
     return DeviceFeatures.create({
       config: this.config,
       log: this.log,
-      agentVersion: this.options.agentVersion ?? '0.0.0',
+      agentVersion: this.options.agentVersion,
       identity: () => this.status(),
       tpm: () => this.flow?.tpm,
       tpmFacts: async () => {

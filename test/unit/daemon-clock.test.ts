@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ServiceClock } from '../../agent/time/service-clock.js';
 import { startCloud } from '../cloud/cloud.js';
 import { CloudProcess } from '../support/cloud-process.js';
-import { afterTest, startTestDaemon, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
+import { afterTest, DaemonOnCloud, startTestDaemon, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
 import { enrollBoard } from '../support/enroll-board.js';
 import { fakeTimeEnv } from '../support/fake-time.js';
 import { randomLoopbackAddress } from '../support/ports.js';
@@ -46,5 +47,28 @@ describe('the daemon with a clock two hours behind the cloud\'s', () => {
     expect(second.logged('hub.rejected')).toEqual([]);
     expect(second.logged('provisioning.challenge')).toEqual([]);
     expect(Math.abs(status.clockOffsetMs! - TWO_HOURS_MS)).toBeLessThan(10_000);
+  });
+});
+
+describe('the daemon whose wall clock jumps', () => {
+  it('signs a fresh token at once when its wall clock jumps while connected, and keeps the service\'s time', async () => {
+    const board = await DaemonOnCloud.start();
+    let shiftMs = 0;
+    // Only the daemon's clock reads this wall clock: the machine's (and the SDK's and the hub's) is left alone. A
+    // step of two minutes is a jump (over 30 s) that leaves the offset below the 5 min from which tokens are corrected.
+    const clock = new ServiceClock(() => Date.now() + shiftMs);
+    const { reach, logged } = await board.startDaemon({ clock });
+    const before = await reach('ready');
+    expect(Math.abs(before.clockOffsetMs!)).toBeLessThan(10_000);
+    const connects = board.hub.counters.connects;
+    shiftMs = 120_000; // NTP steps the board's clock two minutes forward
+    await expect.poll(() => logged('hub.token_resigned'), { timeout: 15_000 }).toEqual([expect.stringMatching(/why="the wall clock jumped by 120 s"/)]);
+    await expect.poll(() => board.hub.counters.connects, { timeout: 30_000 }).toBe(connects + 1);
+    const after = await reach('ready');
+    // The service's time did not move: the measured offset takes the step back.
+    expect(Math.abs(after.clockOffsetMs! - (before.clockOffsetMs! - 120_000))).toBeLessThan(2_000);
+    expect(logged('clock.corrected')).toEqual([]);
+    expect(logged('hub.rejected')).toEqual([]);
+    expect(logged('daemon.action_failed')).toEqual([]);
   });
 });

@@ -71,6 +71,49 @@ describe('what a technician asks the running daemon over its control socket', ()
     expect(logged('daemon.flow_failed')).toEqual([]);
   });
 
+  it('answers a provision request whose hub does not take the device within the wait with why, and keeps trying to connect', async () => {
+    const board = await DaemonOnCloud.start();
+    const { reach } = await board.startDaemon({ timings: { hubWaitSeconds: 3 } });
+    await reach('ready');
+    await board.hub.stopMqtt();
+    let replies: ControlReply[];
+    try {
+      replies = await provisionRequest(board.files.runtimeDir);
+    } finally {
+      await board.hub.startMqtt();
+    }
+    expect(replies.map((r) => (r.event === 'step' ? r.step : r.event))).toEqual(['tpm', 'challenge', 'activated', 'assigned', 'error']);
+    // The reason names what the daemon is doing about it (connecting, or waiting to try again), not only its state.
+    expect(replies.at(-1)).toEqual({ event: 'error', step: 'connected',
+      message: stringMatching(/^provisioned, but not connected to the hub within 3 s \((?:to \S+ over|hub unreachable: ).+\)$/) });
+    expect(board.cloud.dps.counters.registrations).toBe(2);
+    expect((await reach('ready')).deviceId).toBe('board-70');
+  });
+
+  it('tells the first of two provision requests that the second took over while it waited for the hub', async () => {
+    const board = await DaemonOnCloud.start();
+    const { reach } = await board.startDaemon();
+    await reach('ready');
+    await board.hub.stopMqtt();
+    let restarted = false;
+    try {
+      const first: ControlReply[] = [];
+      const firstDone = (async () => {
+        for await (const line of requestDaemon(board.files.runtimeDir, { op: 'provision', force: true })) first.push(line);
+      })();
+      await expect.poll(() => first.some((r) => r.event === 'step' && r.step === 'assigned'), { timeout: 30_000 }).toBe(true);
+      const second = provisionRequest(board.files.runtimeDir);
+      await firstDone;
+      expect(first.at(-1)).toEqual({ event: 'error', step: 'connected', message: 'superseded by another request' });
+      await board.hub.startMqtt();
+      restarted = true;
+      expect((await second).at(-1)).toMatchObject({ event: 'done', state: 'ready', deviceId: 'board-70' });
+    } finally {
+      if (!restarted) await board.hub.startMqtt();
+    }
+    expect(board.cloud.dps.counters.registrations).toBe(3);
+  });
+
   it('reads the TPM through the transport the environment overrides the config\'s with, and hands its live state to a support bundle', async () => {
     const board = await DaemonOnCloud.start();
     const port = await freePort();

@@ -106,10 +106,10 @@ describe('the daemon without its TPM', () => {
     const log = new Logger({ write: () => undefined });
     await (await TpmLock.acquire(runtimeDir, 'x')).release();
     writeFileSync(path.join(runtimeDir, 'tpm.lock'), `${process.ppid} iot-agent provision\n`);
-    await expect(new Daemon({ config: await loadConfig(configPath), configPath, log }).start()).rejects.toThrow(`the TPM is in use by iot-agent provision (pid ${process.ppid})`);
+    await expect(new Daemon({ config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9' }).start()).rejects.toThrow(`the TPM is in use by iot-agent provision (pid ${process.ppid})`);
     const config = await loadConfig(configPath);
     config.provisioning.idScope = undefined;
-    await expect(new Daemon({ config, configPath, log }).start()).rejects.toThrow('provisioning.idScope is missing');
+    await expect(new Daemon({ config, configPath, log, agentVersion: '9.9.9' }).start()).rejects.toThrow('provisioning.idScope is missing');
   });
 
   it('on SIGHUP takes a new log level at once, keeps running on an invalid config, and restarts the flow when the TPM changed', async () => {
