@@ -1,4 +1,4 @@
-import { describeError } from '../lib/errors.js';
+import { oneLine } from '../lib/errors.js';
 
 /**
  * Structured logs, one event per line: `level=info event=state.changed from=connecting to=ready`.
@@ -92,7 +92,7 @@ function clipChars(line: string, max: number): string {
   return `${line.slice(0, end)}...`;
 }
 
-/** logfmt: key=value, quoting values with spaces, quotes or '='; errors become their message chain. */
+/** logfmt: key=value, quoting values with spaces, quotes or '='; errors become their message chain and hint. */
 export function formatLine(fields: Fields): string {
   const parts: string[] = [];
   for (const [key, raw] of Object.entries(fields)) {
@@ -104,7 +104,7 @@ export function formatLine(fields: Fields): string {
 
 function formatValue(value: unknown): string {
   let text: string;
-  if (value instanceof Error) text = describeError(value);
+  if (value instanceof Error) text = oneLine(value);
   else if (typeof value === 'string') text = value;
   else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === null) text = String(value);
   else text = jsonOrString(value);

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { AgentError } from '../../agent/lib/errors.js';
 import { formatLine, LEVELS, Logger, MAX_KEPT_CHARS } from '../../agent/log/logger.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0] = {}) {
@@ -22,6 +23,11 @@ describe('structured log lines', () => {
   it('renders errors with their cause chain and objects as JSON', () => {
     const err = new Error('provisioning failed', { cause: new Error('ECONNREFUSED') });
     expect(formatLine({ err, hub: { host: 'h' } })).toBe(String.raw`err="provisioning failed: ECONNREFUSED" hub="{\"host\":\"h\"}"`);
+  });
+
+  it('gives an agent error\'s hint with it: the journal says what to do, not only what failed', () => {
+    const err = new AgentError('tls.extraCaFile /etc/ca.pem cannot be read (ENOENT)', { hint: 'install the CA file' });
+    expect(formatLine({ err })).toBe('err="tls.extraCaFile /etc/ca.pem cannot be read (ENOENT) (hint: install the CA file)"');
   });
 
   it('filters by level, and children share level and memory', () => {
