@@ -121,7 +121,8 @@ export class ConnectionFlow {
       host.setState('provisioning', 'requested');
       assignment = await this.register(fallback, onStep);
     } catch (err) {
-      if (err instanceof Superseded) throw err;
+      // Superseded, or ended by what superseded it (a stop ends the registration under way): not DPS's failure.
+      this.check();
       const decision = host.policy.dpsFailed(dpsFailure(err), fallback !== undefined);
       host.log.warn('provisioning.failed', { err, then: decision.action, reason: decision.reason });
       void (fallback ? this.serveForever(fallback) : this.run());
@@ -165,7 +166,7 @@ export class ConnectionFlow {
       try {
         return await this.register(fallback);
       } catch (err) {
-        if (err instanceof Superseded) throw err;
+        this.check(); // as in reprovision
         const decision = host.policy.dpsFailed(dpsFailure(err), fallback !== undefined);
         const operatorMustAct = host.policy.view().operatorMustAct;
         host.log.warn('provisioning.failed', { err, then: decision.action, retryInMs: decision.delayMs, operatorMustAct, reason: decision.reason });

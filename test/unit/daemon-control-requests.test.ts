@@ -92,7 +92,7 @@ describe('what a technician asks the running daemon over its control socket', ()
 
   it('tells the first of two provision requests that the second took over while it waited for the hub', async () => {
     const board = await DaemonOnCloud.start();
-    const { reach } = await board.startDaemon();
+    const { daemon, reach, logged } = await board.startDaemon();
     await reach('ready');
     await board.hub.stopMqtt();
     let restarted = false;
@@ -102,6 +102,8 @@ describe('what a technician asks the running daemon over its control socket', ()
         for await (const line of requestDaemon(board.files.runtimeDir, { op: 'provision', force: true })) first.push(line);
       })();
       await expect.poll(() => first.some((r) => r.event === 'step' && r.step === 'assigned'), { timeout: 30_000 }).toBe(true);
+      // The registration is over (its process has ended) once the new assignment's hub is being tried.
+      await expect.poll(() => daemon.status().state, { timeout: 30_000 }).not.toBe('provisioning');
       const second = provisionRequest(board.files.runtimeDir);
       await firstDone;
       expect(first.at(-1)).toEqual({ event: 'error', step: 'connected', message: 'superseded by another request' });
@@ -112,6 +114,28 @@ describe('what a technician asks the running daemon over its control socket', ()
       if (!restarted) await board.hub.startMqtt();
     }
     expect(board.cloud.dps.counters.registrations).toBe(3);
+    // The request that lost its flow is no failure of the daemon's.
+    expect(logged('daemon.flow_failed')).toEqual([]);
+    expect(logged('provisioning.failed')).toEqual([]);
+  });
+
+  it('tells a provision request that a second one ended its registration, and counts no DPS failure', async () => {
+    const board = await DaemonOnCloud.start();
+    const { daemon, reach, logged } = await board.startDaemon();
+    await reach('ready');
+    board.cloud.dps.faults.assignmentDelayMs = 3_000;
+    const first: ControlReply[] = [];
+    const firstDone = (async () => {
+      for await (const line of requestDaemon(board.files.runtimeDir, { op: 'provision', force: true })) first.push(line);
+    })();
+    await expect.poll(() => first.some((r) => r.event === 'step' && r.step === 'challenge'), { timeout: 30_000 }).toBe(true);
+    board.cloud.dps.faults.assignmentDelayMs = 0;
+    const second = provisionRequest(board.files.runtimeDir);
+    await firstDone;
+    expect(first.at(-1)).toMatchObject({ event: 'error', message: 'superseded by a newer flow' });
+    expect((await second).at(-1)).toMatchObject({ event: 'done', state: 'ready', deviceId: 'board-70', consecutiveFailures: 0 });
+    expect(logged('provisioning.failed')).toEqual([]);
+    expect(daemon.status().dpsHeldOffUntil).toBeNull();
   });
 
   it('reads the TPM through the transport the environment overrides the config\'s with, and hands its live state to a support bundle', async () => {

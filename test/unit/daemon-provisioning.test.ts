@@ -73,6 +73,7 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
     const status = await second.reach('ready');
     expect(board.cloud.dps.counters.registrations).toBe(1);
     expect(second.logged('provisioning.cached')).toEqual([stringMatching(`hub=${board.hub.hostName} deviceId=board-70`)]);
+    expect(second.logged('state.invalid')).toEqual([]);
     expect(second.told.filter((t) => t.startsWith('STATUS provisioning'))).toEqual([]);
     expect(status).toMatchObject({ deviceId: 'board-70', assignedHub: board.hub.hostName });
   });
