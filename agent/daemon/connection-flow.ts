@@ -96,13 +96,15 @@ export class ConnectionFlow {
         const assignment = decision.action === 'useCached' ? decision.assignment : await this.provisionUntilDone(decision.reason, undefined);
         await this.serve(assignment);
       } catch (err) {
-        if (err instanceof Superseded) return;
+        // Superseded, or ended by what superseded it (a stop closes the TPM under a step).
+        if (host.generations.value !== this.generation) return;
         // Whatever stopped this flow (the TPM, an unreadable CA file) may be mended later.
         const delay = host.policy.flowFailed();
         host.log.error('daemon.flow_failed', { err, retryInMs: delay });
         host.setState('degraded', `${describeError(err)} (next try in ${inWords(delay)})`, describeError(err));
         await this.closeTpm();
-        if (!(await this.sleep(delay).then(() => true, () => false))) return;
+        // A newer flow ends the sleep; the next round's first check returns.
+        await this.sleep(delay).catch(() => undefined);
       }
     }
   }
@@ -230,7 +232,7 @@ export class ConnectionFlow {
         const failure = `hub connection lost: ${describeError(lost)}`;
         host.setState('degraded', `${failure} (reconnecting in ${inWords(decision.delayMs)})`, failure);
       } catch (err) {
-        if (err instanceof Superseded) throw err;
+        this.check(); // a stop or a newer flow ends the attempt: no failure of the hub's
         host.detach();
         const kind = err instanceof HubConnectError ? err.kind : 'unreachable';
         if (kind === 'refused' && await this.clockWasWrong(assignment)) continue;

@@ -87,6 +87,9 @@ describe('the daemon stopping', () => {
     await settle(1_000);
     expect(daemon.status().state).toBe('stopping');
     expect(logged('daemon.flow_failed')).toEqual([]);
+    // The attempt the stop ended is no failure of the hub's: nothing counted, nothing learnt.
+    expect(logged('hub.unreachable')).toEqual([]);
+    expect(daemon.status().consecutiveFailures).toBe(0);
   });
 });
 
