@@ -74,7 +74,8 @@ export class Daemon {
   private readonly generations = new Generations();
   private readonly clock: ServiceClock;
   private policy: ConnectionPolicy;
-  private protocols = new HubProtocolChoice({ setting: 'auto', proxied: false, probeMs: MQTT_PROBE_MS }, undefined);
+  /** Set by start(), before the first flow: it needs what the last run learnt. */
+  private protocols!: HubProtocolChoice;
   private state: DaemonState = 'starting';
   private reason: string | undefined;
   private since = new Date();

@@ -69,6 +69,15 @@ describe('the daemon whose wall clock jumps', () => {
     expect(Math.abs(after.clockOffsetMs! - (before.clockOffsetMs! - 120_000))).toBeLessThan(2_000);
     expect(logged('clock.corrected')).toEqual([]);
     expect(logged('hub.rejected')).toEqual([]);
+
+    // A service Date header ten minutes ahead of the board (an answer the daemon read): signed again with the service's time.
+    const now = Date.now() + shiftMs;
+    clock.observe(new Date(now + 600_000).toUTCString(), now - 20, now);
+    await expect.poll(() => logged('hub.token_resigned'), { timeout: 15_000 }).toHaveLength(2);
+    expect(logged('hub.token_resigned')[1]).toMatch(/why="the service clock differs from the local one by 60\d s"/);
+    await expect.poll(() => board.hub.counters.connects, { timeout: 30_000 }).toBe(connects + 2);
+    expect((await reach('ready')).clockOffsetMs).toBeGreaterThan(590_000);
+    expect(logged('hub.rejected')).toEqual([]);
     expect(logged('daemon.action_failed')).toEqual([]);
   });
 });

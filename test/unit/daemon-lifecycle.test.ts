@@ -101,6 +101,17 @@ describe('the daemon without its TPM', () => {
     await expect.poll(() => daemon.status().state, { timeout: 10_000 }).toBe('degraded');
   });
 
+  it('answers for itself before it has started: nothing known yet, and no TPM to read', async () => {
+    const { configPath } = await board();
+    const daemon = new Daemon({ config: await loadConfig(configPath), configPath, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9' });
+    expect(daemon.status()).toMatchObject({
+      state: 'starting', registrationId: undefined, deviceId: undefined, assignedHub: undefined, idScope: '0ne0012ABCD',
+      hubProtocol: null, hubProtocolReason: null, proxy: null, lastError: null, telemetryQueue: null, clockOffsetMs: null,
+    });
+    expect(daemon.snapshot()).toMatchObject({ status: { state: 'starting' }, executedCommands: null });
+    await expect(daemon.tpmReport()).rejects.toThrow('the TPM is not open (starting)');
+  });
+
   it('refuses to start while another process holds the TPM, and without an ID scope', async () => {
     const { configPath, runtimeDir } = await board();
     const log = new Logger({ write: () => undefined });

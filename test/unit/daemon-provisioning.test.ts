@@ -74,6 +74,7 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
     expect(board.cloud.dps.counters.registrations).toBe(1);
     expect(second.logged('provisioning.cached')).toEqual([stringMatching(`hub=${board.hub.hostName} deviceId=board-70`)]);
     expect(second.logged('state.invalid')).toEqual([]);
+    expect(second.logged('state.hub_protocol_ignored')).toEqual([]);
     expect(second.told.filter((t) => t.startsWith('STATUS provisioning'))).toEqual([]);
     expect(status).toMatchObject({ deviceId: 'board-70', assignedHub: board.hub.hostName });
   });
