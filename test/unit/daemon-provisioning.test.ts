@@ -108,6 +108,23 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
     }
   });
 
+  it('goes to the hub straight over 8883 when told to, though a proxy carries its DPS traffic, and does not say it is proxied', async () => {
+    const board = await DaemonOnCloud.start();
+    const proxy = await TinyProxy.start({ dir: path.join(board.dir, 'proxy') });
+    try {
+      board.writeConfig({ extra: `network:\n  proxy: ${proxy.url()}\n  hubProtocol: mqtt` });
+      const { daemon, told, reach } = await board.startDaemon();
+      const status = await reach('ready');
+      await daemon.stop();
+      expect(status).toMatchObject({ hubProtocol: 'mqtt', hubProtocolReason: 'network.hubProtocol is mqtt' });
+      expect(told).toContain(`STATUS connecting: to ${board.hub.hostName} over MQTT on 8883`);
+      // Only DPS went through it; the hub connection went round it.
+      expect(new Set(proxy.connects())).toEqual(new Set([`${board.cloud.dps.host}:443`]));
+    } finally {
+      proxy.stop();
+    }
+  });
+
   it('signs its hub tokens for the lifetime it was given, renewing them on the live session', async () => {
     const board = await DaemonOnCloud.start();
     const { told, reach } = await board.startDaemon({ timings: { tokenLifetimeSeconds: 4, tokenRenewalMarginSeconds: 2 } });
