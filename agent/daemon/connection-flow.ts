@@ -250,11 +250,9 @@ export class ConnectionFlow {
       }
       if (decision.action === 'reprovision') {
         await session.stop();
-        const next = await this.provisionUntilDone(decision.reason, assignment);
-        if (next !== assignment) {
-          assignment = next;
-          session = this.newSession(assignment);
-        }
+        // A new session either way: the old one is stopped, and a new assignment needs its own.
+        assignment = await this.provisionUntilDone(decision.reason, assignment);
+        session = this.newSession(assignment);
         plan = undefined;
         continue;
       }
@@ -274,7 +272,8 @@ export class ConnectionFlow {
   private newSession(assignment: Assignment): HubSession {
     const { host, config } = this;
     const proxy = this.proxies && proxyFor(this.proxies, assignment.assignedHub, 443);
-    this.tunnel = proxy && this.tunnels ? new this.tunnels.ProxyTunnel(proxy) : undefined;
+    // The proxy module is loaded whenever a proxy is set (prepare).
+    this.tunnel = proxy ? new this.tunnels!.ProxyTunnel(proxy) : undefined;
     host.protocols.update({ setting: config.network.hubProtocol, proxied: proxy !== undefined, probeMs: host.timings.hubProbeMs ?? MQTT_PROBE_MS });
     const session = new HubSession({
       tpm: this.tpm!, target: assignment, ca: this.ca, log: host.log.child({ component: 'hub' }), tunnel: this.tunnel,
