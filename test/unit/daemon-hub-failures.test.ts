@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
 import { arrayContaining, stringMatching } from '../support/matchers.js';
 import { randomLoopbackAddress } from '../support/ports.js';
+import { TinyProxy } from '../support/tinyproxy.js';
 
 afterEach(stopDaemonsOnCloud, 60_000);
 
@@ -24,6 +25,23 @@ describe('the daemon when its hub fails it', () => {
       'STATUS provisioning: the hub refused the device',
     ]));
     expect(told.filter((t) => t.startsWith('READY'))).toHaveLength(1);
+  });
+
+  it('counts a refusal when it cannot ask the hub for its time, and says why at debug', async () => {
+    const board = await DaemonOnCloud.start({ reprovision: 'never' });
+    const proxy = await TinyProxy.start({ dir: path.join(board.dir, 'proxy') });
+    try {
+      board.writeConfig({ reprovision: 'never', extra: `network:\n  proxy: ${proxy.url()}\n  hubProtocol: mqtt` });
+      await board.provisionOnce();
+    } finally {
+      proxy.stop();
+    }
+    await board.hub.core.deleteDevice('board-70', undefined);
+    // MQTT goes straight to the hub, which refuses; the time probe (443) would go through the proxy, which is gone.
+    const { logged } = await board.startDaemon();
+    await expect.poll(() => logged('hub.rejected').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
+    expect(logged('clock.probe_failed')[0]).toMatch(new RegExp(`level=debug event=clock.probe_failed hub=${board.hub.hostName} err=`));
+    expect(logged('clock.corrected')).toEqual([]);
   });
 
   it('with reprovision never, knocks on the refusing hub again on its backoff and never asks DPS', async () => {
