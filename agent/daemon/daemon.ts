@@ -18,7 +18,7 @@ import { ServiceClock } from '../time/service-clock.js';
 import { readTpmFacts } from '../tpm/tpm-facts.js';
 import { readTpmReport, type TpmReport } from '../tpm/tpm-report.js';
 import { formatTransport, parseTransport } from '../config/transport-spec.js';
-import type { RuntimeOverrides } from '../runtime-overrides.js';
+import type { RuntimeOverrides, TestTimings } from '../runtime-overrides.js';
 import { ConnectionFlow, type SessionTimings } from './connection-flow.js';
 import { serveControlSocket } from './control-socket.js';
 import { DeviceFeatures } from './device-features.js';
@@ -31,8 +31,8 @@ export interface DaemonOptions {
   config: AgentConfig;
   configPath: string | undefined;
   log: Logger;
-  /** The environment's overrides, parsed once at the CLI edge (agent/runtime-overrides.ts). */
-  overrides?: RuntimeOverrides;
+  /** The environment's overrides, parsed once at the CLI edge (agent/runtime-overrides.ts); {} for none. */
+  overrides: RuntimeOverrides;
   agentVersion: string;
   /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
   onRestartRequested?: () => void;
@@ -73,6 +73,8 @@ export class Daemon {
   private readonly notifier: Pick<SystemdNotifier, keyof SystemdNotifier>;
   private readonly generations = new Generations();
   private readonly clock: ServiceClock;
+  private readonly overrides: RuntimeOverrides;
+  private readonly timings: TestTimings;
   private policy: ConnectionPolicy;
   /** Set by start(), before the first flow: it needs what the last run learnt. */
   private protocols!: HubProtocolChoice;
@@ -95,7 +97,9 @@ export class Daemon {
     this.log = options.log;
     this.notifier = options.notifier ?? new SystemdNotifier();
     this.clock = options.clock ?? new ServiceClock();
-    this.policy = new ConnectionPolicy(policySettings(this.config, options.overrides));
+    this.overrides = options.overrides;
+    this.timings = options.overrides.timings ?? {};
+    this.policy = new ConnectionPolicy(policySettings(this.config, this.overrides));
   }
 
   status(): DaemonStatus {
@@ -135,14 +139,14 @@ export class Daemon {
   async tpmReport(): Promise<TpmReport> {
     const tpm = this.flow?.tpm;
     if (!tpm) throw new Error(`the TPM is not open (${this.reason ?? this.state})`);
-    const transport = this.options.overrides?.tpmTransport ?? this.config.tpm.transport;
+    const transport = this.overrides.tpmTransport ?? this.config.tpm.transport;
     return readTpmReport(tpm, formatTransport(parseTransport(transport)));
   }
 
   async start(): Promise<void> {
     requireIdScope(this.config, this.options.configPath);
     this.lock = await TpmLock.acquire(this.config.runtimeDir, DAEMON_LOCK_OWNER);
-    this.policy = new ConnectionPolicy(policySettings(this.config, this.options.overrides), await readConnectionHistory(this.config.stateDir));
+    this.policy = new ConnectionPolicy(policySettings(this.config, this.overrides), await readConnectionHistory(this.config.stateDir));
     const learnt = await readHubProtocolMemory(this.config.stateDir);
     if (learnt.problem) this.log.warn('state.hub_protocol_ignored', { reason: learnt.problem, treatedAs: 'nothing learnt: 8883 is tried first' });
     this.protocols = new HubProtocolChoice({ setting: this.config.network.hubProtocol, proxied: false, probeMs: MQTT_PROBE_MS }, learnt.memory);
@@ -153,7 +157,7 @@ export class Daemon {
     this.features = await this.createFeatures();
     this.features.start();
     this.notifier.startWatchdog(() => this.state !== 'stopping');
-    this.stopHeapTrim = startHeapTrim(this.log, this.options.overrides?.timings?.heapTrimSeconds);
+    this.stopHeapTrim = startHeapTrim(this.log, this.timings.heapTrimSeconds);
     // READY=1 means connected; an offline board still tells systemd it is up once the grace
     // time has passed, so boot completes and units ordered after the agent start.
     this.readyGraceTimer = setTimeout(() => this.announceReady(`started, not connected yet: ${this.reason ?? this.state}`),
@@ -191,7 +195,7 @@ export class Daemon {
     }
     this.log.setLevel(next.log.level);
     this.features?.onConfigReloaded(next);
-    this.policy.update(policySettings(next, this.options.overrides));
+    this.policy.update(policySettings(next, this.overrides));
     const before = JSON.stringify({ ...this.config, log: undefined, telemetry: undefined });
     this.config = next;
     if (JSON.stringify({ ...next, log: undefined, telemetry: undefined }) === before) {
@@ -213,7 +217,7 @@ export class Daemon {
       clock: this.clock,
       generations: this.generations,
       timings: this.sessionTimings(),
-      transport: (config) => this.options.overrides?.tpmTransport ?? config.tpm.transport,
+      transport: (config) => this.overrides.tpmTransport ?? config.tpm.transport,
       setState: (state, reason, failure) => this.setState(state, reason, failure),
       connected: (assignment) => this.onConnected(assignment),
       attach: (client: Client, twin: Twin, desired) => this.features?.onConnected(client, twin, desired) ?? Promise.resolve(),
@@ -232,7 +236,7 @@ export class Daemon {
   }
 
   private sessionTimings(): SessionTimings {
-    const timings = this.options.overrides?.timings ?? {};
+    const { timings } = this;
     return {
       ...(timings.keepAliveSeconds ? { keepAliveSeconds: timings.keepAliveSeconds } : {}),
       ...(timings.tokenLifetimeSeconds ? { tokenLifetimeSeconds: timings.tokenLifetimeSeconds } : {}),
@@ -267,7 +271,7 @@ export class Daemon {
     await this.endFlow();
     const flow = this.newFlow();
     const assignment = await flow.reprovision(fallback, onStep);
-    await this.waitForReady(flow.generation, (this.options.overrides?.timings?.hubWaitSeconds ?? HUB_WAIT_SECONDS) * 1000);
+    await this.waitForReady(flow.generation, (this.timings.hubWaitSeconds ?? HUB_WAIT_SECONDS) * 1000);
     return assignment;
   }
 
@@ -297,17 +301,17 @@ export class Daemon {
       reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: this.hardeningSite(),
-      reboot: this.options.overrides?.reboot,
+      reboot: this.overrides.reboot,
       // Loaded on use: the bundle's collectors and tar are not needed to run.
       supportBundle: async (since, dir, now) => (await import('../support/daemon-sources.js')).buildInDaemon({
         config: this.config, configPath: this.options.configPath, hardening: this.hardeningSite(), snapshot: () => this.snapshot(), tpmReport: () => this.tpmReport(),
       }, since, dir, now),
-      telemetrySecondMs: this.options.overrides?.timings?.telemetrySecondMs,
+      telemetrySecondMs: this.timings.telemetrySecondMs,
     });
   }
 
   private hardeningSite(): HardeningSite {
-    return this.options.overrides?.hardeningSite ?? PRODUCTION_SITE;
+    return this.overrides.hardeningSite ?? PRODUCTION_SITE;
   }
 
   private async onControl(request: ControlRequest, reply: (line: ControlReply) => void): Promise<void> {
