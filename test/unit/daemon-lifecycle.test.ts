@@ -101,7 +101,7 @@ describe('the daemon without its TPM', () => {
     await expect.poll(() => daemon.status().state, { timeout: 10_000 }).toBe('degraded');
   });
 
-  it('answers for itself before it has started: nothing known yet, and no TPM to read', async () => {
+  it('answers for itself before it has started: nothing known yet, no TPM to read, and it stops', async () => {
     const { configPath } = await board();
     const daemon = new Daemon({ config: await loadConfig(configPath), configPath, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9', overrides: {} });
     expect(daemon.status()).toMatchObject({
@@ -110,6 +110,9 @@ describe('the daemon without its TPM', () => {
     });
     expect(daemon.snapshot()).toMatchObject({ status: { state: 'starting' }, executedCommands: null });
     await expect(daemon.tpmReport()).rejects.toThrow('the TPM is not open (starting)');
+    // A stop (SIGTERM) may come before start() got far: nothing to end yet, and it still stops.
+    await daemon.stop();
+    expect(daemon.status().state).toBe('stopping');
   });
 
   it('refuses to start while another process holds the TPM, and without an ID scope', async () => {
