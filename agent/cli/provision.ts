@@ -7,7 +7,7 @@ import { TpmLock } from '../tpm/tpm-lock.js';
 import { HubConnectError, HubSession } from '../hub/session.js';
 import { retryUntilDeadline } from '../lib/deadline.js';
 import { Logger } from '../log/logger.js';
-import { HUB_WAIT_SECONDS, readyIdentity, registerAssignment, stepAfter, stepWords, technicianDecision, type ProvisionStep } from '../provisioning/flow.js';
+import { hubWaitMs, readyIdentity, registerAssignment, stepAfter, stepWords, technicianDecision, type ProvisionStep } from '../provisioning/flow.js';
 import type { RuntimeOverrides } from '../runtime-overrides.js';
 import { readAssignment, type Assignment } from '../state/assignment-store.js';
 import { ServiceClock } from '../time/service-clock.js';
@@ -95,7 +95,7 @@ async function directly(config: AgentConfig, idScope: string, force: boolean, ov
       const current = stored.status === 'valid' ? stored.assignment : undefined;
       assignment = await registerAssignment({ tpm, config, idScope, registrationId: identity.registrationId, ca, current, onStep: show, clock });
     }
-    await connectOnce(tpm, assignment, ca, clock, (overrides.timings?.hubWaitSeconds ?? HUB_WAIT_SECONDS) * 1000);
+    await connectOnce(tpm, assignment, ca, clock, hubWaitMs(overrides.timings?.hubWaitSeconds));
     show('connected', stepWords('connected', assignment.assignedHub));
     return { state: 'provisioned', ...assignment };
   } finally {

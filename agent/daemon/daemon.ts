@@ -7,7 +7,7 @@ import { loadConfig, requireIdScope, type AgentConfig } from '../config.js';
 import { describeError } from '../lib/errors.js';
 import { PRODUCTION_SITE, type HardeningSite } from '../hardening-bridge/site.js';
 import type { Logger } from '../log/logger.js';
-import { HUB_WAIT_SECONDS, stepAfter, type ProvisionStep } from '../provisioning/flow.js';
+import { hubWaitMs, stepAfter, type ProvisionStep } from '../provisioning/flow.js';
 import { DEFAULT_BACKOFF } from '../retry/backoff.js';
 import { ConnectionPolicy, DEFAULT_RECONNECT_SPREAD_MS, type PolicySettings } from '../retry/connection-policy.js';
 import { HubProtocolChoice, MQTT_PROBE_MS } from '../retry/hub-protocol.js';
@@ -271,7 +271,7 @@ export class Daemon {
     await this.endFlow();
     const flow = this.newFlow();
     const assignment = await flow.reprovision(fallback, onStep);
-    await this.waitForReady(flow.generation, (this.timings.hubWaitSeconds ?? HUB_WAIT_SECONDS) * 1000);
+    await this.waitForReady(flow.generation, hubWaitMs(this.timings.hubWaitSeconds));
     return assignment;
   }
 

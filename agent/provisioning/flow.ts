@@ -1,3 +1,13 @@
+/**
+ * The provisioning flow shared by the daemon and `iot-agent provision`: the TPM's identity,
+ * what to do with the cached assignment, and one registration with DPS. Two ways to run it:
+ * - the daemon on its own (decideAtStartup): a valid cache is used; failures go to the
+ *   connection policy, which decides when to try again;
+ * - a person asked, through `iot-agent provision` or the reprovision command
+ *   (technicianDecision): one attempt in the open, each step shown, a failure told at once.
+ * Either way a registration never touches the key of the assignment in force, so a
+ * failed one leaves the device able to go back to its old hub.
+ */
 import type { AgentConfig } from '../config.js';
 import type { Logger } from '../log/logger.js';
 import type { Assignment, StoredAssignment } from '../state/assignment-store.js';
@@ -10,24 +20,18 @@ import { decideAtStartup, type StartupDecision } from './decide.js';
 import { endpointProxy } from '../network/proxy.js';
 import { registerInChild } from './child-process.js';
 
-/**
- * The provisioning flow shared by the daemon and `iot-agent provision`: the TPM's identity,
- * what to do with the cached assignment, and one registration with DPS. Two ways to run it:
- * - `service` (the daemon on its own): a valid cache is used; failures go to the
- *   connection policy, which decides when to try again;
- * - `technician` (a person asked, through `iot-agent provision` or the reprovision
- *   command): one attempt in the open, each step shown, a failure told at once.
- * Either way a registration never touches the key of the assignment in force, so a
- * failed one leaves the device able to go back to its old hub.
- */
-
 /** The steps a technician sees, in order. */
 export const PROVISION_STEPS = ['tpm', 'challenge', 'activated', 'assigned', 'connected'] as const;
 export type ProvisionStep = (typeof PROVISION_STEPS)[number];
 export type StepReporter = (step: ProvisionStep, words: string) => void;
 
-/** How long a technician's `provision` waits for the hub once DPS has assigned (IOT_AGENT_TEST_TIMINGS hubWait= shortens it). */
-export const HUB_WAIT_SECONDS = 60;
+/** How long a technician's `provision` waits for the hub once DPS has assigned. */
+const HUB_WAIT_SECONDS = 60;
+
+/** That wait in ms; `testSeconds`: IOT_AGENT_TEST_TIMINGS hubWait=, when a test shortens it. */
+export function hubWaitMs(testSeconds: number | undefined): number {
+  return (testSeconds ?? HUB_WAIT_SECONDS) * 1000;
+}
 
 export function stepWords(step: ProvisionStep, detail?: string): string {
   switch (step) {
