@@ -20,7 +20,7 @@ import type { DesiredFeed } from '../twin/desired-feed.js';
 import { openTransport } from '../tpm/open-transport.js';
 import { TpmClient } from '../tpm/tpm-client.js';
 import { parseTransport } from '../config/transport-spec.js';
-import { Superseded, type Generations } from './generations.js';
+import type { Generations } from './generations.js';
 
 export type FlowState = 'starting' | 'provisioning' | 'connecting' | 'ready' | 'degraded';
 
@@ -197,7 +197,7 @@ export class ConnectionFlow {
     try {
       await this.serve(assignment);
     } catch (err) {
-      if (err instanceof Superseded) return;
+      if (this.host.generations.value !== this.generation) return; // as in run()
       this.host.log.error('daemon.flow_failed', { err });
       await this.run();
     }
