@@ -88,6 +88,7 @@ export class Daemon {
   private readonly changes = new EventEmitter<{ state: [DaemonState] }>();
   private announcedReady = false;
   private readyGraceTimer: NodeJS.Timeout | undefined;
+  /** Set by start() before anything can ask for a flow (a request, a reload, a clock event); status and stop work without. */
   private features: DeviceFeatures | undefined;
   private stopClockWatch: (() => void) | undefined;
   private stopHeapTrim: (() => void) | undefined;
@@ -150,12 +151,13 @@ export class Daemon {
     const learnt = await readHubProtocolMemory(this.config.stateDir);
     if (learnt.problem) this.log.warn('state.hub_protocol_ignored', { reason: learnt.problem, treatedAs: 'nothing learnt: 8883 is tried first' });
     this.protocols = new HubProtocolChoice({ setting: this.config.network.hubProtocol, proxied: false, probeMs: MQTT_PROBE_MS }, learnt.memory);
+    this.features = await this.createFeatures();
+    this.control = await serveControlSocket(this.config.runtimeDir, (request, reply) => this.onControl(request, reply));
+    // Nothing is awaited from here to the first flow: no request, feature or clock event finds the daemon without one.
+    this.features.start();
     this.clock.on('corrected', (offsetMs) => this.resign(`the service clock differs from the local one by ${Math.round(offsetMs / 1000)} s`));
     this.clock.on('jumped', (byMs) => this.resign(`the wall clock jumped by ${Math.round(byMs / 1000)} s`));
     this.stopClockWatch = this.clock.watch();
-    this.control = await serveControlSocket(this.config.runtimeDir, (request, reply) => this.onControl(request, reply));
-    this.features = await this.createFeatures();
-    this.features.start();
     this.notifier.startWatchdog(() => this.state !== 'stopping');
     this.stopHeapTrim = startHeapTrim(this.log, this.timings.heapTrimSeconds);
     // READY=1 means connected; an offline board still tells systemd it is up once the grace
@@ -194,7 +196,7 @@ export class Daemon {
       return;
     }
     this.log.setLevel(next.log.level);
-    this.features?.onConfigReloaded(next);
+    this.features!.onConfigReloaded(next);
     this.policy.update(policySettings(next, this.overrides));
     const before = JSON.stringify({ ...this.config, log: undefined, telemetry: undefined });
     this.config = next;
@@ -203,6 +205,11 @@ export class Daemon {
       return;
     }
     this.log.info('config.reloaded', { changed: 'provisioning, TPM, TLS or directories: restarting the flow' });
+    await this.restartFlow();
+  }
+
+  /** A new generation from the TPM up, once the running one has ended. */
+  private async restartFlow(): Promise<void> {
     await this.endFlow();
     void this.newFlow().run();
   }
@@ -210,6 +217,7 @@ export class Daemon {
   /** The flow of the current generation (endFlow() has started a new one). */
   private newFlow(): ConnectionFlow {
     const generation = this.generations.value;
+    const features = this.features!;
     this.flow = new ConnectionFlow({
       log: this.log,
       policy: this.policy,
@@ -220,8 +228,8 @@ export class Daemon {
       transport: (config) => this.overrides.tpmTransport ?? config.tpm.transport,
       setState: (state, reason, failure) => this.setState(state, reason, failure),
       connected: (assignment) => this.onConnected(assignment),
-      attach: (client: Client, twin: Twin, desired) => this.features?.onConnected(client, twin, desired) ?? Promise.resolve(),
-      detach: () => this.features?.detach(),
+      attach: (client: Client, twin: Twin, desired) => features.onConnected(client, twin, desired),
+      detach: () => features.detach(),
       remember: () => writeConnectionHistory(this.config.stateDir, this.policy.history()),
       rememberProtocol: (memory) => writeHubProtocolMemory(this.config.stateDir, memory),
     }, this.config, generation, this.options.configPath);
@@ -231,8 +239,8 @@ export class Daemon {
   /** Ends the running flow (its session and TPM connection); the next newFlow() starts a new generation. */
   private async endFlow(): Promise<void> {
     this.generations.next();
-    this.features?.detach();
-    await this.flow?.stop();
+    this.features!.detach();
+    await this.flow!.stop();
   }
 
   private sessionTimings(): SessionTimings {
@@ -252,13 +260,9 @@ export class Daemon {
 
   /** The clock was corrected or jumped while connected: a fresh token, signed against the right time. */
   private resign(why: string): void {
-    const flow = this.flow;
-    if (!flow?.session?.connected || !flow.assignment) return;
+    if (!this.flow!.session?.connected) return;
     this.log.warn('hub.token_resigned', { why });
-    void this.explicit(async () => {
-      await this.endFlow();
-      void this.newFlow().run();
-    });
+    void this.restartFlow();
   }
 
   /**
@@ -267,20 +271,12 @@ export class Daemon {
    */
   private async reprovisionNow(onStep?: (step: ProvisionStep, words: string) => void): Promise<Assignment> {
     this.log.info('daemon.reprovision_requested');
-    const fallback = this.flow?.assignment;
+    const fallback = this.flow!.assignment;
     await this.endFlow();
     const flow = this.newFlow();
     const assignment = await flow.reprovision(fallback, onStep);
     await this.waitForReady(flow.generation, hubWaitMs(this.timings.hubWaitSeconds));
     return assignment;
-  }
-
-  private async explicit(action: () => Promise<void>): Promise<void> {
-    try {
-      await action();
-    } catch (err) {
-      this.log.error('daemon.action_failed', { err });
-    }
   }
 
   /** Commands, twin and telemetry on top of the session: created once, attached on every connect. */
@@ -290,14 +286,14 @@ export class Daemon {
       log: this.log,
       agentVersion: this.options.agentVersion,
       identity: () => this.status(),
-      tpm: () => this.flow?.tpm,
+      tpm: () => this.flow!.tpm,
       tpmFacts: async () => {
-        const tpm = this.flow?.tpm;
+        const tpm = this.flow!.tpm;
         if (!tpm) return undefined;
         const facts = await readTpmFacts(tpm);
         return { manufacturer: facts.manufacturerName, firmware: facts.firmwareVersion };
       },
-      endpoints: () => neededEndpoints(this.config, this.flow?.assignment, this.flow?.route?.protocol),
+      endpoints: () => neededEndpoints(this.config, this.flow!.assignment, this.flow!.route?.protocol),
       reprovision: async () => { await this.reprovisionNow(); },
       restart: () => this.options.onRestartRequested?.(),
       hardeningSite: this.hardeningSite(),

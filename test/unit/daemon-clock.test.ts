@@ -78,6 +78,6 @@ describe('the daemon whose wall clock jumps', () => {
     await expect.poll(() => board.hub.counters.connects, { timeout: 30_000 }).toBe(connects + 2);
     expect((await reach('ready')).clockOffsetMs).toBeGreaterThan(590_000);
     expect(logged('hub.rejected')).toEqual([]);
-    expect(logged('daemon.action_failed')).toEqual([]);
+    expect(logged('daemon.flow_failed')).toEqual([]);
   });
 });
