@@ -100,9 +100,10 @@ describe('the daemon when its hub fails it', () => {
     expect(readJson(file).identityKeyHandle).not.toBe(cached.identityKeyHandle);
   });
 
-  it('reconnects after the hub was down, telling the loss in its status', async () => {
+  it('reconnects after the hub was down, telling the loss in its status and in the health telemetry of the outage', async () => {
     const board = await DaemonOnCloud.start();
-    const { daemon, told, logged, reach } = await board.startDaemon();
+    // Seconds of 20 ms: a health message every 1.2 s, queued while the hub is away.
+    const { daemon, told, logged, reach } = await board.startDaemon({ timings: { telemetrySecondMs: 20 } });
     await reach('ready');
     await board.hub.stopMqtt();
     await expect.poll(() => told.some((t) => /^STATUS degraded: hub connection lost: .* \(reconnecting in \d+ s\)$/.test(t)), { timeout: 20_000 }).toBe(true);
@@ -114,6 +115,11 @@ describe('the daemon when its hub fails it', () => {
     // A new round after each failed one: 8883 first again, which works once the hub is back.
     expect(daemon.status()).toMatchObject({ hubProtocol: 'mqtt', consecutiveFailures: 0, lastError: { message: stringMatching(/^hub unreachable: /) } });
     expect(told.filter((t) => t.startsWith('READY'))).toHaveLength(1);
+    // The features were detached at the loss: what was measured meanwhile says so once delivered.
+    const states = () => board.hub.d2c({ deviceId: 'board-70' }).filter((m) => m.properties['iot-agent-message'] === 'health')
+      .map((m) => (JSON.parse(m.body.toString('utf8')) as { connection: { state: string } }).connection.state);
+    await expect.poll(states, { timeout: 15_000 }).toContain('disconnected');
+    await expect.poll(states, { timeout: 15_000 }).toContain('connected');
   });
 
   it('falls back to WebSockets after the shortened probe when 8883 does not answer, and remembers it across a restart', async () => {

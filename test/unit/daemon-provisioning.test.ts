@@ -6,6 +6,7 @@ import { readBoardIdentity } from '../support/enroll-board.js';
 import { TinyProxy } from '../support/tinyproxy.js';
 import { clientFor } from '../support/tpm.js';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
+import { keepAliveSeenByHub } from '../support/hub-broker.js';
 import { arrayContaining, ofType, stringContaining, stringMatching } from '../support/matchers.js';
 
 afterEach(stopDaemonsOnCloud, 60_000);
@@ -125,13 +126,24 @@ describe('the daemon on the local cloud, from an enrolled board to a hub session
     }
   });
 
-  it('signs its hub tokens for the lifetime it was given, renewing them on the live session', async () => {
+  it('signs its hub tokens for the lifetime it was given, renewing them on the live session at the margin it was given', async () => {
     const board = await DaemonOnCloud.start();
     const { told, reach } = await board.startDaemon({ timings: { tokenLifetimeSeconds: 4, tokenRenewalMarginSeconds: 2 } });
     await reach('ready');
     const connects = board.hub.counters.connects;
     await expect.poll(() => board.hub.counters.connects, { timeout: 20_000 }).toBeGreaterThanOrEqual(connects + 2);
+    // Renewed 2 s before a 4 s token ends: every 2 s or so, not at once again and again.
+    const renewed = board.hub.counters.connects;
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    expect(board.hub.counters.connects - renewed).toBeLessThanOrEqual(4);
     expect(told.filter((t) => t.startsWith('STATUS degraded'))).toEqual([]);
+  });
+
+  it('asks the hub for the keep-alive it was given', async () => {
+    const board = await DaemonOnCloud.start();
+    const { reach } = await board.startDaemon({ timings: { keepAliveSeconds: 7 } });
+    await reach('ready');
+    expect(keepAliveSeenByHub(board.hub, 'board-70')).toBe(10_501);
   });
 
   it('connects though it cannot write its history or what it learnt of the protocol, and says so', async () => {

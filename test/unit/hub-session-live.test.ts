@@ -8,7 +8,8 @@ import { ProxyError, ProxyTunnel } from '../../agent/network/proxy-agent.js';
 import { startHub } from '../cloud/hub/hub.js';
 import { FreezableProxy } from '../support/freezable-proxy.js';
 import { freePort, randomLoopbackAddress } from '../support/ports.js';
-import { bench, keepAliveSeenByHub, sessionFor, endBench, endTest } from './hub-session-bench.js';
+import { keepAliveSeenByHub } from '../support/hub-broker.js';
+import { bench, sessionFor, endBench, endTest } from './hub-session-bench.js';
 import { capturingLogger } from './command-context.js';
 import { connectProxy } from './loopback-proxy.js';
 
