@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ServiceClock } from '../../agent/time/service-clock.js';
 import { DaemonOnCloud, stopDaemonsOnCloud } from '../support/daemon-on-cloud.js';
 import { arrayContaining, stringMatching } from '../support/matchers.js';
 import { randomLoopbackAddress } from '../support/ports.js';
@@ -41,6 +42,17 @@ describe('the daemon when its hub fails it', () => {
     const { logged } = await board.startDaemon();
     await expect.poll(() => logged('hub.rejected').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
     expect(logged('clock.probe_failed')[0]).toMatch(new RegExp(`level=debug event=clock.probe_failed hub=${board.hub.hostName} err=`));
+    expect(logged('clock.corrected')).toEqual([]);
+  });
+
+  it('counts a refusal when the hub\'s time leaves the correction in force as it was', async () => {
+    const board = await DaemonOnCloud.start({ reprovision: 'never' });
+    await board.provisionOnce();
+    await board.hub.core.deleteDevice('board-70', undefined);
+    // Signing with a correction already (the clock floor an hour ahead), which the hub's Date does not move.
+    const clock = new ServiceClock(Date.now, undefined, Date.now() + 3_600_000);
+    const { logged } = await board.startDaemon({ clock });
+    await expect.poll(() => logged('hub.rejected').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
     expect(logged('clock.corrected')).toEqual([]);
   });
 
@@ -98,6 +110,8 @@ describe('the daemon when its hub fails it', () => {
     ]));
     expect(board.cloud.dps.counters.registrations).toBe(2);
     expect(readJson(file).identityKeyHandle).not.toBe(cached.identityKeyHandle);
+    // Only a refusal may be the clock's fault: a hub that cannot be reached is not asked for its time.
+    expect(logged('clock.probe_failed')).toEqual([]);
   });
 
   it('reconnects after the hub was down, telling the loss in its status and in the health telemetry of the outage', async () => {
