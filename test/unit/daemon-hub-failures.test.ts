@@ -49,7 +49,7 @@ describe('the daemon when its hub fails it', () => {
     const board = await DaemonOnCloud.start({ reprovision: 'never' });
     await board.provisionOnce();
     await board.hub.core.deleteDevice('board-70', undefined);
-    // Signing with a correction already (the clock floor an hour ahead), which the hub's Date does not move.
+    // Signing with a correction already: the agent's not-before date, put an hour after this machine's clock, which the hub's Date does not move.
     const clock = new ServiceClock(Date.now, undefined, Date.now() + 3_600_000);
     const { logged } = await board.startDaemon({ clock });
     await expect.poll(() => logged('hub.rejected').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(1);
