@@ -130,7 +130,7 @@ async function inProcessLag(files: AgentFiles): Promise<{ max: number; p99: numb
 
 async function measureLag(configPath: string): Promise<{ max: number; p99: number }> {
   const config = await loadConfig(configPath);
-  const daemon = new Daemon({ config, configPath, log: new Logger({ level: 'error', write: () => undefined }), agentVersion: AGENT_VERSION, overrides: {} });
+  const daemon = new Daemon({ config, configPath, log: new Logger({ level: 'error', write: () => undefined }), agentVersion: AGENT_VERSION, onRestartRequested: () => undefined, overrides: {} });
   // As `iot-agent run` does before it starts the daemon (agent/cli/run.ts).
   loadRootStore();
   const histogram = monitorEventLoopDelay({ resolution: 1 });

@@ -35,7 +35,7 @@ export interface DaemonOptions {
   overrides: RuntimeOverrides;
   agentVersion: string;
   /** The restartAgent command: stop, then exit so that systemd starts the agent again. */
-  onRestartRequested?: () => void;
+  onRestartRequested: () => void;
   /** How long systemd may wait for READY=1 before the daemon sends it unconnected. */
   readyGraceMs?: number;
   /** Where READY/STATUS/WATCHDOG go; systemd-notify by default. */
@@ -295,7 +295,7 @@ export class Daemon {
       },
       endpoints: () => neededEndpoints(this.config, this.flow!.assignment, this.flow!.route?.protocol),
       reprovision: async () => { await this.reprovisionNow(); },
-      restart: () => this.options.onRestartRequested?.(),
+      restart: () => this.options.onRestartRequested(),
       hardeningSite: this.hardeningSite(),
       reboot: this.overrides.reboot,
       // Loaded on use: the bundle's collectors and tar are not needed to run.

@@ -34,7 +34,7 @@ describe('the daemon on a board that cannot get far: what it tells systemd, and 
     };
     const notifier = new RecordingNotifier();
     const daemon = new Daemon({
-      config, configPath: undefined, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9', notifier, readyGraceMs: 300,
+      config, configPath: undefined, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9', onRestartRequested: () => undefined, notifier, readyGraceMs: 300,
       overrides: { timings: { backoff: { initialMs: 50, maxMs: 100, multiplier: 2 } } },
     });
     await daemon.start();
@@ -62,7 +62,7 @@ describe('the daemon on a board that cannot get far: what it tells systemd, and 
       runtimeDir: path.join(dir, 'run2'),
     };
     const daemon = new Daemon({
-      config, configPath: undefined, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9', notifier: new RecordingNotifier(),
+      config, configPath: undefined, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9', onRestartRequested: () => undefined, notifier: new RecordingNotifier(),
       overrides: { timings: { backoff: { initialMs: 50, maxMs: 100, multiplier: 2 } } },
     });
     await daemon.start();

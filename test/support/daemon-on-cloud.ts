@@ -109,7 +109,7 @@ export class DaemonOnCloud {
   }
 }
 
-export type DaemonTestOptions = { timings?: TestTimings; overrides?: RuntimeOverrides; readyGraceMs?: number } & Pick<DaemonOptions, 'onRestartRequested' | 'clock'>;
+export type DaemonTestOptions = { timings?: TestTimings; overrides?: RuntimeOverrides; readyGraceMs?: number } & Partial<Pick<DaemonOptions, 'onRestartRequested' | 'clock'>>;
 
 /**
  * A Daemon in this process on the config at `configPath` (as read now), started, with the
@@ -123,7 +123,7 @@ export async function startTestDaemon(configPath: string, dir: string, options: 
   const log = new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line.trimEnd()) });
   const daemon = new Daemon({
     config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9',
-    readyGraceMs: options.readyGraceMs ?? 60_000, onRestartRequested: options.onRestartRequested, clock: options.clock,
+    readyGraceMs: options.readyGraceMs ?? 60_000, onRestartRequested: options.onRestartRequested ?? (() => undefined), clock: options.clock,
     overrides: {
       timings: { backoff: FAST_BACKOFF, reconnectSpreadMs: 0, minReprovisionSeconds: 0, keepAliveSeconds: 5, ...options.timings },
       hardeningSite: { root: path.join(dir, 'hardening-root'), netns: 'iotagent-test-nonexistent', backend: 'nft' },

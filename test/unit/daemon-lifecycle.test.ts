@@ -38,7 +38,7 @@ async function started(configPath: string, readyGraceMs = 60_000) {
   const told: string[] = [];
   const log = new Logger({ journal: false, level: 'debug', write: (line) => lines.push(line) });
   const daemon = new Daemon({
-    config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9', readyGraceMs,
+    config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9', readyGraceMs, onRestartRequested: () => undefined,
     // The TPM is tried again after a random delay of up to an hour: the state stays degraded meanwhile.
     overrides: { timings: { backoff: { initialMs: 3_600_000, maxMs: 3_600_000, multiplier: 2 } } },
     notifier: {
@@ -103,7 +103,7 @@ describe('the daemon without its TPM', () => {
 
   it('answers for itself before it has started: nothing known yet, no TPM to read, and it stops', async () => {
     const { configPath } = await board();
-    const daemon = new Daemon({ config: await loadConfig(configPath), configPath, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9', overrides: {} });
+    const daemon = new Daemon({ config: await loadConfig(configPath), configPath, log: new Logger({ write: () => undefined }), agentVersion: '9.9.9', onRestartRequested: () => undefined, overrides: {} });
     expect(daemon.status()).toMatchObject({
       state: 'starting', registrationId: undefined, deviceId: undefined, assignedHub: undefined, idScope: '0ne0012ABCD',
       hubProtocol: null, hubProtocolReason: null, proxy: null, lastError: null, telemetryQueue: null, clockOffsetMs: null,
@@ -120,10 +120,10 @@ describe('the daemon without its TPM', () => {
     const log = new Logger({ write: () => undefined });
     await (await TpmLock.acquire(runtimeDir, 'x')).release();
     writeFileSync(path.join(runtimeDir, 'tpm.lock'), `${process.ppid} iot-agent provision\n`);
-    await expect(new Daemon({ config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9', overrides: {} }).start()).rejects.toThrow(`the TPM is in use by iot-agent provision (pid ${process.ppid})`);
+    await expect(new Daemon({ config: await loadConfig(configPath), configPath, log, agentVersion: '9.9.9', onRestartRequested: () => undefined, overrides: {} }).start()).rejects.toThrow(`the TPM is in use by iot-agent provision (pid ${process.ppid})`);
     const config = await loadConfig(configPath);
     config.provisioning.idScope = undefined;
-    await expect(new Daemon({ config, configPath, log, agentVersion: '9.9.9', overrides: {} }).start()).rejects.toThrow('provisioning.idScope is missing');
+    await expect(new Daemon({ config, configPath, log, agentVersion: '9.9.9', onRestartRequested: () => undefined, overrides: {} }).start()).rejects.toThrow('provisioning.idScope is missing');
   });
 
   it('on SIGHUP takes a new log level at once, keeps running on an invalid config, and restarts the flow when the TPM changed', async () => {
