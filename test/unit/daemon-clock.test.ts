@@ -51,6 +51,25 @@ describe('the daemon with a clock two hours behind the cloud\'s', () => {
 });
 
 describe('the daemon whose wall clock jumps', () => {
+  it('lets its registration go on when the wall clock jumps before it is connected', async () => {
+    const board = await DaemonOnCloud.start();
+    let shiftMs = 0;
+    const clock = new ServiceClock(() => Date.now() + shiftMs);
+    board.cloud.dps.faults.assignmentDelayMs = 8_000;
+    const { daemon, reach, logged } = await board.startDaemon({ clock });
+    // After the daemon's listener: counted only when that one returned.
+    let jumps = 0;
+    clock.on('jumped', () => jumps++);
+    await expect.poll(() => daemon.status().state, { timeout: 20_000 }).toBe('provisioning');
+    shiftMs = 120_000; // NTP sets the board's clock while DPS is still assigning
+    await expect.poll(() => jumps, { timeout: 10_000 }).toBe(1);
+    expect(daemon.status().state).toBe('provisioning');
+    await reach('ready');
+    // Nothing to sign again yet: the hub session starts after the jump with the clock as it is.
+    expect(logged('hub.token_resigned')).toEqual([]);
+    expect(board.cloud.dps.counters.registrations).toBe(1);
+  });
+
   it('signs a fresh token at once when its wall clock jumps while connected, and keeps the service\'s time', async () => {
     const board = await DaemonOnCloud.start();
     let shiftMs = 0;

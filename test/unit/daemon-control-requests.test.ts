@@ -186,6 +186,7 @@ describe('what a technician asks the running daemon over its control socket', ()
     const member = (name: string) => JSON.parse(execFileSync('tar', ['-xzOf', bundle, '--wildcards', `*/${name}`], { encoding: 'utf8' })) as Record<string, unknown>;
     expect(member('config.json')).toMatchObject({ file: board.configPath, exists: true });
     expect(member('status.json')).toMatchObject({ state: 'ready', deviceId: 'board-70', daemon: 'running' });
+    expect(member('tpm.json')).toMatchObject({ endorsementKey: { ok: true }, via: `the running daemon (pid ${process.pid})` });
     // Hardening was read where the daemon's site says (the test's sandbox), not on this machine.
     const { collectors } = member('manifest.json') as { collectors: { name: string; reads: string }[] };
     expect(collectors.find((c) => c.name === 'hardening')?.reads).toContain('namespace iotagent-test-nonexistent');
