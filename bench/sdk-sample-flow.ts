@@ -19,7 +19,7 @@ const [transport, host, idScope, caFile] = process.argv.slice(2);
 if (!transport || !host || !idScope || !caFile) throw new Error('usage: sdk-sample-flow.js <transport> <host> <idScope> <caFile>');
 const ca = readFileSync(caFile, 'utf8');
 const tpm = new TpmClient(openTransport(parseTransport(transport)));
-const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
+const security = new securityTpm.TpmSecurityClient(undefined, tpm.sdkTpm());
 const result = await new Promise<{ registrationState: { assignedHub: string; deviceId: string } }>((resolve, reject) =>
   void provisioningDevice.ProvisioningDeviceClient.create(host, idScope, provisioningTransport(ca), security)
     .register((err?: Error, res?: unknown) => (err ? reject(err) : resolve(res as never))));

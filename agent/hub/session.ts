@@ -118,7 +118,7 @@ export class HubSession extends EventEmitter<HubSessionEvents> {
 
   constructor(private readonly options: HubSessionOptions) {
     super();
-    this.security = new TpmSecurityClient(options.target.registrationId, options.tpm.tpm);
+    this.security = new TpmSecurityClient(options.target.registrationId, options.tpm.sdkTpm());
   }
 
   get target(): HubTarget {

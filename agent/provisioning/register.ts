@@ -49,7 +49,7 @@ export async function registerWithDps(options: RegisterOptions): Promise<DpsAssi
   const { transport, lastResponse } = createDpsTransport(options.ca, options.onDate, tunnel);
   const previousHandle = identityKeyHandleInUse();
   useIdentityKeyHandle(options.identityKeyHandle ?? IDENTITY_KEY_HANDLE);
-  const security = new StepReportingSecurityClient(options.registrationId, options.tpm.tpm, options.onStep);
+  const security = new StepReportingSecurityClient(options.registrationId, options.tpm.sdkTpm(), options.onStep);
   const client = ProvisioningDeviceClient.create(options.globalEndpoint, options.idScope, transport, security);
   try {
     const result = await new Promise<AssignedState>((resolve, reject) => {

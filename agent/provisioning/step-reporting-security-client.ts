@@ -12,7 +12,7 @@ const { TpmSecurityClient } = securityTpm;
 export class StepReportingSecurityClient extends TpmSecurityClient {
   private activations = 0;
 
-  constructor(registrationId: string, tpm: TpmClient['tpm'], private readonly onStep: RegisterOptions['onStep']) {
+  constructor(registrationId: string, tpm: ReturnType<TpmClient['sdkTpm']>, private readonly onStep: RegisterOptions['onStep']) {
     super(registrationId, tpm);
   }
 

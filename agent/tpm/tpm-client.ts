@@ -55,12 +55,12 @@ class TransportDevice {
  * tss.js's Tpm over one of the agent's transports, with a promise API whose errors name
  * the command, the transport and the response code in words.
  *
- * `tpm` is a second tss.js object on the same transport, for the Azure SDK's
- * TpmSecurityClient. A tss.js Tpm keeps per-command state (the pending response handler),
- * so two users must never share one; the transport below serialises their commands.
+ * sdkTpm() gives the Azure SDK's TpmSecurityClients tss.js objects of their own on the same
+ * transport. A tss.js Tpm keeps per-command state (the pending response handler), so two
+ * users must never share one: a stopped hub session's last command may still be on its way
+ * when the next session starts. The transport below serialises their commands.
  */
 export class TpmClient {
-  readonly tpm: Tpm;
   private readonly own: Tpm;
   private readonly device: TransportDevice;
   private queue: Promise<unknown> = Promise.resolve();
@@ -69,7 +69,11 @@ export class TpmClient {
   constructor(readonly transport: TpmTransport) {
     this.device = new TransportDevice(transport);
     this.own = tssTpmOn(this.device);
-    this.tpm = tssTpmOn(new TransportDevice(transport));
+  }
+
+  /** A tss.js Tpm for one SDK user (a hub session, a registration), on this client's transport. */
+  sdkTpm(): Tpm {
+    return tssTpmOn(new TransportDevice(this.transport));
   }
 
   /**

@@ -21,7 +21,7 @@ describe('activation blob in a real TPM', () => {
   beforeAll(async () => {
     swtpm = await SwtpmInstance.start();
     client = clientFor(swtpm.transport);
-    security = new TpmSecurityClient(undefined, client.tpm);
+    security = new TpmSecurityClient(undefined, client.sdkTpm());
   });
 
   afterAll(async () => {

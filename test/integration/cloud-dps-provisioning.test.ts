@@ -43,7 +43,7 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
       SwtpmInstance.start(),
     ]);
     tpmClient = clientFor(swtpm.transport);
-    security = new TpmSecurityClient(undefined, tpmClient.tpm);
+    security = new TpmSecurityClient(undefined, tpmClient.sdkTpm());
     service = provisioningServiceClient(dps.serviceConnectionString, dps.ca);
     endorsementKey = (await fromCallback<Buffer>((cb) => security.getEndorsementKey(cb))).toString('base64');
     registrationId = await fromCallback<string>((cb) => security.getRegistrationId(cb));
@@ -127,7 +127,7 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
     await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({
       registrationId: id, provisioningStatus, attestation: { type: 'tpm', tpm: { endorsementKey } },
     } as IndividualEnrollment, cb));
-    const client = new TpmSecurityClient(id, tpmClient.tpm);
+    const client = new TpmSecurityClient(id, tpmClient.sdkTpm());
     return {
       register: async () => ((await fromCallback<unknown>((cb) =>
         void ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), client).register(cb))) as { registrationState: Record<string, unknown> }).registrationState,
@@ -172,7 +172,7 @@ describe('local DPS with the Azure SDKs and swtpm', () => {
     await fromCallback((cb) => service.createOrUpdateIndividualEnrollment({
       registrationId: 'enrolled-with-another-ek', attestation: { type: 'tpm', tpm: { endorsementKey: stranger.endorsementKey.toString('base64') } },
     } as IndividualEnrollment, cb));
-    const impostor = new TpmSecurityClient('enrolled-with-another-ek', tpmClient.tpm);
+    const impostor = new TpmSecurityClient('enrolled-with-another-ek', tpmClient.sdkTpm());
     await expectRefused(fromCallback((cb) => void ProvisioningDeviceClient.create(dps.host, dps.idScope, provisioningTransport(dps.ca), impostor).register(cb)));
   });
 

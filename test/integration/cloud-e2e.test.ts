@@ -52,7 +52,7 @@ describe('the local cloud with the Azure SDKs only and a real TPM', () => {
     const d = cloud.description;
     const ca = readFileSync(d.caCertPath, 'utf8');
     const tpm = clientFor(swtpm.transport);
-    const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
+    const security = new securityTpm.TpmSecurityClient(undefined, tpm.sdkTpm());
     try {
       // Enroll the TPM's EK with the unmodified provisioning service SDK.
       const ek = await fromCallback<Buffer>((cb) => security.getEndorsementKey(cb));

@@ -62,7 +62,7 @@ describe('device identity on a real swtpm', () => {
     const mine = await identityOf(swtpm.transport);
     const client = clientFor(swtpm.transport);
     try {
-      const sdk = new TpmSecurityClient(undefined, client.tpm);
+      const sdk = new TpmSecurityClient(undefined, client.sdkTpm());
       const sdkId = await new Promise<string>((resolve, reject) =>
         sdk.getRegistrationId((err?: Error, id?: string) => (err ? reject(err) : resolve(id!))));
       const sdkEk = await new Promise<Buffer>((resolve, reject) =>
@@ -77,7 +77,7 @@ describe('device identity on a real swtpm', () => {
   it('serves the SDK and the agent at the same time without mixing up their responses', async () => {
     const client = clientFor(swtpm.transport);
     try {
-      const sdk = new TpmSecurityClient(undefined, client.tpm);
+      const sdk = new TpmSecurityClient(undefined, client.sdkTpm());
       const sdkEks = Array.from({ length: 5 }, () => new Promise<Buffer>((resolve, reject) =>
         sdk.getEndorsementKey((err?: Error, ek?: Buffer) => (err ? reject(err) : resolve(ek!)))));
       const facts = Array.from({ length: 5 }, () => readTpmFacts(client));

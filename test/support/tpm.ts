@@ -17,7 +17,7 @@ export function clientFor(transport: string, options: TransportOptions = {}): Tp
  * Returns the key, for the hub's registry.
  */
 export async function activateHubKey(tpm: TpmClient): Promise<Buffer> {
-  const security = new securityTpm.TpmSecurityClient(undefined, tpm.tpm);
+  const security = new securityTpm.TpmSecurityClient(undefined, tpm.sdkTpm());
   const ek = await fromCallback<Buffer>((cb) => security.getEndorsementKey(cb));
   const srk = await fromCallback<Buffer>((cb) => security.getStorageRootKey(cb));
   const key = randomBytes(32);

@@ -183,12 +183,23 @@ describe('the TPM client on a real TPM', () => {
 
   it('serves the Azure SDK\'s tss.js Tpm on the same transport: connect, commands, close', async () => {
     const client = clientFor(swtpm.transport);
-    const connected = await new Promise<unknown[]>((resolve) => client.tpm.connect((...args: unknown[]) => resolve(args)));
+    const sdk = client.sdkTpm();
+    const connected = await new Promise<unknown[]>((resolve) => sdk.connect((...args: unknown[]) => resolve(args)));
     expect(connected).toEqual([null]);
-    const random = await new Promise<Buffer>((resolve, reject) => client.tpm.GetRandom(6, (err, bytes) => (err ? reject(err) : resolve(bytes!))));
+    const random = await new Promise<Buffer>((resolve, reject) => sdk.GetRandom(6, (err, bytes) => (err ? reject(err) : resolve(bytes!))));
     expect(random).toHaveLength(6);
-    client.tpm.close();
+    sdk.close();
     await expect(client.readPublic(new TPM_HANDLE(EK_HANDLE))).rejects.toThrow(`swtpm 127.0.0.1:${swtpm.port}: transport is closed`);
+    await client.close();
+  });
+
+  it('gives each SDK user a tss.js Tpm of its own: their commands at the same time each get their own answer', async () => {
+    const client = clientFor(swtpm.transport);
+    const [old, next] = [client.sdkTpm(), client.sdkTpm()];
+    // A stopped session's command still on its way while the next session sends its own.
+    const random = (tpm: typeof old, bytes: number) => new Promise<Buffer>((resolve, reject) => tpm.GetRandom(bytes, (err, got) => (err ? reject(err) : resolve(got!))));
+    const answers = await Promise.all([random(old, 5), random(next, 9)]);
+    expect(answers.map((a) => a.length)).toEqual([5, 9]);
     await client.close();
   });
 
