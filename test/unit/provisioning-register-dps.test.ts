@@ -91,7 +91,7 @@ function scriptedTpm(options: { failActivation?: boolean } = {}) {
       (done as Done)(null, randomBytes(32));
     },
   };
-  return { client: { tpm } as unknown as TpmClient, persistedTo, signedWith };
+  return { client: { sdkTpm: () => tpm } as unknown as TpmClient, persistedTo, signedWith };
 }
 
 /** A fresh activation blob for the software TPM's keys, base64 as DPS sends it. */
