@@ -140,8 +140,7 @@ export class Daemon {
   async tpmReport(): Promise<TpmReport> {
     const tpm = this.flow?.tpm;
     if (!tpm) throw new Error(`the TPM is not open (${this.reason ?? this.state})`);
-    const transport = this.overrides.tpmTransport ?? this.config.tpm.transport;
-    return readTpmReport(tpm, formatTransport(parseTransport(transport)));
+    return readTpmReport(tpm, formatTransport(parseTransport(this.tpmTransport(this.config))));
   }
 
   async start(): Promise<void> {
@@ -225,7 +224,7 @@ export class Daemon {
       clock: this.clock,
       generations: this.generations,
       timings: this.sessionTimings(),
-      transport: (config) => this.overrides.tpmTransport ?? config.tpm.transport,
+      transport: (config) => this.tpmTransport(config),
       setState: (state, reason, failure) => this.setState(state, reason, failure),
       connected: (assignment) => this.onConnected(assignment),
       attach: (client: Client, twin: Twin, desired) => features.onConnected(client, twin, desired),
@@ -304,6 +303,11 @@ export class Daemon {
       }, since, dir, now),
       telemetrySecondMs: this.timings.telemetrySecondMs,
     });
+  }
+
+  /** The TPM transport in force: the environment's override, else the config's. */
+  private tpmTransport(config: AgentConfig): string {
+    return this.overrides.tpmTransport ?? config.tpm.transport;
   }
 
   private hardeningSite(): HardeningSite {
